@@ -1,0 +1,210 @@
+"""Named errors of the agent, shared by the server and the client.
+
+Each error knows its gRPC status code and its ``fleetnas-reason`` value (the
+``ErrorReason`` enum of the v1 API, sent as trailing metadata). The server
+raises these and :func:`abort_with` turns them into a status; the client turns
+a status back into the same class with :func:`from_rpc_error`, so code above
+the client never sees ``grpc.RpcError``.
+
+``transient`` says whether retrying the same request (possibly on another
+device of the same class) can succeed: a corrupt model never will, a full
+queue or a killed worker may.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import grpc
+
+from fleetnas.api.v1 import agent_pb2
+
+REASON_METADATA_KEY = "fleetnas-reason"
+
+
+class AgentError(Exception):
+    """Base class: a request the agent could not serve."""
+
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    reason: ClassVar[int] = agent_pb2.ERROR_REASON_INTERNAL
+    transient: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def reason_name(self) -> str:
+        return agent_pb2.ErrorReason.Name(self.reason)
+
+
+class ModelInvalid(AgentError):
+    """The model bytes cannot be parsed or loaded by onnxruntime."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = agent_pb2.ERROR_REASON_MODEL_INVALID
+
+
+class UnsupportedOperator(AgentError):
+    """The model uses an operator this agent's onnxruntime cannot run."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = agent_pb2.ERROR_REASON_UNSUPPORTED_OPERATOR
+
+
+class ChecksumMismatch(AgentError):
+    """Uploaded bytes do not hash to the declared sha256."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = agent_pb2.ERROR_REASON_CHECKSUM_MISMATCH
+
+
+class InvalidUpload(AgentError):
+    """The upload stream is malformed (no header, bad hash syntax, wrong size)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = agent_pb2.ERROR_REASON_INVALID_UPLOAD
+
+
+class ModelTooLarge(AgentError):
+    """The model is over the agent's size cap."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_MODEL_TOO_LARGE
+
+
+class ModelNotFound(AgentError):
+    """No model with that hash is cached on the agent."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    reason = agent_pb2.ERROR_REASON_MODEL_NOT_FOUND
+
+
+class BenchmarkTimeout(AgentError):
+    """The benchmark ran past its wall-clock timeout; its worker was killed."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = agent_pb2.ERROR_REASON_TIMEOUT
+
+
+class MemoryCapExceeded(AgentError):
+    """The benchmark worker went over its memory cap and was stopped."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_MEMORY_CAP
+
+
+class InvalidSettings(AgentError):
+    """The benchmark settings are invalid for this model or this agent."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = agent_pb2.ERROR_REASON_INVALID_SETTINGS
+
+
+class Unauthenticated(AgentError):
+    """The request carried no token or a wrong one."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = agent_pb2.ERROR_REASON_UNAUTHENTICATED
+
+
+class QueueFull(AgentError):
+    """The agent's benchmark queue is full; try later or another device."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_QUEUE_FULL
+    transient = True
+
+
+class WorkerCrashed(AgentError):
+    """The benchmark worker died (killed or crashed) before returning a result."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = agent_pb2.ERROR_REASON_WORKER_CRASHED
+    transient = True
+
+
+class ShuttingDown(AgentError):
+    """The agent is draining for shutdown and takes no new work."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = agent_pb2.ERROR_REASON_SHUTTING_DOWN
+    transient = True
+
+
+class InternalError(AgentError):
+    """An unexpected failure inside the agent."""
+
+
+class AgentUnavailable(AgentError):
+    """Client side: the agent could not be reached (down, wrong address, TLS mismatch)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = agent_pb2.ERROR_REASON_UNSPECIFIED
+    transient = True
+
+
+class AgentDeadlineExceeded(AgentError):
+    """Client side: the call's own deadline passed before the agent answered."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = agent_pb2.ERROR_REASON_UNSPECIFIED
+    transient = True
+
+
+_SERVER_ERRORS: tuple[type[AgentError], ...] = (
+    ModelInvalid,
+    UnsupportedOperator,
+    ChecksumMismatch,
+    InvalidUpload,
+    ModelTooLarge,
+    ModelNotFound,
+    BenchmarkTimeout,
+    MemoryCapExceeded,
+    InvalidSettings,
+    Unauthenticated,
+    QueueFull,
+    WorkerCrashed,
+    ShuttingDown,
+    InternalError,
+)
+_BY_REASON: dict[int, type[AgentError]] = {cls.reason: cls for cls in _SERVER_ERRORS}
+
+
+def abort_with(context: grpc.ServicerContext, error: AgentError) -> None:
+    """Abort the RPC with the error's status, message and reason metadata (never returns)."""
+    context.set_trailing_metadata(((REASON_METADATA_KEY, error.reason_name),))
+    context.abort(error.code, error.message)
+
+
+def from_rpc_error(err: grpc.RpcError) -> AgentError:
+    """Translate a failed call into the matching named error.
+
+    The reason metadata decides the class when present; otherwise the status
+    code does (UNAVAILABLE → AgentUnavailable, DEADLINE_EXCEEDED without a
+    reason → AgentDeadlineExceeded, UNAUTHENTICATED → Unauthenticated).
+    """
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = (err.details() if hasattr(err, "details") else None) or str(err)
+    reason_name = ""
+    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == REASON_METADATA_KEY:
+            reason_name = value if isinstance(value, str) else value.decode()
+    if reason_name:
+        try:
+            cls = _BY_REASON.get(agent_pb2.ErrorReason.Value(reason_name))
+        except ValueError:
+            cls = None
+        if cls is not None:
+            return cls(details)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return AgentUnavailable(f"agent unavailable: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return AgentDeadlineExceeded(f"call deadline exceeded: {details}")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # e.g. gRPC's own message-size limit
+        return ModelTooLarge(details)
+    return InternalError(f"{code.name if code else 'UNKNOWN'}: {details}")

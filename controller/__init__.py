@@ -1,0 +1,1 @@
+"""Controller: fleet, cost database, LUTs and search."""
