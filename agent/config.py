@@ -1,0 +1,121 @@
+"""The agent's settings, listed once: name, default, help.
+
+Every setting is a flag of ``fleetnas-agent serve``; secrets (the token) also
+come from environment variables so they stay out of shell history and process
+listings. :func:`AgentConfig.validate` enforces the trust model: an agent that
+listens off loopback must have a token (or be told ``--insecure``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIB = 1024 * 1024
+TOKEN_ENV = "FLEETNAS_AGENT_TOKEN"
+
+
+class ConfigError(ValueError):
+    """The agent's configuration is unsafe or inconsistent."""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fleetnas-agent"
+
+
+def default_memory_cap_mb() -> int:
+    """Half the host's RAM, at most 8 GiB: room for the OS and the agent itself."""
+    try:
+        import psutil
+
+        total_mb = psutil.virtual_memory().total // MIB
+    except Exception:  # noqa: BLE001 -- psutil missing or /proc unreadable: a safe fixed cap
+        return 2048
+    return int(min(8192, max(256, total_mb // 2)))
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and addresses in 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class AgentConfig:
+    """Everything ``fleetnas-agent serve`` can be told. Sizes in MiB, times in seconds."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    token: str | None = None
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache_budget_mb: int = 2048
+    max_model_mb: int = 256
+    max_queue: int = 8
+    max_timeout_s: float = 600.0
+    memory_cap_mb: int = field(default_factory=default_memory_cap_mb)
+    host_fingerprint: str | None = None
+    grpc_workers: int = 16
+    drain_timeout_s: float = 60.0
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def max_model_bytes(self) -> int:
+        return self.max_model_mb * MIB
+
+    @property
+    def cache_budget_bytes(self) -> int:
+        return self.cache_budget_mb * MIB
+
+    @property
+    def memory_cap_bytes(self) -> int:
+        return self.memory_cap_mb * MIB
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the flag to fix when the settings are unsafe or inconsistent."""
+        if not is_loopback(self.host) and not self.token and not self.insecure:
+            raise ConfigError(
+                f"refusing to listen on {self.host} without a token: set {TOKEN_ENV} "
+                "(or --token), or pass --insecure if this network is trusted"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+        if self.max_model_mb <= 0:
+            raise ConfigError(f"--max-model-mb must be positive, got {self.max_model_mb}")
+        if self.cache_budget_mb < self.max_model_mb:
+            raise ConfigError(
+                f"--cache-budget-mb ({self.cache_budget_mb}) must be at least "
+                f"--max-model-mb ({self.max_model_mb})"
+            )
+        if self.max_queue < 0:
+            raise ConfigError(f"--max-queue must be >= 0, got {self.max_queue}")
+        if self.max_timeout_s <= 0:
+            raise ConfigError(f"--max-timeout must be positive, got {self.max_timeout_s}")
+        if self.memory_cap_mb < 64:
+            raise ConfigError(f"--memory-cap-mb must be at least 64, got {self.memory_cap_mb}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, got {self.port}")

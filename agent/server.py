@@ -1,0 +1,169 @@
+"""Build and run the agent's gRPC server.
+
+:func:`create_server` builds everything (model store, job gate, runner,
+servicer, health, auth, TLS) and binds the address; it returns an
+:class:`AgentServer` whose ``port`` is the bound port (tests bind port 0).
+:meth:`AgentServer.stop` is the graceful shutdown: health goes NOT_SERVING,
+new benchmarks are refused, in-flight work drains, then the server stops and
+the worker processes are killed.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from fleetnas.agent.auth import TokenAuthInterceptor
+from fleetnas.agent.config import AgentConfig, ConfigError
+from fleetnas.agent.device_probe import describe_device
+from fleetnas.agent.job_gate import JobGate
+from fleetnas.agent.logs import get_logger
+from fleetnas.agent.model_store import ModelStore
+from fleetnas.agent.reference import CalibrationStore
+from fleetnas.agent.runner import BenchmarkRunner
+from fleetnas.agent.service import AgentService
+from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
+
+SERVICE_NAME = "fleetnas.api.v1.Agent"
+# Room for one ~1 MB upload chunk plus framing; whole models never travel in
+# one message.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class AgentServer:
+    """A started agent. ``port`` is the bound port; call ``stop()`` to drain and stop."""
+
+    server: grpc.Server
+    port: int
+    config: AgentConfig
+    service: AgentService
+    health: health.HealthServicer
+    gate: JobGate
+    runner: BenchmarkRunner
+    _stopped: threading.Event
+
+    def stop(self, drain_timeout_s: float | None = None) -> None:
+        """Graceful shutdown: NOT_SERVING, refuse new work, drain, stop, kill workers."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log = get_logger()
+        log.info("draining")
+        self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.service.serving = False
+        self.gate.close()
+        timeout = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        drained = self.gate.wait_idle(timeout)
+        self.server.stop(grace=2.0).wait()
+        self.runner.close()
+        log.info("stopped", extra={"drained": drained})
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def _credentials(config: AgentConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    key = Path(config.tls_key).read_bytes()
+    cert = Path(config.tls_cert).read_bytes()
+    client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _limits(config: AgentConfig) -> agent_pb2.AgentLimits:
+    return agent_pb2.AgentLimits(
+        max_model_bytes=config.max_model_bytes,
+        cache_budget_bytes=config.cache_budget_bytes,
+        max_timeout_s=config.max_timeout_s,
+        memory_cap_bytes=config.memory_cap_bytes,
+        max_queue=config.max_queue,
+        auth_required=bool(config.token),
+        tls=config.tls,
+    )
+
+
+def create_server(config: AgentConfig) -> AgentServer:
+    """Validate ``config``, build the agent and start serving on its address.
+
+    Raises ConfigError for unsafe or inconsistent settings and when the
+    address cannot be bound.
+    """
+    config.validate()
+    cache_dir = Path(config.cache_dir)
+    store = ModelStore(
+        cache_dir / "models",
+        budget_bytes=config.cache_budget_bytes,
+        max_model_bytes=config.max_model_bytes,
+    )
+    runner = BenchmarkRunner(
+        scratch_dir=cache_dir / "scratch",
+        calibration_store=CalibrationStore(cache_dir / "calibration.json"),
+    )
+    description = describe_device(fingerprint_override=config.host_fingerprint)
+    description.limits.CopyFrom(_limits(config))
+    gate = JobGate(config.max_queue)
+    service = AgentService(
+        config, store=store, gate=gate, runner=runner, description=description
+    )
+    interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.grpc_workers, thread_name_prefix="fleetnas-agent"
+        ),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=config.grpc_workers * 4,
+    )
+    agent_pb2_grpc.add_AgentServicer_to_server(service, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    creds = _credentials(config)
+    try:
+        if creds is None:
+            port = server.add_insecure_port(config.address)
+        else:
+            port = server.add_secure_port(config.address, creds)
+    except RuntimeError as exc:
+        runner.close()
+        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    if port == 0:
+        runner.close()
+        raise ConfigError(f"cannot listen on {config.address}: address in use or not local")
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    get_logger().info(
+        "serving",
+        extra={
+            "address": f"{config.host}:{port}",
+            "tls": config.tls,
+            "auth": bool(config.token),
+            "host_fingerprint": description.host_fingerprint,
+        },
+    )
+    return AgentServer(
+        server=server,
+        port=port,
+        config=config,
+        service=service,
+        health=health_servicer,
+        gate=gate,
+        runner=runner,
+        _stopped=threading.Event(),
+    )

@@ -1,0 +1,174 @@
+"""The gRPC servicer of the agent API v1 (``fleetnas.api.v1.Agent``).
+
+Trust model: callers are authenticated by the token interceptor (see
+``auth.py``) before any handler runs. Handlers never take paths from the
+wire: models are addressed by sha256 only and live in the ModelStore. Every
+benchmark runs in a separate worker process (``runner.py``) with a timeout and
+a memory cap, one at a time behind a bounded queue (``job_gate.py``).
+
+Every failure leaves the handler as a named AgentError, which becomes a gRPC
+status with a human message and a ``fleetnas-reason`` trailer; unexpected
+exceptions become INTERNAL and are logged with their traceback. The service
+keeps serving after any of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from fleetnas.agent import __version__
+from fleetnas.agent.config import AgentConfig
+from fleetnas.agent.device_state import sample_state, state_warnings
+from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, abort_with
+from fleetnas.agent.job_gate import JobGate
+from fleetnas.agent.logs import get_logger
+from fleetnas.agent.model_store import ModelStore, validate_sha256
+from fleetnas.agent.runner import BenchmarkRunner
+from fleetnas.agent.settings import resolve_settings
+from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
+
+MAX_HASHES_PER_QUERY = 10_000
+T = TypeVar("T")
+
+
+def _translate_errors(handler: Callable[..., T]) -> Callable[..., T]:
+    """Turn AgentError into its status; anything else into a logged INTERNAL."""
+
+    @functools.wraps(handler)
+    def wrapper(self: AgentService, request: Any, context: grpc.ServicerContext) -> T:
+        try:
+            return handler(self, request, context)
+        except AgentError as err:
+            get_logger().warning(
+                "request failed",
+                extra={"rpc": handler.__name__, "reason": err.reason_name, "detail": err.message},
+            )
+            abort_with(context, err)
+        except Exception as exc:  # noqa: BLE001 -- last line of defence: keep serving
+            get_logger().exception("internal error", extra={"rpc": handler.__name__})
+            abort_with(context, InternalError(f"internal error in {handler.__name__}: {exc}"))
+        raise AssertionError("unreachable: context.abort raises")
+
+    return wrapper
+
+
+class AgentService(agent_pb2_grpc.AgentServicer):
+    """Implements Describe, Status, HasModels, UploadModel and Benchmark."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        store: ModelStore,
+        gate: JobGate,
+        runner: BenchmarkRunner,
+        description: agent_pb2.DeviceDescription,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._gate = gate
+        self._runner = runner
+        self._description = description
+        self._started = time.monotonic()
+        self.serving = True
+
+    # -- Describe / Status -------------------------------------------------
+    @_translate_errors
+    def Describe(self, request: agent_pb2.DescribeRequest, context: grpc.ServicerContext):
+        return self._description
+
+    @_translate_errors
+    def Status(self, request: agent_pb2.StatusRequest, context: grpc.ServicerContext):
+        return agent_pb2.AgentStatus(
+            busy=self._gate.busy,
+            queue_length=self._gate.queue_length,
+            max_queue=self._gate.max_queue,
+            state=sample_state(),
+            cache_bytes=self._store.total_bytes,
+            cached_models=self._store.count,
+            uptime_s=time.monotonic() - self._started,
+            running_model_sha256=self._gate.running_label,
+            agent_version=__version__,
+            serving=self.serving,
+        )
+
+    # -- models --------------------------------------------------------------
+    @_translate_errors
+    def HasModels(self, request: agent_pb2.HasModelsRequest, context: grpc.ServicerContext):
+        if len(request.sha256) > MAX_HASHES_PER_QUERY:
+            raise InvalidUpload(
+                f"{len(request.sha256)} hashes in one query; at most {MAX_HASHES_PER_QUERY}"
+            )
+        for sha in request.sha256:
+            validate_sha256(sha)
+        present, missing = self._store.partition(request.sha256)
+        return agent_pb2.HasModelsResponse(present=present, missing=missing)
+
+    @_translate_errors
+    def UploadModel(
+        self, request_iterator: Iterator[agent_pb2.UploadChunk], context: grpc.ServicerContext
+    ):
+        first = next(request_iterator, None)
+        if first is None:
+            raise InvalidUpload("empty upload stream: the first chunk must carry sha256 and size")
+        sha = validate_sha256(first.sha256)
+        self._store.check_declared_size(first.total_bytes)
+        if self._store.has(sha):
+            return agent_pb2.UploadResponse(
+                sha256=sha, size_bytes=first.total_bytes, already_present=True
+            )
+
+        def chunks() -> Iterator[bytes]:
+            yield first.data
+            for chunk in request_iterator:
+                if chunk.sha256 and chunk.sha256 != sha:
+                    raise InvalidUpload("a later chunk names a different sha256")
+                yield chunk.data
+
+        stored = self._store.put_stream(sha, first.total_bytes, chunks())
+        get_logger().info("model cached", extra={"sha256": sha, "bytes": stored.size_bytes})
+        return agent_pb2.UploadResponse(sha256=sha, size_bytes=stored.size_bytes)
+
+    # -- Benchmark -------------------------------------------------------------
+    @_translate_errors
+    def Benchmark(self, request: agent_pb2.BenchmarkRequest, context: grpc.ServicerContext):
+        sha = validate_sha256(request.model_sha256)
+        settings = resolve_settings(
+            request.settings,
+            max_timeout_s=self._config.max_timeout_s,
+            memory_cap_bytes=self._config.memory_cap_bytes,
+            available_providers=list(self._description.runtime.available_providers),
+        )
+        log = get_logger()
+        with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
+            before = sample_state()
+            log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
+            result = self._runner.run(model.path, sha, settings)
+            after = sample_state()
+        result.state_before.CopyFrom(before)
+        result.state_after.CopyFrom(after)
+        result.agent_version = __version__
+        result.host_fingerprint = self._description.host_fingerprint
+        result.warnings.extend(
+            state_warnings(
+                before,
+                after,
+                threads_used=max(1, settings.intra_op_threads),
+                logical_cores=self._description.cpu.logical_cores,
+            )
+        )
+        log.info(
+            "benchmark done",
+            extra={
+                "sha256": sha,
+                "median_ms": round(result.stats.median_ms, 4),
+                "runs": len(result.samples_ms),
+                "warnings": list(result.warnings),
+            },
+        )
+        return result
