@@ -1,0 +1,37 @@
+"""The agent's trust model and config validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetnas.agent.config import AgentConfig, ConfigError, is_loopback
+
+
+@pytest.mark.parametrize("host,expected", [
+    ("127.0.0.1", True), ("127.5.5.5", True), ("::1", True), ("localhost", True),
+    ("0.0.0.0", False), ("10.0.0.2", False), ("::", False), ("pi4.lan", False),
+])
+def test_is_loopback(host, expected):
+    assert is_loopback(host) is expected
+
+
+def test_off_loopback_without_token_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="FLEETNAS_AGENT_TOKEN"):
+        AgentConfig(host="0.0.0.0", cache_dir=tmp_path).validate()
+    AgentConfig(host="0.0.0.0", token="t", cache_dir=tmp_path).validate()
+    AgentConfig(host="0.0.0.0", insecure=True, cache_dir=tmp_path).validate()
+    AgentConfig(host="127.0.0.1", cache_dir=tmp_path).validate()
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    ({"tls_cert": "cert.pem"}, "--tls-cert and --tls-key go together"),
+    ({"tls_client_ca": "ca.pem"}, "mTLS"),
+    ({"max_model_mb": 0}, "--max-model-mb"),
+    ({"cache_budget_mb": 10, "max_model_mb": 20}, "--cache-budget-mb"),
+    ({"memory_cap_mb": 10}, "--memory-cap-mb"),
+    ({"max_queue": -1}, "--max-queue"),
+    ({"port": 70000}, "--port"),
+])
+def test_inconsistent_settings_name_the_flag(tmp_path, overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        AgentConfig(cache_dir=tmp_path, **overrides).validate()
