@@ -1,0 +1,135 @@
+"""``fleetnas-agent`` as a real process: serve + SIGTERM drain, one-command bench, TLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetnas.agent import errors
+from fleetnas.agent.client import AgentClient
+from tests import onnx_models
+from tests.agent.conftest import fast_settings
+
+AGENT = [sys.executable, "-m", "fleetnas.agent.cli"]
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"agent exited early: {proc.stderr.read()}")
+        assert time.monotonic() < deadline, "agent did not start in time"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_serve_then_sigterm_drains_in_flight_benchmark(tmp_path):
+    port_file = tmp_path / "port"
+    env = dict(os.environ, FLEETNAS_AGENT_TOKEN="s3cret")
+    proc = subprocess.Popen(
+        [*AGENT, "serve", "--port", "0", "--port-file", str(port_file),
+         "--cache-dir", str(tmp_path / "cache")],
+        env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(_wait_for_file(port_file, proc))
+        with AgentClient(f"127.0.0.1:{port}", token="s3cret") as client:
+            assert client.health()
+            sha = client.ensure_model(onnx_models.slow_model(1.0))
+            outcome: dict[str, object] = {}
+            t = threading.Thread(target=lambda: outcome.setdefault(
+                "result", client.benchmark(sha, fast_settings(warmup_runs=0, min_runs=1, max_runs=1))))
+            t.start()
+            deadline = time.monotonic() + 30
+            while not client.status().busy and time.monotonic() < deadline:
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            t.join(120)
+            assert len(outcome["result"].samples_ms) == 1
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    events = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert "serving" in names and "draining" in names and names[-1] == "stopped"
+    assert all("s3cret" not in json.dumps(e) for e in events)
+
+
+def test_serve_refuses_public_address_without_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "FLEETNAS_AGENT_TOKEN"}
+    proc = subprocess.run([*AGENT, "serve", "--host", "0.0.0.0", "--port", "0",
+                           "--cache-dir", str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "FLEETNAS_AGENT_TOKEN" in proc.stderr and "--insecure" in proc.stderr
+
+
+def test_bench_one_command_on_a_throwaway_local_agent(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_models.mlp(64, 2))
+    proc = subprocess.run([*AGENT, "bench", str(model), "--json", "--warmup", "2",
+                           "--min-runs", "5", "--max-duration", "0.5"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["stats"]["median_ms"] > 0 and len(result["samples_ms"]) >= 5
+    table = subprocess.run([*AGENT, "bench", str(model), "--min-runs", "5", "--max-duration",
+                            "0.5"], capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "median" in table.stdout and "ms" in table.stdout
+
+
+def test_bench_reports_a_bad_model_in_one_line(tmp_path):
+    model = tmp_path / "bad.onnx"
+    model.write_bytes(onnx_models.random_bytes(1000))
+    proc = subprocess.run([*AGENT, "bench", str(model)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("fleetnas-agent: model_invalid:")
+    assert "Traceback" not in proc.stderr
+
+
+def _make_pki(d: Path) -> dict[str, Path]:
+    """A CA, a server cert for 127.0.0.1/localhost and a client cert, via openssl."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=fleetnas-test-ca")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+            f"{name}.csr", "-subj", f"/CN={name}")
+        (d / f"{name}.ext").write_text(ext + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+    return {n: d / n for n in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
+
+
+def test_mutual_tls(start_agent, tmp_path, good_model):
+    pki = _make_pki(tmp_path)
+    server, _ = start_agent(tls_cert=pki["server.crt"], tls_key=pki["server.key"],
+                            tls_client_ca=pki["ca.crt"], token="tok")
+    address = f"127.0.0.1:{server.port}"
+    ca = pki["ca.crt"].read_bytes()
+    with AgentClient(address, token="tok", root_certificates=ca,
+                     client_cert=pki["client.crt"].read_bytes(),
+                     client_key=pki["client.key"].read_bytes()) as client:
+        sha = client.ensure_model(good_model)
+        assert client.benchmark(sha, fast_settings()).stats.median_ms > 0
+        assert client.describe().limits.tls
+    # no client certificate: the handshake fails
+    with AgentClient(address, token="tok", root_certificates=ca, call_timeout_s=5) as client:
+        with pytest.raises(errors.AgentUnavailable):
+            client.describe()
+    # plaintext against a TLS port: refused too
+    with AgentClient(address, token="tok", call_timeout_s=5) as client:
+        with pytest.raises(errors.AgentUnavailable):
+            client.describe()
