@@ -288,8 +288,9 @@ def sample_state(*, root: Path = Path("/"), cpu_window_s: float = 0.1) -> agent_
     """One snapshot from a fresh :class:`StateSampler` (so no counter history).
 
     Blocks for ``cpu_window_s`` (the CPU utilisation window); the file reads
-    around it take well under a millisecond (~0.3 ms measured on x86). Raises ``ValueError`` for a window
-    outside (0, 10] s; never fails because the system lacks a sensor.
+    around it take well under a millisecond (~0.3 ms measured on x86).
+    Raises ``ValueError`` for a window outside (0, 10] s; never fails because
+    the system lacks a sensor.
     """
     return StateSampler(root=root, cpu_window_s=cpu_window_s).sample()
 
