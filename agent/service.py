@@ -23,7 +23,7 @@ import grpc
 
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
-from fleetnas.agent.device_state import sample_state, state_warnings
+from fleetnas.agent.device_state import StateSampler, state_warnings
 from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, abort_with
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
@@ -33,6 +33,7 @@ from fleetnas.agent.settings import resolve_settings
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
 MAX_HASHES_PER_QUERY = 10_000
+STATE_CPU_WINDOW_S = 0.05
 T = TypeVar("T")
 
 
@@ -75,6 +76,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         self._runner = runner
         self._description = description
         self._started = time.monotonic()
+        # Samplers live as long as the agent: throttle counters are compared
+        # between consecutive samples of one sampler. Benchmarks get their own,
+        # so Status calls in between never hide a throttle seen during a run.
+        # The CPU window blocks, so it is short: two samples per benchmark.
+        self._sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
+        self._status_sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
         self.serving = True
 
     # -- Describe / Status -------------------------------------------------
@@ -88,7 +95,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             busy=self._gate.busy,
             queue_length=self._gate.queue_length,
             max_queue=self._gate.max_queue,
-            state=sample_state(),
+            state=self._status_sampler.sample(),
             cache_bytes=self._store.total_bytes,
             cached_models=self._store.count,
             uptime_s=time.monotonic() - self._started,
@@ -146,10 +153,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         )
         log = get_logger()
         with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
-            before = sample_state()
+            before = self._sampler.sample()
             log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
             result = self._runner.run(model.path, sha, settings)
-            after = sample_state()
+            after = self._sampler.sample()
         result.state_before.CopyFrom(before)
         result.state_after.CopyFrom(after)
         result.agent_version = __version__
