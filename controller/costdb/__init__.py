@@ -1,0 +1,57 @@
+"""The cost database: every measurement the fleet ever made, in one SQLite file.
+
+Open one with :class:`CostDB`; records are :class:`Device`, :class:`Model` and
+:class:`Measurement`; :func:`settings_hash` is the identity of a measurement's
+settings, the third part of the cache key (model, device, settings). See
+``docs/costdb.md`` for the schema, the pooling formats and how to browse a
+database with standard SQLite tools.
+"""
+
+from __future__ import annotations
+
+from fleetnas.controller.costdb._database import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    LOCAL_SOURCE,
+    CostDB,
+    DeviceSummary,
+    Summary,
+)
+from fleetnas.controller.costdb._errors import (
+    CostDBError,
+    DatabaseBusy,
+    DeviceNotFound,
+    ImportFormatError,
+    InvalidRecord,
+    NotACostDB,
+    SchemaTooNew,
+)
+from fleetnas.controller.costdb._migrations import LATEST_VERSION, MIGRATIONS, Migration
+from fleetnas.controller.costdb._pooling import FORMATS, ExportReport, ImportReport
+from fleetnas.controller.costdb._records import Device, Measurement, Model, measurement_uid
+from fleetnas.controller.costdb._settings_hash import settings_hash
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "FORMATS",
+    "LATEST_VERSION",
+    "LOCAL_SOURCE",
+    "MIGRATIONS",
+    "CostDB",
+    "CostDBError",
+    "DatabaseBusy",
+    "Device",
+    "DeviceNotFound",
+    "DeviceSummary",
+    "ExportReport",
+    "ImportFormatError",
+    "ImportReport",
+    "InvalidRecord",
+    "Measurement",
+    "Migration",
+    "Model",
+    "NotACostDB",
+    "SchemaTooNew",
+    "Summary",
+    "measurement_uid",
+    "settings_hash",
+]

@@ -1,0 +1,201 @@
+"""Schema migrations of the cost database.
+
+A migration is a numbered function over a ``sqlite_utils.Database``; the list
+:data:`MIGRATIONS` is the schema's history, in order, and is append-only: to
+change the schema, add a migration at the end (never edit an applied one).
+Each applied migration is recorded in the ``migrations`` table
+(``version``, ``name``, ``applied_at``).
+
+:func:`migrate` runs on every open. When the database is already current it
+only reads; otherwise it takes the write lock (``BEGIN IMMEDIATE``), re-reads
+what is applied under that lock, applies the pending migrations and records
+them in the same transaction. So two processes opening a fresh file at once
+apply each migration exactly once, and a failing migration leaves nothing
+half-done. Migrations must therefore not use statements that commit
+(``executescript``, ``VACUUM``) or change ``PRAGMA``s that are refused inside
+a transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema's history."""
+
+    version: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+def _run(db: sqlite_utils.Database, statements: tuple[str, ...]) -> None:
+    for statement in statements:
+        db.execute(statement)
+
+
+_INITIAL_SCHEMA = (
+    """
+    CREATE TABLE devices (
+        name             TEXT PRIMARY KEY,   -- the fleet name
+        device_class     TEXT NOT NULL,      -- pool of interchangeable devices
+        address          TEXT NOT NULL,      -- host:port, never credentials
+        host_fingerprint TEXT NOT NULL,      -- same for agents on one physical host
+        description      TEXT,               -- DeviceDescription as JSON
+        first_seen       REAL NOT NULL,      -- unix seconds
+        last_seen        REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX devices_by_class ON devices (device_class)",
+    "CREATE INDEX devices_by_host ON devices (host_fingerprint)",
+    """
+    CREATE TABLE models (
+        sha256      TEXT PRIMARY KEY,  -- of the ONNX bytes
+        size_bytes  INTEGER,
+        space       TEXT,              -- search space name, when known
+        arch        TEXT,              -- the space's arch encoding, when known
+        params      INTEGER,
+        flops       INTEGER,
+        created_at  REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX models_by_origin ON models (space, arch)",
+    """
+    CREATE TABLE measurements (
+        id                  INTEGER PRIMARY KEY,
+        uid                 TEXT NOT NULL UNIQUE,  -- dedup key, see docs/costdb.md
+        device              TEXT NOT NULL,         -- devices.name (kept if removed)
+        model_sha256        TEXT NOT NULL REFERENCES models (sha256),
+        settings_hash       TEXT NOT NULL,
+        settings            TEXT NOT NULL,         -- resolved BenchmarkSettings, JSON
+        method              TEXT NOT NULL CHECK (method IN ('plain', 'paired')),
+        samples_ms          TEXT NOT NULL,         -- JSON array of every sample
+        median_ms           REAL NOT NULL,
+        mean_ms             REAL NOT NULL,
+        p90_ms              REAL NOT NULL,
+        p99_ms              REAL NOT NULL,
+        min_ms              REAL NOT NULL,
+        max_ms              REAL NOT NULL,
+        std_ms              REAL NOT NULL,
+        cv                  REAL NOT NULL,
+        latency_ms          REAL NOT NULL,         -- the headline figure
+        paired              TEXT,                  -- PairedResult as JSON, paired only
+        session_create_ms   REAL NOT NULL,
+        first_run_ms        REAL NOT NULL,
+        peak_rss_bytes      INTEGER NOT NULL,
+        provider            TEXT NOT NULL,
+        warnings            TEXT NOT NULL,         -- JSON array of strings
+        agent_version       TEXT NOT NULL,
+        onnxruntime_version TEXT NOT NULL,
+        host_fingerprint    TEXT NOT NULL,
+        intra_op_threads    INTEGER NOT NULL,
+        inter_op_threads    INTEGER NOT NULL,
+        freq_before_mhz     REAL,
+        freq_after_mhz      REAL,
+        temp_before_c       REAL,
+        temp_after_c        REAL,
+        load_before         REAL NOT NULL,
+        load_after          REAL NOT NULL,
+        throttled_before    INTEGER NOT NULL,
+        throttled_after     INTEGER NOT NULL,
+        wall_s              REAL NOT NULL,
+        started_at          REAL NOT NULL,         -- unix seconds
+        recorded_at         REAL NOT NULL,         -- when first stored anywhere
+        source              TEXT NOT NULL          -- 'local' or the import's label
+    )
+    """,
+    # The cache lookup: equality on the first three, newest first by a
+    # backward scan over started_at (rowid breaks ties), no sort step.
+    """
+    CREATE INDEX measurements_cache
+        ON measurements (model_sha256, device, settings_hash, started_at)
+    """,
+    "CREATE INDEX measurements_by_device ON measurements (device, started_at)",
+)
+
+
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    _run(db, _INITIAL_SCHEMA)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial_schema", _initial_schema),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_MIGRATIONS_TABLE = """
+    CREATE TABLE IF NOT EXISTS migrations (
+        version    INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        applied_at REAL NOT NULL
+    )
+"""
+
+
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    )
+    return {name for (name,) in rows}
+
+
+def applied_versions(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """``(version, name)`` of every applied migration, oldest first; empty for a fresh file."""
+    if "migrations" not in _table_names(conn):
+        return []
+    return list(conn.execute("SELECT version, name FROM migrations ORDER BY version"))
+
+
+def check_history(path: str | Path, applied: list[tuple[int, str]]) -> None:
+    """Raise unless ``applied`` is a prefix of (or equal to) :data:`MIGRATIONS`."""
+    if applied and applied[-1][0] > LATEST_VERSION:
+        raise SchemaTooNew(path, applied[-1][0], LATEST_VERSION)
+    known = {m.version: m.name for m in MIGRATIONS}
+    for version, name in applied:
+        if known.get(version) != name:
+            raise NotACostDB(path, f"migration {version} is {name!r}, expected {known.get(version)!r}")
+
+
+def migrate(db: sqlite_utils.Database, path: str | Path) -> int:
+    """Apply pending migrations; return the schema version (see the module docstring).
+
+    The connection must be in autocommit mode (``isolation_level=None``) with
+    no open transaction. Raises :class:`SchemaTooNew` when a newer fleetnas
+    migrated the file, :class:`NotACostDB` when it holds other tables but no
+    migration history, or a history this code does not know.
+    """
+    conn = db.conn
+    applied = applied_versions(conn)
+    check_history(path, applied)
+    if applied and applied[-1][0] == LATEST_VERSION:
+        return LATEST_VERSION
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tables = _table_names(conn)
+        applied = applied_versions(conn)  # again, now that we hold the write lock
+        check_history(path, applied)
+        if not applied and tables - {"migrations"}:
+            raise NotACostDB(path, "it has tables but no fleetnas migration history")
+        db.execute(_MIGRATIONS_TABLE)
+        done = {version for version, _ in applied}
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            migration.apply(db)
+            db.execute(
+                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return LATEST_VERSION

@@ -1,0 +1,342 @@
+"""Export files and foreign databases: reading and writing the records a team pools.
+
+Two file formats carry the same records:
+
+* **JSON lines** (``.jsonl``): line 1 is a header
+  ``{"format": "fleetnas-costdb", "version": 1, ...}``; every further line is
+  one record with a ``"type"`` of ``"device"``, ``"model"`` or
+  ``"measurement"`` and the record's fields (see ``docs/costdb.md``).
+* **CSV** (``.csv``): one row per measurement, its fields as columns, followed
+  by its device's fields (``device_*``, empty when the device row is unknown)
+  and its model's (``model_*``). Structured values (samples, settings,
+  warnings, paired details, descriptions) are JSON in their cell; ``None`` is
+  an empty cell; floats are written with ``repr`` so they read back exactly.
+
+Reading validates every record and raises :class:`ImportFormatError` naming
+the file and 1-based line of the first bad one; nothing is returned for a bad
+file, so an import is all-or-nothing. Reading is done before the importing
+database takes its write lock, so the whole file is held in memory
+(roughly 1-2 KB per measurement).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv
+from fleetnas.controller.costdb._errors import ImportFormatError, InvalidRecord, NotACostDB
+from fleetnas.controller.costdb._migrations import LATEST_VERSION, check_history
+from fleetnas.controller.costdb._records import Device, Measurement, Model
+
+ExportFormat = Literal["jsonl", "csv"]
+FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
+JSONL_FORMAT_NAME = "fleetnas-costdb"
+JSONL_VERSION = 1
+_CSV_FIELD_LIMIT = 1 << 28
+
+
+@dataclass
+class Records:
+    """Devices, models and measurements read from one export file or database."""
+
+    devices: list[Device] = field(default_factory=list)
+    models: list[Model] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import or merge did. Malformed input raises instead of being counted."""
+
+    added: int
+    skipped_duplicates: int
+    devices_added: int
+    models_added: int
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """How many records an export wrote."""
+
+    devices: int
+    models: int
+    measurements: int
+
+
+def detect_format(path: str | Path, fmt: str | None) -> ExportFormat:
+    """The format to use: ``fmt`` when given, else ``csv`` for a ``.csv`` suffix, else jsonl."""
+    if fmt is None:
+        return "csv" if Path(path).suffix.lower() == ".csv" else "jsonl"
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    return fmt  # type: ignore[return-value]
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` only once it has been written completely."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- JSON lines ------------------------------------------------------------------------
+
+
+def write_jsonl(
+    handle: IO[str],
+    devices: Iterable[Device],
+    models: Iterable[Model],
+    measurements: Iterable[Measurement],
+) -> ExportReport:
+    """Write a header then every record, one compact JSON object per line."""
+    header = {
+        "format": JSONL_FORMAT_NAME,
+        "version": JSONL_VERSION,
+        "schema_version": LATEST_VERSION,
+        "exported_at": time.time(),
+    }
+    handle.write(json.dumps(header) + "\n")
+    counts = {"device": 0, "model": 0, "measurement": 0}
+    groups: tuple[tuple[str, Iterable[Any]], ...] = (
+        ("device", devices),
+        ("model", models),
+        ("measurement", measurements),
+    )
+    for kind, records in groups:
+        for record in records:
+            line = {"type": kind, **record.to_dict()}
+            handle.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
+            counts[kind] += 1
+    return ExportReport(counts["device"], counts["model"], counts["measurement"])
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Device | Model | Measurement]] = {
+    "device": Device.from_dict,
+    "model": Model.from_dict,
+    "measurement": Measurement.from_dict,
+}
+
+
+def _check_header(path: Path, line: str) -> None:
+    try:
+        header = json.loads(line)
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != JSONL_FORMAT_NAME:
+        raise ImportFormatError(
+            path, 1, f"not a fleetnas export (expected a {JSONL_FORMAT_NAME!r} header line)"
+        )
+    version = header.get("version")
+    if not isinstance(version, int) or version > JSONL_VERSION:
+        raise ImportFormatError(
+            path, 1, f"export format version {version!r}; this fleetnas reads {JSONL_VERSION}"
+        )
+
+
+def read_jsonl(path: str | Path) -> Records:
+    """Every record of a JSON-lines export, validated (see the module docstring)."""
+    path = Path(path)
+    records = Records()
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number == 1:
+                _check_header(path, line)
+                continue
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ImportFormatError(path, number, f"not JSON: {exc.msg}") from exc
+            if not isinstance(data, dict):
+                raise ImportFormatError(path, number, "expected a JSON object")
+            kind = data.get("type")
+            builder = _BUILDERS.get(kind) if isinstance(kind, str) else None
+            if builder is None:
+                raise ImportFormatError(
+                    path, number, f"type {kind!r} is not one of {', '.join(_BUILDERS)}"
+                )
+            try:
+                record = builder(data)
+            except InvalidRecord as exc:
+                raise ImportFormatError(path, number, f"bad {kind}: {exc}") from exc
+            if isinstance(record, Device):
+                records.devices.append(record)
+            elif isinstance(record, Model):
+                records.models.append(record)
+            else:
+                records.measurements.append(record)
+    return records
+
+
+# -- CSV -------------------------------------------------------------------------------
+
+
+def _prefixed(prefix: str, column: Column) -> str:
+    return column.name if column.name.startswith(prefix) else prefix + column.name
+
+
+_DEVICE_CSV = tuple((c, _prefixed("device_", c)) for c in Device.COLUMNS if c.name != "name")
+_MODEL_CSV = tuple((c, _prefixed("model_", c)) for c in Model.COLUMNS if c.name != "sha256")
+CSV_HEADER: tuple[str, ...] = (
+    *(c.name for c in Measurement.COLUMNS),
+    *(name for _, name in _DEVICE_CSV),
+    *(name for _, name in _MODEL_CSV),
+)
+
+
+def write_csv(
+    handle: IO[str],
+    devices: Iterable[Device],
+    models: Iterable[Model],
+    measurements: Iterable[Measurement],
+) -> ExportReport:
+    """One row per measurement with its device and model flattened into it."""
+    by_name = {d.name: d for d in devices}
+    by_sha = {m.sha256: m for m in models}
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    count = 0
+    devices_used: set[str] = set()
+    models_used: set[str] = set()
+    for m in measurements:
+        row = [encode_csv(c, getattr(m, c.name)) for c in Measurement.COLUMNS]
+        device = by_name.get(m.device)
+        row += [encode_csv(c, getattr(device, c.name)) if device else "" for c, _ in _DEVICE_CSV]
+        model = by_sha.get(m.model_sha256)
+        row += [encode_csv(c, getattr(model, c.name)) if model else "" for c, _ in _MODEL_CSV]
+        writer.writerow(row)
+        count += 1
+        if device:
+            devices_used.add(device.name)
+        if model:
+            models_used.add(model.sha256)
+    return ExportReport(devices=len(devices_used), models=len(models_used), measurements=count)
+
+
+def _decode_group(
+    cells: dict[str, str], group: tuple[tuple[Column, str], ...], key: tuple[str, str]
+) -> dict[str, Any]:
+    data = {column.name: decode_csv(column, cells[name]) for column, name in group}
+    data[key[0]] = key[1]
+    return data
+
+
+def read_csv(path: str | Path) -> Records:
+    """Every record of a CSV export, validated (see the module docstring)."""
+    path = Path(path)
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    records = Records()
+    seen_devices: set[str] = set()
+    seen_models: set[str] = set()
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        missing = sorted(set(CSV_HEADER) - set(header or ()))
+        if header is None or missing:
+            raise ImportFormatError(
+                path, 1, f"not a fleetnas CSV export (missing columns: {', '.join(missing)})"
+            )
+        for row in reader:
+            if not any(row):
+                continue
+            if len(row) != len(header):
+                raise ImportFormatError(
+                    path, reader.line_num, f"{len(row)} cells, the header has {len(header)}"
+                )
+            cells = dict(zip(header, row, strict=True))
+            try:
+                fields = {c.name: decode_csv(c, cells[c.name]) for c in Measurement.COLUMNS}
+                measurement = Measurement(**fields).validate()
+                if cells["device_class"] and measurement.device not in seen_devices:
+                    device = _decode_group(cells, _DEVICE_CSV, ("name", measurement.device))
+                    records.devices.append(Device(**device).validate())
+                    seen_devices.add(measurement.device)
+                if cells["model_created_at"] and measurement.model_sha256 not in seen_models:
+                    model = _decode_group(cells, _MODEL_CSV, ("sha256", measurement.model_sha256))
+                    records.models.append(Model(**model).validate())
+                    seen_models.add(measurement.model_sha256)
+            except InvalidRecord as exc:
+                raise ImportFormatError(path, reader.line_num, str(exc)) from exc
+            except csv.Error as exc:
+                raise ImportFormatError(path, reader.line_num, f"bad CSV: {exc}") from exc
+            records.measurements.append(measurement)
+    return records
+
+
+def read_export(path: str | Path, fmt: str | None = None) -> Records:
+    """Read a JSON-lines or CSV export (format from ``fmt`` or the file suffix)."""
+    try:
+        if detect_format(path, fmt) == "csv":
+            return read_csv(path)
+        return read_jsonl(path)
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(path, 1, f"not UTF-8 text: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise ImportFormatError(path, 0, f"bad CSV: {exc}") from exc
+
+
+# -- another cost database -------------------------------------------------------------
+
+
+def read_costdb(path: str | Path) -> Records:
+    """Every record of another cost database file, read in one snapshot, never written.
+
+    Raises :class:`NotACostDB` when the file is missing, not SQLite, or has no
+    fleetnas schema; :class:`SchemaTooNew` when a newer fleetnas wrote it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotACostDB(path, "no such file")
+    uri = f"{path.resolve().as_uri()}?mode=rw"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise NotACostDB(path, str(exc)) from exc
+    try:
+        conn.execute("BEGIN")
+        try:
+            history = list(conn.execute("SELECT version, name FROM migrations ORDER BY version"))
+        except sqlite3.DatabaseError as exc:
+            raise NotACostDB(path, str(exc)) from exc
+        check_history(path, history)
+        if not history:
+            raise NotACostDB(path, "it has no fleetnas migration history")
+        records = Records()
+        _read_table(path, conn, Device, "devices", "name", records.devices)
+        _read_table(path, conn, Model, "models", "sha256", records.models)
+        _read_table(path, conn, Measurement, "measurements", "id", records.measurements)
+        conn.execute("COMMIT")
+        return records
+    finally:
+        conn.close()
+
+
+def _read_table(
+    path: Path, conn: sqlite3.Connection, cls: Any, table: str, order: str, target: list[Any]
+) -> None:
+    columns = ", ".join(c.name for c in cls.COLUMNS)
+    for row in conn.execute(f"SELECT {columns} FROM {table} ORDER BY {order}"):
+        try:
+            target.append(cls.from_row(row).validate())
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"{path}: {table} row {row[0]!r}: {exc}") from exc

@@ -1,0 +1,471 @@
+"""The records of the cost database: :class:`Device`, :class:`Model`, :class:`Measurement`.
+
+Records are frozen dataclasses. Each lists its columns once (``COLUMNS``) and
+converts to and from an SQLite row, a JSON object (``to_dict``/``from_dict``)
+and CSV cells through :mod:`._codec`. ``from_dict`` validates; ``from_row``
+trusts the database.
+
+A measurement's ``uid`` is what makes recording it twice a no-op, wherever the
+second copy comes from (a retry, an import, a merge): the first 32 hex
+characters of the sha256 of the compact JSON array ``[device, model_sha256,
+settings_hash, started_at, host_fingerprint, agent_version, samples_ms]``.
+Re-measuring the same model gives different samples and a different start
+time, hence a new measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from google.protobuf import json_format
+
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.costdb._codec import (
+    Column,
+    dumps,
+    encode_json,
+    fields_from_json,
+    fields_from_row,
+    row_values,
+)
+from fleetnas.controller.costdb._errors import InvalidRecord
+from fleetnas.controller.costdb._settings_hash import (
+    SETTINGS_HASH_CHARS,
+    settings_from_dict,
+    settings_hash,
+    settings_to_dict,
+)
+
+UID_CHARS = 32
+METHODS = ("plain", "paired")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SETTINGS_HASH = re.compile(rf"[0-9a-f]{{{SETTINGS_HASH_CHARS}}}")
+_INT64_MAX = 2**63 - 1
+
+
+def check_sha256(value: str, what: str = "model_sha256") -> str:
+    """Return ``value`` if it is a lowercase hex sha256, else raise :class:`InvalidRecord`."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise InvalidRecord(f"{what}: expected 64 lowercase hex characters, got {value!r:.80}")
+    return value
+
+
+def _check_int64(name: str, value: int | None) -> None:
+    if value is not None and not 0 <= value <= _INT64_MAX:
+        raise InvalidRecord(f"{name}: {value} is outside 0..2**63-1")
+
+
+def _check_name(what: str, value: str) -> None:
+    if not value or value != value.strip() or any(ord(ch) < 32 for ch in value):
+        raise InvalidRecord(f"{what}: {value!r} must be non-empty, printable, unpadded")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device of the fleet as last seen: its name is its identity in the database.
+
+    ``address`` is a host:port (or URI) with no credentials: secrets never
+    enter the database. ``description`` is a ``DeviceDescription`` as a dict
+    (``None`` until an agent has been described). Times are unix seconds.
+    """
+
+    name: str
+    device_class: str
+    address: str
+    host_fingerprint: str
+    description: dict[str, Any] | None
+    first_seen: float
+    last_seen: float
+
+    COLUMNS: ClassVar[tuple[Column, ...]] = (
+        Column("name", "str"),
+        Column("device_class", "str"),
+        Column("address", "str"),
+        Column("host_fingerprint", "str"),
+        Column("description", "object", nullable=True),
+        Column("first_seen", "float"),
+        Column("last_seen", "float"),
+    )
+
+    def validate(self) -> Device:
+        """Return self, or raise :class:`InvalidRecord`."""
+        _check_name("device name", self.name)
+        _check_name("device_class", self.device_class)
+        check_address(self.address)
+        return self
+
+    def description_proto(self) -> agent_pb2.DeviceDescription | None:
+        """The description as a protobuf message, or ``None``."""
+        if self.description is None:
+            return None
+        return json_format.ParseDict(self.description, agent_pb2.DeviceDescription())
+
+    def to_row(self) -> tuple[Any, ...]:
+        return row_values(self.COLUMNS, self)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Device:
+        return cls(**fields_from_row(cls.COLUMNS, row))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Device:
+        """Build and validate; raises :class:`InvalidRecord`."""
+        return cls(**fields_from_json(cls.COLUMNS, data)).validate()
+
+
+def check_address(address: str) -> str:
+    """Reject addresses that could carry a secret (user-info or a query string)."""
+    if "@" in address or "?" in address:
+        raise InvalidRecord(
+            f"address {address!r} looks like it carries credentials; "
+            "store host:port only and keep tokens in environment variables"
+        )
+    return address
+
+
+@dataclass(frozen=True)
+class Model:
+    """An ONNX model known by the sha256 of its bytes.
+
+    Origin fields are ``None`` when unknown (an empty string counts as
+    unknown). ``size_bytes`` is ``None`` when the model was first seen in a
+    measurement rather than recorded from its bytes.
+    """
+
+    sha256: str
+    size_bytes: int | None
+    space: str | None
+    arch: str | None
+    params: int | None
+    flops: int | None
+    created_at: float
+
+    COLUMNS: ClassVar[tuple[Column, ...]] = (
+        Column("sha256", "str"),
+        Column("size_bytes", "int", nullable=True),
+        Column("space", "str", nullable=True),
+        Column("arch", "str", nullable=True),
+        Column("params", "int", nullable=True),
+        Column("flops", "int", nullable=True),
+        Column("created_at", "float"),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("space", "arch"):
+            if getattr(self, name) == "":
+                object.__setattr__(self, name, None)
+
+    def validate(self) -> Model:
+        """Return self, or raise :class:`InvalidRecord`."""
+        check_sha256(self.sha256, "sha256")
+        for name in ("size_bytes", "params", "flops"):
+            _check_int64(name, getattr(self, name))
+        return self
+
+    def to_row(self) -> tuple[Any, ...]:
+        return row_values(self.COLUMNS, self)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Model:
+        return cls(**fields_from_row(cls.COLUMNS, row))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
+        """Build and validate; raises :class:`InvalidRecord`."""
+        return cls(**fields_from_json(cls.COLUMNS, data)).validate()
+
+
+def measurement_uid(
+    device: str,
+    model_sha256: str,
+    settings_hash_: str,
+    started_at: float,
+    host_fingerprint: str,
+    agent_version: str,
+    samples_ms: Sequence[float],
+) -> str:
+    """The deduplication key of a measurement (see the module docstring)."""
+    key = dumps(
+        [
+            device,
+            model_sha256,
+            settings_hash_,
+            float(started_at),
+            host_fingerprint,
+            agent_version,
+            [float(s) for s in samples_ms],
+        ]
+    )
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:UID_CHARS]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One benchmark of one model on one device, with everything needed to trust it.
+
+    ``latency_ms`` is the headline figure: the median of ``samples_ms`` for
+    ``method="plain"``, ``paired["latency_ms"]`` for ``method="paired"``.
+    ``settings`` is the full resolved ``BenchmarkSettings`` as a dict
+    (including the run limits the hash ignores). Frequencies are ``None``
+    when the device did not report them, temperatures when unavailable.
+    ``source`` says where it was first recorded: ``"local"`` for this
+    database, otherwise the label given when it was imported. ``id`` is the
+    row id in the database it was read from (``None`` before it is stored)
+    and is not part of its identity.
+    """
+
+    uid: str
+    device: str
+    model_sha256: str
+    settings_hash: str
+    settings: dict[str, Any]
+    method: str
+    samples_ms: tuple[float, ...]
+    median_ms: float
+    mean_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    std_ms: float
+    cv: float
+    latency_ms: float
+    paired: dict[str, Any] | None
+    session_create_ms: float
+    first_run_ms: float
+    peak_rss_bytes: int
+    provider: str
+    warnings: tuple[str, ...]
+    agent_version: str
+    onnxruntime_version: str
+    host_fingerprint: str
+    intra_op_threads: int
+    inter_op_threads: int
+    freq_before_mhz: float | None
+    freq_after_mhz: float | None
+    temp_before_c: float | None
+    temp_after_c: float | None
+    load_before: float
+    load_after: float
+    throttled_before: bool
+    throttled_after: bool
+    wall_s: float
+    started_at: float
+    recorded_at: float
+    source: str
+    id: int | None = None
+
+    COLUMNS: ClassVar[tuple[Column, ...]] = (
+        Column("uid", "str"),
+        Column("device", "str"),
+        Column("model_sha256", "str"),
+        Column("settings_hash", "str"),
+        Column("settings", "object"),
+        Column("method", "str"),
+        Column("samples_ms", "floats"),
+        Column("median_ms", "float"),
+        Column("mean_ms", "float"),
+        Column("p90_ms", "float"),
+        Column("p99_ms", "float"),
+        Column("min_ms", "float"),
+        Column("max_ms", "float"),
+        Column("std_ms", "float"),
+        Column("cv", "float"),
+        Column("latency_ms", "float"),
+        Column("paired", "object", nullable=True),
+        Column("session_create_ms", "float"),
+        Column("first_run_ms", "float"),
+        Column("peak_rss_bytes", "int"),
+        Column("provider", "str"),
+        Column("warnings", "strs"),
+        Column("agent_version", "str"),
+        Column("onnxruntime_version", "str"),
+        Column("host_fingerprint", "str"),
+        Column("intra_op_threads", "int"),
+        Column("inter_op_threads", "int"),
+        Column("freq_before_mhz", "float", nullable=True),
+        Column("freq_after_mhz", "float", nullable=True),
+        Column("temp_before_c", "float", nullable=True),
+        Column("temp_after_c", "float", nullable=True),
+        Column("load_before", "float"),
+        Column("load_after", "float"),
+        Column("throttled_before", "bool"),
+        Column("throttled_after", "bool"),
+        Column("wall_s", "float"),
+        Column("started_at", "float"),
+        Column("recorded_at", "float"),
+        Column("source", "str"),
+        Column("id", "int", nullable=True),
+    )
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def from_result(
+        cls,
+        device: str,
+        result: agent_pb2.BenchmarkResult,
+        *,
+        source: str = "local",
+        recorded_at: float,
+    ) -> Measurement:
+        """The measurement an agent's ``BenchmarkResult`` describes, validated.
+
+        Raises :class:`InvalidRecord` when the result has no settings or no
+        samples, a non-finite figure, a bad model hash, or ``METHOD_PAIRED``
+        without its paired details.
+        """
+        if not result.HasField("settings"):
+            raise InvalidRecord("result has no settings: record the settings the agent echoed")
+        settings = result.settings
+        paired_method = settings.method == agent_pb2.METHOD_PAIRED
+        if paired_method and not result.HasField("paired"):
+            raise InvalidRecord("METHOD_PAIRED result without its paired details")
+        samples = tuple(float(s) for s in result.samples_ms)
+        if not all(math.isfinite(s) for s in samples):
+            raise InvalidRecord("samples_ms: every sample must be finite")
+        s_hash = settings_hash(settings)
+        stats = result.stats
+        before, after = result.state_before, result.state_after
+        paired = (
+            json_format.MessageToDict(result.paired, preserving_proto_field_name=True)
+            if paired_method
+            else None
+        )
+        measurement = cls(
+            uid=measurement_uid(
+                device,
+                result.model_sha256,
+                s_hash,
+                result.started_at,
+                result.host_fingerprint,
+                result.agent_version,
+                samples,
+            ),
+            device=device,
+            model_sha256=result.model_sha256,
+            settings_hash=s_hash,
+            settings=settings_to_dict(settings),
+            method="paired" if paired_method else "plain",
+            samples_ms=samples,
+            median_ms=stats.median_ms,
+            mean_ms=stats.mean_ms,
+            p90_ms=stats.p90_ms,
+            p99_ms=stats.p99_ms,
+            min_ms=stats.min_ms,
+            max_ms=stats.max_ms,
+            std_ms=stats.std_ms,
+            cv=stats.cv,
+            latency_ms=result.paired.latency_ms if paired_method else stats.median_ms,
+            paired=paired,
+            session_create_ms=result.session_create_ms,
+            first_run_ms=result.first_run_ms,
+            peak_rss_bytes=result.peak_rss_bytes,
+            provider=result.provider,
+            warnings=tuple(result.warnings),
+            agent_version=result.agent_version,
+            onnxruntime_version=result.onnxruntime_version,
+            host_fingerprint=result.host_fingerprint,
+            intra_op_threads=settings.intra_op_threads,
+            inter_op_threads=settings.inter_op_threads,
+            freq_before_mhz=before.freq_current_mhz or None,
+            freq_after_mhz=after.freq_current_mhz or None,
+            temp_before_c=before.temperature_c if before.temperature_available else None,
+            temp_after_c=after.temperature_c if after.temperature_available else None,
+            load_before=before.load_1m,
+            load_after=after.load_1m,
+            throttled_before=before.throttled,
+            throttled_after=after.throttled,
+            wall_s=result.wall_s,
+            started_at=result.started_at,
+            recorded_at=recorded_at,
+            source=source,
+        )
+        return measurement.validate()
+
+    def validate(self) -> Measurement:
+        """Return self, or raise :class:`InvalidRecord` naming what is wrong.
+
+        Checks hashes, names, finiteness, the method/paired pairing, that
+        ``settings_hash`` matches ``settings`` and that ``uid`` matches the
+        content it is computed from.
+        """
+        check_sha256(self.model_sha256)
+        _check_name("device", self.device)
+        _check_name("source", self.source)
+        if not _SETTINGS_HASH.fullmatch(self.settings_hash):
+            raise InvalidRecord(f"settings_hash: {self.settings_hash!r} is not 16 hex characters")
+        if self.method not in METHODS:
+            raise InvalidRecord(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if (self.paired is not None) != (self.method == "paired"):
+            raise InvalidRecord("paired: details must be present exactly for method 'paired'")
+        if not self.samples_ms:
+            raise InvalidRecord("samples_ms: a measurement needs at least one sample")
+        for column in self.COLUMNS:
+            value = getattr(self, column.name)
+            if column.kind == "float" and value is not None and not math.isfinite(value):
+                raise InvalidRecord(f"{column.name}: {value} is not finite")
+        if not all(math.isfinite(s) for s in self.samples_ms):
+            raise InvalidRecord("samples_ms: every sample must be finite")
+        _check_int64("peak_rss_bytes", self.peak_rss_bytes)
+        try:
+            recomputed = settings_hash(settings_from_dict(self.settings))
+        except json_format.ParseError as exc:
+            raise InvalidRecord(f"settings: not BenchmarkSettings: {exc}") from exc
+        if recomputed != self.settings_hash:
+            raise InvalidRecord(
+                f"settings_hash: {self.settings_hash} does not match the settings ({recomputed})"
+            )
+        expected_uid = measurement_uid(
+            self.device,
+            self.model_sha256,
+            self.settings_hash,
+            self.started_at,
+            self.host_fingerprint,
+            self.agent_version,
+            self.samples_ms,
+        )
+        if self.uid != expected_uid:
+            raise InvalidRecord(f"uid: {self.uid!r} does not match the measurement's content")
+        return self
+
+    # -- views -------------------------------------------------------------------------
+
+    def settings_proto(self) -> agent_pb2.BenchmarkSettings:
+        """The resolved settings as a protobuf message."""
+        return settings_from_dict(self.settings)
+
+    def with_id(self, row_id: int | None) -> Measurement:
+        return replace(self, id=row_id)
+
+    # -- conversions -------------------------------------------------------------------
+
+    def to_row(self) -> tuple[Any, ...]:
+        """SQLite values in ``COLUMNS`` order."""
+        return row_values(self.COLUMNS, self)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Measurement:
+        """From SQLite values in ``COLUMNS`` order (no validation)."""
+        return cls(**fields_from_row(cls.COLUMNS, row))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples as lists)."""
+        return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        """Build and validate; ``id`` may be missing. Raises :class:`InvalidRecord`."""
+        return cls(**fields_from_json(cls.COLUMNS, data, optional=("id",))).validate()
+
