@@ -1,0 +1,153 @@
+"""``fleetnas db``: inspect the cost database and pool it with a team's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fleetnas.controller.cli._options import (
+    CliState,
+    costdb_errors,
+    format_option,
+    open_costdb,
+    pass_state,
+    source_option,
+)
+from fleetnas.controller.costdb import ImportReport
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _report(report: ImportReport, what: str) -> None:
+    click.echo(
+        f"{what}: added {report.added} measurements, skipped {report.skipped_duplicates} "
+        f"duplicates; new devices {report.devices_added}, new models {report.models_added}"
+    )
+
+
+@click.group()
+def db() -> None:
+    """The cost database: every measurement, pooled and browsable.
+
+    The file is --db (or FLEETNAS_DB); it is plain SQLite, so `sqlite3`,
+    `sqlite-utils` or Datasette can browse it too.
+
+    \b
+    Example:
+        fleetnas db stats
+    """
+
+
+@db.command()
+@pass_state
+def path(state: CliState) -> None:
+    """Print the absolute path of the cost database in use.
+
+    \b
+    Example:
+        sqlite3 "$(fleetnas db path)" 'SELECT count(*) FROM measurements'
+    """
+    click.echo(str(state.db_path.resolve()))
+
+
+@db.command()
+@pass_state
+def stats(state: CliState) -> None:
+    """Show devices, models and measurements per device.
+
+    \b
+    Example:
+        fleetnas --db team.db db stats
+    """
+    database = open_costdb(state, must_exist=True)
+    with costdb_errors(), database:
+        summary = database.summary()
+    size = state.db_path.stat().st_size / 1e6
+    console = Console()
+    console.print(
+        f"[bold]{state.db_path.resolve()}[/] (schema v{summary.schema_version}, {size:.1f} MB): "
+        f"{summary.devices} devices, {summary.models} models, "
+        f"{summary.measurements} measurements"
+    )
+    if not summary.per_device:
+        console.print("No measurements yet.")
+        return
+    table = Table(title="Measurements per device")
+    table.add_column("device", overflow="fold")
+    table.add_column("class", overflow="fold")
+    table.add_column("measurements", justify="right")
+    table.add_column("models", justify="right")
+    table.add_column("first (UTC)", no_wrap=True)
+    table.add_column("last (UTC)", no_wrap=True)
+    for row in summary.per_device:
+        table.add_row(
+            row.device,
+            row.device_class or "[dim](not in fleet)[/]",
+            str(row.measurements),
+            str(row.models),
+            _when(row.first_started_at),
+            _when(row.last_started_at),
+        )
+    console.print(table)
+
+
+@db.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@format_option
+@pass_state
+def export(state: CliState, file: Path, fmt: str | None) -> None:
+    """Write every device, model and measurement to FILE (JSON lines or CSV).
+
+    \b
+    Example:
+        fleetnas db export measurements.jsonl
+        fleetnas db export measurements.csv
+    """
+    database = open_costdb(state, must_exist=True)
+    with costdb_errors(), database:
+        report = database.export(file, fmt=fmt)
+    click.echo(
+        f"exported {report.measurements} measurements, {report.devices} devices, "
+        f"{report.models} models to {file}"
+    )
+
+
+@db.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@format_option
+@source_option
+@pass_state
+def import_(state: CliState, file: Path, fmt: str | None, source: str | None) -> None:
+    """Add the records of an export FILE; duplicates are skipped, all or nothing.
+
+    \b
+    Example:
+        fleetnas db import alice.jsonl --source alice
+    """
+    database = open_costdb(state, must_exist=False)
+    with costdb_errors(), database:
+        report = database.import_file(file, source=source, fmt=fmt)
+    _report(report, f"imported {file}")
+
+
+@db.command()
+@click.argument("other", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@source_option
+@pass_state
+def merge(state: CliState, other: Path, source: str | None) -> None:
+    """Add every record of the cost database OTHER (which is only read).
+
+    \b
+    Example:
+        fleetnas db merge ../bob/fleetnas.db --source bob
+    """
+    database = open_costdb(state, must_exist=False)
+    with costdb_errors(), database:
+        report = database.merge(other, source=source)
+    _report(report, f"merged {other}")
