@@ -1,0 +1,270 @@
+"""Parent-side handle of one worker process: spawn, wait ready, run one job under watch.
+
+:class:`WorkerProcess` owns the subprocess, its private working directory
+and its stderr log. :meth:`WorkerProcess.execute` enforces the job's
+wall-clock timeout and its resident-memory cap (psutil, polling every
+``POLL_S``) and raises the matching named error; everything else a worker
+reports comes back as a protocol message for the runner to interpret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from fleetnas.agent._worker_protocol import MAX_MESSAGE_BYTES, Job
+from fleetnas.agent.errors import BenchmarkTimeout, InternalError, MemoryCapExceeded, WorkerCrashed
+
+POLL_S = 0.02
+READY_TIMEOUT_S = 120.0
+_STDERR_TAIL_BYTES = 2000
+
+# Environment passed to workers: what Python, onnxruntime and GPU runtimes
+# need, nothing else (no agent token or other secrets of the parent).
+_ENV_NAMES = (
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH", "PYTHONHOME",
+    "VIRTUAL_ENV", "LD_LIBRARY_PATH", "SYSTEMROOT",
+)  # fmt: skip
+_ENV_PREFIXES = ("CUDA_", "NVIDIA_", "ORT_", "OMP_", "ROCM_", "HIP_")
+
+
+def worker_env() -> dict[str, str]:
+    """The allowlisted environment for a worker, plus allocator settings."""
+    env = {k: v for k, v in os.environ.items() if k in _ENV_NAMES or k.startswith(_ENV_PREFIXES)}
+    # Fewer glibc malloc arenas: less address space per thread, steadier memory use.
+    env["MALLOC_ARENA_MAX"] = "2"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def describe_exit(returncode: int) -> str:
+    """'killed by signal 9 (SIGKILL)' or 'exited with code 3'."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-returncode} ({name})"
+    return f"exited with code {returncode}"
+
+
+class WorkerProcess:
+    """One spawned worker. Not thread-safe except :meth:`kill` (callable from any thread)."""
+
+    def __init__(self, scratch_dir: Path) -> None:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(prefix="worker-", dir=scratch_dir))
+        self._stderr: IO[bytes] = open(self.workdir.with_suffix(".log"), "w+b")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fleetnas.agent.worker_main"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=self.workdir,  # empty: external-data paths have nothing to resolve to
+            env=worker_env(),
+            close_fds=True,
+            start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self._out = self.proc.stdout.fileno()
+        self._buf = bytearray()
+        self.ready = False
+        self.onnxruntime_version = ""
+        self.peak_rss_bytes = 0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Block until the worker has imported onnxruntime; WorkerCrashed if it died first."""
+        if self.ready:
+            return
+        try:
+            message = self._read_message(time.monotonic() + timeout_s, watch=None)
+        except _Deadline:
+            self.kill()
+            raise WorkerCrashed(
+                f"benchmark worker {self.pid} did not start within {timeout_s:g} s "
+                f"(importing onnxruntime){self._stderr_suffix()}"
+            ) from None
+        if message is None:
+            raise WorkerCrashed(
+                f"benchmark worker {self.pid} failed to start: {self._exit_text()}"
+                f"{self._stderr_suffix()}"
+            )
+        if message.get("type") != "ready":
+            self.kill()
+            raise InternalError(f"benchmark worker sent {message.get('type')!r} before 'ready'")
+        self.onnxruntime_version = str(message.get("onnxruntime_version", ""))
+        self.ready = True
+
+    def send(self, job: Job) -> None:
+        """Hand the worker its one job. OSError (BrokenPipeError) if the worker is gone."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(job.encode())
+        self.proc.stdin.close()
+
+    def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> dict[str, object]:
+        """Wait for the answer to the job just sent (a protocol message), watching the worker.
+
+        Raises:
+            BenchmarkTimeout: no answer ``timeout_s`` after the call (worker killed).
+            MemoryCapExceeded: the worker's RSS went over ``memory_cap_bytes`` (worker killed).
+            WorkerCrashed: the worker exited without answering.
+        """
+        deadline = time.monotonic() + timeout_s
+        try:
+            message = self._read_message(
+                deadline, watch=(psutil.Process(self.pid), memory_cap_bytes)
+            )
+        except _Deadline:
+            self.kill()
+            raise BenchmarkTimeout(
+                f"the benchmark did not finish within its timeout of {timeout_s:g} s and its "
+                "worker was killed; raise settings.timeout_s (capped by the agent's max timeout, "
+                "see Describe().limits.max_timeout_s) or lower max_duration_s / max_runs / "
+                "warmup_runs"
+            ) from None
+        except _OverCap as over:
+            self.kill()
+            raise MemoryCapExceeded(
+                f"the benchmark worker used {over.rss_bytes / 2**20:.0f} MiB of resident memory, "
+                f"over its cap of {memory_cap_bytes / 2**20:.0f} MiB, and was killed; raise "
+                "settings.memory_cap_bytes (capped by the agent's memory cap, see "
+                "Describe().limits.memory_cap_bytes) or benchmark a smaller model"
+            ) from None
+        if message is None:
+            raise self.crash_error()
+        return message
+
+    def crash_error(self) -> WorkerCrashed | MemoryCapExceeded:
+        """The error for a worker that exited without an answer (waits for it to exit)."""
+        exit_text = self._exit_text()
+        tail = self.stderr_tail()
+        if "bad_alloc" in tail or "MemoryError" in tail:
+            return MemoryCapExceeded(
+                f"the benchmark worker ran out of memory under its cap and {exit_text}; raise "
+                f"settings.memory_cap_bytes or benchmark a smaller model{self._stderr_suffix()}"
+            )
+        return WorkerCrashed(
+            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result"
+            f"{self._stderr_suffix()}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the worker if it is still running (idempotent, any thread)."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        """Kill, reap and remove the worker's files (idempotent)."""
+        self.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        if not self._stderr.closed:
+            self._stderr.close()
+        Path(self._stderr.name).unlink(missing_ok=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def stderr_tail(self) -> str:
+        try:
+            self._stderr.flush()
+            size = os.fstat(self._stderr.fileno()).st_size
+            self._stderr.seek(max(0, size - _STDERR_TAIL_BYTES))
+            return self._stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _stderr_suffix(self) -> str:
+        tail = self.stderr_tail()
+        if not tail:
+            return ""
+        last = " | ".join(tail.splitlines()[-5:])
+        return f"; worker stderr: {last[-600:]}"
+
+    def _exit_text(self) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+            return f"stopped answering ({describe_exit(code)} by the runner)"
+        return describe_exit(code)
+
+    def _read_message(
+        self, deadline: float, watch: tuple[psutil.Process, int] | None
+    ) -> dict[str, object] | None:
+        """The next protocol line; None on EOF. Raises _Deadline / _OverCap while waiting."""
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Deadline
+            readable, _, _ = select.select([self._out], [], [], min(POLL_S, remaining))
+            if readable:
+                chunk = os.read(self._out, 1 << 20)
+                if not chunk:
+                    return None
+                self._buf += chunk
+                if len(self._buf) > MAX_MESSAGE_BYTES:
+                    self.kill()
+                    raise InternalError("benchmark worker sent an oversized message")
+            if watch is not None:
+                self._check_memory(*watch)
+        line, _, rest = bytes(self._buf).partition(b"\n")
+        self._buf = bytearray(rest)
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            self.kill()
+            raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from exc
+        if not isinstance(message, dict):
+            self.kill()
+            raise InternalError("benchmark worker sent a message that is not an object")
+        return message
+
+    def _check_memory(self, process: psutil.Process, cap: int) -> None:
+        try:
+            rss = process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return  # exiting: the EOF on its pipe tells the rest
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        if rss > cap:
+            raise _OverCap(rss)
+
+
+class _Deadline(Exception):
+    """Internal: the job's wall-clock deadline passed."""
+
+
+class _OverCap(Exception):
+    """Internal: the worker's RSS went over the cap."""
+
+    def __init__(self, rss_bytes: int) -> None:
+        super().__init__(rss_bytes)
+        self.rss_bytes = rss_bytes

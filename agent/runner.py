@@ -1,0 +1,272 @@
+"""The benchmark runner: one benchmark at a time, each in a fresh worker process.
+
+:class:`BenchmarkRunner` is the parent side. Every job runs in its own
+``python -m fleetnas.agent.worker_main`` process (one job per process), so a
+model that crashes, hangs or eats memory only takes its worker down. A warm
+spare worker (onnxruntime already imported) is kept so that a job does not
+pay the import; the next spare starts only after a job has finished, never
+while one is being timed.
+
+Limits per job, from the resolved settings:
+
+* ``timeout_s``: wall clock from the moment the job is handed to the worker;
+  past it the worker is killed → :class:`BenchmarkTimeout`.
+* ``memory_cap_bytes``: the worker's resident memory (RSS, onnxruntime's own
+  ~85 MiB included). The parent polls it every 20 ms and kills the worker
+  past the cap; inside the worker an ``RLIMIT_DATA`` backstop makes a
+  runaway allocation fail at once. Either way → :class:`MemoryCapExceeded`.
+
+Trust: the model path comes from the agent's own cache, never from the wire;
+workers get an allowlisted environment, an empty working directory (so
+external-data references resolve to nothing), no custom-op libraries and no
+core dumps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from fleetnas.agent import errors
+from fleetnas.agent._runner_worker import WorkerProcess
+from fleetnas.agent._worker_protocol import REASONS, Job, ReferenceJob, decode_bytes
+from fleetnas.agent.reference import (
+    CALIBRATION_RUNS,
+    REFERENCE_NAME,
+    Calibration,
+    CalibrationKey,
+    CalibrationStore,
+    default_reference_path,
+    sha256_file,
+)
+from fleetnas.agent.settings import check_resolved
+from fleetnas.api.v1 import agent_pb2
+
+log = logging.getLogger(__name__)
+
+
+class BenchmarkRunner:
+    """Runs benchmarks in isolated worker processes.
+
+    Not thread-safe: the caller guarantees one :meth:`run` at a time.
+    :meth:`close` and :attr:`current_worker_pid` may be used from any thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        scratch_dir: Path,
+        calibration_store: CalibrationStore,
+        reference_model_path: Path | None = None,
+        prestart: bool = True,
+        calibration_runs: int = CALIBRATION_RUNS,
+    ) -> None:
+        """``scratch_dir`` holds the workers' working directories and logs (created if
+        missing). ``reference_model_path`` defaults to the packaged reference model.
+        ``prestart`` starts the first warm spare now rather than on the first run."""
+        if calibration_runs < 1:
+            raise ValueError(f"calibration_runs must be >= 1, got {calibration_runs}")
+        self._scratch = Path(scratch_dir)
+        self._store = calibration_store
+        self._reference_path = Path(reference_model_path or default_reference_path()).resolve()
+        self._reference_sha256 = sha256_file(self._reference_path)
+        self._prestart = prestart
+        self._calibration_runs = calibration_runs
+        self._lock = threading.Lock()
+        self._spare: WorkerProcess | None = None
+        self._current: WorkerProcess | None = None
+        self._starting: WorkerProcess | None = None
+        self._closed = False
+        if prestart:
+            self._replenish()
+
+    @property
+    def reference_sha256(self) -> str:
+        """sha256 of the reference model used by the paired method."""
+        return self._reference_sha256
+
+    @property
+    def current_worker_pid(self) -> int | None:
+        """Pid of the worker running a job right now; None between jobs."""
+        current = self._current
+        return current.pid if current is not None else None
+
+    @property
+    def spare_worker_pid(self) -> int | None:
+        """Pid of the warm spare worker waiting for a job; None if there is none."""
+        spare = self._spare
+        return spare.pid if spare is not None else None
+
+    def run(
+        self, model_path: Path, model_sha256: str, settings: agent_pb2.BenchmarkSettings
+    ) -> agent_pb2.BenchmarkResult:
+        """Benchmark the model at ``model_path`` (a file of the agent's own cache).
+
+        ``settings`` must be resolved (see ``settings.resolve_settings``);
+        ValueError otherwise. Blocks until done. The result has every
+        measurement field and ``model_sha256`` set; ``state_before``,
+        ``state_after``, ``agent_version`` and ``host_fingerprint`` are left
+        for the service.
+
+        Raises (fleetnas.agent.errors): BenchmarkTimeout, MemoryCapExceeded,
+        WorkerCrashed, ModelInvalid, UnsupportedOperator, InvalidSettings,
+        InternalError; ShuttingDown after (or during) :meth:`close`. The
+        runner works for the next job after any of them.
+        """
+        check_resolved(settings)
+        worker = self._ready_worker()
+        key: CalibrationKey | None = None
+        reference: ReferenceJob | None = None
+        if settings.method == agent_pb2.METHOD_PAIRED:
+            key, reference = self._reference_job(settings, worker.onnxruntime_version)
+        job = Job(
+            model_path=str(Path(model_path).resolve()),
+            settings=settings.SerializeToString(),
+            reference=reference,
+        )
+        try:
+            try:
+                message = self._execute(worker, job, settings)
+            finally:
+                with self._lock:
+                    self._current = None
+                worker.close()
+                self._replenish()
+            return self._interpret(message, model_sha256, key)
+        except errors.AgentError as exc:
+            if isinstance(exc, errors.ShuttingDown):
+                raise
+            # Name the model: the caller may be running many.
+            raise type(exc)(f"model {model_sha256[:12]}: {exc.message}") from exc
+
+    def close(self) -> None:
+        """Kill any worker (spare or running); later runs raise ShuttingDown. Idempotent."""
+        with self._lock:
+            self._closed = True
+            workers = [w for w in (self._spare, self._starting, self._current) if w is not None]
+            spare, self._spare = self._spare, None
+        for worker in workers:
+            worker.kill()
+        if spare is not None:
+            spare.close()  # the others are closed by the run() that owns them
+
+    # -- internals -------------------------------------------------------------
+    def _ready_worker(self) -> WorkerProcess:
+        """A ready worker, registered as current: the spare if it is usable, else a fresh one."""
+        with self._lock:
+            if self._closed:
+                raise errors.ShuttingDown("the benchmark runner is closed")
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                return self._wait_ready(spare)
+            except errors.WorkerCrashed as exc:
+                log.warning("warm spare worker died (%s); starting a fresh one", exc)
+        with self._lock:
+            if self._closed:
+                raise errors.ShuttingDown("the benchmark runner is closed")
+        return self._wait_ready(WorkerProcess(self._scratch))
+
+    def _wait_ready(self, worker: WorkerProcess) -> WorkerProcess:
+        with self._lock:
+            self._starting = worker  # so that close() can kill it
+        try:
+            worker.wait_ready()
+        except BaseException:
+            worker.close()
+            if self._closed:
+                raise errors.ShuttingDown("the benchmark runner is closed") from None
+            raise
+        finally:
+            with self._lock:
+                self._starting = None
+        with self._lock:
+            if self._closed:
+                worker.close()
+                raise errors.ShuttingDown("the benchmark runner is closed")
+            self._current = worker
+        return worker
+
+    def _replenish(self) -> None:
+        if not self._prestart:
+            return
+        with self._lock:
+            if self._closed or self._spare is not None:
+                return
+            try:
+                self._spare = WorkerProcess(self._scratch)
+            except OSError as exc:
+                log.warning("could not start a spare benchmark worker: %s", exc)
+
+    def _execute(
+        self, worker: WorkerProcess, job: Job, settings: agent_pb2.BenchmarkSettings
+    ) -> dict[str, object]:
+        try:
+            worker.send(job)
+        except OSError:
+            if self._closed:
+                raise errors.ShuttingDown("the agent is shutting down") from None
+            raise worker.crash_error() from None
+        try:
+            return worker.wait_answer(
+                timeout_s=settings.timeout_s, memory_cap_bytes=settings.memory_cap_bytes
+            )
+        except errors.WorkerCrashed:
+            if self._closed:
+                raise errors.ShuttingDown(
+                    "the agent is shutting down; the running benchmark was stopped"
+                ) from None
+            raise
+
+    def _reference_job(
+        self, settings: agent_pb2.BenchmarkSettings, onnxruntime_version: str
+    ) -> tuple[CalibrationKey, ReferenceJob]:
+        key = CalibrationKey.of(
+            self._reference_sha256,
+            intra_op_threads=settings.intra_op_threads,
+            inter_op_threads=settings.inter_op_threads,
+            providers=list(settings.providers),
+            graph_optimization=settings.graph_optimization,
+            onnxruntime_version=onnxruntime_version,
+        )
+        calibration = self._store.get(key)
+        return key, ReferenceJob(
+            path=str(self._reference_path),
+            name=REFERENCE_NAME,
+            sha256=self._reference_sha256,
+            calibrated_ms=calibration.latency_ms if calibration else None,
+            calibrated_at=calibration.calibrated_at if calibration else None,
+            calibration_runs=self._calibration_runs,
+        )
+
+    def _interpret(
+        self, message: dict[str, object], model_sha256: str, key: CalibrationKey | None
+    ) -> agent_pb2.BenchmarkResult:
+        kind = message.get("type")
+        if kind == "error":
+            reason = str(message.get("reason"))
+            text = str(message.get("message", ""))
+            if reason not in REASONS:
+                raise errors.InternalError(f"benchmark worker failed ({reason}): {text}")
+            raise getattr(errors, reason)(text)
+        if kind != "result":
+            raise errors.InternalError(f"benchmark worker sent an unexpected message {kind!r}")
+        try:
+            result = agent_pb2.BenchmarkResult.FromString(decode_bytes(str(message["result"])))
+        except (KeyError, ValueError) as exc:
+            raise errors.InternalError(
+                f"benchmark worker sent an unreadable result: {exc}"
+            ) from exc
+        result.model_sha256 = model_sha256
+        calibration = message.get("calibration")
+        if key is not None and isinstance(calibration, dict):
+            self._store.put(
+                key,
+                Calibration(
+                    latency_ms=float(calibration["latency_ms"]),
+                    calibrated_at=float(calibration["calibrated_at"]),
+                    runs=int(calibration["runs"]),
+                ),
+            )
+        return result

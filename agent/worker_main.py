@@ -1,0 +1,134 @@
+"""Benchmark worker process: ``python -m fleetnas.agent.worker_main``.
+
+A worker is started ahead of time as a warm spare by
+:class:`fleetnas.agent.runner.BenchmarkRunner`. It:
+
+1. forbids core dumps, moves its stdout aside as the private result channel
+   (fd 1 then points at stderr, so native code printing cannot corrupt it);
+2. imports onnxruntime and numpy (the slow part) and says ``ready``;
+3. blocks reading ONE job from stdin (EOF instead: exits quietly);
+4. caps its own memory with ``RLIMIT_DATA`` (see :func:`limit_memory`),
+   runs the job and writes one result or error line, and exits.
+
+One job per process is the isolation: a model that crashes, hangs or eats
+memory takes only this process down, and the parent reports it. No custom-op
+library is ever registered. The protocol is in ``_worker_protocol``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import traceback
+
+from fleetnas.agent._worker_protocol import MAX_JOB_BYTES, Job, encode_bytes, encode_message
+
+# Headroom on top of the cap for the RLIMIT_DATA backstop: thread stacks
+# (each intra/inter-op thread maps one) and allocator slack.
+_DATA_SLACK_BYTES = 64 * 1024 * 1024
+_DATA_SLACK_PER_THREAD_BYTES = 16 * 1024 * 1024
+
+
+def vm_data_bytes() -> int:
+    """This process's data segment size (VmData: private writable mappings), 0 if unknown."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def limit_memory(memory_cap_bytes: int, threads: int) -> int:
+    """Cap this process's data segment; returns the limit set (0 if none could be).
+
+    The cap a user asks for bounds the worker's *resident* memory, and the
+    parent enforces it exactly by watching RSS. This rlimit is the backstop
+    that makes a runaway allocation fail at once (onnxruntime raises
+    "Failed to allocate memory" / bad_alloc, numpy MemoryError) instead of
+    outrunning the parent's polling: the data segment may grow by the cap
+    plus a small slack past what the imports already use (~110 MiB for
+    onnxruntime + numpy). RLIMIT_DATA rather than RLIMIT_AS because the
+    latter also counts code and PROT_NONE reservations (GPU runtimes reserve
+    tens of GB) and thread stacks' address space.
+    """
+    current = vm_data_bytes()
+    if current == 0:
+        return 0
+    limit = current + memory_cap_bytes + _DATA_SLACK_BYTES + threads * _DATA_SLACK_PER_THREAD_BYTES
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ValueError, OSError):
+        return 0
+    return limit
+
+
+def _send(channel: int, message: dict[str, object]) -> None:
+    data = encode_message(message)
+    view = memoryview(data)
+    while view:
+        written = os.write(channel, view)
+        view = view[written:]
+
+
+def main() -> int:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    channel = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    # The slow imports, done before any job arrives.
+    from fleetnas.agent import _worker_bench as bench
+    from fleetnas.api.v1 import agent_pb2
+
+    ready = {
+        "type": "ready",
+        "pid": os.getpid(),
+        "vm_data_bytes": vm_data_bytes(),
+        "onnxruntime_version": bench.ort.__version__,
+    }
+    _send(channel, ready)
+    line = sys.stdin.buffer.readline(MAX_JOB_BYTES)
+    if not line.strip():
+        return 0
+    job = Job.decode(line)
+    settings = agent_pb2.BenchmarkSettings.FromString(job.settings)
+    cpus = os.cpu_count() or 1
+    threads = (settings.intra_op_threads or cpus) + (settings.inter_op_threads or cpus)
+    limit_memory(settings.memory_cap_bytes, threads)
+    try:
+        result, calibration = bench.run_job(job)
+        message: dict[str, object] = {
+            "type": "result",
+            "result": encode_bytes(result.SerializeToString()),
+            "calibration": calibration,
+        }
+    except bench.JobFailure as failure:
+        message = {"type": "error", "reason": failure.reason, "message": failure.message}
+    except MemoryError as exc:
+        failure = bench.classify(
+            exc, phase="run", memory_cap_bytes=settings.memory_cap_bytes, shapes_given=False
+        )
+        message = {"type": "error", "reason": failure.reason, "message": failure.message}
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as data, trace on stderr
+        traceback.print_exc()
+        message = {
+            "type": "error",
+            "reason": "InternalError",
+            "message": f"benchmark worker failed: {type(exc).__name__}: {exc}",
+        }
+    _send(channel, message)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stderr.flush()
+    # Skip interpreter teardown (session and thread-pool destructors): the job is done.
+    os._exit(code)
