@@ -1,0 +1,70 @@
+"""The fleet: devices, the fleet file, secrets at connect time, probes and heartbeats.
+
+Public API (everything else is private)::
+
+    fleet = load_fleet(fleet_path())            # ./fleet.toml, $FLEETNAS_FLEET or --fleet
+    fleet = fleet.with_device(Device("pi4-a", "pi4", "10.0.0.5:50051", token_env="PI4_TOKEN"))
+    save_fleet(fleet)
+    factory = ClientFactory.for_fleet(fleet)    # reads tokens/TLS files when connecting
+    results = probe_devices(list(fleet), factory)
+    with HeartbeatMonitor(fleet, factory) as monitor:
+        monitor.health("pi4-a").up
+"""
+
+from fleetnas.controller.fleet._connect import ClientFactory
+from fleetnas.controller.fleet._errors import (
+    DuplicateDevice,
+    FleetError,
+    FleetFileError,
+    InvalidDevice,
+    MissingSecret,
+    UnknownClass,
+    UnknownDevice,
+)
+from fleetnas.controller.fleet._heartbeat import (
+    DeviceHealth,
+    HealthState,
+    HeartbeatMonitor,
+    backoff_delay,
+)
+from fleetnas.controller.fleet._model import Device, Fleet, check_address, check_name
+from fleetnas.controller.fleet._probe import ProbeResult, error_reason, probe_device, probe_devices
+from fleetnas.controller.fleet._toml import (
+    DEFAULT_FLEET_FILE,
+    FLEET_ENV,
+    dump_fleet,
+    fleet_path,
+    load_fleet,
+    parse_fleet,
+    save_fleet,
+)
+
+__all__ = [
+    "DEFAULT_FLEET_FILE",
+    "FLEET_ENV",
+    "ClientFactory",
+    "Device",
+    "DeviceHealth",
+    "DuplicateDevice",
+    "Fleet",
+    "FleetError",
+    "FleetFileError",
+    "HealthState",
+    "HeartbeatMonitor",
+    "InvalidDevice",
+    "MissingSecret",
+    "ProbeResult",
+    "UnknownClass",
+    "UnknownDevice",
+    "backoff_delay",
+    "check_address",
+    "check_name",
+    "dump_fleet",
+    "error_reason",
+    "fleet_path",
+    "load_fleet",
+    "parse_fleet",
+    "probe_device",
+    "probe_devices",
+    "save_fleet",
+]

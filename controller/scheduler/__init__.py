@@ -1,0 +1,51 @@
+"""The fleet scheduler: cache first, then one benchmark per physical host at a time.
+
+Public API::
+
+    with Scheduler(fleet, db) as scheduler:
+        outcomes = scheduler.run(
+            [Job.on_class(model_bytes, "pi4", settings), Job.on_device(path, "jetson-1")],
+            on_progress=lambda p: print(f"{p.done}/{p.total}"),
+        )
+    for outcome in outcomes:
+        outcome.status, outcome.latency_ms, outcome.error
+
+See :mod:`fleetnas.controller.scheduler._scheduler` for the guarantees.
+"""
+
+from fleetnas.controller.scheduler._cache import CacheLookup, resolve_for
+from fleetnas.controller.scheduler._jobs import (
+    Attempt,
+    Job,
+    JobOutcome,
+    ModelChanged,
+    ModelRef,
+    OutcomeStatus,
+    Progress,
+    Target,
+)
+from fleetnas.controller.scheduler._scheduler import (
+    DEFAULT_DEVICE_WAIT_S,
+    DEFAULT_MAX_RETRIES,
+    NoDeviceAvailable,
+    ProgressCallback,
+    Scheduler,
+)
+
+__all__ = [
+    "DEFAULT_DEVICE_WAIT_S",
+    "DEFAULT_MAX_RETRIES",
+    "Attempt",
+    "CacheLookup",
+    "Job",
+    "JobOutcome",
+    "ModelChanged",
+    "ModelRef",
+    "NoDeviceAvailable",
+    "OutcomeStatus",
+    "Progress",
+    "ProgressCallback",
+    "Scheduler",
+    "Target",
+    "resolve_for",
+]

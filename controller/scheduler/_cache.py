@@ -1,0 +1,83 @@
+"""Cache look-up before measuring: which settings hash would a device record?
+
+The cost DB keys a measurement by (model sha256, device, settings hash), and
+the hash is of the *resolved* settings the agent echoes back, not of the
+request. So before measuring, a request is resolved exactly as the agent
+will resolve it: :func:`fleetnas.agent.settings.resolve_settings` with the
+device's limits (``max_timeout_s``, ``memory_cap_bytes``) and execution
+providers, taken from the ``DeviceDescription`` recorded in the DB the last
+time the device answered. No agent is contacted.
+
+Why this is safe: a hit is a stored measurement whose *echoed* settings hash
+equals the hash of our resolution, so it was taken with exactly those
+settings. If our resolution differs from the agent's (a newer agent with
+other defaults, a device whose limits changed), the worst case is a miss and
+one extra measurement, never a wrong hit. A device never described has no
+measurements to hit, so it is simply a miss. Requests the resolution rejects
+(bad settings) are misses too: the agent gives the authoritative error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fleetnas.agent.errors import InvalidSettings
+from fleetnas.agent.settings import resolve_settings
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.costdb import CostDB, Measurement, settings_hash
+
+
+def resolve_for(
+    request: agent_pb2.BenchmarkSettings, description: agent_pb2.DeviceDescription
+) -> agent_pb2.BenchmarkSettings | None:
+    """``request`` resolved the way the described agent will; ``None`` if it rejects it."""
+    limits = description.limits
+    try:
+        return resolve_settings(
+            request,
+            max_timeout_s=limits.max_timeout_s,
+            memory_cap_bytes=limits.memory_cap_bytes,
+            available_providers=list(description.runtime.available_providers),
+        )
+    except (InvalidSettings, ValueError):
+        return None
+
+
+class CacheLookup:
+    """Cache look-ups against one cost DB, with device descriptions read once.
+
+    Not thread-safe; one per batch.
+    """
+
+    def __init__(self, db: CostDB) -> None:
+        self._db = db
+        self._descriptions: dict[str, agent_pb2.DeviceDescription | None] = {}
+        self._hashes: dict[tuple[str, bytes], str | None] = {}
+
+    def _description(self, device: str) -> agent_pb2.DeviceDescription | None:
+        if device not in self._descriptions:
+            record = self._db.get_device(device)
+            self._descriptions[device] = None if record is None else record.description_proto()
+        return self._descriptions[device]
+
+    def settings_hash_for(self, device: str, request: agent_pb2.BenchmarkSettings) -> str | None:
+        """The hash ``device`` would record for ``request``; ``None`` if it cannot be known."""
+        key = (device, request.SerializeToString(deterministic=True))
+        if key not in self._hashes:
+            description = self._description(device)
+            resolved = None if description is None else resolve_for(request, description)
+            self._hashes[key] = None if resolved is None else settings_hash(resolved)
+        return self._hashes[key]
+
+    def find(
+        self, model_sha256: str, devices: Iterable[str], request: agent_pb2.BenchmarkSettings
+    ) -> Measurement | None:
+        """The cached measurement on the first of ``devices`` that has one, else ``None``."""
+        for device in devices:
+            s_hash = self.settings_hash_for(device, request)
+            if s_hash is None:
+                continue
+            hit = self._db.lookup(model_sha256, device, s_hash)
+            if hit is not None:
+                return hit
+        return None
