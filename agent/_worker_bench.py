@@ -37,6 +37,8 @@ from fleetnas.agent.stats import latency_stats, mean_std_cv
 from fleetnas.api.v1 import agent_pb2
 
 NOISY_CV = 0.05
+# Warn when the reference runs this much slower or faster than when calibrated.
+REFERENCE_DRIFT_WARNING = 0.2
 _MAX_ORT_MESSAGE = 600
 
 _OPT_LEVELS = {
@@ -283,8 +285,16 @@ def paired_loop(
         gc.enable()
 
 
-def calibrate(reference: Callable[[], None], runs: int) -> float:
-    """The reference's median latency (ms) over ``runs`` timed runs (already warmed up)."""
+def robust_cv(values: list[float]) -> float:
+    """1.4826 × median absolute deviation / median: a cv that a few preempted runs do not move."""
+    median = statistics.median(values)
+    mad = statistics.median(abs(v - median) for v in values)
+    return 1.4826 * mad / median if median else 0.0
+
+
+def calibrate(reference: Callable[[], None], runs: int) -> tuple[float, float]:
+    """The reference's median latency (ms) over ``runs`` timed runs (already warmed up),
+    and the robust cv of those runs."""
     samples: list[float] = []
     gc.collect()
     gc.disable()
@@ -293,7 +303,7 @@ def calibrate(reference: Callable[[], None], runs: int) -> float:
             samples.append(_timed(reference))
     finally:
         gc.enable()
-    return statistics.median(samples)
+    return statistics.median(samples), robust_cv(samples)
 
 
 def _peak_rss_bytes() -> int:
@@ -396,19 +406,34 @@ def _paired(
         ref_run()
     calibration = None
     if ref_job.calibrated_ms is None or ref_job.calibrated_at is None:
-        calibrated_ms = calibrate(ref_run, ref_job.calibration_runs)
+        calibrated_ms, calibration_cv = calibrate(ref_run, ref_job.calibration_runs)
         calibrated_at = time.time()
-        calibration = {
-            "latency_ms": calibrated_ms,
-            "calibrated_at": calibrated_at,
-            "runs": float(ref_job.calibration_runs),
-        }
+        if calibration_cv <= ref_job.max_calibration_cv:
+            calibration = {
+                "latency_ms": calibrated_ms,
+                "calibrated_at": calibrated_at,
+                "runs": float(ref_job.calibration_runs),
+            }
+        else:
+            # Every later paired result would inherit a calibration taken on a busy host.
+            result.warnings.append(
+                f"the reference calibration was noisy (robust cv {calibration_cv:.1%} over "
+                f"{ref_job.calibration_runs} runs, above {ref_job.max_calibration_cv:.0%}); it was used "
+                "for this result only and not kept: the next paired benchmark recalibrates"
+            )
     else:
         calibrated_ms, calibrated_at = ref_job.calibrated_ms, ref_job.calibrated_at
     cand, ref = paired_loop(run, ref_run, s)
     ratios = [c / r for c, r in zip(cand, ref, strict=True)]
     _, _, ratio_cv = mean_std_cv(ratios)
     ratio_median = statistics.median(ratios)
+    drift = statistics.median(ref) / calibrated_ms - 1.0
+    if abs(drift) > REFERENCE_DRIFT_WARNING:
+        result.warnings.append(
+            f"the reference ran {abs(drift):.0%} {'slower' if drift > 0 else 'faster'} than "
+            f"when calibrated ({statistics.median(ref):.3f} ms vs {calibrated_ms:.3f} ms): the "
+            "host's speed changed; the paired ratio compensates for uniform slowdowns only"
+        )
     result.samples_ms.extend(cand)
     result.paired.CopyFrom(
         agent_pb2.PairedResult(

@@ -44,6 +44,7 @@ class ReferenceJob:
     calibrated_ms: float | None  # None: the worker calibrates (``calibration_runs`` runs)
     calibrated_at: float | None
     calibration_runs: int
+    max_calibration_cv: float  # a noisier calibration is used once, not returned for keeping
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from fleetnas.agent._runner_worker import WorkerProcess
 from fleetnas.agent._worker_protocol import REASONS, Job, ReferenceJob, decode_bytes
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
+    MAX_CALIBRATION_CV,
     REFERENCE_NAME,
     Calibration,
     CalibrationKey,
@@ -61,10 +62,13 @@ class BenchmarkRunner:
         reference_model_path: Path | None = None,
         prestart: bool = True,
         calibration_runs: int = CALIBRATION_RUNS,
+        max_calibration_cv: float = MAX_CALIBRATION_CV,
     ) -> None:
         """``scratch_dir`` holds the workers' working directories and logs (created if
         missing). ``reference_model_path`` defaults to the packaged reference model.
-        ``prestart`` starts the first warm spare now rather than on the first run."""
+        ``prestart`` starts the first warm spare now rather than on the first run.
+        A reference calibration (median of ``calibration_runs`` runs) is kept only if
+        its robust cv is at most ``max_calibration_cv``."""
         if calibration_runs < 1:
             raise ValueError(f"calibration_runs must be >= 1, got {calibration_runs}")
         self._scratch = Path(scratch_dir)
@@ -73,6 +77,7 @@ class BenchmarkRunner:
         self._reference_sha256 = sha256_file(self._reference_path)
         self._prestart = prestart
         self._calibration_runs = calibration_runs
+        self._max_calibration_cv = max_calibration_cv
         self._lock = threading.Lock()
         self._spare: WorkerProcess | None = None
         self._current: WorkerProcess | None = None
@@ -238,6 +243,7 @@ class BenchmarkRunner:
             calibrated_ms=calibration.latency_ms if calibration else None,
             calibrated_at=calibration.calibrated_at if calibration else None,
             calibration_runs=self._calibration_runs,
+            max_calibration_cv=self._max_calibration_cv,
         )
 
     def _interpret(

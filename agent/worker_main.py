@@ -112,10 +112,10 @@ def main() -> int:
     except bench.JobFailure as failure:
         message = {"type": "error", "reason": failure.reason, "message": failure.message}
     except MemoryError as exc:
-        failure = bench.classify(
+        memory = bench.classify(
             exc, phase="run", memory_cap_bytes=settings.memory_cap_bytes, shapes_given=False
         )
-        message = {"type": "error", "reason": failure.reason, "message": failure.message}
+        message = {"type": "error", "reason": memory.reason, "message": memory.message}
     except Exception as exc:  # noqa: BLE001 - any failure is reported as data, trace on stderr
         traceback.print_exc()
         message = {

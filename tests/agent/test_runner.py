@@ -61,8 +61,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runner(workdir: Path) -> Iterator[BenchmarkRunner]:
+    # Keep every calibration: the machine running the tests may be busy, and the
+    # noisy-calibration gate has its own test.
     r = BenchmarkRunner(
-        scratch_dir=workdir / "scratch", calibration_store=CalibrationStore(workdir / "cal.json")
+        scratch_dir=workdir / "scratch",
+        calibration_store=CalibrationStore(workdir / "cal.json"),
+        max_calibration_cv=10.0,
     )
     yield r
     r.close()
@@ -216,6 +220,26 @@ def test_paired_calibration_survives_a_new_runner(
     finally:
         other.close()
     assert again.paired.reference_calibrated_at == first.paired.reference_calibrated_at
+
+
+def test_noisy_calibration_is_used_once_not_kept(workdir: Path, good: Path) -> None:
+    store = CalibrationStore(workdir / "strict.json")
+    strict = BenchmarkRunner(
+        scratch_dir=workdir / "scratch-strict",
+        calibration_store=store,
+        prestart=False,
+        max_calibration_cv=0.0,  # any real calibration is "too noisy"
+    )
+    try:
+        result = strict.run(good, "x", settings(method=agent_pb2.METHOD_PAIRED))
+    finally:
+        strict.close()
+    assert result.paired.reference_calibrated_ms > 0
+    assert result.paired.latency_ms == pytest.approx(
+        result.paired.ratio_median * result.paired.reference_calibrated_ms
+    )
+    assert any("calibration was noisy" in w for w in result.warnings)
+    assert len(store) == 0
 
 
 def test_dynamic_dims_need_input_shapes(
