@@ -12,7 +12,7 @@ Limits per job, from the resolved settings:
 * ``timeout_s``: wall clock from the moment the job is handed to the worker;
   past it the worker is killed → :class:`BenchmarkTimeout`.
 * ``memory_cap_bytes``: the worker's resident memory (RSS, onnxruntime's own
-  ~85 MiB included). The parent polls it every 20 ms and kills the worker
+  50-85 MiB included). The parent polls it every 20 ms and kills the worker
   past the cap; inside the worker an ``RLIMIT_DATA`` backstop makes a
   runaway allocation fail at once. Either way → :class:`MemoryCapExceeded`.
 
