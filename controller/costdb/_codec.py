@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,20 +51,24 @@ def encode_sql(column: Column, value: Any) -> Any:
 
 def decode_sql(column: Column, value: Any) -> Any:
     """Inverse of :func:`encode_sql`; no validation."""
-    if value is None:
-        return None
-    kind = column.kind
-    if kind == "floats":
-        return tuple(json.loads(value))
-    if kind == "strs":
-        return tuple(json.loads(value))
-    if kind == "object":
-        return json.loads(value)
-    if kind == "bool":
-        return bool(value)
-    if kind == "float":
-        return float(value)
-    return value
+    decoder = _SQL_DECODERS[column.kind]
+    return value if value is None or decoder is None else decoder(value)
+
+
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text))
+
+
+# None: SQLite already returns the Python value (REAL affinity gives floats).
+_SQL_DECODERS: dict[str, Callable[[Any], Any] | None] = {
+    "int": None,
+    "float": None,
+    "str": None,
+    "bool": bool,
+    "floats": _json_tuple,
+    "strs": _json_tuple,
+    "object": json.loads,
+}
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -174,9 +178,31 @@ def row_values(columns: Sequence[Column], record: object) -> tuple[Any, ...]:
     return tuple(encode_sql(c, getattr(record, c.name)) for c in columns)
 
 
-def fields_from_row(columns: Sequence[Column], row: Sequence[Any]) -> dict[str, Any]:
-    """Field values from an SQLite row whose values are in column order."""
-    return {c.name: decode_sql(c, v) for c, v in zip(columns, row, strict=True)}
+def row_reader(columns: Sequence[Column]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """A function from an SQLite row (values in column order) to field values.
+
+    The per-column decoders are looked up once, here, not per row: this is on
+    the cache's hot path.
+    """
+    plain = tuple(c.name for c in columns if _SQL_DECODERS[c.kind] is None)
+    plain_at = tuple(i for i, c in enumerate(columns) if _SQL_DECODERS[c.kind] is None)
+    decoded = tuple(
+        (i, c.name, decoder)
+        for i, c in enumerate(columns)
+        if (decoder := _SQL_DECODERS[c.kind]) is not None
+    )
+    width = len(columns)
+
+    def read(row: Sequence[Any]) -> dict[str, Any]:
+        if len(row) != width:
+            raise ValueError(f"row has {len(row)} values, expected {width}")
+        fields = dict(zip(plain, [row[i] for i in plain_at], strict=True))
+        for i, name, decoder in decoded:
+            value = row[i]
+            fields[name] = None if value is None else decoder(value)
+        return fields
+
+    return read
 
 
 def fields_from_json(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +44,7 @@ from fleetnas.controller.costdb._records import Device, Measurement, Model
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 LOCK_ATTEMPTS = 3
+WAL_SIZE_LIMIT_BYTES = 64 << 20
 LOCAL_SOURCE = "local"
 
 _M_COLUMNS = ", ".join(c.name for c in Measurement.COLUMNS)
@@ -147,6 +148,8 @@ class CostDB:
     def _open(self, memory: bool) -> int:
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.execute("PRAGMA synchronous = FULL")
+        # After a big import the WAL shrinks back at the next checkpoint.
+        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # is it SQLite?
         for attempt in range(1, LOCK_ATTEMPTS + 1):
             try:
@@ -335,24 +338,37 @@ class CostDB:
             return Measurement.from_row(conn.execute(_BY_UID, (measurement.uid,)).fetchone())
 
     def insert_measurements(self, measurements: Iterable[Measurement]) -> tuple[int, int]:
-        """Bulk-insert already built measurements in one transaction.
+        """Bulk-insert already built measurements in one transaction, streaming.
 
         Returns ``(added, skipped_duplicates)``. Missing model rows are
         created. The records are trusted: build them with
         :meth:`Measurement.from_result` or :meth:`Measurement.from_dict`.
         """
-        batch = list(measurements)
         with self._write() as conn:
-            added = self._insert_batch(conn, batch)
-        return added, len(batch) - added
+            return self._insert_batch(conn, measurements)
 
     @staticmethod
-    def _insert_batch(conn: sqlite3.Connection, batch: Sequence[Measurement]) -> int:
-        stubs = {m.model_sha256: m.recorded_at for m in batch}
-        conn.executemany(_MODEL_STUB, stubs.items())
+    def _insert_batch(
+        conn: sqlite3.Connection, measurements: Iterable[Measurement]
+    ) -> tuple[int, int]:
+        # Model stubs go in after the measurements that need them, so the
+        # input can be streamed once; the foreign key is checked at COMMIT.
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        stubs: dict[str, float] = {}
+        seen = 0
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            nonlocal seen
+            for m in measurements:
+                stubs.setdefault(m.model_sha256, m.recorded_at)
+                seen += 1
+                yield m.to_row()[:-1]  # without id
+
         before = conn.total_changes
-        conn.executemany(_INSERT_MEASUREMENT, (m.to_row()[:-1] for m in batch))
-        return conn.total_changes - before
+        conn.executemany(_INSERT_MEASUREMENT, rows())
+        added = conn.total_changes - before
+        conn.executemany(_MODEL_STUB, stubs.items())
+        return added, seen - added
 
     def lookup(self, model_sha256: str, device: str, settings_hash: str) -> Measurement | None:
         """The cache: the newest measurement of this model on this device with these
@@ -507,12 +523,12 @@ class CostDB:
                 (d.to_row() for d in records.devices),
             )
             conn.executemany(_UPSERT_MODEL, (m.to_row() for m in records.models))
-            added = self._insert_batch(conn, incoming)
+            added, skipped = self._insert_batch(conn, incoming)
             devices_after = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
             models_after = conn.execute("SELECT count(*) FROM models").fetchone()[0]
         return ImportReport(
             added=added,
-            skipped_duplicates=len(incoming) - added,
+            skipped_duplicates=skipped,
             devices_added=devices_after - devices_before,
             models_added=models_after - models_before,
         )

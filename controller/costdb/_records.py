@@ -30,7 +30,7 @@ from fleetnas.controller.costdb._codec import (
     dumps,
     encode_json,
     fields_from_json,
-    fields_from_row,
+    row_reader,
     row_values,
 )
 from fleetnas.controller.costdb._errors import InvalidRecord
@@ -110,7 +110,7 @@ class Device:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Device:
-        return cls(**fields_from_row(cls.COLUMNS, row))
+        return cls(**_READERS[cls](row))
 
     def to_dict(self) -> dict[str, Any]:
         return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
@@ -175,7 +175,7 @@ class Model:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Model:
-        return cls(**fields_from_row(cls.COLUMNS, row))
+        return cls(**_READERS[cls](row))
 
     def to_dict(self) -> dict[str, Any]:
         return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
@@ -458,7 +458,7 @@ class Measurement:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Measurement:
         """From SQLite values in ``COLUMNS`` order (no validation)."""
-        return cls(**fields_from_row(cls.COLUMNS, row))
+        return cls(**_READERS[cls](row))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples as lists)."""
@@ -469,3 +469,5 @@ class Measurement:
         """Build and validate; ``id`` may be missing. Raises :class:`InvalidRecord`."""
         return cls(**fields_from_json(cls.COLUMNS, data, optional=("id",))).validate()
 
+
+_READERS = {cls: row_reader(cls.COLUMNS) for cls in (Device, Model, Measurement)}

@@ -15,6 +15,7 @@ from fleetnas.controller.costdb import (
     CostDB,
     DeviceNotFound,
     InvalidRecord,
+    Measurement,
     NotACostDB,
     SchemaTooNew,
     settings_hash,
@@ -268,3 +269,19 @@ def test_memory_databases_work_and_need_no_path() -> None:
         CostDB()
     with pytest.raises(ValueError):
         CostDB("x.db", memory=True)
+
+
+def test_bulk_insert_streams_and_creates_model_rows(db: CostDB) -> None:
+    base = db.record_measurement("pi-1", make_result("m0"))
+
+    def generated():
+        for i in range(1, 6):
+            yield Measurement.from_result(
+                "pi-1", make_result(f"m{i % 3}", started_at=5000.0 + i), recorded_at=1.0
+            )
+        yield base  # already stored
+
+    assert db.insert_measurements(generated()) == (5, 1)
+    assert db.count_measurements() == 6
+    for i in range(3):
+        assert db.get_model(sha_of(f"m{i}")) is not None
