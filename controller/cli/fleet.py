@@ -1,0 +1,302 @@
+"""``fleetnas fleet``: the devices in the fleet file, and how they are doing.
+
+Also home of the ``--fleet`` option and the fleet error translation shared by
+``fleetnas measure`` and ``fleetnas agent``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from google.protobuf import json_format
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._options import CliState, costdb_errors
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.fleet import (
+    DEFAULT_FLEET_FILE,
+    FLEET_ENV,
+    ClientFactory,
+    Device,
+    Fleet,
+    FleetError,
+    ProbeResult,
+    fleet_path,
+    load_fleet,
+    probe_devices,
+    save_fleet,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fleet_option(func: F) -> F:
+    """``--fleet PATH`` (env ``FLEETNAS_FLEET``, default ``./fleet.toml``)."""
+    return click.option(
+        "--fleet",
+        "fleet_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"The fleet file [env: {FLEET_ENV}; default: ./{DEFAULT_FLEET_FILE}].",
+    )(func)
+
+
+@contextmanager
+def fleet_errors() -> Iterator[None]:
+    """Turn named fleet errors into one-line click errors (their messages say what to do)."""
+    try:
+        yield
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def db_path_of(ctx: click.Context) -> Path:
+    """The ``--db`` path given to the root group (its default when run standalone)."""
+    state = ctx.find_object(CliState)
+    return state.db_path if state is not None else Path("fleetnas.db")
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    ago = time.time() - timestamp
+    if 0 <= ago < 120:
+        return f"{ago:.0f} s ago"
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def hardware_summary(desc: agent_pb2.DeviceDescription | None) -> str:
+    """One line: board or CPU, cores, memory, GPUs."""
+    if desc is None:
+        return "-"
+    parts = [desc.board_model or desc.cpu.model or desc.cpu.architecture or "?"]
+    if desc.cpu.logical_cores:
+        parts.append(f"{desc.cpu.logical_cores} cores")
+    if desc.memory.total_bytes:
+        parts.append(f"{desc.memory.total_bytes / 2**30:.1f} GiB")
+    parts.extend(gpu.name for gpu in desc.gpus)
+    return ", ".join(parts)
+
+
+@click.group()
+def fleet() -> None:
+    """The devices that measure: add, remove, list, and check them.
+
+    The fleet file (TOML) lists each device's name, class, address and
+    secrets *by reference*: the token comes from the environment variable
+    named by --token-env when connecting, and is never written anywhere.
+
+    \b
+    Example:
+        fleetnas fleet add pi4-a --address 192.168.1.20:50051 --class pi4 --token-env PI4_TOKEN
+        fleetnas fleet status
+    """
+
+
+@fleet.command()
+@click.argument("name")
+@click.option("--address", required=True, metavar="HOST:PORT", help="Where the agent listens.")
+@click.option("--class", "device_class", required=True, metavar="CLASS",
+              help="Device class: a pool of interchangeable devices (e.g. pi4).")
+@click.option("--token-env", metavar="VAR",
+              help="Environment variable holding the agent's token (read at connect time).")
+@click.option("--tls", is_flag=True, help="Use TLS with the system's CAs.")
+@click.option("--tls-ca", metavar="PEM", help="CA bundle to verify the agent (implies TLS).")
+@click.option("--tls-cert", metavar="PEM", help="Client certificate for mTLS (with --tls-key).")
+@click.option("--tls-key", metavar="PEM", help="Client private key for mTLS.")
+@click.option("--tls-server-name", metavar="NAME", help="Name to expect in the agent's cert.")
+@click.option("--replace", is_flag=True, help="Replace a device of the same name.")
+@fleet_option
+@click.pass_context
+def add(
+    ctx: click.Context,
+    name: str,
+    address: str,
+    device_class: str,
+    token_env: str | None,
+    tls: bool,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_server_name: str | None,
+    replace: bool,
+    fleet_file: Path | None,
+) -> None:
+    """Add a device to the fleet file, then check that it answers.
+
+    \b
+    Example:
+        export PI4_TOKEN=...            # the same token the agent was started with
+        fleetnas fleet add pi4-a --address 192.168.1.20:50051 --class pi4 --token-env PI4_TOKEN
+    """
+    path = fleet_path(fleet_file)
+    with fleet_errors():
+        current = load_fleet(path, missing_ok=True)
+        device = Device(name, device_class, address, token_env=token_env, tls=tls,
+                        tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                        tls_server_name=tls_server_name)
+        updated = current.with_device(device, replace=replace)
+        save_fleet(updated, path)
+    (probe,) = probe_devices([device], ClientFactory.for_fleet(updated), timeout_s=3.0)
+    if probe.up:
+        _record(db_path_of(ctx), updated, [probe])
+        click.echo(f"added {name} to {path}: up, {hardware_summary(probe.description)}")
+    else:
+        click.echo(f"added {name} to {path}; not answering now: {probe.reason}")
+
+
+@fleet.command()
+@click.argument("name")
+@fleet_option
+def remove(name: str, fleet_file: Path | None) -> None:
+    """Remove a device from the fleet file (its measurements stay in the cost DB).
+
+    \b
+    Example:
+        fleetnas fleet remove pi4-a
+    """
+    path = fleet_path(fleet_file)
+    with fleet_errors():
+        save_fleet(load_fleet(path).without(name), path)
+    click.echo(f"removed {name} from {path}")
+
+
+@fleet.command("list")
+@fleet_option
+def list_(fleet_file: Path | None) -> None:
+    """List the devices in the fleet file (no device is contacted).
+
+    \b
+    Example:
+        fleetnas fleet list
+    """
+    path = fleet_path(fleet_file)
+    with fleet_errors():
+        current = load_fleet(path)
+    if not len(current):
+        click.echo(f"No devices in {path}: add one with `fleetnas fleet add NAME --address "
+                   "HOST:PORT --class CLASS`")
+        return
+    table = Table(title=escape(str(path)))
+    for column in ("name", "class", "address", "token from", "TLS"):
+        table.add_column(column)
+    for d in current:
+        tls = "mTLS" if d.tls_cert else ("yes" if d.uses_tls else "no")
+        token = f"${d.token_env}" if d.token_env else "-"
+        table.add_row(escape(d.name), escape(d.device_class), escape(d.address), token, tls)
+    Console().print(table)
+
+
+def _record(db_path: Path, current: Fleet, probes: list[ProbeResult]) -> None:
+    """Upsert every device that answered (with its description) into the cost DB."""
+    answered = [p for p in probes if p.up and p.description is not None]
+    if not answered:
+        return
+    with costdb_errors(), CostDB(db_path) as db:
+        for probe in answered:
+            device = current.get(probe.name)
+            assert probe.description is not None
+            db.upsert_device(
+                device.name, device_class=device.device_class, address=device.address,
+                host_fingerprint=probe.description.host_fingerprint,
+                description=probe.description, seen_at=probe.at,
+            )
+
+
+def _status_row(
+    device: Device,
+    probe: ProbeResult,
+    known: agent_pb2.DeviceDescription | None,
+    last_seen: float | None,
+) -> list[str]:
+    status = probe.status
+    if probe.up and status is not None:
+        health = "[green]up[/]"
+        busy = "busy" if status.busy else "idle"
+        if status.queue_length:
+            busy += f" (+{status.queue_length} queued)"
+        state = status.state
+        temp = f"{state.temperature_c:.0f} °C" if state.temperature_available else "-"
+        if state.throttled:
+            temp += " [yellow]throttled[/]"
+        seen = "now"
+    else:
+        health = f"[red]down[/]: {escape(probe.reason or '')}"
+        busy, temp, seen = "-", "-", _when(last_seen)
+    hardware = hardware_summary(probe.description or known)
+    return [escape(device.name), escape(device.device_class), escape(device.address), health,
+            busy, escape(hardware), temp, seen]
+
+
+@fleet.command()
+@click.option("--timeout", default=2.0, show_default=True, type=float,
+              help="Seconds to wait for each device.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@fleet_option
+@click.pass_context
+def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path | None) -> None:
+    """Ask every device how it is, all at once: health, busy, hardware, temperature.
+
+    A device that does not answer shows as down with the reason. Devices that
+    answer are recorded in the cost DB with their description.
+
+    \b
+    Example:
+        fleetnas fleet status --timeout 5
+    """
+    path = fleet_path(fleet_file)
+    with fleet_errors():
+        current = load_fleet(path)
+    if not len(current):
+        click.echo(f"No devices in {path}: add one with `fleetnas fleet add NAME --address "
+                   "HOST:PORT --class CLASS`, or run `fleetnas agent local`")
+        return
+    probes = probe_devices(list(current), ClientFactory.for_fleet(current), timeout_s=timeout)
+    db_path = db_path_of(ctx)
+    _record(db_path, current, probes)
+    last_seen: dict[str, float] = {}
+    known: dict[str, agent_pb2.DeviceDescription | None] = {}
+    if db_path.is_file():
+        with costdb_errors(), CostDB(db_path) as db:
+            for record in db.list_devices():
+                last_seen[record.name] = record.last_seen
+                known[record.name] = record.description_proto()
+    if as_json:
+        click.echo(json.dumps([_probe_dict(p, last_seen.get(p.name)) for p in probes], indent=2))
+        return
+    table = Table(title=f"{escape(str(path))} ({sum(p.up for p in probes)}/{len(probes)} up)")
+    for column in ("name", "class", "address", "health", "busy", "hardware", "temp",
+                   "last seen"):
+        table.add_column(column, overflow="fold")
+    for device, probe in zip(current, probes, strict=True):
+        table.add_row(
+            *_status_row(device, probe, known.get(device.name), last_seen.get(device.name))
+        )
+    Console().print(table)
+
+
+def _probe_dict(probe: ProbeResult, last_seen: float | None) -> dict[str, Any]:
+    def as_dict(message: Any) -> Any:
+        if message is None:
+            return None
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+    return {
+        "name": probe.name,
+        "up": probe.up,
+        "reason": probe.reason,
+        "checked_at": probe.at,
+        "last_seen": probe.at if probe.up else last_seen,
+        "status": as_dict(probe.status),
+        "description": as_dict(probe.description),
+    }

@@ -1,0 +1,313 @@
+"""``fleetnas measure``: latency of ONNX models on fleet devices, cache first.
+
+Every (model, target) pair is a job for the scheduler: answered from the cost
+DB when it was measured before with the same resolved settings, else run on
+the device (or any device of the class) and recorded. With no fleet file and
+no target, or with ``--local``, one throw-away agent is started on loopback
+for this command, so a new user can measure with no set-up at all; its
+results are recorded as device ``local``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fleetnas.agent.settings_args import METHODS, OPT_LEVELS, build_settings
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._options import costdb_errors
+from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
+from fleetnas.controller.costdb import CostDB, Measurement
+from fleetnas.controller.fleet import Device, Fleet, FleetFileError, fleet_path, load_fleet
+from fleetnas.controller.local_agents import LocalAgentError, spawn_local_agent
+from fleetnas.controller.scheduler import (
+    DEFAULT_DEVICE_WAIT_S,
+    DEFAULT_MAX_RETRIES,
+    CacheLookup,
+    Job,
+    JobOutcome,
+    ModelRef,
+    OutcomeStatus,
+    Scheduler,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOCAL_DEVICE = "local"
+LOCAL_CLASS = "local"
+
+
+def settings_options(func: F) -> F:
+    """The benchmark-settings flags, spelled as in ``fleetnas-agent bench``."""
+    options = [
+        click.option("--warmup", type=int, help="Warm-up runs [agent default: 10]."),
+        click.option("--min-runs", type=int, help="Timed runs at least."),
+        click.option("--max-runs", type=int, help="Timed runs at most."),
+        click.option("--min-duration", type=float, help="Seconds of timed runs at least."),
+        click.option("--max-duration", type=float, help="Seconds of timed runs at most."),
+        click.option("--threads", type=int, help="Intra-op threads [agent default: 1]."),
+        click.option("--inter-threads", type=int, help="Inter-op threads [agent default: 1]."),
+        click.option("--provider", "providers", multiple=True,
+                     help="Execution provider; repeat in order of preference."),
+        click.option("--opt-level", type=click.Choice(sorted(OPT_LEVELS)),
+                     help="Graph optimisation [agent default: all]."),
+        click.option("--shape", "shapes", multiple=True, metavar="NAME=D1xD2x...",
+                     help="Concrete dims of a dynamic input; repeat per input."),
+        click.option("--seed", type=int, help="Seed of the random inputs."),
+        click.option("--method", type=click.Choice(sorted(METHODS)),
+                     help="plain, or paired with the agent's reference model."),
+        click.option("--timeout", type=float, help="Wall-clock limit of one benchmark (s)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(values: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
+    try:
+        return build_settings(
+            warmup=values["warmup"], min_runs=values["min_runs"], max_runs=values["max_runs"],
+            min_duration=values["min_duration"], max_duration=values["max_duration"],
+            threads=values["threads"], inter_threads=values["inter_threads"],
+            providers=values["providers"], opt_level=values["opt_level"],
+            shapes=values["shapes"], seed=values["seed"], method=values["method"],
+            timeout=values["timeout"],
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _jobs(
+    models: Sequence[Path],
+    devices: Sequence[str],
+    classes: Sequence[str],
+    settings: agent_pb2.BenchmarkSettings,
+) -> list[Job]:
+    refs = [ModelRef.from_path(path) for path in models]
+    jobs = []
+    for path, ref in zip(models, refs, strict=True):
+        jobs += [Job.on_device(ref, d, settings, tag=path.name) for d in devices]
+        jobs += [Job.on_class(ref, c, settings, tag=path.name) for c in classes]
+    return jobs
+
+
+def _run_with_progress(
+    scheduler: Scheduler, jobs: list[Job], quiet: bool
+) -> list[JobOutcome]:
+    if quiet or len(jobs) < 2:
+        return scheduler.run(jobs)
+    columns = (TextColumn("[bold]measuring"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=len(jobs))
+
+        def advance(progress: Any) -> None:
+            outcome = progress.outcome
+            bar.update(task, completed=progress.done,
+                       description=f"{outcome.job.tag} {outcome.status.value}")
+
+        return scheduler.run(jobs, on_progress=advance)
+
+
+def _run_local(
+    db: CostDB, jobs: list[Job], quiet: bool, max_retries: int
+) -> list[JobOutcome]:
+    """Answer from the cache if possible; otherwise start one loopback agent for the misses."""
+    cache = CacheLookup(db)
+    hits = [cache.find(job.model.sha256, [LOCAL_DEVICE], job.settings) for job in jobs]
+    if all(hits):
+        return [JobOutcome(i, job, OutcomeStatus.CACHED, LOCAL_DEVICE, hit)
+                for i, (job, hit) in enumerate(zip(jobs, hits, strict=True))]
+    with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
+        if not quiet:
+            click.echo("starting a local agent on loopback (use --device/--class for a fleet)",
+                       err=True)
+        agent = spawn_local_agent(LOCAL_DEVICE, tmp)
+        try:
+            agent.wait_ready()
+            fleet = Fleet.of([Device(LOCAL_DEVICE, LOCAL_CLASS, agent.address)])
+            with Scheduler(fleet, db, max_retries=max_retries, device_wait_s=10.0) as scheduler:
+                return _run_with_progress(scheduler, jobs, quiet)
+        except LocalAgentError as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from exc
+        finally:
+            agent.stop()
+
+
+def _ms(value: float) -> str:
+    """Milliseconds with 4 significant digits (latencies span µs to seconds)."""
+    return f"{value:.4g}"
+
+
+def _target(job: Job) -> str:
+    return f"class {job.target.name}" if job.target.is_class else job.target.name
+
+
+def _stat_rows(m: Measurement) -> list[tuple[str, str]]:
+    rows = [
+        ("latency (ms)", _ms(m.latency_ms) + (" (paired)" if m.method == "paired" else "")),
+        ("median (ms)", _ms(m.median_ms)),
+        ("mean (ms)", _ms(m.mean_ms)),
+        ("p90 / p99 (ms)", f"{_ms(m.p90_ms)} / {_ms(m.p99_ms)}"),
+        ("min / max (ms)", f"{_ms(m.min_ms)} / {_ms(m.max_ms)}"),
+        ("std (ms) / CV", f"{_ms(m.std_ms)} / {m.cv:.3f}"),
+        ("runs", str(len(m.samples_ms))),
+        ("session create (ms)", f"{m.session_create_ms:.1f}"),
+        ("first run (ms)", f"{m.first_run_ms:.3f}"),
+        ("peak RSS (MiB)", f"{m.peak_rss_bytes / 2**20:.1f}"),
+        ("provider / threads", f"{m.provider} / {m.intra_op_threads}x{m.inter_op_threads}"),
+        ("onnxruntime / agent", f"{m.onnxruntime_version} / {m.agent_version}"),
+    ]
+    if m.warnings:
+        rows.append(("warnings", "; ".join(m.warnings)))
+    return rows
+
+
+def _print_one(console: Console, outcome: JobOutcome) -> None:
+    title = f"{outcome.job.tag} on {outcome.device} ({outcome.status.value})"
+    if outcome.job.target.is_class:
+        title += f", class {outcome.job.target.name}"
+    table = Table(title=escape(title), show_header=False)
+    table.add_column("stat", style="bold")
+    table.add_column("value")
+    assert outcome.measurement is not None
+    for name, value in _stat_rows(outcome.measurement):
+        table.add_row(name, escape(value))
+    console.print(table)
+
+
+def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
+    table = Table()
+    for column in ("model", "target", "device", "status", "latency ms", "p90 ms", "CV",
+                   "runs"):
+        table.add_column(column, justify="right" if "ms" in column or column in ("CV", "runs")
+                         else "left")
+    for o in outcomes:
+        m = o.measurement
+        status = o.status.value if o.ok else f"[red]failed[/]: {escape(o.error_message or '')}"
+        table.add_row(
+            escape(str(o.job.tag)), escape(_target(o.job)), escape(o.device or "-"), status,
+            _ms(m.latency_ms) if m else "-", _ms(m.p90_ms) if m else "-",
+            f"{m.cv:.3f}" if m else "-", str(len(m.samples_ms)) if m else "-",
+        )
+    console.print(table)
+
+
+def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
+    """A JSON-ready view of one outcome (the measurement in the cost DB's export form)."""
+    error = outcome.error
+    return {
+        "model": str(outcome.job.tag),
+        "model_sha256": outcome.job.model.sha256,
+        "target": {"class" if outcome.job.target.is_class else "device": outcome.job.target.name},
+        "status": outcome.status.value,
+        "device": outcome.device,
+        "error": None if error is None else {
+            "type": type(error).__name__,
+            "message": outcome.error_message,
+        },
+        "attempts": [
+            {"device": a.device, "started_at": a.started_at, "ended_at": a.ended_at,
+             "error": a.error, "transient": a.transient}
+            for a in outcome.attempts
+        ],
+        "measurement": outcome.measurement.to_dict() if outcome.measurement else None,
+    }
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--device", "devices", multiple=True, metavar="NAME",
+              help="Measure on this device of the fleet; repeatable.")
+@click.option("--class", "classes", multiple=True, metavar="CLASS",
+              help="Measure on any one device of this class; repeatable.")
+@click.option("--local", is_flag=True,
+              help="Measure on this machine with a throw-away loopback agent.")
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True, type=int,
+              help="Retries of a job on other devices of its class after transient failures.")
+@click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
+              type=float, help="Seconds a job waits for a down device to come back.")
+@fleet_option
+@click.pass_context
+def measure(
+    ctx: click.Context,
+    models: tuple[Path, ...],
+    devices: tuple[str, ...],
+    classes: tuple[str, ...],
+    local: bool,
+    as_json: bool,
+    max_retries: int,
+    device_wait_s: float,
+    fleet_file: Path | None,
+    **setting_values: Any,
+) -> None:
+    """Measure the latency of ONNX models on devices; cached results are reused.
+
+    Each model is measured on each --device and on one device of each
+    --class. With no fleet file and no --device/--class (or with --local),
+    a throw-away agent on this machine does the measuring.
+
+    \b
+    Example:
+        fleetnas measure model.onnx                          # no set-up: this machine
+        fleetnas measure model.onnx --class pi4 --threads 1 --json
+        fleetnas measure a.onnx b.onnx --device pi4-a --device jetson-1
+    """
+    settings = _settings(setting_values)
+    if max_retries < 0:
+        raise click.UsageError(f"--max-retries must be >= 0, got {max_retries}")
+    if local and (devices or classes):
+        raise click.UsageError("--local measures on this machine; drop --device/--class")
+    path = fleet_path(fleet_file)
+    if not local and not devices and not classes:
+        if path.exists():
+            with fleet_errors():
+                fleet = load_fleet(path)
+            raise click.UsageError(
+                f"say where to measure: --device NAME or --class CLASS ({path} has classes: "
+                f"{', '.join(fleet.classes()) or 'none'}), or --local for this machine"
+            )
+        local = True
+    db_path = db_path_of(ctx)
+    with costdb_errors(), CostDB(db_path) as db:
+        if local:
+            jobs = _jobs(models, [LOCAL_DEVICE], [], settings)
+            outcomes = _run_local(db, jobs, as_json, max_retries)
+        else:
+            with fleet_errors():
+                try:
+                    fleet = load_fleet(path)
+                except FleetFileError as exc:
+                    raise click.ClickException(
+                        f"{exc}; or measure on this machine with --local"
+                    ) from exc
+                jobs = _jobs(models, devices, classes, settings)
+                with Scheduler(fleet, db, max_retries=max_retries,
+                               device_wait_s=device_wait_s) as scheduler:
+                    for job in jobs:
+                        scheduler.eligible_devices(job)  # unknown names fail before any work
+                    outcomes = _run_with_progress(scheduler, jobs, as_json)
+    if as_json:
+        click.echo(json.dumps([outcome_dict(o) for o in outcomes], indent=2))
+    else:
+        console = Console()
+        if len(outcomes) == 1 and outcomes[0].ok:
+            _print_one(console, outcomes[0])
+        else:
+            _print_many(console, outcomes)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        for o in failed:
+            click.echo(f"error: {o.job.tag} on {o.job.target}: {o.error_message}", err=True)
+        ctx.exit(1)

@@ -1,0 +1,105 @@
+"""``fleetnas fleet ...`` with real agents, and secrets that never reach the DB or fleet file."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.fleet import ClientFactory, load_fleet
+from fleetnas.controller.scheduler import Job, NoDeviceAvailable, OutcomeStatus, Scheduler
+from tests import onnx_models
+from tests.controller.cli_helpers import fleetnas_cli
+from tests.controller.conftest import AgentPool, fleet_of, tiny_settings
+
+TOKEN = "s3cret-token-7f1e9a"  # distinctive, so a grep of the files cannot miss it
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLEETNAS_FLEET", raising=False)
+    monkeypatch.delenv("FLEETNAS_DB", raising=False)
+    return CliRunner()
+
+
+def _dead_address() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_fleet_add_list_status_remove(runner: CliRunner, tmp_path: Path, agents: AgentPool):
+    (agent,) = agents.start(1, token=TOKEN)
+    cli = fleetnas_cli()
+    env = {"COLUMNS": "250", "LIVE_TOKEN": TOKEN}
+
+    added = runner.invoke(cli, ["fleet", "add", "live", "--address", agent.address, "--class",
+                                "cpu", "--token-env", "LIVE_TOKEN"], env=env)
+    assert added.exit_code == 0, added.output
+    assert "up" in added.output
+    dead = runner.invoke(cli, ["fleet", "add", "dead", "--address", _dead_address(),
+                               "--class", "cpu"], env=env)
+    assert dead.exit_code == 0 and "not answering now: unreachable" in dead.output
+    again = runner.invoke(cli, ["fleet", "add", "live", "--address", "h:1", "--class", "x"])
+    assert again.exit_code == 1 and "fleetnas fleet remove live" in again.output
+
+    listed = runner.invoke(cli, ["fleet", "list"], env=env)
+    assert listed.exit_code == 0
+    assert "$LIVE_TOKEN" in listed.output and "dead" in listed.output
+
+    status = runner.invoke(cli, ["fleet", "status", "--timeout", "1"], env=env)
+    assert status.exit_code == 0, status.output
+    assert "Traceback" not in status.output
+    rows = {line.split("│")[1].strip(): line for line in status.output.splitlines() if "│" in line}
+    assert "up" in rows["live"] and "idle" in rows["live"] and "cores" in rows["live"]
+    assert "down" in rows["dead"] and "unreachable" in rows["dead"]
+    assert "(1/2 up)" in status.output
+
+    # Without the token in the environment, the device is down and says which variable to set.
+    no_token = runner.invoke(cli, ["fleet", "status", "--json"], env={"LIVE_TOKEN": ""})
+    entries = {e["name"]: e for e in json.loads(no_token.stdout)}
+    assert not entries["live"]["up"] and "export LIVE_TOKEN=" in entries["live"]["reason"]
+
+    with CostDB(tmp_path / "fleetnas.db") as db:
+        record = db.get_device("live")
+        assert record is not None and record.device_class == "cpu"
+        assert record.description and record.host_fingerprint
+        assert db.get_device("dead") is None
+
+    removed = runner.invoke(cli, ["fleet", "remove", "dead"])
+    assert removed.exit_code == 0
+    assert [d.name for d in load_fleet(tmp_path / "fleet.toml")] == ["live"]
+    missing = runner.invoke(cli, ["fleet", "remove", "dead"])
+    assert missing.exit_code == 1
+    assert "device 'dead' is not in" in missing.output and "Traceback" not in missing.output
+
+    files = [tmp_path / "fleet.toml", *tmp_path.glob("fleetnas.db*")]
+    for path in files:
+        assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_tokens_reach_the_agent_but_never_the_db(agents: AgentPool, tmp_path: Path) -> None:
+    (agent,) = agents.start(1, token=TOKEN)
+    fleet = fleet_of([agent], token_env="AGENT_TOKEN_FOR_TEST", path=tmp_path / "fleet.toml")
+    model = onnx_models.mlp(16, 1, seed=11)
+    db_path = tmp_path / "cost.db"
+    with CostDB(db_path) as db:
+        with Scheduler(fleet, db, device_wait_s=1.0,
+                       factory=ClientFactory.for_fleet(fleet, env={})) as scheduler:
+            (refused,) = scheduler.run([Job.on_device(model, "a0", tiny_settings())])
+        assert refused.status is OutcomeStatus.FAILED
+        assert isinstance(refused.error, NoDeviceAvailable)
+        assert "export AGENT_TOKEN_FOR_TEST=" in refused.error.message
+
+        factory = ClientFactory.for_fleet(fleet, env={"AGENT_TOKEN_FOR_TEST": TOKEN})
+        with Scheduler(fleet, db, factory=factory) as scheduler:
+            (ok,) = scheduler.run([Job.on_device(model, "a0", tiny_settings())])
+        assert ok.status is OutcomeStatus.MEASURED
+        db.export_jsonl(tmp_path / "export.jsonl")
+    for path in [*tmp_path.glob("cost.db*"), tmp_path / "export.jsonl"]:
+        assert TOKEN.encode() not in path.read_bytes(), path
