@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import click
 import pytest
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli import SUBCOMMANDS, main
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import (
     LocalAgent,
@@ -84,3 +87,22 @@ def fleet_of(
     return Fleet.of(
         (Device(a.name, device_class, a.address, token_env=token_env) for a in agents), path
     )
+
+
+OWN_COMMANDS = {
+    "fleet": "fleetnas.controller.cli.fleet:fleet",
+    "measure": "fleetnas.controller.cli.measure:measure",
+    "agent": "fleetnas.controller.cli.agent:agent",
+}
+
+
+def fleetnas_cli() -> click.Group:
+    """The ``fleetnas`` root group with the fleet, measure and agent commands on it.
+
+    Adds them the way the root registers them, only where the root does not yet.
+    """
+    for name, target in OWN_COMMANDS.items():
+        if name not in SUBCOMMANDS and name not in main.commands:
+            module_name, attribute = target.split(":")
+            main.add_command(getattr(importlib.import_module(module_name), attribute), name)
+    return main

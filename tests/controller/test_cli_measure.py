@@ -16,8 +16,7 @@ from click.testing import CliRunner
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import load_fleet, save_fleet
 from tests import onnx_models
-from tests.controller.cli_helpers import fleetnas_cli
-from tests.controller.conftest import AgentPool, fleet_of
+from tests.controller.conftest import AgentPool, fleet_of, fleetnas_cli
 
 TINY = ["--warmup", "2", "--min-runs", "5", "--max-runs", "30", "--min-duration", "0",
         "--max-duration", "0.5"]

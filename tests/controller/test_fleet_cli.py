@@ -13,8 +13,7 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import ClientFactory, load_fleet
 from fleetnas.controller.scheduler import Job, NoDeviceAvailable, OutcomeStatus, Scheduler
 from tests import onnx_models
-from tests.controller.cli_helpers import fleetnas_cli
-from tests.controller.conftest import AgentPool, fleet_of, tiny_settings
+from tests.controller.conftest import AgentPool, fleet_of, fleetnas_cli, tiny_settings
 
 TOKEN = "s3cret-token-7f1e9a"  # distinctive, so a grep of the files cannot miss it
 
