@@ -251,8 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fleetnas.agent.logs import configure
 
     args = _parser().parse_args(argv)
-    configure(args.log_format, "warning" if args.command in ("bench", "demo")
-              and args.log_level == "info" else args.log_level)
+    # One-shot commands run an embedded agent whose request logs would only
+    # repeat the one-line error printed below.
+    one_shot = args.command in ("bench", "demo") and args.log_level == "info"
+    configure(args.log_format, "critical" if one_shot else args.log_level)
     handlers = {"serve": _serve, "bench": _bench, "demo": _demo,
                 "describe": _describe_or_status, "status": _describe_or_status}
     try:

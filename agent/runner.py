@@ -61,12 +61,17 @@ class BenchmarkRunner:
         calibration_store: CalibrationStore,
         reference_model_path: Path | None = None,
         prestart: bool = True,
+        spare_after_run: bool = True,
         calibration_runs: int = CALIBRATION_RUNS,
         max_calibration_cv: float = MAX_CALIBRATION_CV,
     ) -> None:
         """``scratch_dir`` holds the workers' working directories and logs (created if
         missing). ``reference_model_path`` defaults to the packaged reference model.
         ``prestart`` starts the first warm spare now rather than on the first run.
+        ``spare_after_run`` starts the next spare as each run returns; a caller
+        that samples the device right after a run passes False and calls
+        :meth:`start_spare` once it is done, so the spare's start-up does not
+        show in its sample.
         A reference calibration (median of ``calibration_runs`` runs) is kept only if
         its robust cv is at most ``max_calibration_cv``."""
         if calibration_runs < 1:
@@ -76,6 +81,7 @@ class BenchmarkRunner:
         self._reference_path = Path(reference_model_path or default_reference_path()).resolve()
         self._reference_sha256 = sha256_file(self._reference_path)
         self._prestart = prestart
+        self._spare_after_run = spare_after_run
         self._calibration_runs = calibration_runs
         self._max_calibration_cv = max_calibration_cv
         self._lock = threading.Lock()
@@ -137,7 +143,8 @@ class BenchmarkRunner:
                 with self._lock:
                     self._current = None
                 worker.close()
-                self._replenish()
+                if self._spare_after_run:
+                    self._replenish()
             return self._interpret(message, model_sha256, key)
         except errors.AgentError as exc:
             if isinstance(exc, errors.ShuttingDown):
@@ -192,6 +199,10 @@ class BenchmarkRunner:
                 raise errors.ShuttingDown("the benchmark runner is closed")
             self._current = worker
         return worker
+
+    def start_spare(self) -> None:
+        """Start the next warm spare now unless one exists (no-op when closed)."""
+        self._replenish()
 
     def _replenish(self) -> None:
         if not self._prestart:

@@ -110,6 +110,7 @@ def create_server(config: AgentConfig) -> AgentServer:
     runner = BenchmarkRunner(
         scratch_dir=cache_dir / "scratch",
         calibration_store=CalibrationStore(cache_dir / "calibration.json"),
+        spare_after_run=False,  # the service starts it after sampling the device
     )
     description = describe_device(fingerprint_override=config.host_fingerprint)
     description.limits.CopyFrom(_limits(config))

@@ -155,8 +155,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
             before = self._sampler.sample()
             log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
-            result = self._runner.run(model.path, sha, settings)
-            after = self._sampler.sample()
+            try:
+                result = self._runner.run(model.path, sha, settings)
+                after = self._sampler.sample()
+            finally:
+                self._runner.start_spare()
         result.state_before.CopyFrom(before)
         result.state_after.CopyFrom(after)
         result.agent_version = __version__
