@@ -1,0 +1,131 @@
+"""The search-space contract shared by LUTs, predictors and the search engine.
+
+A search space is a set of architectures ("archs") with a stable string
+encoding. Implementations subclass :class:`SearchSpace`; every method below is
+abstract and documented as a contract, so the engine and the LUT builder can
+treat all spaces alike.
+
+Archs are opaque, immutable, hashable values owned by the space (typically a
+frozen dataclass or tuple). Callers only pass them back to the same space.
+Randomness always comes from the ``random.Random`` the caller passes: the same
+seed gives the same archs on every platform.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Arch = Hashable
+
+
+class UnknownArch(ValueError):
+    """An encoding (or arch value) that does not belong to this space."""
+
+
+@dataclass(frozen=True, order=True)
+class Block:
+    """One distinct unit of cost in an arch: the key of a latency LUT entry.
+
+    ``kind`` names the block type (e.g. ``"mbconv"``, ``"nb201.cell"``,
+    ``"stem"``); ``params`` holds every parameter that changes its cost,
+    input shape included, as sorted ``(name, value)`` pairs of JSON-safe
+    scalars or tuples. Two blocks with equal keys cost the same on a device.
+    """
+
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def key(self) -> str:
+        """Stable text key, e.g. ``mbconv|c_in=24|c_out=40|expand=4|hw=56|kernel=5|stride=2``."""
+        parts = [self.kind] + [f"{k}={_fmt(v)}" for k, v in self.params]
+        return "|".join(parts)
+
+    @classmethod
+    def of(cls, kind: str, **params: Any) -> Block:
+        return cls(kind, tuple(sorted(params.items())))
+
+    def param(self, name: str) -> Any:
+        for k, v in self.params:
+            if k == name:
+                return v
+        raise KeyError(name)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+class SearchSpace(abc.ABC):
+    """Contract of a search space. Thread-safe: implementations hold no mutable state."""
+
+    #: registry name, e.g. ``"nb201"``; stable, used in the cost DB and on the CLI
+    name: str
+
+    @abc.abstractmethod
+    def sample(self, rng: random.Random) -> Arch:
+        """A uniformly random arch of the space (uniform over the space's choices)."""
+
+    @abc.abstractmethod
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """A neighbour of ``arch`` inside the space, differing in at least one choice."""
+
+    @abc.abstractmethod
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """A child inside the space whose every choice comes from ``a`` or ``b``."""
+
+    @abc.abstractmethod
+    def encode(self, arch: Arch) -> str:
+        """Stable, human-readable string of ``arch``; ``decode(encode(a)) == a``."""
+
+    @abc.abstractmethod
+    def decode(self, text: str) -> Arch:
+        """Inverse of :meth:`encode`. Raises UnknownArch for text outside the space."""
+
+    @abc.abstractmethod
+    def features(self, arch: Arch) -> Sequence[float]:
+        """A fixed-length numeric vector of the arch's choices (for surrogates)."""
+
+    @abc.abstractmethod
+    def count_params(self, arch: Arch) -> int:
+        """Number of trainable parameters of the built network."""
+
+    @abc.abstractmethod
+    def count_flops(self, arch: Arch) -> int:
+        """Multiply-accumulates of one forward pass at the arch's input shape."""
+
+    @abc.abstractmethod
+    def input_shape(self, arch: Arch) -> tuple[int, ...]:
+        """The network's input shape, batch dim included (e.g. ``(1, 3, 224, 224)``)."""
+
+    @abc.abstractmethod
+    def build(self, arch: Arch) -> Any:
+        """A ``torch.nn.Module`` in eval mode implementing ``arch`` (imports torch lazily)."""
+
+    @abc.abstractmethod
+    def blocks(self, arch: Arch) -> list[Block]:
+        """The blocks the built network is made of, as LUT keys (repeats included).
+
+        Every module of the built network belongs to exactly one block, so the
+        sum of the blocks' latencies is the LUT prediction of the whole (before
+        per-device calibration). Blocks need not be sequential: a cell's
+        parallel edges are separate blocks.
+        """
+
+    @abc.abstractmethod
+    def build_block(self, block: Block) -> tuple[Any, tuple[int, ...]]:
+        """``(module, input_shape)`` for one block alone, built as in :meth:`build`."""
+
+    @abc.abstractmethod
+    def all_blocks(self) -> list[Block]:
+        """Every distinct block any arch of the space can contain (the LUT to build)."""
+
+    def size(self) -> int | None:
+        """Number of archs, when it is practical to state; None otherwise."""
+        return None
