@@ -457,6 +457,8 @@ class Scheduler:
                 result = client.benchmark(task.job.model.sha256, task.job.settings)
             except ModelNotFound:
                 # The agent evicted it (cache budget) or restarted with an empty cache.
+                log.info("model %s is gone from %s; uploading it again",
+                         task.job.model.sha256[:12], name)
                 self._uploaded.get(name, set()).discard(task.job.model.sha256)
                 self._upload(name, client, task, force=True)
                 result = client.benchmark(task.job.model.sha256, task.job.settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -117,27 +119,35 @@ def test_sigkill_mid_batch_moves_the_job_and_loses_or_duplicates_nothing(
     assert db.count_measurements() == len(jobs)
 
 
-def test_an_agent_that_comes_back_is_used_again(agents: AgentPool, db: CostDB) -> None:
+def test_an_agent_that_comes_back_is_used_again(
+    agents: AgentPool, db: CostDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fleetnas.scheduler")
     (agent,) = agents.start(1)
     fleet = fleet_of([agent])
-    settings = tiny_settings()
+    model = onnx_models.mlp(32, 2, seed=1)
     with Scheduler(fleet, db, heartbeat_interval_s=0.2, heartbeat_backoff_max_s=0.5,
                    device_wait_s=60) as scheduler:
-        first = scheduler.run([Job.on_device(onnx_models.mlp(32, 2, seed=1), "a0", settings)])
+        first = scheduler.run([Job.on_device(model, "a0", tiny_settings())])
         assert first[0].status is OutcomeStatus.MEASURED
         agent.kill()
         assert scheduler.monitor.wait_until(lambda h: not h["a0"].up, timeout=30)
         assert "unreachable" in (scheduler.monitor.health("a0").reason or "")
+        # The agent comes back with an empty model cache: the scheduler, which uploaded
+        # the model before, must notice (ModelNotFound) and upload it again.
+        shutil.rmtree(agent.cache_dir / "models")
         # Queue a job while the device is down; it runs once heartbeats see the agent again.
         later: list[list[JobOutcome]] = []
         runner = threading.Thread(target=lambda: later.append(scheduler.run(
-            [Job.on_device(onnx_models.mlp(32, 2, seed=2), "a0", settings)])))
+            [Job.on_device(model, "a0", tiny_settings(warmup_runs=3))])))
         runner.start()
         agents.restart(agent)
         runner.join(90)
         assert not runner.is_alive()
     (outcome,) = later[0]
     assert outcome.status is OutcomeStatus.MEASURED and outcome.device == "a0"
+    assert len(outcome.attempts) == 1
+    assert "is gone from a0; uploading it again" in caplog.text
     assert db.count_measurements(device="a0") == 2
 
 
@@ -146,9 +156,15 @@ def test_a_cache_hit_contacts_no_agent(agents: AgentPool, db: CostDB) -> None:
     fleet = fleet_of(started)
     model = onnx_models.mlp(32, 2, seed=7)
     settings = tiny_settings()
+    defaults = onnx_models.mlp(16, 1, seed=8)
     with Scheduler(fleet, db) as scheduler:
-        (measured,) = scheduler.run([Job.on_class(model, "cpu", settings)])
-    assert measured.status is OutcomeStatus.MEASURED
+        measured, with_defaults = scheduler.run([
+            Job.on_class(model, "cpu", settings),
+            # Every setting unset: the look-up must resolve them as the agent did
+            # (defaults, and limits from the device's recorded description).
+            Job.on_device(defaults, "a1"),
+        ])
+    assert measured.status is with_defaults.status is OutcomeStatus.MEASURED
     agents.stop_all()  # nothing left to answer
 
     with Scheduler(fleet, db, device_wait_s=0.5) as scheduler:
@@ -157,11 +173,14 @@ def test_a_cache_hit_contacts_no_agent(agents: AgentPool, db: CostDB) -> None:
             Job.on_device(model, measured.device or "", settings),
             Job.on_class(model, "cpu", settings),  # a duplicate in the batch
         ])
+        (default_hit,) = scheduler.run([Job.on_device(defaults, "a1")])
         assert scheduler._monitor is None  # never started: no device was needed
     assert [o.status for o in again] == [OutcomeStatus.CACHED] * 3
     assert all(o.measurement == measured.measurement for o in again)
     assert again[2].duplicate_of == 0
-    assert db.count_measurements() == 1
+    assert default_hit.status is OutcomeStatus.CACHED
+    assert default_hit.measurement == with_defaults.measurement
+    assert db.count_measurements() == 2
 
 
 def test_a_permanent_failure_is_returned_once_and_not_retried(
