@@ -275,6 +275,13 @@ class HeartbeatMonitor:
     # -- the thread ---------------------------------------------------------------------
 
     def _probe(self, device: Device, describe: bool) -> ProbeResult:
+        try:
+            return self._probe_unguarded(device, describe)
+        except Exception as exc:  # noqa: BLE001 -- the heartbeat thread must outlive any one probe
+            self._clients.pop(device.name, None)
+            return ProbeResult(device.name, False, time.time(), reason=error_reason(exc))
+
+    def _probe_unguarded(self, device: Device, describe: bool) -> ProbeResult:
         with self._lock:
             stale = device.name in self._stale
             self._stale.discard(device.name)
@@ -337,7 +344,10 @@ class HeartbeatMonitor:
                 due = [d for d in self._fleet if self._next_due[d.name] <= now]
                 # Describe when a device (re)appears: a restarted agent may differ.
                 describe = [not self._health[d.name].up for d in due]
-            results = list(self._pool.map(self._probe, due, describe))
+            try:
+                results = list(self._pool.map(self._probe, due, describe))
+            except RuntimeError:  # the pool was shut down by stop() mid-round
+                return
             changed: list[DeviceHealth] = []
             with self._lock:
                 for result in results:
