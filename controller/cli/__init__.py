@@ -17,7 +17,10 @@ from fleetnas.controller.cli._options import CliState, db_option
 
 # name -> "module:attribute" of a click command or group; one line per module.
 SUBCOMMANDS: dict[str, str] = {
+    "agent": "fleetnas.controller.cli.agent:agent",
     "db": "fleetnas.controller.cli.db:db",
+    "fleet": "fleetnas.controller.cli.fleet:fleet",
+    "measure": "fleetnas.controller.cli.measure:measure",
 }
 
 
