@@ -152,6 +152,19 @@ class BenchmarkRunner:
             # Name the model: the caller may be running many.
             raise type(exc)(f"model {model_sha256[:12]}: {exc.message}") from exc
 
+    def cancel_current(self) -> bool:
+        """Kill the worker of the job running now (its ``run`` raises WorkerCrashed).
+
+        For a caller that no longer wants the result (its client went away).
+        Returns whether a worker was killed. Safe from any thread.
+        """
+        with self._lock:
+            worker = self._current or self._starting
+        if worker is None:
+            return False
+        worker.kill()
+        return True
+
     def close(self) -> None:
         """Kill any worker (spare or running); later runs raise ShuttingDown. Idempotent."""
         with self._lock:

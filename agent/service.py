@@ -15,8 +15,10 @@ keeps serving after any of them.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -142,6 +144,29 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return agent_pb2.UploadResponse(sha256=sha, size_bytes=stored.size_bytes)
 
     # -- Benchmark -------------------------------------------------------------
+    @contextmanager
+    def _cancel_on_disconnect(self, context: grpc.ServicerContext, sha: str) -> Iterator[None]:
+        """Kill the running worker if the RPC ends (client cancel or deadline) before the job.
+
+        gRPC calls the callback when the RPC terminates; while the job still
+        runs that can only mean the client went away, and nobody will read the
+        result: free the agent for the next job instead of running to timeout.
+        """
+        lock = threading.Lock()
+        running = [True]
+
+        def on_rpc_done() -> None:
+            with lock:
+                if running[0] and self._runner.cancel_current():
+                    get_logger().warning("benchmark cancelled by the client", extra={"sha256": sha})
+
+        context.add_callback(on_rpc_done)
+        try:
+            yield
+        finally:
+            with lock:
+                running[0] = False
+
     @_translate_errors
     def Benchmark(self, request: agent_pb2.BenchmarkRequest, context: grpc.ServicerContext):
         sha = validate_sha256(request.model_sha256)
@@ -156,7 +181,8 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             before = self._sampler.sample()
             log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
             try:
-                result = self._runner.run(model.path, sha, settings)
+                with self._cancel_on_disconnect(context, sha):
+                    result = self._runner.run(model.path, sha, settings)
                 after = self._sampler.sample()
             finally:
                 self._runner.start_spare()

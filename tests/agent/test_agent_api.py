@@ -135,3 +135,20 @@ def test_stop_drains_in_flight_work_and_refuses_new_work(start_agent, good_model
     stopper.join(60)
     result = outcome["result"]
     assert isinstance(result, agent_pb2.BenchmarkResult) and len(result.samples_ms) == 1
+
+
+def test_client_going_away_frees_the_agent(agent, good_model):
+    """A cancelled call kills its worker instead of running on to the timeout."""
+    server, client = agent
+    slow = client.ensure_model(onnx_models.slow_model(2.0))
+    settings = fast_settings(warmup_runs=0, min_runs=10, max_runs=10, max_duration_s=100,
+                             timeout_s=300)  # ~20 s if left to run
+    with pytest.raises(errors.AgentDeadlineExceeded):
+        client.benchmark(slow, settings, timeout=1.5)
+    deadline = time.monotonic() + 10  # well under the ~20 s the job would take
+    while server.gate.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server.gate.busy, "the cancelled benchmark kept the agent busy"
+    assert server.runner.current_worker_pid is None
+    good = client.ensure_model(good_model)
+    assert client.benchmark(good, fast_settings()).stats.median_ms > 0
