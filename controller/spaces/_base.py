@@ -9,11 +9,19 @@ Archs are opaque, immutable, hashable values owned by the space (typically a
 frozen dataclass or tuple). Callers only pass them back to the same space.
 Randomness always comes from the ``random.Random`` the caller passes: the same
 seed gives the same archs on every platform.
+
+A space's identity is its ``name`` plus its :meth:`SearchSpace.config` (the
+constructor options that differ from the defaults) plus its ``version``: the
+same encoding names the same network only within one identity, so caches and
+the cost DB key archs by :meth:`SearchSpace.identity` and encoding. Block keys
+are complete on their own: :meth:`SearchSpace.build_block` depends on the
+block alone, never on the instance's options.
 """
 
 from __future__ import annotations
 
 import abc
+import json
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -24,6 +32,10 @@ Arch = Hashable
 
 class UnknownArch(ValueError):
     """An encoding (or arch value) that does not belong to this space."""
+
+
+class UnknownBlock(ValueError):
+    """A block (LUT key) that no arch of this space can contain."""
 
 
 @dataclass(frozen=True, order=True)
@@ -67,6 +79,31 @@ class SearchSpace(abc.ABC):
 
     #: registry name, e.g. ``"nb201"``; stable, used in the cost DB and on the CLI
     name: str
+
+    #: bump when an encoding starts to build a different network or a block key
+    #: a different module; part of every cache key derived from the space
+    version: int = 1
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-safe constructor options that differ from their defaults.
+
+        ``get_space(self.name, self.config())`` builds an equal space. Spaces
+        without options keep this default (``{}``); spaces with options must
+        override it, or two differently configured instances would share
+        cache entries.
+        """
+        return {}
+
+    def identity(self) -> str:
+        """``name`` for a default-configured space, else ``name`` + canonical JSON config.
+
+        E.g. ``mbv3`` or ``mbv3{"resolutions":[96,128],"width_mult":0.5}``; the
+        ``space`` of a model in the cost DB.
+        """
+        config = self.config()
+        if not config:
+            return self.name
+        return self.name + json.dumps(config, sort_keys=True, separators=(",", ":"))
 
     @abc.abstractmethod
     def sample(self, rng: random.Random) -> Arch:
@@ -120,7 +157,12 @@ class SearchSpace(abc.ABC):
 
     @abc.abstractmethod
     def build_block(self, block: Block) -> tuple[Any, tuple[int, ...]]:
-        """``(module, input_shape)`` for one block alone, built as in :meth:`build`."""
+        """``(module, input_shape)`` for one block alone, built as in :meth:`build`.
+
+        Depends on ``block`` only (not on the instance's options), so a block
+        key names one module whatever space instance built it. Raises
+        UnknownBlock for a block this space cannot contain.
+        """
 
     @abc.abstractmethod
     def all_blocks(self) -> list[Block]:
