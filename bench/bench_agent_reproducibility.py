@@ -1,0 +1,152 @@
+"""(c) Reproducibility: the same model in fresh benchmark calls spread over minutes.
+
+One agent (a ``fleetnas-agent serve`` subprocess on loopback), one model
+(default: the ~1 ms conv net), ``--calls`` rounds spread evenly over about
+``--minutes`` minutes. Every round makes one plain and one paired call (each a
+fresh worker process and session), alternating which goes first. Halfway the
+agent is restarted on the same cache folder (``--no-restart`` to skip), which
+shows the paired method's reference calibration persisting across restarts:
+the first paired call calibrates the reference (200 runs) and every later one,
+restart or not, reuses that calibration.
+
+Prints the per-call table, then the CV across calls of the plain medians and
+of the paired ``latency_ms`` (ratio median × calibrated reference latency).
+Target: paired CV <= 1 %. The plain CV has no target; it shows the host drift
+the paired method cancels (the design measured ~7 % between sessions on this
+machine), and so does the CV of the reference's own median in each paired call.
+No assertions.
+
+    .venv/bin/python bench/bench_agent_reproducibility.py [--calls 10] [--minutes 3.5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from _agent_common import (
+    AgentProcess,
+    cv,
+    describe_settings,
+    header,
+    load_line,
+    model_by_name,
+    print_table,
+    resolved_settings,
+    verdict,
+)
+
+from fleetnas.api.v1 import agent_pb2
+
+TARGET_PAIRED_CV = 0.01
+
+
+@dataclass
+class Call:
+    round: int
+    at_s: float
+    incarnation: int
+    method: str
+    result: agent_pb2.BenchmarkResult
+
+
+def _row(c: Call) -> list[str]:
+    r = c.result
+    base = [str(c.round), f"{c.at_s:.0f}", str(c.incarnation), c.method,
+            f"{r.stats.median_ms:.4f}", f"{r.stats.cv:.1%}", str(len(r.samples_ms))]  # fmt: skip
+    if c.method == "paired":
+        p = r.paired
+        ref_median = statistics.median(p.reference_samples_ms)
+        base += [f"{p.ratio_median:.4f}", f"{ref_median:.4f}", f"{p.reference_calibrated_ms:.4f}",
+                 f"{p.latency_ms:.4f}"]  # fmt: skip
+    else:
+        base += ["", "", "", ""]
+    base.append(f"{r.state_before.load_1m:.2f}")
+    return base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=10, help="rounds (one plain + one paired)")
+    parser.add_argument("--minutes", type=float, default=3.5, help="spread the rounds over this")
+    parser.add_argument("--model", default="medium-conv", help="small-mlp, medium-conv, large-conv")
+    parser.add_argument("--no-restart", action="store_true", help="keep one agent process")
+    parser.add_argument("--quick", action="store_true", help="4 rounds over ~20 s: a smoke run")
+    args = parser.parse_args()
+    calls_n = 4 if args.quick else args.calls
+    span_s = 20.0 if args.quick else args.minutes * 60.0
+    model = model_by_name(args.model)
+    plain = resolved_settings()
+    paired = resolved_settings(method=agent_pb2.METHOD_PAIRED)
+    restart_at = None if args.no_restart or calls_n < 2 else calls_n // 2
+    header(
+        "bench_agent_reproducibility: the same model in fresh calls over minutes",
+        [
+            f"model {model.name} ({model.description}); {calls_n} rounds of (plain, paired), "
+            f"order alternating, over ~{span_s:.0f} s",
+            f"settings: {describe_settings(plain)}",
+            "agent restarted before round " + (str(restart_at + 1) if restart_at else "-- (never)"),
+            f"target: CV of paired latency_ms <= {TARGET_PAIRED_CV:.0%}",
+        ],
+    )
+    data = model.build()
+    calls: list[Call] = []
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-repro-") as tmp:
+        with AgentProcess(Path(tmp) / "agent") as agent:
+            for i in range(calls_n):
+                if restart_at is not None and i == restart_at:
+                    agent.restart()
+                due = start + i * span_s / max(1, calls_n - 1)
+                time.sleep(max(0.0, due - time.monotonic()))
+                order = [("plain", plain), ("paired", paired)]
+                if i % 2:
+                    order.reverse()
+                with agent.client() as client:
+                    sha = client.ensure_model(data)
+                    for method, settings in order:
+                        result = client.benchmark(sha, settings)
+                        calls.append(
+                            Call(i + 1, time.monotonic() - start, agent.incarnation, method, result)
+                        )
+    print_table(
+        ["round", "t s", "agent#", "method", "median ms", "cv", "runs", "ratio", "ref ms",
+         "ref calib ms", "latency ms", "load 1m"],
+        [_row(c) for c in calls],
+    )  # fmt: skip
+    plain_medians = [c.result.stats.median_ms for c in calls if c.method == "plain"]
+    paired_calls = [c.result.paired for c in calls if c.method == "paired"]
+    paired_latency = [p.latency_ms for p in paired_calls]
+    ref_medians = [statistics.median(p.reference_samples_ms) for p in paired_calls]
+    calibrations = {(p.reference_calibrated_ms, p.reference_calibrated_at) for p in paired_calls}
+    print()
+    print_table(
+        ["figure", "calls", "mean ms", "min ms", "max ms", "CV", "target", "verdict"],
+        [
+            ["plain median", str(len(plain_medians)), f"{statistics.mean(plain_medians):.4f}",
+             f"{min(plain_medians):.4f}", f"{max(plain_medians):.4f}", f"{cv(plain_medians):.2%}",
+             "(none)", ""],
+            ["paired latency_ms", str(len(paired_latency)), f"{statistics.mean(paired_latency):.4f}",
+             f"{min(paired_latency):.4f}", f"{max(paired_latency):.4f}",
+             f"{cv(paired_latency):.2%}", f"<= {TARGET_PAIRED_CV:.0%}",
+             verdict(cv(paired_latency) <= TARGET_PAIRED_CV)],
+            ["reference median (in paired calls)", str(len(ref_medians)),
+             f"{statistics.mean(ref_medians):.4f}", f"{min(ref_medians):.4f}",
+             f"{max(ref_medians):.4f}", f"{cv(ref_medians):.2%}", "(none)", ""],
+        ],
+    )  # fmt: skip
+    print()
+    persisted = "yes" if len(calibrations) == 1 else f"no ({len(calibrations)} calibrations)"
+    print(
+        f"one reference calibration used by every paired call, across "
+        f"{max(c.incarnation for c in calls)} agent process(es): {persisted}"
+    )
+    print(load_line("at end"))
+
+
+if __name__ == "__main__":
+    main()
