@@ -1,0 +1,509 @@
+"""The ask/tell search engine.
+
+The engine proposes candidates (:meth:`SearchEngine.ask`), something else
+evaluates them (devices, LUTs, estimators, any callable) and tells the values
+back (:meth:`SearchEngine.tell`). It owns the candidates' ids, the search's
+random generator, deduplication and the Pareto front, and delegates *what*
+to propose to a :class:`Strategy`.
+
+Guarantees:
+
+* Determinism: every random draw comes from one ``random.Random(seed)`` the
+  engine owns and passes to the strategy and the space. The same seed, space,
+  strategy configuration and sequence of ask/tell/fail/revise calls give the
+  same candidates, on every platform.
+* Resumability: :meth:`SearchEngine.state_dict` is JSON-safe (generator
+  state included) and :meth:`SearchEngine.from_state_dict` continues exactly
+  where the original was: the same future asks for the same future tells.
+  Pending candidates stay pending and can still be told after a restore.
+* No repeats: an arch already proposed (by encoding) is not proposed again.
+  The strategy is asked again up to ``max_retries`` times, then the space is
+  sampled uniformly up to ``max_retries`` times; if every draw was seen (a
+  nearly exhausted space) the duplicate is proposed anyway, with
+  ``Candidate.duplicate_of`` set and a :class:`DuplicateCandidateWarning`.
+
+Not thread-safe: drive one engine from one thread (evaluations themselves
+may run anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fleetnas.controller.search._aging import AgingEvolutionStrategy
+from fleetnas.controller.search._constraints import Constraint, parse_constraint
+from fleetnas.controller.search._nsga2 import NSGA2Strategy
+from fleetnas.controller.search._objectives import CallableObjective, Objective, parse_objective
+from fleetnas.controller.search._pareto import (
+    constrained_non_dominated_sort,
+    hypervolume,
+    non_dominated_sort,
+)
+from fleetnas.controller.search._random import RandomStrategy
+from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
+from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
+from fleetnas.controller.search._validate import positive_int
+from fleetnas.controller.spaces._base import SearchSpace
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "fleetnas.search/1"
+
+_STRATEGIES: dict[str, Callable[[dict[str, Any]], Strategy]] = {
+    NSGA2Strategy.kind: NSGA2Strategy.from_config,
+    AgingEvolutionStrategy.kind: AgingEvolutionStrategy.from_config,
+    RandomStrategy.kind: lambda config: RandomStrategy(),
+}
+
+
+class DuplicateCandidateWarning(UserWarning):
+    """The engine proposed an arch that was already proposed (no unseen one was found)."""
+
+
+class UnknownCandidate(KeyError):
+    """No candidate with this id in the search."""
+
+
+class CandidateStateError(ValueError):
+    """The candidate is not in a state that allows this call (e.g. told twice)."""
+
+
+class _View(SearchView):
+    def __init__(self, engine: SearchEngine) -> None:
+        self._engine = engine
+        self.space = engine.space
+        self.objectives = engine.objectives
+        self.constraints = engine.constraints
+
+    def complete(self) -> Sequence[Trial]:
+        trials = self._engine._trials
+        return [trials[i] for i in self._engine._complete_order]
+
+    def trial(self, trial_id: int) -> Trial:
+        return self._engine.trial(trial_id)
+
+    @property
+    def asked(self) -> int:
+        return len(self._engine._trials)
+
+    def point(self, trial: Trial) -> tuple[float, ...]:
+        return self._engine._point(trial)
+
+    def violation(self, trial: Trial) -> float:
+        assert trial.evaluation is not None, f"trial {trial.id} is not complete"
+        return trial.evaluation.total_violation
+
+
+class SearchEngine:
+    """Ask/tell multi-objective search over one space.
+
+    ``objectives`` are :class:`Objective` objects or their text
+    (:func:`parse_objective`: ``"accuracy"``, ``"latency[rpi4]"``...);
+    ``constraints`` are :class:`Constraint` objects or their text
+    (:func:`parse_constraint`). Raises ValueError for no objectives or
+    repeated names.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: Strategy,
+        objectives: Sequence[Objective | str],
+        *,
+        constraints: Sequence[Constraint | str] = (),
+        seed: int = 0,
+        max_retries: int = 100,
+    ) -> None:
+        if not isinstance(strategy, Strategy):
+            raise ValueError(f"strategy={strategy!r}, expected a Strategy")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed={seed!r}, expected an integer")
+        self.space = space
+        self.strategy = strategy
+        self.objectives: tuple[Objective, ...] = tuple(
+            parse_objective(o) if isinstance(o, str) else o for o in objectives
+        )
+        if not self.objectives:
+            raise ValueError("objectives=(): a search needs at least one objective")
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives={names!r}: names must be unique")
+        self.constraints: tuple[Constraint, ...] = tuple(
+            parse_constraint(c) if isinstance(c, str) else c for c in constraints
+        )
+        texts = [c.text for c in self.constraints]
+        if len(set(texts)) != len(texts):
+            raise ValueError(f"constraints={texts!r}: repeated constraint")
+        self.seed = seed
+        self.max_retries = positive_int("SearchEngine", "max_retries", max_retries)
+        self._rng = random.Random(seed)
+        self._trials: dict[int, Trial] = {}
+        self._complete_order: list[int] = []
+        self._seen: dict[str, int] = {}
+        self._view = _View(self)
+
+    # -- ask / tell ---------------------------------------------------------------------------
+
+    def ask(self, n: int = 1) -> list[Candidate]:
+        """Create ``n`` new candidates (pending until told or failed)."""
+        positive_int("SearchEngine.ask", "n", n)
+        return [self._new_candidate() for _ in range(n)]
+
+    def _new_candidate(self) -> Candidate:
+        proposal: Proposal | None = None
+        for _ in range(self.max_retries):
+            proposal = self.strategy.propose(self._view, self._rng)
+            encoding = self.space.encode(proposal.arch)
+            if encoding not in self._seen:
+                return self._add(proposal, encoding)
+        assert proposal is not None
+        generation = proposal.generation
+        for _ in range(self.max_retries):
+            arch = self.space.sample(self._rng)
+            encoding = self.space.encode(arch)
+            if encoding not in self._seen:
+                log.info("strategy kept proposing seen archs; proposing a uniform sample instead")
+                return self._add(Proposal(arch, (), generation), encoding)
+        encoding = self.space.encode(proposal.arch)
+        first = self._seen[encoding]
+        warnings.warn(
+            f"no unseen arch after {2 * self.max_retries} draws (is the space nearly exhausted?); "
+            f"proposing {encoding!r} again, first proposed as candidate {first}",
+            DuplicateCandidateWarning,
+            stacklevel=3,
+        )
+        return self._add(proposal, encoding, duplicate_of=first)
+
+    def _add(self, proposal: Proposal, encoding: str, duplicate_of: int | None = None) -> Candidate:
+        candidate = Candidate(
+            id=len(self._trials),
+            arch=proposal.arch,
+            encoding=encoding,
+            generation=proposal.generation,
+            parents=tuple(proposal.parents),
+            duplicate_of=duplicate_of,
+        )
+        self._trials[candidate.id] = Trial(candidate)
+        self._seen.setdefault(encoding, candidate.id)
+        return candidate
+
+    def tell(
+        self,
+        candidate_id: int,
+        values: Mapping[str, float],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Trial:
+        """Record a pending candidate's values; returns its complete trial.
+
+        ``values`` must hold every objective's and every constraint's name
+        (finite numbers, canonical units); extra names are kept. ``metadata``
+        is free-form JSON-safe data (e.g. ``{"source": "measured"}``).
+        Raises UnknownCandidate, CandidateStateError (not pending) or
+        ValueError (missing or non-finite values, metadata not JSON-safe).
+        """
+        trial = self._pending(candidate_id, "tell")
+        evaluation = self._evaluate(values, metadata or {})
+        self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
+        self._complete_order.append(candidate_id)
+        return self._trials[candidate_id]
+
+    def fail(self, candidate_id: int, reason: str) -> Trial:
+        """Mark a pending candidate as failed (never selected, never in the front, never re-proposed)."""
+        trial = self._pending(candidate_id, "fail")
+        self._trials[candidate_id] = Trial(trial.candidate, TrialState.FAILED, None, str(reason))
+        return self._trials[candidate_id]
+
+    def revise(
+        self,
+        candidate_id: int,
+        values: Mapping[str, float],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Trial:
+        """Update a complete candidate's values (e.g. a measurement replacing a prediction).
+
+        ``values`` and ``metadata`` are merged over the told ones; the trial
+        keeps its place in the tell order. Raises CandidateStateError when the
+        candidate is not complete.
+        """
+        trial = self.trial(candidate_id)
+        if trial.state is not TrialState.COMPLETE or trial.evaluation is None:
+            raise CandidateStateError(
+                f"candidate {candidate_id} is {trial.state.value}, cannot revise it"
+            )
+        merged_values = {**trial.evaluation.values, **values}
+        merged_metadata = {**trial.evaluation.metadata, **(metadata or {})}
+        evaluation = self._evaluate(merged_values, merged_metadata)
+        self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
+        return self._trials[candidate_id]
+
+    def _pending(self, candidate_id: int, action: str) -> Trial:
+        trial = self.trial(candidate_id)
+        if trial.state is not TrialState.PENDING:
+            raise CandidateStateError(
+                f"candidate {candidate_id} is already {trial.state.value}; cannot {action} it again"
+            )
+        return trial
+
+    def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any]) -> Evaluation:
+        clean: dict[str, float] = {}
+        for name, value in values.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"value {name!r}={value!r} is not a number") from exc
+            if not math.isfinite(number):
+                raise ValueError(f"value {name!r}={number}: values must be finite")
+            clean[str(name)] = number
+        required = [o.name for o in self.objectives] + [c.name for c in self.constraints]
+        missing = sorted({n for n in required if n not in clean})
+        if missing:
+            raise ValueError(f"values lack {missing} (told: {sorted(clean)})")
+        try:
+            metadata_copy = json.loads(json.dumps(dict(metadata)))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
+        violations = {c.text: c.violation(clean[c.name]) for c in self.constraints}
+        total = sum(c.relative_violation(clean[c.name]) for c in self.constraints)
+        return Evaluation(clean, violations, total, metadata_copy)
+
+    # -- driving helpers ----------------------------------------------------------------------
+
+    def evaluate_callables(self, candidate: Candidate) -> dict[str, float]:
+        """Values of every :class:`CallableObjective` for ``candidate`` (computed here, now)."""
+        return {
+            o.name: o.evaluate(candidate.arch)
+            for o in self.objectives
+            if isinstance(o, CallableObjective)
+        }
+
+    def run(
+        self,
+        evaluate: Callable[[Candidate], Mapping[str, float]] | None = None,
+        *,
+        n_trials: int,
+        batch_size: int | None = None,
+    ) -> list[Trial]:
+        """Ask, evaluate and tell ``n_trials`` candidates in this process.
+
+        Each candidate's values are the callable objectives' values plus what
+        ``evaluate(candidate)`` returns (which wins on a name clash).
+        Batches default to the strategy's ``population_size`` (1 if it has
+        none). Exceptions from ``evaluate`` propagate; the candidate stays
+        pending. Returns the complete trials in order.
+        """
+        positive_int("SearchEngine.run", "n_trials", n_trials)
+        batch = (
+            batch_size if batch_size is not None else getattr(self.strategy, "population_size", 1)
+        )
+        positive_int("SearchEngine.run", "batch_size", batch)
+        done: list[Trial] = []
+        while len(done) < n_trials:
+            for candidate in self.ask(min(batch, n_trials - len(done))):
+                values = self.evaluate_callables(candidate)
+                if evaluate is not None:
+                    values.update(evaluate(candidate))
+                done.append(self.tell(candidate.id, values))
+        return done
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def trial(self, candidate_id: int) -> Trial:
+        """The trial of this candidate; UnknownCandidate when there is none."""
+        try:
+            return self._trials[candidate_id]
+        except KeyError:
+            raise UnknownCandidate(f"no candidate {candidate_id!r} in this search") from None
+
+    def history(self) -> list[Trial]:
+        """Every trial, in ask order (pending, complete and failed)."""
+        return list(self._trials.values())
+
+    def complete(self) -> list[Trial]:
+        """Complete trials in tell order."""
+        return [self._trials[i] for i in self._complete_order]
+
+    def pending(self) -> list[Candidate]:
+        """Candidates asked but neither told nor failed, in ask order."""
+        return [t.candidate for t in self._trials.values() if t.state is TrialState.PENDING]
+
+    def population(self) -> list[Trial]:
+        """The strategy's current parent population."""
+        return [self._trials[i] for i in self.strategy.population(self._view)]
+
+    def _point(self, trial: Trial) -> tuple[float, ...]:
+        if trial.evaluation is None:
+            raise CandidateStateError(
+                f"candidate {trial.id} is {trial.state.value}, it has no values"
+            )
+        values = trial.evaluation.values
+        return tuple(o.sign * values[o.name] for o in self.objectives)
+
+    def pareto_front(self) -> list[Trial]:
+        """The best trade-offs found: complete trials no other complete trial constraint-dominates.
+
+        When any complete trial is feasible, these are the non-dominated
+        feasible trials; otherwise the least-violating ones (non-dominated
+        among equal violations). Sorted by the first objective, best first.
+        """
+        complete = self.complete()
+        if not complete:
+            return []
+        points = [self._point(t) for t in complete]
+        violations = [t.evaluation.total_violation for t in complete if t.evaluation is not None]
+        feasible = [i for i, v in enumerate(violations) if v <= 0.0]
+        if feasible:
+            front = [feasible[k] for k in non_dominated_sort([points[i] for i in feasible])[0]]
+        else:
+            front = constrained_non_dominated_sort(points, violations)[0]
+        return [complete[i] for i in sorted(front, key=lambda i: (points[i], complete[i].id))]
+
+    def hypervolume(self, reference: Mapping[str, float]) -> float:
+        """Hypervolume of the feasible Pareto front against ``reference`` (one value per objective).
+
+        0 when no trial is feasible. ``reference`` is in the objectives' own
+        units and directions (e.g. accuracy 0, latency 100 ms).
+        """
+        missing = [o.name for o in self.objectives if o.name not in reference]
+        if missing:
+            raise ValueError(f"reference lacks {missing}")
+        front = [
+            t for t in self.pareto_front() if t.evaluation is not None and t.evaluation.feasible
+        ]
+        return hypervolume(
+            [[t.values[o.name] for o in self.objectives] for t in front],
+            [reference[o.name] for o in self.objectives],
+            [o.direction for o in self.objectives],
+        )
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-safe snapshot of the whole search (see :meth:`from_state_dict`)."""
+        version, internal, gauss = self._rng.getstate()
+        trials = []
+        for t in self._trials.values():
+            c = t.candidate
+            trials.append(
+                {
+                    "id": c.id,
+                    "encoding": c.encoding,
+                    "generation": c.generation,
+                    "parents": list(c.parents),
+                    "duplicate_of": c.duplicate_of,
+                    "state": t.state.value,
+                    "values": dict(t.evaluation.values) if t.evaluation else None,
+                    "metadata": dict(t.evaluation.metadata) if t.evaluation else None,
+                    "failure": t.failure,
+                }
+            )
+        return {
+            "format": STATE_FORMAT,
+            "space": self.space.name,
+            "seed": self.seed,
+            "max_retries": self.max_retries,
+            "objectives": [o.to_dict() for o in self.objectives],
+            "constraints": [c.text for c in self.constraints],
+            "strategy": {
+                "kind": self.strategy.kind,
+                "config": self.strategy.config(),
+                "state": self.strategy.state_dict(),
+            },
+            "rng": [version, list(internal), gauss],
+            "trials": trials,
+            "complete_order": list(self._complete_order),
+        }
+
+    @classmethod
+    def from_state_dict(
+        cls,
+        state: Mapping[str, Any],
+        space: SearchSpace,
+        *,
+        strategy: Strategy | None = None,
+        objectives: Sequence[Objective] | None = None,
+    ) -> SearchEngine:
+        """Rebuild a search from :meth:`state_dict` (after any JSON round trip).
+
+        ``space`` must be the space the search ran on (same name; archs are
+        decoded from their encodings). ``strategy`` defaults to a built-in
+        strategy rebuilt from the stored configuration; pass one to use custom
+        operators (its ``kind`` and ``config()`` must match the stored ones).
+        ``objectives`` defaults to plain objectives from the stored names;
+        pass them again to get :class:`CallableObjective` functions back
+        (names and directions must match). Raises ValueError on any mismatch.
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"state format {state.get('format')!r}, expected {STATE_FORMAT!r}")
+        if state["space"] != space.name:
+            raise ValueError(f"the search ran on space {state['space']!r}, not {space.name!r}")
+        stored = state["strategy"]
+        if strategy is None:
+            factory = _STRATEGIES.get(stored["kind"])
+            if factory is None:
+                raise ValueError(
+                    f"strategy kind {stored['kind']!r} is not built in; pass the strategy object"
+                )
+            strategy = factory(stored["config"])
+        elif strategy.kind != stored["kind"] or _jsonish(strategy.config()) != _jsonish(
+            stored["config"]
+        ):
+            raise ValueError(
+                f"strategy {strategy.kind} {strategy.config()!r} does not match the stored "
+                f"{stored['kind']} {stored['config']!r}"
+            )
+        stored_objectives = [Objective(o["name"], o["direction"]) for o in state["objectives"]]
+        if objectives is None:
+            objectives = stored_objectives
+        elif [(o.name, o.direction) for o in objectives] != [
+            (o.name, o.direction) for o in stored_objectives
+        ]:
+            raise ValueError(
+                f"objectives {[o.to_dict() for o in objectives]} do not match the stored "
+                f"{[o.to_dict() for o in stored_objectives]}"
+            )
+        engine = cls(
+            space,
+            strategy,
+            objectives,
+            constraints=list(state["constraints"]),
+            seed=int(state["seed"]),
+            max_retries=int(state["max_retries"]),
+        )
+        for record in state["trials"]:
+            candidate = Candidate(
+                id=int(record["id"]),
+                arch=space.decode(record["encoding"]),
+                encoding=record["encoding"],
+                generation=int(record["generation"]),
+                parents=tuple(int(p) for p in record["parents"]),
+                duplicate_of=None
+                if record["duplicate_of"] is None
+                else int(record["duplicate_of"]),
+            )
+            if candidate.id != len(engine._trials):
+                raise ValueError(f"trial ids out of order at {candidate.id}")
+            trial_state = TrialState(record["state"])
+            evaluation = None
+            if trial_state is TrialState.COMPLETE:
+                evaluation = engine._evaluate(record["values"], record["metadata"] or {})
+            engine._trials[candidate.id] = Trial(
+                candidate, trial_state, evaluation, record["failure"]
+            )
+            engine._seen.setdefault(candidate.encoding, candidate.id)
+        engine._complete_order = [int(i) for i in state["complete_order"]]
+        version, internal, gauss = state["rng"]
+        engine._rng.setstate((int(version), tuple(int(x) for x in internal), gauss))
+        strategy.load_state_dict(dict(stored["state"]))
+        return engine
+
+
+def _jsonish(value: Any) -> Any:
+    return json.loads(json.dumps(value))

@@ -1,0 +1,211 @@
+"""Pareto utilities: dominance, non-dominated sorting, crowding distance, hypervolume.
+
+Every function here works on *minimisation* vectors (tuples of floats where
+lower is better in every coordinate), except :func:`hypervolume`, which takes
+the objectives' own directions and converts. Functions are pure and
+deterministic: ties keep input order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Point = Sequence[float]
+
+MINIMIZE = "minimize"
+MAXIMIZE = "maximize"
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """True when ``a`` is no worse than ``b`` everywhere and better somewhere (minimisation)."""
+    better = False
+    for x, y in zip(a, b, strict=True):
+        if x > y:
+            return False
+        if x < y:
+            better = True
+    return better
+
+
+def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
+    """Deb's fast non-dominated sort: indices grouped into fronts, best front first.
+
+    Front 0 holds the points no other point dominates; front k the points only
+    dominated by fronts < k. Within a front, indices keep input order.
+    O(M·N²) for N points of M objectives.
+    """
+    n = len(points)
+    dominated_by_me: list[list[int]] = [[] for _ in range(n)]
+    domination_count = [0] * n
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(points[i], points[j]):
+                dominated_by_me[i].append(j)
+                domination_count[j] += 1
+            elif dominates(points[j], points[i]):
+                dominated_by_me[j].append(i)
+                domination_count[i] += 1
+    fronts: list[list[int]] = []
+    current = [i for i in range(n) if domination_count[i] == 0]
+    while current:
+        fronts.append(current)
+        nxt: list[int] = []
+        for i in current:
+            for j in dominated_by_me[i]:
+                domination_count[j] -= 1
+                if domination_count[j] == 0:
+                    nxt.append(j)
+        current = sorted(nxt)
+    return fronts
+
+
+def constrained_non_dominated_sort(
+    points: Sequence[Point], violations: Sequence[float]
+) -> list[list[int]]:
+    """Fronts under Deb's constraint-domination.
+
+    A feasible point (violation 0) beats every infeasible one; among infeasible
+    points, lower total violation wins; equal violations (and all feasible
+    points) fall back to Pareto dominance. So the feasible points' fronts come
+    first, then the infeasible points grouped by increasing violation, each
+    group sorted by Pareto dominance.
+    """
+    if len(points) != len(violations):
+        raise ValueError(f"{len(points)} points but {len(violations)} violations")
+    feasible = [i for i, v in enumerate(violations) if v <= 0.0]
+    fronts = [
+        [feasible[k] for k in front] for front in non_dominated_sort([points[i] for i in feasible])
+    ]
+    by_violation: dict[float, list[int]] = {}
+    for i, v in enumerate(violations):
+        if v > 0.0:
+            by_violation.setdefault(v, []).append(i)
+    for v in sorted(by_violation):
+        group = by_violation[v]
+        fronts.extend(
+            [[group[k] for k in front] for front in non_dominated_sort([points[i] for i in group])]
+        )
+    return fronts
+
+
+def pareto_indices(points: Sequence[Point]) -> list[int]:
+    """Indices of the non-dominated points (front 0), in input order."""
+    fronts = non_dominated_sort(points)
+    return fronts[0] if fronts else []
+
+
+def crowding_distance(points: Sequence[Point]) -> list[float]:
+    """NSGA-II crowding distance of each point of one front (larger = more isolated).
+
+    Boundary points of every objective get ``inf``; an objective whose values
+    are all equal contributes nothing. Fronts of one or two points are all
+    ``inf``.
+    """
+    n = len(points)
+    if n == 0:
+        return []
+    distance = [0.0] * n
+    if n <= 2:
+        return [math.inf] * n
+    for m in range(len(points[0])):
+        order = sorted(range(n), key=lambda i: points[i][m])
+        lo, hi = points[order[0]][m], points[order[-1]][m]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        span = hi - lo
+        if span <= 0.0:
+            continue
+        for k in range(1, n - 1):
+            i = order[k]
+            if distance[i] != math.inf:
+                distance[i] += (points[order[k + 1]][m] - points[order[k - 1]][m]) / span
+    return distance
+
+
+def hypervolume(
+    points: Sequence[Point],
+    reference: Point,
+    directions: Sequence[str] | None = None,
+) -> float:
+    """Exact hypervolume dominated by ``points`` and bounded by ``reference``.
+
+    ``directions`` gives ``"minimize"`` or ``"maximize"`` per coordinate (all
+    minimise when omitted); ``reference`` is in the same units and must be worse
+    than the points that should count (above them when minimising, below when
+    maximising). Points not strictly better than the reference in every
+    coordinate contribute nothing. Exact for any number of objectives by
+    recursive slicing along the last one (O(N^(M-1) log N)): instant for two or
+    three objectives and a few hundred points.
+    """
+    m = len(reference)
+    if directions is None:
+        directions = [MINIMIZE] * m
+    if len(directions) != m:
+        raise ValueError(f"{len(directions)} directions for a {m}-objective reference")
+    signs: list[float] = []
+    for d in directions:
+        if d not in (MINIMIZE, MAXIMIZE):
+            raise ValueError(f"direction {d!r}: expected 'minimize' or 'maximize'")
+        signs.append(1.0 if d == MINIMIZE else -1.0)
+    ref = tuple(s * r for s, r in zip(signs, reference, strict=True))
+    inside: list[tuple[float, ...]] = []
+    for p in points:
+        if len(p) != m:
+            raise ValueError(f"point {tuple(p)} has {len(p)} coordinates, reference has {m}")
+        q = tuple(s * float(x) for s, x in zip(signs, p, strict=True))
+        if any(math.isnan(x) for x in q):
+            raise ValueError(f"point {tuple(p)} has a NaN coordinate")
+        if all(x < r for x, r in zip(q, ref, strict=True)):
+            inside.append(q)
+    return _hv(inside, ref)
+
+
+def _hv(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
+    if not points:
+        return 0.0
+    m = len(ref)
+    if m == 1:
+        return ref[0] - min(p[0] for p in points)
+    if m == 2:
+        return _hv2(points, ref)
+    # Sweep the last coordinate upwards: between two consecutive values, the
+    # slab's cross-section is the (m-1)-d hypervolume of the points seen so far.
+    ordered = sorted(points, key=lambda p: p[-1])
+    sub_ref = ref[:-1]
+    volume = 0.0
+    active: list[tuple[float, ...]] = []
+    for k, p in enumerate(ordered):
+        active.append(p[:-1])
+        upper = ordered[k + 1][-1] if k + 1 < len(ordered) else ref[-1]
+        height = upper - p[-1]
+        if height > 0.0:
+            if m > 3:  # the 2-d sweep filters dominated points itself
+                active = _nondominated(active)
+            volume += _hv(active, sub_ref) * height
+    return volume
+
+
+def _hv2(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
+    ordered = sorted(points)
+    area = 0.0
+    best_y = ref[1]
+    front: list[tuple[float, float]] = []
+    for x, y in ordered:
+        if y < best_y:
+            front.append((x, y))
+            best_y = y
+    for k, (x, y) in enumerate(front):
+        next_x = front[k + 1][0] if k + 1 < len(front) else ref[0]
+        area += (next_x - x) * (ref[1] - y)
+    return area
+
+
+def _nondominated(points: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """Drop dominated and duplicate points (keeps the recursion small)."""
+    unique = sorted(set(points))
+    kept: list[tuple[float, ...]] = []
+    for p in unique:
+        # In lexicographic order, a dominator of p always comes before p.
+        if not any(all(a <= b for a, b in zip(q, p, strict=True)) for q in kept):
+            kept.append(p)
+    return kept
