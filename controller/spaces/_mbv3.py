@@ -356,11 +356,15 @@ class MobileNetV3Space(SearchSpace):
 
     def _check(self, arch: Any) -> MBv3Arch:
         """``arch`` if it belongs to this space, else UnknownArch."""
+        if not isinstance(arch, MBv3Arch):
+            raise UnknownArch(f"not an arch of {self.identity()}: {arch!r}")
+        if type(arch.resolution) is not int or arch.resolution not in self.resolutions:
+            raise UnknownArch(
+                f"resolution {arch.resolution!r} is not one of {self.identity()}'s "
+                f"{list(self.resolutions)}"
+            )
         if (
-            not isinstance(arch, MBv3Arch)
-            or type(arch.resolution) is not int
-            or arch.resolution not in self.resolutions
-            or not isinstance(arch.stages, tuple)
+            not isinstance(arch.stages, tuple)
             or len(arch.stages) != len(STAGES)
             or any(
                 not isinstance(blocks, tuple)
