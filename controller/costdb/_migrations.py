@@ -127,7 +127,72 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     _run(db, _INITIAL_SCHEMA)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial_schema", _initial_schema),)
+# Latency lookup tables (see docs/lut.md). A LUT is one (space identity,
+# device, settings hash); its entries point at the measurement they came from
+# by uid only (no foreign key): an imported LUT keeps the uids of another
+# database's measurements. Reports are `lut eval` and `lut check` results.
+_LUT_TABLES = (
+    """
+    CREATE TABLE luts (
+        id            INTEGER PRIMARY KEY,
+        space         TEXT NOT NULL,      -- SearchSpace.identity(): name + config
+        space_name    TEXT NOT NULL,
+        space_config  TEXT NOT NULL,      -- JSON object, {} for the defaults
+        space_version INTEGER NOT NULL,
+        device        TEXT NOT NULL,      -- devices.name (kept if removed)
+        settings_hash TEXT NOT NULL,
+        settings      TEXT NOT NULL,      -- resolved BenchmarkSettings, JSON
+        status        TEXT NOT NULL CHECK (status IN ('building', 'complete')),
+        blocks_total  INTEGER NOT NULL,   -- distinct blocks of the space
+        calibration   TEXT,               -- JSON: a, b, n, archs, fitted_at ...
+        source        TEXT NOT NULL,      -- 'local' or the import's label
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        UNIQUE (space, device, settings_hash)
+    )
+    """,
+    "CREATE INDEX luts_by_device ON luts (device, space_name)",
+    """
+    CREATE TABLE lut_entries (
+        lut_id          INTEGER NOT NULL REFERENCES luts (id) ON DELETE CASCADE,
+        block_key       TEXT NOT NULL,
+        model_sha256    TEXT NOT NULL REFERENCES models (sha256),
+        latency_ms      REAL NOT NULL CHECK (latency_ms > 0),
+        measurement_uid TEXT,             -- measurements.uid, here or where imported from
+        PRIMARY KEY (lut_id, block_key)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE lut_reports (
+        id          INTEGER PRIMARY KEY,
+        lut_id      INTEGER NOT NULL REFERENCES luts (id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL CHECK (kind IN ('eval', 'check')),
+        created_at  REAL NOT NULL,
+        n           INTEGER NOT NULL,
+        within_5    REAL NOT NULL,        -- shares in [0, 1]
+        within_10   REAL NOT NULL,
+        rmspe       REAL NOT NULL,        -- percent
+        mape        REAL NOT NULL,        -- percent
+        max_ape     REAL NOT NULL,        -- percent
+        kendall_tau REAL,                 -- NULL when undefined (n < 2, ties)
+        threshold   REAL,                 -- percent, check only
+        stale       INTEGER NOT NULL,     -- 0/1, check only (0 for eval)
+        calibration TEXT,                 -- JSON, the calibration used
+        details     TEXT NOT NULL         -- JSON: per arch, and the check's reasons
+    )
+    """,
+    "CREATE INDEX lut_reports_by_lut ON lut_reports (lut_id, kind, created_at)",
+)
+
+
+def _lut_tables(db: sqlite_utils.Database) -> None:
+    _run(db, _LUT_TABLES)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial_schema", _initial_schema),
+    Migration(2, "lut_tables", _lut_tables),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _MIGRATIONS_TABLE = """

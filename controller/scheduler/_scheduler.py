@@ -244,9 +244,20 @@ class Scheduler:
         return answers
 
     def run(
-        self, jobs: Sequence[Job], *, on_progress: ProgressCallback | None = None
+        self,
+        jobs: Sequence[Job],
+        *,
+        on_progress: ProgressCallback | None = None,
+        use_cache: bool = True,
     ) -> list[JobOutcome]:
-        """Run ``jobs``; return one outcome per job, in order (see the module docstring)."""
+        """Run ``jobs``; return one outcome per job, in order (see the module docstring).
+
+        ``use_cache=False`` skips step 1 for this batch: every job is measured
+        afresh (identical jobs still once) and recorded next to the older
+        measurements of the same key, which :meth:`CostDB.lookup` then no
+        longer returns (it returns the newest). For checking a cached figure
+        against the device as it is now (``fleetnas lut check``).
+        """
         jobs = list(jobs)
         eligible = [self.eligible_devices(job) for job in jobs]
         total = len(jobs)
@@ -271,7 +282,9 @@ class Scheduler:
                 first_of[key] = index
                 primaries.append(index)
 
-        cached = self.lookup([jobs[i] for i in primaries])
+        cached = (
+            self.lookup([jobs[i] for i in primaries]) if use_cache else [None] * len(primaries)
+        )
         tasks: list[_Task] = []
         for index, hit in zip(primaries, cached, strict=True):
             if hit is not None:

@@ -1,0 +1,209 @@
+"""Build a LUT: measure every distinct block of a space once on one device.
+
+:func:`build_lut` does, in order:
+
+1. **Enumerate** ``space.all_blocks()`` (every resolution the space is
+   configured with), one job per distinct block key.
+2. **Export** each block to ONNX (:func:`fleetnas.controller.export.export_block`,
+   cached on disk) and record it in ``models`` with its origin:
+   ``space`` = the space *name* (block keys do not depend on the space's
+   configuration) and ``arch`` = ``"block:" + block key``. Everything is
+   exported before anything is measured, so a local device is not disturbed
+   by torch while it measures.
+3. **Measure** all blocks in one scheduler batch. The scheduler answers what
+   the cost DB already holds for this (model, device, settings) and measures
+   the rest, recording each result as it arrives. So a build that is
+   interrupted (Ctrl-C, SIGKILL, a crash) loses at most the benchmarks that
+   were running, and rerunning it measures only what is missing: nothing is
+   ever measured twice.
+4. **Store** an entry per block as outcomes arrive; the LUT (identity: space
+   identity, device, the settings hash the agent echoed) is created with the
+   first result, and marked ``complete`` once every block has an entry.
+
+Failed blocks are reported, not raised; the LUT then stays ``building``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
+from fleetnas.controller.lut._store import BLOCK_ARCH_PREFIX, LutEntry, LutInfo, LutStore
+from fleetnas.controller.scheduler import (
+    Job,
+    JobOutcome,
+    ModelRef,
+    OutcomeStatus,
+    Progress,
+    Scheduler,
+)
+from fleetnas.controller.spaces import Block, SearchSpace
+
+_FLUSH_EVERY = 64
+
+
+def block_model_arch(block: Block) -> str:
+    """The ``models.arch`` value that marks a model as this block."""
+    return BLOCK_ARCH_PREFIX + block.key
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did. ``lut`` is ``None`` only when no block could be measured."""
+
+    lut: LutInfo | None
+    blocks: int
+    cached: int
+    measured: int
+    failed: tuple[tuple[str, str], ...] = field(default=())  # (block key, reason)
+    export_s: float = 0.0
+    measure_s: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.lut is not None and self.lut.status == "complete"
+
+
+def distinct_blocks(space: SearchSpace) -> list[Block]:
+    """The space's distinct blocks, one per key, sorted by key."""
+    by_key = {block.key: block for block in space.all_blocks()}
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def export_blocks(
+    space: SearchSpace,
+    blocks: Sequence[Block],
+    db: CostDB,
+    *,
+    cache_dir: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> list[ModelRef]:
+    """Export each block and record its model with its origin; one ModelRef per block."""
+    from fleetnas.controller.export import export_block  # torch: only when building
+
+    refs = []
+    origin_space = space.name
+    for i, block in enumerate(blocks, start=1):
+        exported = export_block(space, block, cache_dir=cache_dir)
+        size = len(exported.onnx_bytes)
+        arch = block_model_arch(block)
+        known = db.get_model(exported.sha256)
+        if known is None or known.space != origin_space or known.arch != arch:
+            db.record_model(exported.sha256, size, space=origin_space, arch=arch)
+        if exported.path is not None:
+            # Only the path is kept: a batch of hundreds of blocks need not sit in memory.
+            refs.append(ModelRef(exported.sha256, size, path=exported.path))
+        else:
+            refs.append(ModelRef(exported.sha256, size, data=exported.onnx_bytes))
+        if on_progress is not None:
+            on_progress(LutProgress("export", i, len(blocks), block.key))
+    return refs
+
+
+class _EntryWriter:
+    """Turns measure-phase outcomes into LUT entries, creating the LUT on the first."""
+
+    def __init__(self, store: LutStore, space: SearchSpace, device: str, blocks_total: int) -> None:
+        self.store = store
+        self.space = space
+        self.device = device
+        self.blocks_total = blocks_total
+        self.lut: LutInfo | None = None
+        self.pending: list[LutEntry] = []
+        self.failed: list[tuple[str, str]] = []
+        self.cached = 0
+        self.measured = 0
+
+    def add(self, outcome: JobOutcome) -> None:
+        key = str(outcome.job.tag)
+        if not outcome.ok or outcome.measurement is None:
+            self.failed.append((key, outcome.error_message or "failed"))
+            return
+        m = outcome.measurement
+        if self.lut is None:
+            self.lut = self.store.ensure(
+                space=self.space.identity(), space_name=self.space.name,
+                space_config=self.space.config(), space_version=self.space.version,
+                device=self.device, settings_hash=m.settings_hash, settings=m.settings,
+                blocks_total=self.blocks_total,
+            )  # fmt: skip
+        elif m.settings_hash != self.lut.settings_hash:
+            self.failed.append((key, (
+                f"measured with settings {m.settings_hash}, not the LUT's "
+                f"{self.lut.settings_hash}: the agent resolved the same request differently "
+                "(was it restarted with other options?)"
+            )))  # fmt: skip
+            return
+        if outcome.status is OutcomeStatus.CACHED:
+            self.cached += 1
+        else:
+            self.measured += 1
+        self.pending.append(LutEntry(key, m.model_sha256, m.latency_ms, m.uid))
+        if len(self.pending) >= _FLUSH_EVERY or outcome.status is OutcomeStatus.MEASURED:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lut is not None and self.pending:
+            self.store.put_entries(self.lut.id, self.pending)
+            self.pending = []
+
+
+def build_lut(
+    space: SearchSpace,
+    device: str,
+    settings: agent_pb2.BenchmarkSettings,
+    *,
+    db: CostDB,
+    scheduler: Scheduler,
+    cache_dir: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> BuildReport:
+    """Measure every distinct block of ``space`` on ``device``; see the module docstring.
+
+    ``device`` is a device of the scheduler's fleet (raises UnknownDevice
+    before any work otherwise); ``settings`` is the benchmark request. On
+    KeyboardInterrupt the entries stored so far are kept and the interrupt
+    propagates; run the build again to resume.
+    """
+    scheduler.fleet.get(device)  # UnknownDevice now, not after exporting
+    blocks = distinct_blocks(space)
+    started = time.monotonic()
+    refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress)
+    exported = time.monotonic()
+
+    store = LutStore(db)
+    writer = _EntryWriter(store, space, device, len(blocks))
+    jobs = [Job.on_device(ref, device, settings, tag=block.key) for ref, block in zip(refs, blocks, strict=True)]
+
+    def progress(p: Progress) -> None:
+        writer.add(p.outcome)
+        if on_progress is not None:
+            on_progress(LutProgress(
+                "measure", p.done, p.total, str(p.outcome.job.tag),
+                cached=writer.cached, measured=writer.measured, failed=len(writer.failed),
+            ))  # fmt: skip
+
+    try:
+        scheduler.run(jobs, on_progress=progress)
+    finally:
+        writer.flush()
+    lut = writer.lut
+    if lut is not None:
+        stored = store.entries(lut.id).keys()
+        if all(block.key in stored for block in blocks):
+            store.set_status(lut.id, "complete")
+        lut = store.get(lut.id)
+    return BuildReport(
+        lut=lut,
+        blocks=len(blocks),
+        cached=writer.cached,
+        measured=writer.measured,
+        failed=tuple(writer.failed),
+        export_s=exported - started,
+        measure_s=time.monotonic() - exported,
+    )

@@ -1,0 +1,397 @@
+"""LUTs in the cost database: the ``luts``, ``lut_entries`` and ``lut_reports`` tables.
+
+A LUT is identified by (space identity, device, settings hash): the same
+blocks measured with other settings, or for another configuration of the
+space, form another LUT (their measurements are still shared through the
+cache, so a second LUT only costs the blocks the first lacks). See
+``docs/lut.md`` for the schema.
+
+:class:`LutStore` reads and writes those tables through a :class:`CostDB`, in
+the same transactions and under the same lock as the rest of the database,
+so it is as safe as ``CostDB`` itself with several threads and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetnas.controller.costdb import LOCAL_SOURCE, CostDB
+from fleetnas.controller.lut._calibration import Calibration
+from fleetnas.controller.lut._errors import AmbiguousLut, LutNotFound
+from fleetnas.controller.lut._metrics import Accuracy
+
+STATUSES = ("building", "complete")
+#: the ``models.arch`` of a block's ONNX model is this prefix + its block key
+BLOCK_ARCH_PREFIX = "block:"
+REPORT_KINDS = ("eval", "check")
+
+_LUT_COLUMNS = (
+    "id, space, space_name, space_config, space_version, device, settings_hash, settings, "
+    "status, blocks_total, calibration, source, created_at, updated_at, "
+    "(SELECT count(*) FROM lut_entries AS e WHERE e.lut_id = luts.id)"
+)
+_REPORT_COLUMNS = (
+    "id, lut_id, kind, created_at, n, within_5, within_10, rmspe, mape, max_ape, kendall_tau, "
+    "threshold, stale, calibration, details"
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class LutInfo:
+    """One LUT as stored. ``entries`` is how many blocks it has; times are unix seconds."""
+
+    id: int
+    space: str
+    space_name: str
+    space_config: dict[str, Any]
+    space_version: int
+    device: str
+    settings_hash: str
+    settings: dict[str, Any]
+    status: str
+    blocks_total: int
+    calibration: Calibration | None
+    source: str
+    created_at: float
+    updated_at: float
+    entries: int
+
+    @property
+    def coverage(self) -> float:
+        """Share of the space's distinct blocks that have an entry, in [0, 1]."""
+        return self.entries / self.blocks_total if self.blocks_total else 0.0
+
+    @property
+    def threads(self) -> int | None:
+        """The intra-op threads of its settings (``None`` if not recorded)."""
+        value = self.settings.get("intra_op_threads")
+        return None if value is None else int(value)
+
+    @property
+    def method(self) -> str:
+        return str(self.settings.get("method", "METHOD_PLAIN")).removeprefix("METHOD_").lower()
+
+    def label(self) -> str:
+        return f"{self.space} on {self.device} (settings {self.settings_hash})"
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> LutInfo:
+        calibration = None if row[10] is None else Calibration.from_dict(json.loads(row[10]))
+        return cls(
+            id=row[0], space=row[1], space_name=row[2], space_config=json.loads(row[3]),
+            space_version=row[4], device=row[5], settings_hash=row[6],
+            settings=json.loads(row[7]), status=row[8], blocks_total=row[9],
+            calibration=calibration, source=row[11], created_at=row[12], updated_at=row[13],
+            entries=row[14],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    """The latency of one block: ``measurement_uid`` names the measurement it came from."""
+
+    block_key: str
+    model_sha256: str
+    latency_ms: float
+    measurement_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class LutReport:
+    """A stored ``lut eval`` or ``lut check`` result.
+
+    ``threshold`` (percent) and ``stale`` are the check's verdict (``None`` /
+    ``False`` for an eval). ``details`` holds the per-arch rows
+    (``arch``, ``raw_sum_ms``, ``predicted_ms``, ``measured_ms``,
+    ``measurement_uid``) and, for a check, ``reasons`` and ``warnings``.
+    """
+
+    lut_id: int
+    kind: str
+    accuracy: Accuracy
+    created_at: float = field(default_factory=time.time)
+    threshold: float | None = None
+    stale: bool = False
+    calibration: Calibration | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> LutReport:
+        return cls(
+            id=row[0], lut_id=row[1], kind=row[2], created_at=row[3],
+            accuracy=Accuracy(row[4], row[5], row[6], row[7], row[8], row[9], row[10]),
+            threshold=row[11], stale=bool(row[12]),
+            calibration=None if row[13] is None else Calibration.from_dict(json.loads(row[13])),
+            details=json.loads(row[14]),
+        )  # fmt: skip
+
+
+class LutStore:
+    """The LUT tables of one cost database. Thread-safe as ``CostDB`` is."""
+
+    def __init__(self, db: CostDB) -> None:
+        self.db = db
+
+    # CostDB keeps its transaction helpers private; LUT writes must share its
+    # lock and its BEGIN IMMEDIATE discipline, so they go through them here,
+    # in this one place.
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self.db._write() as conn:  # noqa: SLF001
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self.db._snapshot() as conn:  # noqa: SLF001
+            yield conn
+
+    # -- LUTs ---------------------------------------------------------------------------
+
+    def ensure(
+        self,
+        *,
+        space: str,
+        space_name: str,
+        space_config: Mapping[str, Any],
+        space_version: int,
+        device: str,
+        settings_hash: str,
+        settings: Mapping[str, Any],
+        blocks_total: int,
+        source: str = LOCAL_SOURCE,
+    ) -> LutInfo:
+        """The LUT with this identity, created (status ``building``) if missing.
+
+        An existing LUT keeps its entries, status and calibration;
+        ``blocks_total`` and ``updated_at`` are refreshed.
+        """
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                """
+                INSERT INTO luts (space, space_name, space_config, space_version, device,
+                                  settings_hash, settings, status, blocks_total, calibration,
+                                  source, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'building', ?, NULL, ?, ?, ?)
+                ON CONFLICT (space, device, settings_hash) DO UPDATE SET
+                    blocks_total = excluded.blocks_total, updated_at = excluded.updated_at
+                """,
+                (space, space_name, _dumps(dict(space_config)), space_version, device,
+                 settings_hash, _dumps(dict(settings)), blocks_total, source, now, now),
+            )  # fmt: skip
+            row = conn.execute(
+                f"SELECT {_LUT_COLUMNS} FROM luts "
+                "WHERE space = ? AND device = ? AND settings_hash = ?",
+                (space, device, settings_hash),
+            ).fetchone()
+        return LutInfo._from_row(row)
+
+    def get(self, lut_id: int) -> LutInfo:
+        """The LUT with this id; raises LutNotFound."""
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_LUT_COLUMNS} FROM luts WHERE id = ?", (lut_id,)).fetchone()
+        if row is None:
+            raise LutNotFound(f"no LUT with id {lut_id}")
+        return LutInfo._from_row(row)
+
+    def find(
+        self,
+        *,
+        space_name: str | None = None,
+        space: str | None = None,
+        device: str | None = None,
+        settings_hash: str | None = None,
+    ) -> list[LutInfo]:
+        """Every LUT matching all given filters, by space, device, then newest first."""
+        terms = [
+            (column, value)
+            for column, value in (
+                ("space_name", space_name), ("space", space), ("device", device),
+                ("settings_hash", settings_hash),
+            )
+            if value is not None
+        ]  # fmt: skip
+        where = " AND ".join(f"{c} = ?" for c, _ in terms)
+        sql = f"SELECT {_LUT_COLUMNS} FROM luts"
+        if where:
+            sql += f" WHERE {where}"
+        sql += " ORDER BY space, device, updated_at DESC, id DESC"
+        with self._read() as conn:
+            rows = conn.execute(sql, [v for _, v in terms]).fetchall()
+        return [LutInfo._from_row(r) for r in rows]
+
+    def select(
+        self,
+        *,
+        space_name: str,
+        device: str,
+        space: str | None = None,
+        settings_hash: str | None = None,
+    ) -> LutInfo:
+        """The one LUT of ``space_name`` on ``device`` that the filters leave.
+
+        ``space`` (an identity) and ``settings_hash`` narrow the choice. With
+        no ``space`` given, the default-configured space's LUT (identity ==
+        name) wins when several configurations match. Raises LutNotFound
+        (listing what exists and the command to build one) or AmbiguousLut
+        (listing the candidates and the flags that pick one).
+        """
+        candidates = self.find(
+            space_name=space_name, space=space, device=device, settings_hash=settings_hash
+        )
+        if not candidates:
+            existing = self.find(device=device) or self.find(space_name=space_name)
+            listing = "; ".join(info.label() for info in existing[:8]) or "none"
+            raise LutNotFound(
+                f"no LUT of {space or space_name} on {device}"
+                + (f" with settings {settings_hash}" if settings_hash else "")
+                + f" (existing: {listing}); build one with "
+                f"`fleetnas lut build --space {space_name} --device {device}`"
+            )
+        if len(candidates) > 1 and space is None:
+            default = [c for c in candidates if c.space == space_name]
+            if len({c.settings_hash for c in candidates}) == 1 and len(default) == 1:
+                return default[0]
+        if len(candidates) > 1:
+            listing = "; ".join(
+                f"{c.space} settings {c.settings_hash} ({c.threads} threads, {c.method})"
+                for c in candidates
+            )
+            raise AmbiguousLut(
+                f"{len(candidates)} LUTs of {space_name} on {device}: {listing}; pick one with "
+                "--settings-hash (or the build's settings flags) and --resolution/--space-config"
+            )
+        return candidates[0]
+
+    def set_status(self, lut_id: int, status: str) -> None:
+        """Mark a LUT ``building`` or ``complete``."""
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r}: choose one of {', '.join(STATUSES)}")
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE luts SET status = ?, updated_at = ? WHERE id = ?",
+                (status, time.time(), lut_id),
+            )
+
+    def set_calibration(self, lut_id: int, calibration: Calibration | None) -> None:
+        """Store (or clear, with ``None``) the LUT's calibration."""
+        text = None if calibration is None else _dumps(calibration.to_dict())
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE luts SET calibration = ?, updated_at = ? WHERE id = ?",
+                (text, time.time(), lut_id),
+            )
+
+    def delete(self, lut_id: int) -> None:
+        """Remove a LUT with its entries and reports (measurements and models stay)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM luts WHERE id = ?", (lut_id,))
+
+    # -- entries ------------------------------------------------------------------------
+
+    def put_entries(
+        self, lut_id: int, entries: Iterable[LutEntry], *, origin_space: str | None = None
+    ) -> int:
+        """Add or replace entries (one per block key), in one transaction; returns the count.
+
+        Model rows missing from ``models`` are created, so entries of an
+        imported LUT can name models this database has never seen; with
+        ``origin_space`` they get that space and ``block:<key>`` as origin
+        where none is known.
+        """
+        rows = [
+            (lut_id, e.block_key, e.model_sha256, float(e.latency_ms), e.measurement_uid)
+            for e in entries
+        ]
+        if not rows:
+            return 0
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(
+                """
+                INSERT INTO models (sha256, space, arch, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (sha256) DO UPDATE SET
+                    space = COALESCE(models.space, excluded.space),
+                    arch = COALESCE(models.arch, excluded.arch)
+                """,
+                (
+                    (r[2], origin_space, None if origin_space is None else BLOCK_ARCH_PREFIX + r[1], now)
+                    for r in rows
+                ),
+            )
+            conn.executemany(
+                """
+                INSERT INTO lut_entries (lut_id, block_key, model_sha256, latency_ms,
+                                         measurement_uid)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (lut_id, block_key) DO UPDATE SET
+                    model_sha256 = excluded.model_sha256, latency_ms = excluded.latency_ms,
+                    measurement_uid = excluded.measurement_uid
+                """,
+                rows,
+            )
+            conn.execute("UPDATE luts SET updated_at = ? WHERE id = ?", (now, lut_id))
+        return len(rows)
+
+    def entries(self, lut_id: int) -> dict[str, LutEntry]:
+        """The LUT's entries by block key (sorted by key)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT block_key, model_sha256, latency_ms, measurement_uid FROM lut_entries "
+                "WHERE lut_id = ? ORDER BY block_key",
+                (lut_id,),
+            ).fetchall()
+        return {r[0]: LutEntry(*r) for r in rows}
+
+    # -- reports ------------------------------------------------------------------------
+
+    def add_report(self, report: LutReport) -> LutReport:
+        """Store an eval or check result; returns it with its id."""
+        if report.kind not in REPORT_KINDS:
+            raise ValueError(f"report kind {report.kind!r}: choose one of {REPORT_KINDS}")
+        acc = report.accuracy
+        calibration = None if report.calibration is None else _dumps(report.calibration.to_dict())
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"INSERT INTO lut_reports ({_REPORT_COLUMNS.removeprefix('id, ')}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (report.lut_id, report.kind, report.created_at, acc.n, acc.within_5,
+                 acc.within_10, acc.rmspe, acc.mape, acc.max_ape, acc.kendall_tau,
+                 report.threshold, int(report.stale), calibration, _dumps(report.details)),
+            )  # fmt: skip
+        return LutReport(
+            lut_id=report.lut_id, kind=report.kind, accuracy=acc, created_at=report.created_at,
+            threshold=report.threshold, stale=report.stale, calibration=report.calibration,
+            details=report.details, id=cursor.lastrowid,
+        )  # fmt: skip
+
+    def reports(self, lut_id: int, *, kind: str | None = None, limit: int | None = None) -> list[LutReport]:
+        """The LUT's reports (of one kind when given), newest first."""
+        sql = f"SELECT {_REPORT_COLUMNS} FROM lut_reports WHERE lut_id = ?"
+        params: list[Any] = [lut_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [LutReport._from_row(r) for r in rows]
+
+    def last_report(self, lut_id: int, kind: str) -> LutReport | None:
+        """The newest report of ``kind``, or ``None``."""
+        found = self.reports(lut_id, kind=kind, limit=1)
+        return found[0] if found else None
