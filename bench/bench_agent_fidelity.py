@@ -16,7 +16,7 @@ medians), the bare median (likewise) and the ratio agent/bare (median over
 rounds of the per-round ratio, with its range). Target: ratio within ±2 %
 ([0.98, 1.02]). No assertions.
 
-    .venv/bin/python bench/bench_agent_fidelity.py [--rounds 15] [--quick]
+    .venv/bin/python bench/bench_agent_fidelity.py [--rounds 15] [--max-runs N] [--models NAME ...] [--quick]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from _agent_common import (
     describe_settings,
     header,
     load_line,
+    model_by_name,
     print_table,
     resolved_settings,
     verdict,
@@ -106,10 +107,22 @@ def main() -> None:
         "--min-duration", type=float, default=None,
         help="min_duration_s of every benchmark (default: the agent's default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--max-runs", type=int, default=None,
+        help="max_runs of every benchmark (default: the agent's default, 1000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--models", nargs="+", default=[m.name for m in MODELS], help="a subset of the models"
+    )
     parser.add_argument("--quick", action="store_true", help="3 rounds: a smoke run")
     args = parser.parse_args()
     rounds = 3 if args.quick else args.rounds
-    overrides = {} if args.min_duration is None else {"min_duration_s": args.min_duration}
+    models = [model_by_name(name) for name in args.models]
+    overrides: dict[str, object] = {}
+    if args.min_duration is not None:
+        overrides["min_duration_s"] = args.min_duration
+    if args.max_runs is not None:
+        overrides["max_runs"] = args.max_runs
     settings = resolved_settings(**overrides)
     header(
         "bench_agent_fidelity: agent median vs bare in-process onnxruntime median",
@@ -122,7 +135,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
         with AgentProcess(Path(tmp) / "agent") as agent, agent.client() as client:
-            for model in MODELS:
+            for model in models:
                 rows.append(measure_model(model, agent, client, settings, rounds, Path(tmp)))
     print()
     print_table(
