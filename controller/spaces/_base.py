@@ -11,11 +11,12 @@ Randomness always comes from the ``random.Random`` the caller passes: the same
 seed gives the same archs on every platform.
 
 A space's identity is its ``name`` plus its :meth:`SearchSpace.config` (the
-constructor options that differ from the defaults) plus its ``version``: the
-same encoding names the same network only within one identity, so caches and
-the cost DB key archs by :meth:`SearchSpace.identity` and encoding. Block keys
-are complete on their own: :meth:`SearchSpace.build_block` depends on the
-block alone, never on the instance's options.
+constructor options that differ from the defaults): the same encoding names
+the same network only within one identity, so caches and the cost DB key
+archs by :meth:`SearchSpace.identity` and encoding (and derived caches add the
+class's ``version``). Block keys are complete on their own:
+:meth:`SearchSpace.build_block` depends on the block alone, never on the
+instance's options.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ class UnknownBlock(ValueError):
 class Block:
     """One distinct unit of cost in an arch: the key of a latency LUT entry.
 
-    ``kind`` names the block type (e.g. ``"mbconv"``, ``"nb201.cell"``,
-    ``"stem"``); ``params`` holds every parameter that changes its cost,
-    input shape included, as sorted ``(name, value)`` pairs of JSON-safe
-    scalars or tuples. Two blocks with equal keys cost the same on a device.
+    ``kind`` names the block type, prefixed by the space that defines it
+    (e.g. ``"mbv3.mbconv"``, ``"nb201.op"``, ``"mbv3.stem"``); ``params``
+    holds every parameter that changes its cost, input shape included, as
+    sorted ``(name, value)`` pairs of JSON-safe scalars or tuples. Two
+    blocks with equal keys cost the same on a device.
     """
 
     kind: str
@@ -53,7 +55,10 @@ class Block:
 
     @property
     def key(self) -> str:
-        """Stable text key, e.g. ``mbconv|c_in=24|c_out=40|expand=4|hw=56|kernel=5|stride=2``."""
+        """Stable text key, one-to-one with the block within a space.
+
+        E.g. ``mbv3.mbconv|act=relu|c_in=24|c_out=40|expand=4|hw=56|kernel=5|se=True|stride=2``.
+        """
         parts = [self.kind] + [f"{k}={_fmt(v)}" for k, v in self.params]
         return "|".join(parts)
 

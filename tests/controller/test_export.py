@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +189,22 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert default_cache_dir() == tmp_path / "fleetnas" / "onnx"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "fleetnas" / "onnx"
+
+
+def test_a_cache_hit_does_not_import_torch(tmp_path: Path) -> None:
+    arch = NB201.decode("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|")
+    first = export_arch(NB201, arch, cache_dir=tmp_path)
+    code = (
+        "import sys\n"
+        "from fleetnas.controller.export import export_arch\n"
+        "from fleetnas.controller.spaces import get_space\n"
+        "s = get_space('nb201')\n"
+        f"m = export_arch(s, s.decode({NB201.encode(arch)!r}), cache_dir={str(tmp_path)!r})\n"
+        "assert m.cached, 'not a cache hit'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print(m.sha256)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == first.sha256
