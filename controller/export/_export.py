@@ -182,7 +182,7 @@ def _to_onnx(module: Any, input_shape: tuple[int, ...], opset: int) -> bytes:
             torch.onnx.export(
                 module,
                 (torch.zeros(input_shape),),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # the TorchScript path accepts a file object
                 dynamo=False,
                 opset_version=opset,
                 input_names=[INPUT_NAME],

@@ -216,7 +216,7 @@ class NB201Space(SearchSpace):
         from fleetnas.controller.spaces._nb201_torch import build_block
 
         p = _block_params(block)
-        c_in = {STEM: 3, REDUCE: p.get("c_in")}.get(block.kind, p.get("c"))
+        c_in: int = 3 if block.kind == STEM else p["c_in"] if block.kind == REDUCE else p["c"]
         return build_block(block.kind, p).eval(), (1, c_in, p["hw"], p["hw"])
 
     def _check(self, arch: Any) -> NB201Arch:
