@@ -406,7 +406,8 @@ class SearchEngine:
             )
         return {
             "format": STATE_FORMAT,
-            "space": self.space.name,
+            "space": self.space.identity(),
+            "space_version": self.space.version,
             "seed": self.seed,
             "max_retries": self.max_retries,
             "objectives": [o.to_dict() for o in self.objectives],
@@ -432,8 +433,8 @@ class SearchEngine:
     ) -> SearchEngine:
         """Rebuild a search from :meth:`state_dict` (after any JSON round trip).
 
-        ``space`` must be the space the search ran on (same name; archs are
-        decoded from their encodings). ``strategy`` defaults to a built-in
+        ``space`` must be the space the search ran on (same identity and
+        version; archs are decoded from their encodings). ``strategy`` defaults to a built-in
         strategy rebuilt from the stored configuration; pass one to use custom
         operators (its ``kind`` and ``config()`` must match the stored ones).
         ``objectives`` defaults to plain objectives from the stored names;
@@ -442,8 +443,11 @@ class SearchEngine:
         """
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"state format {state.get('format')!r}, expected {STATE_FORMAT!r}")
-        if state["space"] != space.name:
-            raise ValueError(f"the search ran on space {state['space']!r}, not {space.name!r}")
+        if state["space"] != space.identity() or state["space_version"] != space.version:
+            raise ValueError(
+                f"the search ran on space {state['space']!r} version {state['space_version']}, "
+                f"not {space.identity()!r} version {space.version}"
+            )
         stored = state["strategy"]
         if strategy is None:
             factory = _STRATEGIES.get(stored["kind"])

@@ -1,0 +1,15 @@
+"""Named errors of the accuracy estimators."""
+
+from __future__ import annotations
+
+
+class EstimatorError(RuntimeError):
+    """The estimator cannot score this network (e.g. no activation to hook, no classifier to adapt)."""
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded, or that does not fit the network's input."""
+
+
+class PluginError(ValueError):
+    """A ``module:function`` plugin that cannot be loaded or returned something unusable."""
