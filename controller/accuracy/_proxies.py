@@ -157,7 +157,10 @@ class NaswotEstimator(AccuracyEstimator):
         self.batch_size = batch_size
         self.seed = seed
         self.data = data
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.input_shape: tuple[int, int, int] | None = None
+        if input_shape is not None:
+            c, h, w = (int(v) for v in input_shape)
+            self.input_shape = (c, h, w)
         self.ridge = float(ridge)
 
     def inputs(self, shape: tuple[int, int, int]) -> torch.Tensor:

@@ -91,7 +91,7 @@ class CallableObjective(Objective):
     ignore ``fn`` (two objectives are the same if name and direction are).
     """
 
-    fn: Callable[[Any], float] = field(compare=False, repr=False)
+    fn: Callable[[Any], float] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __init__(self, name: str, fn: Callable[[Any], float], direction: str = MINIMIZE) -> None:
         object.__setattr__(self, "name", name)

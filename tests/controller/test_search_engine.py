@@ -26,6 +26,7 @@ from fleetnas.controller.search import (
     UnknownCandidate,
     dominates,
 )
+from fleetnas.controller.spaces import MobileNetV3Space, NB201Space, SearchSpace
 from tests.controller.test_search_toyspace import ToySpace, zdt1
 
 OBJECTIVES = [Objective("f1"), Objective("f2")]
@@ -415,3 +416,27 @@ def test_random_strategy_rng_is_the_engines() -> None:
     engine = SearchEngine(space, RandomStrategy(), OBJECTIVES, seed=9)
     rng = random.Random(9)
     assert [c.arch for c in engine.ask(5)] == [space.sample(rng) for _ in range(5)]
+
+
+@pytest.mark.parametrize("kind", ["nsga2", "aging"])
+@pytest.mark.parametrize(
+    "space",
+    [NB201Space(), MobileNetV3Space(resolutions=(96, 128), width_mult=0.5, num_classes=10)],
+    ids=["nb201", "mbv3"],
+)
+def test_real_spaces(kind: str, space: SearchSpace) -> None:
+    """The built-in spaces through the engine: deduped asks, constraints, exact resume."""
+    objectives = [
+        CallableObjective("params", space.count_params),
+        CallableObjective("flops", space.count_flops),
+        CallableObjective("blocks", lambda arch: -len(space.blocks(arch))),
+    ]
+    strategy = STRATEGIES[kind]()
+    engine = SearchEngine(space, strategy, objectives, constraints=["params <= 1 M"], seed=0)
+    trials = engine.run(n_trials=60, batch_size=10)
+    assert len({t.candidate.encoding for t in trials}) == 60
+    assert all(t.evaluation.feasible for t in engine.pareto_front())
+    state = json.loads(json.dumps(engine.state_dict()))
+    assert state["space"] == space.identity()
+    restored = SearchEngine.from_state_dict(state, space, objectives=objectives)
+    assert [c.encoding for c in restored.ask(10)] == [c.encoding for c in engine.ask(10)]
