@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": "fleetnas.controller.cli.agent:agent",
     "db": "fleetnas.controller.cli.db:db",
     "fleet": "fleetnas.controller.cli.fleet:fleet",
+    "lut": "fleetnas.controller.cli.lut:lut",
     "measure": "fleetnas.controller.cli.measure:measure",
 }
 

@@ -40,7 +40,7 @@ def settings_mismatches(
         if field.name in _IGNORED:
             continue
         actual = getattr(have, field.name)
-        if field.label == field.LABEL_REPEATED:
+        if field.is_repeated:
             wanted, actual = list(wanted), list(actual)
         if wanted != actual:
             out.append(f"{field.name}: asked {_show(field, wanted)}, the LUT has {_show(field, actual)}")

@@ -21,10 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import LOCAL_SOURCE, CostDB
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import AmbiguousLut, LutNotFound
 from fleetnas.controller.lut._metrics import Accuracy
+from fleetnas.controller.lut._settings import settings_mismatches
 
 STATUSES = ("building", "complete")
 #: the ``models.arch`` of a block's ONNX model is this prefix + its block key
@@ -238,10 +240,12 @@ class LutStore:
         device: str,
         space: str | None = None,
         settings_hash: str | None = None,
+        request: agent_pb2.BenchmarkSettings | None = None,
     ) -> LutInfo:
         """The one LUT of ``space_name`` on ``device`` that the filters leave.
 
-        ``space`` (an identity) and ``settings_hash`` narrow the choice. With
+        ``space`` (an identity), ``settings_hash`` and ``request`` (a settings
+        request: every field it sets must match the LUT's) narrow the choice. With
         no ``space`` given, the default-configured space's LUT (identity ==
         name) wins when several configurations match. Raises LutNotFound
         (listing what exists and the command to build one) or AmbiguousLut
@@ -250,12 +254,15 @@ class LutStore:
         candidates = self.find(
             space_name=space_name, space=space, device=device, settings_hash=settings_hash
         )
+        if request is not None:
+            candidates = [c for c in candidates if not settings_mismatches(request, c.settings)]
         if not candidates:
             existing = self.find(device=device) or self.find(space_name=space_name)
             listing = "; ".join(info.label() for info in existing[:8]) or "none"
             raise LutNotFound(
                 f"no LUT of {space or space_name} on {device}"
                 + (f" with settings {settings_hash}" if settings_hash else "")
+                + (" with the settings asked for" if request is not None else "")
                 + f" (existing: {listing}); build one with "
                 f"`fleetnas lut build --space {space_name} --device {device}`"
             )

@@ -1,0 +1,797 @@
+"""``fleetnas lut``: build, calibrate, evaluate, check, show, export and import latency LUTs.
+
+A LUT is one (space, device, settings): ``build`` measures every distinct
+block of the space on the device through the scheduler (cache first, so a
+rerun after Ctrl-C or a crash measures only what is missing), ``eval`` scores
+it against fresh end-to-end measurements, ``check`` flags it stale when the
+device drifted. Measuring commands take ``--device NAME`` (a device of the
+fleet file) or ``--local`` (a throw-away agent on this machine, recorded as
+device ``local``). See ``docs/lut.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from fleetnas.agent.settings_args import build_settings
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._options import costdb_errors
+from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
+from fleetnas.controller.cli.measure import LOCAL_CLASS, LOCAL_DEVICE, settings_options
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.fleet import Device, Fleet, UnknownDevice, fleet_path, load_fleet
+from fleetnas.controller.local_agents import LocalAgentError, spawn_local_agent
+from fleetnas.controller.lut import (
+    DEFAULT_CALIBRATION_N,
+    DEFAULT_CHECK_N,
+    DEFAULT_EVAL_N,
+    DEFAULT_EXPORT_DIR,
+    DEFAULT_STALE_THRESHOLD,
+    LutError,
+    LutInfo,
+    LutProgress,
+    LutStore,
+    build_lut,
+    calibrate_lut,
+    check_lut,
+    evaluate_lut,
+    export_lut,
+    export_paths,
+    import_lut,
+    is_empty_request,
+)
+from fleetnas.controller.scheduler import DEFAULT_DEVICE_WAIT_S, DEFAULT_MAX_RETRIES, Scheduler
+from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: exit status of ``lut check`` when the LUT is stale
+EXIT_STALE = 3
+EXIT_INTERRUPTED = 130
+
+
+# -- options -----------------------------------------------------------------------------
+
+
+def space_options(*, required: bool) -> Callable[[F], F]:
+    """``--space NAME``, ``--resolution R`` (repeatable) and ``--space-config JSON``."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--space-config", metavar="JSON",
+            help='Other constructor options of the space, e.g. \'{"width_mult": 0.5}\'.',
+        )(func)  # fmt: skip
+        func = click.option(
+            "--resolution", "resolutions", multiple=True, type=click.IntRange(min=1),
+            help="Input resolution(s) of the space (spaces that have them, e.g. mbv3); "
+            "repeat for several [default: all of the space's].",
+        )(func)  # fmt: skip
+        return click.option(
+            "--space", "space_name", required=required, metavar="NAME",
+            help="Search space (e.g. nb201, mbv3, or a registered one).",
+        )(func)  # fmt: skip
+
+    return decorate
+
+
+def device_options(func: F) -> F:
+    """``--device NAME`` / ``--local`` plus the fleet, retry and wait options."""
+    for option in reversed([
+        click.option("--device", metavar="NAME", help="The device of the fleet file to measure on."),
+        click.option("--local", is_flag=True,
+                     help="Measure on this machine with a throw-away loopback agent "
+                     f"(device {LOCAL_DEVICE!r})."),
+        click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True,
+                     type=click.IntRange(min=0), help="Retries of a job after transient failures."),
+        click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
+                     type=float, help="Seconds a job waits for a down device to come back."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where exported ONNX files are cached [default: ~/.cache/fleetnas/onnx]."),
+        fleet_option,
+    ]):  # fmt: skip
+        func = option(func)
+    return func
+
+
+def selection_options(func: F) -> F:
+    """``--settings-hash`` and the settings flags, which pick one LUT among several."""
+    func = settings_options(func)
+    return click.option(
+        "--settings-hash", metavar="HASH",
+        help="Pick the LUT measured with these settings (see `fleetnas lut show`).",
+    )(func)  # fmt: skip
+
+
+def _request(values: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
+    try:
+        return build_settings(
+            warmup=values.pop("warmup"), min_runs=values.pop("min_runs"),
+            max_runs=values.pop("max_runs"), min_duration=values.pop("min_duration"),
+            max_duration=values.pop("max_duration"), threads=values.pop("threads"),
+            inter_threads=values.pop("inter_threads"), providers=values.pop("providers"),
+            opt_level=values.pop("opt_level"), shapes=values.pop("shapes"),
+            seed=values.pop("seed"), method=values.pop("method"), timeout=values.pop("timeout"),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _space(name: str, resolutions: tuple[int, ...], config_json: str | None) -> SearchSpace:
+    config: dict[str, Any] = {}
+    if config_json:
+        try:
+            config = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"--space-config is not JSON: {exc}") from exc
+        if not isinstance(config, dict):
+            raise click.UsageError("--space-config must be a JSON object")
+    if resolutions:
+        config["resolutions"] = sorted(set(resolutions))
+    try:
+        return get_space(name, config)
+    except UnknownSpace as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:
+        raise click.UsageError(f"{exc} (check --resolution / --space-config)") from exc
+
+
+def _space_filter(
+    name: str | None, resolutions: tuple[int, ...], config_json: str | None
+) -> str | None:
+    """The space identity to filter on, when the user configured the space; else None."""
+    if name is None or not (resolutions or config_json):
+        return None
+    return _space(name, resolutions, config_json).identity()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Named errors of LUTs, fleets and the cost DB as one-line CLI errors."""
+    from fleetnas.controller.export import ExportError
+
+    with costdb_errors(), fleet_errors():
+        try:
+            yield
+        except (LutError, UnknownSpace, ExportError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except LocalAgentError as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from exc
+
+
+@contextmanager
+def _scheduler(
+    ctx: click.Context,
+    db: CostDB,
+    device: str | None,
+    local: bool,
+    fleet_file: Path | None,
+    max_retries: int,
+    device_wait_s: float,
+) -> Iterator[tuple[Scheduler, str]]:
+    """A scheduler over the fleet file (or one local agent) and the device name to use."""
+    if local:
+        if device not in (None, LOCAL_DEVICE):
+            raise click.UsageError("--local measures on this machine; drop --device")
+        with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
+            click.echo("starting a local agent on loopback", err=True)
+            agent = spawn_local_agent(LOCAL_DEVICE, tmp)
+            try:
+                agent.wait_ready()
+                fleet = Fleet.of([Device(LOCAL_DEVICE, LOCAL_CLASS, agent.address)])
+                with Scheduler(fleet, db, max_retries=max_retries,
+                               device_wait_s=device_wait_s) as scheduler:
+                    yield scheduler, LOCAL_DEVICE
+            finally:
+                agent.stop()
+        return
+    if device is None:
+        raise click.UsageError("say where to measure: --device NAME (of the fleet file) or --local")
+    path = fleet_path(fleet_file)
+    if not path.exists():
+        raise click.ClickException(
+            f"no fleet file at {path}, so device {device!r} is unknown: add it with "
+            f"`fleetnas fleet add {device} --address HOST:PORT --class CLASS`, "
+            "or measure on this machine with --local"
+        )
+    fleet = load_fleet(path)
+    try:
+        fleet.get(device)
+    except UnknownDevice as exc:
+        known = ", ".join(d.name for d in fleet) or "none"
+        raise click.ClickException(f"{exc} (devices in {path}: {known})") from exc
+    with Scheduler(fleet, db, max_retries=max_retries, device_wait_s=device_wait_s) as scheduler:
+        yield scheduler, device
+
+
+# -- progress ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress_bar(quiet: bool, what: str) -> Iterator[Callable[[LutProgress], None] | None]:
+    """A rich progress bar on stderr (one task per phase); ``None`` when quiet."""
+    if quiet:
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("eta"),
+        TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(p: LutProgress) -> None:
+            if p.phase not in tasks:
+                tasks[p.phase] = bar.add_task("", total=p.total, phase=f"{p.phase} {what}",
+                                              counts="")
+            counts = (
+                f"cached {p.cached}  measured {p.measured}  failed {p.failed}"
+                if p.phase == "measure" else ""
+            )
+            bar.update(tasks[p.phase], completed=p.done, counts=counts)
+
+        yield update
+
+
+# -- formatting --------------------------------------------------------------------------
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def _calibration_text(lut: LutInfo) -> str:
+    c = lut.calibration
+    if c is None:
+        return "[yellow]none[/]"
+    return f"{c.a:.4f}×Σ{c.b:+.4f} ms (n={c.n}, fit {c.fit_rmspe:.1f}%)"
+
+
+def _lut_table(store: LutStore, luts: list[LutInfo]) -> Table:
+    table = Table(title="latency LUTs")
+    for column in ("space", "device", "settings", "status", "entries", "coverage",
+                   "calibration", "last eval", "last check"):
+        table.add_column(column, justify="right" if column in ("entries", "coverage") else "left")
+    for lut in luts:
+        ev = store.last_report(lut.id, "eval")
+        ck = store.last_report(lut.id, "check")
+        eval_text = "-" if ev is None else (
+            f"±10%: {_pct(ev.accuracy.within_10)}, RMSPE {ev.accuracy.rmspe:.1f}% (n={ev.accuracy.n})"
+        )
+        if ck is None:
+            check_text = "never"
+        else:
+            verdict = "[red]STALE[/]" if ck.stale else "[green]ok[/]"
+            check_text = f"{verdict} {_when(ck.created_at)}, error {ck.accuracy.mape:.1f}%"
+        status = "[green]complete[/]" if lut.status == "complete" else "[yellow]building[/]"
+        table.add_row(
+            escape(lut.space), escape(lut.device),
+            f"{lut.settings_hash} ({lut.threads} thr, {lut.method})", status,
+            f"{lut.entries}/{lut.blocks_total}", _pct(lut.coverage), _calibration_text(lut),
+            eval_text, check_text,
+        )  # fmt: skip
+    return table
+
+
+def _accuracy_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=escape(title), show_header=False)
+    table.add_column("figure", style="bold")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+def _select(
+    db: CostDB,
+    space_name: str,
+    device: str,
+    space_identity: str | None,
+    settings_hash: str | None,
+    request: agent_pb2.BenchmarkSettings,
+) -> LutInfo:
+    return LutStore(db).select(
+        space_name=space_name, device=device, space=space_identity, settings_hash=settings_hash,
+        request=None if is_empty_request(request) else request,
+    )  # fmt: skip
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+@click.group()
+def lut() -> None:
+    """Per-device latency lookup tables: build, evaluate, check, share.
+
+    \b
+    Example:
+        fleetnas lut build --space mbv3 --device pi4-a --resolution 160
+        fleetnas lut eval --space mbv3 --device pi4-a --n 100
+        fleetnas lut show
+    """
+
+
+@lut.command()
+@space_options(required=True)
+@device_options
+@settings_options
+@click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
+              type=click.IntRange(min=0),
+              help="End-to-end archs to calibrate on once the LUT is complete (0: skip).")
+@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
+              help="Seed of the calibration archs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def build(
+    ctx: click.Context,
+    space_name: str,
+    resolutions: tuple[int, ...],
+    space_config: str | None,
+    device: str | None,
+    local: bool,
+    max_retries: int,
+    device_wait_s: float,
+    cache_dir: Path | None,
+    fleet_file: Path | None,
+    calibration_n: int,
+    arch_seed: int,
+    quiet: bool,
+    **setting_values: Any,
+) -> None:
+    """Measure every distinct block of a space on a device and store the LUT.
+
+    Blocks already measured on the device with the same settings are taken
+    from the cost database, so an interrupted build resumes where it
+    stopped: run the same command again. Then calibrates the LUT on
+    --calibration-n whole networks.
+
+    \b
+    Example:
+        fleetnas lut build --space mbv3 --device pi4-a --resolution 160 --resolution 192
+        fleetnas lut build --space nb201 --local --threads 1
+    """
+    request = _request(setting_values)
+    space = _space(space_name, resolutions, space_config)
+    with _errors(), CostDB(db_path_of(ctx)) as db, \
+            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
+                scheduler, target):  # fmt: skip
+        try:
+            with _progress_bar(quiet, "blocks") as on_progress:
+                report = build_lut(space, target, request, db=db, scheduler=scheduler,
+                                   cache_dir=cache_dir, on_progress=on_progress)
+        except KeyboardInterrupt:
+            luts = LutStore(db).find(space=space.identity(), device=target)
+            stored = max((x.entries for x in luts), default=0)
+            click.echo(f"interrupted: {stored} blocks are stored; run the same command again to "
+                       "resume (nothing is measured twice)", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        console = Console()
+        table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
+            ("distinct blocks", report.blocks),
+            ("from the cost DB", report.cached),
+            ("measured now", report.measured),
+            ("failed", len(report.failed)),
+            ("export (s)", f"{report.export_s:.1f}"),
+            ("measure (s)", f"{report.measure_s:.1f}"),
+            ("settings", report.lut.settings_hash if report.lut else "-"),
+            ("status", report.lut.status if report.lut else "-"),
+        ])  # fmt: skip
+        console.print(table)
+        for key, reason in report.failed[:10]:
+            click.echo(f"error: block {key}: {reason}", err=True)
+        if not report.complete:
+            raise click.ClickException(
+                f"{len(report.failed)} of {report.blocks} blocks failed; fix the cause and run "
+                "the same command again (measured blocks are kept)"
+            )
+        assert report.lut is not None
+        if calibration_n:
+            with _progress_bar(quiet, "calibration archs") as on_progress:
+                calibration = calibrate_lut(
+                    report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
+                    cache_dir=cache_dir, on_progress=on_progress,
+                )  # fmt: skip
+            click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
+                       f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
+
+
+@lut.command()
+@space_options(required=True)
+@device_options
+@selection_options
+@click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
+              type=click.IntRange(min=5), help="End-to-end archs to fit the line on.")
+@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
+              help="Seed of the calibration archs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def calibrate(
+    ctx: click.Context,
+    space_name: str,
+    resolutions: tuple[int, ...],
+    space_config: str | None,
+    device: str | None,
+    local: bool,
+    max_retries: int,
+    device_wait_s: float,
+    cache_dir: Path | None,
+    fleet_file: Path | None,
+    settings_hash: str | None,
+    calibration_n: int,
+    arch_seed: int,
+    quiet: bool,
+    **setting_values: Any,
+) -> None:
+    """Fit a LUT's calibration line on end-to-end measurements of random archs.
+
+    \b
+    Example:
+        fleetnas lut calibrate --space mbv3 --device pi4-a --calibration-n 20
+    """
+    request = _request(setting_values)
+    identity = _space_filter(space_name, resolutions, space_config)
+    with _errors(), CostDB(db_path_of(ctx)) as db, \
+            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
+                scheduler, target):  # fmt: skip
+        info = _select(db, space_name, target, identity, settings_hash, request)
+        with _progress_bar(quiet, "calibration archs") as on_progress:
+            calibration = calibrate_lut(info, db=db, scheduler=scheduler, k=calibration_n,
+                                        seed=arch_seed, cache_dir=cache_dir,
+                                        on_progress=on_progress)
+    click.echo(f"calibrated {info.label()} on {calibration.n} archs: predicted = "
+               f"{calibration.a:.4f} × sum {calibration.b:+.4f} ms "
+               f"(fit RMSPE {calibration.fit_rmspe:.1f}%)")
+
+
+@lut.command(name="eval")
+@space_options(required=True)
+@device_options
+@selection_options
+@click.option("--n", "n", default=DEFAULT_EVAL_N, show_default=True, type=click.IntRange(min=2),
+              help="Random archs to measure end to end and score.")
+@click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
+              type=click.IntRange(min=5),
+              help="Other random archs to calibrate on (never scored).")
+@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
+              help="Seed of the arch samples.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Scatter plot PNG [default: lut-eval-<device>-<space>-<settings>.png].")
+@click.option("--no-plot", is_flag=True, help="Do not draw the scatter plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def eval_(
+    ctx: click.Context,
+    space_name: str,
+    resolutions: tuple[int, ...],
+    space_config: str | None,
+    device: str | None,
+    local: bool,
+    max_retries: int,
+    device_wait_s: float,
+    cache_dir: Path | None,
+    fleet_file: Path | None,
+    settings_hash: str | None,
+    n: int,
+    calibration_n: int,
+    arch_seed: int,
+    plot_path: Path | None,
+    no_plot: bool,
+    as_json: bool,
+    quiet: bool,
+    **setting_values: Any,
+) -> None:
+    """Score a LUT against N random archs measured end to end (cached).
+
+    Calibrates on --calibration-n other archs first, then reports the share
+    of predictions within ±5% and ±10%, RMSPE and Kendall tau, stores the
+    result (see `lut show`) and draws predicted against measured.
+
+    \b
+    Example:
+        fleetnas lut eval --space mbv3 --device pi4-a --n 100 --calibration-n 10
+    """
+    request = _request(setting_values)
+    identity = _space_filter(space_name, resolutions, space_config)
+    with _errors(), CostDB(db_path_of(ctx)) as db, \
+            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
+                scheduler, target):  # fmt: skip
+        info = _select(db, space_name, target, identity, settings_hash, request)
+        if no_plot:
+            plot = None
+        elif plot_path is not None:
+            plot = plot_path
+        else:
+            plot = Path(f"lut-eval-{target}-{export_paths(info)[0].stem}.png")
+        with _progress_bar(quiet or as_json, "archs") as on_progress:
+            result = evaluate_lut(info, db=db, scheduler=scheduler, n=n,
+                                  calibration_n=calibration_n, seed=arch_seed,
+                                  cache_dir=cache_dir, plot_path=plot, on_progress=on_progress)
+    acc, raw, cal = result.accuracy, result.raw_accuracy, result.calibration
+    if as_json:
+        click.echo(json.dumps({
+            "lut": {"space": info.space, "device": info.device,
+                    "settings_hash": info.settings_hash},
+            "accuracy": acc.to_dict(), "raw_accuracy": raw.to_dict(),
+            "calibration": cal.to_dict(), "plot": None if result.plot is None else str(result.plot),
+            "failed": [list(f) for f in result.failed], "measured_now": result.measured_now,
+            "rows": [r.to_dict() for r in result.rows],
+        }, indent=2))  # fmt: skip
+        return
+    tau = "-" if acc.kendall_tau is None else f"{acc.kendall_tau:.3f}"
+    Console().print(_accuracy_table(f"{info.label()}: {acc.n} archs", [
+        ("within ±10%", _pct(acc.within_10)),
+        ("within ±5%", _pct(acc.within_5)),
+        ("RMSPE", f"{acc.rmspe:.2f}%"),
+        ("mean / max error", f"{acc.mape:.2f}% / {acc.max_ape:.1f}%"),
+        ("Kendall tau", tau),
+        ("uncalibrated sum: ±10% / RMSPE", f"{_pct(raw.within_10)} / {raw.rmspe:.1f}%"),
+        ("calibration", f"{cal.a:.4f} × sum {cal.b:+.4f} ms on {cal.n} other archs"),
+        ("measured now / from the DB", f"{result.measured_now} / "
+                                       f"{len(result.rows) + cal.n - result.measured_now}"),
+        ("failed", len(result.failed)),
+    ]))  # fmt: skip
+    if result.plot is not None:
+        click.echo(f"scatter plot: {result.plot}")
+
+
+@lut.command()
+@space_options(required=True)
+@device_options
+@selection_options
+@click.option("--n", "n", default=DEFAULT_CHECK_N, show_default=True, type=click.IntRange(min=1),
+              help="Archs to measure afresh.")
+@click.option("--threshold", default=DEFAULT_STALE_THRESHOLD, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Mean error (%) above which the LUT is stale.")
+@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
+              help="Seed of the arch sample.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    space_name: str,
+    resolutions: tuple[int, ...],
+    space_config: str | None,
+    device: str | None,
+    local: bool,
+    max_retries: int,
+    device_wait_s: float,
+    cache_dir: Path | None,
+    fleet_file: Path | None,
+    settings_hash: str | None,
+    n: int,
+    threshold: float,
+    arch_seed: int,
+    quiet: bool,
+    **setting_values: Any,
+) -> None:
+    """Re-measure a few archs (never from the cache) and flag the LUT stale if it drifted.
+
+    Exits with status 3 when the LUT is stale; the verdict is stored and
+    shown by `lut show`.
+
+    \b
+    Example:
+        fleetnas lut check --space mbv3 --device pi4-a --n 5 --threshold 10
+    """
+    request = _request(setting_values)
+    identity = _space_filter(space_name, resolutions, space_config)
+    with _errors(), CostDB(db_path_of(ctx)) as db, \
+            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
+                scheduler, target):  # fmt: skip
+        info = _select(db, space_name, target, identity, settings_hash, request)
+        with _progress_bar(quiet, "archs") as on_progress:
+            result = check_lut(info, db=db, scheduler=scheduler, n=n, seed=arch_seed,
+                               threshold=threshold, cache_dir=cache_dir,
+                               on_progress=on_progress)
+    table = Table(title=escape(f"check of {info.label()}"))
+    for column in ("arch", "predicted ms", "measured ms", "error"):
+        table.add_column(column, justify="left" if column == "arch" else "right")
+    for row in result.rows:
+        error = 100 * (row.predicted_ms - row.measured_ms) / row.measured_ms
+        table.add_row(escape(row.arch), f"{row.predicted_ms:.3f}", f"{row.measured_ms:.3f}",
+                      f"{error:+.1f}%")
+    console = Console()
+    console.print(table)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.stale:
+        click.echo(f"STALE: {'; '.join(result.reasons)}; rebuild with `fleetnas lut build` "
+                   "(a fresh DB, or new settings) and re-run `fleetnas lut eval`")
+        ctx.exit(EXIT_STALE)
+    click.echo(f"ok: mean error {result.accuracy.mape:.1f}% is within the {threshold:g}% threshold")
+
+
+@lut.command()
+@space_options(required=False)
+@click.option("--device", metavar="NAME", help="Only LUTs of this device.")
+@click.option("--blocks", is_flag=True, help="Also list the entries of the one LUT selected.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def show(
+    ctx: click.Context,
+    space_name: str | None,
+    resolutions: tuple[int, ...],
+    space_config: str | None,
+    device: str | None,
+    blocks: bool,
+    as_json: bool,
+) -> None:
+    """List the LUTs in the cost database: coverage, calibration, accuracy, staleness.
+
+    \b
+    Example:
+        fleetnas lut show --device pi4-a
+        fleetnas lut show --space nb201 --device local --blocks
+    """
+    identity = _space_filter(space_name, resolutions, space_config)
+    path = db_path_of(ctx)
+    if not path.is_file():
+        raise click.ClickException(f"no cost database at {path}; pass --db PATH or set FLEETNAS_DB")
+    with _errors(), CostDB(path) as db:
+        store = LutStore(db)
+        luts = store.find(space_name=space_name, space=identity, device=device)
+        entries = {}
+        if blocks:
+            if len(luts) != 1:
+                raise click.UsageError(
+                    f"--blocks lists one LUT; {len(luts)} match: narrow with --space, "
+                    "--resolution, --device"
+                )
+            entries = store.entries(luts[0].id)
+        if as_json:
+            click.echo(json.dumps([_lut_dict(store, x) for x in luts], indent=2))
+            return
+        if not luts:
+            click.echo("No LUTs yet: build one with `fleetnas lut build --space SPACE "
+                       "--device NAME` (or --local)")
+            return
+        console = Console()
+        console.print(_lut_table(store, luts))
+        if entries:
+            table = Table(title=escape(f"entries of {luts[0].label()}"))
+            table.add_column("block")
+            table.add_column("latency ms", justify="right")
+            table.add_column("model")
+            for entry in entries.values():
+                table.add_row(escape(entry.block_key), f"{entry.latency_ms:.4f}",
+                              entry.model_sha256[:12])
+            console.print(table)
+
+
+def _lut_dict(store: LutStore, info: LutInfo) -> dict[str, Any]:
+    ev = store.last_report(info.id, "eval")
+    ck = store.last_report(info.id, "check")
+    return {
+        "id": info.id, "space": info.space, "space_name": info.space_name,
+        "space_config": info.space_config, "space_version": info.space_version,
+        "device": info.device, "settings_hash": info.settings_hash, "threads": info.threads,
+        "method": info.method, "status": info.status, "entries": info.entries,
+        "blocks_total": info.blocks_total, "coverage": info.coverage,
+        "calibration": None if info.calibration is None else info.calibration.to_dict(),
+        "last_eval": None if ev is None else {"created_at": ev.created_at,
+                                              **ev.accuracy.to_dict()},
+        "last_check": None if ck is None else {"created_at": ck.created_at, "stale": ck.stale,
+                                               "threshold": ck.threshold,
+                                               **ck.accuracy.to_dict()},
+        "source": info.source, "created_at": info.created_at, "updated_at": info.updated_at,
+    }  # fmt: skip
+
+
+@lut.command(name="export")
+@space_options(required=True)
+@click.option("--device", required=True, metavar="NAME", help="The LUT's device.")
+@selection_options
+@click.option("--out-dir", default=str(DEFAULT_EXPORT_DIR), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Files go to OUT_DIR/<device>/<space>-<settings hash>.json|csv.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["json", "csv"]),
+              help="Repeatable [default: both].")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    space_name: str,
+    resolutions: tuple[int, ...],
+    space_config: str | None,
+    device: str,
+    settings_hash: str | None,
+    out_dir: Path,
+    formats: tuple[str, ...],
+    **setting_values: Any,
+) -> None:
+    """Write a LUT to profiles/ as JSON and CSV, with its provenance.
+
+    \b
+    Example:
+        fleetnas lut export --space mbv3 --device pi4-a
+        fleetnas lut export --space nb201 --device local --format json --out-dir shared/luts
+    """
+    request = _request(setting_values)
+    identity = _space_filter(space_name, resolutions, space_config)
+    path = db_path_of(ctx)
+    if not path.is_file():
+        raise click.ClickException(f"no cost database at {path}; pass --db PATH or set FLEETNAS_DB")
+    with _errors(), CostDB(path) as db:
+        info = _select(db, space_name, device, identity, settings_hash, request)
+        written = export_lut(db, info, out_dir=out_dir, formats=formats or ("json", "csv"))
+    for file in written:
+        click.echo(f"wrote {file}")
+
+
+@lut.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--device", metavar="NAME", help="Store it under this device name [default: the file's].")
+@click.option("--space", "space_name", metavar="NAME",
+              help="Refuse the file unless it is a LUT of this space (name or identity).")
+@settings_options
+@click.option("--force", is_flag=True,
+              help="Import despite a space, space-version, block or settings mismatch.")
+@click.option("--replace", is_flag=True, help="Overwrite a LUT with the same identity.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]),
+              help="[default: from the suffix]")
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    file: Path,
+    device: str | None,
+    space_name: str | None,
+    force: bool,
+    replace: bool,
+    fmt: str | None,
+    **setting_values: Any,
+) -> None:
+    """Add an exported LUT (JSON or CSV) to the cost database, after validating it.
+
+    Settings flags state what you expect (e.g. --threads 1): a file
+    measured otherwise is refused unless --force.
+
+    \b
+    Example:
+        fleetnas lut import profiles/luts/pi4-a/mbv3-0123456789abcdef.json --threads 1
+        fleetnas lut import colleague.json --device pi4-b --replace
+    """
+    request = _request(setting_values)
+    started = time.monotonic()
+    with _errors(), CostDB(db_path_of(ctx)) as db:
+        result = import_lut(
+            db, file, fmt=fmt, device=device, expect_space=space_name,
+            expect_settings=None if is_empty_request(request) else request,
+            force=force, replace=replace,
+        )  # fmt: skip
+    for problem in result.forced:
+        click.echo(f"warning (forced): {problem}", err=True)
+    info = result.lut
+    click.echo(
+        f"imported {result.entries} entries as {info.label()}"
+        + (" (replaced the old one)" if result.replaced else "")
+        + f": {info.status}, coverage {_pct(info.coverage)}, calibration "
+        + ("none" if info.calibration is None else f"{info.calibration.a:.4f}×Σ"
+           f"{info.calibration.b:+.4f} ms")
+        + f" ({time.monotonic() - started:.1f} s)"
+    )
