@@ -79,11 +79,12 @@ class NSGA2Strategy(Strategy):
         return self._generation
 
     def population(self, view: SearchView) -> list[int]:
-        self._advance(view)
-        return list(self._parents)
+        """The parents the next offspring will come from (reading it changes nothing)."""
+        parents, _, _ = self._next_parents(view)
+        return list(parents)
 
     def propose(self, view: SearchView, rng: random.Random) -> Proposal:
-        self._advance(view)
+        self._parents, self._consumed, self._generation = self._next_parents(view)
         if not self._parents:
             return Proposal(view.space.sample(rng), (), 0)
         trials, points, violations = population_points(view, self._parents)
@@ -99,11 +100,12 @@ class NSGA2Strategy(Strategy):
             child = self.mutation(view.space, child, rng)
         return Proposal(child, parents, self._generation)
 
-    def _advance(self, view: SearchView) -> None:
+    def _next_parents(self, view: SearchView) -> tuple[list[int], int, int]:
+        """(parents, consumed, generation) after the environmental selection, if one is due."""
         complete = view.complete()
         fresh = complete[self._consumed :]
         if len(fresh) < self.population_size:
-            return
+            return self._parents, self._consumed, self._generation
         pool = self._parents + [t.id for t in fresh]
         _, points, violations = population_points(view, pool)
         chosen: list[int] = []
@@ -117,9 +119,7 @@ class NSGA2Strategy(Strategy):
                 chosen.extend(front[k] for k in by_isolation[:room])
             if len(chosen) == self.population_size:
                 break
-        self._parents = [pool[i] for i in chosen]
-        self._consumed = len(complete)
-        self._generation += 1
+        return [pool[i] for i in chosen], len(complete), self._generation + 1
 
     def config(self) -> dict[str, Any]:
         return {

@@ -120,7 +120,8 @@ class TestNSGA2:
         _drive(engine, space, 3, 10)
         assert strategy.generation == 2  # selection runs when the next offspring is needed
         assert len(engine.population()) == 10
-        assert strategy.generation == 3
+        assert strategy.generation == 2  # reading the population commits nothing
+        assert engine.ask(1)[0].generation == 3
         children = [t.candidate for t in engine.history() if t.candidate.generation > 0]
         assert children and all(c.parents for c in children)
         assert all(p < c.id for c in children for p in c.parents)
@@ -134,6 +135,23 @@ class TestNSGA2:
         # The parents hold the whole front when it fits, and no dominated trial
         # when the front alone fills the population.
         assert front <= population or population <= front
+
+    def test_reading_the_population_does_not_change_the_search(self) -> None:
+        space = ToySpace()
+        runs = []
+        for peek in (False, True):
+            engine = SearchEngine(space, NSGA2Strategy(population_size=4), OBJECTIVES, seed=1)
+            asked = []
+            for _ in range(6):
+                # batches larger than the population: a selection committed by
+                # peeking mid-batch would leave the rest to the next generation
+                for candidate in engine.ask(6):
+                    asked.append(candidate.encoding)
+                    engine.tell(candidate.id, zdt1(space, candidate.arch))
+                    if peek:
+                        engine.population()
+            runs.append(asked)
+        assert runs[0] == runs[1]
 
     def test_asking_ahead_of_telling_keeps_breeding_the_same_parents(self) -> None:
         space = ToySpace()
