@@ -266,10 +266,11 @@ class TestNB201:
         naswot = NaswotEstimator(batch_size=16)
         assert naswot.estimate(self.SPACE, convs) > naswot.estimate(self.SPACE, empty) + 50.0
 
-    def test_short_training_on_resized_grey_images(self) -> None:
-        # 1x8x8 synthetic images -> 3x32x32 network input
-        estimator = ShortTrainingEstimator(synthetic_dataset(seed=1), epochs=3, batch_size=32)
-        assert estimator.estimate(self.SPACE, self.SPACE.decode(self.CONVS)) > 0.3
+    def test_short_training_on_digits_resized_to_the_input(self) -> None:
+        # scikit-learn's 1x8x8 grey digits -> the 3x32x32 network input
+        pytest.importorskip("sklearn")
+        estimator = ShortTrainingEstimator(load_digits(), epochs=2, batch_size=64)
+        assert estimator.estimate(self.SPACE, self.SPACE.decode(self.CONVS)) > 0.5  # chance: 0.1
 
 
 class TestPlugin:
