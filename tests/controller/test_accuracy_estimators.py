@@ -19,13 +19,14 @@ from fleetnas.controller.accuracy import (
     PluginEstimator,
     ShortTrainingEstimator,
     SynflowEstimator,
+    fit_head,
     load_digits,
     naswot_score,
     synflow_score,
     synthetic_dataset,
 )
 from fleetnas.controller.search import NSGA2Strategy, SearchEngine
-from fleetnas.controller.spaces import Block, NB201Space, SearchSpace, UnknownArch
+from fleetnas.controller.spaces import Block, MobileNetV3Space, NB201Space, SearchSpace, UnknownArch
 
 ModelFactory = Callable[[], nn.Module]
 
@@ -309,3 +310,16 @@ def test_estimator_as_a_search_objective() -> None:
     scores = {t.candidate.encoding: t.values["accuracy"] for t in trials}
     assert scores["cnn"] > scores["dead"]
     assert json.dumps(engine.state_dict())
+
+
+def test_mobilenetv3_space() -> None:
+    """Proxies on the real MobileNetV3 space, and its 1000-way classifier refitted to 10 classes."""
+    space = MobileNetV3Space(resolutions=(96,), width_mult=0.5)
+    arch = space.sample(random.Random(0))
+    assert math.isfinite(NaswotEstimator(batch_size=8).estimate(space, arch))
+    assert SynflowEstimator().estimate(space, arch) > 0.0
+    net = space.build(arch)
+    net, width = fit_head(net, 10, torch.zeros(2, 3, 96, 96))
+    assert width == 10
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert linears[-1].out_features == 10
