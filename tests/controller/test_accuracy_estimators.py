@@ -247,7 +247,6 @@ class TestShortTraining:
             ShortTrainingEstimator(self.DATA, lr=-1)
 
     def test_digits(self) -> None:
-        pytest.importorskip("sklearn")
         digits = load_digits()
         estimator = ShortTrainingEstimator(digits, epochs=2, batch_size=64)
         assert estimator.estimate(SPACE, "cnn") > 0.6
@@ -269,7 +268,6 @@ class TestNB201:
 
     def test_short_training_on_digits_resized_to_the_input(self) -> None:
         # scikit-learn's 1x8x8 grey digits -> the 3x32x32 network input
-        pytest.importorskip("sklearn")
         estimator = ShortTrainingEstimator(load_digits(), epochs=2, batch_size=64)
         assert estimator.estimate(self.SPACE, self.SPACE.decode(self.CONVS)) > 0.5  # chance: 0.1
 
