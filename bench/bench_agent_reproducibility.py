@@ -72,6 +72,25 @@ def _row(c: Call) -> list[str]:
     return base
 
 
+def print_warnings(calls: list[Call]) -> None:
+    """The agent's warnings grouped by kind (the text before the first colon), with the
+    calls that had each; the full text of kinds seen at most twice."""
+    kinds: dict[str, list[tuple[Call, str]]] = {}
+    for c in calls:
+        for w in c.result.warnings:
+            kinds.setdefault(w.split(":", 1)[0], []).append((c, w))
+    if not kinds:
+        print("\nthe agent warned about nothing")
+        return
+    print("\nthe agent's warnings, by kind:")
+    for kind, seen in kinds.items():
+        where = ", ".join(f"{c.round}{c.method[:2]}" for c, _ in seen)
+        print(f"  {kind}: {len(seen)} of {len(calls)} calls ({where})")
+        if len(seen) <= 2:
+            for _, w in seen:
+                print(f"    {w[:160]}")
+
+
 def robust_cv(values: list[float]) -> float:
     """1.4826 × median absolute deviation / median: one outlier call does not move it."""
     median = statistics.median(values)
@@ -127,12 +146,7 @@ def main() -> None:
          "ref calib ms", "latency ms", "load 1m", "warn"],
         [_row(c) for c in calls],
     )  # fmt: skip
-    warned = [(c, w) for c in calls for w in c.result.warnings]
-    if warned:
-        print()
-        print("the agent's warnings:")
-        for c, w in warned:
-            print(f"  round {c.round} {c.method}: {w[:150]}")
+    print_warnings(calls)
     plain_medians = [c.result.stats.median_ms for c in calls if c.method == "plain"]
     paired_calls = [c.result.paired for c in calls if c.method == "paired"]
     paired_latency = [p.latency_ms for p in paired_calls]
