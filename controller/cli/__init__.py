@@ -19,9 +19,12 @@ from fleetnas.controller.cli._options import CliState, db_option
 SUBCOMMANDS: dict[str, str] = {
     "agent": "fleetnas.controller.cli.agent:agent",
     "db": "fleetnas.controller.cli.db:db",
+    "demo": "fleetnas.controller.cli.demo:demo",
+    "export": "fleetnas.controller.cli.export:export",
     "fleet": "fleetnas.controller.cli.fleet:fleet",
     "lut": "fleetnas.controller.cli.lut:lut",
     "measure": "fleetnas.controller.cli.measure:measure",
+    "search": "fleetnas.controller.cli.search:search",
 }
 
 

@@ -189,9 +189,67 @@ def _lut_tables(db: sqlite_utils.Database) -> None:
     _run(db, _LUT_TABLES)
 
 
+# Searches (see docs/search.md). A search row holds its whole configuration
+# and the latest engine snapshot (``state``), replaced in the same transaction
+# as the candidate rows it describes, so the two never disagree. Candidates
+# point at the model they were measured as (NULL while only predicted).
+_SEARCH_TABLES = (
+    """
+    CREATE TABLE searches (
+        id           INTEGER PRIMARY KEY,
+        space        TEXT NOT NULL,      -- SearchSpace.identity()
+        mode         TEXT NOT NULL CHECK (mode IN ('measured', 'lut', 'hybrid')),
+        config       TEXT NOT NULL,      -- JSON: space, targets + settings, objectives, ...
+        status       TEXT NOT NULL
+                     CHECK (status IN ('running', 'interrupted', 'failed', 'complete')),
+        budget       INTEGER NOT NULL,   -- candidates to evaluate
+        trials       INTEGER NOT NULL,   -- evaluated so far (complete + failed)
+        measured     INTEGER NOT NULL,   -- latency values taken from measurements
+        device_runs  INTEGER NOT NULL,   -- of those, benchmarks run for this search
+        predicted    INTEGER NOT NULL,   -- latency values predicted (LUT or surrogate)
+        state        TEXT,               -- JSON: SearchEngine.state_dict() after the last step
+        step         INTEGER NOT NULL,   -- commits so far
+        owner        TEXT,               -- host:pid of the process running it
+        error        TEXT,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        finished_at  REAL
+    )
+    """,
+    """
+    CREATE TABLE search_candidates (
+        search_id     INTEGER NOT NULL REFERENCES searches (id) ON DELETE CASCADE,
+        candidate_id  INTEGER NOT NULL,
+        encoding      TEXT NOT NULL,
+        generation    INTEGER NOT NULL,
+        parents       TEXT NOT NULL,     -- JSON array of candidate ids
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'complete', 'failed')),
+        model_sha256  TEXT REFERENCES models (sha256),
+        metrics       TEXT NOT NULL,     -- JSON: value by name (objectives, constraints, extras)
+        sources       TEXT NOT NULL,     -- JSON: where each value came from
+        source        TEXT CHECK (source IN ('measured', 'predicted', 'mixed')),
+        measurements  TEXT NOT NULL,     -- JSON: measurement uid by latency objective
+        feasible      INTEGER,           -- 0/1 once complete
+        violation     REAL,              -- total relative constraint violation
+        failure       TEXT,
+        asked_at      REAL NOT NULL,
+        told_at       REAL,
+        updated_at    REAL NOT NULL,
+        PRIMARY KEY (search_id, candidate_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX search_candidates_by_model ON search_candidates (model_sha256)",
+)
+
+
+def _search_tables(db: sqlite_utils.Database) -> None:
+    _run(db, _SEARCH_TABLES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
+    Migration(3, "search_tables", _search_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,95 @@
+"""``fleetnas export ID --rank K``: write a front member of a stored search as ONNX + its arch string.
+
+The rank is the row's position in the search's Pareto front, as ``fleetnas
+search show ID`` prints it (1 = best by the first objective). The ONNX file
+is the same bytes the search measured (exports are deterministic); the
+sidecar ``.json`` holds the arch string, the space, the values and their
+provenance, and the ``.txt`` the arch string alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from fleetnas.controller.cli.fleet import db_path_of
+from fleetnas.controller.cli.search import rebuild_engine, search_errors
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.driver import SearchStore
+from fleetnas.controller.report import ResultRow, front_rows
+
+
+def write_export(
+    db: CostDB, search_id: int, rank: int, out: Path, *, cache_dir: Path | None = None
+) -> tuple[ResultRow, str]:
+    """Write rank ``rank`` of the search's front to ``out`` (+ ``.json``, ``.txt``).
+
+    Returns the front row and the ONNX file's sha256. Raises click errors for
+    a search without that rank.
+    """
+    from fleetnas.controller.export import export_arch
+
+    record = SearchStore(db).get(search_id)
+    config, engine = rebuild_engine(db, record)
+    rows = front_rows(engine)
+    if not rows:
+        raise click.ClickException(f"search {search_id} has no complete candidate yet")
+    if rank > len(rows):
+        raise click.ClickException(
+            f"search {search_id} has {len(rows)} networks on its front; pick --rank 1..{len(rows)}"
+        )
+    row = rows[rank - 1]
+    space = engine.space
+    arch = space.decode(row.encoding)
+    exported = export_arch(space, arch, cache_dir=cache_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(exported.onnx_bytes)
+    sidecar: dict[str, Any] = {
+        "search_id": search_id, "rank": rank, "candidate_id": row.candidate_id,
+        "arch": row.encoding, "space": config.space, "space_config": dict(config.space_config),
+        "space_identity": space.identity(), "space_version": space.version,
+        "onnx": out.name, "sha256": exported.sha256, "input_name": exported.input_name,
+        "input_shape": list(exported.input_shape),
+        "values": dict(row.values), "sources": dict(row.sources), "source": row.source,
+        "feasible": row.feasible, "measurements": dict(row.measurements),
+        "params": space.count_params(arch), "flops": space.count_flops(arch),
+    }  # fmt: skip
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    out.with_suffix(".txt").write_text(row.encoding + "\n", encoding="utf-8")
+    return row, exported.sha256
+
+
+@click.command()
+@click.argument("search_id", type=int, metavar="ID")
+@click.option("--rank", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Row of the Pareto front (as `fleetnas search show ID` lists it).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX file to write [default: search-ID-rank-K.onnx]; the sidecars go next "
+              "to it (.json, .txt).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where exported ONNX files are cached [default: ~/.cache/fleetnas/onnx].")
+@click.pass_context
+def export(ctx: click.Context, search_id: int, rank: int, output: Path | None,
+           cache_dir: Path | None) -> None:
+    """Write the network at --rank of a search's Pareto front as ONNX, with its arch string.
+
+    \b
+    Example:
+        fleetnas export 3 --rank 1 -o net.onnx      # net.onnx, net.json, net.txt
+    """
+    console = Console()
+    with search_errors(), CostDB(db_path_of(ctx)) as db:
+        out = output or Path(f"search-{search_id}-rank-{rank}.onnx")
+        row, sha256 = write_export(db, search_id, rank, out, cache_dir=cache_dir)
+    if row.model_sha256 and row.model_sha256 != sha256:
+        console.print(f"[yellow]warning[/]: the search measured model {row.model_sha256[:12]}, "
+                      f"this export is {sha256[:12]} (was the exporter upgraded?)")
+    console.print(escape(f"wrote {out} (rank {rank}, candidate {row.candidate_id}, sha256 "
+                         f"{sha256[:12]}) and its arch string in {out.with_suffix('.json')}, "
+                         f"{out.with_suffix('.txt')}"), highlight=False)
+    console.print(row.encoding, highlight=False, markup=False)

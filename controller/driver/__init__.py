@@ -1,0 +1,118 @@
+"""The search driver: a multi-objective search against a live fleet, a LUT, or both.
+
+It asks the ask/tell engine (:mod:`fleetnas.controller.search`) for
+candidates, gets their latency on each target from measurements (through the
+scheduler and the cost DB), LUT predictions, or both (hybrid: predict all,
+measure what could change the Pareto front), their accuracy from an
+estimator, tells the engine and stores every step in the cost DB so that a
+killed search resumes where it was::
+
+    from fleetnas.controller.driver import (
+        SchedulerMeasurer, SearchConfig, SearchDriver, Target)
+
+    config = SearchConfig.build(
+        space="nb201", targets=[Target("pi4", "class", {"intra_op_threads": 1})],
+        objectives=["accuracy"], constraints=["latency[pi4] <= 30 ms"],
+        accuracy="naswot", mode="hybrid", budget=200, seed=0)
+    driver = SearchDriver.create(config, db=db, measurer=SchedulerMeasurer(scheduler, db))
+    result = driver.run()
+    SearchDriver.resume(result.search_id, db=db, measurer=...).run()   # after a kill
+
+See ``docs/search.md``. Only the names in ``__all__`` are API.
+"""
+
+from __future__ import annotations
+
+from fleetnas.controller.driver._accuracy import (
+    check_accuracy_spec,
+    is_expensive,
+    make_estimator,
+)
+from fleetnas.controller.driver._config import (
+    MODES,
+    SETTING_KEYS,
+    HybridOptions,
+    SearchConfig,
+    Target,
+    parse_target,
+    strategy_from_spec,
+)
+from fleetnas.controller.driver._driver import (
+    ProgressCallback,
+    SearchDriver,
+    SearchProgress,
+    SearchResult,
+)
+from fleetnas.controller.driver._errors import (
+    DriverError,
+    SearchAborted,
+    SearchBusy,
+    SearchConfigError,
+    SearchNotFound,
+)
+from fleetnas.controller.driver._luts import find_lut_predictor
+from fleetnas.controller.driver._measure import (
+    PERMANENT_ERRORS,
+    CallableMeasurer,
+    CandidateMeasurement,
+    Measurer,
+    MeasureRequest,
+    SchedulerMeasurer,
+    TargetResult,
+)
+from fleetnas.controller.driver._predict import (
+    LutValuePredictor,
+    Prediction,
+    SurrogateValuePredictor,
+    ValuePredictor,
+)
+from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
+from fleetnas.controller.driver._store import (
+    CandidateRecord,
+    Counters,
+    SearchRecord,
+    SearchStore,
+)
+from fleetnas.controller.driver._surrogate import RidgeSurrogate, arch_features
+
+__all__ = [
+    "MODES",
+    "PERMANENT_ERRORS",
+    "SETTING_KEYS",
+    "CallableMeasurer",
+    "CandidateMeasurement",
+    "CandidateRecord",
+    "Counters",
+    "DriverError",
+    "HybridOptions",
+    "LutValuePredictor",
+    "MeasureRequest",
+    "Measurer",
+    "Prediction",
+    "ProgressCallback",
+    "RidgeSurrogate",
+    "SchedulerMeasurer",
+    "SearchAborted",
+    "SearchBusy",
+    "SearchConfig",
+    "SearchConfigError",
+    "SearchDriver",
+    "SearchNotFound",
+    "SearchProgress",
+    "SearchRecord",
+    "SearchResult",
+    "SearchStore",
+    "SurrogateValuePredictor",
+    "Target",
+    "TargetResult",
+    "ValuePredictor",
+    "arch_features",
+    "check_accuracy_spec",
+    "constraint_dominates",
+    "could_enter_front",
+    "find_lut_predictor",
+    "is_expensive",
+    "make_estimator",
+    "parse_target",
+    "strategy_from_spec",
+]

@@ -1,0 +1,452 @@
+"""What a search is: its space, targets (with their own benchmark settings), objectives, mode.
+
+A :class:`SearchConfig` is JSON-safe (:meth:`SearchConfig.to_dict`) and is
+stored with the search, so ``fleetnas search --resume ID`` rebuilds the same
+search from the cost database alone.
+
+A :class:`Target` is where one latency objective is measured: a device or a
+device class of the fleet, **with its own benchmark settings request**. Two
+targets may differ only in their settings (the same machine on 1 and on 2
+intra-op threads are two targets); each gives the objective
+``latency[<label or name>]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from google.protobuf import json_format
+
+from fleetnas.agent.settings_args import build_settings
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.driver._accuracy import check_accuracy_spec
+from fleetnas.controller.driver._errors import SearchConfigError
+from fleetnas.controller.search import (
+    AgingEvolutionStrategy,
+    NSGA2Strategy,
+    Objective,
+    RandomStrategy,
+    Strategy,
+    parse_constraint,
+    parse_objective,
+    split_name,
+)
+
+MODES = ("measured", "lut", "hybrid")
+TARGET_KINDS = ("device", "class")
+ACCURACY_COSTS = ("auto", "cheap", "expensive")
+CONFIG_FORMAT = "fleetnas.search-config/1"
+
+#: ``NAME:key=value`` keys of a target, mapped to ``build_settings`` arguments
+SETTING_KEYS: dict[str, tuple[str, type]] = {
+    "threads": ("threads", int),
+    "inter-threads": ("inter_threads", int),
+    "warmup": ("warmup", int),
+    "min-runs": ("min_runs", int),
+    "max-runs": ("max_runs", int),
+    "min-duration": ("min_duration", float),
+    "max-duration": ("max_duration", float),
+    "seed": ("seed", int),
+    "timeout": ("timeout", float),
+    "opt-level": ("opt_level", str),
+    "method": ("method", str),
+    "provider": ("providers", str),
+}
+
+#: the value names the driver computes itself (besides ``latency[T]``/``peak_memory[T]``)
+ANALYTIC = ("params", "flops")
+
+
+def _settings_dict(request: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
+    return json_format.MessageToDict(request, preserving_proto_field_name=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A device (``kind="device"``) or class (``kind="class"``) plus a settings request.
+
+    ``settings`` is a ``BenchmarkSettings`` request in its JSON form (proto
+    field names; unset fields take the agent's defaults). ``label`` names the
+    objective when given (``latency[label]``), else ``name`` does.
+    """
+
+    name: str
+    kind: str = "device"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TARGET_KINDS:
+            raise SearchConfigError(f"target {self.name!r}: kind {self.kind!r}, expected device or class")
+        try:
+            split_name(f"latency[{self.key}]")
+        except ValueError as exc:
+            raise SearchConfigError(f"target {self.key!r}: not a valid objective qualifier") from exc
+        try:
+            self.request()
+        except json_format.ParseError as exc:
+            raise SearchConfigError(f"target {self.key!r}: bad settings {dict(self.settings)!r}: {exc}") from exc
+
+    @property
+    def key(self) -> str:
+        """The qualifier of this target's objectives."""
+        return self.label or self.name
+
+    @property
+    def objective(self) -> str:
+        return f"latency[{self.key}]"
+
+    @property
+    def is_class(self) -> bool:
+        return self.kind == "class"
+
+    def request(self) -> agent_pb2.BenchmarkSettings:
+        """The benchmark settings request sent with every job of this target."""
+        return json_format.ParseDict(dict(self.settings), agent_pb2.BenchmarkSettings())
+
+    def describe(self) -> str:
+        """E.g. ``class cpu-2t (intra_op_threads=2)``."""
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
+        text = f"{self.kind} {self.name}"
+        if self.label:
+            text += f" as {self.label}"
+        return text + (f" ({shown})" if shown else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "settings": dict(self.settings),
+                "label": self.label}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Target:
+        return cls(str(data["name"]), str(data.get("kind", "device")),
+                   dict(data.get("settings") or {}), data.get("label"))
+
+
+def parse_target(
+    text: str, kind: str, base: agent_pb2.BenchmarkSettings | None = None
+) -> Target:
+    """``NAME`` or ``NAME:key=value,key=value`` -> Target; ``base`` is the shared request.
+
+    Keys are the settings flags without dashes in front (``threads``,
+    ``warmup``, ``min-runs``, ``max-duration``, ``opt-level``, ``method``,
+    ``provider``...), overriding ``base`` for this target, plus ``label``
+    (the objective's qualifier). Raises SearchConfigError.
+    """
+    name, _, rest = text.strip().partition(":")
+    if not name:
+        raise SearchConfigError(f"target {text!r}: expected NAME or NAME:key=value,...")
+    values: dict[str, Any] = {}
+    label = None
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, raw = item.partition("=")
+        key = key.strip().lstrip("-").replace("_", "-")
+        if not sep:
+            raise SearchConfigError(f"target {text!r}: {item!r} is not key=value")
+        if key == "label":
+            label = raw.strip()
+            continue
+        if key not in SETTING_KEYS:
+            raise SearchConfigError(
+                f"target {text!r}: unknown setting {key!r}; known: label, {', '.join(SETTING_KEYS)}"
+            )
+        argument, kind_of = SETTING_KEYS[key]
+        try:
+            value = kind_of(raw.strip())
+        except ValueError:
+            raise SearchConfigError(f"target {text!r}: {key}={raw!r} is not a {kind_of.__name__}") from None
+        values[argument] = [value] if argument == "providers" else value
+    request = agent_pb2.BenchmarkSettings()
+    if base is not None:
+        request.CopyFrom(base)
+    try:
+        override = build_settings(**values)
+    except ValueError as exc:
+        raise SearchConfigError(f"target {text!r}: {exc}") from exc
+    if override.providers:
+        del request.providers[:]
+    request.MergeFrom(override)
+    return Target(name, kind, _settings_dict(request), label)
+
+
+@dataclass(frozen=True)
+class HybridOptions:
+    """How hybrid mode decides what to measure.
+
+    A candidate is measured when, with every predicted value moved ``z``
+    uncertainties in its favour, no measured trial constraint-dominates it
+    (it could enter the Pareto front, or could be feasible near a bound).
+    Uncertainties come from the predictor's leave-one-out errors, never below
+    ``min_margin`` (relative, for latency: measurement noise). Until
+    ``warmup`` candidates are measured, every candidate is measured (the
+    surrogate has nothing to learn from yet); with a LUT, ``lut_warmup``.
+    """
+
+    z: float = 1.0
+    min_margin: float = 0.03
+    warmup: int = 10
+    lut_warmup: int = 5
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.z) and self.z >= 0):
+            raise SearchConfigError(f"hybrid z={self.z!r}: expected a number >= 0")
+        if not (math.isfinite(self.min_margin) and 0 <= self.min_margin < 1):
+            raise SearchConfigError(f"hybrid min_margin={self.min_margin!r}: expected 0 <= m < 1")
+        if self.warmup < 1 or self.lut_warmup < 0:
+            raise SearchConfigError(
+                f"hybrid warmup={self.warmup}, lut_warmup={self.lut_warmup}: expected >= 1 and >= 0"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"z": self.z, "min_margin": self.min_margin, "warmup": self.warmup,
+                "lut_warmup": self.lut_warmup}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HybridOptions:
+        return cls(**{k: data[k] for k in ("z", "min_margin", "warmup", "lut_warmup") if k in data})
+
+
+def strategy_from_spec(spec: Mapping[str, Any]) -> Strategy:
+    """``{"kind": "nsga2", "population_size": 20}`` (or ``aging`` / ``random``) -> Strategy."""
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    kind = spec.get("kind")
+    try:
+        if kind == NSGA2Strategy.kind:
+            return NSGA2Strategy(**options)
+        if kind == AgingEvolutionStrategy.kind:
+            return AgingEvolutionStrategy(**options)
+        if kind == RandomStrategy.kind:
+            if options:
+                raise ValueError(f"random search takes no options, got {options}")
+            return RandomStrategy()
+    except (TypeError, ValueError) as exc:
+        raise SearchConfigError(f"strategy {dict(spec)!r}: {exc}") from exc
+    raise SearchConfigError(f"strategy kind {kind!r}: choose nsga2, aging or random")
+
+
+def _canonical_objective(text: str | Objective) -> str:
+    objective = parse_objective(text) if isinstance(text, str) else text
+    return f"{objective.name}:{'max' if objective.direction == 'maximize' else 'min'}"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search (see the module docstring). Build with :meth:`build`.
+
+    ``objectives`` are canonical ``name:min|max`` texts and always include
+    one ``latency[T]`` per target; ``accuracy`` is an estimator spec (see
+    :func:`fleetnas.controller.driver.make_estimator`) or ``None``;
+    ``budget`` counts evaluated candidates (complete or failed); ``local``
+    says the targets are one throw-away loopback agent (``--local``);
+    ``luts`` maps a target key to the id of the LUT its predictions use.
+    """
+
+    space: str
+    space_config: Mapping[str, Any]
+    targets: tuple[Target, ...]
+    objectives: tuple[str, ...]
+    constraints: tuple[str, ...] = ()
+    accuracy: str | None = "naswot"
+    accuracy_cost: str = "auto"
+    strategy: Mapping[str, Any] = field(
+        default_factory=lambda: {"kind": "nsga2", "population_size": 20}
+    )
+    mode: str = "measured"
+    budget: int = 100
+    seed: int = 0
+    batch_size: int | None = None
+    hybrid: HybridOptions = field(default_factory=HybridOptions)
+    local: bool = False
+    luts: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        space: str,
+        targets: Sequence[Target],
+        space_config: Mapping[str, Any] | None = None,
+        objectives: Iterable[str | Objective] = ("accuracy",),
+        constraints: Iterable[str] = (),
+        accuracy: str | None = "naswot",
+        accuracy_cost: str = "auto",
+        strategy: Mapping[str, Any] | None = None,
+        mode: str = "measured",
+        budget: int = 100,
+        seed: int = 0,
+        batch_size: int | None = None,
+        hybrid: HybridOptions | None = None,
+        local: bool = False,
+        computed: Iterable[str] = (),
+    ) -> SearchConfig:
+        """A validated config; a ``latency[T]`` objective is added for each target not named.
+
+        ``computed`` names values the caller will compute with callables
+        (``SearchDriver(callables=...)``), which validation then accepts.
+        """
+        try:
+            texts = [_canonical_objective(o) for o in objectives]
+            constraint_texts = tuple(parse_constraint(c).text for c in constraints)
+        except ValueError as exc:
+            raise SearchConfigError(str(exc)) from exc
+        names = [t.split(":")[0] for t in texts]
+        for target in targets:
+            if target.objective not in names:
+                texts.append(f"{target.objective}:min")
+                names.append(target.objective)
+        config = cls(
+            space=space,
+            space_config=dict(space_config or {}),
+            targets=tuple(targets),
+            objectives=tuple(texts),
+            constraints=constraint_texts,
+            accuracy=accuracy,
+            accuracy_cost=accuracy_cost,
+            strategy=dict(strategy or {"kind": "nsga2", "population_size": 20}),
+            mode=mode,
+            budget=budget,
+            seed=seed,
+            batch_size=batch_size,
+            hybrid=hybrid or HybridOptions(),
+            local=local,
+        )
+        config.validate(computed)
+        return config
+
+    # -- checks --------------------------------------------------------------------------
+
+    def validate(self, extra_names: Iterable[str] = ()) -> None:
+        """Raise SearchConfigError unless every objective and constraint can be computed.
+
+        ``extra_names`` are values the caller computes itself (callables).
+        """
+        if self.mode not in MODES:
+            raise SearchConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.accuracy_cost not in ACCURACY_COSTS:
+            raise SearchConfigError(
+                f"accuracy_cost {self.accuracy_cost!r}: choose one of {', '.join(ACCURACY_COSTS)}"
+            )
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
+            raise SearchConfigError(f"budget={self.budget!r}: expected a positive integer")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SearchConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
+        if self.accuracy is not None:
+            check_accuracy_spec(self.accuracy)
+        if not self.targets and self.mode != "measured":
+            raise SearchConfigError(f"mode {self.mode}: needs at least one --device or --class")
+        keys = [t.key for t in self.targets]
+        duplicated = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicated:
+            raise SearchConfigError(
+                f"targets {duplicated} appear twice; give each its own label, e.g. "
+                f"--device {duplicated[0]}:threads=2,label={duplicated[0]}-2t"
+            )
+        objective_names = [o.name for o in self.objective_list()]
+        if len(set(objective_names)) != len(objective_names):
+            raise SearchConfigError(f"objectives {objective_names}: names must be unique")
+        extra = set(extra_names)
+        for name in [*objective_names, *(parse_constraint(c).name for c in self.constraints)]:
+            self._check_computable(name, keys, extra)
+        strategy_from_spec(self.strategy)
+
+    def _check_computable(self, name: str, keys: Sequence[str], extra: set[str]) -> None:
+        if name in extra:
+            return
+        base, qualifier = split_name(name)
+        if base == "accuracy" and qualifier is None:
+            if self.accuracy is None:
+                raise SearchConfigError(
+                    "accuracy is an objective or constraint but no estimator is set; "
+                    "pass --accuracy naswot|synflow|train:DATA|plugin:MODULE:FUNCTION"
+                )
+            return
+        if base in ("latency", "peak_memory") and qualifier is not None:
+            if qualifier not in keys:
+                raise SearchConfigError(
+                    f"{name}: no target {qualifier!r} (targets: {', '.join(keys) or 'none'}); "
+                    "add --device or --class"
+                )
+            if base == "peak_memory" and self.mode != "measured":
+                raise SearchConfigError(f"{name}: peak memory is only known in --mode measured")
+            return
+        if name in ANALYTIC:
+            return
+        raise SearchConfigError(
+            f"{name!r}: the driver computes accuracy, latency[TARGET], peak_memory[TARGET], "
+            f"params and flops; anything else needs a callable objective (Python API)"
+        )
+
+    # -- derived -------------------------------------------------------------------------
+
+    def objective_list(self) -> list[Objective]:
+        return [parse_objective(text) for text in self.objectives]
+
+    def target(self, key: str) -> Target:
+        for t in self.targets:
+            if t.key == key:
+                return t
+        raise KeyError(key)
+
+    def make_strategy(self) -> Strategy:
+        return strategy_from_spec(self.strategy)
+
+    def effective_batch_size(self) -> int:
+        """Candidates asked per step: ``batch_size``, else NSGA-II's population, else 5 / 10."""
+        if self.batch_size is not None:
+            return self.batch_size
+        kind = self.strategy.get("kind")
+        if kind == NSGA2Strategy.kind:
+            return int(self.strategy.get("population_size", 20))
+        return 5 if kind == AgingEvolutionStrategy.kind else 10
+
+    def with_budget(self, budget: int) -> SearchConfig:
+        """The same search with another budget (validated: a positive integer)."""
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise SearchConfigError(f"budget={budget!r}: expected a positive integer")
+        return replace(self, budget=budget)
+
+    # -- storage -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "space": self.space,
+            "space_config": dict(self.space_config),
+            "targets": [t.to_dict() for t in self.targets],
+            "objectives": list(self.objectives),
+            "constraints": list(self.constraints),
+            "accuracy": self.accuracy,
+            "accuracy_cost": self.accuracy_cost,
+            "strategy": dict(self.strategy),
+            "mode": self.mode,
+            "budget": self.budget,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "hybrid": self.hybrid.to_dict(),
+            "local": self.local,
+            "luts": dict(self.luts),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchConfig:
+        if data.get("format") != CONFIG_FORMAT:
+            raise SearchConfigError(f"search config format {data.get('format')!r}, expected {CONFIG_FORMAT!r}")
+        return cls(
+            space=data["space"],
+            space_config=dict(data["space_config"]),
+            targets=tuple(Target.from_dict(t) for t in data["targets"]),
+            objectives=tuple(data["objectives"]),
+            constraints=tuple(data["constraints"]),
+            accuracy=data["accuracy"],
+            accuracy_cost=data["accuracy_cost"],
+            strategy=dict(data["strategy"]),
+            mode=data["mode"],
+            budget=int(data["budget"]),
+            seed=int(data["seed"]),
+            batch_size=data["batch_size"],
+            hybrid=HybridOptions.from_dict(data["hybrid"]),
+            local=bool(data.get("local", False)),
+            luts={str(k): int(v) for k, v in (data.get("luts") or {}).items()},
+        )

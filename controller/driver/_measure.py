@@ -1,0 +1,251 @@
+"""Measured latency: where a candidate's ``latency[T]`` comes from when it is measured.
+
+A :class:`Measurer` turns candidates into per-target results. The one
+fleetnas uses is :class:`SchedulerMeasurer`: export each candidate to ONNX
+(cached on disk), record the model with its origin in the cost DB, and send
+one job per (candidate, target) to the scheduler, which answers from the
+cost DB first and otherwise measures on the target's device (or any device
+of its class) with the target's own settings, recording each result as it
+arrives. :class:`CallableMeasurer` calls a Python function instead: benches
+and experiments with a ground-truth latency oracle.
+
+Failures are data. A failure that is a property of the model on that device
+(invalid model, unsupported operator, benchmark timeout, memory cap, model
+too large, export failure) is ``permanent``: the driver fails the candidate.
+Any other (devices down, bad settings, bad token) is not, and the driver
+stops the search so the user can fix the cause and resume.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetnas.agent.errors import (
+    BenchmarkTimeout,
+    MemoryCapExceeded,
+    ModelInvalid,
+    ModelTooLarge,
+    UnsupportedOperator,
+)
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.driver._config import Target
+from fleetnas.controller.scheduler import Job, JobOutcome, ModelRef, OutcomeStatus, Scheduler
+from fleetnas.controller.spaces import Arch, SearchSpace
+
+#: errors that say "this model cannot run there", not "the device is unavailable"
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ModelInvalid,
+    UnsupportedOperator,
+    BenchmarkTimeout,
+    MemoryCapExceeded,
+    ModelTooLarge,
+)
+
+MeasureProgress = Callable[[int, int, str], None]
+"""``(done, total, label)`` after each (candidate, target) result."""
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """One candidate on one target: the latency (ms) or why there is none.
+
+    ``ran`` is true when a benchmark ran for this request (false: the cost
+    DB's cache answered). ``permanent`` classifies a failure (see the module
+    docstring).
+    """
+
+    latency_ms: float | None
+    peak_memory_bytes: float | None = None
+    measurement_uid: str | None = None
+    device: str | None = None
+    ran: bool = False
+    error: str | None = None
+    permanent: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.latency_ms is not None
+
+
+@dataclass(frozen=True)
+class CandidateMeasurement:
+    """A candidate's results by target key; ``error`` when it could not even be exported."""
+
+    candidate_id: int
+    model_sha256: str | None
+    results: dict[str, TargetResult] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(r.ok for r in self.results.values())
+
+    def failure(self) -> tuple[str, bool] | None:
+        """``(reason, permanent)`` of the first failure, or ``None``."""
+        if self.error is not None:
+            return self.error, True
+        for key, result in self.results.items():
+            if not result.ok:
+                return f"{key}: {result.error}", result.permanent
+        return None
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """A candidate to measure: its id, arch and encoding."""
+
+    candidate_id: int
+    arch: Arch
+    encoding: str
+
+
+class Measurer(abc.ABC):
+    """Measures candidates on targets. Called from the driver's thread only."""
+
+    @abc.abstractmethod
+    def measure(
+        self,
+        space: SearchSpace,
+        requests: Sequence[MeasureRequest],
+        targets: Sequence[Target],
+        *,
+        on_progress: MeasureProgress | None = None,
+    ) -> list[CandidateMeasurement]:
+        """One result per request, in order, each with one entry per target key."""
+
+    def check_targets(self, targets: Sequence[Target]) -> None:  # noqa: B027
+        """Raise before any work when a target cannot be measured here (default: accept)."""
+
+
+class SchedulerMeasurer(Measurer):
+    """Export, record the model, measure through the scheduler (see the module docstring)."""
+
+    def __init__(self, scheduler: Scheduler, db: CostDB, *, cache_dir: str | Path | None = None) -> None:
+        self.scheduler = scheduler
+        self.db = db
+        self.cache_dir = cache_dir
+
+    def check_targets(self, targets: Sequence[Target]) -> None:
+        for target in targets:
+            job = Job.on_class(b"", target.name) if target.is_class else Job.on_device(b"", target.name)
+            self.scheduler.eligible_devices(job)  # UnknownDevice / UnknownClass
+
+    def _export(self, space: SearchSpace, request: MeasureRequest) -> ModelRef:
+        from fleetnas.controller.export import export_arch  # torch: only when measuring
+
+        exported = export_arch(space, request.arch, cache_dir=self.cache_dir)
+        size = len(exported.onnx_bytes)
+        known = self.db.get_model(exported.sha256)
+        if known is None or known.arch != request.encoding or known.params is None:
+            self.db.record_model(
+                exported.sha256, size, space=space.identity(), arch=request.encoding,
+                params=space.count_params(request.arch), flops=space.count_flops(request.arch),
+            )  # fmt: skip
+        if exported.path is not None:
+            return ModelRef(exported.sha256, size, path=exported.path)
+        return ModelRef(exported.sha256, size, data=exported.onnx_bytes)
+
+    def measure(
+        self,
+        space: SearchSpace,
+        requests: Sequence[MeasureRequest],
+        targets: Sequence[Target],
+        *,
+        on_progress: MeasureProgress | None = None,
+    ) -> list[CandidateMeasurement]:
+        from fleetnas.controller.export import ExportError
+
+        refs: dict[int, ModelRef] = {}
+        errors: dict[int, str] = {}
+        for request in requests:  # export everything first: torch never runs beside a benchmark
+            try:
+                refs[request.candidate_id] = self._export(space, request)
+            except ExportError as exc:
+                errors[request.candidate_id] = f"export failed: {exc}"
+        jobs: list[Job] = []
+        for request in requests:
+            ref = refs.get(request.candidate_id)
+            if ref is None:
+                continue
+            for target in targets:
+                make = Job.on_class if target.is_class else Job.on_device
+                jobs.append(make(ref, target.name, target.request(),
+                                 tag=(request.candidate_id, target.key)))
+        outcomes: dict[tuple[int, str], JobOutcome] = {}
+
+        def progress(p: Any) -> None:
+            outcomes[p.outcome.job.tag] = p.outcome
+            if on_progress is not None:
+                cid, key = p.outcome.job.tag
+                on_progress(p.done, p.total, f"#{cid} on {key}: {p.outcome.status.value}")
+
+        if jobs:
+            for outcome in self.scheduler.run(jobs, on_progress=progress):
+                outcomes[outcome.job.tag] = outcome
+        out = []
+        for request in requests:
+            cid = request.candidate_id
+            if cid in errors:
+                out.append(CandidateMeasurement(cid, None, {}, errors[cid]))
+                continue
+            results = {t.key: _result(outcomes[(cid, t.key)]) for t in targets}
+            out.append(CandidateMeasurement(cid, refs[cid].sha256, results))
+        return out
+
+
+def _result(outcome: JobOutcome) -> TargetResult:
+    m = outcome.measurement
+    if outcome.ok and m is not None:
+        return TargetResult(
+            latency_ms=m.latency_ms, peak_memory_bytes=float(m.peak_rss_bytes),
+            measurement_uid=m.uid, device=outcome.device,
+            ran=outcome.status is OutcomeStatus.MEASURED and outcome.duplicate_of is None,
+        )  # fmt: skip
+    error = outcome.error
+    return TargetResult(
+        latency_ms=None, device=outcome.device,
+        error=outcome.error_message or "failed",
+        permanent=isinstance(error, PERMANENT_ERRORS),
+    )  # fmt: skip
+
+
+class CallableMeasurer(Measurer):
+    """``fn(arch, target) -> latency ms`` stands in for devices (benches, experiments).
+
+    ``calls`` counts the (candidate, target) evaluations; a ValueError or
+    ArithmeticError from ``fn`` is a permanent failure of that candidate.
+    """
+
+    def __init__(self, fn: Callable[[Arch, Target], float]) -> None:
+        self.fn = fn
+        self.calls = 0
+
+    def measure(
+        self,
+        space: SearchSpace,
+        requests: Sequence[MeasureRequest],
+        targets: Sequence[Target],
+        *,
+        on_progress: MeasureProgress | None = None,
+    ) -> list[CandidateMeasurement]:
+        out = []
+        total = len(requests) * len(targets)
+        done = 0
+        for request in requests:
+            results = {}
+            for target in targets:
+                self.calls += 1
+                try:
+                    value = float(self.fn(request.arch, target))
+                    results[target.key] = TargetResult(latency_ms=value, ran=True)
+                except (ValueError, ArithmeticError) as exc:
+                    results[target.key] = TargetResult(None, error=str(exc), permanent=True)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total, f"#{request.candidate_id} on {target.key}")
+            out.append(CandidateMeasurement(request.candidate_id, None, results))
+        return out

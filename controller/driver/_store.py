@@ -1,0 +1,327 @@
+"""Searches in the cost database: the ``searches`` and ``search_candidates`` tables.
+
+A search row holds the search's whole configuration (JSON) and the latest
+engine snapshot (``SearchEngine.state_dict()``). The driver replaces the
+snapshot in the **same transaction** as the candidate rows that changed
+since the previous one (:meth:`SearchStore.commit`), so the stored engine
+and the stored candidates always describe the same moment. What happened
+after the last commit (a batch measured but not yet told, say) is redone on
+resume; the cost DB's cache answers its measurements, so nothing is measured
+twice. See ``docs/search.md`` for the schema.
+
+Writes go through the cost database's own write transactions
+(``BEGIN IMMEDIATE``, its lock), so the store is as safe as ``CostDB`` with
+several threads and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.driver._errors import SearchBusy, SearchNotFound
+
+STATUSES = ("running", "interrupted", "failed", "complete")
+CANDIDATE_STATES = ("pending", "complete", "failed")
+
+_SEARCH_COLUMNS = (
+    "id, space, mode, config, status, budget, trials, measured, device_runs, predicted, step, "
+    "owner, error, created_at, updated_at, finished_at"
+)
+_CANDIDATE_COLUMNS = (
+    "search_id, candidate_id, encoding, generation, parents, state, model_sha256, metrics, "
+    "sources, source, measurements, feasible, violation, failure, asked_at, told_at, updated_at"
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def owner_label() -> str:
+    """``host:pid`` of this process: who is running a search."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool | None:
+    """Whether the process named by ``owner`` runs; ``None`` when it is on another host."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # ourselves: a previous run in this process finished or crashed
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """One stored search (without its snapshot; see :meth:`SearchStore.state`).
+
+    ``measured`` counts latency values taken from measurements (the device
+    measurements the search used), ``device_runs`` the benchmarks it ran
+    itself (the rest came from the cost DB's cache), ``predicted`` the
+    latency values currently predicted (LUT or surrogate).
+    """
+
+    id: int
+    space: str
+    mode: str
+    config: dict[str, Any]
+    status: str
+    budget: int
+    trials: int
+    measured: int
+    device_runs: int
+    predicted: int
+    step: int
+    owner: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> SearchRecord:
+        return cls(
+            id=row[0], space=row[1], mode=row[2], config=json.loads(row[3]), status=row[4],
+            budget=row[5], trials=row[6], measured=row[7], device_runs=row[8], predicted=row[9],
+            step=row[10], owner=row[11], error=row[12], created_at=row[13], updated_at=row[14],
+            finished_at=row[15],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """One candidate of a search as stored.
+
+    ``metrics`` holds its values by name (objectives, constraint inputs,
+    extras; partial while pending), ``sources`` where each came from
+    (``measured``, ``lut``, ``surrogate``, ``estimator``, ``analytic``,
+    ``callable``), ``source`` whether its latencies are ``measured``,
+    ``predicted`` or ``mixed``, ``measurements`` the cost DB measurement uid
+    of each measured latency. ``model_sha256`` is set once it was exported.
+    """
+
+    search_id: int
+    candidate_id: int
+    encoding: str
+    generation: int
+    parents: tuple[int, ...]
+    state: str
+    model_sha256: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+    measurements: Mapping[str, str] = field(default_factory=dict)
+    feasible: bool | None = None
+    violation: float | None = None
+    failure: str | None = None
+    asked_at: float = 0.0
+    told_at: float | None = None
+    updated_at: float = 0.0
+
+    def to_row(self) -> tuple[Any, ...]:
+        return (
+            self.search_id, self.candidate_id, self.encoding, self.generation,
+            _dumps(list(self.parents)), self.state, self.model_sha256, _dumps(dict(self.metrics)),
+            _dumps(dict(self.sources)), self.source, _dumps(dict(self.measurements)),
+            None if self.feasible is None else int(self.feasible), self.violation, self.failure,
+            self.asked_at, self.told_at, self.updated_at,
+        )  # fmt: skip
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> CandidateRecord:
+        return cls(
+            search_id=row[0], candidate_id=row[1], encoding=row[2], generation=row[3],
+            parents=tuple(json.loads(row[4])), state=row[5], model_sha256=row[6],
+            metrics=json.loads(row[7]), sources=json.loads(row[8]), source=row[9],
+            measurements=json.loads(row[10]), feasible=None if row[11] is None else bool(row[11]),
+            violation=row[12], failure=row[13], asked_at=row[14], told_at=row[15],
+            updated_at=row[16],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The running totals stored with a search (see :class:`SearchRecord`)."""
+
+    trials: int = 0
+    measured: int = 0
+    device_runs: int = 0
+    predicted: int = 0
+
+
+class SearchStore:
+    """The search tables of one cost database. Thread-safe as ``CostDB`` is."""
+
+    def __init__(self, db: CostDB) -> None:
+        self.db = db
+
+    # CostDB keeps its transaction helpers private; search writes must share
+    # its lock and BEGIN IMMEDIATE discipline (as the LUT store does).
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self.db._write() as conn:  # noqa: SLF001
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self.db._snapshot() as conn:  # noqa: SLF001
+            yield conn
+
+    # -- searches -------------------------------------------------------------------------
+
+    def create(self, *, space: str, mode: str, config: Mapping[str, Any], budget: int,
+               owner: str | None = None) -> SearchRecord:
+        """A new search, status ``running``; returns it with its id."""
+        now = time.time()
+        with self._write() as conn:
+            cursor = conn.execute(
+                """
+                INSERT INTO searches (space, mode, config, status, budget, trials, measured,
+                                      device_runs, predicted, state, step, owner, error,
+                                      created_at, updated_at, finished_at)
+                VALUES (?, ?, ?, 'running', ?, 0, 0, 0, 0, NULL, 0, ?, NULL, ?, ?, NULL)
+                """,
+                (space, mode, _dumps(dict(config)), budget, owner, now, now),
+            )
+            search_id = cursor.lastrowid
+        assert search_id is not None
+        return self.get(search_id)
+
+    def get(self, search_id: int) -> SearchRecord:
+        """The search with this id; raises SearchNotFound."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_SEARCH_COLUMNS} FROM searches WHERE id = ?", (search_id,)
+            ).fetchone()
+        if row is None:
+            raise SearchNotFound(
+                f"no search {search_id} in {self.db.path or 'this database'}; "
+                "see `fleetnas search list`"
+            )
+        return SearchRecord._from_row(row)
+
+    def searches(self) -> list[SearchRecord]:
+        """Every search, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_SEARCH_COLUMNS} FROM searches ORDER BY id DESC"
+            ).fetchall()
+        return [SearchRecord._from_row(r) for r in rows]
+
+    def state(self, search_id: int) -> dict[str, Any] | None:
+        """The latest engine snapshot (``None`` before the first commit)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT state FROM searches WHERE id = ?", (search_id,)).fetchone()
+        if row is None:
+            raise SearchNotFound(f"no search {search_id}")
+        return None if row[0] is None else json.loads(row[0])
+
+    def claim(self, search_id: int, owner: str, *, force: bool = False) -> SearchRecord:
+        """Mark the search ``running`` by ``owner``.
+
+        Raises SearchBusy when another live process on this host runs it, or
+        when it is ``running`` on another host (``force`` takes it anyway).
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status, owner FROM searches WHERE id = ?", (search_id,)
+            ).fetchone()
+            if row is None:
+                raise SearchNotFound(f"no search {search_id}; see `fleetnas search list`")
+            status, current = row
+            if status == "running" and current and current != owner and not force:
+                alive = _owner_alive(current)
+                if alive is None:
+                    raise SearchBusy(
+                        f"search {search_id} is marked running by {current} (another host); "
+                        "if that process is gone, resume with --force"
+                    )
+                if alive:
+                    raise SearchBusy(f"search {search_id} is running in process {current}")
+            conn.execute(
+                "UPDATE searches SET status = 'running', owner = ?, error = NULL, "
+                "finished_at = NULL, updated_at = ? WHERE id = ?",
+                (owner, time.time(), search_id),
+            )
+        return self.get(search_id)
+
+    def set_status(self, search_id: int, status: str, *, error: str | None = None) -> None:
+        """Set the status (and error text); ``complete``/``failed`` also set ``finished_at``."""
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r}: choose one of {', '.join(STATUSES)}")
+        now = time.time()
+        finished = now if status in ("complete", "failed") else None
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE searches SET status = ?, error = ?, updated_at = ?, finished_at = ?, "
+                "owner = CASE WHEN ? = 'running' THEN owner ELSE NULL END WHERE id = ?",
+                (status, error, now, finished, status, search_id),
+            )
+
+    def set_config(self, search_id: int, config: Mapping[str, Any], budget: int) -> None:
+        """Replace the configuration (e.g. a larger budget on resume)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE searches SET config = ?, budget = ?, updated_at = ? WHERE id = ?",
+                (_dumps(dict(config)), budget, time.time(), search_id),
+            )
+
+    def commit(
+        self,
+        search_id: int,
+        state: Mapping[str, Any],
+        candidates: Sequence[CandidateRecord],
+        counters: Counters,
+    ) -> None:
+        """Store the engine snapshot, the changed candidate rows and the totals, atomically."""
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO search_candidates ({_CANDIDATE_COLUMNS}) "
+                f"VALUES ({', '.join('?' for _ in range(17))})",
+                [c.to_row() for c in candidates],
+            )
+            cursor = conn.execute(
+                "UPDATE searches SET state = ?, step = step + 1, trials = ?, measured = ?, "
+                "device_runs = ?, predicted = ?, updated_at = ? WHERE id = ?",
+                (_dumps(dict(state)), counters.trials, counters.measured, counters.device_runs,
+                 counters.predicted, now, search_id),
+            )  # fmt: skip
+            if cursor.rowcount == 0:
+                raise SearchNotFound(f"no search {search_id}")
+
+    def delete(self, search_id: int) -> None:
+        """Remove a search and its candidates (measurements and models stay)."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM searches WHERE id = ?", (search_id,)).rowcount == 0:
+                raise SearchNotFound(f"no search {search_id}")
+
+    # -- candidates -----------------------------------------------------------------------
+
+    def candidates(self, search_id: int, *, state: str | None = None) -> list[CandidateRecord]:
+        """The search's candidates by id (only those in ``state`` if given)."""
+        sql = f"SELECT {_CANDIDATE_COLUMNS} FROM search_candidates WHERE search_id = ?"
+        args: list[Any] = [search_id]
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY candidate_id", args).fetchall()
+        return [CandidateRecord._from_row(r) for r in rows]

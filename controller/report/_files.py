@@ -1,0 +1,84 @@
+"""The front (or every trial) as CSV or JSON files.
+
+CSV: one row per trial with ``rank`` (empty off the front), ``candidate_id``,
+``arch``, one column per value in canonical units (latency ms, memory bytes,
+counts), ``feasible``, ``violation``, ``source`` (latencies measured /
+predicted / mixed), ``model_sha256``. JSON: ``{"search": {...}, "objectives":
+[...], "constraints": [...], "front": [...], "trials": [...]}`` with each row's
+per-value sources and measurement uids too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fleetnas.controller.report._rows import ResultRow
+
+CSV_FIXED = ("rank", "candidate_id", "arch")
+CSV_TAIL = ("feasible", "violation", "source", "model_sha256")
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def csv_text(rows: Sequence[ResultRow], names: Sequence[str]) -> str:
+    """CSV of ``rows`` with one column per name (see the module docstring)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_FIXED, *names, *CSV_TAIL])
+    for r in rows:
+        writer.writerow([
+            "" if r.rank is None else r.rank, r.candidate_id, r.encoding,
+            *("" if r.values.get(n) is None else repr(float(r.values[n])) for n in names),
+            "true" if r.feasible else "false", repr(r.violation), r.source or "",
+            r.model_sha256 or "",
+        ])  # fmt: skip
+    return buffer.getvalue()
+
+
+def write_csv(rows: Sequence[ResultRow], names: Sequence[str], path: str | Path) -> Path:
+    """Write :func:`csv_text` to ``path`` atomically; returns the path."""
+    return _atomic_text(Path(path), csv_text(rows, names))
+
+
+def json_document(
+    summary: Mapping[str, Any],
+    objectives: Sequence[Mapping[str, Any]],
+    constraints: Sequence[str],
+    front: Sequence[ResultRow],
+    trials: Sequence[ResultRow] | None,
+    names: Sequence[str],
+) -> dict[str, Any]:
+    """The JSON document (see the module docstring); ``trials`` may be omitted."""
+    document: dict[str, Any] = {
+        "search": dict(summary),
+        "objectives": [dict(o) for o in objectives],
+        "constraints": list(constraints),
+        "front": [r.to_dict(list(names)) for r in front],
+    }
+    if trials is not None:
+        document["trials"] = [r.to_dict(list(names)) for r in trials]
+    return document
+
+
+def write_json(document: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``document`` as indented JSON to ``path`` atomically; returns the path."""
+    return _atomic_text(Path(path), json.dumps(document, indent=2, sort_keys=False) + "\n")

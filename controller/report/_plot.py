@@ -1,0 +1,181 @@
+"""The Pareto plot: one panel per latency target (or other objective), PNG.
+
+The vertical axis is the first maximised objective (accuracy), else the
+first objective; each other objective gets a panel with it on the
+horizontal axis: one per device for a multi-device search. In each panel:
+every trial in grey (hollow when its values there were predicted, not
+measured), infeasible ones as red crosses, the Pareto front (of *all*
+objectives) in colour with its ranks, the panel's own 2-D front as a step
+line, and constraint bounds on that axis as dashed lines.
+
+Drawn with matplotlib's object API on an Agg canvas (no pyplot, no display);
+matplotlib is imported only when plotting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fleetnas.controller.report._rows import ResultRow, unit_of
+from fleetnas.controller.search import Constraint, Objective, pareto_indices
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+_PREDICTED = ("lut", "surrogate")
+
+
+def _scale(name: str) -> float:
+    return 1.0 / 2**20 if unit_of(name) == "MiB" else 1.0
+
+
+def _axis_label(objective: Objective) -> str:
+    unit = unit_of(objective.name)
+    arrow = "higher is better" if objective.direction == "maximize" else "lower is better"
+    return f"{objective.name}" + (f" ({unit})" if unit else "") + f" — {arrow}"
+
+
+def plot_front(
+    rows: Sequence[ResultRow],
+    objectives: Sequence[Objective],
+    path: str | Path,
+    *,
+    constraints: Sequence[Constraint] = (),
+    title: str = "Pareto front",
+) -> Path:
+    """Write the PNG (see the module docstring) for ``rows`` (all complete trials); return its path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not objectives:
+        raise ValueError("no objectives to plot")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    y_obj = next((o for o in objectives if o.direction == "maximize"), objectives[0])
+    x_objs = [o for o in objectives if o is not y_obj] or [y_obj]
+    panels = len(x_objs)
+    columns = min(panels, 3)
+    lines = math.ceil(panels / columns)
+    fig = Figure(figsize=(5.2 * columns, 4.4 * lines), dpi=110)
+    FigureCanvasAgg(fig)
+    for index, x_obj in enumerate(x_objs):
+        ax = fig.add_subplot(lines, columns, index + 1)
+        _panel(ax, rows, x_obj, y_obj, constraints)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    return out
+
+
+def robust_limits(values: Sequence[float]) -> tuple[float, float] | None:
+    """Axis limits that leave out far outliers, or ``None`` when none are far.
+
+    A degenerate network can score orders of magnitude off the rest (a
+    proxy's log-determinant of a near-empty cell), which would squash every
+    interesting point into a line. Limits are the 5th-95th percentile range
+    widened by its own width each way; ``None`` when every value fits in them.
+    """
+    if len(values) < 10:
+        return None
+    ordered = sorted(values)
+    low = ordered[int(0.05 * (len(ordered) - 1))]
+    high = ordered[math.ceil(0.95 * (len(ordered) - 1))]
+    span = high - low
+    if span <= 0:
+        return None
+    limits = (low - span, high + span)
+    if ordered[0] >= limits[0] and ordered[-1] <= limits[1]:
+        return None
+    return (max(limits[0], ordered[0] - 0.05 * span), min(limits[1], ordered[-1] + 0.05 * span))
+
+
+def _clamp(value: float, limits: tuple[float, float] | None) -> float:
+    if limits is None:
+        return value
+    return min(max(value, limits[0]), limits[1])
+
+
+def _outside(point: tuple[float, float], x_lim: tuple[float, float] | None,
+             y_lim: tuple[float, float] | None) -> bool:
+    return any(lim is not None and not lim[0] <= v <= lim[1]
+               for v, lim in zip(point, (x_lim, y_lim), strict=True))
+
+
+def _panel(
+    ax: Axes,
+    rows: Sequence[ResultRow],
+    x_obj: Objective,
+    y_obj: Objective,
+    constraints: Sequence[Constraint],
+) -> None:
+    xs_scale, ys_scale = _scale(x_obj.name), _scale(y_obj.name)
+    same = x_obj is y_obj
+
+    def raw(r: ResultRow) -> tuple[float, float]:
+        x = r.values[x_obj.name] * xs_scale
+        y = float(r.candidate_id) if same else r.values[y_obj.name] * ys_scale
+        return x, y
+
+    x_lim = robust_limits([raw(r)[0] for r in rows])
+    y_lim = robust_limits([raw(r)[1] for r in rows])
+    clipped = sum(1 for r in rows if _outside(raw(r), x_lim, y_lim))
+
+    def xy(r: ResultRow) -> tuple[float, float]:
+        x, y = raw(r)
+        return _clamp(x, x_lim), _clamp(y, y_lim)
+
+    def predicted(r: ResultRow) -> bool:
+        return any(r.sources.get(n) in _PREDICTED for n in (x_obj.name, y_obj.name))
+
+    groups = {
+        "measured": [r for r in rows if r.feasible and not predicted(r) and not r.on_front],
+        "predicted": [r for r in rows if r.feasible and predicted(r) and not r.on_front],
+        "infeasible": [r for r in rows if not r.feasible],
+    }
+
+    def coords(group: Sequence[ResultRow]) -> tuple[list[float], list[float]]:
+        pairs = [xy(r) for r in group]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    if groups["measured"]:
+        ax.scatter(*coords(groups["measured"]), s=14, color="0.6", label="trial (measured)",
+                   zorder=2)
+    if groups["predicted"]:
+        ax.scatter(*coords(groups["predicted"]), s=14, facecolors="none", edgecolors="0.6",
+                   label="trial (predicted)", zorder=2)
+    if groups["infeasible"]:
+        ax.scatter(*coords(groups["infeasible"]), s=14, marker="x", color="tab:red", alpha=0.6,
+                   label="violates a constraint", zorder=2)
+    front = sorted((r for r in rows if r.on_front), key=lambda r: r.rank or 0)
+    if front:
+        ax.scatter(*coords(front), s=36, color="tab:blue", edgecolors="black", linewidths=0.5,
+                   label="Pareto front (all objectives)", zorder=4)
+        for r in front[:20]:
+            ax.annotate(str(r.rank), xy(r), textcoords="offset points", xytext=(4, 3),
+                        fontsize=7)
+    if not same:
+        feasible = [r for r in rows if r.feasible]
+        if feasible:
+            points = [(x_obj.sign * r.values[x_obj.name], y_obj.sign * r.values[y_obj.name])
+                      for r in feasible]
+            panel_front = sorted(xy(feasible[i]) for i in pareto_indices(points))
+            if panel_front:
+                ax.step([p[0] for p in panel_front], [p[1] for p in panel_front], where="post",
+                        color="tab:blue", lw=1.0, alpha=0.7, label="front in this plane")
+    for c in constraints:
+        if c.name == x_obj.name:
+            ax.axvline(c.bound * xs_scale, ls="--", color="tab:red", lw=0.9, label=c.text)
+        elif c.name == y_obj.name and not same:
+            ax.axhline(c.bound * ys_scale, ls="--", color="tab:red", lw=0.9, label=c.text)
+    if x_lim is not None:
+        ax.set_xlim(*x_lim)
+    if y_lim is not None:
+        ax.set_ylim(*y_lim)
+    note = f"\n{clipped} far outlier(s) drawn on the frame" if clipped else ""
+    ax.set_xlabel(_axis_label(x_obj) + note, fontsize=8)
+    ax.set_ylabel("candidate" if same else _axis_label(y_obj), fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")

@@ -1,0 +1,121 @@
+"""Rows of a search's results: the Pareto front (ranked) and every trial, as plain records.
+
+Built from a :class:`~fleetnas.controller.search.SearchEngine` (live, or
+rebuilt from a stored snapshot), so the table, the files and the plot all
+show exactly what the engine considers the front. A row's ``rank`` is its
+1-based position in ``engine.pareto_front()`` (best first by the first
+objective); ``fleetnas export ID --rank K`` picks the same row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetnas.controller.search import Objective, SearchEngine, Trial, split_name
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One complete trial: its values, where they came from, whether it is on the front.
+
+    ``rank`` is set for front members (1 = best by the first objective).
+    ``source`` says whether its latencies are ``measured``, ``predicted`` or
+    ``mixed``; ``sources`` gives each value's origin.
+    """
+
+    candidate_id: int
+    encoding: str
+    values: Mapping[str, float]
+    feasible: bool
+    violation: float
+    source: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    model_sha256: str | None = None
+    measurements: Mapping[str, str] = field(default_factory=dict)
+    rank: int | None = None
+    generation: int = 0
+
+    @property
+    def on_front(self) -> bool:
+        return self.rank is not None
+
+    def to_dict(self, names: list[str]) -> dict[str, Any]:
+        """JSON-ready: identity, each named value, provenance."""
+        return {
+            "rank": self.rank,
+            "candidate_id": self.candidate_id,
+            "arch": self.encoding,
+            **{name: self.values.get(name) for name in names},
+            "feasible": self.feasible,
+            "violation": self.violation,
+            "source": self.source,
+            "sources": dict(self.sources),
+            "model_sha256": self.model_sha256,
+            "measurements": dict(self.measurements),
+            "generation": self.generation,
+        }
+
+
+def _row(trial: Trial, rank: int | None) -> ResultRow:
+    assert trial.evaluation is not None
+    e = trial.evaluation
+    meta = e.metadata
+    return ResultRow(
+        candidate_id=trial.id, encoding=trial.candidate.encoding, values=dict(e.values),
+        feasible=e.feasible, violation=e.total_violation, source=meta.get("source"),
+        sources=dict(meta.get("sources", {})), model_sha256=meta.get("model_sha256"),
+        measurements=dict(meta.get("measurements", {})), rank=rank,
+        generation=trial.candidate.generation,
+    )  # fmt: skip
+
+
+def front_rows(engine: SearchEngine) -> list[ResultRow]:
+    """The Pareto front, ranked 1.. in the engine's order."""
+    return [_row(t, rank) for rank, t in enumerate(engine.pareto_front(), start=1)]
+
+
+def all_rows(engine: SearchEngine) -> list[ResultRow]:
+    """Every complete trial in candidate order, front members with their rank."""
+    ranks = {t.id: rank for rank, t in enumerate(engine.pareto_front(), start=1)}
+    trials = sorted(engine.complete(), key=lambda t: t.id)
+    return [_row(t, ranks.get(t.id)) for t in trials]
+
+
+def value_names(engine: SearchEngine) -> list[str]:
+    """Objective names, then any constraint input that is not an objective."""
+    names = [o.name for o in engine.objectives]
+    return names + [c.name for c in engine.constraints if c.name not in names]
+
+
+def unit_of(name: str) -> str:
+    """The display unit of a value: ``ms`` for latency, ``MiB`` for memory, else ``""``."""
+    base, _ = split_name(name)
+    if base.startswith("latency"):
+        return "ms"
+    if "memory" in base:
+        return "MiB"
+    return ""
+
+
+def format_value(name: str, value: float | None) -> str:
+    """Human-readable value: latencies and memory with units, counts with K/M/G."""
+    if value is None:
+        return "-"
+    base, _ = split_name(name)
+    if base.startswith("latency"):
+        return f"{value:.4g} ms"
+    if "memory" in base:
+        return f"{value / 2**20:.1f} MiB"
+    if base in ("params", "flops", "macs"):
+        for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g}{suffix}"
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def objective_label(objective: Objective) -> str:
+    arrow = "↑" if objective.direction == "maximize" else "↓"
+    return f"{objective.name} {arrow}"

@@ -1,0 +1,50 @@
+"""The Pareto front as a rich table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.markup import escape
+from rich.table import Table
+
+from fleetnas.controller.report._rows import ResultRow, format_value
+from fleetnas.controller.search import Objective
+
+
+def front_table(
+    rows: Sequence[ResultRow],
+    objectives: Sequence[Objective],
+    *,
+    extra_names: Sequence[str] = (),
+    title: str = "Pareto front",
+    caption: str | None = None,
+) -> Table:
+    """Rank, candidate, each objective (with ↑/↓), constraint inputs, source, arch.
+
+    A predicted latency is marked ``~`` (it was never measured), an
+    infeasible row is red.
+    """
+    table = Table(title=escape(title), caption=escape(caption) if caption else None)
+    table.add_column("rank", justify="right")
+    table.add_column("id", justify="right")
+    for o in objectives:
+        arrow = "↑" if o.direction == "maximize" else "↓"
+        table.add_column(escape(f"{o.name} {arrow}"), justify="right")
+    for name in extra_names:
+        table.add_column(escape(name), justify="right")
+    table.add_column("latency from")
+    table.add_column("arch", overflow="fold")
+    for r in rows:
+        cells = []
+        for name in [*(o.name for o in objectives), *extra_names]:
+            text = format_value(name, r.values.get(name))
+            origin = r.sources.get(name)
+            if origin in ("lut", "surrogate"):
+                text = "~" + text
+            cells.append(escape(text))
+        style = None if r.feasible else "red"
+        table.add_row(
+            "" if r.rank is None else str(r.rank), str(r.candidate_id), *cells,
+            escape(r.source or "-"), escape(r.encoding), style=style,
+        )  # fmt: skip
+    return table

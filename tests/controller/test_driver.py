@@ -1,0 +1,328 @@
+"""The search driver without devices: ground-truth latency functions stand in for the fleet.
+
+Latency comes from :class:`CallableMeasurer` over a deterministic function of
+the arch (analytic FLOPs plus a fixed per-arch jitter), accuracy from a
+callable objective; the cost DB is a real SQLite file. This checks the
+driver's own logic: budgets, constraints, hybrid selection, LUT mode,
+failures, and exact resumption from the stored snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.driver import (
+    CallableMeasurer,
+    HybridOptions,
+    SearchBusy,
+    SearchConfig,
+    SearchConfigError,
+    SearchDriver,
+    SearchStore,
+    Target,
+    parse_target,
+)
+from fleetnas.controller.lut import LatencyPredictor
+from fleetnas.controller.search import dominates
+from fleetnas.controller.spaces import get_space
+
+SPACE = get_space("nb201")
+TARGETS = [Target("pi", "class", {"intra_op_threads": 1}), Target("orin")]
+
+
+def _jitter(encoding: str, salt: str) -> float:
+    """A fixed pseudo-random number in [0, 1) per arch."""
+    return (zlib.crc32(f"{salt}/{encoding}".encode()) % 100_000) / 100_000
+
+
+def true_latency(arch: object, target: Target) -> float:
+    """A plausible device: time grows with MACs, the second device is faster, 5% arch noise."""
+    flops_m = SPACE.count_flops(arch) / 1e6
+    speed = 1.0 if target.key == "pi" else 0.4
+    return (0.3 + 0.05 * flops_m * speed) * (1.0 + 0.05 * (_jitter(SPACE.encode(arch), target.key) - 0.5))
+
+
+def true_accuracy(arch: object) -> float:
+    """Bigger nets score higher, with an arch-specific part latency does not explain."""
+    return math.log1p(SPACE.count_params(arch)) + 2.0 * _jitter(SPACE.encode(arch), "acc")
+
+
+def _config(**overrides: object) -> SearchConfig:
+    options: dict[str, object] = dict(
+        space="nb201", targets=TARGETS, objectives=["accuracy"], accuracy=None,
+        strategy={"kind": "nsga2", "population_size": 10}, mode="measured", budget=60, seed=5,
+        computed=["accuracy"],
+    )  # fmt: skip
+    options.update(overrides)
+    return SearchConfig.build(**options)  # type: ignore[arg-type]
+
+
+def _run(config: SearchConfig, db: CostDB | None = None, **kwargs: object) -> tuple[SearchDriver, CallableMeasurer]:
+    measurer = CallableMeasurer(true_latency)
+    driver = SearchDriver.create(config, db=db, measurer=measurer,
+                                 callables={"accuracy": true_accuracy}, **kwargs)  # type: ignore[arg-type]
+    driver.run()
+    return driver, measurer
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[CostDB]:
+    with CostDB(tmp_path / "cost.db") as database:
+        yield database
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_targets_carry_their_own_settings_over_the_shared_ones() -> None:
+    from fleetnas.agent.settings_args import build_settings
+
+    base = build_settings(warmup=3, threads=1)
+    one = parse_target("cpu-1t", "class", base)
+    two = parse_target("cpu-2t:threads=2,max-duration=0.5,label=fast", "class", base)
+    assert one.request().intra_op_threads == 1 and one.request().warmup_runs == 3
+    assert two.request().intra_op_threads == 2 and two.request().warmup_runs == 3
+    assert two.request().max_duration_s == 0.5
+    assert two.objective == "latency[fast]" and two.is_class
+    with pytest.raises(SearchConfigError, match="unknown setting 'thread'"):
+        parse_target("x:thread=2", "device")
+
+
+def test_config_round_trips_and_adds_a_latency_objective_per_target() -> None:
+    config = _config(constraints=["latency[pi] <= 3 ms", "params <= 1 M"], mode="hybrid")
+    assert config.objectives == ("accuracy:max", "latency[pi]:min", "latency[orin]:min")
+    again = SearchConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"constraints": ["latency[jetson] <= 3 ms"]}, "no target 'jetson'"),
+        ({"objectives": ["accuracy", "energy"]}, "'energy'"),
+        ({"objectives": ["accuracy", "peak_memory[pi]"], "mode": "hybrid"}, "only known in --mode measured"),
+        ({"computed": [], "accuracy": None}, "no estimator"),
+        ({"accuracy": "nas", "computed": []}, "expected naswot"),
+        ({"targets": [Target("a"), Target("a")]}, "appear twice"),
+        ({"strategy": {"kind": "bayes"}}, "choose nsga2"),
+    ],
+)
+def test_bad_configs_are_refused_with_what_to_do(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(SearchConfigError, match=message):
+        _config(**overrides)
+
+
+def test_lut_mode_needs_a_lut_for_every_target() -> None:
+    with pytest.raises(SearchConfigError, match="no LUT for"):
+        SearchDriver.create(_config(mode="lut"), callables={"accuracy": true_accuracy})
+
+
+# -- measured mode, constraints, failures --------------------------------------------------
+
+
+def test_measured_mode_evaluates_exactly_the_budget_and_measures_every_target(db: CostDB) -> None:
+    driver, measurer = _run(_config(budget=25), db)
+    assert driver.trials_done() == 25
+    assert measurer.calls == 25 * len(TARGETS)
+    record = SearchStore(db).get(driver.search_id or 0)
+    assert (record.status, record.trials, record.measured, record.predicted) == ("complete", 25, 50, 0)
+    rows = SearchStore(db).candidates(record.id)
+    assert len(rows) == 25 and all(r.state == "complete" and r.source == "measured" for r in rows)
+    for row in rows:
+        arch = SPACE.decode(row.encoding)
+        assert row.metrics["latency[pi]"] == true_latency(arch, TARGETS[0])
+        assert row.metrics["accuracy"] == true_accuracy(arch)
+
+
+@pytest.mark.parametrize("mode", ["measured", "hybrid"])
+def test_constraints_are_respected_by_the_front(db: CostDB, mode: str) -> None:
+    driver, _ = _run(_config(mode=mode, budget=80, constraints=["latency[pi] <= 2.2 ms",
+                                                                 "params <= 600 K"]), db)
+    engine = driver.engine
+    complete = engine.complete()
+    infeasible = [t for t in complete if t.evaluation is not None and not t.evaluation.feasible]
+    assert infeasible, "the bounds should exclude part of the space"
+    front = engine.pareto_front()
+    assert front
+    for trial in front:
+        assert trial.values["latency[pi]"] <= 2.2 and trial.values["params"] <= 600_000
+        assert trial.evaluation is not None and trial.evaluation.metadata["source"] == "measured"
+    # and nothing feasible dominates a front member
+    feasible = [t for t in complete if t.evaluation is not None and t.evaluation.feasible]
+    for trial in front:
+        point = [o.sign * trial.values[o.name] for o in engine.objectives]
+        assert not any(dominates([o.sign * t.values[o.name] for o in engine.objectives], point)
+                       for t in feasible)
+
+
+def test_a_model_that_cannot_be_measured_fails_its_candidate_but_counts_towards_the_budget(
+    db: CostDB,
+) -> None:
+    def flaky(arch: object, target: Target) -> float:
+        if "avg_pool_3x3~2" in SPACE.encode(arch):
+            raise ValueError("unsupported operator")
+        return true_latency(arch, target)
+
+    driver = SearchDriver.create(_config(budget=30), db=db, measurer=CallableMeasurer(flaky),
+                                 callables={"accuracy": true_accuracy})
+    driver.run()
+    failed = [t for t in driver.engine.history() if t.state.value == "failed"]
+    assert failed and all("unsupported operator" in (t.failure or "") for t in failed)
+    assert driver.trials_done() == 30
+    stored = SearchStore(db).candidates(driver.search_id or 0, state="failed")
+    assert {r.candidate_id for r in stored} == {t.id for t in failed}
+
+
+# -- hybrid ------------------------------------------------------------------------------------
+
+
+def test_hybrid_measures_fewer_candidates_and_its_front_is_all_measured(db: CostDB) -> None:
+    config = dict(budget=120, strategy={"kind": "nsga2", "population_size": 20})
+    measured_driver, measured = _run(_config(mode="measured", **config), db)
+    hybrid_driver, hybrid = _run(_config(mode="hybrid", **config), db)
+    assert hybrid_driver.trials_done() == measured_driver.trials_done() == 120
+    assert measured.calls == 240
+    assert hybrid.calls < 0.75 * measured.calls
+    counters = hybrid_driver.counters
+    assert counters.measured == hybrid.calls
+    assert counters.measured + counters.predicted == 240
+    for trial in hybrid_driver.engine.pareto_front():
+        assert trial.evaluation is not None
+        assert trial.evaluation.metadata["source"] == "measured"
+        for target in TARGETS:  # a measured value is the device's, not a prediction
+            assert trial.values[target.objective] == true_latency(trial.candidate.arch, target)
+    sources = {r.source for r in SearchStore(db).candidates(hybrid_driver.search_id or 0)}
+    assert sources == {"measured", "predicted"}
+    described = hybrid_driver.describe_predictors()
+    assert set(described) == {"latency[pi]", "latency[orin]"}
+    assert all("surrogate" in text for text in described.values())
+
+
+def test_hybrid_uses_and_recalibrates_a_lut_where_one_exists() -> None:
+    # A LUT whose blocks cost their MACs: the true latency is a line of its sum (plus noise).
+    entries = {b.key: 1e-3 + _block_macs(b) * 1e-8 for b in SPACE.all_blocks()}
+    lut = LatencyPredictor(SPACE, entries, device="pi-0")
+    driver, measurer = _run(_config(mode="hybrid", budget=60), None, luts={"pi": lut})
+    described = driver.describe_predictors()
+    assert described["latency[pi]"].startswith("LUT on pi-0")
+    assert "surrogate" in described["latency[orin]"]
+    assert lut.calibration is None, "the caller's predictor is not changed"
+    assert measurer.calls < 120
+
+
+def _block_macs(block: object) -> float:
+    params = dict(block.params)  # type: ignore[attr-defined]
+    c = float(params.get("c", params.get("c_out", 16)))
+    hw = float(params.get("hw", 8))
+    kernel = {"nor_conv_3x3": 9.0, "nor_conv_1x1": 1.0}.get(str(params.get("op")), 0.5)
+    return c * c * hw * hw * kernel
+
+
+def test_lut_mode_predicts_everything_without_a_device() -> None:
+    entries = {b.key: 1e-3 + _block_macs(b) * 1e-8 for b in SPACE.all_blocks()}
+    luts = {t.key: LatencyPredictor(SPACE, entries, device=t.name) for t in TARGETS}
+    driver = SearchDriver.create(_config(mode="lut", budget=30), luts=luts,
+                                 callables={"accuracy": true_accuracy})
+    result = driver.run()
+    assert result.counters.measured == 0 and result.counters.predicted == 60
+    trial = result.front[0]
+    assert trial.values["latency[pi]"] == luts["pi"].predict(trial.candidate.arch)
+    assert trial.evaluation is not None and trial.evaluation.metadata["source"] == "predicted"
+
+
+def test_expensive_accuracy_is_predicted_too_and_estimated_only_where_measured() -> None:
+    from fleetnas.controller.accuracy import AccuracyEstimator
+
+    class CountingEstimator(AccuracyEstimator):
+        name = "counting"
+        cost = "pretend training"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def estimate(self, space: object, arch: object) -> float:
+            self.calls += 1
+            return true_accuracy(arch)
+
+    estimator = CountingEstimator()
+    config = _config(mode="hybrid", budget=80, accuracy="train:digits", computed=[],
+                     accuracy_cost="auto")
+    measurer = CallableMeasurer(true_latency)
+    driver = SearchDriver.create(config, measurer=measurer, estimator=estimator)
+    driver.run()
+    assert 0 < estimator.calls < 80
+    assert estimator.calls * len(TARGETS) == measurer.calls
+    assert "accuracy" in driver.describe_predictors()
+    for trial in driver.engine.pareto_front():
+        assert trial.values["accuracy"] == true_accuracy(trial.candidate.arch)
+
+
+# -- resume ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["measured", "hybrid"])
+def test_a_resumed_search_continues_exactly_as_an_uninterrupted_one(db: CostDB, mode: str) -> None:
+    config = _config(mode=mode, budget=70, constraints=["latency[pi] <= 2.5 ms"])
+    whole, _ = _run(config, db)
+    first = SearchDriver.create(config, db=db, measurer=CallableMeasurer(true_latency),
+                                callables={"accuracy": true_accuracy})
+    first.run(max_steps=3)
+    search_id = first.search_id or 0
+    assert SearchStore(db).get(search_id).status == "interrupted"
+    # the step in flight when a process dies is redone: leave one batch asked, not told
+    first.engine.ask(4)
+    resumed = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                  callables={"accuracy": true_accuracy})
+    result = resumed.run()
+    assert result.status == "complete"
+    assert json.dumps(result.engine.state_dict(), sort_keys=True) == json.dumps(
+        whole.engine.state_dict(), sort_keys=True
+    )
+    assert result.counters == whole.counters
+    assert len(SearchStore(db).candidates(search_id)) == 70
+
+
+def test_resume_extends_the_budget_of_a_finished_search(db: CostDB) -> None:
+    driver, _ = _run(_config(budget=20), db)
+    search_id = driver.search_id or 0
+    again = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                callables={"accuracy": true_accuracy}, budget=35)
+    assert again.run().counters.trials == 35
+    record = SearchStore(db).get(search_id)
+    assert (record.budget, record.trials, record.status) == (35, 35, "complete")
+
+
+def test_a_search_running_in_a_live_process_cannot_be_resumed_twice(db: CostDB) -> None:
+    import socket
+
+    driver = SearchDriver.create(_config(budget=10), db=db, measurer=CallableMeasurer(true_latency),
+                                 callables={"accuracy": true_accuracy})
+    search_id = driver.search_id or 0
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        SearchStore(db).claim(search_id, f"{socket.gethostname()}:{sleeper.pid}")
+        with pytest.raises(SearchBusy, match=f"process {socket.gethostname()}:{sleeper.pid}"):
+            SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                callables={"accuracy": true_accuracy})
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # once that process is gone, the search is free again
+    resumed = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                  callables={"accuracy": true_accuracy})
+    assert resumed.run().status == "complete"
+    assert SearchStore(db).get(search_id).owner is None
+
+
+def test_hybrid_options_are_validated() -> None:
+    with pytest.raises(SearchConfigError, match="min_margin"):
+        HybridOptions(min_margin=1.5)
