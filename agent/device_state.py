@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -236,9 +237,29 @@ class StateSampler:
         self._lock = threading.Lock()
         self._last_pi_bits: int | None = None
         self._last_throttle_count: int | None = None
+        self._cpu_lock = threading.Lock()
+        self._last_cpu = (time.monotonic(), psutil.cpu_times())
+
+    def _cpu_percent_since_last(self) -> float:
+        """Host CPU utilisation since this sampler's previous sample (or its creation).
+
+        Blocks only for what is missing of ``cpu_window_s``: samples taken far
+        apart cost nothing, so a benchmark's "before" sample measures the
+        host during the idle gap before it and its "after" sample the run
+        itself. Per sampler, unlike psutil's module-global ``cpu_percent(None)``.
+        """
+        with self._cpu_lock:
+            then, start = self._last_cpu
+            missing = self._cpu_window_s - (time.monotonic() - then)
+            if missing > 0:
+                time.sleep(missing)
+            end = psutil.cpu_times()
+            self._last_cpu = (time.monotonic(), end)
+        return _busy_percent(start, end)
 
     def sample(self) -> agent_pb2.DeviceState:
-        """One snapshot; blocks for ``cpu_window_s`` to measure host CPU utilisation."""
+        """One snapshot; CPU utilisation covers the time since the previous sample,
+        blocking only when that was less than ``cpu_window_s`` ago."""
         timestamp = time.time()
         freq = read_cpu_frequency(self._root)
         temperature = read_temperature_c(self._root)
@@ -259,7 +280,7 @@ class StateSampler:
             or new_sticky
             or counters_grew
         )
-        cpu_percent = psutil.cpu_percent(interval=self._cpu_window_s)
+        cpu_percent = self._cpu_percent_since_last()
         return agent_pb2.DeviceState(
             timestamp=timestamp,
             freq_current_mhz=freq.current_mhz,
@@ -271,6 +292,16 @@ class StateSampler:
             memory_available_bytes=psutil.virtual_memory().available,
             throttled=throttled,
         )
+
+
+def _busy_percent(start: Any, end: Any) -> float:
+    """Share of CPU time not idle between two ``psutil.cpu_times()`` readings, in %."""
+    idle_fields = ("idle", "iowait")
+    total = sum(end) - sum(start)
+    if total <= 0:
+        return 0.0
+    idle = sum(getattr(end, f, 0.0) - getattr(start, f, 0.0) for f in idle_fields)
+    return max(0.0, min(100.0, 100.0 * (1.0 - idle / total)))
 
 
 def _grew(before: int | None, after: int | None) -> bool:
@@ -287,7 +318,8 @@ def _load_1m() -> float:
 def sample_state(*, root: Path = Path("/"), cpu_window_s: float = 0.1) -> agent_pb2.DeviceState:
     """One snapshot from a fresh :class:`StateSampler` (so no counter history).
 
-    Blocks for ``cpu_window_s`` (the CPU utilisation window); the file reads
+    Blocks for ``cpu_window_s`` (the CPU utilisation window, measured from the
+    sampler's creation); the file reads
     around it take well under a millisecond (~0.3 ms measured on x86).
     Raises ``ValueError`` for a window outside (0, 10] s; never fails because
     the system lacks a sensor.
@@ -346,18 +378,33 @@ def state_warnings(
             f"hot: {figures} the run (>= {HOT_TEMPERATURE_C:.0f} °C, the clock may be reduced)"
         )
 
+    noisy = noisy_host_warning(before, threads_used=threads, logical_cores=logical_cores)
+    if noisy:
+        warnings.append(noisy)
+    return warnings
+
+
+def noisy_host_warning(
+    before: agent_pb2.DeviceState, *, threads_used: int, logical_cores: int
+) -> str | None:
+    """The "noisy host" warning for a state sampled while the agent was idle, or None.
+
+    Noisy: the CPU was at least BUSY_CPU_PERCENT busy, or the 1-minute load
+    exceeded the cores the benchmark leaves free (+ LOAD_MARGIN) while the CPU
+    was at least LOAD_CONFIRM_CPU_PERCENT busy (the load average alone still
+    remembers the agent's own previous runs). ``threads_used`` 0 = all cores.
+    """
+    threads = logical_cores if threads_used == 0 else min(threads_used, logical_cores)
     free_cores = logical_cores - threads
     load_text = f"load {before.load_1m:.1f} on {logical_cores} cores"
     if before.cpu_percent >= BUSY_CPU_PERCENT:
-        warnings.append(
+        return (
             f"noisy host: CPU {before.cpu_percent:.0f}% busy before the run while the agent "
             f"was idle ({load_text})"
         )
-    elif (
-        before.load_1m > free_cores + LOAD_MARGIN and before.cpu_percent >= LOAD_CONFIRM_CPU_PERCENT
-    ):
-        warnings.append(
+    if before.load_1m > free_cores + LOAD_MARGIN and before.cpu_percent >= LOAD_CONFIRM_CPU_PERCENT:
+        return (
             f"noisy host: {load_text} before the run, with {threads} of them in use by the "
             f"benchmark (CPU {before.cpu_percent:.0f}% busy)"
         )
-    return warnings
+    return None

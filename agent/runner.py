@@ -110,7 +110,12 @@ class BenchmarkRunner:
         return spare.pid if spare is not None else None
 
     def run(
-        self, model_path: Path, model_sha256: str, settings: agent_pb2.BenchmarkSettings
+        self,
+        model_path: Path,
+        model_sha256: str,
+        settings: agent_pb2.BenchmarkSettings,
+        *,
+        keep_calibration: bool = True,
     ) -> agent_pb2.BenchmarkResult:
         """Benchmark the model at ``model_path`` (a file of the agent's own cache).
 
@@ -124,6 +129,11 @@ class BenchmarkRunner:
         WorkerCrashed, ModelInvalid, UnsupportedOperator, InvalidSettings,
         InternalError; ShuttingDown after (or during) :meth:`close`. The
         runner works for the next job after any of them.
+
+        ``keep_calibration=False`` (the caller saw a noisy host) uses a new
+        reference calibration for this result only: a calibration is the
+        fixed point every later paired result is scaled by, so one taken
+        under load would bias them all.
         """
         check_resolved(settings)
         worker = self._ready_worker()
@@ -139,13 +149,19 @@ class BenchmarkRunner:
         try:
             try:
                 message = self._execute(worker, job, settings)
-            finally:
+            except BaseException:
                 with self._lock:
                     self._current = None
-                worker.close()
+                worker.close()  # reaped before the error is reported
+                raise
+            finally:
                 if self._spare_after_run:
                     self._replenish()
-            return self._interpret(message, model_sha256, key)
+            with self._lock:
+                self._current = None
+            # The worker has answered and is exiting: reap it off the reply's path.
+            threading.Thread(target=worker.close, name="reap-worker", daemon=True).start()
+            return self._interpret(message, model_sha256, key, keep_calibration)
         except errors.AgentError as exc:
             if isinstance(exc, errors.ShuttingDown):
                 raise
@@ -271,7 +287,11 @@ class BenchmarkRunner:
         )
 
     def _interpret(
-        self, message: dict[str, object], model_sha256: str, key: CalibrationKey | None
+        self,
+        message: dict[str, object],
+        model_sha256: str,
+        key: CalibrationKey | None,
+        keep_calibration: bool = True,
     ) -> agent_pb2.BenchmarkResult:
         kind = message.get("type")
         if kind == "error":
@@ -290,7 +310,12 @@ class BenchmarkRunner:
             ) from exc
         result.model_sha256 = model_sha256
         calibration = message.get("calibration")
-        if key is not None and isinstance(calibration, dict):
+        if key is not None and isinstance(calibration, dict) and not keep_calibration:
+            result.warnings.append(
+                "paired: the reference was calibrated on a noisy host; the calibration is "
+                "used for this result only and not kept"
+            )
+        elif key is not None and isinstance(calibration, dict):
             self._store.put(
                 key,
                 Calibration(

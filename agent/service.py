@@ -25,7 +25,7 @@ import grpc
 
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
-from fleetnas.agent.device_state import StateSampler, state_warnings
+from fleetnas.agent.device_state import StateSampler, noisy_host_warning, state_warnings
 from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, abort_with
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
@@ -179,10 +179,17 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         log = get_logger()
         with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
             before = self._sampler.sample()
+            noisy = noisy_host_warning(
+                before,
+                threads_used=settings.intra_op_threads,
+                logical_cores=self._description.cpu.logical_cores,
+            )
             log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
             try:
                 with self._cancel_on_disconnect(context, sha):
-                    result = self._runner.run(model.path, sha, settings)
+                    result = self._runner.run(
+                        model.path, sha, settings, keep_calibration=noisy is None
+                    )
                 after = self._sampler.sample()
             finally:
                 self._runner.start_spare()
@@ -194,7 +201,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             state_warnings(
                 before,
                 after,
-                threads_used=max(1, settings.intra_op_threads),
+                threads_used=settings.intra_op_threads,
                 logical_cores=self._description.cpu.logical_cores,
             )
         )

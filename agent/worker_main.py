@@ -77,6 +77,41 @@ def _send(channel: int, message: dict[str, object]) -> None:
         view = view[written:]
 
 
+def _prewarm(bench) -> None:
+    """Pay one-off first-use costs before saying ready, off the job's critical path.
+
+    A fresh process's first session creation, first numpy RNG use and first
+    full garbage collection are each several ms slower than later ones
+    (measured: session 3.8 vs 1.1 ms, RNG ~5 ms, ``gc.collect`` ~8 ms). One
+    throw-away session of the bundled reference model, then ``gc.freeze``,
+    moves that cost to the spare's idle time. Best effort: a failure here
+    only loses the head start.
+    """
+    import gc
+
+    from fleetnas.agent.reference import default_reference_path
+
+    try:
+        options = bench.ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = bench.ort.InferenceSession(
+            str(default_reference_path()), options, providers=["CPUExecutionProvider"]
+        )
+        feeds = {
+            i.name: bench.np.random.default_rng(0).standard_normal(
+                [d if isinstance(d, int) else 1 for d in i.shape], dtype=bench.np.float32
+            )
+            for i in session.get_inputs()
+        }
+        session.run(None, feeds)
+        del session, feeds
+    except Exception:  # noqa: BLE001 - warm-up is an optimisation, never a failure
+        traceback.print_exc()
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> int:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     channel = os.dup(1)
@@ -86,6 +121,8 @@ def main() -> int:
     # The slow imports, done before any job arrives.
     from fleetnas.agent import _worker_bench as bench
     from fleetnas.api.v1 import agent_pb2
+
+    _prewarm(bench)
 
     ready = {
         "type": "ready",

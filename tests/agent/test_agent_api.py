@@ -71,8 +71,12 @@ def test_paired_benchmark_reports_ratio_and_absolute_latency(agent):
     assert len(p.ratios) >= 10 and len(p.reference_samples_ms) == len(p.ratios)
     assert p.reference_calibrated_ms > 0
     assert abs(p.latency_ms - p.ratio_median * p.reference_calibrated_ms) < 1e-9 * max(1, p.latency_ms)
-    again = client.benchmark(sha, settings)  # calibration is reused, not redone
-    assert again.paired.reference_calibrated_at == p.reference_calibrated_at
+    again = client.benchmark(sha, settings)
+    kept = not any("not kept" in w or "calibration was noisy" in w for w in result.warnings)
+    if kept:  # a calibration taken on a quiet host is reused, not redone
+        assert again.paired.reference_calibrated_at == p.reference_calibrated_at
+    else:  # one taken on a noisy host served that result only: the next call recalibrates
+        assert again.paired.reference_calibrated_at > p.reference_calibrated_at
 
 
 def test_status_shows_busy_and_running_model_during_a_benchmark(agent):

@@ -292,3 +292,20 @@ def test_bad_arguments() -> None:
         state_warnings(calm(), calm(), threads_used=1, logical_cores=0)
     with pytest.raises(ValueError, match="threads_used"):
         state_warnings(calm(), calm(), threads_used=-1, logical_cores=2)
+
+
+def test_cpu_utilisation_covers_the_time_since_the_previous_sample():
+    """A busy stretch between two samples shows in the second one's cpu_percent."""
+    import os
+    import time
+
+    from fleetnas.agent.device_state import StateSampler
+
+    sampler = StateSampler(cpu_window_s=0.05)
+    sampler.sample()
+    end = time.process_time() + 0.4
+    while time.process_time() < end:  # one core busy for 0.4 s of CPU time
+        pass
+    busy = sampler.sample().cpu_percent
+    one_core = 100.0 / (os.cpu_count() or 1)
+    assert busy >= 0.6 * one_core, (busy, one_core)

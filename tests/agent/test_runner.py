@@ -417,3 +417,22 @@ def test_reference_asset_is_up_to_date() -> None:
     assert (
         default_reference_path().read_bytes() == (REPO / "agent/assets/reference.onnx").read_bytes()
     )
+
+
+def test_calibration_on_a_noisy_host_is_used_once_not_kept(workdir: Path, good: Path) -> None:
+    store = CalibrationStore(workdir / "noisy-host.json")
+    runner = BenchmarkRunner(
+        scratch_dir=workdir / "scratch-noisy-host", calibration_store=store, prestart=False
+    )
+    try:
+        first = runner.run(good, "x", settings(method=agent_pb2.METHOD_PAIRED),
+                           keep_calibration=False)
+        assert len(store) == 0
+        assert any("noisy host" in w and "not kept" in w for w in first.warnings)
+        second = runner.run(good, "x", settings(method=agent_pb2.METHOD_PAIRED))
+    finally:
+        runner.close()
+    assert first.paired.reference_calibrated_ms > 0
+    # the quiet run calibrated afresh (the noisy calibration was never stored) and kept it
+    assert second.paired.reference_calibrated_at != first.paired.reference_calibrated_at
+    assert len(store) == 1 or any("calibration was noisy" in w for w in second.warnings)

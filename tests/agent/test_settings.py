@@ -90,7 +90,7 @@ def test_caps_applied() -> None:
 
 def test_defaults_yield_to_explicit_values() -> None:
     assert resolve(max_runs=5).min_runs == 5
-    assert resolve(min_runs=5000).max_runs == 5000
+    assert resolve(min_runs=50_000).max_runs == 50_000
     assert resolve(max_duration_s=0.2).min_duration_s == 0.2
     out = resolve(min_duration_s=20.0)
     assert out.max_duration_s >= out.min_duration_s
