@@ -347,6 +347,11 @@ class SearchDriver:
                 self._dirty.add(candidate.id)
             self._commit()
         alive = self._static_values(batch)
+        if self.store is not None and self.search_id is not None and self.config.mode != "lut":
+            # Accuracy can take a while (training): keep it, so a resume does not redo it.
+            rows = [self._record(self.engine.trial(c.id)) for c in batch if c.id in self._partial]
+            if rows:
+                self.store.put_candidates(rows)
         if self.config.mode == "measured":
             self._tell_measured(alive, self._measure([c for c, _, _ in alive]))
         elif self.config.mode == "lut":

@@ -307,6 +307,19 @@ class SearchStore:
             if cursor.rowcount == 0:
                 raise SearchNotFound(f"no search {search_id}")
 
+    def put_candidates(self, candidates: Sequence[CandidateRecord]) -> None:
+        """Store candidate rows alone (e.g. a pending candidate's accuracy, before measuring).
+
+        Only for rows the stored snapshot already has as pending: the engine
+        state is not touched.
+        """
+        with self._write() as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO search_candidates ({_CANDIDATE_COLUMNS}) "
+                f"VALUES ({', '.join('?' for _ in range(17))})",
+                [c.to_row() for c in candidates],
+            )
+
     def delete(self, search_id: int) -> None:
         """Remove a search and its candidates (measurements and models stay)."""
         with self._write() as conn:

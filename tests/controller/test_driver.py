@@ -291,6 +291,39 @@ def test_a_resumed_search_continues_exactly_as_an_uninterrupted_one(db: CostDB, 
     assert len(SearchStore(db).candidates(search_id)) == 70
 
 
+def test_an_interrupted_step_is_redone_without_recomputing_its_accuracy(db: CostDB) -> None:
+    calls: list[str] = []
+
+    def accuracy(arch: object) -> float:
+        calls.append(SPACE.encode(arch))
+        return true_accuracy(arch)
+
+    def dies_on_the_25th(arch: object, target: Target) -> float:
+        if measurer.calls == 25:
+            raise KeyboardInterrupt  # Ctrl-C while measuring the second batch
+        return true_latency(arch, target)
+
+    measurer = CallableMeasurer(dies_on_the_25th)
+    driver = SearchDriver.create(_config(budget=40), db=db, measurer=measurer,
+                                 callables={"accuracy": accuracy})
+    with pytest.raises(KeyboardInterrupt):
+        driver.run()
+    search_id = driver.search_id or 0
+    record = SearchStore(db).get(search_id)
+    assert (record.status, record.trials, record.error) == ("interrupted", 10, "interrupted by the user")
+    pending = SearchStore(db).candidates(search_id, state="pending")
+    assert len(pending) == 10 and all("accuracy" in r.metrics for r in pending)
+    before = list(calls)
+    resumed = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                  callables={"accuracy": accuracy})
+    assert resumed.run().counters.trials == 40
+    redone = {r.encoding for r in pending}
+    assert not redone & set(calls[len(before):]), "stored accuracies are reused"
+    whole, _ = _run(_config(budget=40), db)
+    assert json.dumps(resumed.engine.state_dict(), sort_keys=True) == json.dumps(
+        whole.engine.state_dict(), sort_keys=True)
+
+
 def test_resume_extends_the_budget_of_a_finished_search(db: CostDB) -> None:
     driver, _ = _run(_config(budget=20), db)
     search_id = driver.search_id or 0
