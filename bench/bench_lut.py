@@ -15,9 +15,11 @@ For each thread count (and benchmark method), against one real loopback agent:
 Everything goes through the cost DB (``--db``, default a temporary file), so
 a rerun with the same ``--db`` reuses every measurement already made. The
 default settings are the agent's (>= 10 warm-up runs, >= 30 timed runs and
->= 0.5 s). Default resolutions: 160, 192 and 224 (3 of the space's 5; about
-270 blocks, ~10 minutes per thread setting here). ``--quick`` is a smoke run:
-160 only, 12 archs, short timed loops.
+>= 0.5 s, at most 1000 runs). Default resolutions: all five of the space
+(160-224, 445 distinct blocks): on this 2-core VM a block measurement takes
+~0.4 s, so the whole space is ~4 minutes of measuring and a thread setting,
+eval included, ~8 minutes; ``--resolutions`` picks a subset for slower
+devices. ``--quick`` is a smoke run: 160 only, 12 archs, short timed loops.
 
 Prints a table and writes ``bench_lut.json`` and one scatter plot per setting
 to ``--out``. No assertions; the machine's load average is printed with each
@@ -41,7 +43,13 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import start_local_agents, stop_local_agents
-from fleetnas.controller.lut import LutProgress, build_lut, distinct_blocks, evaluate_lut
+from fleetnas.controller.lut import (
+    LutProgress,
+    LutStore,
+    build_lut,
+    distinct_blocks,
+    evaluate_lut,
+)
 from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.spaces import get_space
 
@@ -69,7 +77,7 @@ def run_setting(
     db: CostDB, scheduler: Scheduler, device: str, threads: int, method: str,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    space = get_space("mbv3", {"resolutions": list(args.resolutions)})
+    space = get_space("mbv3", {"resolutions": args.resolutions} if args.resolutions else {})
     settings = agent_pb2.BenchmarkSettings(intra_op_threads=threads, method=METHODS[method])
     if args.quick:
         settings.min_runs = 10
@@ -92,11 +100,16 @@ def run_setting(
     eval_s = time.monotonic() - t1
     ratios = sorted(r.raw_sum_ms / r.measured_ms for r in result.rows)
     per_block_s = report.measure_s / report.measured if report.measured else None
+    # Spread of the samples behind the figures: how noisy the host was.
+    block_cvs = [db.get_measurement(e.measurement_uid).cv  # type: ignore[union-attr]
+                 for e in LutStore(db).entries(report.lut.id).values() if e.measurement_uid]
+    arch_cvs = [db.get_measurement(r.measurement_uid).cv  # type: ignore[union-attr]
+                for r in result.rows]
     full_space_blocks = len(distinct_blocks(get_space("mbv3")))
     acc, raw, cal = result.accuracy, result.raw_accuracy, result.calibration
     return {
         "setting": label, "threads": threads, "method": method,
-        "resolutions": list(args.resolutions), "blocks": report.blocks,
+        "resolutions": list(space.resolutions), "blocks": report.blocks,
         "blocks_measured_now": report.measured, "blocks_cached": report.cached,
         "export_min": report.export_s / 60, "measure_min": report.measure_s / 60,
         "build_min": build_s / 60, "eval_min": eval_s / 60,
@@ -108,6 +121,8 @@ def run_setting(
         "rmspe": acc.rmspe, "mape": acc.mape, "max_ape": acc.max_ape,
         "kendall_tau": acc.kendall_tau,
         "raw_within_10": raw.within_10, "raw_rmspe": raw.rmspe,
+        "block_cv_median": statistics.median(block_cvs),
+        "arch_cv_median": statistics.median(arch_cvs),
         "sum_over_whole_median": statistics.median(ratios),
         "sum_over_whole_p5_p95": [ratios[int(0.05 * (len(ratios) - 1))],
                                   ratios[int(0.95 * (len(ratios) - 1))]],
@@ -120,7 +135,7 @@ def run_setting(
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'setting':<14}{'blocks':>7}{'new':>5}{'build min':>10}{'eval min':>9}"
             f"{'±10%':>7}{'±5%':>7}{'RMSPE':>7}{'MAPE':>6}{'max':>6}{'tau':>6}"
-            f"{'Σ/whole':>9}{'raw±10%':>8}{'a':>7}{'b ms':>7}")
+            f"{'Σ/whole':>9}{'raw±10%':>8}{'a':>7}{'b ms':>7}{'cv blk/net':>11}")
     lines = [head, "-" * len(head)]
     for r in rows:
         tau = "-" if r["kendall_tau"] is None else f"{r['kendall_tau']:.3f}"
@@ -131,13 +146,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"{r['mape']:>5.1f}%{r['max_ape']:>5.0f}%{tau:>6}"
             f"{r['sum_over_whole_median']:>9.3f}{100 * r['raw_within_10']:>7.0f}%"
             f"{r['calibration']['a']:>7.3f}{r['calibration']['b']:>7.2f}"
+            f"{r['block_cv_median']:>6.2f}/{r['arch_cv_median']:.2f}"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[160, 192, 224])
+    parser.add_argument("--resolutions", type=int, nargs="+",
+                        help="a subset of the space's resolutions [default: all]")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--method", nargs="+", default=["plain"], choices=sorted(METHODS))
     parser.add_argument("--n", type=int, default=100, help="archs to evaluate")
@@ -168,14 +185,15 @@ def main() -> None:
         finally:
             stop_local_agents(agents)
     print()
-    print(f"mbv3 at resolutions {args.resolutions}, {args.n} eval archs, "
+    resolutions = args.resolutions or get_space("mbv3").resolutions
+    print(f"mbv3 at resolutions {list(resolutions)}, {args.n} eval archs, "
           f"{args.calibration_n} calibration archs, seed {args.seed}; {_load()}")
     print(_table(rows))
     for r in rows:
         if r["s_per_block_measurement"] is not None:
-            print(f"{r['setting']}: {r['s_per_block_measurement']:.2f} s per block measurement; "
-                  f"the whole space ({r['full_space_blocks']} blocks, all 5 resolutions) would "
-                  f"take ~{r['full_space_measure_min_estimate']:.0f} min to measure")
+            print(f"{r['setting']}: {r['s_per_block_measurement']:.2f} s per block measured now; "
+                  f"the whole space ({r['full_space_blocks']} blocks, all 5 resolutions): "
+                  f"~{r['full_space_measure_min_estimate']:.1f} min of measuring")
     (args.out / "bench_lut.json").write_text(json.dumps(rows, indent=2))
     print(f"results: {args.out / 'bench_lut.json'}; plots: {args.out}/bench_lut_*.png")
 

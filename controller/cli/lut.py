@@ -307,6 +307,11 @@ def _accuracy_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
+def _timeout(request: agent_pb2.BenchmarkSettings) -> float | None:
+    """``--timeout`` limits the end-to-end runs; the other flags only pick the LUT."""
+    return request.timeout_s if request.HasField("timeout_s") else None
+
+
 def _select(
     db: CostDB,
     space_name: str,
@@ -414,7 +419,7 @@ def build(
             with _progress_bar(quiet, "calibration archs") as on_progress:
                 calibration = calibrate_lut(
                     report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
-                    cache_dir=cache_dir, on_progress=on_progress,
+                    cache_dir=cache_dir, timeout_s=_timeout(request), on_progress=on_progress,
                 )  # fmt: skip
             click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
                        f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
@@ -462,7 +467,7 @@ def calibrate(
         with _progress_bar(quiet, "calibration archs") as on_progress:
             calibration = calibrate_lut(info, db=db, scheduler=scheduler, k=calibration_n,
                                         seed=arch_seed, cache_dir=cache_dir,
-                                        on_progress=on_progress)
+                                        timeout_s=_timeout(request), on_progress=on_progress)
     click.echo(f"calibrated {info.label()} on {calibration.n} archs: predicted = "
                f"{calibration.a:.4f} × sum {calibration.b:+.4f} ms "
                f"(fit RMSPE {calibration.fit_rmspe:.1f}%)")
@@ -510,7 +515,9 @@ def eval_(
 
     Calibrates on --calibration-n other archs first, then reports the share
     of predictions within ±5% and ±10%, RMSPE and Kendall tau, stores the
-    result (see `lut show`) and draws predicted against measured.
+    result (see `lut show`) and draws predicted against measured. Archs are
+    measured with the LUT's own settings; settings flags only pick the LUT
+    (--timeout limits each run).
 
     \b
     Example:
@@ -531,7 +538,8 @@ def eval_(
         with _progress_bar(quiet or as_json, "archs") as on_progress:
             result = evaluate_lut(info, db=db, scheduler=scheduler, n=n,
                                   calibration_n=calibration_n, seed=arch_seed,
-                                  cache_dir=cache_dir, plot_path=plot, on_progress=on_progress)
+                                  cache_dir=cache_dir, plot_path=plot,
+                                  timeout_s=_timeout(request), on_progress=on_progress)
     acc, raw, cal = result.accuracy, result.raw_accuracy, result.calibration
     if as_json:
         click.echo(json.dumps({
@@ -594,7 +602,7 @@ def check(
     """Re-measure a few archs (never from the cache) and flag the LUT stale if it drifted.
 
     Exits with status 3 when the LUT is stale; the verdict is stored and
-    shown by `lut show`.
+    shown by `lut show`. Archs are measured with the LUT's own settings.
 
     \b
     Example:
@@ -609,7 +617,7 @@ def check(
         with _progress_bar(quiet, "archs") as on_progress:
             result = check_lut(info, db=db, scheduler=scheduler, n=n, seed=arch_seed,
                                threshold=threshold, cache_dir=cache_dir,
-                               on_progress=on_progress)
+                               timeout_s=_timeout(request), on_progress=on_progress)
     table = Table(title=escape(f"check of {info.label()}"))
     for column in ("arch", "predicted ms", "measured ms", "error"):
         table.add_column(column, justify="left" if column == "arch" else "right")
