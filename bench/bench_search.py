@@ -11,7 +11,8 @@ Ground truth, stated:
   (graph optimisation ALL, 10 warm-up runs, median of 60 runs) at 1 and at 2
   threads; an arch's latency on a device is the sum of its blocks' latencies
   times a fixed per-arch factor in [0.97, 1.03] (a hash of arch and device),
-  which stands in for what a block sum misses;
+  which stands in for what a block sum misses. The block table is kept next
+  to the cache and reused, so reruns score the same problem (``--retime``);
 * **accuracy** is the NASWOT score (batch 16, seed 0) of the arch's cell on
   a reduced skeleton (8 channels, 1 cell per stage: ~0.2 s per arch here
   instead of ~0.75 s on the full one), computed once per arch and cached on
@@ -78,6 +79,7 @@ OBJECTIVES = ("accuracy", "latency[cpu-1t]", "latency[cpu-2t]")
 CHECKPOINTS = (25, 50, 100, 200)
 PROXY_CONFIG = {"channels": 8, "cells_per_stage": 1}
 DEFAULT_CACHE = Path.home() / ".cache" / "fleetnas" / "bench" / "nb201-c8n1-naswot-b16.json"
+BLOCKS_FILE = "nb201-blocks-ort.json"  # next to the cache: the timed block table
 
 
 # -- ground truth -------------------------------------------------------------------------------
@@ -268,6 +270,8 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=20)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="NASWOT scores per arch (reused between runs)")
+    parser.add_argument("--retime", action="store_true",
+                        help="time the blocks again (default: reuse the table next to --cache)")
     parser.add_argument("--out", type=Path, help="also write the raw results as JSON")
     parser.add_argument("--quick", action="store_true", help="2 seeds, budget 50")
     args = parser.parse_args()
@@ -277,8 +281,17 @@ def main() -> None:
     started = time.monotonic()
     space = get_space("nb201")
     assert isinstance(space, NB201Space)
-    print(f"load {os.getloadavg()[0]:.2f}; timing the 16 blocks with onnxruntime (1 and 2 threads)")
-    blocks = time_blocks(space)
+    blocks_path = args.cache.with_name(BLOCKS_FILE)
+    if blocks_path.is_file() and not args.retime:
+        blocks = json.loads(blocks_path.read_text())
+        print(f"load {os.getloadavg()[0]:.2f}; block latencies from {blocks_path} (--retime: "
+              "measure them again)")
+    else:
+        print(f"load {os.getloadavg()[0]:.2f}; timing the 16 blocks with onnxruntime (1 and 2 "
+              "threads)")
+        blocks = time_blocks(space)
+        blocks_path.parent.mkdir(parents=True, exist_ok=True)
+        blocks_path.write_text(json.dumps(blocks, indent=1))
     truth = GroundTruth(space, blocks, args.cache)
     luts = {d: LatencyPredictor(space, blocks[d], device=d) for d in DEVICES}
 

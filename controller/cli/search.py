@@ -440,7 +440,7 @@ def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dic
 @click.option("--constraint", "constraints", multiple=True, metavar="TEXT",
               help="E.g. 'latency[pi4] <= 30 ms' or 'params <= 5 M'; repeatable.")
 @click.option("--strategy", type=click.Choice(["nsga2", "aging", "random"]), default="nsga2",
-              show_default=True)
+              show_default=True, help="NSGA-II, aging (regularized) evolution, or random search.")
 @click.option("--population", default=20, show_default=True, type=click.IntRange(min=2),
               help="Population size (NSGA-II, aging evolution).")
 @click.option("--sample-size", default=10, show_default=True, type=click.IntRange(min=1),
@@ -449,7 +449,9 @@ def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dic
               help="measured: every candidate on every target; lut: LUT predictions only; "
               "hybrid: predict all, measure what could enter the front.")
 @click.option("--budget", type=click.IntRange(min=1), help="Candidates to evaluate [default: 100].")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the search: the same seed and measurements give the same search "
+              "(a benchmark's input seed is the per-target key seed=N).")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Candidates per step [default: NSGA-II's population, 5 for aging, 10 random].")
 @click.option("--hybrid-z", default=1.0, show_default=True, type=click.FloatRange(min=0),

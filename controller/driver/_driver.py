@@ -174,7 +174,9 @@ class SearchDriver:
             for target in config.targets:
                 if target.key in luts:
                     self.predictors[target.objective] = LutValuePredictor(
-                        luts[target.key], z=h.z, min_margin=h.min_margin
+                        luts[target.key], z=h.z, min_margin=h.min_margin,
+                        features=self._arch_features if config.mode == "hybrid" else None,
+                        surrogate_rows=h.warmup,
                     )
                 else:
                     self.predictors[target.objective] = SurrogateValuePredictor(

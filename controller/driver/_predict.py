@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from fleetnas.controller.driver._surrogate import RidgeSurrogate
 from fleetnas.controller.lut import MIN_CALIBRATION_ARCHS, CalibrationError, LatencyPredictor
 from fleetnas.controller.spaces import Arch
@@ -70,19 +72,54 @@ def _relative(value: float, sigma: float, z: float, source: str) -> Prediction:
     return Prediction(value, low, value * spread, source)
 
 
+def line_loo_errors(sums: Sequence[float], measured: Sequence[float]) -> list[float]:
+    """Leave-one-out relative errors of the calibration line ``a * sum + b``.
+
+    The line is fitted as :func:`~fleetnas.controller.lut.fit_calibration`
+    fits it (least squares on relative residuals, i.e. weights ``1 / m**2``);
+    leaving one arch out only subtracts its terms from the 2x2 normal
+    equations, so all ``n`` refits cost one pass. An arch whose refit is
+    degenerate (all other sums equal) gets an infinite error.
+    """
+    s = np.asarray(sums, dtype=np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    w = 1.0 / m**2
+    terms = np.stack([w * s * s, w * s, w, w * s * m, w * m])
+    rest = terms.sum(axis=1, keepdims=True) - terms
+    ss, s1, n0, sm, m1 = rest
+    det = ss * n0 - s1 * s1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = (sm * n0 - s1 * m1) / det
+        b = (ss * m1 - s1 * sm) / det
+        errors = (a * s + b - m) / m
+    return [float(e) if math.isfinite(e) else math.inf for e in errors]
+
+
 class LutValuePredictor(ValuePredictor):
-    """LUT latency, recalibrated on the search's own measurements.
+    """LUT latency, recalibrated on the search's own measurements, checked against a surrogate.
 
     Until :data:`~fleetnas.controller.lut.MIN_CALIBRATION_ARCHS` archs are
     measured, predictions use the LUT's stored calibration (or the raw sum)
     with uncertainty :data:`DEFAULT_LUT_SIGMA`; then the calibration line is
-    refitted on all of them, and the uncertainty is its residual RMS
-    (relative, corrected for the two fitted parameters).
+    refitted on all of them, its uncertainty being its leave-one-out relative
+    RMSE. A block sum can miss a lot on some devices (per-run overheads that
+    dominate small networks; several threads): so once ``surrogate_rows``
+    archs are measured, the ridge surrogate is fitted too, on the arch
+    features plus ``log`` of the LUT sum, and whichever of the two has the
+    lower leave-one-out error predicts (``source`` then says ``surrogate``).
     """
 
     source = "lut"
 
-    def __init__(self, predictor: LatencyPredictor, *, z: float, min_margin: float) -> None:
+    def __init__(
+        self,
+        predictor: LatencyPredictor,
+        *,
+        z: float,
+        min_margin: float,
+        features: Callable[[Arch], Sequence[float]] | None = None,
+        surrogate_rows: int = 10,
+    ) -> None:
         super().__init__(z=z, min_margin=min_margin)
         # A private copy: calibrating must not change the caller's predictor.
         self.base = predictor
@@ -91,27 +128,47 @@ class LutValuePredictor(ValuePredictor):
             calibration=predictor.calibration, lut=predictor.lut,
         )  # fmt: skip
         self.sigma = DEFAULT_LUT_SIGMA
+        self.features = features
+        self.surrogate_rows = surrogate_rows
+        self.surrogate: RidgeSurrogate | None = None
+        self.use_surrogate = False
+
+    def _row(self, arch: Arch) -> list[float]:
+        assert self.features is not None
+        return [*self.features(arch), math.log(self.predictor.raw_sum(arch))]
 
     def fit(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         self.n = len(archs)
+        self.use_surrogate = False
         if self.n < MIN_CALIBRATION_ARCHS:
             return
         try:
             self.predictor.calibrate(archs, values)
         except CalibrationError:
             return  # e.g. all sums equal; keep the previous line
-        errors = [(self.predictor.predict(a) - v) / v for a, v in zip(archs, values, strict=True)]
-        rms = math.sqrt(sum(e * e for e in errors) / len(errors))
-        self.sigma = rms * math.sqrt(self.n / (self.n - 2)) if self.n > 2 else DEFAULT_LUT_SIGMA
+        errors = line_loo_errors([self.predictor.raw_sum(a) for a in archs], values)
+        self.sigma = math.sqrt(sum(e * e for e in errors) / len(errors))
+        if self.features is not None and self.n >= self.surrogate_rows:
+            self.surrogate = RidgeSurrogate(log_target=True).fit(
+                [self._row(a) for a in archs], values)
+            self.use_surrogate = self.surrogate.sigma < self.sigma
 
     def predict(self, archs: Sequence[Arch]) -> list[Prediction]:
+        if self.use_surrogate and self.surrogate is not None:
+            sigma = max(self.surrogate.sigma, self.min_margin)
+            values = self.surrogate.predict([self._row(a) for a in archs])
+            return [_relative(float(v), sigma, self.z, "surrogate") for v in values]
         sigma = max(self.sigma, self.min_margin)
         return [_relative(self.predictor.predict(a), sigma, self.z, self.source) for a in archs]
 
     def describe(self) -> str:
         lut = self.predictor.lut
         name = f"LUT {lut.id} ({lut.settings_hash})" if lut is not None else "LUT"
-        return f"{name} on {self.predictor.device}, ±{100 * self.sigma:.1f}% after {self.n} measured"
+        text = f"{name} on {self.predictor.device}: calibrated sum ±{100 * self.sigma:.1f}%"
+        if self.surrogate is not None:
+            text += f", surrogate on the sum ±{100 * self.surrogate.sigma:.1f}%"
+            text += " (used)" if self.use_surrogate else " (not used)"
+        return text + f" (leave-one-out, {self.n} measured)"
 
 
 class SurrogateValuePredictor(ValuePredictor):

@@ -8,9 +8,10 @@ predictions it can trust:
 
 * features are ``space.features(arch)`` (the space's own encoding of its
   choices) plus ``log(1 + FLOPs)`` and ``log(1 + params)``, standardised;
-* the penalty is chosen among a fixed grid by the exact leave-one-out error,
-  which ridge regression gives in closed form from one SVD
-  (``e_i / (1 - H_ii)`` with ``H`` the hat matrix, intercept unpenalised);
+* the penalty is chosen among a fixed grid by the leave-one-out error, which
+  ridge regression gives in closed form from one SVD (``e_i / (1 - H_ii)``
+  with ``H`` the hat matrix, intercept unpenalised; exact for the features'
+  standardisation on the full set, so close to, not equal to, explicit refits);
 * that leave-one-out RMSE is the prediction's uncertainty ``sigma``. With a
   log target (latency), it is a relative error.
 

@@ -227,6 +227,38 @@ def _block_macs(block: object) -> float:
     return c * c * hw * hw * kernel
 
 
+def test_the_lut_lines_leave_one_out_errors_equal_explicit_refits() -> None:
+    from fleetnas.controller.driver._predict import line_loo_errors
+    from fleetnas.controller.lut import fit_calibration
+
+    sums = [1.0, 1.6, 2.1, 2.9, 3.3, 4.4, 5.0]
+    measured = [1.3, 1.9, 2.2, 3.4, 3.5, 4.9, 5.9]
+    fast = line_loo_errors(sums, measured)
+    for i in range(len(sums)):
+        line = fit_calibration(sums[:i] + sums[i + 1:], measured[:i] + measured[i + 1:])
+        assert fast[i] == pytest.approx((line.apply(sums[i]) - measured[i]) / measured[i], rel=1e-9)
+
+
+def test_ridge_leave_one_out_error_equals_explicit_refits() -> None:
+    import numpy as np
+
+    from fleetnas.controller.driver import RidgeSurrogate
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((25, 4))
+    y = np.exp(0.3 * x[:, 0] - 0.2 * x[:, 1] + 0.05 * rng.standard_normal(25))
+    model = RidgeSurrogate(log_target=True).fit(x.tolist(), y.tolist())
+    assert model.alpha is not None
+    errors = []
+    for i in range(25):
+        keep = np.arange(25) != i
+        one = RidgeSurrogate(log_target=True, alphas=[model.alpha]).fit(x[keep].tolist(), y[keep].tolist())
+        errors.append(math.log(one.predict([x[i].tolist()])[0]) - math.log(y[i]))
+    # closed form vs refits: equal up to the refits re-standardising the features
+    assert model.sigma == pytest.approx(math.sqrt(sum(e * e for e in errors) / 25), rel=1e-4)
+    assert 0.03 < model.sigma < 0.1  # close to the 0.05 noise it was given
+
+
 def test_lut_mode_predicts_everything_without_a_device() -> None:
     entries = {b.key: 1e-3 + _block_macs(b) * 1e-8 for b in SPACE.all_blocks()}
     luts = {t.key: LatencyPredictor(SPACE, entries, device=t.name) for t in TARGETS}
