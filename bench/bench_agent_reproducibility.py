@@ -14,7 +14,7 @@ of the paired ``latency_ms`` (ratio median × calibrated reference latency).
 Target: paired CV <= 1 % (the verdict is on the plain CV, stdev/mean; a
 robust CV from the median absolute deviation is printed beside it, as are the
 agent's warnings). The paired CV is also given over the calls that used a
-kept calibration: a calibration the agent found too noisy (its warning says
+kept calibration: a calibration the agent found too noisy, or took on a noisy host (its warning says
 so) serves that one call only and is not comparable with the others. The plain CV has no target; it shows the host drift
 the paired method cancels (the design measured ~7 % between sessions on this
 machine), and so does the CV of the reference's own median in each paired call.
@@ -49,6 +49,12 @@ from fleetnas.api.v1 import agent_pb2
 TARGET_PAIRED_CV = 0.01
 # The start of the agent's warning for a calibration it did not keep.
 NOISY_CALIBRATION = "the reference calibration was noisy"
+NOISY_HOST_CALIBRATION = "calibrated on a noisy host"
+
+
+def used_once(result) -> bool:
+    """True when the agent did not keep the calibration this result used (its warning says why)."""
+    return any(NOISY_CALIBRATION in w or NOISY_HOST_CALIBRATION in w for w in result.warnings)
 
 
 @dataclass
@@ -116,7 +122,7 @@ def print_calibrations(paired: list[Call]) -> None:
         used.setdefault((p.reference_calibrated_ms, p.reference_calibrated_at), []).append(c)
     print("reference calibrations used:")
     for (ms, _at), users in used.items():
-        kept = not any(NOISY_CALIBRATION in w for w in users[0].result.warnings)
+        kept = not used_once(users[0].result)
         rounds = ", ".join(f"{c.round} (agent#{c.incarnation})" for c in users)
         print(f"  {ms:.4f} ms, {'kept' if kept else 'noisy, used once'}: rounds {rounds}")
     last = max(c.incarnation for c in paired)
@@ -186,7 +192,7 @@ def main() -> None:
     plain_medians = [c.result.stats.median_ms for c in calls if c.method == "plain"]
     paired = [c for c in calls if c.method == "paired"]
     # A calibration the agent found too noisy to keep serves its one call only.
-    on_kept = [c for c in paired if not any(NOISY_CALIBRATION in w for w in c.result.warnings)]
+    on_kept = [c for c in paired if not used_once(c.result)]
     print()
     print_table(
         ["figure", "calls", "mean ms", "min ms", "max ms", "CV", "robust CV", "target",
