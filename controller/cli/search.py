@@ -361,11 +361,12 @@ def _space_config(config_json: str | None, resolutions: tuple[int, ...]) -> dict
     return config
 
 
-def _strategy(kind: str, population: int, sample_size: int) -> dict[str, Any]:
+def _strategy(kind: str, population: int, sample_size: int | None) -> dict[str, Any]:
     if kind == "nsga2":
         return {"kind": "nsga2", "population_size": population}
     if kind == "aging":
-        return {"kind": "aging", "population_size": population, "sample_size": sample_size}
+        size = sample_size if sample_size is not None else min(10, population)
+        return {"kind": "aging", "population_size": population, "sample_size": size}
     return {"kind": "random"}
 
 
@@ -443,8 +444,8 @@ def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dic
               show_default=True, help="NSGA-II, aging (regularized) evolution, or random search.")
 @click.option("--population", default=20, show_default=True, type=click.IntRange(min=2),
               help="Population size (NSGA-II, aging evolution).")
-@click.option("--sample-size", default=10, show_default=True, type=click.IntRange(min=1),
-              help="Tournament size of aging evolution.")
+@click.option("--sample-size", type=click.IntRange(min=1),
+              help="Tournament size of aging evolution [default: 10, at most the population].")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
               help="measured: every candidate on every target; lut: LUT predictions only; "
               "hybrid: predict all, measure what could enter the front.")
