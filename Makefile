@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint protos check-protos clean
+.PHONY: demo test venv lint protos clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/fleetnas-agent demo
+	$(VENV)/bin/fleetnas demo
 
 test: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
 	$(VENV)/bin/ruff check agent controller tests bench scripts
+	$(VENV)/bin/mypy agent controller
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

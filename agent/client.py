@@ -64,7 +64,9 @@ class AgentClient:
         self.address = address
         self.call_timeout_s = call_timeout_s
         self._metadata = (bearer(token),) if token else ()
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        options: list[tuple[str, int | str]] = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024)
+        ]
         if server_name_override:
             options.append(("grpc.ssl_target_name_override", server_name_override))
         if tls or root_certificates or client_cert:

@@ -94,7 +94,8 @@ class ModelStore:
 
     def partition(self, hashes: Iterable[str]) -> tuple[list[str], list[str]]:
         """Split hashes into (present, missing), keeping their order."""
-        present, missing = [], []
+        present: list[str] = []
+        missing: list[str] = []
         with self._lock:
             for sha in hashes:
                 (present if sha in self._sizes else missing).append(sha)
