@@ -180,8 +180,14 @@ class CostDB:
     # -- transactions ------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding the write lock from the start."""
+    def write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``), holding the write lock from the start.
+
+        For stores built on this database (LUTs, searches): everything done on
+        the yielded connection commits together or not at all, serialised with
+        this object's other writes and, through SQLite's lock, with other
+        processes. Raises DatabaseBusy when the lock stays taken.
+        """
         with self._lock:
             for attempt in range(1, LOCK_ATTEMPTS + 1):
                 try:
@@ -204,7 +210,7 @@ class CostDB:
                 raise
 
     @contextmanager
-    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+    def read_snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same database state."""
         with self._lock:
             self._conn.execute("BEGIN")
@@ -239,7 +245,7 @@ class CostDB:
             else json_format.MessageToDict(description, preserving_proto_field_name=True)
         )
         device = Device(name, device_class, address, host_fingerprint, desc, now, now).validate()
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             conn.execute(
                 f"""
                 INSERT INTO devices ({_D_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -278,7 +284,7 @@ class CostDB:
 
         Raises :class:`DeviceNotFound`.
         """
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             if conn.execute("DELETE FROM devices WHERE name = ?", (name,)).rowcount == 0:
                 raise DeviceNotFound(name)
 
@@ -300,7 +306,7 @@ class CostDB:
         :class:`InvalidRecord` for a bad hash or a negative count.
         """
         model = Model(sha256, size_bytes, space, arch, params, flops, time.time()).validate()
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             conn.execute(_UPSERT_MODEL, model.to_row())
             row = conn.execute(
                 f"SELECT {_MODEL_COLUMNS} FROM models WHERE sha256 = ?", (sha256,)
@@ -330,7 +336,7 @@ class CostDB:
         measurement = Measurement.from_result(
             device, result, source=source, recorded_at=time.time()
         )
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             conn.execute(_MODEL_STUB, (measurement.model_sha256, measurement.recorded_at))
             cursor = conn.execute(_INSERT_MEASUREMENT, measurement.to_row()[:-1])
             if cursor.rowcount == 1:
@@ -344,7 +350,7 @@ class CostDB:
         created. The records are trusted: build them with
         :meth:`Measurement.from_result` or :meth:`Measurement.from_dict`.
         """
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             return self._insert_batch(conn, measurements)
 
     @staticmethod
@@ -430,7 +436,7 @@ class CostDB:
 
     def summary(self) -> Summary:
         """Totals and per-device counts, from one snapshot."""
-        with self._snapshot() as conn:
+        with self.read_snapshot() as conn:
             devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
             models = conn.execute("SELECT count(*) FROM models").fetchone()[0]
             total = conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
@@ -453,7 +459,7 @@ class CostDB:
     # -- pooling -----------------------------------------------------------------------
 
     def _read_all(self) -> Records:
-        with self._snapshot() as conn:
+        with self.read_snapshot() as conn:
             return Records(
                 devices=[
                     Device.from_row(r)
@@ -514,7 +520,7 @@ class CostDB:
             replace(m, source=source) if m.source == LOCAL_SOURCE else m
             for m in records.measurements
         ]
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             devices_before = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
             models_before = conn.execute("SELECT count(*) FROM models").fetchone()[0]
             conn.executemany(

@@ -19,10 +19,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,25 +170,13 @@ class SearchStore:
     def __init__(self, db: CostDB) -> None:
         self.db = db
 
-    # CostDB keeps its transaction helpers private; search writes must share
-    # its lock and BEGIN IMMEDIATE discipline (as the LUT store does).
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self.db._write() as conn:  # noqa: SLF001
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self.db._snapshot() as conn:  # noqa: SLF001
-            yield conn
-
     # -- searches -------------------------------------------------------------------------
 
     def create(self, *, space: str, mode: str, config: Mapping[str, Any], budget: int,
                owner: str | None = None) -> SearchRecord:
         """A new search, status ``running``; returns it with its id."""
         now = time.time()
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             cursor = conn.execute(
                 """
                 INSERT INTO searches (space, mode, config, status, budget, trials, measured,
@@ -206,7 +192,7 @@ class SearchStore:
 
     def get(self, search_id: int) -> SearchRecord:
         """The search with this id; raises SearchNotFound."""
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             row = conn.execute(
                 f"SELECT {_SEARCH_COLUMNS} FROM searches WHERE id = ?", (search_id,)
             ).fetchone()
@@ -219,7 +205,7 @@ class SearchStore:
 
     def searches(self) -> list[SearchRecord]:
         """Every search, newest first."""
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             rows = conn.execute(
                 f"SELECT {_SEARCH_COLUMNS} FROM searches ORDER BY id DESC"
             ).fetchall()
@@ -227,7 +213,7 @@ class SearchStore:
 
     def state(self, search_id: int) -> dict[str, Any] | None:
         """The latest engine snapshot (``None`` before the first commit)."""
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             row = conn.execute("SELECT state FROM searches WHERE id = ?", (search_id,)).fetchone()
         if row is None:
             raise SearchNotFound(f"no search {search_id}")
@@ -239,7 +225,7 @@ class SearchStore:
         Raises SearchBusy when another live process on this host runs it, or
         when it is ``running`` on another host (``force`` takes it anyway).
         """
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             row = conn.execute(
                 "SELECT status, owner FROM searches WHERE id = ?", (search_id,)
             ).fetchone()
@@ -268,7 +254,7 @@ class SearchStore:
             raise ValueError(f"status {status!r}: choose one of {', '.join(STATUSES)}")
         now = time.time()
         finished = now if status in ("complete", "failed") else None
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.execute(
                 "UPDATE searches SET status = ?, error = ?, updated_at = ?, finished_at = ?, "
                 "owner = CASE WHEN ? = 'running' THEN owner ELSE NULL END WHERE id = ?",
@@ -277,7 +263,7 @@ class SearchStore:
 
     def set_config(self, search_id: int, config: Mapping[str, Any], budget: int) -> None:
         """Replace the configuration (e.g. a larger budget on resume)."""
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.execute(
                 "UPDATE searches SET config = ?, budget = ?, updated_at = ? WHERE id = ?",
                 (_dumps(dict(config)), budget, time.time(), search_id),
@@ -292,7 +278,7 @@ class SearchStore:
     ) -> None:
         """Store the engine snapshot, the changed candidate rows and the totals, atomically."""
         now = time.time()
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.executemany(
                 f"INSERT OR REPLACE INTO search_candidates ({_CANDIDATE_COLUMNS}) "
                 f"VALUES ({', '.join('?' for _ in range(17))})",
@@ -313,7 +299,7 @@ class SearchStore:
         Only for rows the stored snapshot already has as pending: the engine
         state is not touched.
         """
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.executemany(
                 f"INSERT OR REPLACE INTO search_candidates ({_CANDIDATE_COLUMNS}) "
                 f"VALUES ({', '.join('?' for _ in range(17))})",
@@ -322,7 +308,7 @@ class SearchStore:
 
     def delete(self, search_id: int) -> None:
         """Remove a search and its candidates (measurements and models stay)."""
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             if conn.execute("DELETE FROM searches WHERE id = ?", (search_id,)).rowcount == 0:
                 raise SearchNotFound(f"no search {search_id}")
 
@@ -335,6 +321,6 @@ class SearchStore:
         if state is not None:
             sql += " AND state = ?"
             args.append(state)
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             rows = conn.execute(sql + " ORDER BY candidate_id", args).fetchall()
         return [CandidateRecord._from_row(r) for r in rows]

@@ -14,10 +14,8 @@ so it is as safe as ``CostDB`` itself with several threads and processes.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,19 +143,6 @@ class LutStore:
     def __init__(self, db: CostDB) -> None:
         self.db = db
 
-    # CostDB keeps its transaction helpers private; LUT writes must share its
-    # lock and its BEGIN IMMEDIATE discipline, so they go through them here,
-    # in this one place.
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self.db._write() as conn:  # noqa: SLF001
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self.db._snapshot() as conn:  # noqa: SLF001
-            yield conn
-
     # -- LUTs ---------------------------------------------------------------------------
 
     def ensure(
@@ -179,7 +164,7 @@ class LutStore:
         ``blocks_total`` and ``updated_at`` are refreshed.
         """
         now = time.time()
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.execute(
                 """
                 INSERT INTO luts (space, space_name, space_config, space_version, device,
@@ -201,7 +186,7 @@ class LutStore:
 
     def get(self, lut_id: int) -> LutInfo:
         """The LUT with this id; raises LutNotFound."""
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             row = conn.execute(f"SELECT {_LUT_COLUMNS} FROM luts WHERE id = ?", (lut_id,)).fetchone()
         if row is None:
             raise LutNotFound(f"no LUT with id {lut_id}")
@@ -229,7 +214,7 @@ class LutStore:
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY space, device, updated_at DESC, id DESC"
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             rows = conn.execute(sql, [v for _, v in terms]).fetchall()
         return [LutInfo._from_row(r) for r in rows]
 
@@ -285,7 +270,7 @@ class LutStore:
         """Mark a LUT ``building`` or ``complete``."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r}: choose one of {', '.join(STATUSES)}")
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.execute(
                 "UPDATE luts SET status = ?, updated_at = ? WHERE id = ?",
                 (status, time.time(), lut_id),
@@ -294,7 +279,7 @@ class LutStore:
     def set_calibration(self, lut_id: int, calibration: Calibration | None) -> None:
         """Store (or clear, with ``None``) the LUT's calibration."""
         text = None if calibration is None else _dumps(calibration.to_dict())
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.execute(
                 "UPDATE luts SET calibration = ?, updated_at = ? WHERE id = ?",
                 (text, time.time(), lut_id),
@@ -302,7 +287,7 @@ class LutStore:
 
     def delete(self, lut_id: int) -> None:
         """Remove a LUT with its entries and reports (measurements and models stay)."""
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.execute("DELETE FROM luts WHERE id = ?", (lut_id,))
 
     # -- entries ------------------------------------------------------------------------
@@ -324,7 +309,7 @@ class LutStore:
         if not rows:
             return 0
         now = time.time()
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             conn.executemany(
                 """
                 INSERT INTO models (sha256, space, arch, created_at) VALUES (?, ?, ?, ?)
@@ -353,7 +338,7 @@ class LutStore:
 
     def entries(self, lut_id: int) -> dict[str, LutEntry]:
         """The LUT's entries by block key (sorted by key)."""
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             rows = conn.execute(
                 "SELECT block_key, model_sha256, latency_ms, measurement_uid FROM lut_entries "
                 "WHERE lut_id = ? ORDER BY block_key",
@@ -369,7 +354,7 @@ class LutStore:
             raise ValueError(f"report kind {report.kind!r}: choose one of {REPORT_KINDS}")
         acc = report.accuracy
         calibration = None if report.calibration is None else _dumps(report.calibration.to_dict())
-        with self._write() as conn:
+        with self.db.write_transaction() as conn:
             cursor = conn.execute(
                 f"INSERT INTO lut_reports ({_REPORT_COLUMNS.removeprefix('id, ')}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -394,7 +379,7 @@ class LutStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        with self._read() as conn:
+        with self.db.read_snapshot() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [LutReport._from_row(r) for r in rows]
 
