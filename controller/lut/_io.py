@@ -31,9 +31,7 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.atomic_files import write_text_atomic
 from fleetnas.controller.costdb import CostDB, settings_hash
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import CalibrationError, LutFormatError, LutMismatch
@@ -80,18 +79,6 @@ def export_paths(lut: LutInfo, out_dir: str | Path = DEFAULT_EXPORT_DIR) -> tupl
     stem = f"{space_slug(lut.space_name, lut.space_config)}-{lut.settings_hash}"
     folder = Path(out_dir) / lut.device
     return folder / f"{stem}.json", folder / f"{stem}.csv"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- export ------------------------------------------------------------------------------
@@ -229,10 +216,10 @@ def export_lut(
     json_path, csv_path = export_paths(lut, out_dir)
     written = []
     if "json" in formats:
-        _atomic_write(json_path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        write_text_atomic(json_path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
         written.append(json_path)
     if "csv" in formats:
-        _atomic_write(csv_path, document_to_csv(doc))
+        write_text_atomic(csv_path, document_to_csv(doc))
         written.append(csv_path)
     return written
 

@@ -12,29 +12,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fleetnas.controller.atomic_files import write_text_atomic
 from fleetnas.controller.report._rows import ResultRow
 
 CSV_FIXED = ("rank", "candidate_id", "arch")
 CSV_TAIL = ("feasible", "violation", "source", "model_sha256")
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def csv_text(rows: Sequence[ResultRow], names: Sequence[str]) -> str:
@@ -56,7 +42,7 @@ def csv_text(rows: Sequence[ResultRow], names: Sequence[str]) -> str:
 
 def write_csv(rows: Sequence[ResultRow], names: Sequence[str], path: str | Path) -> Path:
     """Write :func:`csv_text` to ``path`` atomically; returns the path."""
-    return _atomic_text(Path(path), csv_text(rows, names))
+    return write_text_atomic(path, csv_text(rows, names))
 
 
 def json_document(
@@ -81,4 +67,4 @@ def json_document(
 
 def write_json(document: Mapping[str, Any], path: str | Path) -> Path:
     """Write ``document`` as indented JSON to ``path`` atomically; returns the path."""
-    return _atomic_text(Path(path), json.dumps(document, indent=2, sort_keys=False) + "\n")
+    return write_text_atomic(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
