@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,14 +33,23 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fleetnas.agent.settings_args import build_settings
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.cli._options import costdb_errors
-from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
-from fleetnas.controller.cli.measure import LOCAL_CLASS, LOCAL_DEVICE, settings_options
+from fleetnas.controller.cli._errors import one_line_errors
+from fleetnas.controller.cli._options import (
+    collect_params,
+    settings_from_values,
+    settings_options,
+)
+from fleetnas.controller.cli._scheduling import (
+    LOCAL_DEVICE,
+    existing_fleet,
+    local_scheduler,
+    scheduler_options,
+)
+from fleetnas.controller.cli._space import SpaceFlags, space_options
+from fleetnas.controller.cli.fleet import db_path_of, fleet_option
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.fleet import Device, Fleet, UnknownDevice, fleet_path, load_fleet
-from fleetnas.controller.local_agents import LocalAgentError, spawn_local_agent
+from fleetnas.controller.fleet import UnknownDevice
 from fleetnas.controller.lut import (
     DEFAULT_CALIBRATION_N,
     DEFAULT_CHECK_N,
@@ -60,7 +69,7 @@ from fleetnas.controller.lut import (
     import_lut,
     is_empty_request,
 )
-from fleetnas.controller.scheduler import DEFAULT_DEVICE_WAIT_S, DEFAULT_MAX_RETRIES, Scheduler
+from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,40 +81,29 @@ EXIT_INTERRUPTED = 130
 # -- options -----------------------------------------------------------------------------
 
 
-def space_options(*, required: bool) -> Callable[[F], F]:
-    """``--space NAME``, ``--resolution R`` (repeatable) and ``--space-config JSON``."""
+@dataclass(frozen=True)
+class Where:
+    """Where a command measures: ``--device`` / ``--local`` and the scheduler's options."""
 
-    def decorate(func: F) -> F:
-        func = click.option(
-            "--space-config", metavar="JSON",
-            help='Other constructor options of the space, e.g. \'{"width_mult": 0.5}\'.',
-        )(func)  # fmt: skip
-        func = click.option(
-            "--resolution", "resolutions", multiple=True, type=click.IntRange(min=1),
-            help="Input resolution(s) of the space (spaces that have them, e.g. mbv3); "
-            "repeat for several [default: all of the space's].",
-        )(func)  # fmt: skip
-        return click.option(
-            "--space", "space_name", required=required, metavar="NAME",
-            help="Search space (e.g. nb201, mbv3, or a registered one).",
-        )(func)  # fmt: skip
-
-    return decorate
+    device: str | None
+    local: bool
+    max_retries: int
+    device_wait_s: float
+    cache_dir: Path | None
+    fleet_file: Path | None
 
 
 def device_options(func: F) -> F:
-    """``--device NAME`` / ``--local`` plus the fleet, retry and wait options."""
+    """``--device NAME`` / ``--local`` plus the fleet, retry and wait options, as ``where``."""
+    func = collect_params(func, "where", Where, (
+        "device", "local", "max_retries", "device_wait_s", "cache_dir", "fleet_file",
+    ))  # fmt: skip
     for option in reversed([
         click.option("--device", metavar="NAME", help="The device of the fleet file to measure on."),
         click.option("--local", is_flag=True,
                      help="Measure on this machine with a throw-away loopback agent "
                      f"(device {LOCAL_DEVICE!r})."),
-        click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True,
-                     type=click.IntRange(min=0), help="Retries of a job after transient failures."),
-        click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
-                     type=float, help="Seconds a job waits for a down device to come back."),
-        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Where exported ONNX files are cached [default: ~/.cache/fleetnas/onnx]."),
+        scheduler_options,
         fleet_option,
     ]):  # fmt: skip
         func = option(func)
@@ -114,112 +112,71 @@ def device_options(func: F) -> F:
 
 def selection_options(func: F) -> F:
     """``--settings-hash`` and the settings flags, which pick one LUT among several."""
-    func = settings_options(func)
+    func = settings_options()(func)
     return click.option(
         "--settings-hash", metavar="HASH",
         help="Pick the LUT measured with these settings (see `fleetnas lut show`).",
     )(func)  # fmt: skip
 
 
-def _request(values: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
+def _space(flags: SpaceFlags) -> SearchSpace:
     try:
-        return build_settings(
-            warmup=values.pop("warmup"), min_runs=values.pop("min_runs"),
-            max_runs=values.pop("max_runs"), min_duration=values.pop("min_duration"),
-            max_duration=values.pop("max_duration"), threads=values.pop("threads"),
-            inter_threads=values.pop("inter_threads"), providers=values.pop("providers"),
-            opt_level=values.pop("opt_level"), shapes=values.pop("shapes"),
-            seed=values.pop("seed"), method=values.pop("method"), timeout=values.pop("timeout"),
-        )  # fmt: skip
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-
-def _space(name: str, resolutions: tuple[int, ...], config_json: str | None) -> SearchSpace:
-    config: dict[str, Any] = {}
-    if config_json:
-        try:
-            config = json.loads(config_json)
-        except json.JSONDecodeError as exc:
-            raise click.UsageError(f"--space-config is not JSON: {exc}") from exc
-        if not isinstance(config, dict):
-            raise click.UsageError("--space-config must be a JSON object")
-    if resolutions:
-        config["resolutions"] = sorted(set(resolutions))
-    try:
-        return get_space(name, config)
+        return get_space(flags.required_name, flags.config())
     except UnknownSpace as exc:
         raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(f"{exc} (check --resolution / --space-config)") from exc
 
 
-def _space_filter(
-    name: str | None, resolutions: tuple[int, ...], config_json: str | None
-) -> str | None:
+def _space_filter(flags: SpaceFlags) -> str | None:
     """The space identity to filter on, when the user configured the space; else None."""
-    if name is None or not (resolutions or config_json):
+    if flags.name is None or not flags.configured:
         return None
-    return _space(name, resolutions, config_json).identity()
+    return _space(flags).identity()
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
+def _errors() -> AbstractContextManager[None]:
     """Named errors of LUTs, fleets and the cost DB as one-line CLI errors."""
     from fleetnas.controller.export import ExportError
 
-    with costdb_errors(), fleet_errors():
-        try:
-            yield
-        except (LutError, UnknownSpace, ExportError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except LocalAgentError as exc:
-            raise click.ClickException(str(exc).splitlines()[0]) from exc
+    return one_line_errors(LutError, UnknownSpace, ExportError)
 
 
 @contextmanager
-def _scheduler(
-    ctx: click.Context,
-    db: CostDB,
-    device: str | None,
-    local: bool,
-    fleet_file: Path | None,
-    max_retries: int,
-    device_wait_s: float,
-) -> Iterator[tuple[Scheduler, str]]:
+def _scheduler(db: CostDB, where: Where) -> Iterator[tuple[Scheduler, str]]:
     """A scheduler over the fleet file (or one local agent) and the device name to use."""
-    if local:
+    device = where.device
+    if where.local:
         if device not in (None, LOCAL_DEVICE):
             raise click.UsageError("--local measures on this machine; drop --device")
-        with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
-            click.echo("starting a local agent on loopback", err=True)
-            agent = spawn_local_agent(LOCAL_DEVICE, tmp)
-            try:
-                agent.wait_ready()
-                fleet = Fleet.of([Device(LOCAL_DEVICE, LOCAL_CLASS, agent.address)])
-                with Scheduler(fleet, db, max_retries=max_retries,
-                               device_wait_s=device_wait_s) as scheduler:
-                    yield scheduler, LOCAL_DEVICE
-            finally:
-                agent.stop()
+        with local_scheduler(db, max_retries=where.max_retries,
+                             device_wait_s=where.device_wait_s) as scheduler:
+            yield scheduler, LOCAL_DEVICE
         return
     if device is None:
         raise click.UsageError("say where to measure: --device NAME (of the fleet file) or --local")
-    path = fleet_path(fleet_file)
-    if not path.exists():
-        raise click.ClickException(
-            f"no fleet file at {path}, so device {device!r} is unknown: add it with "
-            f"`fleetnas fleet add {device} --address HOST:PORT --class CLASS`, "
-            "or measure on this machine with --local"
-        )
-    fleet = load_fleet(path)
+    path, fleet = existing_fleet(where.fleet_file, if_missing=(
+        f", so device {device!r} is unknown: add it with `fleetnas fleet add {device} --address "
+        "HOST:PORT --class CLASS`, or measure on this machine with --local"
+    ))  # fmt: skip
     try:
         fleet.get(device)
     except UnknownDevice as exc:
         known = ", ".join(d.name for d in fleet) or "none"
         raise click.ClickException(f"{exc} (devices in {path}: {known})") from exc
-    with Scheduler(fleet, db, max_retries=max_retries, device_wait_s=device_wait_s) as scheduler:
+    with Scheduler(fleet, db, max_retries=where.max_retries,
+                   device_wait_s=where.device_wait_s) as scheduler:
         yield scheduler, device
+
+
+@contextmanager
+def _measuring(ctx: click.Context, where: Where) -> Iterator[tuple[CostDB, Scheduler, str]]:
+    """The cost DB, the scheduler and the device name, with errors as one-line CLI errors.
+
+    Errors of the command's body inside the ``with`` are translated too.
+    """
+    with _errors(), CostDB(db_path_of(ctx)) as db, _scheduler(db, where) as (scheduler, target):
+        yield db, scheduler, target
 
 
 # -- progress ----------------------------------------------------------------------------
@@ -344,7 +301,7 @@ def lut() -> None:
 @lut.command()
 @space_options(required=True)
 @device_options
-@settings_options
+@settings_options()
 @click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
               type=click.IntRange(min=0),
               help="End-to-end archs to calibrate on once the LUT is complete (0: skip).")
@@ -354,15 +311,8 @@ def lut() -> None:
 @click.pass_context
 def build(
     ctx: click.Context,
-    space_name: str,
-    resolutions: tuple[int, ...],
-    space_config: str | None,
-    device: str | None,
-    local: bool,
-    max_retries: int,
-    device_wait_s: float,
-    cache_dir: Path | None,
-    fleet_file: Path | None,
+    space_flags: SpaceFlags,
+    where: Where,
     calibration_n: int,
     arch_seed: int,
     quiet: bool,
@@ -380,15 +330,13 @@ def build(
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160 --resolution 192
         fleetnas lut build --space nb201 --local --threads 1
     """
-    request = _request(setting_values)
-    space = _space(space_name, resolutions, space_config)
-    with _errors(), CostDB(db_path_of(ctx)) as db, \
-            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
-                scheduler, target):  # fmt: skip
+    request = settings_from_values(setting_values)
+    space = _space(space_flags)
+    with _measuring(ctx, where) as (db, scheduler, target):
         try:
             with _progress_bar(quiet, "blocks") as on_progress:
                 report = build_lut(space, target, request, db=db, scheduler=scheduler,
-                                   cache_dir=cache_dir, on_progress=on_progress)
+                                   cache_dir=where.cache_dir, on_progress=on_progress)
         except KeyboardInterrupt:
             luts = LutStore(db).find(space=space.identity(), device=target)
             stored = max((x.entries for x in luts), default=0)
@@ -419,7 +367,7 @@ def build(
             with _progress_bar(quiet, "calibration archs") as on_progress:
                 calibration = calibrate_lut(
                     report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
-                    cache_dir=cache_dir, timeout_s=_timeout(request), on_progress=on_progress,
+                    cache_dir=where.cache_dir, timeout_s=_timeout(request), on_progress=on_progress,
                 )  # fmt: skip
             click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
                        f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
@@ -437,15 +385,8 @@ def build(
 @click.pass_context
 def calibrate(
     ctx: click.Context,
-    space_name: str,
-    resolutions: tuple[int, ...],
-    space_config: str | None,
-    device: str | None,
-    local: bool,
-    max_retries: int,
-    device_wait_s: float,
-    cache_dir: Path | None,
-    fleet_file: Path | None,
+    space_flags: SpaceFlags,
+    where: Where,
     settings_hash: str | None,
     calibration_n: int,
     arch_seed: int,
@@ -458,15 +399,13 @@ def calibrate(
     Example:
         fleetnas lut calibrate --space mbv3 --device pi4-a --calibration-n 20
     """
-    request = _request(setting_values)
-    identity = _space_filter(space_name, resolutions, space_config)
-    with _errors(), CostDB(db_path_of(ctx)) as db, \
-            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
-                scheduler, target):  # fmt: skip
-        info = _select(db, space_name, target, identity, settings_hash, request)
+    request = settings_from_values(setting_values)
+    identity = _space_filter(space_flags)
+    with _measuring(ctx, where) as (db, scheduler, target):
+        info = _select(db, space_flags.required_name, target, identity, settings_hash, request)
         with _progress_bar(quiet, "calibration archs") as on_progress:
             calibration = calibrate_lut(info, db=db, scheduler=scheduler, k=calibration_n,
-                                        seed=arch_seed, cache_dir=cache_dir,
+                                        seed=arch_seed, cache_dir=where.cache_dir,
                                         timeout_s=_timeout(request), on_progress=on_progress)
     click.echo(f"calibrated {info.label()} on {calibration.n} archs: predicted = "
                f"{calibration.a:.4f} × sum {calibration.b:+.4f} ms "
@@ -492,15 +431,8 @@ def calibrate(
 @click.pass_context
 def eval_(
     ctx: click.Context,
-    space_name: str,
-    resolutions: tuple[int, ...],
-    space_config: str | None,
-    device: str | None,
-    local: bool,
-    max_retries: int,
-    device_wait_s: float,
-    cache_dir: Path | None,
-    fleet_file: Path | None,
+    space_flags: SpaceFlags,
+    where: Where,
     settings_hash: str | None,
     n: int,
     calibration_n: int,
@@ -523,12 +455,10 @@ def eval_(
     Example:
         fleetnas lut eval --space mbv3 --device pi4-a --n 100 --calibration-n 10
     """
-    request = _request(setting_values)
-    identity = _space_filter(space_name, resolutions, space_config)
-    with _errors(), CostDB(db_path_of(ctx)) as db, \
-            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
-                scheduler, target):  # fmt: skip
-        info = _select(db, space_name, target, identity, settings_hash, request)
+    request = settings_from_values(setting_values)
+    identity = _space_filter(space_flags)
+    with _measuring(ctx, where) as (db, scheduler, target):
+        info = _select(db, space_flags.required_name, target, identity, settings_hash, request)
         if no_plot:
             plot = None
         elif plot_path is not None:
@@ -538,7 +468,7 @@ def eval_(
         with _progress_bar(quiet or as_json, "archs") as on_progress:
             result = evaluate_lut(info, db=db, scheduler=scheduler, n=n,
                                   calibration_n=calibration_n, seed=arch_seed,
-                                  cache_dir=cache_dir, plot_path=plot,
+                                  cache_dir=where.cache_dir, plot_path=plot,
                                   timeout_s=_timeout(request), on_progress=on_progress)
     acc, raw, cal = result.accuracy, result.raw_accuracy, result.calibration
     if as_json:
@@ -583,15 +513,8 @@ def eval_(
 @click.pass_context
 def check(
     ctx: click.Context,
-    space_name: str,
-    resolutions: tuple[int, ...],
-    space_config: str | None,
-    device: str | None,
-    local: bool,
-    max_retries: int,
-    device_wait_s: float,
-    cache_dir: Path | None,
-    fleet_file: Path | None,
+    space_flags: SpaceFlags,
+    where: Where,
     settings_hash: str | None,
     n: int,
     threshold: float,
@@ -608,15 +531,13 @@ def check(
     Example:
         fleetnas lut check --space mbv3 --device pi4-a --n 5 --threshold 10
     """
-    request = _request(setting_values)
-    identity = _space_filter(space_name, resolutions, space_config)
-    with _errors(), CostDB(db_path_of(ctx)) as db, \
-            _scheduler(ctx, db, device, local, fleet_file, max_retries, device_wait_s) as (
-                scheduler, target):  # fmt: skip
-        info = _select(db, space_name, target, identity, settings_hash, request)
+    request = settings_from_values(setting_values)
+    identity = _space_filter(space_flags)
+    with _measuring(ctx, where) as (db, scheduler, target):
+        info = _select(db, space_flags.required_name, target, identity, settings_hash, request)
         with _progress_bar(quiet, "archs") as on_progress:
             result = check_lut(info, db=db, scheduler=scheduler, n=n, seed=arch_seed,
-                               threshold=threshold, cache_dir=cache_dir,
+                               threshold=threshold, cache_dir=where.cache_dir,
                                timeout_s=_timeout(request), on_progress=on_progress)
     table = Table(title=escape(f"check of {info.label()}"))
     for column in ("arch", "predicted ms", "measured ms", "error"):
@@ -644,9 +565,7 @@ def check(
 @click.pass_context
 def show(
     ctx: click.Context,
-    space_name: str | None,
-    resolutions: tuple[int, ...],
-    space_config: str | None,
+    space_flags: SpaceFlags,
     device: str | None,
     blocks: bool,
     as_json: bool,
@@ -658,13 +577,13 @@ def show(
         fleetnas lut show --device pi4-a
         fleetnas lut show --space nb201 --device local --blocks
     """
-    identity = _space_filter(space_name, resolutions, space_config)
+    identity = _space_filter(space_flags)
     path = db_path_of(ctx)
     if not path.is_file():
         raise click.ClickException(f"no cost database at {path}; pass --db PATH or set FLEETNAS_DB")
     with _errors(), CostDB(path) as db:
         store = LutStore(db)
-        luts = store.find(space_name=space_name, space=identity, device=device)
+        luts = store.find(space_name=space_flags.name, space=identity, device=device)
         entries = {}
         if blocks:
             if len(luts) != 1:
@@ -724,9 +643,7 @@ def _lut_dict(store: LutStore, info: LutInfo) -> dict[str, Any]:
 @click.pass_context
 def export(
     ctx: click.Context,
-    space_name: str,
-    resolutions: tuple[int, ...],
-    space_config: str | None,
+    space_flags: SpaceFlags,
     device: str,
     settings_hash: str | None,
     out_dir: Path,
@@ -740,13 +657,13 @@ def export(
         fleetnas lut export --space mbv3 --device pi4-a
         fleetnas lut export --space nb201 --device local --format json --out-dir shared/luts
     """
-    request = _request(setting_values)
-    identity = _space_filter(space_name, resolutions, space_config)
+    request = settings_from_values(setting_values)
+    identity = _space_filter(space_flags)
     path = db_path_of(ctx)
     if not path.is_file():
         raise click.ClickException(f"no cost database at {path}; pass --db PATH or set FLEETNAS_DB")
     with _errors(), CostDB(path) as db:
-        info = _select(db, space_name, device, identity, settings_hash, request)
+        info = _select(db, space_flags.required_name, device, identity, settings_hash, request)
         written = export_lut(db, info, out_dir=out_dir, formats=formats or ("json", "csv"))
     for file in written:
         click.echo(f"wrote {file}")
@@ -757,7 +674,7 @@ def export(
 @click.option("--device", metavar="NAME", help="Store it under this device name [default: the file's].")
 @click.option("--space", "space_name", metavar="NAME",
               help="Refuse the file unless it is a LUT of this space (name or identity).")
-@settings_options
+@settings_options()
 @click.option("--force", is_flag=True,
               help="Import despite a space, space-version, block or settings mismatch.")
 @click.option("--replace", is_flag=True, help="Overwrite a LUT with the same identity.")
@@ -784,7 +701,7 @@ def import_(
         fleetnas lut import profiles/luts/pi4-a/mbv3-0123456789abcdef.json --threads 1
         fleetnas lut import colleague.json --device pi4-b --replace
     """
-    request = _request(setting_values)
+    request = settings_from_values(setting_values)
     started = time.monotonic()
     with _errors(), CostDB(db_path_of(ctx)) as db:
         result = import_lut(

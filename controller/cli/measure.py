@@ -11,10 +11,9 @@ results are recorded as device ``local``.
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
@@ -22,13 +21,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fleetnas.agent.settings_args import METHODS, OPT_LEVELS, build_settings
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.cli._options import costdb_errors
+from fleetnas.controller.cli._options import costdb_errors, settings_from_values, settings_options
+from fleetnas.controller.cli._scheduling import (
+    LOCAL_DEVICE,
+    STARTING_LOCAL_AGENT,
+    local_scheduler,
+)
 from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
 from fleetnas.controller.costdb import CostDB, Measurement
-from fleetnas.controller.fleet import Device, Fleet, FleetFileError, fleet_path, load_fleet
-from fleetnas.controller.local_agents import LocalAgentError, spawn_local_agent
+from fleetnas.controller.fleet import FleetFileError, fleet_path, load_fleet
+from fleetnas.controller.local_agents import LocalAgentError
 from fleetnas.controller.scheduler import (
     DEFAULT_DEVICE_WAIT_S,
     DEFAULT_MAX_RETRIES,
@@ -39,50 +42,6 @@ from fleetnas.controller.scheduler import (
     OutcomeStatus,
     Scheduler,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-LOCAL_DEVICE = "local"
-LOCAL_CLASS = "local"
-
-
-def settings_options(func: F) -> F:
-    """The benchmark-settings flags, spelled as in ``fleetnas-agent bench``."""
-    options = [
-        click.option("--warmup", type=int, help="Warm-up runs [agent default: 10]."),
-        click.option("--min-runs", type=int, help="Timed runs at least."),
-        click.option("--max-runs", type=int, help="Timed runs at most."),
-        click.option("--min-duration", type=float, help="Seconds of timed runs at least."),
-        click.option("--max-duration", type=float, help="Seconds of timed runs at most."),
-        click.option("--threads", type=int, help="Intra-op threads [agent default: 1]."),
-        click.option("--inter-threads", type=int, help="Inter-op threads [agent default: 1]."),
-        click.option("--provider", "providers", multiple=True,
-                     help="Execution provider; repeat in order of preference."),
-        click.option("--opt-level", type=click.Choice(sorted(OPT_LEVELS)),
-                     help="Graph optimisation [agent default: all]."),
-        click.option("--shape", "shapes", multiple=True, metavar="NAME=D1xD2x...",
-                     help="Concrete dims of a dynamic input; repeat per input."),
-        click.option("--seed", type=int, help="Seed of the random inputs."),
-        click.option("--method", type=click.Choice(sorted(METHODS)),
-                     help="plain, or paired with the agent's reference model."),
-        click.option("--timeout", type=float, help="Wall-clock limit of one benchmark (s)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _settings(values: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
-    try:
-        return build_settings(
-            warmup=values["warmup"], min_runs=values["min_runs"], max_runs=values["max_runs"],
-            min_duration=values["min_duration"], max_duration=values["max_duration"],
-            threads=values["threads"], inter_threads=values["inter_threads"],
-            providers=values["providers"], opt_level=values["opt_level"],
-            shapes=values["shapes"], seed=values["seed"], method=values["method"],
-            timeout=values["timeout"],
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
 
 
 def _jobs(
@@ -126,20 +85,13 @@ def _run_local(
     if all(hits):
         return [JobOutcome(i, job, OutcomeStatus.CACHED, LOCAL_DEVICE, hit)
                 for i, (job, hit) in enumerate(zip(jobs, hits, strict=True))]
-    with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
-        if not quiet:
-            click.echo("starting a local agent on loopback (use --device/--class for a fleet)",
-                       err=True)
-        agent = spawn_local_agent(LOCAL_DEVICE, tmp)
-        try:
-            agent.wait_ready()
-            fleet = Fleet.of([Device(LOCAL_DEVICE, LOCAL_CLASS, agent.address)])
-            with Scheduler(fleet, db, max_retries=max_retries, device_wait_s=10.0) as scheduler:
-                return _run_with_progress(scheduler, jobs, quiet)
-        except LocalAgentError as exc:
-            raise click.ClickException(str(exc).splitlines()[0]) from exc
-        finally:
-            agent.stop()
+    announce = None if quiet else f"{STARTING_LOCAL_AGENT} (use --device/--class for a fleet)"
+    try:
+        with local_scheduler(db, max_retries=max_retries, device_wait_s=10.0,
+                             announce=announce) as scheduler:
+            return _run_with_progress(scheduler, jobs, quiet)
+    except LocalAgentError as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from exc
 
 
 def _ms(value: float) -> str:
@@ -232,7 +184,7 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
               help="Measure on any one device of this class; repeatable.")
 @click.option("--local", is_flag=True,
               help="Measure on this machine with a throw-away loopback agent.")
-@settings_options
+@settings_options()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True, type=int,
               help="Retries of a job on other devices of its class after transient failures.")
@@ -264,7 +216,7 @@ def measure(
         fleetnas measure model.onnx --class pi4 --threads 1 --json
         fleetnas measure a.onnx b.onnx --device pi4-a --device jetson-1
     """
-    settings = _settings(setting_values)
+    settings = settings_from_values(setting_values)
     if max_retries < 0:
         raise click.UsageError(f"--max-retries must be >= 0, got {max_retries}")
     if local and (devices or classes):

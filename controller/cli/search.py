@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,11 +24,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from fleetnas.agent.settings_args import METHODS, OPT_LEVELS, build_settings
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.cli._options import costdb_errors
-from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
-from fleetnas.controller.cli.measure import LOCAL_CLASS, LOCAL_DEVICE
+from fleetnas.controller.cli._errors import one_line_errors
+from fleetnas.controller.cli._options import settings_from_values, settings_options
+from fleetnas.controller.cli._scheduling import (
+    LOCAL_DEVICE,
+    existing_fleet,
+    local_scheduler,
+    scheduler_options,
+)
+from fleetnas.controller.cli._space import space_options
+from fleetnas.controller.cli.fleet import db_path_of, fleet_option
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
     MODES,
@@ -47,8 +52,7 @@ from fleetnas.controller.driver import (
     find_lut_predictor,
     parse_target,
 )
-from fleetnas.controller.fleet import Device, Fleet, fleet_path, load_fleet
-from fleetnas.controller.local_agents import LocalAgentError, spawn_local_agent
+from fleetnas.controller.fleet import Fleet
 from fleetnas.controller.lut import LatencyPredictor, LutError
 from fleetnas.controller.report import (
     all_rows,
@@ -61,7 +65,7 @@ from fleetnas.controller.report import (
     write_csv,
     write_json,
 )
-from fleetnas.controller.scheduler import DEFAULT_DEVICE_WAIT_S, DEFAULT_MAX_RETRIES, Scheduler
+from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.search import SearchEngine
 from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 
@@ -72,19 +76,13 @@ EXIT_INTERRUPTED = 130
 # -- shared helpers (also used by `fleetnas export` and `fleetnas demo`) ------------------
 
 
-@contextmanager
-def search_errors() -> Iterator[None]:
+def search_errors() -> AbstractContextManager[None]:
     """Named errors of searches, LUTs, spaces, fleets and the cost DB as one-line CLI errors."""
     from fleetnas.controller.accuracy import DatasetError, PluginError
     from fleetnas.controller.export import ExportError
 
-    with costdb_errors(), fleet_errors():
-        try:
-            yield
-        except (DriverError, LutError, UnknownSpace, ExportError, DatasetError, PluginError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except LocalAgentError as exc:
-            raise click.ClickException(str(exc).splitlines()[0]) from exc
+    return one_line_errors(DriverError, LutError, UnknownSpace, ExportError, DatasetError,
+                           PluginError)
 
 
 def space_of(config: SearchConfig) -> SearchSpace:
@@ -224,37 +222,6 @@ def search_summary(record: SearchRecord) -> dict[str, Any]:
 # -- fleet / scheduler set-up -------------------------------------------------------------
 
 
-@contextmanager
-def local_scheduler(db: CostDB, max_retries: int, device_wait_s: float) -> Iterator[Scheduler]:
-    """One throw-away agent on loopback (device and class ``local``) and a scheduler over it."""
-    with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
-        click.echo("starting a local agent on loopback", err=True)
-        agent = spawn_local_agent(LOCAL_DEVICE, tmp)
-        try:
-            agent.wait_ready()
-            fleet = Fleet.of([Device(LOCAL_DEVICE, LOCAL_CLASS, agent.address)])
-            with Scheduler(fleet, db, max_retries=max_retries,
-                           device_wait_s=device_wait_s) as scheduler:
-                yield scheduler
-        finally:
-            agent.stop()
-
-
-@contextmanager
-def fleet_scheduler(
-    db: CostDB, fleet_file: Path | None, max_retries: int, device_wait_s: float
-) -> Iterator[Scheduler]:
-    path = fleet_path(fleet_file)
-    if not path.exists():
-        raise click.ClickException(
-            f"no fleet file at {path}: add devices with `fleetnas fleet add NAME --address "
-            "HOST:PORT --class CLASS`, or search on this machine with --local"
-        )
-    fleet = load_fleet(path)
-    with Scheduler(fleet, db, max_retries=max_retries, device_wait_s=device_wait_s) as scheduler:
-        yield scheduler
-
-
 def target_devices(db: CostDB, target: Target, fleet: Fleet | None) -> list[str]:
     """The device, or the class's devices (fleet file first, then those the DB knows)."""
     if not target.is_class:
@@ -347,20 +314,6 @@ def _plot_path(search_id: int | None, plot_path: Path | None, no_plot: bool) -> 
     return plot_path or Path(f"fleetnas-search-{search_id}.png")
 
 
-def _space_config(config_json: str | None, resolutions: tuple[int, ...]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if config_json:
-        try:
-            config = json.loads(config_json)
-        except json.JSONDecodeError as exc:
-            raise click.UsageError(f"--space-config is not JSON: {exc}") from exc
-        if not isinstance(config, dict):
-            raise click.UsageError("--space-config must be a JSON object")
-    if resolutions:
-        config["resolutions"] = sorted(set(resolutions))
-    return config
-
-
 def _strategy(kind: str, population: int, sample_size: int | None) -> dict[str, Any]:
     if kind == "nsga2":
         return {"kind": "nsga2", "population_size": population}
@@ -370,39 +323,9 @@ def _strategy(kind: str, population: int, sample_size: int | None) -> dict[str, 
     return {"kind": "random"}
 
 
-def bench_settings_options(func: F) -> F:
-    """The benchmark-settings flags shared by every target (``--seed`` is the search's own)."""
-    for option in reversed([
-        click.option("--warmup", type=int, help="Warm-up runs [agent default: 10]."),
-        click.option("--min-runs", type=int, help="Timed runs at least."),
-        click.option("--max-runs", type=int, help="Timed runs at most."),
-        click.option("--min-duration", type=float, help="Seconds of timed runs at least."),
-        click.option("--max-duration", type=float, help="Seconds of timed runs at most."),
-        click.option("--threads", type=int, help="Intra-op threads [agent default: 1]."),
-        click.option("--inter-threads", type=int, help="Inter-op threads [agent default: 1]."),
-        click.option("--provider", "providers", multiple=True,
-                     help="Execution provider; repeat in order of preference."),
-        click.option("--opt-level", type=click.Choice(sorted(OPT_LEVELS)),
-                     help="Graph optimisation [agent default: all]."),
-        click.option("--method", type=click.Choice(sorted(METHODS)),
-                     help="plain, or paired with the agent's reference model."),
-        click.option("--timeout", type=float, help="Wall-clock limit of one benchmark (s)."),
-    ]):  # fmt: skip
-        func = option(func)
-    return func
-
-
 def bench_request(o: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
-    """The shared settings request from :func:`bench_settings_options` values."""
-    try:
-        return build_settings(
-            warmup=o["warmup"], min_runs=o["min_runs"], max_runs=o["max_runs"],
-            min_duration=o["min_duration"], max_duration=o["max_duration"],
-            threads=o["threads"], inter_threads=o["inter_threads"], providers=o["providers"],
-            opt_level=o["opt_level"], method=o["method"], timeout=o["timeout"],
-        )  # fmt: skip
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    """The settings request shared by every target (``--seed`` is the search's own)."""
+    return settings_from_values(o, seed=False, shapes=False)
 
 
 def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dict[str, Any]) -> list[Target]:
@@ -418,10 +341,7 @@ def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dic
 
 
 @click.group(invoke_without_command=True)
-@click.option("--space", "space_name", metavar="NAME", help="Search space (nb201, mbv3, or a registered one).")
-@click.option("--space-config", metavar="JSON", help='Constructor options of the space, e.g. \'{"cells_per_stage": 2}\'.')
-@click.option("--resolution", "resolutions", multiple=True, type=click.IntRange(min=1),
-              help="Input resolution(s) of the space (e.g. mbv3); repeatable.")
+@space_options(required=False)
 @click.option("--device", "devices", multiple=True, metavar="NAME[:k=v,...]",
               help="Latency target: a fleet device, optionally with its own settings "
               "(threads, warmup, min-runs, max-duration, ..., label); repeatable.")
@@ -459,14 +379,9 @@ def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dic
               help="Hybrid: how many uncertainties a prediction may be off in the candidate's favour.")
 @click.option("--hybrid-warmup", default=10, show_default=True, type=click.IntRange(min=1),
               help="Hybrid without a LUT: measure everything until this many are measured.")
-@bench_settings_options
+@settings_options(seed=False, shapes=False)
 @fleet_option
-@click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True,
-              type=click.IntRange(min=0), help="Retries of a job after transient failures.")
-@click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
-              type=float, help="Seconds a job waits for a down device to come back.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where exported ONNX files are cached [default: ~/.cache/fleetnas/onnx].")
+@scheduler_options
 @click.option("--resume", "resume_id", type=int, metavar="ID",
               help="Continue stored search ID (after a kill or Ctrl-C); --budget extends it.")
 @click.option("--force", is_flag=True, help="With --resume: take over a search marked running elsewhere.")
@@ -500,7 +415,7 @@ def search(ctx: click.Context, **options: Any) -> None:
 
 
 def _new(ctx: click.Context, console: Console, o: dict[str, Any]) -> None:
-    if o["space_name"] is None:
+    if o["space_flags"].name is None:
         raise click.UsageError("say which space to search: --space NAME (or --resume ID)")
     targets = _targets(o["devices"], o["classes"], o)
     if o["local"]:
@@ -512,7 +427,7 @@ def _new(ctx: click.Context, console: Console, o: dict[str, Any]) -> None:
     objectives = list(o["objectives"]) or ["accuracy"]
     try:
         config = SearchConfig.build(
-            space=o["space_name"], space_config=_space_config(o["space_config"], o["resolutions"]),
+            space=o["space_flags"].name, space_config=o["space_flags"].config(),
             targets=targets, objectives=objectives, constraints=o["constraints"],
             accuracy=o["accuracy"], accuracy_cost=o["accuracy_cost"],
             strategy=_strategy(o["strategy"], o["population"], o["sample_size"]),
@@ -542,15 +457,21 @@ def _measuring(db: CostDB, config: SearchConfig, o: dict[str, Any]) -> Iterator[
     if config.mode == "lut":
         yield None
     elif config.local:
-        with local_scheduler(db, o["max_retries"], o["device_wait_s"]) as scheduler:
+        with local_scheduler(db, max_retries=o["max_retries"],
+                             device_wait_s=o["device_wait_s"]) as scheduler:
             yield scheduler
     else:
-        with fleet_scheduler(db, o["fleet_file"], o["max_retries"], o["device_wait_s"]) as scheduler:
+        _, fleet = existing_fleet(o["fleet_file"], if_missing=(
+            ": add devices with `fleetnas fleet add NAME --address HOST:PORT --class CLASS`, or "
+            "search on this machine with --local"
+        ))  # fmt: skip
+        with Scheduler(fleet, db, max_retries=o["max_retries"],
+                       device_wait_s=o["device_wait_s"]) as scheduler:
             yield scheduler
 
 
 def _resume(ctx: click.Context, console: Console, o: dict[str, Any]) -> None:
-    if o["space_name"] or o["devices"] or o["classes"] or o["constraints"] or o["objectives"]:
+    if o["space_flags"].name or o["devices"] or o["classes"] or o["constraints"] or o["objectives"]:
         raise click.UsageError("--resume continues a stored search as it was configured; "
                                "only --budget, --fleet, --force and the output options apply")
     search_id = o["resume_id"]

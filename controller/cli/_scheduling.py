@@ -1,0 +1,83 @@
+"""Where the measuring commands (``measure``, ``lut``, ``search``) run their jobs.
+
+Either the devices of the fleet file, or one throw-away agent on loopback
+(``--local``), recorded as device and class ``local``. Both end as a
+:class:`Scheduler` over the cost database; the options that tune it
+(``--max-retries``, ``--wait``) and where exported models are cached
+(``--cache-dir``) are declared here once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.fleet import Device, Fleet, fleet_path, load_fleet
+from fleetnas.controller.local_agents import spawn_local_agent
+from fleetnas.controller.scheduler import DEFAULT_DEVICE_WAIT_S, DEFAULT_MAX_RETRIES, Scheduler
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOCAL_DEVICE = "local"
+LOCAL_CLASS = "local"
+STARTING_LOCAL_AGENT = "starting a local agent on loopback"
+
+
+def scheduler_options(func: F) -> F:
+    """``--max-retries``, ``--wait`` (as ``device_wait_s``) and ``--cache-dir``."""
+    for option in reversed([
+        click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True,
+                     type=click.IntRange(min=0), help="Retries of a job after transient failures."),
+        click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
+                     type=float, help="Seconds a job waits for a down device to come back."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where exported ONNX files are cached [default: ~/.cache/fleetnas/onnx]."),
+    ]):  # fmt: skip
+        func = option(func)
+    return func
+
+
+@contextmanager
+def local_scheduler(
+    db: CostDB,
+    *,
+    max_retries: int,
+    device_wait_s: float,
+    announce: str | None = STARTING_LOCAL_AGENT,
+) -> Iterator[Scheduler]:
+    """One throw-away agent on loopback (device and class ``local``) and a scheduler over it.
+
+    ``announce`` is echoed to stderr before the agent starts (None: nothing).
+    The agent is stopped and its folder removed on exit, whatever happened;
+    an agent that does not come up raises ``LocalAgentError``.
+    """
+    with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
+        if announce is not None:
+            click.echo(announce, err=True)
+        agent = spawn_local_agent(LOCAL_DEVICE, tmp)
+        try:
+            agent.wait_ready()
+            fleet = Fleet.of([Device(LOCAL_DEVICE, LOCAL_CLASS, agent.address)])
+            with Scheduler(fleet, db, max_retries=max_retries,
+                           device_wait_s=device_wait_s) as scheduler:
+                yield scheduler
+        finally:
+            agent.stop()
+
+
+def existing_fleet(fleet_file: Path | None, *, if_missing: str) -> tuple[Path, Fleet]:
+    """The fleet file's path (``--fleet``, env, or default) and its fleet.
+
+    A missing file is a click error ``no fleet file at PATH`` followed by
+    ``if_missing`` (what to do instead); a malformed one raises the fleet
+    package's named error.
+    """
+    path = fleet_path(fleet_file)
+    if not path.exists():
+        raise click.ClickException(f"no fleet file at {path}{if_missing}")
+    return path, load_fleet(path)
