@@ -66,6 +66,21 @@ def db_path_of(ctx: click.Context) -> Path:
     return state.db_path if state is not None else Path("fleetnas.db")
 
 
+def _devices(fleet_file: Path | None, *, if_none: str = "") -> tuple[Path, Fleet] | None:
+    """The fleet file's path and fleet; None, after saying how to add a device, when it has none.
+
+    ``if_none`` is appended to that advice (another way to get devices).
+    """
+    path = fleet_path(fleet_file)
+    with fleet_errors():
+        current = load_fleet(path)
+    if not len(current):
+        click.echo(f"No devices in {path}: add one with `fleetnas fleet add NAME --address "
+                   f"HOST:PORT --class CLASS`{if_none}")
+        return None
+    return path, current
+
+
 def _when(timestamp: float | None) -> str:
     if not timestamp:
         return "never"
@@ -180,13 +195,10 @@ def list_(fleet_file: Path | None) -> None:
     Example:
         fleetnas fleet list
     """
-    path = fleet_path(fleet_file)
-    with fleet_errors():
-        current = load_fleet(path)
-    if not len(current):
-        click.echo(f"No devices in {path}: add one with `fleetnas fleet add NAME --address "
-                   "HOST:PORT --class CLASS`")
+    found = _devices(fleet_file)
+    if found is None:
         return
+    path, current = found
     table = Table(title=escape(str(path)))
     for column in ("name", "class", "address", "token from", "TLS"):
         table.add_column(column)
@@ -254,13 +266,10 @@ def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path |
     Example:
         fleetnas fleet status --timeout 5
     """
-    path = fleet_path(fleet_file)
-    with fleet_errors():
-        current = load_fleet(path)
-    if not len(current):
-        click.echo(f"No devices in {path}: add one with `fleetnas fleet add NAME --address "
-                   "HOST:PORT --class CLASS`, or run `fleetnas agent local`")
+    found = _devices(fleet_file, if_none=", or run `fleetnas agent local`")
+    if found is None:
         return
+    path, current = found
     probes = probe_devices(list(current), ClientFactory.for_fleet(current), timeout_s=timeout)
     db_path = db_path_of(ctx)
     _record(db_path, current, probes)
