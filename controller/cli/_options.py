@@ -196,15 +196,20 @@ def costdb_errors() -> Iterator[None]:
         raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
 
 
+def existing_db_path(path: Path) -> Path:
+    """``path`` when a file is there; else a click error that says how to name the database."""
+    if not path.is_file():
+        raise click.ClickException(
+            f"no cost database at {path}; pass --db PATH or set {DB_ENVVAR}"
+        )
+    return path
+
+
 def open_costdb(state: CliState, *, must_exist: bool) -> CostDB:
     """Open the database named by ``--db``; a click error when it cannot be.
 
     With ``must_exist``, a missing file is an error instead of a new database.
     """
-    path = state.db_path
-    if must_exist and not path.is_file():
-        raise click.ClickException(
-            f"no cost database at {path}; pass --db PATH or set {DB_ENVVAR}"
-        )
+    path = existing_db_path(state.db_path) if must_exist else state.db_path
     with costdb_errors():
         return CostDB(path)

@@ -37,6 +37,7 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._errors import one_line_errors
 from fleetnas.controller.cli._options import (
     collect_params,
+    existing_db_path,
     settings_from_values,
     settings_options,
 )
@@ -578,10 +579,7 @@ def show(
         fleetnas lut show --space nb201 --device local --blocks
     """
     identity = _space_filter(space_flags)
-    path = db_path_of(ctx)
-    if not path.is_file():
-        raise click.ClickException(f"no cost database at {path}; pass --db PATH or set FLEETNAS_DB")
-    with _errors(), CostDB(path) as db:
+    with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         store = LutStore(db)
         luts = store.find(space_name=space_flags.name, space=identity, device=device)
         entries = {}
@@ -659,10 +657,7 @@ def export(
     """
     request = settings_from_values(setting_values)
     identity = _space_filter(space_flags)
-    path = db_path_of(ctx)
-    if not path.is_file():
-        raise click.ClickException(f"no cost database at {path}; pass --db PATH or set FLEETNAS_DB")
-    with _errors(), CostDB(path) as db:
+    with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         info = _select(db, space_flags.required_name, device, identity, settings_hash, request)
         written = export_lut(db, info, out_dir=out_dir, formats=formats or ("json", "csv"))
     for file in written:
