@@ -6,9 +6,9 @@ import datetime as dt
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._options import (
     CliState,
     costdb_errors,
@@ -69,7 +69,7 @@ def stats(state: CliState) -> None:
     with costdb_errors(), database:
         summary = database.summary()
     size = state.db_path.stat().st_size / 1e6
-    console = Console()
+    console = output_console()
     console.print(
         f"[bold]{state.db_path.resolve()}[/] (schema v{summary.schema_version}, {size:.1f} MB): "
         f"{summary.devices} devices, {summary.models} models, "

@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli.export import write_export
 from fleetnas.controller.cli.search import report_result, run_search, search_errors
 from fleetnas.controller.costdb import CostDB
@@ -143,7 +144,7 @@ def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) 
     """
     size = TINY if tiny else FULL
     workdir.mkdir(parents=True, exist_ok=True)
-    console = Console()
+    console = output_console()
     started = time.monotonic()
     timings: list[tuple[str, float]] = []
     space = get_space("nb201", size.space_config)

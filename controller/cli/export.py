@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.cli.search import rebuild_engine, search_errors
 from fleetnas.controller.costdb import CostDB
@@ -82,7 +82,7 @@ def export(ctx: click.Context, search_id: int, rank: int, output: Path | None,
     Example:
         fleetnas export 3 --rank 1 -o net.onnx      # net.onnx, net.json, net.txt
     """
-    console = Console()
+    console = output_console()
     with search_errors(), CostDB(db_path_of(ctx)) as db:
         out = output or Path(f"search-{search_id}-rank-{rank}.onnx")
         row, sha256 = write_export(db, search_id, rank, out, cache_dir=cache_dir)

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import click
 from google.protobuf import json_format
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._options import CliState, costdb_errors
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import (
@@ -206,7 +206,7 @@ def list_(fleet_file: Path | None) -> None:
         tls = "mTLS" if d.tls_cert else ("yes" if d.uses_tls else "no")
         token = f"${d.token_env}" if d.token_env else "-"
         table.add_row(escape(d.name), escape(d.device_class), escape(d.address), token, tls)
-    Console().print(table)
+    output_console().print(table)
 
 
 def _record(db_path: Path, current: Fleet, probes: list[ProbeResult]) -> None:
@@ -291,7 +291,7 @@ def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path |
         table.add_row(
             *_status_row(device, probe, known.get(device.name), last_seen.get(device.name))
         )
-    Console().print(table)
+    output_console().print(table)
 
 
 def _probe_dict(probe: ProbeResult, last_seen: float | None) -> dict[str, Any]:

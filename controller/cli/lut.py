@@ -34,6 +34,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._errors import one_line_errors
 from fleetnas.controller.cli._options import (
     collect_params,
@@ -344,7 +345,7 @@ def build(
             click.echo(f"interrupted: {stored} blocks are stored; run the same command again to "
                        "resume (nothing is measured twice)", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        console = Console()
+        console = output_console()
         table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
             ("distinct blocks", report.blocks),
             ("from the cost DB", report.cached),
@@ -483,7 +484,7 @@ def eval_(
         }, indent=2))  # fmt: skip
         return
     tau = "-" if acc.kendall_tau is None else f"{acc.kendall_tau:.3f}"
-    Console().print(_accuracy_table(f"{info.label()}: {acc.n} archs", [
+    output_console().print(_accuracy_table(f"{info.label()}: {acc.n} archs", [
         ("within ±10%", _pct(acc.within_10)),
         ("within ±5%", _pct(acc.within_5)),
         ("RMSPE", f"{acc.rmspe:.2f}%"),
@@ -547,7 +548,7 @@ def check(
         error = 100 * (row.predicted_ms - row.measured_ms) / row.measured_ms
         table.add_row(escape(row.arch), f"{row.predicted_ms:.3f}", f"{row.measured_ms:.3f}",
                       f"{error:+.1f}%")
-    console = Console()
+    console = output_console()
     console.print(table)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -597,7 +598,7 @@ def show(
             click.echo("No LUTs yet: build one with `fleetnas lut build --space SPACE "
                        "--device NAME` (or --local)")
             return
-        console = Console()
+        console = output_console()
         console.print(_lut_table(store, luts))
         if entries:
             table = Table(title=escape(f"entries of {luts[0].label()}"))

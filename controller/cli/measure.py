@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._options import costdb_errors, settings_from_values, settings_options
 from fleetnas.controller.cli._scheduling import (
     LOCAL_DEVICE,
@@ -253,7 +254,7 @@ def measure(
     if as_json:
         click.echo(json.dumps([outcome_dict(o) for o in outcomes], indent=2))
     else:
-        console = Console()
+        console = output_console()
         if len(outcomes) == 1 and outcomes[0].ok:
             _print_one(console, outcomes[0])
         else:

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._errors import one_line_errors
 from fleetnas.controller.cli._options import settings_from_values, settings_options
 from fleetnas.controller.cli._scheduling import (
@@ -86,8 +87,11 @@ def search_errors() -> AbstractContextManager[None]:
 
 
 def space_of(config: SearchConfig) -> SearchSpace:
+    """The config's space; a one-line usage error for an unknown name or bad options."""
     try:
         return get_space(config.space, dict(config.space_config))
+    except UnknownSpace as exc:
+        raise click.UsageError(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(f"{exc} (check --space-config / --resolution)") from exc
 
@@ -407,7 +411,7 @@ def search(ctx: click.Context, **options: Any) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    console = Console()
+    console = output_console()
     if options["resume_id"] is not None:
         _resume(ctx, console, options)
     else:
@@ -524,7 +528,7 @@ def list_searches(ctx: click.Context, as_json: bool) -> None:
         table.add_row(str(r.id), status, escape(r.space), r.mode, escape(targets),
                       escape(objectives), f"{r.trials}/{r.budget}", str(r.measured),
                       str(r.device_runs), str(r.predicted), _when(r.created_at))
-    Console().print(table)
+    output_console().print(table)
 
 
 @search.command("show")
@@ -544,7 +548,7 @@ def show(ctx: click.Context, search_id: int, everything: bool, csv_path: Path | 
         fleetnas search show 3
         fleetnas search show 3 --all --csv all.csv --plot front.png
     """
-    console = Console()
+    console = output_console()
     with search_errors(), CostDB(db_path_of(ctx)) as db:
         record = SearchStore(db).get(search_id)
         config, engine = rebuild_engine(db, record)

@@ -167,6 +167,9 @@ def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     bad = invoke("--db", str(db_path), "search", "--space", "nb201", "--local",
                  "--constraint", "latency[pi] <= 3 ms")
     assert bad.exit_code == 2 and "no target 'pi'" in bad.output
+    no_space = invoke("--db", str(db_path), "search", "--space", "bogus", "--local")
+    assert no_space.exit_code == 2
+    assert "unknown search space 'bogus'" in no_space.output and "nb201" in no_space.output
 
 
 def _complete(db_path: Path) -> int:
