@@ -238,24 +238,34 @@ class StateSampler:
         self._last_pi_bits: int | None = None
         self._last_throttle_count: int | None = None
         self._cpu_lock = threading.Lock()
-        self._last_cpu = (time.monotonic(), psutil.cpu_times())
+        self._last_cpu = (time.monotonic(), psutil.cpu_times(), own_cpu_seconds())
 
-    def _cpu_percent_since_last(self) -> float:
-        """Host CPU utilisation since this sampler's previous sample (or its creation).
+    def _cpu_percent_since_last(self) -> tuple[float, float]:
+        """(whole host, other programs) CPU utilisation in % since this sampler's
+        previous sample (or its creation).
 
         Blocks only for what is missing of ``cpu_window_s``: samples taken far
         apart cost nothing, so a benchmark's "before" sample measures the
         host during the idle gap before it and its "after" sample the run
-        itself. Per sampler, unlike psutil's module-global ``cpu_percent(None)``.
+        itself. "Other programs" excludes this process and its children (the
+        agent and its workers: a warm spare importing onnxruntime between two
+        jobs is not a noisy host). Per sampler, unlike psutil's module-global
+        ``cpu_percent(None)``.
         """
         with self._cpu_lock:
-            then, start = self._last_cpu
+            then, start, own_start = self._last_cpu
             missing = self._cpu_window_s - (time.monotonic() - then)
             if missing > 0:
                 time.sleep(missing)
             end = psutil.cpu_times()
-            self._last_cpu = (time.monotonic(), end)
-        return _busy_percent(start, end)
+            own_end = own_cpu_seconds()
+            self._last_cpu = (time.monotonic(), end, own_end)
+        total = sum(end) - sum(start)
+        busy = _busy_percent(start, end)
+        if total <= 0:
+            return busy, busy
+        own_percent = 100.0 * max(0.0, own_end - own_start) / total
+        return busy, max(0.0, busy - own_percent)
 
     def sample(self) -> agent_pb2.DeviceState:
         """One snapshot; CPU utilisation covers the time since the previous sample,
@@ -280,7 +290,7 @@ class StateSampler:
             or new_sticky
             or counters_grew
         )
-        cpu_percent = self._cpu_percent_since_last()
+        cpu_percent, others_cpu_percent = self._cpu_percent_since_last()
         return agent_pb2.DeviceState(
             timestamp=timestamp,
             freq_current_mhz=freq.current_mhz,
@@ -289,9 +299,29 @@ class StateSampler:
             temperature_c=temperature if temperature is not None else 0.0,
             load_1m=_load_1m(),
             cpu_percent=cpu_percent,
+            others_cpu_percent=others_cpu_percent,
             memory_available_bytes=psutil.virtual_memory().available,
             throttled=throttled,
         )
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its children, live or reaped.
+
+    A child that exits between two readings moves from the live sum to the
+    parent's ``children_*`` times once reaped; one not yet reaped drops out
+    until it is, which can only make "others" look busier, never quieter.
+    """
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in me.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:  # exited meanwhile
+            continue
+        total += child_times.user + child_times.system
+    return total
 
 
 def _busy_percent(start: Any, end: Any) -> float:
@@ -389,22 +419,24 @@ def noisy_host_warning(
 ) -> str | None:
     """The "noisy host" warning for a state sampled while the agent was idle, or None.
 
-    Noisy: the CPU was at least BUSY_CPU_PERCENT busy, or the 1-minute load
-    exceeded the cores the benchmark leaves free (+ LOAD_MARGIN) while the CPU
-    was at least LOAD_CONFIRM_CPU_PERCENT busy (the load average alone still
-    remembers the agent's own previous runs). ``threads_used`` 0 = all cores.
+    Noisy: other programs (``others_cpu_percent``: the host less this agent and
+    its workers) kept the CPU at least BUSY_CPU_PERCENT busy, or the 1-minute
+    load exceeded the cores the benchmark leaves free (+ LOAD_MARGIN) while
+    they kept it at least LOAD_CONFIRM_CPU_PERCENT busy (the load average alone
+    still remembers the agent's own previous runs). ``threads_used`` 0 = all cores.
     """
     threads = logical_cores if threads_used == 0 else min(threads_used, logical_cores)
     free_cores = logical_cores - threads
     load_text = f"load {before.load_1m:.1f} on {logical_cores} cores"
-    if before.cpu_percent >= BUSY_CPU_PERCENT:
+    others = before.others_cpu_percent
+    if others >= BUSY_CPU_PERCENT:
         return (
-            f"noisy host: CPU {before.cpu_percent:.0f}% busy before the run while the agent "
-            f"was idle ({load_text})"
+            f"noisy host: other programs kept the CPU {others:.0f}% busy before the run "
+            f"({load_text})"
         )
-    if before.load_1m > free_cores + LOAD_MARGIN and before.cpu_percent >= LOAD_CONFIRM_CPU_PERCENT:
+    if before.load_1m > free_cores + LOAD_MARGIN and others >= LOAD_CONFIRM_CPU_PERCENT:
         return (
             f"noisy host: {load_text} before the run, with {threads} of them in use by the "
-            f"benchmark (CPU {before.cpu_percent:.0f}% busy)"
+            f"benchmark (other programs: CPU {others:.0f}% busy)"
         )
     return None

@@ -227,6 +227,7 @@ def calm(**changes: object) -> agent_pb2.DeviceState:
         "temperature_c": 55.0,
         "load_1m": 0.1,
         "cpu_percent": 2.0,
+        "others_cpu_percent": 2.0,
         "memory_available_bytes": 2 << 30,
         "throttled": False,
     }
@@ -241,7 +242,7 @@ def warn(
 
 
 def test_calm_pair_gives_no_warning() -> None:
-    assert warn(calm(), calm(load_1m=1.9, cpu_percent=1.0, temperature_c=70.0)) == []
+    assert warn(calm(), calm(load_1m=1.9, others_cpu_percent=1.0, temperature_c=70.0)) == []
     # A frequency rise (governor ramping up) is not a warning either.
     assert warn(calm(freq_current_mhz=600.0), calm(freq_current_mhz=1500.0)) == []
 
@@ -269,22 +270,27 @@ def test_heat_warns() -> None:
 
 
 def test_busy_host_warns() -> None:
-    (only,) = warn(calm(cpu_percent=63.0, load_1m=2.4), calm())
+    (only,) = warn(calm(others_cpu_percent=63.0, load_1m=2.4), calm())
     assert only.startswith("noisy host") and "63%" in only and "load 2.4 on 2 cores" in only
 
 
+def test_the_agents_own_cpu_use_is_not_noise() -> None:
+    # the whole host was busy, but with the agent's own work (e.g. a warm spare starting)
+    assert warn(calm(cpu_percent=90.0, others_cpu_percent=3.0, load_1m=1.5), calm()) == []
+
+
 def test_high_load_with_current_activity_warns() -> None:
-    (only,) = warn(calm(load_1m=2.4, cpu_percent=30.0), calm(), threads=2, cores=2)
+    (only,) = warn(calm(load_1m=2.4, others_cpu_percent=30.0), calm(), threads=2, cores=2)
     assert "noisy host: load 2.4 on 2 cores before the run" in only
     # One thread on four cores leaves three free: load 2.4 fits beside the benchmark.
-    assert warn(calm(load_1m=2.4, cpu_percent=30.0), calm(), threads=1, cores=4) == []
+    assert warn(calm(load_1m=2.4, others_cpu_percent=30.0), calm(), threads=1, cores=4) == []
     # threads_used=0 means all cores.
-    assert warn(calm(load_1m=1.2, cpu_percent=30.0), calm(), threads=0, cores=4)
+    assert warn(calm(load_1m=1.2, others_cpu_percent=30.0), calm(), threads=0, cores=4)
 
 
 def test_stale_load_from_a_previous_run_is_not_noise() -> None:
     # load_1m still carries the agent's own previous benchmark; the host is idle now.
-    assert warn(calm(load_1m=2.4, cpu_percent=3.0), calm()) == []
+    assert warn(calm(load_1m=2.4, others_cpu_percent=3.0), calm()) == []
 
 
 def test_bad_arguments() -> None:
@@ -309,3 +315,20 @@ def test_cpu_utilisation_covers_the_time_since_the_previous_sample():
     busy = sampler.sample().cpu_percent
     one_core = 100.0 / (os.cpu_count() or 1)
     assert busy >= 0.6 * one_core, (busy, one_core)
+
+
+def test_the_agents_own_children_do_not_count_as_other_programs():
+    """A busy child of this process (like a benchmark worker) is excluded from others_cpu_percent."""
+    import os
+    import subprocess
+    import sys
+
+    from fleetnas.agent.device_state import StateSampler
+
+    sampler = StateSampler(cpu_window_s=0.05)
+    sampler.sample()
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+    subprocess.run([sys.executable, "-c", burn], check=True, timeout=60)
+    state = sampler.sample()
+    one_core = 100.0 / (os.cpu_count() or 1)
+    assert state.cpu_percent - state.others_cpu_percent >= 0.6 * one_core, state

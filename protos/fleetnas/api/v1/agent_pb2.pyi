@@ -171,7 +171,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DeviceState(_message.Message):
-    __slots__ = ("timestamp", "freq_current_mhz", "freq_max_mhz", "temperature_available", "temperature_c", "load_1m", "cpu_percent", "memory_available_bytes", "throttled")
+    __slots__ = ("timestamp", "freq_current_mhz", "freq_max_mhz", "temperature_available", "temperature_c", "load_1m", "cpu_percent", "memory_available_bytes", "throttled", "others_cpu_percent")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     FREQ_CURRENT_MHZ_FIELD_NUMBER: _ClassVar[int]
     FREQ_MAX_MHZ_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +181,7 @@ class DeviceState(_message.Message):
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
     THROTTLED_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     timestamp: float
     freq_current_mhz: float
     freq_max_mhz: float
@@ -190,7 +191,8 @@ class DeviceState(_message.Message):
     cpu_percent: float
     memory_available_bytes: int
     throttled: bool
-    def __init__(self, timestamp: _Optional[float] = ..., freq_current_mhz: _Optional[float] = ..., freq_max_mhz: _Optional[float] = ..., temperature_available: _Optional[bool] = ..., temperature_c: _Optional[float] = ..., load_1m: _Optional[float] = ..., cpu_percent: _Optional[float] = ..., memory_available_bytes: _Optional[int] = ..., throttled: _Optional[bool] = ...) -> None: ...
+    others_cpu_percent: float
+    def __init__(self, timestamp: _Optional[float] = ..., freq_current_mhz: _Optional[float] = ..., freq_max_mhz: _Optional[float] = ..., temperature_available: _Optional[bool] = ..., temperature_c: _Optional[float] = ..., load_1m: _Optional[float] = ..., cpu_percent: _Optional[float] = ..., memory_available_bytes: _Optional[int] = ..., throttled: _Optional[bool] = ..., others_cpu_percent: _Optional[float] = ...) -> None: ...
 
 class AgentStatus(_message.Message):
     __slots__ = ("busy", "queue_length", "max_queue", "state", "cache_bytes", "cached_models", "uptime_s", "running_model_sha256", "agent_version", "serving")
