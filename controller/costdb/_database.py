@@ -27,7 +27,12 @@ import sqlite_utils
 from google.protobuf import json_format
 
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb._errors import DatabaseBusy, DeviceNotFound, NotACostDB
+from fleetnas.controller.costdb._errors import (
+    CostDBError,
+    DatabaseBusy,
+    DeviceNotFound,
+    NotACostDB,
+)
 from fleetnas.controller.costdb._migrations import migrate
 from fleetnas.controller.costdb._pooling import (
     ExportReport,
@@ -110,7 +115,8 @@ class CostDB:
     a private in-memory database. Opening applies pending migrations. Raises
     :class:`NotACostDB` for a file that is not one, :class:`SchemaTooNew` for
     one written by a newer fleetnas, :class:`DatabaseBusy` when the write lock
-    cannot be had.
+    cannot be had, and a plain :class:`CostDBError` naming the path when the
+    file cannot be opened at all (a missing folder, a directory).
 
     ``db`` is the underlying ``sqlite_utils.Database`` for ad-hoc reads.
     """
@@ -127,12 +133,19 @@ class CostDB:
         self.path: Path | None = None if memory else Path(path)  # type: ignore[arg-type]
         self._label = ":memory:" if memory else str(path)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            ":memory:" if memory else str(path),
-            timeout=busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        try:
+            self._conn = sqlite3.connect(
+                ":memory:" if memory else str(path),
+                timeout=busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.OperationalError as exc:
+            # Typically a missing folder (SQLite creates the file, never its directory).
+            raise CostDBError(
+                f"cannot open the cost database {self._label} ({exc}); create its folder "
+                "or pass another --db"
+            ) from exc
         try:
             self.db = sqlite_utils.Database(self._conn, execute_plugins=False)
             self.schema_version = self._open(memory)

@@ -13,6 +13,7 @@ from fleetnas.controller.costdb import (
     LATEST_VERSION,
     MIGRATIONS,
     CostDB,
+    CostDBError,
     DeviceNotFound,
     InvalidRecord,
     Measurement,
@@ -239,6 +240,14 @@ def test_files_that_are_not_cost_databases_are_refused(tmp_path: Path) -> None:
     assert sqlite3.connect(other).execute("SELECT name FROM sqlite_master").fetchall() == [
         ("people",)
     ]
+
+
+def test_a_path_in_a_missing_folder_is_a_named_error(tmp_path: Path) -> None:
+    path = tmp_path / "no-such-folder" / "cost.db"
+    with pytest.raises(CostDBError, match="create its folder or pass another --db") as caught:
+        CostDB(path)
+    assert str(path) in str(caught.value)
+    assert not path.parent.exists()
 
 
 def test_one_instance_can_be_shared_by_threads(db: CostDB) -> None:

@@ -170,6 +170,10 @@ def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     no_space = invoke("--db", str(db_path), "search", "--space", "bogus", "--local")
     assert no_space.exit_code == 2
     assert "unknown search space 'bogus'" in no_space.output and "nb201" in no_space.output
+    nowhere = tmp_path / "missing-folder" / "cost.db"
+    unopenable = invoke("--db", str(nowhere), "search", "--space", "nb201", "--local", "--quiet")
+    assert unopenable.exit_code == 1 and len(unopenable.output.strip().splitlines()) == 1
+    assert str(nowhere) in unopenable.output and "pass another --db" in unopenable.output
 
 
 def _complete(db_path: Path) -> int:
