@@ -61,7 +61,11 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("memory_cap_mb", "--memory-cap-mb", int, "memory cap of a benchmark worker process"),
     ("host_fingerprint", "--host-fingerprint", str,
      "override the host fingerprint (give VMs that share one machine the same value)"),
-    ("grpc_workers", "--grpc-workers", int, "gRPC handler threads"),
+    ("grpc_workers", "--grpc-workers", int,
+     "gRPC handler threads; must cover --max-queue + 1 + --max-uploads + 2"),
+    ("max_uploads", "--max-uploads", int, "uploads received at once; more get RESOURCE_EXHAUSTED"),
+    ("upload_idle_timeout_s", "--upload-idle-timeout", float,
+     "cancel an upload whose client sends nothing for this long (s)"),
     ("drain_timeout_s", "--drain-timeout", float, "on shutdown, how long to let in-flight work finish"),
 ]
 
@@ -143,6 +147,8 @@ def _serve(args: argparse.Namespace) -> int:
     values["token"] = args.token or os.environ.get(TOKEN_ENV) or None
     values["insecure"] = args.insecure
     config = AgentConfig(**values)
+    if args.port_file and not args.port_file.parent.is_dir():
+        raise ConfigError(f"--port-file: no such folder: {args.port_file.parent}")
     agent = create_server(config)
     if args.port_file:
         tmp = args.port_file.with_suffix(".tmp")
@@ -266,9 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fleetnas-agent: {exc}", file=sys.stderr)
         return 2
     except AgentError as exc:
-        print(f"fleetnas-agent: {exc.reason_name.removeprefix('ERROR_REASON_').lower()}: "
-              f"{exc.message}", file=sys.stderr)
+        reason = exc.reason_name.removeprefix("ERROR_REASON_").lower()
+        label = "" if reason == "unspecified" else f"{reason}: "
+        print(f"fleetnas-agent: {label}{exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a path given on the command line: cache dir, port file, PEM files
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"fleetnas-agent: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MIB = 1024 * 1024
+#: handler threads kept free of uploads and queued benchmarks, for health/status/describe
+RESERVED_HANDLER_THREADS = 2
 TOKEN_ENV = "FLEETNAS_AGENT_TOKEN"
 
 
@@ -66,6 +68,8 @@ class AgentConfig:
     memory_cap_mb: int = field(default_factory=default_memory_cap_mb)
     host_fingerprint: str | None = None
     grpc_workers: int = 16
+    max_uploads: int = 4
+    upload_idle_timeout_s: float = 30.0
     drain_timeout_s: float = 60.0
 
     @property
@@ -117,5 +121,20 @@ class AgentConfig:
             raise ConfigError(f"--max-timeout must be positive, got {self.max_timeout_s}")
         if self.memory_cap_mb < 64:
             raise ConfigError(f"--memory-cap-mb must be at least 64, got {self.memory_cap_mb}")
+        if self.max_uploads < 1:
+            raise ConfigError(f"--max-uploads must be at least 1, got {self.max_uploads}")
+        if self.upload_idle_timeout_s <= 0:
+            raise ConfigError(
+                f"--upload-idle-timeout must be positive, got {self.upload_idle_timeout_s}"
+            )
+        # Each queued or running benchmark and each upload holds a handler
+        # thread; health, status and describe must always find one free.
+        needed = self.max_queue + 1 + self.max_uploads + RESERVED_HANDLER_THREADS
+        if needed > self.grpc_workers:
+            raise ConfigError(
+                f"--grpc-workers {self.grpc_workers} is too few for --max-queue {self.max_queue} "
+                f"+ 1 running benchmark + --max-uploads {self.max_uploads} + "
+                f"{RESERVED_HANDLER_THREADS} for health/status: raise --grpc-workers to {needed}"
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")

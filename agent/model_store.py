@@ -8,7 +8,8 @@ Contract:
   verified against the declared hash (written to a temporary file, then
   renamed atomically), so a half-written file is never visible.
 - When the cache would exceed its byte budget, least recently used models are
-  evicted first. Pinned models (in use by a queued or running benchmark) are
+  evicted first. Uploads in progress count with their declared size, so the
+  partial files never push the folder past the budget either. Pinned models (in use by a queued or running benchmark) are
   never evicted; if the budget can only be met by evicting pinned models, the
   cache runs over budget until they are unpinned.
 - Thread-safe: every public method may be called from any gRPC handler thread.
@@ -34,13 +35,13 @@ from fleetnas.agent.errors import (
     ModelTooLarge,
 )
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: no trailing newline slips by
 _SUFFIX = ".onnx"
 
 
 def validate_sha256(value: str) -> str:
     """Return ``value`` if it is a lowercase hex sha256, else raise InvalidUpload."""
-    if not _SHA256_RE.match(value or ""):
+    if not _SHA256_RE.fullmatch(value or ""):
         raise InvalidUpload(
             f"not a sha256: {value[:80]!r}; expected 64 lowercase hex characters"
         )
@@ -71,6 +72,7 @@ class ModelStore:
         self._last_used: dict[str, float] = {}
         self._sizes: dict[str, int] = {}
         self._pins: dict[str, int] = {}
+        self._inflight_bytes = 0  # declared sizes of uploads being received
         self._load_existing()
 
     # -- queries -----------------------------------------------------------
@@ -82,7 +84,7 @@ class ModelStore:
             tmp.unlink(missing_ok=True)  # left by a crash mid-upload
         for path in self.cache_dir.glob(f"*{_SUFFIX}"):
             sha = path.name[: -len(_SUFFIX)]
-            if not _SHA256_RE.match(sha):
+            if not _SHA256_RE.fullmatch(sha):
                 continue
             st = path.stat()
             self._sizes[sha] = st.st_size
@@ -166,6 +168,9 @@ class ModelStore:
         tmp = self.cache_dir / f"{sha256}.{threading.get_ident()}.{time.monotonic_ns()}.partial"
         digest = hashlib.sha256()
         received = 0
+        with self._lock:  # make room first: partial files count against the budget too
+            self._inflight_bytes += total_bytes
+            self._evict_locked()
         try:
             with open(tmp, "wb") as fh:
                 for chunk in chunks:
@@ -190,6 +195,9 @@ class ModelStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            with self._lock:
+                self._inflight_bytes -= total_bytes
         with self._lock:
             self._sizes[sha256] = received
             self._touch(sha256)
@@ -197,7 +205,7 @@ class ModelStore:
         return StoredModel(sha256, final, received)
 
     def _evict_locked(self, keep: str | None = None) -> None:
-        total = sum(self._sizes.values())
+        total = sum(self._sizes.values()) + self._inflight_bytes
         if total <= self.budget_bytes:
             return
         for sha in sorted(self._sizes, key=lambda s: self._last_used.get(s, 0.0)):

@@ -26,7 +26,7 @@ import grpc
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
 from fleetnas.agent.device_state import StateSampler, noisy_host_warning, state_warnings
-from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, abort_with
+from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, QueueFull, abort_with
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_store import ModelStore, validate_sha256
@@ -60,6 +60,53 @@ def _translate_errors(handler: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class _IdleWatchdog:
+    """Cancels an RPC whose client sends no message for ``timeout_s`` seconds.
+
+    gRPC's synchronous server blocks a handler thread on the next message of a
+    client stream with no time limit of its own; a client that stops sending
+    would hold that thread forever.
+    """
+
+    def __init__(self, context: grpc.ServicerContext, timeout_s: float) -> None:
+        self._context = context
+        self._timeout_s = timeout_s
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._watch, name="upload-watchdog", daemon=True)
+
+    def __enter__(self) -> _IdleWatchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        poll = min(0.5, self._timeout_s / 4)
+        while not self._done.wait(poll):
+            if time.monotonic() - self._last > self._timeout_s:
+                self.fired = True
+                get_logger().warning("upload cancelled: client idle",
+                                     extra={"idle_s": self._timeout_s})
+                self._context.cancel()
+                return
+
+    def chunks(self, iterator: Iterator[T]) -> Iterator[T]:
+        """Yield from ``iterator``, resetting the idle clock on every message."""
+        try:
+            for item in iterator:
+                self._last = time.monotonic()
+                yield item
+        except grpc.RpcError:
+            if self.fired:
+                raise InvalidUpload(
+                    f"upload cancelled: the client sent nothing for {self._timeout_s:g} s"
+                ) from None
+            raise
+
+
 class AgentService(agent_pb2_grpc.AgentServicer):
     """Implements Describe, Status, HasModels, UploadModel and Benchmark."""
 
@@ -84,6 +131,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         # The CPU window blocks, so it is short: two samples per benchmark.
         self._sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
         self._status_sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
+        self._upload_slots = threading.BoundedSemaphore(config.max_uploads)
         self.serving = True
 
     # -- Describe / Status -------------------------------------------------
@@ -122,7 +170,21 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     def UploadModel(
         self, request_iterator: Iterator[agent_pb2.UploadChunk], context: grpc.ServicerContext
     ):
-        first = next(request_iterator, None)
+        # Each upload holds a handler thread: bound how many, and cancel one
+        # whose client stalls, so uploads can never starve health and status.
+        if not self._upload_slots.acquire(blocking=False):
+            raise QueueFull(
+                f"{self._config.max_uploads} uploads already in progress; retry shortly "
+                "(agent flag --max-uploads)"
+            )
+        try:
+            with _IdleWatchdog(context, self._config.upload_idle_timeout_s) as watchdog:
+                return self._receive(watchdog.chunks(request_iterator))
+        finally:
+            self._upload_slots.release()
+
+    def _receive(self, chunks: Iterator[agent_pb2.UploadChunk]) -> agent_pb2.UploadResponse:
+        first = next(chunks, None)
         if first is None:
             raise InvalidUpload("empty upload stream: the first chunk must carry sha256 and size")
         sha = validate_sha256(first.sha256)
@@ -132,14 +194,14 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 sha256=sha, size_bytes=first.total_bytes, already_present=True
             )
 
-        def chunks() -> Iterator[bytes]:
+        def data() -> Iterator[bytes]:
             yield first.data
-            for chunk in request_iterator:
+            for chunk in chunks:
                 if chunk.sha256 and chunk.sha256 != sha:
                     raise InvalidUpload("a later chunk names a different sha256")
                 yield chunk.data
 
-        stored = self._store.put_stream(sha, first.total_bytes, chunks())
+        stored = self._store.put_stream(sha, first.total_bytes, data())
         get_logger().info("model cached", extra={"sha256": sha, "bytes": stored.size_bytes})
         return agent_pb2.UploadResponse(sha256=sha, size_bytes=stored.size_bytes)
 

@@ -17,7 +17,7 @@ import pytest
 
 from fleetnas.agent import errors
 from fleetnas.agent.client import sha256_hex
-from fleetnas.api.v1 import agent_pb2
+from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 from tests import onnx_models
 from tests.agent.conftest import fast_settings, raw_stub, reason_of
 
@@ -241,3 +241,77 @@ def test_queue_full_is_resource_exhausted(start_agent, good_model):
     assert info.value.transient and info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     holder.join(120)
     _still_serves(client, good_model)
+
+
+def test_stalled_uploads_cannot_starve_the_agent(start_agent, good_model):
+    """Upload slots are bounded and an idle upload is cancelled: health and status keep answering."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server, client = start_agent(max_uploads=1, upload_idle_timeout_s=1.0, grpc_workers=6,
+                                 max_queue=1)
+    channel, stub, md = raw_stub(server.port)
+    release = threading.Event()
+    data = os.urandom(3 << 20)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def stalling_chunks():
+        yield agent_pb2.UploadChunk(sha256=sha, total_bytes=len(data), data=data[: 1 << 20])
+        release.wait(30)  # the client goes quiet mid-upload
+
+    outcome: dict[str, grpc.RpcError] = {}
+
+    def stalled() -> None:
+        try:
+            stub.UploadModel(stalling_chunks(), timeout=60, metadata=md)
+        except grpc.RpcError as err:
+            outcome["err"] = err
+
+    thread = threading.Thread(target=stalled)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not any(p.name.endswith(".partial") for p in server.config.cache_dir.rglob("*")):
+        assert time.monotonic() < deadline, "the stalled upload never started"
+        time.sleep(0.02)
+    # the only upload slot is taken: another upload is refused at once, not queued
+    with pytest.raises(errors.QueueFull, match="--max-uploads"):
+        client.upload_model(good_model)
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+        health_pb2.HealthCheckResponse.SERVING
+    assert client.status().serving
+    thread.join(30)  # cancelled by the agent after 1 s of silence
+    release.set()
+    assert outcome["err"].code() == grpc.StatusCode.CANCELLED
+    assert not any(p.name.endswith(".partial") for p in server.config.cache_dir.rglob("*"))
+    channel.close()
+    _still_serves(client, good_model)  # the slot was released
+
+
+@pytest.mark.parametrize("rpc", ["Describe", "Status", "HasModels", "Benchmark"])
+@pytest.mark.parametrize("metadata", [(), (("authorization", "Bearer nope"),),
+                                      (("authorization", "token correct-token"),)],
+                         ids=["missing", "wrong", "malformed"])
+def test_every_rpc_requires_the_token(start_agent, rpc, metadata):
+    server, _ = start_agent(token="correct-token")
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    stub = agent_pb2_grpc.AgentStub(channel)
+    requests = {
+        "Describe": agent_pb2.DescribeRequest(),
+        "Status": agent_pb2.StatusRequest(),
+        "HasModels": agent_pb2.HasModelsRequest(sha256=["0" * 64]),
+        "Benchmark": agent_pb2.BenchmarkRequest(model_sha256="0" * 64),
+    }
+    with pytest.raises(grpc.RpcError) as info:
+        getattr(stub, rpc)(requests[rpc], timeout=10, metadata=metadata)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert reason_of(info.value) == "ERROR_REASON_UNAUTHENTICATED"
+    channel.close()
+
+
+def test_hash_with_trailing_newline_is_refused(agent):
+    server, _ = agent
+    channel, stub, md = raw_stub(server.port)
+    _expect(lambda: stub.HasModels(agent_pb2.HasModelsRequest(sha256=["0" * 64 + "\n"]),
+                                   timeout=10, metadata=md),
+            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPLOAD", "not a sha256")
+    channel.close()

@@ -31,6 +31,9 @@ def test_off_loopback_without_token_is_refused(tmp_path):
     ({"memory_cap_mb": 10}, "--memory-cap-mb"),
     ({"max_queue": -1}, "--max-queue"),
     ({"port": 70000}, "--port"),
+    ({"max_uploads": 0}, "--max-uploads"),
+    ({"upload_idle_timeout_s": 0}, "--upload-idle-timeout"),
+    ({"grpc_workers": 8, "max_queue": 4, "max_uploads": 2}, "raise --grpc-workers to 9"),
 ])
 def test_inconsistent_settings_name_the_flag(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):

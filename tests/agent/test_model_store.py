@@ -95,3 +95,21 @@ def test_partial_files_from_a_crash_are_cleaned(tmp_path):
     (tmp_path / f"{'a' * 64}.123.456.partial").write_bytes(b"half")
     store = ModelStore(tmp_path, budget_bytes=10_000, max_model_bytes=1_000)
     assert store.count == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_uploads_in_progress_count_against_the_budget(tmp_path):
+    store = ModelStore(tmp_path, budget_bytes=2_500, max_model_bytes=1_000)
+    a = _put(store, os.urandom(1000))
+    b = _put(store, os.urandom(1000))
+    data = os.urandom(1000)
+    seen_on_disk: list[int] = []
+
+    def chunks():
+        for i in range(0, 1000, 250):
+            seen_on_disk.append(sum(p.stat().st_size for p in tmp_path.iterdir()))
+            yield data[i : i + 250]
+
+    store.put_stream(hashlib.sha256(data).hexdigest(), 1000, chunks())
+    # room was made before the first byte arrived: the folder never went over budget
+    assert max(seen_on_disk) + 250 <= 2_500
+    assert not store.has(a) and store.has(b)

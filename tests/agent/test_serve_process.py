@@ -133,3 +133,20 @@ def test_mutual_tls(start_agent, tmp_path, good_model):
     with AgentClient(address, token="tok", call_timeout_s=5) as client:
         with pytest.raises(errors.AgentUnavailable):
             client.describe()
+
+
+def test_unusable_paths_and_dead_agents_are_one_line_errors(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    serve = subprocess.run([*AGENT, "serve", "--port", "0", "--cache-dir", str(blocker / "x")],
+                           capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr
+    assert str(blocker) in serve.stderr
+    missing_ca = subprocess.run([*AGENT, "describe", "--address", "127.0.0.1:1", "--tls-ca",
+                                 str(tmp_path / "none.pem")], capture_output=True, text=True,
+                                timeout=60)
+    assert missing_ca.returncode == 2 and "none.pem" in missing_ca.stderr
+    assert "Traceback" not in missing_ca.stderr
+    dead = subprocess.run([*AGENT, "describe", "--address", "127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=60)
+    assert dead.returncode == 1 and dead.stderr.startswith("fleetnas-agent: agent unavailable")
