@@ -362,7 +362,13 @@ def read_lut_file(path: str | Path, fmt: str | None = None) -> LutFile:
     size = path.stat().st_size
     if size > MAX_IMPORT_BYTES:
         raise LutFormatError(f"{path}: {size} bytes is over the {MAX_IMPORT_BYTES >> 20} MiB limit")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LutFormatError(
+            f"{path}: not UTF-8 text (byte {exc.start}); export the LUT again with "
+            "`fleetnas lut export`"
+        ) from exc
     try:
         if fmt == "csv":
             parsed = _from_csv(text)

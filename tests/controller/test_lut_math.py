@@ -13,11 +13,13 @@ import random
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetnas.agent.settings import resolve_settings
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.cli import main
 from fleetnas.controller.costdb import CostDB, settings_hash
 from fleetnas.controller.costdb._settings_hash import settings_to_dict
 from fleetnas.controller.lut import (
@@ -284,6 +286,19 @@ def test_import_rejects_malformed_files(tmp_path: Path, edit, needle: str) -> No
         import_lut(db, bad)
     with CostDB(tmp_path / "dst.db") as db:
         assert LutStore(db).find() == []  # nothing written
+
+
+@pytest.mark.parametrize("name", ["latin1.json", "latin1.csv"])
+def test_import_rejects_files_that_are_not_utf8(tmp_path: Path, name: str) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(b"space,device\nnb201,caf\xe9\n")
+    with pytest.raises(LutFormatError, match="not UTF-8 text") as caught:
+        read_lut_file(bad)
+    assert str(bad) in str(caught.value)
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "dst.db"), "lut", "import", str(bad)])
+    assert result.exit_code == 1 and result.exception is not None
+    assert isinstance(result.exception, SystemExit)  # a click error, not a traceback
+    assert "not UTF-8 text" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_import_refuses_mismatches_unless_forced(tmp_path: Path) -> None:
