@@ -17,6 +17,7 @@ import click
 from rich.markup import escape
 
 from fleetnas.controller.cli._console import output_console
+from fleetnas.controller.cli._options import existing_db_path
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.cli.search import rebuild_engine, search_errors
 from fleetnas.controller.costdb import CostDB
@@ -83,7 +84,7 @@ def export(ctx: click.Context, search_id: int, rank: int, output: Path | None,
         fleetnas export 3 --rank 1 -o net.onnx      # net.onnx, net.json, net.txt
     """
     console = output_console()
-    with search_errors(), CostDB(db_path_of(ctx)) as db:
+    with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         out = output or Path(f"search-{search_id}-rank-{rank}.onnx")
         row, sha256 = write_export(db, search_id, rank, out, cache_dir=cache_dir)
     if row.model_sha256 and row.model_sha256 != sha256:

@@ -27,7 +27,11 @@ from rich.text import Text
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._errors import one_line_errors
-from fleetnas.controller.cli._options import settings_from_values, settings_options
+from fleetnas.controller.cli._options import (
+    existing_db_path,
+    settings_from_values,
+    settings_options,
+)
 from fleetnas.controller.cli._scheduling import (
     LOCAL_DEVICE,
     existing_fleet,
@@ -479,7 +483,7 @@ def _resume(ctx: click.Context, console: Console, o: dict[str, Any]) -> None:
         raise click.UsageError("--resume continues a stored search as it was configured; "
                                "only --budget, --fleet, --force and the output options apply")
     search_id = o["resume_id"]
-    with search_errors(), CostDB(db_path_of(ctx)) as db:
+    with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         record = SearchStore(db).get(search_id)
         config = SearchConfig.from_dict(record.config)
         with _measuring(db, config, o) as scheduler:
@@ -511,7 +515,7 @@ def list_searches(ctx: click.Context, as_json: bool) -> None:
         fleetnas search list
         fleetnas --db team.db search list --json
     """
-    with search_errors(), CostDB(db_path_of(ctx)) as db:
+    with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         records = SearchStore(db).searches()
     if as_json:
         click.echo(json.dumps([search_summary(r) for r in records], indent=2))
@@ -549,7 +553,7 @@ def show(ctx: click.Context, search_id: int, everything: bool, csv_path: Path | 
         fleetnas search show 3 --all --csv all.csv --plot front.png
     """
     console = output_console()
-    with search_errors(), CostDB(db_path_of(ctx)) as db:
+    with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         record = SearchStore(db).get(search_id)
         config, engine = rebuild_engine(db, record)
     if json_path != "-":

@@ -176,6 +176,16 @@ def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     assert str(nowhere) in unopenable.output and "pass another --db" in unopenable.output
 
 
+@pytest.mark.parametrize("command", [["search", "list"], ["search", "show", "1"],
+                                     ["search", "--resume", "1", "--local"], ["export", "1"]])
+def test_read_only_commands_never_create_a_database(tmp_path: Path, command: list[str]) -> None:
+    db_path = tmp_path / "absent.db"
+    result = invoke("--db", str(db_path), *command)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert f"no cost database at {db_path}" in result.output
+    assert list(tmp_path.iterdir()) == []  # not the file, nor its -wal/-shm
+
+
 def _complete(db_path: Path) -> int:
     if not db_path.exists():
         return 0
