@@ -269,9 +269,9 @@ class SearchDriver:
         store = SearchStore(db)
         record = store.get(search_id)
         config = SearchConfig.from_dict(record.config)
-        if budget is not None and budget != config.budget:
-            config = config.with_budget(budget)
-            store.set_config(search_id, config.to_dict(), budget)
+        new_budget = budget if budget is not None and budget != config.budget else None
+        if new_budget is not None:
+            config = config.with_budget(new_budget)
         space = space or get_space(config.space, config.space_config)
         state = store.state(search_id)
         if state is None:
@@ -290,6 +290,8 @@ class SearchDriver:
                 ) from exc
             luts[key] = LatencyPredictor.from_lut(db, space, info)
         store.claim(search_id, owner_label(), force=force)
+        if new_budget is not None:  # only once it is ours: a refused resume changes nothing
+            store.set_config(search_id, config.to_dict(), config.budget)
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
         driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
                      callables=callables, store=store, search_id=search_id,

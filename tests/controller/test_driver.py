@@ -366,6 +366,21 @@ def test_resume_extends_the_budget_of_a_finished_search(db: CostDB) -> None:
     assert (record.budget, record.trials, record.status) == (35, 35, "complete")
 
 
+def test_a_refused_resume_leaves_the_stored_budget_alone(db: CostDB) -> None:
+    driver = SearchDriver.create(_config(budget=10), db=db, measurer=CallableMeasurer(true_latency),
+                                 callables={"accuracy": true_accuracy})
+    search_id = driver.search_id or 0
+    store = SearchStore(db)
+    store.claim(search_id, "another-host.invalid:4242")
+    before = store.get(search_id)
+    with pytest.raises(SearchBusy, match="another host"):
+        SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                            callables={"accuracy": true_accuracy}, budget=99)
+    after = store.get(search_id)
+    assert (after.budget, after.config, after.owner) == (10, before.config, before.owner)
+    assert after.config["budget"] == 10
+
+
 def test_a_search_running_in_a_live_process_cannot_be_resumed_twice(db: CostDB) -> None:
     import socket
 
