@@ -40,18 +40,26 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _wait_busy(address: str, deadline_s: float = 30.0) -> None:
-    """Poll an agent's Status until it is running a benchmark."""
+def _wait_job_start(address: str, deadline_s: float = 30.0) -> None:
+    """Poll an agent's Status until it goes from idle to busy: a benchmark has just begun.
+
+    Returning at a fresh start (not merely "busy", which may be a job's last
+    milliseconds) lets a test kill the agent while that job is surely in flight.
+    """
     deadline = time.monotonic() + deadline_s
+    seen_idle = False
     with AgentClient(address, call_timeout_s=2.0) as client:
         while time.monotonic() < deadline:
             try:
-                if client.status().busy:
-                    return
+                busy = client.status().busy
             except AgentError:
-                pass
-            time.sleep(0.01)
-    raise AssertionError(f"agent {address} never became busy")
+                busy = None
+            if busy is False:
+                seen_idle = True
+            elif busy and seen_idle:
+                return
+            time.sleep(0.005)
+    raise AssertionError(f"agent {address} never started a benchmark")
 
 
 def test_agents_sharing_a_host_never_benchmark_at_the_same_time(
@@ -96,14 +104,16 @@ def test_sigkill_mid_batch_moves_the_job_and_loses_or_duplicates_nothing(
     started = agents.start(3)
     victim = started[0]
     fleet = fleet_of(started)
-    settings = tiny_settings(min_duration_s=0.3, max_duration_s=0.4)
+    # each job times for >= 0.6 s: a kill right after a job starts lands mid-job
+    settings = tiny_settings(min_runs=5, max_runs=100_000, min_duration_s=0.6,
+                             max_duration_s=0.7)
     models = _models(9)
     jobs = [Job.on_class(m, "cpu", settings) for m in models]
     result: list[list[JobOutcome]] = []
     with Scheduler(fleet, db, heartbeat_interval_s=0.5) as scheduler:
         runner = threading.Thread(target=lambda: result.append(scheduler.run(jobs)))
         runner.start()
-        _wait_busy(victim.address)
+        _wait_job_start(victim.address)
         victim.kill()
         runner.join(120)
         assert not runner.is_alive()
