@@ -276,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = "" if reason == "unspecified" else f"{reason}: "
         print(f"fleetnas-agent: {label}{exc.message}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a path given on the command line: cache dir, port file, PEM files
         where = f": {exc.filename}" if exc.filename else ""
         print(f"fleetnas-agent: {exc.strerror or exc}{where}", file=sys.stderr)
