@@ -1,31 +1,64 @@
-"""Write a text file so that readers see the old content or the new, never a part.
+"""Write files so that readers see the old content or the new, never a part.
 
-Shared by the file exporters (LUT files, search reports): the text goes to a
-hidden temporary file next to the target, which then replaces the target in
-one ``os.replace`` (atomic on POSIX and Windows within one file system).
+The one atomic-write mechanism of the controller (cost-DB exports, fleet
+files, LUT files, search reports, the ONNX export cache): the content goes to
+a hidden temporary file next to the target, which then replaces the target in
+one ``os.replace`` (atomic on POSIX and Windows within one file system). On
+any failure the temporary file is removed and the target is left as it was.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_writer(
+    path: str | Path, *, binary: bool = False, fsync: bool = False, make_parents: bool = True
+) -> Iterator[IO[Any]]:
+    """A file handle whose content appears at ``path`` only once the block completes.
+
+    Text mode writes UTF-8 with newlines as given. ``fsync`` flushes the data
+    to disk before the rename (for files that must survive a crash, such as
+    exports). ``make_parents`` creates missing parent folders; without it a
+    missing folder raises FileNotFoundError.
+    """
+    target = Path(path)
+    if make_parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        mode = "wb" if binary else "w"
+        encoding = None if binary else "utf-8"
+        newline = None if binary else ""
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically; return the path.
 
-    Creates missing parent folders. On any failure, the temporary file is
-    removed, ``path`` is left as it was, and the exception propagates.
+    Creates missing parent folders.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_writer(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path. Creates missing parent folders."""
+    with atomic_writer(path, binary=True) as handle:
+        handle.write(data)
+    return Path(path)

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from fleetnas.controller.atomic_files import atomic_writer
 from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv
 from fleetnas.controller.costdb._errors import ImportFormatError, InvalidRecord, NotACostDB
 from fleetnas.controller.costdb._migrations import LATEST_VERSION, check_history
@@ -82,20 +81,9 @@ def detect_format(path: str | Path, fmt: str | None) -> ExportFormat:
     return fmt  # type: ignore[return-value]
 
 
-@contextmanager
-def atomic_write(path: str | Path) -> Iterator[IO[str]]:
-    """A text file that appears at ``path`` only once it has been written completely."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write(path: str | Path) -> AbstractContextManager[IO[str]]:
+    """A text file that appears at ``path`` only once it has been written completely (fsynced)."""
+    return atomic_writer(path, fsync=True, make_parents=False)
 
 
 # -- JSON lines ------------------------------------------------------------------------

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from fleetnas.controller.atomic_files import write_bytes_atomic
 
 
 def default_cache_dir() -> Path:
@@ -60,11 +61,4 @@ class OnnxCache:
         return self.path(key)
 
     def _write(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(target, data)

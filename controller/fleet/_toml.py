@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fleetnas.controller.atomic_files import write_text_atomic
 from fleetnas.controller.fleet._errors import FleetError, FleetFileError
 from fleetnas.controller.fleet._model import Device, Fleet
 
@@ -190,8 +191,4 @@ def save_fleet(fleet: Fleet, path: str | Path | None = None) -> Path:
     target = Path(path) if path is not None else fleet.path
     if target is None:
         raise ValueError("save_fleet: no path given and the fleet has none")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(dump_fleet(fleet), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return write_text_atomic(target, dump_fleet(fleet))
