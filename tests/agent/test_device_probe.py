@@ -24,6 +24,7 @@ from fleetnas.agent.device_probe import (
     parse_nvidia_smi_csv,
     query_nvidia_gpus,
 )
+from tests.agent.fake_root import write_tree
 
 PI_CPUINFO = """processor\t: 0
 BogoMIPS\t: 108.00
@@ -43,17 +44,6 @@ Revision\t: c03114
 Model\t\t: Raspberry Pi 4 Model B Rev 1.4
 """
 
-
-def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Create ``files`` (paths relative to ``root``) and return ``root``."""
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return root
 
 
 def test_describe_this_machine_is_sane() -> None:

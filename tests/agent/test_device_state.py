@@ -18,23 +18,13 @@ from fleetnas.agent.device_state import (
     state_warnings,
 )
 from fleetnas.api.v1 import agent_pb2
+from tests.agent.fake_root import write_tree
 
 PI_THROTTLED = "sys/devices/platform/soc/soc:firmware/get_throttled"
 THERMAL = "sys/class/thermal"
 POLICY0 = "sys/devices/system/cpu/cpufreq/policy0"
 WINDOW = 0.01  # the CPU window only matters for real readings; keep tests quick
 
-
-def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Create ``files`` (paths relative to ``root``) and return ``root``."""
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return root
 
 
 def policy(
