@@ -377,7 +377,6 @@ def state_warnings(
         raise ValueError(f"logical_cores must be >= 1, got {logical_cores}")
     if threads_used < 0:
         raise ValueError(f"threads_used must be >= 0, got {threads_used}")
-    threads = logical_cores if threads_used == 0 else min(threads_used, logical_cores)
     warnings: list[str] = []
 
     if before.throttled or after.throttled:
@@ -408,7 +407,7 @@ def state_warnings(
             f"hot: {figures} the run (>= {HOT_TEMPERATURE_C:.0f} °C, the clock may be reduced)"
         )
 
-    noisy = noisy_host_warning(before, threads_used=threads, logical_cores=logical_cores)
+    noisy = noisy_host_warning(before, threads_used=threads_used, logical_cores=logical_cores)
     if noisy:
         warnings.append(noisy)
     return warnings

@@ -15,6 +15,9 @@ from fleetnas.controller.cli._options import costdb_errors
 from fleetnas.controller.cli.fleet import fleet_errors
 from fleetnas.controller.local_agents import LocalAgentError
 
+#: exit status of a long command stopped with Ctrl-C (the shell's 128 + SIGINT)
+EXIT_INTERRUPTED = 130
+
 
 @contextmanager
 def one_line_errors(*named: type[Exception]) -> Iterator[None]:

@@ -35,7 +35,7 @@ from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._errors import one_line_errors
+from fleetnas.controller.cli._errors import EXIT_INTERRUPTED, one_line_errors
 from fleetnas.controller.cli._options import (
     collect_params,
     existing_db_path,
@@ -77,7 +77,6 @@ from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 F = TypeVar("F", bound=Callable[..., Any])
 #: exit status of ``lut check`` when the LUT is stale
 EXIT_STALE = 3
-EXIT_INTERRUPTED = 130
 
 
 # -- options -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._errors import one_line_errors
+from fleetnas.controller.cli._errors import EXIT_INTERRUPTED, one_line_errors
 from fleetnas.controller.cli._options import (
     existing_db_path,
     settings_from_values,
@@ -75,7 +75,6 @@ from fleetnas.controller.search import SearchEngine
 from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_INTERRUPTED = 130
 
 
 # -- shared helpers (also used by `fleetnas export` and `fleetnas demo`) ------------------
