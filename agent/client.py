@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -141,9 +140,6 @@ class AgentClient:
         if not present:
             self.upload_model(data, sha256=sha)
         return sha
-
-    def ensure_model_file(self, path: str | Path) -> str:
-        return self.ensure_model(Path(path).read_bytes())
 
     def benchmark(
         self,
