@@ -117,8 +117,9 @@ class EnergyMeter(ABC):
     outlives its measurement. ``start`` and ``stop`` may be called from
     different threads, but not concurrently.
 
-    Cost: ``start`` and ``stop`` each read the hardware once or twice
-    (microseconds to ~1 ms); a sampling thread costs one read per period.
+    Cost: ``start`` and ``stop`` each read the hardware once (a counter, or
+    one power sample of every part); a sampling thread costs one such read
+    per period.
     """
 
     def __init__(self) -> None:
@@ -176,8 +177,8 @@ class TelemetrySource(ABC, Generic[D, S]):
 
     Thread safety: ``status``, ``describe``, ``sample`` and ``energy_meter``
     may be called from several threads at once. Cost per call is documented
-    by each implementation (sysfs sources: well under a millisecond of file
-    reads; NVML: tens of microseconds per query). ``close`` releases what the
+    by each implementation (sysfs sources: tens of small file reads; NVML: one
+    driver query per field). ``close`` releases what the
     source opened (NVML's handle); a closed source reports itself
     unavailable. Sources are context managers that close on exit.
     """

@@ -16,8 +16,8 @@ data-centre GPUs the power draw NVML reports is itself a ~1 s average, so
 the integrating fallback smooths fast changes; its reading says so through
 its method name.
 
-Cost: each NVML query takes microseconds to tens of microseconds;
-``describe`` makes ~8 per GPU, ``sample`` ~8 per GPU. NVML is thread-safe;
+Cost: ``describe`` makes 8-9 NVML queries per GPU, ``sample`` 7 (the time of
+a query was not measured here: no GPU). NVML is thread-safe;
 this module serialises only its own start-up.
 """
 

@@ -19,7 +19,8 @@ Scopes do not add up freely: ``core`` and ``uncore`` are parts of their
 ``package``, and ``psys`` (the whole SoC platform) contains the packages. The
 default meter sums packages and DRAM, the widest additive CPU scope.
 
-Cost: ``describe``/``sample`` read 3-4 small files per domain.
+Cost: ``describe``/``sample`` list the zones and read 3-4 small files per
+domain (about 4 ms for 5 domains on a fake tree on a loaded 2-core VM).
 """
 
 from __future__ import annotations
