@@ -62,8 +62,10 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("host_fingerprint", "--host-fingerprint", str,
      "override the host fingerprint (give VMs that share one machine the same value)"),
     ("grpc_workers", "--grpc-workers", int,
-     "gRPC handler threads; must cover --max-queue + 1 + --max-uploads + 2"),
-    ("max_uploads", "--max-uploads", int, "uploads received at once; more get RESOURCE_EXHAUSTED"),
+     "gRPC handler threads; 0 = one per RPC budget slot (--max-queue + 2 + --max-uploads + 10); "
+     "fewer is refused"),
+    ("max_uploads", "--max-uploads", int,
+     "uploads received at once; more get RESOURCE_EXHAUSTED (AGENT_OVERLOADED)"),
     ("upload_idle_timeout_s", "--upload-idle-timeout", float,
      "cancel an upload whose client sends nothing for this long (s)"),
     ("drain_timeout_s", "--drain-timeout", float, "on shutdown, how long to let in-flight work finish"),

@@ -239,6 +239,8 @@ class StateSampler:
         self._last_throttle_count: int | None = None
         self._cpu_lock = threading.Lock()
         self._last_cpu = (time.monotonic(), psutil.cpu_times(), own_cpu_seconds())
+        self._refresh_lock = threading.Lock()
+        self._latest: tuple[float, agent_pb2.DeviceState] | None = None
 
     def _cpu_percent_since_last(self) -> tuple[float, float]:
         """(whole host, other programs) CPU utilisation in % since this sampler's
@@ -266,6 +268,31 @@ class StateSampler:
             return busy, busy
         own_percent = 100.0 * max(0.0, own_end - own_start) / total
         return busy, max(0.0, busy - own_percent)
+
+    def latest(self) -> agent_pb2.DeviceState:
+        """The newest snapshot without waiting: for callers that may come many at once.
+
+        Takes a fresh sample when the previous one of :meth:`latest` is at
+        least ``cpu_window_s`` old (so that sample never sleeps), else
+        returns a copy of the previous one; while another thread is taking
+        the fresh sample, also the previous one. Only the very first call
+        may wait, for the rest of the window since the sampler's creation.
+        A snapshot's ``timestamp`` says when it was taken.
+        """
+        if self._refresh_lock.acquire(blocking=self._latest is None):
+            try:
+                latest = self._latest
+                if latest is None or time.monotonic() - latest[0] >= self._cpu_window_s:
+                    state = self.sample()
+                    latest = self._latest = (time.monotonic(), state)
+            finally:
+                self._refresh_lock.release()
+        else:
+            latest = self._latest
+        assert latest is not None  # set before the refresh lock was first released
+        snapshot = agent_pb2.DeviceState()
+        snapshot.CopyFrom(latest[1])
+        return snapshot
 
     def sample(self) -> agent_pb2.DeviceState:
         """One snapshot; CPU utilisation covers the time since the previous sample,

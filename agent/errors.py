@@ -20,6 +20,8 @@ import grpc
 from fleetnas.api.v1 import agent_pb2
 
 REASON_METADATA_KEY = "fleetnas-reason"
+# gRPC core's detail when a message exceeds max_{send,receive}_message_length.
+_GRPC_MESSAGE_SIZE_DETAIL = "message larger than max"
 
 
 class AgentError(Exception):
@@ -116,6 +118,21 @@ class QueueFull(AgentError):
     transient = True
 
 
+class AgentOverloaded(AgentError):
+    """Too many calls of one kind are in progress on the agent; retry with backoff.
+
+    Transient: the agent is up and the request may be fine, it only arrived
+    while its RPC kind's budget of handler threads was spent (or, reasonless
+    from gRPC itself, "Concurrent RPC limit exceeded!"). Retry the same
+    device after a backoff, or another device of the class; do not count it
+    against the device's health.
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_AGENT_OVERLOADED
+    transient = True
+
+
 class WorkerCrashed(AgentError):
     """The benchmark worker died (killed or crashed) before returning a result."""
 
@@ -152,6 +169,13 @@ class AgentDeadlineExceeded(AgentError):
     transient = True
 
 
+class MessageTooLarge(AgentError):
+    """Client side: one gRPC message went over a size limit (gRPC's own check, no reason)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_UNSPECIFIED
+
+
 _SERVER_ERRORS: tuple[type[AgentError], ...] = (
     ModelInvalid,
     UnsupportedOperator,
@@ -164,6 +188,7 @@ _SERVER_ERRORS: tuple[type[AgentError], ...] = (
     InvalidSettings,
     Unauthenticated,
     QueueFull,
+    AgentOverloaded,
     WorkerCrashed,
     ShuttingDown,
     InternalError,
@@ -183,6 +208,9 @@ def from_rpc_error(err: grpc.RpcError) -> AgentError:
     The reason metadata decides the class when present; otherwise the status
     code does (UNAVAILABLE → AgentUnavailable, DEADLINE_EXCEEDED without a
     reason → AgentDeadlineExceeded, UNAUTHENTICATED → Unauthenticated).
+    A RESOURCE_EXHAUSTED without a reason comes from gRPC itself: its
+    message-size check ("... message larger than max ...") → MessageTooLarge,
+    anything else (its concurrent-RPC limit) → AgentOverloaded, transient.
     """
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else None) or str(err)
@@ -205,6 +233,7 @@ def from_rpc_error(err: grpc.RpcError) -> AgentError:
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unauthenticated(details)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        # e.g. gRPC's own message-size limit
-        return ModelTooLarge(details)
+        if _GRPC_MESSAGE_SIZE_DETAIL in details:
+            return MessageTooLarge(f"gRPC message size limit: {details}")
+        return AgentOverloaded(f"agent overloaded: {details}")
     return InternalError(f"{code.name if code else 'UNKNOWN'}: {details}")

@@ -26,7 +26,7 @@ import grpc
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
 from fleetnas.agent.device_state import StateSampler, noisy_host_warning, state_warnings
-from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, QueueFull, abort_with
+from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, abort_with
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_store import ModelStore, validate_sha256
@@ -129,9 +129,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         # between consecutive samples of one sampler. Benchmarks get their own,
         # so Status calls in between never hide a throttle seen during a run.
         # The CPU window blocks, so it is short: two samples per benchmark.
+        # Status answers from the status sampler's latest snapshot, which
+        # never blocks, so Status calls cannot pile up on the window.
         self._sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
         self._status_sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
-        self._upload_slots = threading.BoundedSemaphore(config.max_uploads)
         self.serving = True
 
     # -- Describe / Status -------------------------------------------------
@@ -145,7 +146,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             busy=self._gate.busy,
             queue_length=self._gate.queue_length,
             max_queue=self._gate.max_queue,
-            state=self._status_sampler.sample(),
+            state=self._status_sampler.latest(),
             cache_bytes=self._store.total_bytes,
             cached_models=self._store.count,
             uptime_s=time.monotonic() - self._started,
@@ -170,18 +171,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     def UploadModel(
         self, request_iterator: Iterator[agent_pb2.UploadChunk], context: grpc.ServicerContext
     ):
-        # Each upload holds a handler thread: bound how many, and cancel one
-        # whose client stalls, so uploads can never starve health and status.
-        if not self._upload_slots.acquire(blocking=False):
-            raise QueueFull(
-                f"{self._config.max_uploads} uploads already in progress; retry shortly "
-                "(agent flag --max-uploads)"
-            )
-        try:
-            with _IdleWatchdog(context, self._config.upload_idle_timeout_s) as watchdog:
-                return self._receive(watchdog.chunks(request_iterator))
-        finally:
-            self._upload_slots.release()
+        # Each upload holds a handler thread: the RPC budgets bound how many
+        # (--max-uploads); cancel one whose client stalls, so a stalled
+        # upload gives its thread back.
+        with _IdleWatchdog(context, self._config.upload_idle_timeout_s) as watchdog:
+            return self._receive(watchdog.chunks(request_iterator))
 
     def _receive(self, chunks: Iterator[agent_pb2.UploadChunk]) -> agent_pb2.UploadResponse:
         first = next(chunks, None)

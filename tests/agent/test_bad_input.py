@@ -247,8 +247,7 @@ def test_stalled_uploads_cannot_starve_the_agent(start_agent, good_model):
     """Upload slots are bounded and an idle upload is cancelled: health and status keep answering."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    server, client = start_agent(max_uploads=1, upload_idle_timeout_s=1.0, grpc_workers=6,
-                                 max_queue=1)
+    server, client = start_agent(max_uploads=1, upload_idle_timeout_s=1.0, max_queue=1)
     channel, stub, md = raw_stub(server.port)
     release = threading.Event()
     data = os.urandom(3 << 20)
@@ -273,8 +272,9 @@ def test_stalled_uploads_cannot_starve_the_agent(start_agent, good_model):
         assert time.monotonic() < deadline, "the stalled upload never started"
         time.sleep(0.02)
     # the only upload slot is taken: another upload is refused at once, not queued
-    with pytest.raises(errors.QueueFull, match="--max-uploads"):
+    with pytest.raises(errors.AgentOverloaded, match="--max-uploads") as info:
         client.upload_model(good_model)
+    assert info.value.transient
     health = health_pb2_grpc.HealthStub(channel)
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
         health_pb2.HealthCheckResponse.SERVING

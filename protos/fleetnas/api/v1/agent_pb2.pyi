@@ -24,6 +24,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_SHUTTING_DOWN: _ClassVar[ErrorReason]
     ERROR_REASON_INVALID_UPLOAD: _ClassVar[ErrorReason]
     ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_AGENT_OVERLOADED: _ClassVar[ErrorReason]
 
 class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +54,7 @@ ERROR_REASON_WORKER_CRASHED: ErrorReason
 ERROR_REASON_SHUTTING_DOWN: ErrorReason
 ERROR_REASON_INVALID_UPLOAD: ErrorReason
 ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_AGENT_OVERLOADED: ErrorReason
 METHOD_UNSPECIFIED: Method
 METHOD_PLAIN: Method
 METHOD_PAIRED: Method
