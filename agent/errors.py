@@ -9,6 +9,12 @@ the client never sees ``grpc.RpcError``.
 ``transient`` says whether retrying the same request (possibly on another
 device of the same class) can succeed: a corrupt model never will, a full
 queue or a killed worker may.
+
+What crosses the wire is bounded and clean: :func:`abort_with` sends at most
+:data:`MAX_DETAIL_CHARS` of ``message`` (gRPC carries it in a trailer, and
+trailers over 16 KB arrive as "Stream removed"), and never ``private``: host
+paths, tracebacks and a worker's stderr go there, for the agent's log only.
+Messages quote client values through :func:`echo`, which cuts them short.
 """
 
 from __future__ import annotations
@@ -22,6 +28,22 @@ from fleetnas.api.v1 import agent_pb2
 REASON_METADATA_KEY = "fleetnas-reason"
 # gRPC core's detail when a message exceeds max_{send,receive}_message_length.
 _GRPC_MESSAGE_SIZE_DETAIL = "message larger than max"
+#: the longest status detail sent to a client
+MAX_DETAIL_CHARS = 1000
+#: the longest quotation of a client's value inside a message
+MAX_ECHO_CHARS = 80
+
+
+def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def echo(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """``repr(value)`` for quoting a client's value in a message, cut to ``limit`` characters."""
+    return bounded(repr(value), limit)
 
 
 class AgentError(Exception):
@@ -31,9 +53,11 @@ class AgentError(Exception):
     reason: ClassVar[int] = agent_pb2.ERROR_REASON_INTERNAL
     transient: ClassVar[bool] = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, private: str = "") -> None:
         super().__init__(message)
         self.message = message
+        #: detail for the agent's log only (paths, tracebacks, stderr); never sent
+        self.private = private
 
     @property
     def reason_name(self) -> str:
@@ -197,9 +221,9 @@ _BY_REASON: dict[int, type[AgentError]] = {cls.reason: cls for cls in _SERVER_ER
 
 
 def abort_with(context: grpc.ServicerContext, error: AgentError) -> None:
-    """Abort the RPC with the error's status, message and reason metadata (never returns)."""
+    """Abort the RPC with the error's status, bounded message and reason (never returns)."""
     context.set_trailing_metadata(((REASON_METADATA_KEY, error.reason_name),))
-    context.abort(error.code, error.message)
+    context.abort(error.code, bounded(error.message))
 
 
 def from_rpc_error(err: grpc.RpcError) -> AgentError:

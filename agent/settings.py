@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fleetnas.agent.errors import InvalidSettings
+from fleetnas.agent.errors import InvalidSettings, echo
 from fleetnas.api.v1 import agent_pb2
 
 
@@ -90,6 +90,15 @@ MAX_RUNS_LIMIT = 100_000
 MAX_WARMUP_RUNS = 10_000
 # Below this a worker cannot even hold onnxruntime plus a session (~85 MiB RSS).
 MIN_MEMORY_CAP_BYTES = 128 * 1024 * 1024
+# Sizes of what a client may send. onnxruntime has ~20 execution providers,
+# with names of ~30 characters; ONNX models rarely have more than a few inputs
+# or a rank above 8. At these caps a resolved request stays far below the
+# worker's 1 MiB job line, and no value quoted back can swell a status detail.
+MAX_PROVIDERS = 16
+MAX_NAME_CHARS = 256
+MAX_INPUT_SHAPES = 256
+MAX_RANK = 32
+MAX_DIM = 2**31 - 1
 
 _GRAPH_OPTIMIZATIONS = {
     agent_pb2.GRAPH_OPTIMIZATION_DISABLE,
@@ -106,7 +115,40 @@ def default(name: str) -> object:
 
 
 def _bad(field: str, value: object, allowed: str) -> InvalidSettings:
-    return InvalidSettings(f"invalid benchmark setting {field}={value!r}: {allowed}")
+    return InvalidSettings(f"invalid benchmark setting {field}={echo(value)}: {allowed}")
+
+
+def _check_sizes(req: agent_pb2.BenchmarkSettings) -> None:
+    """Refuse oversized strings and lists before anything else reads (or quotes) them."""
+    if len(req.providers) > MAX_PROVIDERS:
+        raise InvalidSettings(
+            f"invalid benchmark setting providers: {len(req.providers)} entries; "
+            f"at most {MAX_PROVIDERS}"
+        )
+    for provider in req.providers:
+        if len(provider) > MAX_NAME_CHARS:
+            raise _bad("providers", provider,
+                       f"a provider name has at most {MAX_NAME_CHARS} characters, "
+                       f"this one {len(provider)}")
+    if len(req.input_shapes) > MAX_INPUT_SHAPES:
+        raise InvalidSettings(
+            f"invalid benchmark setting input_shapes: {len(req.input_shapes)} entries; "
+            f"at most {MAX_INPUT_SHAPES}"
+        )
+    for shape in req.input_shapes:
+        if len(shape.name) > MAX_NAME_CHARS:
+            raise _bad("input_shapes.name", shape.name,
+                       f"an input name has at most {MAX_NAME_CHARS} characters, "
+                       f"this one {len(shape.name)}")
+        if len(shape.dims) > MAX_RANK:
+            raise InvalidSettings(
+                f"invalid benchmark setting input_shapes[{shape.name}].dims: "
+                f"{len(shape.dims)} dimensions; at most {MAX_RANK}"
+            )
+        for dim in shape.dims:
+            if dim > MAX_DIM:
+                raise _bad(f"input_shapes[{shape.name}].dims", dim,
+                           f"a dimension is at most {MAX_DIM}")
 
 
 def _finite(field: str, value: float, *, positive: bool) -> float:
@@ -145,6 +187,7 @@ def resolve_settings(
     if memory_cap_bytes <= 0:
         raise ValueError(f"memory_cap_bytes must be positive, got {memory_cap_bytes}")
     req = requested
+    _check_sizes(req)
     out = agent_pb2.BenchmarkSettings()
 
     # Limits first: the duration defaults depend on the timeout.
