@@ -118,37 +118,36 @@ def _bad(field: str, value: object, allowed: str) -> InvalidSettings:
     return InvalidSettings(f"invalid benchmark setting {field}={echo(value)}: {allowed}")
 
 
+def _cap_count(field: str, count: int, cap: int) -> None:
+    if count > cap:
+        raise InvalidSettings(
+            f"invalid benchmark setting {field}: {count} entries; at most {cap}"
+        )
+
+
+def _cap_name(field: str, what: str, name: str) -> None:
+    if len(name) > MAX_NAME_CHARS:
+        raise _bad(field, name,
+                   f"{what} has at most {MAX_NAME_CHARS} characters, this one {len(name)}")
+
+
 def _check_sizes(req: agent_pb2.BenchmarkSettings) -> None:
     """Refuse oversized strings and lists before anything else reads (or quotes) them."""
-    if len(req.providers) > MAX_PROVIDERS:
-        raise InvalidSettings(
-            f"invalid benchmark setting providers: {len(req.providers)} entries; "
-            f"at most {MAX_PROVIDERS}"
-        )
+    _cap_count("providers", len(req.providers), MAX_PROVIDERS)
     for provider in req.providers:
-        if len(provider) > MAX_NAME_CHARS:
-            raise _bad("providers", provider,
-                       f"a provider name has at most {MAX_NAME_CHARS} characters, "
-                       f"this one {len(provider)}")
-    if len(req.input_shapes) > MAX_INPUT_SHAPES:
-        raise InvalidSettings(
-            f"invalid benchmark setting input_shapes: {len(req.input_shapes)} entries; "
-            f"at most {MAX_INPUT_SHAPES}"
-        )
+        _cap_name("providers", "a provider name", provider)
+    _cap_count("input_shapes", len(req.input_shapes), MAX_INPUT_SHAPES)
     for shape in req.input_shapes:
-        if len(shape.name) > MAX_NAME_CHARS:
-            raise _bad("input_shapes.name", shape.name,
-                       f"an input name has at most {MAX_NAME_CHARS} characters, "
-                       f"this one {len(shape.name)}")
+        _cap_name("input_shapes.name", "an input name", shape.name)
+        field = f"input_shapes[{shape.name}].dims"
         if len(shape.dims) > MAX_RANK:
             raise InvalidSettings(
-                f"invalid benchmark setting input_shapes[{shape.name}].dims: "
-                f"{len(shape.dims)} dimensions; at most {MAX_RANK}"
+                f"invalid benchmark setting {field}: {len(shape.dims)} dimensions; "
+                f"at most {MAX_RANK}"
             )
         for dim in shape.dims:
             if dim > MAX_DIM:
-                raise _bad(f"input_shapes[{shape.name}].dims", dim,
-                           f"a dimension is at most {MAX_DIM}")
+                raise _bad(field, dim, f"a dimension is at most {MAX_DIM}")
 
 
 def _finite(field: str, value: float, *, positive: bool) -> float:
