@@ -466,3 +466,28 @@ def noisy_host_warning(
             f"benchmark (other programs: CPU {others:.0f}% busy)"
         )
     return None
+
+
+def oversubscribed_warning(
+    threads_used: int, *, usable_cores: int, physical_cores: int
+) -> str | None:
+    """The warning for a benchmark that runs more threads than the agent may use at once.
+
+    ``usable_cores`` is Describe's (affinity and cgroup quota; 0 = unknown:
+    no warning); ``threads_used`` 0 means onnxruntime's default, one thread
+    per physical core.
+    """
+    if usable_cores <= 0:
+        return None
+    threads = physical_cores if threads_used == 0 else threads_used
+    if threads <= usable_cores:
+        return None
+    what = (
+        f"{threads_used} intra-op threads"
+        if threads_used
+        else f"onnxruntime's default of one thread per physical core ({physical_cores})"
+    )
+    return (
+        f"oversubscribed: {what} on {usable_cores} usable cores (CPU affinity / cgroup "
+        "quota): the threads take turns, so the latency shows the limit, not the device"
+    )

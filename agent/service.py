@@ -27,7 +27,12 @@ import grpc
 
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
-from fleetnas.agent.device_state import StateSampler, noisy_host_warning, state_warnings
+from fleetnas.agent.device_state import (
+    StateSampler,
+    noisy_host_warning,
+    oversubscribed_warning,
+    state_warnings,
+)
 from fleetnas.agent.errors import (
     AgentError,
     InternalError,
@@ -284,6 +289,14 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 logical_cores=self._description.cpu.logical_cores,
             )
         )
+        cpu = self._description.cpu
+        oversubscribed = oversubscribed_warning(
+            settings.intra_op_threads,
+            usable_cores=cpu.usable_cores,
+            physical_cores=cpu.physical_cores,
+        )
+        if oversubscribed:
+            result.warnings.append(oversubscribed)
         log.info(
             "benchmark done",
             extra={

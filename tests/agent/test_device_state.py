@@ -339,3 +339,20 @@ def test_latest_never_waits_for_the_cpu_window(tmp_path):
     while sampler.latest().timestamp == first.timestamp:
         assert time.monotonic() < deadline, "latest never took a fresh sample"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("threads,usable,physical,expected", [
+    (2, 1, 2, "oversubscribed: 2 intra-op threads on 1 usable cores"),
+    (0, 2, 4, "oversubscribed: onnxruntime's default of one thread per physical core (4)"),
+    (2, 2, 4, None),
+    (0, 4, 4, None),
+    (8, 0, 4, None),  # an old description without usable_cores: nothing to compare with
+])
+def test_oversubscribed_warning(threads, usable, physical, expected):
+    from fleetnas.agent.device_state import oversubscribed_warning
+
+    warning = oversubscribed_warning(threads, usable_cores=usable, physical_cores=physical)
+    if expected is None:
+        assert warning is None
+    else:
+        assert warning is not None and warning.startswith(expected)
