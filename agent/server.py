@@ -104,6 +104,27 @@ def _limits(config: AgentConfig) -> agent_pb2.AgentLimits:
     )
 
 
+def _grpc_server(config: AgentConfig, budgets: RpcBudgets) -> grpc.Server:
+    """The gRPC server: one thread per budget slot, auth first, then the budgets."""
+    # Authentication first: unauthenticated calls never spend a budget.
+    interceptors: list[grpc.ServerInterceptor] = (
+        [TokenAuthInterceptor(config.token)] if config.token else []
+    )
+    interceptors.append(budgets)
+    return grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.handler_threads, thread_name_prefix="fleetnas-agent"
+        ),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+    )
+
+
 def create_server(config: AgentConfig) -> AgentServer:
     """Validate ``config``, build the agent and start serving on its address.
 
@@ -129,23 +150,7 @@ def create_server(config: AgentConfig) -> AgentServer:
         config, store=store, gate=gate, runner=runner, description=description
     )
     budgets = agent_budgets(config.thread_budgets())
-    # Authentication first: unauthenticated calls never spend a budget.
-    interceptors: list[grpc.ServerInterceptor] = (
-        [TokenAuthInterceptor(config.token)] if config.token else []
-    )
-    interceptors.append(budgets)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=config.handler_threads, thread_name_prefix="fleetnas-agent"
-        ),
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ],
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-    )
+    server = _grpc_server(config, budgets)
     agent_pb2_grpc.add_AgentServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
