@@ -30,7 +30,11 @@ from fleetnas.agent import __version__
 from fleetnas.agent.config import TOKEN_ENV, AgentConfig, ConfigError
 from fleetnas.agent.errors import AgentError
 from fleetnas.agent.report import format_description, format_result
-from fleetnas.agent.settings_args import METHODS, OPT_LEVELS, build_settings
+from fleetnas.agent.settings_args import (
+    add_settings_flags,
+    build_settings,
+    settings_from_namespace,
+)
 
 EPILOG_SERVE = """examples:
   fleetnas-agent serve                                  # loopback only, no token needed
@@ -62,8 +66,10 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("host_fingerprint", "--host-fingerprint", str,
      "override the host fingerprint (give VMs that share one machine the same value)"),
     ("grpc_workers", "--grpc-workers", int,
-     "gRPC handler threads; must cover --max-queue + 1 + --max-uploads + 2"),
-    ("max_uploads", "--max-uploads", int, "uploads received at once; more get RESOURCE_EXHAUSTED"),
+     "gRPC handler threads; 0 = one per RPC budget slot (--max-queue + 2 + --max-uploads + 10); "
+     "fewer is refused"),
+    ("max_uploads", "--max-uploads", int,
+     "uploads received at once; more get RESOURCE_EXHAUSTED (AGENT_OVERLOADED)"),
     ("upload_idle_timeout_s", "--upload-idle-timeout", float,
      "cancel an upload whose client sends nothing for this long (s)"),
     ("drain_timeout_s", "--drain-timeout", float, "on shutdown, how long to let in-flight work finish"),
@@ -71,22 +77,7 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
 
 
 def _add_settings_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("benchmark settings (unset = the agent's default)")
-    g.add_argument("--warmup", type=int, help="warm-up runs (default 10)")
-    g.add_argument("--min-runs", type=int)
-    g.add_argument("--max-runs", type=int)
-    g.add_argument("--min-duration", type=float, help="seconds")
-    g.add_argument("--max-duration", type=float, help="seconds")
-    g.add_argument("--threads", type=int, help="intra-op threads (default 1)")
-    g.add_argument("--inter-threads", type=int, help="inter-op threads (default 1)")
-    g.add_argument("--provider", action="append", default=[],
-                   help="execution provider, repeat in order of preference")
-    g.add_argument("--opt-level", choices=sorted(OPT_LEVELS), help="graph optimisation")
-    g.add_argument("--shape", action="append", default=[],
-                   help="NAME=D1xD2x... for dynamic input dimensions")
-    g.add_argument("--seed", type=int, help="seed of the random inputs")
-    g.add_argument("--method", choices=sorted(METHODS), help="plain (default) or paired")
-    g.add_argument("--timeout", type=float, help="wall-clock timeout of the benchmark (s)")
+    add_settings_flags(p.add_argument_group("benchmark settings (unset = the agent's default)"))
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
@@ -206,12 +197,7 @@ def _with_local_agent(fn) -> None:
 def _bench(args: argparse.Namespace) -> int:
     if not args.model.is_file():
         raise SystemExit(f"fleetnas-agent: no such file: {args.model}")
-    settings = build_settings(
-        warmup=args.warmup, min_runs=args.min_runs, max_runs=args.max_runs,
-        min_duration=args.min_duration, max_duration=args.max_duration, threads=args.threads,
-        inter_threads=args.inter_threads, providers=args.provider, opt_level=args.opt_level,
-        shapes=args.shape, seed=args.seed, method=args.method, timeout=args.timeout,
-    )
+    settings = settings_from_namespace(args)
     data = args.model.read_bytes()
     if args.address:
         with _client_for(args) as client:

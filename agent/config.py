@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MIB = 1024 * 1024
-#: handler threads kept free of uploads and queued benchmarks, for health/status/describe
-RESERVED_HANDLER_THREADS = 2
+#: handler threads each quick RPC kind may hold at once (they answer in about a
+#: millisecond; ``Check`` is the gRPC health check). See rpc_budgets.py.
+QUICK_RPC_THREADS: dict[str, int] = {"Status": 4, "Describe": 2, "HasModels": 2, "Check": 2}
 TOKEN_ENV = "FLEETNAS_AGENT_TOKEN"
 
 
@@ -67,7 +68,7 @@ class AgentConfig:
     max_timeout_s: float = 600.0
     memory_cap_mb: int = field(default_factory=default_memory_cap_mb)
     host_fingerprint: str | None = None
-    grpc_workers: int = 16
+    grpc_workers: int = 0
     max_uploads: int = 4
     upload_idle_timeout_s: float = 30.0
     drain_timeout_s: float = 60.0
@@ -92,6 +93,25 @@ class AgentConfig:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def thread_budgets(self) -> dict[str, int]:
+        """Handler threads each RPC kind may hold at once (enforced by rpc_budgets.py).
+
+        Benchmark: the running job, ``max_queue`` waiting ones and one more,
+        so that a call past the queue hears QUEUE_FULL from the job gate
+        rather than AGENT_OVERLOADED; UploadModel: ``max_uploads``; the
+        quick kinds: :data:`QUICK_RPC_THREADS`.
+        """
+        return {
+            "Benchmark": self.max_queue + 2,
+            "UploadModel": self.max_uploads,
+            **QUICK_RPC_THREADS,
+        }
+
+    @property
+    def handler_threads(self) -> int:
+        """The gRPC thread pool's size: ``grpc_workers``, or (0) one per budget slot."""
+        return self.grpc_workers or sum(self.thread_budgets().values())
 
     def validate(self) -> None:
         """Raise ConfigError naming the flag to fix when the settings are unsafe or inconsistent."""
@@ -127,14 +147,15 @@ class AgentConfig:
             raise ConfigError(
                 f"--upload-idle-timeout must be positive, got {self.upload_idle_timeout_s}"
             )
-        # Each queued or running benchmark and each upload holds a handler
-        # thread; health, status and describe must always find one free.
-        needed = self.max_queue + 1 + self.max_uploads + RESERVED_HANDLER_THREADS
-        if needed > self.grpc_workers:
+        # Every budget slot needs its own thread, or a flood of one RPC kind
+        # could hold the threads another kind is entitled to.
+        needed = sum(self.thread_budgets().values())
+        if self.grpc_workers and self.grpc_workers < needed:
             raise ConfigError(
-                f"--grpc-workers {self.grpc_workers} is too few for --max-queue {self.max_queue} "
-                f"+ 1 running benchmark + --max-uploads {self.max_uploads} + "
-                f"{RESERVED_HANDLER_THREADS} for health/status: raise --grpc-workers to {needed}"
+                f"--grpc-workers {self.grpc_workers} is too few for the RPC budgets "
+                f"(--max-queue {self.max_queue} + 2 benchmarks, --max-uploads "
+                f"{self.max_uploads}, {sum(QUICK_RPC_THREADS.values())} for health, status, "
+                f"describe and has-models): raise it to {needed}, or leave it 0 (automatic)"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")

@@ -10,6 +10,7 @@ psutil, platform and onnxruntime always describe the real machine.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import re
@@ -17,8 +18,9 @@ import shlex
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import onnxruntime
 import psutil
@@ -81,6 +83,7 @@ def describe_device(
     freq = read_cpu_frequency(root)
     logical = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or logical
+    usable = usable_cores(root, logical_cores=logical)
     memory = psutil.virtual_memory()
     return agent_pb2.DeviceDescription(
         agent_version=__version__,
@@ -94,6 +97,8 @@ def describe_device(
             freq_min_mhz=freq.min_mhz,
             freq_max_mhz=freq.max_mhz,
             freq_current_mhz=freq.current_mhz,
+            usable_cores=usable.cores,
+            cpu_quota_cores=usable.quota_cores,
         ),
         memory=agent_pb2.MemoryInfo(total_bytes=memory.total, available_bytes=memory.available),
         os=agent_pb2.OsInfo(
@@ -109,6 +114,86 @@ def describe_device(
         ),
         gpus=query_nvidia_gpus(),
     )
+
+
+@dataclass(frozen=True)
+class UsableCores:
+    """What this process may use of the CPU: ``cores`` (>= 1) and the cgroup quota (0 = none)."""
+
+    cores: int
+    quota_cores: float
+
+
+def usable_cores(
+    root: Path = Path("/"), *, logical_cores: int, affinity: int | None = None
+) -> UsableCores:
+    """The cores this process may keep busy at once.
+
+    The CPU affinity mask (``affinity``, default ``os.sched_getaffinity``;
+    ``logical_cores`` where the OS has none), lowered to the whole cores of
+    the cgroup CPU quota (:func:`cgroup_cpu_quota`; a 1.5-core quota lets
+    one thread run flat out, two only 75% of the time), never below 1.
+    Read once at the agent's start: a later ``taskset -p`` is not seen.
+    """
+    if affinity is None:
+        try:
+            affinity = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not Linux
+            affinity = logical_cores
+    quota = cgroup_cpu_quota(root)
+    cores = affinity if quota is None else min(affinity, math.floor(quota + 1e-9))
+    return UsableCores(max(1, cores), quota or 0.0)
+
+
+def cgroup_cpu_quota(root: Path = Path("/")) -> float | None:
+    """This process's cgroup CPU quota in cores (e.g. 1.5), or ``None`` when unlimited.
+
+    cgroup v2: ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD"); v1:
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1 = none). Read in the
+    process's own cgroup (``/proc/self/cgroup``) and every ancestor up to the
+    mount (a container sees its own cgroup at the mount root); the smallest
+    quota wins. Missing or malformed files count as no quota.
+    """
+    quotas = [q for q in (_quota_in(root, d) for d in _cgroup_cpu_dirs(root)) if q is not None]
+    return min(quotas) if quotas else None
+
+
+def _cgroup_cpu_dirs(root: Path) -> Iterator[str]:
+    """Folders (as absolute-looking paths) that may hold this process's CPU quota."""
+    for line in (_sysfs.read_text(root, "/proc/self/cgroup") or "").splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            mounts = ["/sys/fs/cgroup"]
+        elif "cpu" in controllers.split(","):
+            mounts = list(dict.fromkeys([f"/sys/fs/cgroup/{controllers}", "/sys/fs/cgroup/cpu"]))
+        else:
+            continue
+        for mount in mounts:
+            here = PurePosixPath(path or "/")
+            for folder in (here, *here.parents):
+                yield f"{mount}{folder}".rstrip("/")
+
+
+def _quota_in(root: Path, folder: str) -> float | None:
+    text = _sysfs.read_line(root, f"{folder}/cpu.max")
+    if text is not None:
+        quota, _, period = text.partition(" ")
+        if quota == "max":
+            return None
+        return _ratio(quota, period)
+    quota_us = _sysfs.read_line(root, f"{folder}/cpu.cfs_quota_us")
+    if quota_us is None or quota_us.startswith("-"):
+        return None
+    return _ratio(quota_us, _sysfs.read_line(root, f"{folder}/cpu.cfs_period_us") or "")
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
 
 
 def host_fingerprint(root: Path = Path("/"), override: str | None = None) -> str:

@@ -239,6 +239,8 @@ class StateSampler:
         self._last_throttle_count: int | None = None
         self._cpu_lock = threading.Lock()
         self._last_cpu = (time.monotonic(), psutil.cpu_times(), own_cpu_seconds())
+        self._refresh_lock = threading.Lock()
+        self._latest: tuple[float, agent_pb2.DeviceState] | None = None
 
     def _cpu_percent_since_last(self) -> tuple[float, float]:
         """(whole host, other programs) CPU utilisation in % since this sampler's
@@ -266,6 +268,31 @@ class StateSampler:
             return busy, busy
         own_percent = 100.0 * max(0.0, own_end - own_start) / total
         return busy, max(0.0, busy - own_percent)
+
+    def latest(self) -> agent_pb2.DeviceState:
+        """The newest snapshot without waiting: for callers that may come many at once.
+
+        Takes a fresh sample when the previous one of :meth:`latest` is at
+        least ``cpu_window_s`` old (so that sample never sleeps), else
+        returns a copy of the previous one; while another thread is taking
+        the fresh sample, also the previous one. Only the very first call
+        may wait, for the rest of the window since the sampler's creation.
+        A snapshot's ``timestamp`` says when it was taken.
+        """
+        if self._refresh_lock.acquire(blocking=self._latest is None):
+            try:
+                latest = self._latest
+                if latest is None or time.monotonic() - latest[0] >= self._cpu_window_s:
+                    state = self.sample()
+                    latest = self._latest = (time.monotonic(), state)
+            finally:
+                self._refresh_lock.release()
+        else:
+            latest = self._latest
+        assert latest is not None  # set before the refresh lock was first released
+        snapshot = agent_pb2.DeviceState()
+        snapshot.CopyFrom(latest[1])
+        return snapshot
 
     def sample(self) -> agent_pb2.DeviceState:
         """One snapshot; CPU utilisation covers the time since the previous sample,
@@ -439,3 +466,28 @@ def noisy_host_warning(
             f"benchmark (other programs: CPU {others:.0f}% busy)"
         )
     return None
+
+
+def oversubscribed_warning(
+    threads_used: int, *, usable_cores: int, physical_cores: int
+) -> str | None:
+    """The warning for a benchmark that runs more threads than the agent may use at once.
+
+    ``usable_cores`` is Describe's (affinity and cgroup quota; 0 = unknown:
+    no warning); ``threads_used`` 0 means onnxruntime's default, one thread
+    per physical core.
+    """
+    if usable_cores <= 0:
+        return None
+    threads = physical_cores if threads_used == 0 else threads_used
+    if threads <= usable_cores:
+        return None
+    what = (
+        f"{threads_used} intra-op threads"
+        if threads_used
+        else f"onnxruntime's default of one thread per physical core ({physical_cores})"
+    )
+    return (
+        f"oversubscribed: {what} on {usable_cores} usable cores (CPU affinity / cgroup "
+        "quota): the threads take turns, so the latency shows the limit, not the device"
+    )

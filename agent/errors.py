@@ -9,6 +9,12 @@ the client never sees ``grpc.RpcError``.
 ``transient`` says whether retrying the same request (possibly on another
 device of the same class) can succeed: a corrupt model never will, a full
 queue or a killed worker may.
+
+What crosses the wire is bounded and clean: :func:`abort_with` sends at most
+:data:`MAX_DETAIL_CHARS` of ``message`` (gRPC carries it in a trailer, and
+trailers over 16 KB arrive as "Stream removed"), and never ``private``: host
+paths, tracebacks and a worker's stderr go there, for the agent's log only.
+Messages quote client values through :func:`echo`, which cuts them short.
 """
 
 from __future__ import annotations
@@ -20,6 +26,24 @@ import grpc
 from fleetnas.api.v1 import agent_pb2
 
 REASON_METADATA_KEY = "fleetnas-reason"
+# gRPC core's detail when a message exceeds max_{send,receive}_message_length.
+_GRPC_MESSAGE_SIZE_DETAIL = "message larger than max"
+#: the longest status detail sent to a client
+MAX_DETAIL_CHARS = 1000
+#: the longest quotation of a client's value inside a message
+MAX_ECHO_CHARS = 80
+
+
+def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def echo(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """``repr(value)`` for quoting a client's value in a message, cut to ``limit`` characters."""
+    return bounded(repr(value), limit)
 
 
 class AgentError(Exception):
@@ -29,9 +53,11 @@ class AgentError(Exception):
     reason: ClassVar[int] = agent_pb2.ERROR_REASON_INTERNAL
     transient: ClassVar[bool] = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, private: str = "") -> None:
         super().__init__(message)
         self.message = message
+        #: detail for the agent's log only (paths, tracebacks, stderr); never sent
+        self.private = private
 
     @property
     def reason_name(self) -> str:
@@ -116,6 +142,21 @@ class QueueFull(AgentError):
     transient = True
 
 
+class AgentOverloaded(AgentError):
+    """Too many calls of one kind are in progress on the agent; retry with backoff.
+
+    Transient: the agent is up and the request may be fine, it only arrived
+    while its RPC kind's budget of handler threads was spent (or, reasonless
+    from gRPC itself, "Concurrent RPC limit exceeded!"). Retry the same
+    device after a backoff, or another device of the class; do not count it
+    against the device's health.
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_AGENT_OVERLOADED
+    transient = True
+
+
 class WorkerCrashed(AgentError):
     """The benchmark worker died (killed or crashed) before returning a result."""
 
@@ -152,6 +193,13 @@ class AgentDeadlineExceeded(AgentError):
     transient = True
 
 
+class MessageTooLarge(AgentError):
+    """Client side: one gRPC message went over a size limit (gRPC's own check, no reason)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = agent_pb2.ERROR_REASON_UNSPECIFIED
+
+
 _SERVER_ERRORS: tuple[type[AgentError], ...] = (
     ModelInvalid,
     UnsupportedOperator,
@@ -164,6 +212,7 @@ _SERVER_ERRORS: tuple[type[AgentError], ...] = (
     InvalidSettings,
     Unauthenticated,
     QueueFull,
+    AgentOverloaded,
     WorkerCrashed,
     ShuttingDown,
     InternalError,
@@ -172,9 +221,9 @@ _BY_REASON: dict[int, type[AgentError]] = {cls.reason: cls for cls in _SERVER_ER
 
 
 def abort_with(context: grpc.ServicerContext, error: AgentError) -> None:
-    """Abort the RPC with the error's status, message and reason metadata (never returns)."""
+    """Abort the RPC with the error's status, bounded message and reason (never returns)."""
     context.set_trailing_metadata(((REASON_METADATA_KEY, error.reason_name),))
-    context.abort(error.code, error.message)
+    context.abort(error.code, bounded(error.message))
 
 
 def from_rpc_error(err: grpc.RpcError) -> AgentError:
@@ -183,6 +232,9 @@ def from_rpc_error(err: grpc.RpcError) -> AgentError:
     The reason metadata decides the class when present; otherwise the status
     code does (UNAVAILABLE → AgentUnavailable, DEADLINE_EXCEEDED without a
     reason → AgentDeadlineExceeded, UNAUTHENTICATED → Unauthenticated).
+    A RESOURCE_EXHAUSTED without a reason comes from gRPC itself: its
+    message-size check ("... message larger than max ...") → MessageTooLarge,
+    anything else (its concurrent-RPC limit) → AgentOverloaded, transient.
     """
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else None) or str(err)
@@ -205,6 +257,7 @@ def from_rpc_error(err: grpc.RpcError) -> AgentError:
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unauthenticated(details)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        # e.g. gRPC's own message-size limit
-        return ModelTooLarge(details)
+        if _GRPC_MESSAGE_SIZE_DETAIL in details:
+            return MessageTooLarge(f"gRPC message size limit: {details}")
+        return AgentOverloaded(f"agent overloaded: {details}")
     return InternalError(f"{code.name if code else 'UNKNOWN'}: {details}")

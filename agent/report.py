@@ -46,13 +46,22 @@ def format_result(result: agent_pb2.BenchmarkResult) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+def _cores(cpu: agent_pb2.CpuInfo) -> str:
+    text = f"{cpu.physical_cores} physical, {cpu.logical_cores} logical"
+    if cpu.usable_cores:
+        text += f", {cpu.usable_cores} usable"
+    if cpu.cpu_quota_cores:
+        text += f" (cgroup quota {cpu.cpu_quota_cores:g} cores)"
+    return text
+
+
 def format_description(desc: agent_pb2.DeviceDescription) -> str:
     cpu = desc.cpu
     rows = [
         ("agent", desc.agent_version),
         ("host", f"{desc.hostname} (fingerprint {desc.host_fingerprint})"),
         ("cpu", f"{cpu.model} [{cpu.architecture}]"),
-        ("cores", f"{cpu.physical_cores} physical, {cpu.logical_cores} logical"),
+        ("cores", _cores(cpu)),
         ("frequency", f"{cpu.freq_min_mhz:.0f}-{cpu.freq_max_mhz:.0f} MHz, now {cpu.freq_current_mhz:.0f}"),
         ("memory", f"{desc.memory.total_bytes / 2**30:.1f} GiB"),
         ("os", f"{desc.os.distribution or desc.os.system} / kernel {desc.os.kernel}"),

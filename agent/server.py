@@ -1,8 +1,10 @@
 """Build and run the agent's gRPC server.
 
 :func:`create_server` builds everything (model store, job gate, runner,
-servicer, health, auth, TLS) and binds the address; it returns an
-:class:`AgentServer` whose ``port`` is the bound port (tests bind port 0).
+servicer, health, auth, RPC budgets, TLS) and binds the address; it returns
+an :class:`AgentServer` whose ``port`` is the bound port (tests bind port 0).
+The thread pool has one thread per RPC budget slot (see ``rpc_budgets.py``),
+so a flood of one kind of call never starves the others.
 :meth:`AgentServer.stop` is the graceful shutdown: health goes NOT_SERVING,
 new benchmarks are refused, in-flight work drains, then the server stops and
 the worker processes are killed.
@@ -25,14 +27,22 @@ from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_store import ModelStore
 from fleetnas.agent.reference import CalibrationStore
+from fleetnas.agent.rpc_budgets import AGENT_SERVICE, RpcBudgets, agent_budgets
 from fleetnas.agent.runner import BenchmarkRunner
 from fleetnas.agent.service import AgentService
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
-SERVICE_NAME = "fleetnas.api.v1.Agent"
+SERVICE_NAME = AGENT_SERVICE
 # Room for one ~1 MB upload chunk plus framing; whole models never travel in
 # one message.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# gRPC's own limit of RPCs in progress (running, queued for a thread or open
+# streams), a memory backstop across all connections; past it gRPC refuses
+# calls itself (RESOURCE_EXHAUSTED without a reason: AgentOverloaded to the
+# client). Far above the budgets' sum: below it, the budgets alone decide.
+# (A per-connection HTTP/2 stream limit is no help: clients that race past it
+# see UNAVAILABLE "RST_STREAM", which reads as "agent down".)
+MAX_CONCURRENT_RPCS = 1024
 
 
 @dataclass
@@ -46,6 +56,7 @@ class AgentServer:
     health: health.HealthServicer
     gate: JobGate
     runner: BenchmarkRunner
+    budgets: RpcBudgets
     _stopped: threading.Event
 
     def stop(self, drain_timeout_s: float | None = None) -> None:
@@ -55,8 +66,7 @@ class AgentServer:
         self._stopped.set()
         log = get_logger()
         log.info("draining")
-        self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.health.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
         self.service.serving = False
         self.gate.close()
         timeout = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
@@ -94,6 +104,27 @@ def _limits(config: AgentConfig) -> agent_pb2.AgentLimits:
     )
 
 
+def _grpc_server(config: AgentConfig, budgets: RpcBudgets) -> grpc.Server:
+    """The gRPC server: one thread per budget slot, auth first, then the budgets."""
+    # Authentication first: unauthenticated calls never spend a budget.
+    interceptors: list[grpc.ServerInterceptor] = (
+        [TokenAuthInterceptor(config.token)] if config.token else []
+    )
+    interceptors.append(budgets)
+    return grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.handler_threads, thread_name_prefix="fleetnas-agent"
+        ),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+    )
+
+
 def create_server(config: AgentConfig) -> AgentServer:
     """Validate ``config``, build the agent and start serving on its address.
 
@@ -118,19 +149,8 @@ def create_server(config: AgentConfig) -> AgentServer:
     service = AgentService(
         config, store=store, gate=gate, runner=runner, description=description
     )
-    interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
-    server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=config.grpc_workers, thread_name_prefix="fleetnas-agent"
-        ),
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ],
-        maximum_concurrent_rpcs=config.grpc_workers * 4,
-    )
+    budgets = agent_budgets(config.thread_budgets())
+    server = _grpc_server(config, budgets)
     agent_pb2_grpc.add_AgentServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -166,5 +186,6 @@ def create_server(config: AgentConfig) -> AgentServer:
         health=health_servicer,
         gate=gate,
         runner=runner,
+        budgets=budgets,
         _stopped=threading.Event(),
     )

@@ -8,7 +8,8 @@ a memory cap, one at a time behind a bounded queue (``job_gate.py``).
 
 Every failure leaves the handler as a named AgentError, which becomes a gRPC
 status with a human message and a ``fleetnas-reason`` trailer; unexpected
-exceptions become INTERNAL and are logged with their traceback. The service
+exceptions become INTERNAL and are logged with their traceback, which the
+client never sees (only an incident id to find it in the log). The service
 keeps serving after any of them.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -25,8 +27,19 @@ import grpc
 
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
-from fleetnas.agent.device_state import StateSampler, noisy_host_warning, state_warnings
-from fleetnas.agent.errors import AgentError, InternalError, InvalidUpload, QueueFull, abort_with
+from fleetnas.agent.device_state import (
+    StateSampler,
+    noisy_host_warning,
+    oversubscribed_warning,
+    state_warnings,
+)
+from fleetnas.agent.errors import (
+    AgentError,
+    InternalError,
+    InvalidUpload,
+    abort_with,
+    bounded,
+)
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_store import ModelStore, validate_sha256
@@ -35,26 +48,41 @@ from fleetnas.agent.settings import resolve_settings
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
 MAX_HASHES_PER_QUERY = 10_000
+# A worker's stderr tail or a traceback: enough to debug, never a 4 MB log line.
+MAX_LOG_PRIVATE_CHARS = 8000
 STATE_CPU_WINDOW_S = 0.05
 T = TypeVar("T")
 
 
 def _translate_errors(handler: Callable[..., T]) -> Callable[..., T]:
-    """Turn AgentError into its status; anything else into a logged INTERNAL."""
+    """Turn AgentError into its status; anything else into INTERNAL with an incident id.
+
+    The client gets the error's bounded message (``abort_with``); the log
+    gets that and the error's private detail. An unexpected exception's text
+    and traceback (host paths) go to the log only, under an incident id that
+    the client's detail names.
+    """
 
     @functools.wraps(handler)
     def wrapper(self: AgentService, request: Any, context: grpc.ServicerContext) -> T:
         try:
             return handler(self, request, context)
         except AgentError as err:
-            get_logger().warning(
-                "request failed",
-                extra={"rpc": handler.__name__, "reason": err.reason_name, "detail": err.message},
-            )
+            extra = {"rpc": handler.__name__, "reason": err.reason_name,
+                     "detail": bounded(err.message)}
+            if err.private:
+                extra["private"] = bounded(err.private, MAX_LOG_PRIVATE_CHARS)
+            get_logger().warning("request failed", extra=extra)
             abort_with(context, err)
-        except Exception as exc:  # noqa: BLE001 -- last line of defence: keep serving
-            get_logger().exception("internal error", extra={"rpc": handler.__name__})
-            abort_with(context, InternalError(f"internal error in {handler.__name__}: {exc}"))
+        except Exception:  # noqa: BLE001 -- last line of defence: keep serving
+            incident = uuid.uuid4().hex[:12]
+            get_logger().exception(
+                "internal error", extra={"rpc": handler.__name__, "incident": incident}
+            )
+            abort_with(context, InternalError(
+                f"internal error in {handler.__name__} (incident {incident}); the agent's "
+                "log has the details"
+            ))
         raise AssertionError("unreachable: context.abort raises")
 
     return wrapper
@@ -129,9 +157,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         # between consecutive samples of one sampler. Benchmarks get their own,
         # so Status calls in between never hide a throttle seen during a run.
         # The CPU window blocks, so it is short: two samples per benchmark.
+        # Status answers from the status sampler's latest snapshot, which
+        # never blocks, so Status calls cannot pile up on the window.
         self._sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
         self._status_sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
-        self._upload_slots = threading.BoundedSemaphore(config.max_uploads)
         self.serving = True
 
     # -- Describe / Status -------------------------------------------------
@@ -145,7 +174,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             busy=self._gate.busy,
             queue_length=self._gate.queue_length,
             max_queue=self._gate.max_queue,
-            state=self._status_sampler.sample(),
+            state=self._status_sampler.latest(),
             cache_bytes=self._store.total_bytes,
             cached_models=self._store.count,
             uptime_s=time.monotonic() - self._started,
@@ -170,18 +199,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     def UploadModel(
         self, request_iterator: Iterator[agent_pb2.UploadChunk], context: grpc.ServicerContext
     ):
-        # Each upload holds a handler thread: bound how many, and cancel one
-        # whose client stalls, so uploads can never starve health and status.
-        if not self._upload_slots.acquire(blocking=False):
-            raise QueueFull(
-                f"{self._config.max_uploads} uploads already in progress; retry shortly "
-                "(agent flag --max-uploads)"
-            )
-        try:
-            with _IdleWatchdog(context, self._config.upload_idle_timeout_s) as watchdog:
-                return self._receive(watchdog.chunks(request_iterator))
-        finally:
-            self._upload_slots.release()
+        # Each upload holds a handler thread: the RPC budgets bound how many
+        # (--max-uploads); cancel one whose client stalls, so a stalled
+        # upload gives its thread back.
+        with _IdleWatchdog(context, self._config.upload_idle_timeout_s) as watchdog:
+            return self._receive(watchdog.chunks(request_iterator))
 
     def _receive(self, chunks: Iterator[agent_pb2.UploadChunk]) -> agent_pb2.UploadResponse:
         first = next(chunks, None)
@@ -267,6 +289,14 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 logical_cores=self._description.cpu.logical_cores,
             )
         )
+        cpu = self._description.cpu
+        oversubscribed = oversubscribed_warning(
+            settings.intra_op_threads,
+            usable_cores=cpu.usable_cores,
+            physical_cores=cpu.physical_cores,
+        )
+        if oversubscribed:
+            result.warnings.append(oversubscribed)
         log.info(
             "benchmark done",
             extra={

@@ -1,79 +1,112 @@
-"""Build a BenchmarkSettings request from command-line style values.
+"""Benchmark settings from command-line style values, generated from the settings table.
 
-Shared by ``fleetnas-agent bench`` and the controller's ``fleetnas measure``
-so both accept the same spellings. ``None`` means "unset: the agent's default".
+Shared by ``fleetnas-agent bench`` and the controller's commands so all accept
+the same spellings: the flags, their ``k=v`` keys and the keywords of
+:func:`build_settings` all come from :data:`fleetnas.agent.settings.SETTINGS`.
+``None`` (or an empty list) means "unset: the agent's default".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Iterable
+from typing import Any
 
+from fleetnas.agent.settings import (
+    METHODS,
+    OPT_LEVELS,
+    Setting,
+    flag_settings,
+    parse_shape,
+    setting_for_key,
+)
 from fleetnas.api.v1 import agent_pb2
 
-OPT_LEVELS = {
-    "disable": agent_pb2.GRAPH_OPTIMIZATION_DISABLE,
-    "basic": agent_pb2.GRAPH_OPTIMIZATION_BASIC,
-    "extended": agent_pb2.GRAPH_OPTIMIZATION_EXTENDED,
-    "all": agent_pb2.GRAPH_OPTIMIZATION_ALL,
-}
-METHODS = {"plain": agent_pb2.METHOD_PLAIN, "paired": agent_pb2.METHOD_PAIRED}
+__all__ = [
+    "METHODS", "OPT_LEVELS", "add_settings_flags", "build_settings", "parse_shape",
+    "settings_from_namespace", "settings_from_pairs", "values_from_pairs",
+]  # fmt: skip
 
 
-def parse_shape(text: str) -> agent_pb2.InputShape:
-    """Parse ``NAME=D1xD2x...`` (e.g. ``x=1x3x224x224``) into an InputShape."""
-    name, sep, dims_text = text.partition("=")
-    if not sep or not name or not dims_text:
-        raise ValueError(f"bad shape {text!r}: expected NAME=D1xD2x..., e.g. x=1x3x224x224")
-    try:
-        dims = [int(d) for d in dims_text.lower().split("x")]
-    except ValueError:
-        raise ValueError(f"bad shape {text!r}: dimensions must be integers") from None
-    if any(d <= 0 for d in dims):
-        raise ValueError(f"bad shape {text!r}: dimensions must be positive")
-    return agent_pb2.InputShape(name=name, dims=dims)
+def add_settings_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add every settings flag to ``parser``; each value lands under its setting's keyword."""
+    for s in flag_settings():
+        options: dict[str, Any] = {"dest": s.keyword, "help": s.help_text()}
+        if s.repeated:
+            options.update(action="append", default=[])
+        if s.choices:
+            options["choices"] = s.choice_names
+        elif not s.repeated or s.parse is None:
+            options["type"] = s.value_type
+        if s.metavar:
+            options["metavar"] = s.metavar
+        parser.add_argument(s.flag, **options)
 
 
-def build_settings(
-    *,
-    warmup: int | None = None,
-    min_runs: int | None = None,
-    max_runs: int | None = None,
-    min_duration: float | None = None,
-    max_duration: float | None = None,
-    threads: int | None = None,
-    inter_threads: int | None = None,
-    providers: Sequence[str] = (),
-    opt_level: str | None = None,
-    shapes: Sequence[str] = (),
-    seed: int | None = None,
-    method: str | None = None,
-    timeout: float | None = None,
-) -> agent_pb2.BenchmarkSettings:
-    """Return a request with only the given values set. Raises ValueError on bad spellings."""
-    s = agent_pb2.BenchmarkSettings()
-    for field, value in (
-        ("warmup_runs", warmup),
-        ("min_runs", min_runs),
-        ("max_runs", max_runs),
-        ("min_duration_s", min_duration),
-        ("max_duration_s", max_duration),
-        ("intra_op_threads", threads),
-        ("inter_op_threads", inter_threads),
-        ("seed", seed),
-        ("timeout_s", timeout),
-    ):
-        if value is not None:
-            if isinstance(value, (int, float)) and value < 0:
-                raise ValueError(f"{field} must be >= 0, got {value}")
-            setattr(s, field, value)
-    s.providers.extend(providers)
-    if opt_level is not None:
-        if opt_level not in OPT_LEVELS:
-            raise ValueError(f"opt level {opt_level!r}: choose one of {', '.join(OPT_LEVELS)}")
-        s.graph_optimization = OPT_LEVELS[opt_level]
-    if method is not None:
-        if method not in METHODS:
-            raise ValueError(f"method {method!r}: choose one of {', '.join(METHODS)}")
-        s.method = METHODS[method]
-    s.input_shapes.extend(parse_shape(text) for text in shapes)
-    return s
+def settings_from_namespace(args: argparse.Namespace) -> agent_pb2.BenchmarkSettings:
+    """The request that the flags of :func:`add_settings_flags` spell in ``args``."""
+    return build_settings(**{s.keyword: getattr(args, s.keyword) for s in flag_settings()})
+
+
+def _set(request: agent_pb2.BenchmarkSettings, s: Setting, value: Any) -> None:
+    if s.repeated:
+        items = [value] if isinstance(value, str) else list(value)
+        parsed = [s.parse(v) if s.parse is not None and isinstance(v, str) else v for v in items]
+        getattr(request, s.name).extend(parsed)
+    elif s.choices:
+        if value not in s.choices:
+            raise ValueError(f"{s.key} {value!r}: choose one of {', '.join(s.choices)}")
+        setattr(request, s.name, s.choices[value])
+    else:
+        if isinstance(value, (int, float)) and value < 0:
+            raise ValueError(f"{s.name} must be >= 0, got {value}")
+        setattr(request, s.name, value)
+
+
+def build_settings(**values: Any) -> agent_pb2.BenchmarkSettings:
+    """A request with only the given values set; keywords are the settings' ``keyword``
+    (``threads=2``, ``opt_level="basic"``, ``shapes=["x=1x3"]``, ``providers=[...]``).
+
+    Raises TypeError for an unknown keyword, ValueError for a bad spelling.
+    """
+    by_keyword = {s.keyword: s for s in flag_settings()}
+    request = agent_pb2.BenchmarkSettings()
+    for keyword, value in values.items():
+        s = by_keyword.get(keyword)
+        if s is None:
+            raise TypeError(f"build_settings() got an unexpected keyword argument {keyword!r}; "
+                            f"keywords: {', '.join(by_keyword)}")
+        if value is None or (s.repeated and not value):
+            continue
+        _set(request, s, value)
+    return request
+
+
+def values_from_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``[("threads", "2"), ("provider", "A"), ("provider", "B")]`` -> build_settings keywords.
+
+    Keys are the flags without dashes (``min-runs``; ``min_runs`` too);
+    repeated settings collect into lists. Raises ValueError naming the key
+    when it is unknown or its value does not convert.
+    """
+    values: dict[str, Any] = {}
+    for key, raw in pairs:
+        try:
+            s = setting_for_key(key)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        text = raw.strip()
+        try:
+            value: Any = text if s.choices or s.parse else s.value_type(text)
+        except ValueError:
+            raise ValueError(f"{s.key}={raw!r} is not a {s.value_type.__name__}") from None
+        if s.repeated:
+            values.setdefault(s.keyword, []).append(value)
+        else:
+            values[s.keyword] = value
+    return values
+
+
+def settings_from_pairs(pairs: Iterable[tuple[str, str]]) -> agent_pb2.BenchmarkSettings:
+    """The request ``k=v`` pairs spell (see :func:`values_from_pairs`); ValueError if bad."""
+    return build_settings(**values_from_pairs(pairs))

@@ -133,6 +133,15 @@ def test_stop_drains_in_flight_work_and_refuses_new_work(start_agent, good_model
         time.sleep(0.01)
     assert not server.service.serving
     assert not client.health()  # NOT_SERVING while draining
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    health = health_pb2_grpc.HealthStub(channel)
+    service = agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
+    check = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    server.health.set(service, health_pb2.HealthCheckResponse.SERVING)  # shutdown is for good
+    assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == \
+        health_pb2.HealthCheckResponse.NOT_SERVING
+    channel.close()
     with pytest.raises(errors.ShuttingDown):
         client.benchmark(good, fast_settings())
     runner.join(120)

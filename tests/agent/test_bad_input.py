@@ -247,8 +247,7 @@ def test_stalled_uploads_cannot_starve_the_agent(start_agent, good_model):
     """Upload slots are bounded and an idle upload is cancelled: health and status keep answering."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    server, client = start_agent(max_uploads=1, upload_idle_timeout_s=1.0, grpc_workers=6,
-                                 max_queue=1)
+    server, client = start_agent(max_uploads=1, upload_idle_timeout_s=1.0, max_queue=1)
     channel, stub, md = raw_stub(server.port)
     release = threading.Event()
     data = os.urandom(3 << 20)
@@ -273,8 +272,9 @@ def test_stalled_uploads_cannot_starve_the_agent(start_agent, good_model):
         assert time.monotonic() < deadline, "the stalled upload never started"
         time.sleep(0.02)
     # the only upload slot is taken: another upload is refused at once, not queued
-    with pytest.raises(errors.QueueFull, match="--max-uploads"):
+    with pytest.raises(errors.AgentOverloaded, match="--max-uploads") as info:
         client.upload_model(good_model)
+    assert info.value.transient
     health = health_pb2_grpc.HealthStub(channel)
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
         health_pb2.HealthCheckResponse.SERVING
@@ -315,3 +315,68 @@ def test_hash_with_trailing_newline_is_refused(agent):
                                    timeout=10, metadata=md),
             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPLOAD", "not a sha256")
     channel.close()
+
+
+def _with(**fields):
+    """fast_settings() plus repeated fields (providers, input_shapes) set from lists."""
+    settings = fast_settings()
+    for name, values in fields.items():
+        getattr(settings, name).extend(values)
+    return settings
+
+
+def _shape(name: str, dims: list[int]) -> agent_pb2.InputShape:
+    return agent_pb2.InputShape(name=name, dims=dims)
+
+
+@pytest.mark.parametrize("settings,fragments", [
+    (lambda: _with(providers=["P" * (4 << 20)]),
+     ["providers", "at most 256 characters", "this one 4194304"]),
+    (lambda: _with(providers=[f"P{i}" for i in range(17)]), ["providers", "17", "at most 16"]),
+    (lambda: _with(input_shapes=[_shape(f"x{i}", [1]) for i in range(10_000)]),
+     ["input_shapes", "10000 entries", "at most 256"]),
+    (lambda: _with(input_shapes=[_shape("n" * (1 << 20), [1])]),
+     ["input_shapes.name", "at most 256 characters"]),
+    (lambda: _with(input_shapes=[_shape("x", [1] * 33)]), ["input_shapes", "33", "at most 32"]),
+    (lambda: _with(input_shapes=[_shape("x", [2**62, 2**62])]),
+     ["input_shapes[x].dims", str(2**62), "at most 2147483647"]),
+], ids=["4MB-provider", "17-providers", "10k-shapes", "1MB-input-name", "rank-33", "dim-2^62"])
+def test_oversized_settings_are_refused_naming_field_and_cap(agent, good_model, settings,
+                                                             fragments, caplog):
+    """Caps are checked first; the detail and the agent's log quote at most a short excerpt."""
+    from fleetnas.agent.logs import JsonFormatter
+
+    server, client = agent
+    sha = client.ensure_model(good_model)
+    channel, stub, md = raw_stub(server.port)
+    with caplog.at_level("INFO", logger="fleetnas.agent"):
+        err = _expect(_benchmark_call(stub, md, sha, settings()), grpc.StatusCode.INVALID_ARGUMENT,
+                      "INVALID_SETTINGS", *fragments)
+    assert len(err.details()) <= 1100, len(err.details())
+    formatter = JsonFormatter()
+    longest = max(len(formatter.format(record)) for record in caplog.records)
+    assert longest < 5000, longest  # no multi-MB log line
+    channel.close()
+    _still_serves(client, good_model)
+
+
+def test_internal_errors_keep_host_paths_and_tracebacks_in_the_agent_log(agent, good_model,
+                                                                         caplog):
+    """An unexpected failure (the cache folder vanished) gives INTERNAL with an incident id only."""
+    import shutil
+
+    server, client = agent
+    models = server.config.cache_dir / "models"
+    shutil.rmtree(models)
+    channel, stub, md = raw_stub(server.port)
+    with caplog.at_level("INFO", logger="fleetnas.agent"):
+        err = _expect(lambda: _upload_raw(stub, md, good_model), grpc.StatusCode.INTERNAL,
+                      "INTERNAL", "incident")
+    assert str(server.config.cache_dir) not in err.details()
+    assert "Traceback" not in err.details() and "Errno" not in err.details()
+    incident = err.details().split("incident ")[1].split(")")[0]
+    (record,) = [r for r in caplog.records if getattr(r, "incident", None) == incident]
+    assert record.exc_info is not None and str(models) in str(record.exc_info[1])
+    channel.close()
+    models.mkdir()
+    _still_serves(client, good_model)

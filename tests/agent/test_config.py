@@ -33,8 +33,21 @@ def test_off_loopback_without_token_is_refused(tmp_path):
     ({"port": 70000}, "--port"),
     ({"max_uploads": 0}, "--max-uploads"),
     ({"upload_idle_timeout_s": 0}, "--upload-idle-timeout"),
-    ({"grpc_workers": 8, "max_queue": 4, "max_uploads": 2}, "raise --grpc-workers to 9"),
+    ({"grpc_workers": 8, "max_queue": 4, "max_uploads": 2}, "raise it to 18"),
 ])
 def test_inconsistent_settings_name_the_flag(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):
         AgentConfig(cache_dir=tmp_path, **overrides).validate()
+
+
+def test_thread_pool_has_a_thread_for_every_budget_slot(tmp_path):
+    config = AgentConfig(cache_dir=tmp_path, max_queue=3, max_uploads=2)
+    budgets = config.thread_budgets()
+    assert budgets["Benchmark"] == 5 and budgets["UploadModel"] == 2
+    assert {"Status", "Describe", "HasModels", "Check"} <= set(budgets)
+    assert config.handler_threads == sum(budgets.values())
+    AgentConfig(cache_dir=tmp_path, max_queue=3, max_uploads=2,
+                grpc_workers=config.handler_threads + 5).validate()
+    with pytest.raises(ConfigError, match=f"raise it to {config.handler_threads}"):
+        AgentConfig(cache_dir=tmp_path, max_queue=3, max_uploads=2,
+                    grpc_workers=config.handler_threads - 1).validate()

@@ -17,12 +17,14 @@ import pytest
 import fleetnas.agent
 from fleetnas.agent.device_probe import (
     board_model,
+    cgroup_cpu_quota,
     cpu_model,
     describe_device,
     host_fingerprint,
     os_distribution,
     parse_nvidia_smi_csv,
     query_nvidia_gpus,
+    usable_cores,
 )
 from tests.agent.fake_root import write_tree
 
@@ -279,3 +281,44 @@ def test_failing_or_hanging_nvidia_smi_gives_no_gpus(
 
     monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
     assert query_nvidia_gpus() == []
+
+
+@pytest.mark.parametrize("files,quota", [
+    ({"proc/self/cgroup": "0::/a/b\n", "sys/fs/cgroup/a/b/cpu.max": "max 100000\n",
+      "sys/fs/cgroup/a/cpu.max": "150000 100000\n"}, 1.5),  # v2: an ancestor's quota counts
+    ({"proc/self/cgroup": "0::/a\n", "sys/fs/cgroup/a/cpu.max": "400000 100000\n",
+      "sys/fs/cgroup/cpu.max": "200000 100000\n"}, 2.0),  # the smallest wins
+    ({"proc/self/cgroup": "4:cpu,cpuacct:/docker/x\n",
+      "sys/fs/cgroup/cpu,cpuacct/docker/x/cpu.cfs_quota_us": "200000\n",
+      "sys/fs/cgroup/cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000\n"}, 2.0),  # v1
+    ({"proc/self/cgroup": "2:cpuacct:/\n1:cpu:/docker/x\n",  # a container: only the mount root
+      "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "50000\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+    ({"proc/self/cgroup": "1:cpu:/\n", "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1 unlimited
+    ({"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/cpu.max": "lots 100000\n"}, None),  # garbled
+    ({}, None),  # no cgroups at all
+], ids=["v2-ancestor", "v2-smallest", "v1", "v1-container-root", "v1-unlimited", "garbled",
+        "none"])
+def test_cgroup_cpu_quota_from_fake_trees(tmp_path, files, quota):
+    assert cgroup_cpu_quota(write_tree(tmp_path, files)) == quota
+
+
+@pytest.mark.parametrize("affinity,quota_files,expected", [
+    (4, {"sys/fs/cgroup/cpu.max": "150000 100000\n"}, (1, 1.5)),  # 1.5 cores: 1 flat out
+    (4, {"sys/fs/cgroup/cpu.max": "50000 100000\n"}, (1, 0.5)),  # never below one
+    (1, {"sys/fs/cgroup/cpu.max": "300000 100000\n"}, (1, 3.0)),  # pinned: affinity wins
+    (3, {}, (3, 0.0)),
+])
+def test_usable_cores_is_affinity_lowered_to_the_quota(tmp_path, affinity, quota_files, expected):
+    root = write_tree(tmp_path, {"proc/self/cgroup": "0::/\n", **quota_files})
+    found = usable_cores(root, logical_cores=8, affinity=affinity)
+    assert (found.cores, found.quota_cores) == expected
+
+
+def test_this_process_usable_cores_match_its_affinity():
+    d = describe_device()
+    if hasattr(os, "sched_getaffinity"):
+        assert 1 <= d.cpu.usable_cores <= len(os.sched_getaffinity(0))
+    else:
+        assert 1 <= d.cpu.usable_cores <= d.cpu.logical_cores

@@ -322,3 +322,37 @@ def test_the_agents_own_children_do_not_count_as_other_programs():
     state = sampler.sample()
     one_core = 100.0 / (os.cpu_count() or 1)
     assert state.cpu_percent - state.others_cpu_percent >= 0.6 * one_core, state
+
+
+def test_latest_never_waits_for_the_cpu_window(tmp_path):
+    """Within one window ``latest`` hands out copies of one snapshot; after it, a fresh one."""
+    window = 0.5
+    sampler = StateSampler(root=tmp_path, cpu_window_s=window)
+    first = sampler.latest()  # the only call that may wait (the window since creation)
+    start = time.monotonic()
+    copies = [sampler.latest() for _ in range(20)]
+    assert time.monotonic() - start < window  # 20 samples would have slept 20 windows
+    assert {c.timestamp for c in copies} == {first.timestamp}
+    copies[0].load_1m = -1.0  # a copy: changing it changes nothing of the sampler's
+    assert sampler.latest().load_1m != -1.0
+    deadline = time.monotonic() + 10
+    while sampler.latest().timestamp == first.timestamp:
+        assert time.monotonic() < deadline, "latest never took a fresh sample"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("threads,usable,physical,expected", [
+    (2, 1, 2, "oversubscribed: 2 intra-op threads on 1 usable cores"),
+    (0, 2, 4, "oversubscribed: onnxruntime's default of one thread per physical core (4)"),
+    (2, 2, 4, None),
+    (0, 4, 4, None),
+    (8, 0, 4, None),  # an old description without usable_cores: nothing to compare with
+])
+def test_oversubscribed_warning(threads, usable, physical, expected):
+    from fleetnas.agent.device_state import oversubscribed_warning
+
+    warning = oversubscribed_warning(threads, usable_cores=usable, physical_cores=physical)
+    if expected is None:
+        assert warning is None
+    else:
+        assert warning is not None and warning.startswith(expected)

@@ -150,3 +150,33 @@ def test_unusable_paths_and_dead_agents_are_one_line_errors(tmp_path):
     dead = subprocess.run([*AGENT, "describe", "--address", "127.0.0.1:1"],
                           capture_output=True, text=True, timeout=60)
     assert dead.returncode == 1 and dead.stderr.startswith("fleetnas-agent: agent unavailable")
+
+
+PINNED_AGENT = [sys.executable, "-c",
+                "import os, sys\n"
+                "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # like taskset -c N\n"
+                "from fleetnas.agent.cli import main\n"
+                "sys.exit(main(sys.argv[1:]))"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_agent_pinned_to_one_cpu_reports_one_usable_core_and_warns(tmp_path, good_model):
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [*PINNED_AGENT, "serve", "--port", "0", "--port-file", str(port_file),
+         "--cache-dir", str(tmp_path / "cache")], stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(_wait_for_file(port_file, proc))
+        with AgentClient(f"127.0.0.1:{port}") as client:
+            cpu = client.describe().cpu
+            assert cpu.usable_cores == 1
+            assert cpu.logical_cores == os.cpu_count()  # the host's counts stay as they are
+            sha = client.ensure_model(good_model)
+            two = client.benchmark(sha, fast_settings(intra_op_threads=2))
+            one = client.benchmark(sha, fast_settings(intra_op_threads=1))
+        assert any(w.startswith("oversubscribed: 2 intra-op threads on 1 usable cores")
+                   for w in two.warnings), list(two.warnings)
+        assert not any(w.startswith("oversubscribed") for w in one.warnings)
+    finally:
+        proc.terminate()
+        proc.wait(60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -29,8 +30,8 @@ def test_empty_request_gets_every_default() -> None:
     out = resolve()
     check_resolved(out)
     for setting in DEFAULTS:
-        if setting.name in ("providers",):
-            assert tuple(out.providers) == setting.default
+        if setting.repeated:
+            assert tuple(getattr(out, setting.name)) == setting.default
         elif setting.default is not None and setting.name != "max_duration_s":
             assert getattr(out, setting.name) == setting.default, setting.name
     assert out.max_duration_s == min(settings_mod.DEFAULT_MAX_DURATION_S, MAX_TIMEOUT / 2)
@@ -163,3 +164,69 @@ def test_agent_limits_must_be_positive() -> None:
 def test_check_resolved_rejects_unresolved() -> None:
     with pytest.raises(ValueError, match="unset"):
         check_resolved(agent_pb2.BenchmarkSettings(min_runs=3))
+
+
+def test_the_table_lists_every_field_once_with_a_spelling() -> None:
+    from fleetnas.agent.settings import SETTINGS, flag_settings, identity_fields, run_limit_fields
+
+    names = [s.name for s in SETTINGS]
+    assert sorted(names) == sorted(f.name for f in agent_pb2.BenchmarkSettings.DESCRIPTOR.fields)
+    flags = flag_settings()
+    assert len({s.flag for s in flags}) == len({s.keyword for s in flags}) == len(flags)
+    assert {s.name for s in SETTINGS} - {s.name for s in flags} == {"memory_cap_bytes"}
+    assert set(run_limit_fields()) == {"timeout_s", "memory_cap_bytes"}
+    assert set(identity_fields()) | set(run_limit_fields()) == set(names)
+    for s in SETTINGS:
+        assert s.help and "default" not in s.help.lower(), s.name  # the table adds it
+        assert s.help_text().endswith(f"(default: {s.default_shown()})")
+
+
+def test_help_shows_the_tables_defaults() -> None:
+    from fleetnas.agent.settings import setting
+
+    assert setting("warmup_runs").help_text().endswith("(default: 10)")
+    assert setting("graph_optimization").help_text().endswith("(default: all)")
+    assert setting("method").help_text().endswith("(default: plain)")
+    assert setting("providers").help_text().endswith("(default: CPUExecutionProvider)")
+
+
+def test_argparse_flags_keywords_and_pairs_spell_the_same_request() -> None:
+    import argparse
+
+    from fleetnas.agent.settings_args import (
+        add_settings_flags,
+        build_settings,
+        settings_from_namespace,
+        settings_from_pairs,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser)
+    args = parser.parse_args(["--threads", "2", "--opt-level", "basic", "--shape", "x=1x3",
+                              "--provider", "A", "--provider", "B", "--min-duration", "0.2",
+                              "--method", "paired"])
+    from_flags = settings_from_namespace(args)
+    from_pairs = settings_from_pairs([("threads", "2"), ("opt-level", "basic"),
+                                      ("shape", "x=1x3"), ("provider", "A"), ("provider", "B"),
+                                      ("min_duration", "0.2"), ("--method", "paired")])
+    from_keywords = build_settings(threads=2, opt_level="basic", shapes=["x=1x3"],
+                                   providers=["A", "B"], min_duration=0.2, method="paired")
+    assert from_flags == from_pairs == from_keywords
+    assert from_flags.intra_op_threads == 2
+    assert from_flags.graph_optimization == agent_pb2.GRAPH_OPTIMIZATION_BASIC
+    assert list(from_flags.providers) == ["A", "B"]
+    assert [(s.name, list(s.dims)) for s in from_flags.input_shapes] == [("x", [1, 3])]
+    assert not from_flags.HasField("warmup_runs")  # unset stays unset
+
+
+@pytest.mark.parametrize("pairs,fragment", [
+    ([("thread", "2")], "no benchmark setting 'thread'; keys: warmup, min-runs"),
+    ([("threads", "two")], "threads='two' is not a int"),
+    ([("opt-level", "fast")], "choose one of disable, basic, extended, all"),
+    ([("shape", "x")], "bad shape"),
+])
+def test_bad_pairs_name_the_key(pairs, fragment) -> None:
+    from fleetnas.agent.settings_args import settings_from_pairs
+
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        settings_from_pairs(pairs)

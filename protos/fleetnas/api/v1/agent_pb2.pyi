@@ -24,6 +24,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_SHUTTING_DOWN: _ClassVar[ErrorReason]
     ERROR_REASON_INVALID_UPLOAD: _ClassVar[ErrorReason]
     ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_AGENT_OVERLOADED: _ClassVar[ErrorReason]
 
 class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +54,7 @@ ERROR_REASON_WORKER_CRASHED: ErrorReason
 ERROR_REASON_SHUTTING_DOWN: ErrorReason
 ERROR_REASON_INVALID_UPLOAD: ErrorReason
 ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_AGENT_OVERLOADED: ErrorReason
 METHOD_UNSPECIFIED: Method
 METHOD_PLAIN: Method
 METHOD_PAIRED: Method
@@ -67,7 +69,7 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CpuInfo(_message.Message):
-    __slots__ = ("architecture", "model", "physical_cores", "logical_cores", "freq_min_mhz", "freq_max_mhz", "freq_current_mhz")
+    __slots__ = ("architecture", "model", "physical_cores", "logical_cores", "freq_min_mhz", "freq_max_mhz", "freq_current_mhz", "usable_cores", "cpu_quota_cores")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PHYSICAL_CORES_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +77,8 @@ class CpuInfo(_message.Message):
     FREQ_MIN_MHZ_FIELD_NUMBER: _ClassVar[int]
     FREQ_MAX_MHZ_FIELD_NUMBER: _ClassVar[int]
     FREQ_CURRENT_MHZ_FIELD_NUMBER: _ClassVar[int]
+    USABLE_CORES_FIELD_NUMBER: _ClassVar[int]
+    CPU_QUOTA_CORES_FIELD_NUMBER: _ClassVar[int]
     architecture: str
     model: str
     physical_cores: int
@@ -82,7 +86,9 @@ class CpuInfo(_message.Message):
     freq_min_mhz: float
     freq_max_mhz: float
     freq_current_mhz: float
-    def __init__(self, architecture: _Optional[str] = ..., model: _Optional[str] = ..., physical_cores: _Optional[int] = ..., logical_cores: _Optional[int] = ..., freq_min_mhz: _Optional[float] = ..., freq_max_mhz: _Optional[float] = ..., freq_current_mhz: _Optional[float] = ...) -> None: ...
+    usable_cores: int
+    cpu_quota_cores: float
+    def __init__(self, architecture: _Optional[str] = ..., model: _Optional[str] = ..., physical_cores: _Optional[int] = ..., logical_cores: _Optional[int] = ..., freq_min_mhz: _Optional[float] = ..., freq_max_mhz: _Optional[float] = ..., freq_current_mhz: _Optional[float] = ..., usable_cores: _Optional[int] = ..., cpu_quota_cores: _Optional[float] = ...) -> None: ...
 
 class MemoryInfo(_message.Message):
     __slots__ = ("total_bytes", "available_bytes")
