@@ -1,15 +1,16 @@
 """Parent-side handle of one worker process: spawn, wait ready, run one job under watch.
 
 :class:`WorkerProcess` owns the subprocess, its private working directory
-and its stderr log. :meth:`WorkerProcess.execute` enforces the job's
-wall-clock timeout and its resident-memory cap (psutil, polling every
-``POLL_S``) and raises the matching named error; everything else a worker
-reports comes back as a protocol message for the runner to interpret.
+and its stderr log. :meth:`WorkerProcess.send` hands the worker its job and
+:meth:`WorkerProcess.wait_answer` waits for the answer while enforcing the
+job's wall-clock timeout and its resident-memory cap (psutil, polling every
+``POLL_S``), raising the matching named error; every other outcome comes
+back as a typed protocol message (``_worker_protocol``) for the runner to
+interpret.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import shutil
@@ -23,7 +24,17 @@ from typing import IO
 
 import psutil
 
-from fleetnas.agent._worker_protocol import MAX_MESSAGE_BYTES, Job
+from fleetnas.agent._worker_protocol import (
+    MAX_MESSAGE_BYTES,
+    Failure,
+    FrameReader,
+    Job,
+    Message,
+    ProtocolError,
+    Ready,
+    Result,
+    encode,
+)
 from fleetnas.agent.errors import BenchmarkTimeout, InternalError, MemoryCapExceeded, WorkerCrashed
 
 POLL_S = 0.02
@@ -78,17 +89,13 @@ class WorkerProcess:
         )
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._out = self.proc.stdout.fileno()
-        self._buf = bytearray()
+        self._reader = FrameReader(MAX_MESSAGE_BYTES)
         self.ready = False
         self.onnxruntime_version = ""
-        self.peak_rss_bytes = 0
 
     @property
     def pid(self) -> int:
         return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until the worker has imported onnxruntime; WorkerCrashed if it died first."""
@@ -107,20 +114,22 @@ class WorkerProcess:
                 f"benchmark worker {self.pid} failed to start: {self._exit_text()}"
                 f"{self._stderr_suffix()}"
             )
-        if message.get("type") != "ready":
+        if not isinstance(message, Ready):
             self.kill()
-            raise InternalError(f"benchmark worker sent {message.get('type')!r} before 'ready'")
-        self.onnxruntime_version = str(message.get("onnxruntime_version", ""))
+            raise InternalError(
+                f"benchmark worker sent {type(message).__name__} before Ready"
+            )
+        self.onnxruntime_version = message.onnxruntime_version
         self.ready = True
 
     def send(self, job: Job) -> None:
         """Hand the worker its one job. OSError (BrokenPipeError) if the worker is gone."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(job.encode())
+        self.proc.stdin.write(encode(job))
         self.proc.stdin.close()
 
-    def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> dict[str, object]:
-        """Wait for the answer to the job just sent (a protocol message), watching the worker.
+    def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
+        """Wait for the answer to the job just sent, watching the worker.
 
         Raises:
             BenchmarkTimeout: no answer ``timeout_s`` after the call (worker killed).
@@ -150,6 +159,9 @@ class WorkerProcess:
             ) from None
         if message is None:
             raise self.crash_error()
+        if not isinstance(message, (Result, Failure)):
+            self.kill()
+            raise InternalError(f"benchmark worker sent an unexpected {type(message).__name__}")
         return message
 
     def crash_error(self) -> WorkerCrashed | MemoryCapExceeded:
@@ -219,9 +231,16 @@ class WorkerProcess:
 
     def _read_message(
         self, deadline: float, watch: tuple[psutil.Process, int] | None
-    ) -> dict[str, object] | None:
-        """The next protocol line; None on EOF. Raises _Deadline / _OverCap while waiting."""
-        while b"\n" not in self._buf:
+    ) -> Message | None:
+        """The next protocol message; None on EOF. Raises _Deadline / _OverCap while waiting."""
+        while True:
+            try:
+                message = self._reader.next_message()
+            except ProtocolError as exc:
+                self.kill()
+                raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from None
+            if message is not None:
+                return message
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Deadline
@@ -230,30 +249,19 @@ class WorkerProcess:
                 chunk = os.read(self._out, 1 << 20)
                 if not chunk:
                     return None
-                self._buf += chunk
-                if len(self._buf) > MAX_MESSAGE_BYTES:
+                try:
+                    self._reader.feed(chunk)
+                except ProtocolError as exc:
                     self.kill()
-                    raise InternalError("benchmark worker sent an oversized message")
+                    raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from None
             if watch is not None:
                 self._check_memory(*watch)
-        line, _, rest = bytes(self._buf).partition(b"\n")
-        self._buf = bytearray(rest)
-        try:
-            message = json.loads(line)
-        except ValueError as exc:
-            self.kill()
-            raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from exc
-        if not isinstance(message, dict):
-            self.kill()
-            raise InternalError("benchmark worker sent a message that is not an object")
-        return message
 
     def _check_memory(self, process: psutil.Process, cap: int) -> None:
         try:
             rss = process.memory_info().rss
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return  # exiting: the EOF on its pipe tells the rest
-        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         if rss > cap:
             raise _OverCap(rss)
 

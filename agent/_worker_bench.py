@@ -33,6 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fleetnas.agent._worker_protocol import Job, ReferenceJob
+from fleetnas.agent.reference import Calibration
 from fleetnas.agent.stats import latency_stats, mean_std_cv
 from fleetnas.api.v1 import agent_pb2
 
@@ -353,9 +354,9 @@ def _guarded(
     return call
 
 
-def run_job(job: Job) -> tuple[agent_pb2.BenchmarkResult, dict[str, float] | None]:
-    """Run one benchmark. Returns the result (service-owned fields left empty) and, when the
-    worker calibrated the reference, ``{"latency_ms", "calibrated_at", "runs"}``."""
+def run_job(job: Job) -> tuple[agent_pb2.BenchmarkResult, Calibration | None]:
+    """Run one benchmark. Returns the result (service-owned fields left empty) and the
+    reference calibration the worker measured, if it measured one steady enough to keep."""
     started_at = time.time()
     wall_start = time.perf_counter()
     s = agent_pb2.BenchmarkSettings.FromString(job.settings)
@@ -370,7 +371,7 @@ def run_job(job: Job) -> tuple[agent_pb2.BenchmarkResult, dict[str, float] | Non
         inputs=model.inputs,
     )
     result.first_run_ms = _timed(run)
-    calibration: dict[str, float] | None = None
+    calibration: Calibration | None = None
     if s.method == agent_pb2.METHOD_PAIRED:
         if job.reference is None:
             raise JobFailure("InternalError", "paired benchmark without a reference model")
@@ -391,7 +392,7 @@ def _paired(
     s: agent_pb2.BenchmarkSettings,
     run: Callable[[], None],
     result: agent_pb2.BenchmarkResult,
-) -> dict[str, float] | None:
+) -> Calibration | None:
     with open(ref_job.path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     if digest != ref_job.sha256:
@@ -409,11 +410,7 @@ def _paired(
         calibrated_ms, calibration_cv = calibrate(ref_run, ref_job.calibration_runs)
         calibrated_at = time.time()
         if calibration_cv <= ref_job.max_calibration_cv:
-            calibration = {
-                "latency_ms": calibrated_ms,
-                "calibrated_at": calibrated_at,
-                "runs": float(ref_job.calibration_runs),
-            }
+            calibration = Calibration(calibrated_ms, calibrated_at, ref_job.calibration_runs)
         else:
             # Every later paired result would inherit a calibration taken on a busy host.
             result.warnings.append(

@@ -28,14 +28,15 @@ import logging
 import threading
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
 from fleetnas.agent import errors
 from fleetnas.agent._runner_worker import WorkerProcess
-from fleetnas.agent._worker_protocol import REASONS, Job, ReferenceJob, decode_bytes
+from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
     MAX_CALIBRATION_CV,
     REFERENCE_NAME,
-    Calibration,
     CalibrationKey,
     CalibrationStore,
     default_reference_path,
@@ -246,7 +247,7 @@ class BenchmarkRunner:
 
     def _execute(
         self, worker: WorkerProcess, job: Job, settings: agent_pb2.BenchmarkSettings
-    ) -> dict[str, object]:
+    ) -> Result | Failure:
         try:
             worker.send(job)
         except OSError:
@@ -288,40 +289,25 @@ class BenchmarkRunner:
 
     def _interpret(
         self,
-        message: dict[str, object],
+        answer: Result | Failure,
         model_sha256: str,
         key: CalibrationKey | None,
         keep_calibration: bool = True,
     ) -> agent_pb2.BenchmarkResult:
-        kind = message.get("type")
-        if kind == "error":
-            reason = str(message.get("reason"))
-            text = str(message.get("message", ""))
-            if reason not in REASONS:
-                raise errors.InternalError(f"benchmark worker failed ({reason}): {text}")
-            raise getattr(errors, reason)(text)
-        if kind != "result":
-            raise errors.InternalError(f"benchmark worker sent an unexpected message {kind!r}")
+        if isinstance(answer, Failure):
+            raise getattr(errors, answer.reason)(answer.message)
         try:
-            result = agent_pb2.BenchmarkResult.FromString(decode_bytes(str(message["result"])))
-        except (KeyError, ValueError) as exc:
+            result = agent_pb2.BenchmarkResult.FromString(answer.result)
+        except DecodeError as exc:
             raise errors.InternalError(
                 f"benchmark worker sent an unreadable result: {exc}"
             ) from exc
         result.model_sha256 = model_sha256
-        calibration = message.get("calibration")
-        if key is not None and isinstance(calibration, dict) and not keep_calibration:
+        if key is not None and answer.calibration is not None and not keep_calibration:
             result.warnings.append(
                 "paired: the reference was calibrated on a noisy host; the calibration is "
                 "used for this result only and not kept"
             )
-        elif key is not None and isinstance(calibration, dict):
-            self._store.put(
-                key,
-                Calibration(
-                    latency_ms=float(calibration["latency_ms"]),
-                    calibrated_at=float(calibration["calibrated_at"]),
-                    runs=int(calibration["runs"]),
-                ),
-            )
+        elif key is not None and answer.calibration is not None:
+            self._store.put(key, answer.calibration)
         return result
