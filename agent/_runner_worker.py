@@ -36,8 +36,11 @@ from fleetnas.agent._worker_protocol import (
     encode,
 )
 from fleetnas.agent.errors import BenchmarkTimeout, InternalError, MemoryCapExceeded, WorkerCrashed
+from fleetnas.agent.lifeline import owned_prefix, spawn
 
 POLL_S = 0.02
+# Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
+SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
 _STDERR_TAIL_BYTES = 2000
 
@@ -74,19 +77,28 @@ class WorkerProcess:
     """One spawned worker. Not thread-safe except :meth:`kill` (callable from any thread)."""
 
     def __init__(self, scratch_dir: Path) -> None:
+        """Start a worker in a fresh ``scratch_dir/worker-<owner>-*`` folder (OSError if it
+        cannot be started). The worker dies with this process (see ``lifeline``)."""
         scratch_dir.mkdir(parents=True, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix="worker-", dir=scratch_dir))
-        self._stderr: IO[bytes] = open(self.workdir.with_suffix(".log"), "w+b")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetnas.agent.worker_main"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=self.workdir,  # empty: external-data paths have nothing to resolve to
-            env=worker_env(),
-            close_fds=True,
-            start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
-        )
+        self.workdir = Path(tempfile.mkdtemp(prefix=owned_prefix(SCRATCH_PREFIX), dir=scratch_dir))
+        self._stderr: IO[bytes] = open(self.workdir.parent / f"{self.workdir.name}.log", "w+b")  # noqa: SIM115
+        try:
+            self._tether = spawn(
+                [sys.executable, "-m", "fleetnas.agent.worker_main"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                cwd=self.workdir,  # empty: external-data paths have nothing to resolve to
+                env=worker_env(),
+                close_fds=True,
+                start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
+            )
+        except BaseException:
+            self._stderr.close()
+            Path(self._stderr.name).unlink(missing_ok=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        self.proc = self._tether.process
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._out = self.proc.stdout.fileno()
         self._reader = FrameReader(MAX_MESSAGE_BYTES)
@@ -199,6 +211,7 @@ class WorkerProcess:
                     stream.close()
                 except OSError:
                     pass
+        self._tether.release()
         if not self._stderr.closed:
             self._stderr.close()
         Path(self._stderr.name).unlink(missing_ok=True)

@@ -57,7 +57,10 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_JOB_BYTES = 16 * 1024 * 1024
 # What an error detail that leaves the agent may carry of a text from elsewhere.
 MAX_DETAIL_CHARS = 600
-_PATH_RE = re.compile(r"(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\:,;()]+[/\\])+([^\s'\"/\\:,;()]*)")
+# An absolute POSIX or Windows path (not one inside a word, like onnxruntime/core/x.cc);
+# group 1 is its last part.
+_PATH_PART = r"[^\s'\"/\\:,;()]"
+_PATH_RE = re.compile(rf"(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:{_PATH_PART}+[/\\])+({_PATH_PART}*)")
 
 
 class ProtocolError(ValueError):
@@ -171,7 +174,7 @@ class ReferenceJob:
 
 @dataclass(frozen=True)
 class Job:
-    """Parent → worker: one benchmark. ``settings`` is a serialized, resolved BenchmarkSettings."""
+    """Parent → worker: one benchmark; ``settings``: a serialized, resolved BenchmarkSettings."""
 
     KIND: ClassVar[int] = 2
     model_path: str

@@ -19,7 +19,9 @@ Limits per job, from the resolved settings:
 Trust: the model path comes from the agent's own cache, never from the wire;
 workers get an allowlisted environment, an empty working directory (so
 external-data references resolve to nothing), no custom-op libraries and no
-core dumps.
+core dumps. A worker dies with the agent however the agent dies (see
+``lifeline``), and the folders of workers whose agent died are removed when
+the next runner starts on the same scratch dir.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from fleetnas.agent import errors
-from fleetnas.agent._runner_worker import WorkerProcess
+from fleetnas.agent._runner_worker import SCRATCH_PREFIX, WorkerProcess
 from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result
+from fleetnas.agent.lifeline import clean_stale
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
     MAX_CALIBRATION_CV,
@@ -74,10 +77,15 @@ class BenchmarkRunner:
         :meth:`start_spare` once it is done, so the spare's start-up does not
         show in its sample.
         A reference calibration (median of ``calibration_runs`` runs) is kept only if
-        its robust cv is at most ``max_calibration_cv``."""
+        its robust cv is at most ``max_calibration_cv``. Worker folders left in
+        ``scratch_dir`` by an agent that died are removed here."""
         if calibration_runs < 1:
             raise ValueError(f"calibration_runs must be >= 1, got {calibration_runs}")
         self._scratch = Path(scratch_dir)
+        stale = clean_stale(self._scratch, SCRATCH_PREFIX)
+        if stale:
+            log.info("removed %d stale worker files of dead agents", len(stale),
+                     extra={"scratch_dir": str(self._scratch)})  # fmt: skip
         self._store = calibration_store
         self._reference_path = Path(reference_model_path or default_reference_path()).resolve()
         self._reference_sha256 = sha256_file(self._reference_path)

@@ -3,7 +3,8 @@
 A worker is started ahead of time as a warm spare by
 :class:`fleetnas.agent.runner.BenchmarkRunner`. It:
 
-1. forbids core dumps, moves its stdout aside as the private result channel
+1. ties its life to the agent's (``lifeline.hold``: it dies when the agent
+   dies, however), forbids core dumps, moves its stdout aside as the private result channel
    (fd 1 then points at stderr, so native code printing cannot corrupt it);
 2. imports onnxruntime and numpy (the slow part) and says ``ready``;
 3. blocks reading ONE job from stdin (EOF instead: exits quietly);
@@ -36,6 +37,7 @@ from fleetnas.agent._worker_protocol import (
     read_message,
     write_message,
 )
+from fleetnas.agent.lifeline import hold
 
 # Headroom on top of the cap for the RLIMIT_DATA backstop: thread stacks
 # (each intra/inter-op thread maps one) and allocator slack.
@@ -142,6 +144,7 @@ def _answer(job: Job, bench: ModuleType, started: float) -> Message:
 
 
 def main() -> int:
+    hold()  # first: die with the agent, even if it dies during the slow imports
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     channel = os.dup(1)
     os.dup2(2, 1)
