@@ -170,7 +170,7 @@ class BenchmarkRunner:
                 self._current = None
             # The worker has answered and is exiting: reap it off the reply's path.
             threading.Thread(target=worker.close, name="reap-worker", daemon=True).start()
-            return self._interpret(message, model_sha256, key, keep_calibration)
+            return self._interpret(message, model_sha256, key, reference, keep_calibration)
         except errors.AgentError as exc:
             if isinstance(exc, errors.ShuttingDown):
                 raise
@@ -300,7 +300,8 @@ class BenchmarkRunner:
         answer: Result | Failure,
         model_sha256: str,
         key: CalibrationKey | None,
-        keep_calibration: bool = True,
+        reference: ReferenceJob | None,
+        keep_calibration: bool,
     ) -> agent_pb2.BenchmarkResult:
         if isinstance(answer, Failure):
             raise getattr(errors, answer.reason)(answer.message)
@@ -311,7 +312,9 @@ class BenchmarkRunner:
                 f"benchmark worker sent an unreadable result: {exc}"
             ) from exc
         result.model_sha256 = model_sha256
-        if key is not None and answer.calibration is not None and not keep_calibration:
+        calibrated_now = reference is not None and reference.calibrated_ms is None
+        if calibrated_now and not keep_calibration:
+            # Whether or not its own runs looked steady: the host did not.
             result.warnings.append(
                 "paired: the reference was calibrated on a noisy host; the calibration is "
                 "used for this result only and not kept"
