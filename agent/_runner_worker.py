@@ -42,6 +42,8 @@ POLL_S = 0.02
 # Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
 SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
+# Past the deadline, how long an answer being written may go without a byte before it is stuck.
+ANSWER_STALL_S = 5.0
 _STDERR_TAIL_BYTES = 2000
 
 # Environment passed to workers: what Python, onnxruntime and GPU runtimes
@@ -143,8 +145,13 @@ class WorkerProcess:
     def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
         """Wait for the answer to the job just sent, watching the worker.
 
+        An answer read after the deadline (this process was paused while the
+        worker finished) is judged by the worker's own ``elapsed_s``: kept if
+        the worker took at most ``timeout_s``.
+
         Raises:
-            BenchmarkTimeout: no answer ``timeout_s`` after the call (worker killed).
+            BenchmarkTimeout: no answer ``timeout_s`` after the call, or an answer
+                the worker itself took longer than that for (worker killed).
             MemoryCapExceeded: the worker's RSS went over ``memory_cap_bytes`` (worker killed).
             WorkerCrashed: the worker exited without answering.
         """
@@ -155,12 +162,7 @@ class WorkerProcess:
             )
         except _Deadline:
             self.kill()
-            raise BenchmarkTimeout(
-                f"the benchmark did not finish within its timeout of {timeout_s:g} s and its "
-                "worker was killed; raise settings.timeout_s (capped by the agent's max timeout, "
-                "see Describe().limits.max_timeout_s) or lower max_duration_s / max_runs / "
-                "warmup_runs"
-            ) from None
+            raise _timeout_error(timeout_s) from None
         except _OverCap as over:
             self.kill()
             raise MemoryCapExceeded(
@@ -174,6 +176,9 @@ class WorkerProcess:
         if not isinstance(message, (Result, Failure)):
             self.kill()
             raise InternalError(f"benchmark worker sent an unexpected {type(message).__name__}")
+        if time.monotonic() > deadline and message.elapsed_s > timeout_s:
+            self.kill()
+            raise _timeout_error(timeout_s, took_s=message.elapsed_s)
         return message
 
     def crash_error(self) -> WorkerCrashed | MemoryCapExceeded:
@@ -245,30 +250,43 @@ class WorkerProcess:
     def _read_message(
         self, deadline: float, watch: tuple[psutil.Process, int] | None
     ) -> Message | None:
-        """The next protocol message; None on EOF. Raises _Deadline / _OverCap while waiting."""
+        """The next protocol message; None on EOF. Raises _Deadline / _OverCap while waiting.
+
+        The pipe is drained before the clock is looked at, so an answer the
+        worker wrote while this process could not read (a paused agent) is
+        taken, not thrown away. Past the deadline, an answer whose first
+        bytes have arrived may finish unless it stalls for ``ANSWER_STALL_S``.
+        """
+        last_bytes = time.monotonic()
+        chunk = b""
         while True:
-            try:
-                message = self._reader.next_message()
-            except ProtocolError as exc:
-                self.kill()
-                raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from None
+            message = self._take(chunk)
             if message is not None:
                 return message
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Deadline
-            readable, _, _ = select.select([self._out], [], [], min(POLL_S, remaining))
+            chunk = b""
+            pending = self._reader.pending
+            wait = POLL_S if pending else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            readable, _, _ = select.select([self._out], [], [], wait)
             if readable:
                 chunk = os.read(self._out, 1 << 20)
                 if not chunk:
                     return None
-                try:
-                    self._reader.feed(chunk)
-                except ProtocolError as exc:
-                    self.kill()
-                    raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from None
+                last_bytes = time.monotonic()
+                continue
             if watch is not None:
                 self._check_memory(*watch)
+            now = time.monotonic()
+            if now >= deadline and not (pending and now - last_bytes < ANSWER_STALL_S):
+                raise _Deadline
+
+    def _take(self, chunk: bytes) -> Message | None:
+        """Buffer ``chunk``; the next complete message, if any. A garbled stream kills the worker."""
+        try:
+            self._reader.feed(chunk)
+            return self._reader.next_message()
+        except ProtocolError as exc:
+            self.kill()
+            raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from None
 
     def _check_memory(self, process: psutil.Process, cap: int) -> None:
         try:
@@ -277,6 +295,19 @@ class WorkerProcess:
             return  # exiting: the EOF on its pipe tells the rest
         if rss > cap:
             raise _OverCap(rss)
+
+
+def _timeout_error(timeout_s: float, *, took_s: float | None = None) -> BenchmarkTimeout:
+    what = (
+        f"the benchmark took {took_s:.3g} s in its worker, over its timeout of {timeout_s:g} s"
+        if took_s is not None
+        else f"the benchmark did not finish within its timeout of {timeout_s:g} s and its "
+        "worker was killed"
+    )
+    return BenchmarkTimeout(
+        f"{what}; raise settings.timeout_s (capped by the agent's max timeout, see "
+        "Describe().limits.max_timeout_s) or lower max_duration_s / max_runs / warmup_runs"
+    )
 
 
 class _Deadline(Exception):

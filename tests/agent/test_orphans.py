@@ -15,77 +15,32 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from fleetnas.agent.client import AgentClient
 from fleetnas.agent.errors import AgentError
 from tests import onnx_models
+from tests.agent.agent_process import (
+    gone,
+    reaped_processes,
+    start_agent_process,
+    wait_all_gone,
+    wait_for,
+    wait_until_measuring,
+    waiting_worker,
+    worker_pids,
+)
 from tests.agent.conftest import fast_settings
 
-AGENT = [sys.executable, "-m", "fleetnas.agent.cli", "--log-format", "text"]
 GONE_WITHIN_S = 2.0
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_all_gone(pids: list[int], within_s: float) -> list[int]:
-    """Poll until every pid is gone or ``within_s`` passed; return those still alive."""
-    deadline = time.monotonic() + within_s
-    while True:
-        alive = [pid for pid in pids if not gone(pid)]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.02)
-
-
-def wait_for(predicate, timeout_s: float, what: str):  # noqa: ANN001, ANN201 - test helper
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def start_agent_process(cache: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = cache.parent / f"{cache.name}.port"
-    port_file.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [*AGENT, "serve", "--port", "0", "--port-file", str(port_file), "--cache-dir", str(cache)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    def port() -> int:
-        assert proc.poll() is None, "the agent exited early"
-        text = port_file.read_text().strip() if port_file.exists() else ""
-        return int(text) if text.isdigit() else 0
-
-    return proc, wait_for(port, 120, "the agent's port file")
-
-
 @pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-def worker_pids(agent_pid: int) -> list[int]:
-    return [p.pid for p in psutil.Process(agent_pid).children(recursive=True)]
+def procs() -> Iterator[list[subprocess.Popen]]:
+    yield from reaped_processes()
 
 
 def refused(port: int) -> bool:
@@ -114,14 +69,10 @@ def test_sigkilled_agent_takes_its_running_worker_with_it(tmp_path: Path, procs)
         except AgentError as exc:  # the agent is killed under it
             outcome.append(exc)
 
+    worker = waiting_worker(proc.pid)
     caller = threading.Thread(target=call, daemon=True)
     caller.start()
-    wait_for(lambda: client.status().busy, 60, "the job to start")
-    # The job is in the worker once the worker burns CPU (a waiting spare does not).
-    workers = wait_for(lambda: worker_pids(proc.pid), 60, "a worker")
-    worker = psutil.Process(workers[0])
-    idle = sum(worker.cpu_times()[:2])
-    wait_for(lambda: sum(worker.cpu_times()[:2]) > idle + 0.3, 60, "the worker to measure")
+    wait_until_measuring(worker)
     workers = worker_pids(proc.pid)
 
     proc.send_signal(signal.SIGKILL)
