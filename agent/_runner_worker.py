@@ -11,7 +11,9 @@ interpret.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -25,6 +27,7 @@ from typing import IO
 import psutil
 
 from fleetnas.agent._worker_protocol import (
+    MAX_JOB_BYTES,
     MAX_MESSAGE_BYTES,
     Failure,
     FrameReader,
@@ -33,18 +36,26 @@ from fleetnas.agent._worker_protocol import (
     ProtocolError,
     Ready,
     Result,
+    client_text,
     encode,
 )
-from fleetnas.agent.errors import BenchmarkTimeout, InternalError, MemoryCapExceeded, WorkerCrashed
+from fleetnas.agent.errors import (
+    BenchmarkTimeout,
+    InternalError,
+    InvalidSettings,
+    MemoryCapExceeded,
+    WorkerCrashed,
+)
 from fleetnas.agent.lifeline import owned_prefix, spawn
 
+log = logging.getLogger(__name__)
 POLL_S = 0.02
 # Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
 SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
 # Past the deadline, how long an answer being written may go without a byte before it is stuck.
 ANSWER_STALL_S = 5.0
-_STDERR_TAIL_BYTES = 2000
+_STDERR_TAIL_BYTES = 16_000  # logged in full (a faulthandler dump is several KB)
 
 # Environment passed to workers: what Python, onnxruntime and GPU runtimes
 # need, nothing else (no agent token or other secrets of the parent).
@@ -83,7 +94,8 @@ class WorkerProcess:
         cannot be started). The worker dies with this process (see ``lifeline``)."""
         scratch_dir.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix=owned_prefix(SCRATCH_PREFIX), dir=scratch_dir))
-        self._stderr: IO[bytes] = open(self.workdir.parent / f"{self.workdir.name}.log", "w+b")  # noqa: SIM115
+        log_path = self.workdir.parent / f"{self.workdir.name}.log"
+        self._stderr: IO[bytes] = open(log_path, "w+b")  # noqa: SIM115
         try:
             self._tether = spawn(
                 [sys.executable, "-m", "fleetnas.agent.worker_main"],
@@ -121,25 +133,34 @@ class WorkerProcess:
             self.kill()
             raise WorkerCrashed(
                 f"benchmark worker {self.pid} did not start within {timeout_s:g} s "
-                f"(importing onnxruntime){self._stderr_suffix()}"
+                f"(importing onnxruntime){self._stderr_note('did not start')}"
             ) from None
         if message is None:
+            exit_text = self._exit_text()
             raise WorkerCrashed(
-                f"benchmark worker {self.pid} failed to start: {self._exit_text()}"
-                f"{self._stderr_suffix()}"
+                f"benchmark worker {self.pid} failed to start: {exit_text}"
+                f"{self._stderr_note('failed to start')}"
             )
         if not isinstance(message, Ready):
             self.kill()
-            raise InternalError(
-                f"benchmark worker sent {type(message).__name__} before Ready"
-            )
+            raise InternalError(f"benchmark worker sent {type(message).__name__} before Ready")
         self.onnxruntime_version = message.onnxruntime_version
         self.ready = True
 
     def send(self, job: Job) -> None:
-        """Hand the worker its one job. OSError (BrokenPipeError) if the worker is gone."""
+        """Hand the worker its one job. OSError (BrokenPipeError) if the worker is gone.
+
+        InvalidSettings (nothing sent) if the job is over ``MAX_JOB_BYTES``: only
+        settings far past what one gRPC request can carry make it so big.
+        """
         assert self.proc.stdin is not None
-        self.proc.stdin.write(encode(job))
+        frame = encode(job)
+        if len(frame) > MAX_JOB_BYTES:
+            raise InvalidSettings(
+                f"the benchmark settings are {len(job.settings)} bytes serialized; a job may be "
+                f"at most {MAX_JOB_BYTES} bytes (fewer or shorter input_shapes entries)"
+            )
+        self.proc.stdin.write(frame)
         self.proc.stdin.close()
 
     def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
@@ -185,14 +206,14 @@ class WorkerProcess:
         """The error for a worker that exited without an answer (waits for it to exit)."""
         exit_text = self._exit_text()
         tail = self.stderr_tail()
+        note = self._stderr_note(exit_text)
         if "bad_alloc" in tail or "MemoryError" in tail:
             return MemoryCapExceeded(
                 f"the benchmark worker ran out of memory under its cap and {exit_text}; raise "
-                f"settings.memory_cap_bytes or benchmark a smaller model{self._stderr_suffix()}"
+                f"settings.memory_cap_bytes or benchmark a smaller model{note}"
             )
         return WorkerCrashed(
-            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result"
-            f"{self._stderr_suffix()}"
+            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result{note}"
         )
 
     def kill(self) -> None:
@@ -231,12 +252,19 @@ class WorkerProcess:
         except (OSError, ValueError):
             return ""
 
-    def _stderr_suffix(self) -> str:
+    def _stderr_note(self, what: str) -> str:
+        """Log the worker's stderr tail in full; a short, path-free note for the client's detail.
+
+        The tail holds tracebacks with the agent host's paths: it stays in the
+        agent's log, and the client learns only the last error's name.
+        """
         tail = self.stderr_tail()
         if not tail:
             return ""
-        last = " | ".join(tail.splitlines()[-5:])
-        return f"; worker stderr: {last[-600:]}"
+        log.warning("benchmark worker %s", what,
+                    extra={"worker_pid": self.pid, "stderr_tail": tail})  # fmt: skip
+        last = _last_error(tail)
+        return f" ({last + '; ' if last else ''}its stderr is in the agent's log)"
 
     def _exit_text(self) -> str:
         try:
@@ -280,7 +308,7 @@ class WorkerProcess:
                 raise _Deadline
 
     def _take(self, chunk: bytes) -> Message | None:
-        """Buffer ``chunk``; the next complete message, if any. A garbled stream kills the worker."""
+        """Buffer ``chunk``; the next complete message, if any. Garbled bytes kill the worker."""
         try:
             self._reader.feed(chunk)
             return self._reader.next_message()
@@ -295,6 +323,18 @@ class WorkerProcess:
             return  # exiting: the EOF on its pipe tells the rest
         if rss > cap:
             raise _OverCap(rss)
+
+
+_ERROR_LINE = re.compile(r"^(?:Fatal Python error: (.+)|(\w+(?:\.\w+)*(?:Error|Exception)\b))")
+
+
+def _last_error(stderr_tail: str) -> str:
+    """The name of the last error in a worker's stderr ('MemoryError', 'Segmentation fault')."""
+    for line in reversed(stderr_tail.splitlines()):
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            return client_text(match.group(1) or match.group(2), limit=80)
+    return ""
 
 
 def _timeout_error(timeout_s: float, *, took_s: float | None = None) -> BenchmarkTimeout:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from fleetnas.agent._worker_protocol import Job, ReferenceJob
+from fleetnas.agent._worker_protocol import Job, ReferenceJob, client_text, shown
 from fleetnas.agent.reference import Calibration
 from fleetnas.agent.stats import latency_stats, mean_std_cv
 from fleetnas.api.v1 import agent_pb2
@@ -91,9 +91,16 @@ class JobFailure(Exception):
 
 
 def _trim(text: str) -> str:
-    text = " ".join(str(text).split())
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", text)
-    return text if len(text) <= _MAX_ORT_MESSAGE else text[: _MAX_ORT_MESSAGE - 3] + "..."
+    """An onnxruntime message as a client may see it: one line, no host paths, bounded."""
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", " ".join(str(text).split()))
+    return client_text(text, _MAX_ORT_MESSAGE)
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    """Input names for a detail: the first ``most``, each cut short, and how many more."""
+    shown_names = ", ".join(shown(n, 60) for n in names[:most])
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"[{shown_names}{more}]"
 
 
 def classify(
@@ -154,7 +161,8 @@ def resolve_inputs(
 
     Raises JobFailure(InvalidSettings) for a symbolic dim without an
     ``input_shapes`` entry, a shape that contradicts a fixed dim or the rank,
-    or an ``input_shapes`` name that is not an input of the model.
+    or an ``input_shapes`` name that is not an input of the model;
+    JobFailure(UnsupportedOperator) for an input type the agent cannot make.
     """
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
@@ -163,44 +171,49 @@ def resolve_inputs(
     if unknown:
         raise JobFailure(
             "InvalidSettings",
-            f"input_shapes names {unknown}, which the model does not have; its inputs are {names}",
+            f"input_shapes names {_names(unknown)}, which the model does not have; its inputs "
+            f"are {_names(names)}",
         )
     resolved = []
     for inp in inputs:
-        model_dims = list(inp.shape)
         if inp.type not in _DTYPES:
             raise JobFailure(
                 "UnsupportedOperator",
-                f"input {inp.name!r} has type {inp.type}; the agent can only generate inputs of "
-                f"types {sorted(t[7:-1] for t in _DTYPES)}",
+                f"input {shown(inp.name, 60)} has type {inp.type}; the agent can only generate "
+                f"inputs of types {sorted(t[7:-1] for t in _DTYPES)}",
             )
-        if inp.name in given:
-            dims = given[inp.name]
-            if len(dims) != len(model_dims):
-                raise JobFailure(
-                    "InvalidSettings",
-                    f"input_shapes gives input {inp.name!r} {len(dims)} dims {dims}, but the model's "
-                    f"input has rank {len(model_dims)} (shape {model_dims})",
-                )
-            for axis, (want, have) in enumerate(zip(dims, model_dims, strict=True)):
-                if isinstance(have, int) and have > 0 and have != want:
-                    raise JobFailure(
-                        "InvalidSettings",
-                        f"input_shapes gives input {inp.name!r} dims {dims}, but dim {axis} of "
-                        f"the model's input is fixed at {have} (shape {model_dims})",
-                    )
-        else:
-            for axis, dim in enumerate(model_dims):
-                if not (isinstance(dim, int) and dim >= 0):
-                    raise JobFailure(
-                        "InvalidSettings",
-                        f"input {inp.name!r} has dynamic dim {axis} ({dim!r}) in shape "
-                        f"{model_dims}; pass input_shapes with an entry for {inp.name!r} giving "
-                        "concrete sizes for every dim",
-                    )
-            dims = [int(d) for d in model_dims]
+        dims = _dims(shown(inp.name, 60), list(inp.shape), given.get(inp.name))
         resolved.append(agent_pb2.TensorInfo(name=inp.name, dims=dims, element_type=inp.type[7:-1]))
     return resolved
+
+
+def _dims(name: str, model_dims: list[object], given: list[int] | None) -> list[int]:
+    """The concrete dims of input ``name`` (already fit for a detail): ``given`` checked
+    against the model's shape, or the model's own dims when all are fixed."""
+    if given is None:
+        for axis, dim in enumerate(model_dims):
+            if not (isinstance(dim, int) and dim >= 0):
+                raise JobFailure(
+                    "InvalidSettings",
+                    f"input {name} has dynamic dim {axis} ({shown(dim, 40)}) in shape "
+                    f"{shown(model_dims)}; pass input_shapes with an entry for {name} giving "
+                    "concrete sizes for every dim",
+                )
+        return [d for d in model_dims if isinstance(d, int)]  # all of them, as just checked
+    if len(given) != len(model_dims):
+        raise JobFailure(
+            "InvalidSettings",
+            f"input_shapes gives input {name} {len(given)} dims {shown(given)}, but the "
+            f"model's input has rank {len(model_dims)} (shape {shown(model_dims)})",
+        )
+    for axis, (want, have) in enumerate(zip(given, model_dims, strict=True)):
+        if isinstance(have, int) and have > 0 and have != want:
+            raise JobFailure(
+                "InvalidSettings",
+                f"input_shapes gives input {name} dims {shown(given)}, but dim {axis} of the "
+                f"model's input is fixed at {have} (shape {shown(model_dims)})",
+            )
+    return given
 
 
 def make_feeds(inputs: list[agent_pb2.TensorInfo], seed: int) -> dict[str, np.ndarray]:
@@ -317,7 +330,8 @@ def _load(path: str, s: agent_pb2.BenchmarkSettings, *, what: str) -> _Model:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise JobFailure("InternalError", f"cannot read the {what} file: {exc}") from exc
+        # the agent's own cache file is gone: a fault of this agent, not the model
+        raise JobFailure("InternalError", f"cannot read the {what} file: {exc.strerror}") from exc
     if not data:
         raise JobFailure("ModelInvalid", "the model is empty (0 bytes)")
     shapes_given = len(s.input_shapes) > 0 and what == "model"
@@ -397,7 +411,8 @@ def _paired(
         digest = hashlib.sha256(f.read()).hexdigest()
     if digest != ref_job.sha256:
         raise JobFailure(
-            "InternalError", f"reference model {ref_job.path} changed on disk (sha256 {digest})"
+            "InternalError",
+            f"the agent's reference model changed on disk (sha256 {digest}); reinstall the agent",
         )
     reference = _load(ref_job.path, s, what="reference model")
     ref_run = _guarded(reference.run, s, shapes=False)

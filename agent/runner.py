@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError
 
 from fleetnas.agent import errors
 from fleetnas.agent._runner_worker import SCRATCH_PREFIX, WorkerProcess
-from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result
+from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result, client_text
 from fleetnas.agent.lifeline import clean_stale
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
@@ -49,6 +49,8 @@ from fleetnas.agent.settings import check_resolved
 from fleetnas.api.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
+# A worker's failure detail is cut to this (its onnxruntime excerpt alone may be 600).
+MAX_FAILURE_CHARS = 2000
 
 
 class BenchmarkRunner:
@@ -304,7 +306,9 @@ class BenchmarkRunner:
         keep_calibration: bool,
     ) -> agent_pb2.BenchmarkResult:
         if isinstance(answer, Failure):
-            raise getattr(errors, answer.reason)(answer.message)
+            # The worker words its own details; this is the last line of defence before
+            # they leave the agent: no host paths, bounded size.
+            raise getattr(errors, answer.reason)(client_text(answer.message, MAX_FAILURE_CHARS))
         try:
             result = agent_pb2.BenchmarkResult.FromString(answer.result)
         except DecodeError as exc:

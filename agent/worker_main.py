@@ -4,7 +4,8 @@ A worker is started ahead of time as a warm spare by
 :class:`fleetnas.agent.runner.BenchmarkRunner`. It:
 
 1. ties its life to the agent's (``lifeline.hold``: it dies when the agent
-   dies, however), forbids core dumps, moves its stdout aside as the private result channel
+   dies, however), forbids core dumps, turns on ``faulthandler`` (a native
+   crash leaves a traceback on stderr, which the runner logs), moves its stdout aside as the private result channel
    (fd 1 then points at stderr, so native code printing cannot corrupt it);
 2. imports onnxruntime and numpy (the slow part) and says ``ready``;
 3. blocks reading ONE job from stdin (EOF instead: exits quietly);
@@ -19,6 +20,7 @@ library is ever registered. The protocol is in ``_worker_protocol``.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import resource
 import sys
@@ -34,6 +36,7 @@ from fleetnas.agent._worker_protocol import (
     ProtocolError,
     Ready,
     Result,
+    client_text,
     read_message,
     write_message,
 )
@@ -139,13 +142,15 @@ def _answer(job: Job, bench: ModuleType, started: float) -> Message:
         reason, message = memory.reason, memory.message
     except Exception as exc:  # noqa: BLE001 - any failure is reported as data, trace on stderr
         traceback.print_exc()
-        reason, message = "InternalError", f"benchmark worker failed: {type(exc).__name__}: {exc}"
+        reason = "InternalError"
+        message = f"benchmark worker failed: {type(exc).__name__}: {client_text(str(exc))}"
     return Failure(reason, message, time.monotonic() - started)
 
 
 def main() -> int:
     hold()  # first: die with the agent, even if it dies during the slow imports
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    faulthandler.enable()  # a native crash leaves a Python traceback in the agent's log
     channel = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
