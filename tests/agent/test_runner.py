@@ -497,6 +497,15 @@ def test_a_native_crash_tells_the_client_its_name_and_the_log_its_traceback(
     assert any("Fatal Python error" in t and "_worker_bench.py" in t for t in tails), tails
 
 
+def test_shapes_of_2_62_are_refused_by_size_before_allocation(
+    runner: BenchmarkRunner, model_file: Callable[[bytes], Path]
+) -> None:
+    path = model_file(onnx_models.relu(["rows", "cols"]))
+    with pytest.raises(errors.InvalidSettings) as info:
+        runner.run(path, "x", with_shapes([agent_pb2.InputShape(name="x", dims=[2**62, 2**62])]))
+    assert "'x'" in info.value.message and f"{2**124 * 4} bytes" in info.value.message
+
+
 def test_a_missing_cache_file_names_no_host_path(runner, good) -> None:
     with pytest.raises(errors.InternalError) as info:
         runner.run(good.with_name("gone.onnx"), "x", settings())
