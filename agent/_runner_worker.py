@@ -1,16 +1,19 @@
 """Parent-side handle of one worker process: spawn, wait ready, run one job under watch.
 
 :class:`WorkerProcess` owns the subprocess, its private working directory
-and its stderr log. :meth:`WorkerProcess.execute` enforces the job's
-wall-clock timeout and its resident-memory cap (psutil, polling every
-``POLL_S``) and raises the matching named error; everything else a worker
-reports comes back as a protocol message for the runner to interpret.
+and its stderr log. :meth:`WorkerProcess.send` hands the worker its job and
+:meth:`WorkerProcess.wait_answer` waits for the answer while enforcing the
+job's wall-clock timeout and its resident-memory cap (psutil, polling every
+``POLL_S``), raising the matching named error; every other outcome comes
+back as a typed protocol message (``_worker_protocol``) for the runner to
+interpret.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -23,12 +26,36 @@ from typing import IO
 
 import psutil
 
-from fleetnas.agent._worker_protocol import MAX_MESSAGE_BYTES, Job
-from fleetnas.agent.errors import BenchmarkTimeout, InternalError, MemoryCapExceeded, WorkerCrashed
+from fleetnas.agent._worker_protocol import (
+    MAX_JOB_BYTES,
+    MAX_MESSAGE_BYTES,
+    Failure,
+    FrameReader,
+    Job,
+    Message,
+    ProtocolError,
+    Ready,
+    Result,
+    client_text,
+    encode,
+)
+from fleetnas.agent.errors import (
+    BenchmarkTimeout,
+    InternalError,
+    InvalidSettings,
+    MemoryCapExceeded,
+    WorkerCrashed,
+)
+from fleetnas.agent.lifeline import owned_prefix, spawn
 
+log = logging.getLogger(__name__)
 POLL_S = 0.02
+# Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
+SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
-_STDERR_TAIL_BYTES = 2000
+# Past the deadline, how long an answer being written may go without a byte before it is stuck.
+ANSWER_STALL_S = 5.0
+_STDERR_TAIL_BYTES = 16_000  # logged in full (a faulthandler dump is several KB)
 
 # Environment passed to workers: what Python, onnxruntime and GPU runtimes
 # need, nothing else (no agent token or other secrets of the parent).
@@ -63,32 +90,38 @@ class WorkerProcess:
     """One spawned worker. Not thread-safe except :meth:`kill` (callable from any thread)."""
 
     def __init__(self, scratch_dir: Path) -> None:
+        """Start a worker in a fresh ``scratch_dir/worker-<owner>-*`` folder (OSError if it
+        cannot be started). The worker dies with this process (see ``lifeline``)."""
         scratch_dir.mkdir(parents=True, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix="worker-", dir=scratch_dir))
-        self._stderr: IO[bytes] = open(self.workdir.with_suffix(".log"), "w+b")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetnas.agent.worker_main"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=self.workdir,  # empty: external-data paths have nothing to resolve to
-            env=worker_env(),
-            close_fds=True,
-            start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
-        )
+        self.workdir = Path(tempfile.mkdtemp(prefix=owned_prefix(SCRATCH_PREFIX), dir=scratch_dir))
+        log_path = self.workdir.parent / f"{self.workdir.name}.log"
+        self._stderr: IO[bytes] = open(log_path, "w+b")  # noqa: SIM115
+        try:
+            self._tether = spawn(
+                [sys.executable, "-m", "fleetnas.agent.worker_main"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                cwd=self.workdir,  # empty: external-data paths have nothing to resolve to
+                env=worker_env(),
+                close_fds=True,
+                start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
+            )
+        except BaseException:
+            self._stderr.close()
+            Path(self._stderr.name).unlink(missing_ok=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        self.proc = self._tether.process
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._out = self.proc.stdout.fileno()
-        self._buf = bytearray()
+        self._reader = FrameReader(MAX_MESSAGE_BYTES)
         self.ready = False
         self.onnxruntime_version = ""
-        self.peak_rss_bytes = 0
 
     @property
     def pid(self) -> int:
         return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until the worker has imported onnxruntime; WorkerCrashed if it died first."""
@@ -100,30 +133,46 @@ class WorkerProcess:
             self.kill()
             raise WorkerCrashed(
                 f"benchmark worker {self.pid} did not start within {timeout_s:g} s "
-                f"(importing onnxruntime){self._stderr_suffix()}"
+                f"(importing onnxruntime){self._stderr_note('did not start')}"
             ) from None
         if message is None:
+            exit_text = self._exit_text()
             raise WorkerCrashed(
-                f"benchmark worker {self.pid} failed to start: {self._exit_text()}"
-                f"{self._stderr_suffix()}"
+                f"benchmark worker {self.pid} failed to start: {exit_text}"
+                f"{self._stderr_note('failed to start')}"
             )
-        if message.get("type") != "ready":
+        if not isinstance(message, Ready):
             self.kill()
-            raise InternalError(f"benchmark worker sent {message.get('type')!r} before 'ready'")
-        self.onnxruntime_version = str(message.get("onnxruntime_version", ""))
+            raise InternalError(f"benchmark worker sent {type(message).__name__} before Ready")
+        self.onnxruntime_version = message.onnxruntime_version
         self.ready = True
 
     def send(self, job: Job) -> None:
-        """Hand the worker its one job. OSError (BrokenPipeError) if the worker is gone."""
+        """Hand the worker its one job. OSError (BrokenPipeError) if the worker is gone.
+
+        InvalidSettings (nothing sent) if the job is over ``MAX_JOB_BYTES``: only
+        settings far past what one gRPC request can carry make it so big.
+        """
         assert self.proc.stdin is not None
-        self.proc.stdin.write(job.encode())
+        frame = encode(job)
+        if len(frame) > MAX_JOB_BYTES:
+            raise InvalidSettings(
+                f"the benchmark settings are {len(job.settings)} bytes serialized; a job may be "
+                f"at most {MAX_JOB_BYTES} bytes (fewer or shorter input_shapes entries)"
+            )
+        self.proc.stdin.write(frame)
         self.proc.stdin.close()
 
-    def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> dict[str, object]:
-        """Wait for the answer to the job just sent (a protocol message), watching the worker.
+    def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
+        """Wait for the answer to the job just sent, watching the worker.
+
+        An answer read after the deadline (this process was paused while the
+        worker finished) is judged by the worker's own ``elapsed_s``: kept if
+        the worker took at most ``timeout_s``.
 
         Raises:
-            BenchmarkTimeout: no answer ``timeout_s`` after the call (worker killed).
+            BenchmarkTimeout: no answer ``timeout_s`` after the call, or an answer
+                the worker itself took longer than that for (worker killed).
             MemoryCapExceeded: the worker's RSS went over ``memory_cap_bytes`` (worker killed).
             WorkerCrashed: the worker exited without answering.
         """
@@ -134,12 +183,7 @@ class WorkerProcess:
             )
         except _Deadline:
             self.kill()
-            raise BenchmarkTimeout(
-                f"the benchmark did not finish within its timeout of {timeout_s:g} s and its "
-                "worker was killed; raise settings.timeout_s (capped by the agent's max timeout, "
-                "see Describe().limits.max_timeout_s) or lower max_duration_s / max_runs / "
-                "warmup_runs"
-            ) from None
+            raise _timeout_error(timeout_s) from None
         except _OverCap as over:
             self.kill()
             raise MemoryCapExceeded(
@@ -150,20 +194,26 @@ class WorkerProcess:
             ) from None
         if message is None:
             raise self.crash_error()
+        if not isinstance(message, (Result, Failure)):
+            self.kill()
+            raise InternalError(f"benchmark worker sent an unexpected {type(message).__name__}")
+        if time.monotonic() > deadline and message.elapsed_s > timeout_s:
+            self.kill()
+            raise _timeout_error(timeout_s, took_s=message.elapsed_s)
         return message
 
     def crash_error(self) -> WorkerCrashed | MemoryCapExceeded:
         """The error for a worker that exited without an answer (waits for it to exit)."""
         exit_text = self._exit_text()
         tail = self.stderr_tail()
+        note = self._stderr_note(exit_text)
         if "bad_alloc" in tail or "MemoryError" in tail:
             return MemoryCapExceeded(
                 f"the benchmark worker ran out of memory under its cap and {exit_text}; raise "
-                f"settings.memory_cap_bytes or benchmark a smaller model{self._stderr_suffix()}"
+                f"settings.memory_cap_bytes or benchmark a smaller model{note}"
             )
         return WorkerCrashed(
-            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result"
-            f"{self._stderr_suffix()}"
+            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result{note}"
         )
 
     def kill(self) -> None:
@@ -187,6 +237,7 @@ class WorkerProcess:
                     stream.close()
                 except OSError:
                     pass
+        self._tether.release()
         if not self._stderr.closed:
             self._stderr.close()
         Path(self._stderr.name).unlink(missing_ok=True)
@@ -201,12 +252,19 @@ class WorkerProcess:
         except (OSError, ValueError):
             return ""
 
-    def _stderr_suffix(self) -> str:
+    def _stderr_note(self, what: str) -> str:
+        """Log the worker's stderr tail in full; a short, path-free note for the client's detail.
+
+        The tail holds tracebacks with the agent host's paths: it stays in the
+        agent's log, and the client learns only the last error's name.
+        """
         tail = self.stderr_tail()
         if not tail:
             return ""
-        last = " | ".join(tail.splitlines()[-5:])
-        return f"; worker stderr: {last[-600:]}"
+        log.warning("benchmark worker %s", what,
+                    extra={"worker_pid": self.pid, "stderr_tail": tail})  # fmt: skip
+        last = _last_error(tail)
+        return f" ({last + '; ' if last else ''}its stderr is in the agent's log)"
 
     def _exit_text(self) -> str:
         try:
@@ -219,43 +277,77 @@ class WorkerProcess:
 
     def _read_message(
         self, deadline: float, watch: tuple[psutil.Process, int] | None
-    ) -> dict[str, object] | None:
-        """The next protocol line; None on EOF. Raises _Deadline / _OverCap while waiting."""
-        while b"\n" not in self._buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Deadline
-            readable, _, _ = select.select([self._out], [], [], min(POLL_S, remaining))
+    ) -> Message | None:
+        """The next protocol message; None on EOF. Raises _Deadline / _OverCap while waiting.
+
+        The pipe is drained before the clock is looked at, so an answer the
+        worker wrote while this process could not read (a paused agent) is
+        taken, not thrown away. Past the deadline, an answer whose first
+        bytes have arrived may finish unless it stalls for ``ANSWER_STALL_S``.
+        """
+        last_bytes = time.monotonic()
+        chunk = b""
+        while True:
+            message = self._take(chunk)
+            if message is not None:
+                return message
+            chunk = b""
+            pending = self._reader.pending
+            wait = POLL_S if pending else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            readable, _, _ = select.select([self._out], [], [], wait)
             if readable:
                 chunk = os.read(self._out, 1 << 20)
                 if not chunk:
                     return None
-                self._buf += chunk
-                if len(self._buf) > MAX_MESSAGE_BYTES:
-                    self.kill()
-                    raise InternalError("benchmark worker sent an oversized message")
+                last_bytes = time.monotonic()
+                continue
             if watch is not None:
                 self._check_memory(*watch)
-        line, _, rest = bytes(self._buf).partition(b"\n")
-        self._buf = bytearray(rest)
+            now = time.monotonic()
+            if now >= deadline and not (pending and now - last_bytes < ANSWER_STALL_S):
+                raise _Deadline
+
+    def _take(self, chunk: bytes) -> Message | None:
+        """Buffer ``chunk``; the next complete message, if any. Garbled bytes kill the worker."""
         try:
-            message = json.loads(line)
-        except ValueError as exc:
+            self._reader.feed(chunk)
+            return self._reader.next_message()
+        except ProtocolError as exc:
             self.kill()
-            raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from exc
-        if not isinstance(message, dict):
-            self.kill()
-            raise InternalError("benchmark worker sent a message that is not an object")
-        return message
+            raise InternalError(f"benchmark worker sent an unreadable message: {exc}") from None
 
     def _check_memory(self, process: psutil.Process, cap: int) -> None:
         try:
             rss = process.memory_info().rss
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return  # exiting: the EOF on its pipe tells the rest
-        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         if rss > cap:
             raise _OverCap(rss)
+
+
+_ERROR_LINE = re.compile(r"^(?:Fatal Python error: (.+)|(\w+(?:\.\w+)*(?:Error|Exception)\b))")
+
+
+def _last_error(stderr_tail: str) -> str:
+    """The name of the last error in a worker's stderr ('MemoryError', 'Segmentation fault')."""
+    for line in reversed(stderr_tail.splitlines()):
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            return client_text(match.group(1) or match.group(2), limit=80)
+    return ""
+
+
+def _timeout_error(timeout_s: float, *, took_s: float | None = None) -> BenchmarkTimeout:
+    what = (
+        f"the benchmark took {took_s:.3g} s in its worker, over its timeout of {timeout_s:g} s"
+        if took_s is not None
+        else f"the benchmark did not finish within its timeout of {timeout_s:g} s and its "
+        "worker was killed"
+    )
+    return BenchmarkTimeout(
+        f"{what}; raise settings.timeout_s (capped by the agent's max timeout, see "
+        "Describe().limits.max_timeout_s) or lower max_duration_s / max_runs / warmup_runs"
+    )
 
 
 class _Deadline(Exception):

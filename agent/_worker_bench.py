@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import math
 import re
 import resource
 import statistics
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from fleetnas.agent._worker_protocol import Job, ReferenceJob
+from fleetnas.agent._worker_protocol import Job, ReferenceJob, client_text, shown
+from fleetnas.agent.reference import Calibration
 from fleetnas.agent.stats import latency_stats, mean_std_cv
 from fleetnas.api.v1 import agent_pb2
 
@@ -72,6 +74,10 @@ _LOAD_INVALID = {
     "Fail",
     "ModelLoaded",
 }
+# ORT exception class names a run raises for a graph that cannot run on its inputs (an index
+# out of range, shapes that do not fit): the inputs' fault if input_shapes chose them,
+# else the model's.
+_RUN_INVALID = {"InvalidArgument", "RuntimeException", "Fail"}
 _UNSUPPORTED_PATTERNS = (
     "is not a registered function/op",
     "Could not find an implementation for",
@@ -90,9 +96,16 @@ class JobFailure(Exception):
 
 
 def _trim(text: str) -> str:
-    text = " ".join(str(text).split())
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", text)
-    return text if len(text) <= _MAX_ORT_MESSAGE else text[: _MAX_ORT_MESSAGE - 3] + "..."
+    """An onnxruntime message as a client may see it: one line, no host paths, bounded."""
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", " ".join(str(text).split()))
+    return client_text(text, _MAX_ORT_MESSAGE)
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    """Input names for a detail: the first ``most``, each cut short, and how many more."""
+    shown_names = ", ".join(shown(n, 60) for n in names[:most])
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"[{shown_names}{more}]"
 
 
 def classify(
@@ -120,11 +133,13 @@ def classify(
         return JobFailure(
             "InternalError", f"creating the onnxruntime session failed: {name}: {text}"
         )
-    if name == "InvalidArgument" or (shapes_given and name in {"RuntimeException", "Fail"}):
-        hint = " with the given input_shapes" if shapes_given else ""
+    if name in _RUN_INVALID and shapes_given:
         return JobFailure(
-            "InvalidSettings", f"running the model{hint} failed; check input_shapes: {text}"
+            "InvalidSettings",
+            f"running the model with the given input_shapes failed; check input_shapes: {text}",
         )
+    if name in _RUN_INVALID:  # the model's own shapes: nothing of the settings is to blame
+        return JobFailure("ModelInvalid", f"the model fails when run: {text}")
     return JobFailure("InternalError", f"running the model failed: {name}: {text}")
 
 
@@ -141,9 +156,37 @@ def make_session(
     options.log_severity_level = 3
     # Only the ONNX protobuf format: no ORT flatbuffer parser on untrusted bytes.
     options.add_session_config_entry("session.load_model_format", "ONNX")
+    # Which provider got which nodes (see provider_used); ignored by an onnxruntime without it.
+    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     start = time.perf_counter()
     session = ort.InferenceSession(model, sess_options=options, providers=list(settings.providers))
     return session, (time.perf_counter() - start) * 1000.0
+
+
+def provider_used(session: ort.InferenceSession) -> tuple[str, dict[str, int]]:
+    """The execution provider that ran the model's nodes, and the node count per provider.
+
+    ``session.get_providers()`` lists what was *registered*: the requested
+    providers plus the CPU fallback, whether or not they took any node (the
+    Azure provider takes none of an ordinary graph). The partitioning that
+    onnxruntime recorded (``get_provider_graph_assignment_info``, onnxruntime
+    1.2x+) says who got the nodes: the provider with the most nodes is
+    reported, ties going to the earlier registered. Where that record is
+    missing (older onnxruntime, a graph with no nodes) the first registered
+    provider is reported, as onnxruntime itself would prefer it.
+    """
+    registered = list(session.get_providers())
+    counts: dict[str, int] = {}
+    try:
+        for subgraph in session.get_provider_graph_assignment_info():
+            counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
+    except (AttributeError, RuntimeError):
+        counts = {}
+    counts = {ep: n for ep, n in counts.items() if n > 0}
+    if not counts:
+        return registered[0], counts
+    rank = {ep: i for i, ep in enumerate(registered)}
+    return min(counts, key=lambda ep: (-counts[ep], rank.get(ep, len(rank)))), counts
 
 
 def resolve_inputs(
@@ -153,7 +196,9 @@ def resolve_inputs(
 
     Raises JobFailure(InvalidSettings) for a symbolic dim without an
     ``input_shapes`` entry, a shape that contradicts a fixed dim or the rank,
-    or an ``input_shapes`` name that is not an input of the model.
+    or an ``input_shapes`` name that is not an input of the model;
+    JobFailure(UnsupportedOperator) for an input type the agent cannot make;
+    an input larger than the memory cap: see :func:`_check_size`.
     """
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
@@ -162,44 +207,75 @@ def resolve_inputs(
     if unknown:
         raise JobFailure(
             "InvalidSettings",
-            f"input_shapes names {unknown}, which the model does not have; its inputs are {names}",
+            f"input_shapes names {_names(unknown)}, which the model does not have; its inputs "
+            f"are {_names(names)}",
         )
     resolved = []
     for inp in inputs:
-        model_dims = list(inp.shape)
         if inp.type not in _DTYPES:
             raise JobFailure(
                 "UnsupportedOperator",
-                f"input {inp.name!r} has type {inp.type}; the agent can only generate inputs of "
-                f"types {sorted(t[7:-1] for t in _DTYPES)}",
+                f"input {shown(inp.name, 60)} has type {inp.type}; the agent can only generate "
+                f"inputs of types {sorted(t[7:-1] for t in _DTYPES)}",
             )
-        if inp.name in given:
-            dims = given[inp.name]
-            if len(dims) != len(model_dims):
-                raise JobFailure(
-                    "InvalidSettings",
-                    f"input_shapes gives input {inp.name!r} {len(dims)} dims {dims}, but the model's "
-                    f"input has rank {len(model_dims)} (shape {model_dims})",
-                )
-            for axis, (want, have) in enumerate(zip(dims, model_dims, strict=True)):
-                if isinstance(have, int) and have > 0 and have != want:
-                    raise JobFailure(
-                        "InvalidSettings",
-                        f"input_shapes gives input {inp.name!r} dims {dims}, but dim {axis} of "
-                        f"the model's input is fixed at {have} (shape {model_dims})",
-                    )
-        else:
-            for axis, dim in enumerate(model_dims):
-                if not (isinstance(dim, int) and dim >= 0):
-                    raise JobFailure(
-                        "InvalidSettings",
-                        f"input {inp.name!r} has dynamic dim {axis} ({dim!r}) in shape "
-                        f"{model_dims}; pass input_shapes with an entry for {inp.name!r} giving "
-                        "concrete sizes for every dim",
-                    )
-            dims = [int(d) for d in model_dims]
+        name = shown(inp.name, 60)
+        dims = _dims(name, list(inp.shape), given.get(inp.name))
+        _check_size(name, dims, _DTYPES[inp.type], settings.memory_cap_bytes,
+                    given=inp.name in given)  # fmt: skip
         resolved.append(agent_pb2.TensorInfo(name=inp.name, dims=dims, element_type=inp.type[7:-1]))
     return resolved
+
+
+def _dims(name: str, model_dims: list[object], given: list[int] | None) -> list[int]:
+    """The concrete dims of input ``name`` (already fit for a detail): ``given`` checked
+    against the model's shape, or the model's own dims when all are fixed."""
+    if given is None:
+        for axis, dim in enumerate(model_dims):
+            if not (isinstance(dim, int) and dim >= 0):
+                raise JobFailure(
+                    "InvalidSettings",
+                    f"input {name} has dynamic dim {axis} ({shown(dim, 40)}) in shape "
+                    f"{shown(model_dims)}; pass input_shapes with an entry for {name} giving "
+                    "concrete sizes for every dim",
+                )
+        return [d for d in model_dims if isinstance(d, int)]  # all of them, as just checked
+    if len(given) != len(model_dims):
+        raise JobFailure(
+            "InvalidSettings",
+            f"input_shapes gives input {name} {len(given)} dims {shown(given)}, but the "
+            f"model's input has rank {len(model_dims)} (shape {shown(model_dims)})",
+        )
+    for axis, (want, have) in enumerate(zip(given, model_dims, strict=True)):
+        if isinstance(have, int) and have > 0 and have != want:
+            raise JobFailure(
+                "InvalidSettings",
+                f"input_shapes gives input {name} dims {shown(given)}, but dim {axis} of the "
+                f"model's input is fixed at {have} (shape {shown(model_dims)})",
+            )
+    return given
+
+
+def _check_size(name: str, dims: list[int], dtype: type, cap: int, *, given: bool) -> None:
+    """Refuse an input tensor that alone is larger than the worker's memory cap, naming it.
+
+    Dims from ``input_shapes`` → InvalidSettings; the model's own fixed dims →
+    MemoryCapExceeded (permanent: the same model never fits under that cap).
+    """
+    nbytes = math.prod(dims) * np.dtype(dtype).itemsize  # Python ints: no overflow
+    if nbytes <= cap:
+        return
+    size = f"{nbytes} bytes ({nbytes / 2**20:.4g} MiB)"
+    cap_text = f"the worker's memory cap of {cap >> 20} MiB (settings.memory_cap_bytes)"
+    if given:
+        raise JobFailure(
+            "InvalidSettings",
+            f"input_shapes gives input {name} dims {shown(dims)}: that tensor alone is {size}, "
+            f"over {cap_text}; give smaller dims",
+        )
+    raise JobFailure(
+        "MemoryCapExceeded",
+        f"the model's input {name} of shape {shown(dims)} alone is {size}, over {cap_text}",
+    )
 
 
 def make_feeds(inputs: list[agent_pb2.TensorInfo], seed: int) -> dict[str, np.ndarray]:
@@ -209,12 +285,15 @@ def make_feeds(inputs: list[agent_pb2.TensorInfo], seed: int) -> dict[str, np.nd
     for info in inputs:
         dtype = _DTYPES[f"tensor({info.element_type})"]
         shape = tuple(info.dims)
+        values: np.ndarray | np.generic | bool
         if np.issubdtype(dtype, np.floating):
-            feeds[info.name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+            values = rng.standard_normal(shape, dtype=np.float32)
         elif dtype is np.bool_:
-            feeds[info.name] = rng.random(shape) < 0.5
+            values = rng.random(shape) < 0.5
         else:
-            feeds[info.name] = rng.integers(0, 4, size=shape).astype(dtype)
+            values = rng.integers(0, 4, size=shape)
+        # asarray: for a 0-d shape numpy hands back scalars, which onnxruntime refuses
+        feeds[info.name] = np.asarray(values, dtype=dtype)
     return feeds
 
 
@@ -316,7 +395,8 @@ def _load(path: str, s: agent_pb2.BenchmarkSettings, *, what: str) -> _Model:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise JobFailure("InternalError", f"cannot read the {what} file: {exc}") from exc
+        # the agent's own cache file is gone: a fault of this agent, not the model
+        raise JobFailure("InternalError", f"cannot read the {what} file: {exc.strerror}") from exc
     if not data:
         raise JobFailure("ModelInvalid", "the model is empty (0 bytes)")
     shapes_given = len(s.input_shapes) > 0 and what == "model"
@@ -327,6 +407,8 @@ def _load(path: str, s: agent_pb2.BenchmarkSettings, *, what: str) -> _Model:
             exc, phase="load", memory_cap_bytes=s.memory_cap_bytes, shapes_given=shapes_given
         ) from exc
     del data
+    if not session.get_outputs():
+        raise JobFailure("ModelInvalid", f"the {what} has no outputs: there is nothing to run")
     if what == "model":
         inputs = resolve_inputs(session, s)
     else:  # the reference has static shapes; the candidate's input_shapes are not its own
@@ -353,24 +435,25 @@ def _guarded(
     return call
 
 
-def run_job(job: Job) -> tuple[agent_pb2.BenchmarkResult, dict[str, float] | None]:
-    """Run one benchmark. Returns the result (service-owned fields left empty) and, when the
-    worker calibrated the reference, ``{"latency_ms", "calibrated_at", "runs"}``."""
+def run_job(job: Job) -> tuple[agent_pb2.BenchmarkResult, Calibration | None]:
+    """Run one benchmark. Returns the result (service-owned fields left empty) and the
+    reference calibration the worker measured, if it measured one steady enough to keep."""
     started_at = time.time()
     wall_start = time.perf_counter()
     s = agent_pb2.BenchmarkSettings.FromString(job.settings)
     model = _load(job.model_path, s, what="model")
+    provider, nodes = provider_used(model.session)
     run = _guarded(model.run, s, shapes=len(s.input_shapes) > 0)
     result = agent_pb2.BenchmarkResult(
         settings=s,
         session_create_ms=model.create_ms,
-        provider=model.session.get_providers()[0],
+        provider=provider,
         onnxruntime_version=ort.__version__,
         started_at=started_at,
         inputs=model.inputs,
     )
     result.first_run_ms = _timed(run)
-    calibration: dict[str, float] | None = None
+    calibration: Calibration | None = None
     if s.method == agent_pb2.METHOD_PAIRED:
         if job.reference is None:
             raise JobFailure("InternalError", "paired benchmark without a reference model")
@@ -382,6 +465,9 @@ def run_job(job: Job) -> tuple[agent_pb2.BenchmarkResult, dict[str, float] | Non
     result.stats.CopyFrom(latency_stats(result.samples_ms))
     result.peak_rss_bytes = _peak_rss_bytes()
     result.warnings.extend(_warnings(result, s))
+    if len(nodes) > 1:
+        split = ", ".join(f"{ep} {n}" for ep, n in sorted(nodes.items(), key=lambda kv: -kv[1]))
+        result.warnings.append(f"onnxruntime split the model's nodes between providers: {split}")
     result.wall_s = time.perf_counter() - wall_start
     return result, calibration
 
@@ -391,12 +477,13 @@ def _paired(
     s: agent_pb2.BenchmarkSettings,
     run: Callable[[], None],
     result: agent_pb2.BenchmarkResult,
-) -> dict[str, float] | None:
+) -> Calibration | None:
     with open(ref_job.path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     if digest != ref_job.sha256:
         raise JobFailure(
-            "InternalError", f"reference model {ref_job.path} changed on disk (sha256 {digest})"
+            "InternalError",
+            f"the agent's reference model changed on disk (sha256 {digest}); reinstall the agent",
         )
     reference = _load(ref_job.path, s, what="reference model")
     ref_run = _guarded(reference.run, s, shapes=False)
@@ -409,11 +496,7 @@ def _paired(
         calibrated_ms, calibration_cv = calibrate(ref_run, ref_job.calibration_runs)
         calibrated_at = time.time()
         if calibration_cv <= ref_job.max_calibration_cv:
-            calibration = {
-                "latency_ms": calibrated_ms,
-                "calibrated_at": calibrated_at,
-                "runs": float(ref_job.calibration_runs),
-            }
+            calibration = Calibration(calibrated_ms, calibrated_at, ref_job.calibration_runs)
         else:
             # Every later paired result would inherit a calibration taken on a busy host.
             result.warnings.append(
@@ -470,5 +553,8 @@ def _warnings(result: agent_pb2.BenchmarkResult, s: agent_pb2.BenchmarkSettings)
             f"({s.max_duration_s:g} s) ran out first"
         )
     if s.providers and result.provider != s.providers[0]:
-        out.append(f"requested provider {s.providers[0]} but onnxruntime used {result.provider}")
+        out.append(
+            f"requested provider {s.providers[0]} but onnxruntime ran the model's nodes on "
+            f"{result.provider}"
+        )
     return out

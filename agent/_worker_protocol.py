@@ -1,37 +1,143 @@
 """The pipe protocol between the benchmark runner (parent) and one worker process.
 
-Both directions carry newline-terminated JSON objects (one per line, UTF-8):
+Messages are frozen dataclasses; each travels as one binary frame::
 
-worker → parent (the worker's original stdout; fd 1 itself is pointed at
+    b"FNW" | version: u8 | kind: u8 | header_len: u32 | blob_len: u32 | header | blob
+
+(big-endian). ``header`` is a UTF-8 JSON object of the message's scalar
+fields; ``blob`` is raw bytes (a serialized protobuf) or empty. Each message
+class encodes its own fields and decodes them with a type check per field,
+so a reader gets a typed message or a :class:`ProtocolError`, never a loose
+dict. A reader learns a frame's size from its fixed 13-byte prefix and
+refuses one over its cap before buffering it.
+
+Why this and not the alternatives: JSON lines needed base64 around the
+protobuf and a line-length cap that silently truncated a large job (a 1 MB
+input name came back as WORKER_CRASHED); protobuf messages for the frames
+would need a .proto and generated code for a private pipe between two
+modules of one install. The protobufs the API already has (settings,
+result) ride as blobs, untouched.
+
+Worker → parent (the worker's original stdout; fd 1 itself is pointed at
 stderr so that native libraries printing to stdout cannot corrupt it):
-
-* ``{"type": "ready", "pid": int, "vm_data_bytes": int}`` once onnxruntime
-  and numpy are imported;
-* then exactly one of
-  ``{"type": "result", "result": <base64 BenchmarkResult>, "calibration": null | {...}}``
-  or ``{"type": "error", "reason": <name>, "message": str}``, where ``reason``
-  is the name of a class in :mod:`fleetnas.agent.errors` (see
-  :data:`REASONS`).
-
-parent → worker (stdin): exactly one job line, see :class:`Job`, then EOF.
-An EOF before any job means "exit quietly" (a spare being discarded).
+:class:`Ready` once onnxruntime is imported, then exactly one of
+:class:`Result` or :class:`Failure`. Parent → worker (stdin): exactly one
+:class:`Job`, then EOF; EOF before any job means "exit quietly" (a spare
+being discarded).
 
 Only the agent's own runner talks to a worker; nothing here comes from the
-wire: the model is a path into the agent's own cache.
+wire: the model is a path into the agent's own cache. A bump of
+:data:`VERSION` makes an old worker's frames a ProtocolError, not a misread.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from dataclasses import asdict, dataclass
+import math
+import os
+import re
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, ClassVar
 
+from fleetnas.agent.reference import Calibration
+
+VERSION = 1
+_MAGIC = b"FNW"
+_PREFIX = struct.Struct(">3sBBII")  # magic, version, kind, header_len, blob_len
+PREFIX_BYTES = _PREFIX.size
 # Error classes a worker may name (all in fleetnas.agent.errors).
 REASONS = frozenset(
     {"ModelInvalid", "UnsupportedOperator", "InvalidSettings", "MemoryCapExceeded", "InternalError"}
 )
+# Worker → parent: a result with 100,000 paired runs is ~3 MB; settings echoed in it at most
+# the gRPC request cap (8 MB).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-MAX_JOB_BYTES = 1024 * 1024
+# Parent → worker: the settings come from one gRPC request (at most 8 MB) plus two paths.
+MAX_JOB_BYTES = 16 * 1024 * 1024
+# What an error detail that leaves the agent may carry of a text from elsewhere.
+MAX_DETAIL_CHARS = 600
+# An absolute POSIX or Windows path (not one inside a word, like onnxruntime/core/x.cc);
+# group 1 is its last part.
+_PATH_PART = r"[^\s'\"/\\:,;()]"
+_PATH_RE = re.compile(rf"(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:{_PATH_PART}+[/\\])+({_PATH_PART}*)")
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a well-formed message of this protocol version."""
+
+
+def client_text(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` made fit for an error detail sent to a client.
+
+    Whitespace collapsed, every absolute path replaced by ``…/<last part>``
+    (host paths stay in the agent's log), and cut to ``limit`` characters.
+    """
+    text = _PATH_RE.sub(lambda m: f"…/{m.group(1)}", " ".join(str(text).split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for echoing client values in details."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
+
+
+# -- field checks ------------------------------------------------------------------
+def _field(header: dict[str, object], name: str, kind: type | tuple[type, ...]) -> object:
+    if name not in header:
+        raise ProtocolError(f"field {name!r} is missing")
+    value = header[name]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ProtocolError(f"field {name!r} is {type(value).__name__}, not {kind}")
+    return value
+
+
+def _int(header: dict[str, object], name: str) -> int:
+    return int(_field(header, name, int))  # type: ignore[call-overload]
+
+
+def _float(header: dict[str, object], name: str) -> float:
+    value = float(_field(header, name, (int, float)))  # type: ignore[arg-type]
+    if not math.isfinite(value):
+        raise ProtocolError(f"field {name!r} is not finite")
+    return value
+
+
+def _str(header: dict[str, object], name: str) -> str:
+    return str(_field(header, name, str))
+
+
+def _object(header: dict[str, object], name: str) -> dict[str, object] | None:
+    value = header.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"field {name!r} is {type(value).__name__}, not an object")
+    return value
+
+
+# -- messages ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ready:
+    """Worker → parent: onnxruntime is imported; the worker waits for its job."""
+
+    KIND: ClassVar[int] = 1
+    pid: int
+    vm_data_bytes: int  # the data segment after the imports (RLIMIT_DATA starts from it)
+    onnxruntime_version: str
+
+    def _header(self) -> dict[str, object]:
+        return {"pid": self.pid, "vm_data_bytes": self.vm_data_bytes,
+                "onnxruntime_version": self.onnxruntime_version}  # fmt: skip
+
+    def _blob(self) -> bytes:
+        return b""
+
+    @classmethod
+    def _decode(cls, header: dict[str, object], blob: bytes) -> Ready:
+        return cls(_int(header, "pid"), _int(header, "vm_data_bytes"),
+                   _str(header, "onnxruntime_version"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,39 +152,209 @@ class ReferenceJob:
     calibration_runs: int
     max_calibration_cv: float  # a noisier calibration is used once, not returned for keeping
 
+    def _header(self) -> dict[str, object]:
+        return {"path": self.path, "name": self.name, "sha256": self.sha256,
+                "calibrated_ms": self.calibrated_ms, "calibrated_at": self.calibrated_at,
+                "calibration_runs": self.calibration_runs,
+                "max_calibration_cv": self.max_calibration_cv}  # fmt: skip
+
+    @classmethod
+    def _decode(cls, header: dict[str, object]) -> ReferenceJob:
+        calibrated = header.get("calibrated_ms") is not None
+        return cls(
+            path=_str(header, "path"),
+            name=_str(header, "name"),
+            sha256=_str(header, "sha256"),
+            calibrated_ms=_float(header, "calibrated_ms") if calibrated else None,
+            calibrated_at=_float(header, "calibrated_at") if calibrated else None,
+            calibration_runs=_int(header, "calibration_runs"),
+            max_calibration_cv=_float(header, "max_calibration_cv"),
+        )
+
 
 @dataclass(frozen=True)
 class Job:
-    """One benchmark for one worker. ``settings`` is a serialized, resolved BenchmarkSettings."""
+    """Parent → worker: one benchmark; ``settings``: a serialized, resolved BenchmarkSettings."""
 
+    KIND: ClassVar[int] = 2
     model_path: str
     settings: bytes
     reference: ReferenceJob | None
 
-    def encode(self) -> bytes:
-        data = asdict(self)
-        data["settings"] = base64.b64encode(self.settings).decode("ascii")
-        return json.dumps(data).encode() + b"\n"
+    def _header(self) -> dict[str, object]:
+        ref = self.reference._header() if self.reference is not None else None
+        return {"model_path": self.model_path, "reference": ref}
+
+    def _blob(self) -> bytes:
+        return self.settings
 
     @classmethod
-    def decode(cls, line: bytes) -> Job:
-        data = json.loads(line)
-        ref = data.get("reference")
-        return cls(
-            model_path=str(data["model_path"]),
-            settings=base64.b64decode(data["settings"]),
-            reference=ReferenceJob(**ref) if ref else None,
+    def _decode(cls, header: dict[str, object], blob: bytes) -> Job:
+        ref = _object(header, "reference")
+        return cls(_str(header, "model_path"), blob,
+                   ReferenceJob._decode(ref) if ref is not None else None)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Result:
+    """Worker → parent: the measurement.
+
+    ``result`` is a serialized BenchmarkResult (service-owned fields empty);
+    ``calibration`` is the reference calibration the worker measured and
+    found steady enough to keep (None otherwise); ``elapsed_s`` is the
+    worker's own time from reading the job to sending this, by which the
+    parent judges the timeout when it reads the answer late (a paused agent).
+    """
+
+    KIND: ClassVar[int] = 3
+    result: bytes
+    calibration: Calibration | None
+    elapsed_s: float
+
+    def _header(self) -> dict[str, object]:
+        cal = self.calibration
+        calibration = None if cal is None else {
+            "latency_ms": cal.latency_ms, "calibrated_at": cal.calibrated_at, "runs": cal.runs
+        }  # fmt: skip
+        return {"calibration": calibration, "elapsed_s": self.elapsed_s}
+
+    def _blob(self) -> bytes:
+        return self.result
+
+    @classmethod
+    def _decode(cls, header: dict[str, object], blob: bytes) -> Result:
+        cal = _object(header, "calibration")
+        calibration = None
+        if cal is not None:
+            try:
+                calibration = Calibration(
+                    _float(cal, "latency_ms"), _float(cal, "calibrated_at"), _int(cal, "runs")
+                )
+            except ValueError as exc:  # Calibration checks its own values
+                raise ProtocolError(f"bad calibration: {exc}") from None
+        return cls(blob, calibration, _float(header, "elapsed_s"))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Worker → parent: the job failed; ``reason`` names a class in :data:`REASONS`."""
+
+    KIND: ClassVar[int] = 4
+    reason: str
+    message: str
+    elapsed_s: float
+
+    def _header(self) -> dict[str, object]:
+        return {"reason": self.reason, "message": self.message, "elapsed_s": self.elapsed_s}
+
+    def _blob(self) -> bytes:
+        return b""
+
+    @classmethod
+    def _decode(cls, header: dict[str, object], blob: bytes) -> Failure:
+        reason = _str(header, "reason")
+        if reason not in REASONS:
+            raise ProtocolError(f"unknown failure reason {shown(reason)}")
+        return cls(reason, _str(header, "message"), _float(header, "elapsed_s"))
+
+
+Message = Ready | Job | Result | Failure
+_KINDS: dict[int, type[Ready] | type[Job] | type[Result] | type[Failure]] = {
+    cls.KIND: cls for cls in (Ready, Job, Result, Failure)
+}
+
+
+# -- frames ------------------------------------------------------------------------
+def encode(message: Message) -> bytes:
+    """One frame holding ``message``."""
+    header = json.dumps(message._header(), allow_nan=False).encode()
+    blob = message._blob()
+    return _PREFIX.pack(_MAGIC, VERSION, message.KIND, len(header), len(blob)) + header + blob
+
+
+def _frame_size(prefix: bytes, max_bytes: int) -> tuple[int, int, int]:
+    """(kind, header_len, blob_len) from a frame prefix; ProtocolError if it is not ours."""
+    magic, version, kind, header_len, blob_len = _PREFIX.unpack(prefix)
+    if magic != _MAGIC:
+        raise ProtocolError(f"not a worker protocol frame (starts with {prefix[:3]!r})")
+    if version != VERSION:
+        raise ProtocolError(f"worker protocol version {version}, expected {VERSION}")
+    if kind not in _KINDS:
+        raise ProtocolError(f"unknown message kind {kind}")
+    if header_len + blob_len > max_bytes:
+        raise ProtocolError(
+            f"a {header_len + blob_len}-byte message, over the cap of {max_bytes} bytes"
         )
+    return kind, header_len, blob_len
 
 
-def encode_message(message: dict[str, object]) -> bytes:
-    """One protocol line."""
-    return json.dumps(message).encode() + b"\n"
+def _decode(kind: int, header_bytes: bytes, blob: bytes) -> Message:
+    try:
+        header = json.loads(header_bytes)
+    except ValueError as exc:
+        raise ProtocolError(f"unreadable message header: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("the message header is not an object")
+    return _KINDS[kind]._decode(header, blob)
 
 
-def encode_bytes(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+class FrameReader:
+    """Incremental decoder for a non-blocking reader: :meth:`feed` bytes, take messages."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._buf = bytearray()
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of a frame is buffered (its sender has started writing it)."""
+        return bool(self._buf)
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) >= PREFIX_BYTES:
+            _frame_size(bytes(self._buf[:PREFIX_BYTES]), self._max)  # refuse oversize early
+
+    def next_message(self) -> Message | None:
+        """The next complete message, or None until more bytes arrive. Raises ProtocolError."""
+        if len(self._buf) < PREFIX_BYTES:
+            return None
+        kind, header_len, blob_len = _frame_size(bytes(self._buf[:PREFIX_BYTES]), self._max)
+        end = PREFIX_BYTES + header_len + blob_len
+        if len(self._buf) < end:
+            return None
+        frame = bytes(self._buf[:end])
+        del self._buf[:end]
+        header_end = PREFIX_BYTES + header_len
+        return _decode(kind, frame[PREFIX_BYTES:header_end], frame[header_end:])
 
 
-def decode_bytes(text: str) -> bytes:
-    return base64.b64decode(text)
+def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def read_message(stream: BinaryIO, max_bytes: int) -> Message | None:
+    """Blocking read of one message; None on EOF before any byte. Raises ProtocolError."""
+    prefix = _read_exactly(stream, PREFIX_BYTES)
+    if not prefix:
+        return None
+    if len(prefix) < PREFIX_BYTES:
+        raise ProtocolError(f"the stream ended inside a frame prefix ({len(prefix)} bytes)")
+    kind, header_len, blob_len = _frame_size(prefix, max_bytes)
+    body = _read_exactly(stream, header_len + blob_len)
+    if len(body) < header_len + blob_len:
+        raise ProtocolError(f"the stream ended after {len(body)} of {header_len + blob_len} bytes")
+    return _decode(kind, body[:header_len], body[header_len:])
+
+
+def write_message(fd: int, message: Message) -> None:
+    """Write one frame to file descriptor ``fd`` (blocking until all of it is written)."""
+    view = memoryview(encode(message))
+    while view:
+        view = view[os.write(fd, view) :]

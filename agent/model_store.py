@@ -8,10 +8,13 @@ Contract:
   verified against the declared hash (written to a temporary file, then
   renamed atomically), so a half-written file is never visible.
 - When the cache would exceed its byte budget, least recently used models are
-  evicted first. Uploads in progress count with their declared size, so the
-  partial files never push the folder past the budget either. Pinned models (in use by a queued or running benchmark) are
-  never evicted; if the budget can only be met by evicting pinned models, the
-  cache runs over budget until they are unpinned.
+  evicted first. Uploads in progress count with the bytes they have received,
+  reserved before each chunk is written, so partial files never push the
+  folder past the budget either, and an upload that declares a large size but
+  sends little evicts only what its bytes need (a declaration costs nothing).
+  Pinned models (in use by a queued or running benchmark) are never evicted;
+  if the budget can only be met by evicting pinned models, the cache runs over
+  budget until they are unpinned.
 - Thread-safe: every public method may be called from any gRPC handler thread.
 """
 
@@ -72,7 +75,7 @@ class ModelStore:
         self._last_used: dict[str, float] = {}
         self._sizes: dict[str, int] = {}
         self._pins: dict[str, int] = {}
-        self._inflight_bytes = 0  # declared sizes of uploads being received
+        self._inflight_bytes = 0  # bytes received so far by uploads in progress
         self._load_existing()
 
     # -- queries -----------------------------------------------------------
@@ -168,17 +171,17 @@ class ModelStore:
         tmp = self.cache_dir / f"{sha256}.{threading.get_ident()}.{time.monotonic_ns()}.partial"
         digest = hashlib.sha256()
         received = 0
-        with self._lock:  # make room first: partial files count against the budget too
-            self._inflight_bytes += total_bytes
-            self._evict_locked()
         try:
             with open(tmp, "wb") as fh:
                 for chunk in chunks:
-                    received += len(chunk)
-                    if received > total_bytes:
+                    if received + len(chunk) > total_bytes:
                         raise InvalidUpload(
                             f"upload sent more than the declared {total_bytes} bytes"
                         )
+                    with self._lock:  # room before the bytes land: partial files count too
+                        self._inflight_bytes += len(chunk)
+                        received += len(chunk)
+                        self._evict_locked()
                     digest.update(chunk)
                     fh.write(chunk)
             if received != total_bytes:
@@ -197,7 +200,7 @@ class ModelStore:
             raise
         finally:
             with self._lock:
-                self._inflight_bytes -= total_bytes
+                self._inflight_bytes -= received
         with self._lock:
             self._sizes[sha256] = received
             self._touch(sha256)

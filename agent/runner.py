@@ -19,7 +19,9 @@ Limits per job, from the resolved settings:
 Trust: the model path comes from the agent's own cache, never from the wire;
 workers get an allowlisted environment, an empty working directory (so
 external-data references resolve to nothing), no custom-op libraries and no
-core dumps.
+core dumps. A worker dies with the agent however the agent dies (see
+``lifeline``), and the folders of workers whose agent died are removed when
+the next runner starts on the same scratch dir.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ import logging
 import threading
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
 from fleetnas.agent import errors
-from fleetnas.agent._runner_worker import WorkerProcess
-from fleetnas.agent._worker_protocol import REASONS, Job, ReferenceJob, decode_bytes
+from fleetnas.agent._runner_worker import SCRATCH_PREFIX, WorkerProcess
+from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result, client_text
+from fleetnas.agent.lifeline import clean_stale
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
     MAX_CALIBRATION_CV,
     REFERENCE_NAME,
-    Calibration,
     CalibrationKey,
     CalibrationStore,
     default_reference_path,
@@ -45,6 +49,8 @@ from fleetnas.agent.settings import check_resolved
 from fleetnas.api.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
+# A worker's failure detail is cut to this (its onnxruntime excerpt alone may be 600).
+MAX_FAILURE_CHARS = 2000
 
 
 class BenchmarkRunner:
@@ -73,10 +79,15 @@ class BenchmarkRunner:
         :meth:`start_spare` once it is done, so the spare's start-up does not
         show in its sample.
         A reference calibration (median of ``calibration_runs`` runs) is kept only if
-        its robust cv is at most ``max_calibration_cv``."""
+        its robust cv is at most ``max_calibration_cv``. Worker folders left in
+        ``scratch_dir`` by an agent that died are removed here."""
         if calibration_runs < 1:
             raise ValueError(f"calibration_runs must be >= 1, got {calibration_runs}")
         self._scratch = Path(scratch_dir)
+        stale = clean_stale(self._scratch, SCRATCH_PREFIX)
+        if stale:
+            log.info("removed %d stale worker files of dead agents", len(stale),
+                     extra={"scratch_dir": str(self._scratch)})  # fmt: skip
         self._store = calibration_store
         self._reference_path = Path(reference_model_path or default_reference_path()).resolve()
         self._reference_sha256 = sha256_file(self._reference_path)
@@ -161,7 +172,7 @@ class BenchmarkRunner:
                 self._current = None
             # The worker has answered and is exiting: reap it off the reply's path.
             threading.Thread(target=worker.close, name="reap-worker", daemon=True).start()
-            return self._interpret(message, model_sha256, key, keep_calibration)
+            return self._interpret(message, model_sha256, key, reference, keep_calibration)
         except errors.AgentError as exc:
             if isinstance(exc, errors.ShuttingDown):
                 raise
@@ -246,7 +257,7 @@ class BenchmarkRunner:
 
     def _execute(
         self, worker: WorkerProcess, job: Job, settings: agent_pb2.BenchmarkSettings
-    ) -> dict[str, object]:
+    ) -> Result | Failure:
         try:
             worker.send(job)
         except OSError:
@@ -288,40 +299,30 @@ class BenchmarkRunner:
 
     def _interpret(
         self,
-        message: dict[str, object],
+        answer: Result | Failure,
         model_sha256: str,
         key: CalibrationKey | None,
-        keep_calibration: bool = True,
+        reference: ReferenceJob | None,
+        keep_calibration: bool,
     ) -> agent_pb2.BenchmarkResult:
-        kind = message.get("type")
-        if kind == "error":
-            reason = str(message.get("reason"))
-            text = str(message.get("message", ""))
-            if reason not in REASONS:
-                raise errors.InternalError(f"benchmark worker failed ({reason}): {text}")
-            raise getattr(errors, reason)(text)
-        if kind != "result":
-            raise errors.InternalError(f"benchmark worker sent an unexpected message {kind!r}")
+        if isinstance(answer, Failure):
+            # The worker words its own details; this is the last line of defence before
+            # they leave the agent: no host paths, bounded size.
+            raise getattr(errors, answer.reason)(client_text(answer.message, MAX_FAILURE_CHARS))
         try:
-            result = agent_pb2.BenchmarkResult.FromString(decode_bytes(str(message["result"])))
-        except (KeyError, ValueError) as exc:
+            result = agent_pb2.BenchmarkResult.FromString(answer.result)
+        except DecodeError as exc:
             raise errors.InternalError(
                 f"benchmark worker sent an unreadable result: {exc}"
             ) from exc
         result.model_sha256 = model_sha256
-        calibration = message.get("calibration")
-        if key is not None and isinstance(calibration, dict) and not keep_calibration:
+        calibrated_now = reference is not None and reference.calibrated_ms is None
+        if calibrated_now and not keep_calibration:
+            # Whether or not its own runs looked steady: the host did not.
             result.warnings.append(
                 "paired: the reference was calibrated on a noisy host; the calibration is "
                 "used for this result only and not kept"
             )
-        elif key is not None and isinstance(calibration, dict):
-            self._store.put(
-                key,
-                Calibration(
-                    latency_ms=float(calibration["latency_ms"]),
-                    calibrated_at=float(calibration["calibrated_at"]),
-                    runs=int(calibration["runs"]),
-                ),
-            )
+        elif key is not None and answer.calibration is not None:
+            self._store.put(key, answer.calibration)
         return result

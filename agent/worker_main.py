@@ -3,12 +3,15 @@
 A worker is started ahead of time as a warm spare by
 :class:`fleetnas.agent.runner.BenchmarkRunner`. It:
 
-1. forbids core dumps, moves its stdout aside as the private result channel
+1. ties its life to the agent's (``lifeline.hold``: it dies when the agent
+   dies, however), forbids core dumps, turns on ``faulthandler`` (a native
+   crash leaves a traceback on stderr, which the runner logs), moves its stdout aside as the private result channel
    (fd 1 then points at stderr, so native code printing cannot corrupt it);
 2. imports onnxruntime and numpy (the slow part) and says ``ready``;
 3. blocks reading ONE job from stdin (EOF instead: exits quietly);
 4. caps its own memory with ``RLIMIT_DATA`` (see :func:`limit_memory`),
-   runs the job and writes one result or error line, and exits.
+   runs the job (``_worker_bench.run_job``: the measurement itself), writes
+   one Result or Failure message, and exits.
 
 One job per process is the isolation: a model that crashes, hangs or eats
 memory takes only this process down, and the parent reports it. No custom-op
@@ -17,12 +20,27 @@ library is ever registered. The protocol is in ``_worker_protocol``.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import resource
 import sys
+import time
 import traceback
+from types import ModuleType
 
-from fleetnas.agent._worker_protocol import MAX_JOB_BYTES, Job, encode_bytes, encode_message
+from fleetnas.agent._worker_protocol import (
+    MAX_JOB_BYTES,
+    Failure,
+    Job,
+    Message,
+    ProtocolError,
+    Ready,
+    Result,
+    client_text,
+    read_message,
+    write_message,
+)
+from fleetnas.agent.lifeline import hold
 
 # Headroom on top of the cap for the RLIMIT_DATA backstop: thread stacks
 # (each intra/inter-op thread maps one) and allocator slack.
@@ -69,15 +87,7 @@ def limit_memory(memory_cap_bytes: int, threads: int) -> int:
     return limit
 
 
-def _send(channel: int, message: dict[str, object]) -> None:
-    data = encode_message(message)
-    view = memoryview(data)
-    while view:
-        written = os.write(channel, view)
-        view = view[written:]
-
-
-def _prewarm(bench) -> None:
+def _prewarm(bench: ModuleType) -> None:
     """Pay one-off first-use costs before saying ready, off the job's critical path.
 
     A fresh process's first session creation, first numpy RNG use and first
@@ -112,55 +122,57 @@ def _prewarm(bench) -> None:
     gc.freeze()
 
 
-def main() -> int:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    channel = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    # The slow imports, done before any job arrives.
-    from fleetnas.agent import _worker_bench as bench
+def _answer(job: Job, bench: ModuleType, started: float) -> Message:
+    """Run ``job``; its outcome as a Result or Failure (a traceback goes to stderr)."""
     from fleetnas.api.v1 import agent_pb2
 
-    _prewarm(bench)
-
-    ready = {
-        "type": "ready",
-        "pid": os.getpid(),
-        "vm_data_bytes": vm_data_bytes(),
-        "onnxruntime_version": bench.ort.__version__,
-    }
-    _send(channel, ready)
-    line = sys.stdin.buffer.readline(MAX_JOB_BYTES)
-    if not line.strip():
-        return 0
-    job = Job.decode(line)
     settings = agent_pb2.BenchmarkSettings.FromString(job.settings)
     cpus = os.cpu_count() or 1
     threads = (settings.intra_op_threads or cpus) + (settings.inter_op_threads or cpus)
     limit_memory(settings.memory_cap_bytes, threads)
     try:
         result, calibration = bench.run_job(job)
-        message: dict[str, object] = {
-            "type": "result",
-            "result": encode_bytes(result.SerializeToString()),
-            "calibration": calibration,
-        }
+        return Result(result.SerializeToString(), calibration, time.monotonic() - started)
     except bench.JobFailure as failure:
-        message = {"type": "error", "reason": failure.reason, "message": failure.message}
+        reason, message = failure.reason, failure.message
     except MemoryError as exc:
         memory = bench.classify(
             exc, phase="run", memory_cap_bytes=settings.memory_cap_bytes, shapes_given=False
         )
-        message = {"type": "error", "reason": memory.reason, "message": memory.message}
+        reason, message = memory.reason, memory.message
     except Exception as exc:  # noqa: BLE001 - any failure is reported as data, trace on stderr
         traceback.print_exc()
-        message = {
-            "type": "error",
-            "reason": "InternalError",
-            "message": f"benchmark worker failed: {type(exc).__name__}: {exc}",
-        }
-    _send(channel, message)
+        reason = "InternalError"
+        message = f"benchmark worker failed: {type(exc).__name__}: {client_text(str(exc))}"
+    return Failure(reason, message, time.monotonic() - started)
+
+
+def main() -> int:
+    hold()  # first: die with the agent, even if it dies during the slow imports
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    faulthandler.enable()  # a native crash leaves a Python traceback in the agent's log
+    channel = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    # The slow imports, done before any job arrives.
+    from fleetnas.agent import _worker_bench as bench
+
+    _prewarm(bench)
+    write_message(channel, Ready(os.getpid(), vm_data_bytes(), bench.ort.__version__))
+    try:
+        job = read_message(sys.stdin.buffer, MAX_JOB_BYTES)
+    except ProtocolError as exc:
+        write_message(channel, Failure("InternalError", f"unreadable job: {exc}", 0.0))
+        return 0
+    if job is None:
+        return 0
+    started = time.monotonic()
+    if not isinstance(job, Job):
+        answer: Message = Failure("InternalError", f"expected a Job, got {type(job).__name__}", 0.0)
+    else:
+        answer = _answer(job, bench, started)
+    write_message(channel, answer)
     return 0
 
 

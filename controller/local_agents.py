@@ -10,14 +10,22 @@ token, if any, is passed through the environment, never on the command line.
 Its output goes to ``agent.log`` in its cache folder. Every agent runs in its
 own session, so a Ctrl-C in the terminal reaches only the controller, which
 then stops the agents gracefully (SIGTERM: the agent drains, then exits).
+
+Every agent dies with the process that started it, however that process dies
+(``fleetnas.agent.lifeline``: parent-death signal plus a pipe): a killed
+controller leaves no agent serving on loopback. :func:`temporary_agent_dir`
+is the throw-away folder of such an agent; the next one removes the folders
+whose owner died.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,10 +35,12 @@ from pathlib import Path
 from fleetnas.agent.client import AgentClient
 from fleetnas.agent.config import TOKEN_ENV
 from fleetnas.agent.errors import AgentError
+from fleetnas.agent.lifeline import Tethered, clean_stale, owned_prefix, spawn
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_STARTUP_TIMEOUT_S = 60.0
 DEFAULT_STOP_TIMEOUT_S = 15.0
+TEMP_DIR_PREFIX = "fleetnas-local-agent-"
 _LOG_TAIL_CHARS = 2000
 
 
@@ -44,13 +54,17 @@ class LocalAgent:
 
     name: str
     cache_dir: Path
-    process: subprocess.Popen[bytes]
+    tether: Tethered = field(repr=False)
     port_file: Path
     log_path: Path
     host_fingerprint: str | None = None
     token: str | None = field(default=None, repr=False)
     extra_args: tuple[str, ...] = ()
     port: int = 0
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.tether.process
 
     @property
     def address(self) -> str:
@@ -117,6 +131,7 @@ class LocalAgent:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.tether.release()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -124,6 +139,7 @@ class LocalAgent:
         if self.running():
             self.process.kill()
         self.process.wait()
+        self.tether.release()
 
 
 def _child_env(token: str | None) -> dict[str, str]:
@@ -155,7 +171,7 @@ def spawn_local_agent(
     port_file.unlink(missing_ok=True)
     log_path = cache / "agent.log"
     argv = [
-        python or sys.executable, "-m", "fleetnas.agent.cli",
+        python or sys.executable, "-m", "fleetnas.agent.lifeline", "fleetnas.agent.cli",
         "--log-format", "text",
         "serve", "--host", LOOPBACK, "--port", str(port),
         "--port-file", str(port_file), "--cache-dir", str(cache),
@@ -164,7 +180,7 @@ def spawn_local_agent(
         argv += ["--host-fingerprint", host_fingerprint]
     argv += list(extra_args)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
+        tether = spawn(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -175,7 +191,7 @@ def spawn_local_agent(
     return LocalAgent(
         name=name,
         cache_dir=cache,
-        process=process,
+        tether=tether,
         port_file=port_file,
         log_path=log_path,
         host_fingerprint=host_fingerprint,
@@ -258,6 +274,24 @@ def stop_local_agents(
             agent.process.send_signal(signal.SIGTERM)
     for agent in agents:
         agent.stop(timeout_s)
+
+
+@contextmanager
+def temporary_agent_dir(root: str | Path | None = None) -> Iterator[Path]:
+    """A fresh folder for a throw-away agent, removed on exit.
+
+    Created under ``root`` (default: the system temp folder) as
+    ``fleetnas-local-agent-<owner>-*``. Folders of that name whose owner
+    process is dead (it was killed before it could remove them) are removed
+    first.
+    """
+    parent = Path(root) if root is not None else Path(tempfile.gettempdir())
+    clean_stale(parent, TEMP_DIR_PREFIX)
+    path = Path(tempfile.mkdtemp(prefix=owned_prefix(TEMP_DIR_PREFIX), dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

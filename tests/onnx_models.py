@@ -215,3 +215,48 @@ def truncated(model_bytes: bytes) -> bytes:
 def random_bytes(n: int, seed: int = 0) -> bytes:
     """``n`` pseudo-random bytes from ``seed`` (deterministic): not a model."""
     return np.random.default_rng(seed).integers(0, 256, size=n, dtype=np.uint8).tobytes()
+
+
+def scalar_bool() -> bytes:
+    """``y = Not(x)`` on a 0-d (scalar) bool input ``"x"``: onnxruntime takes no numpy scalar."""
+    graph = helper.make_graph(
+        [helper.make_node("Not", ["x"], ["y"])],
+        "scalar_bool",
+        [helper.make_tensor_value_info("x", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.BOOL, [])],
+    )
+    return _finish(graph)
+
+
+def relu(dims: list[int | str]) -> bytes:
+    """``y = Relu(x)`` with float input ``"x"`` of shape ``dims`` (strings are symbolic dims)."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
+    )
+    return _finish(graph)
+
+
+def gather_out_of_range(index: int = 10) -> bytes:
+    """Gather from a [4] input at a constant ``index``: valid ONNX that fails when run."""
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "idx"], ["y"], axis=0)],
+        "gather_out_of_range",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.array([index], dtype=np.int64), "idx")],
+    )
+    return _finish(graph)
+
+
+def no_outputs() -> bytes:
+    """A graph with one node and no graph outputs: the checker accepts it, nothing can run."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "no_outputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [],
+    )
+    return _finish(graph)

@@ -9,7 +9,6 @@ Either the devices of the fleet file, or one throw-away agent on loopback
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import Device, Fleet, fleet_path, load_fleet
-from fleetnas.controller.local_agents import spawn_local_agent
+from fleetnas.controller.local_agents import spawn_local_agent, temporary_agent_dir
 from fleetnas.controller.scheduler import DEFAULT_DEVICE_WAIT_S, DEFAULT_MAX_RETRIES, Scheduler
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +55,7 @@ def local_scheduler(
     The agent is stopped and its folder removed on exit, whatever happened;
     an agent that does not come up raises ``LocalAgentError``.
     """
-    with tempfile.TemporaryDirectory(prefix="fleetnas-local-agent-") as tmp:
+    with temporary_agent_dir() as tmp:
         if announce is not None:
             click.echo(announce, err=True)
         agent = spawn_local_agent(LOCAL_DEVICE, tmp)

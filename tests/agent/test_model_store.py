@@ -104,12 +104,25 @@ def test_uploads_in_progress_count_against_the_budget(tmp_path):
     data = os.urandom(1000)
     seen_on_disk: list[int] = []
 
+    def on_disk() -> int:
+        return sum(p.stat().st_size for p in tmp_path.iterdir())
+
     def chunks():
         for i in range(0, 1000, 250):
-            seen_on_disk.append(sum(p.stat().st_size for p in tmp_path.iterdir()))
+            seen_on_disk.append(on_disk())  # after the previous chunk was written
             yield data[i : i + 250]
 
     store.put_stream(hashlib.sha256(data).hexdigest(), 1000, chunks())
-    # room was made before the first byte arrived: the folder never went over budget
-    assert max(seen_on_disk) + 250 <= 2_500
+    seen_on_disk.append(on_disk())
+    # room was made as the bytes arrived: the folder never went over budget
+    assert max(seen_on_disk) <= 2_500
     assert not store.has(a) and store.has(b)
+
+
+def test_a_declared_size_alone_evicts_nothing(tmp_path):
+    store = ModelStore(tmp_path, budget_bytes=2_500, max_model_bytes=1_000)
+    a = _put(store, os.urandom(1000))
+    b = _put(store, os.urandom(1000))
+    with pytest.raises(InvalidUpload, match="after 1 of the declared 1000"):
+        store.put_stream("0" * 64, 1000, [b"x"])
+    assert store.has(a) and store.has(b) and store.total_bytes == 2_000

@@ -6,6 +6,7 @@ the same runner still serves a good benchmark afterwards.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import statistics
@@ -21,6 +22,7 @@ import pytest
 
 from fleetnas.agent import errors
 from fleetnas.agent._runner_worker import worker_env
+from fleetnas.agent._worker_protocol import MAX_JOB_BYTES
 from fleetnas.agent.reference import (
     REFERENCE_NAME,
     Calibration,
@@ -436,3 +438,76 @@ def test_calibration_on_a_noisy_host_is_used_once_not_kept(workdir: Path, good: 
     # the quiet run calibrated afresh (the noisy calibration was never stored) and kept it
     assert second.paired.reference_calibrated_at != first.paired.reference_calibrated_at
     assert len(store) == 1 or any("calibration was noisy" in w for w in second.warnings)
+
+
+# -- bounded input and client-safe details (what gets past settings validation) -------
+
+
+def assert_client_safe(message: str, *host_paths: str) -> None:
+    for path in (str(REPO), sys.prefix, *host_paths):
+        assert path not in message, message
+    assert "Traceback" not in message and 'File "' not in message, message
+
+
+def with_shapes(shapes: list[agent_pb2.InputShape]) -> agent_pb2.BenchmarkSettings:
+    s = settings()
+    s.input_shapes.extend(shapes)  # past settings validation, as if a cap were missing
+    return s
+
+
+def test_ten_thousand_input_shapes_are_invalid_settings_not_a_crash(runner, good) -> None:
+    shapes = [agent_pb2.InputShape(name=f"in{i:05d}", dims=[1, 32]) for i in range(10_000)]
+    with pytest.raises(errors.InvalidSettings) as info:
+        runner.run(good, "x", with_shapes(shapes))
+    message = info.value.message
+    assert "'in00000'" in message and "and 9995 more" in message and "['x']" in message
+    assert len(message) < 1000
+    assert_client_safe(message, str(good.parent))
+    assert len(runner.run(good, "x", settings()).samples_ms) >= 5
+
+
+def test_a_one_megabyte_input_name_is_invalid_settings_not_a_crash(runner, good) -> None:
+    with pytest.raises(errors.InvalidSettings) as info:
+        runner.run(good, "x", with_shapes([agent_pb2.InputShape(name="n" * 2**20, dims=[1])]))
+    assert "which the model does not have" in info.value.message
+    assert len(info.value.message) < 1000
+    assert_client_safe(info.value.message, str(good.parent))
+
+
+def test_a_job_over_the_pipe_cap_is_refused_before_it_is_sent(runner, good) -> None:
+    big = with_shapes([agent_pb2.InputShape(name="n" * (MAX_JOB_BYTES + 1), dims=[1])])
+    with pytest.raises(errors.InvalidSettings, match=f"at most {MAX_JOB_BYTES} bytes"):
+        runner.run(good, "x", big)
+    assert len(runner.run(good, "x", settings()).samples_ms) >= 5
+
+
+def test_a_native_crash_tells_the_client_its_name_and_the_log_its_traceback(
+    runner, good, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = workdir / "slow.onnx"
+    path.write_bytes(onnx_models.slow_model(3.0))
+    s = settings(timeout_s=30.0, warmup_runs=0, min_runs=1, max_runs=1)
+    caplog.set_level(logging.WARNING, logger="fleetnas.agent")
+    _, exc = run_and_grab_pid(runner, path, s, on_pid=lambda pid: os.kill(pid, signal.SIGSEGV))
+    assert isinstance(exc, errors.WorkerCrashed), exc
+    assert "SIGSEGV" in exc.message and "Segmentation fault" in exc.message
+    assert "agent's log" in exc.message
+    assert_client_safe(exc.message, str(workdir))
+    tails = [getattr(r, "stderr_tail", "") for r in caplog.records]
+    assert any("Fatal Python error" in t and "_worker_bench.py" in t for t in tails), tails
+
+
+def test_shapes_of_2_62_are_refused_by_size_before_allocation(
+    runner: BenchmarkRunner, model_file: Callable[[bytes], Path]
+) -> None:
+    path = model_file(onnx_models.relu(["rows", "cols"]))
+    with pytest.raises(errors.InvalidSettings) as info:
+        runner.run(path, "x", with_shapes([agent_pb2.InputShape(name="x", dims=[2**62, 2**62])]))
+    assert "'x'" in info.value.message and f"{2**124 * 4} bytes" in info.value.message
+
+
+def test_a_missing_cache_file_names_no_host_path(runner, good) -> None:
+    with pytest.raises(errors.InternalError) as info:
+        runner.run(good.with_name("gone.onnx"), "x", settings())
+    assert "cannot read the model file" in info.value.message
+    assert_client_safe(info.value.message, str(good.parent))
