@@ -105,6 +105,9 @@ class PhoneBench:
     def _model(self, sha: str, fmt: str) -> str:
         return f"{self._work}/models/{sha}.{fmt}"
 
+    def _relative(self, remote: str) -> str:
+        return remote[len(self._work) + 1:]
+
     def _pid_file(self) -> str:
         return f"{self._work}/run/bench.pid"
 
@@ -224,7 +227,9 @@ class PhoneBench:
             f"mkdir -p {self._work}/bin {self._work}/models {self._work}/run || exit 97",
             self._kill_script(),
             f"command -v taskset >/dev/null 2>&1 || echo {NO_TASKSET_MARKER}",
-            f"for f in {' '.join(wanted)}; do [ -f \"$f\" ] && sha256sum \"$f\"; done",
+            # relative to the work directory, so sha256sum names them as we do
+            f"cd {self._work} && for f in {' '.join(self._relative(p) for p in wanted)}; do "
+            "[ -f \"$f\" ] && sha256sum \"$f\"; done",
             f"[ -x {self._bin(tool.binary.name)} ] || echo {NOT_EXECUTABLE_MARKER}",
         ])
         done = self._adb.shell(script, timeout_s=PREPARE_TIMEOUT_S)
@@ -239,7 +244,7 @@ class PhoneBench:
                    if m}
         pushed = False
         for remote, (local, digest) in wanted.items():
-            if present.get(remote) != digest:
+            if present.get(self._relative(remote)) != digest:
                 size = local.stat().st_size
                 self._adb.push(local, remote, timeout_s=30.0 + size / PUSH_BYTES_PER_S)
                 pushed = True

@@ -18,7 +18,6 @@ from fleetnas.agent.android import (
     PhoneBenchSettings,
     describe_phone,
 )
-from tests import onnx_models
 from tests.agent.android import tflite_models
 from tests.agent.android.fake_phone import FakePhone, install_adb, install_tool
 
@@ -83,18 +82,17 @@ def lock_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tflite_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    data = tflite_models.fc_chain(width=64, depth=2)
+    data = tflite_models.fc_chain(width=256, depth=3)
     path = tmp_path_factory.mktemp("models") / "m.tflite"
     path.write_bytes(data)
     return path, hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="session")
-def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    data = onnx_models.mlp(width=32, depth=2)
-    path = tmp_path_factory.mktemp("models") / "m.onnx"
-    path.write_bytes(data)
-    return path, hashlib.sha256(data).hexdigest()
+def onnx_model() -> tuple[Path, str]:
+    """``tests.onnx_models.mlp(width=32, depth=2)``, stored (importing onnx costs seconds)."""
+    path = DATA / "mlp_w32_d2.onnx"
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture

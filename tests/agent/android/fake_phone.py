@@ -16,9 +16,10 @@ are made up for the stand-in and are not a recording of a real phone.
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import signal
+import site
 import stat
 import sys
 import time
@@ -27,6 +28,10 @@ from pathlib import Path
 import psutil
 
 STANDIN = Path(__file__).parent / "standin"
+# What the phone's shell finds besides its own bin/ (getprop, dumpsys, taskset, uname):
+# this host's versions of the toybox commands fleetnas uses, and nothing else.
+TOYBOX = ("sh", "cat", "grep", "sed", "sha256sum", "kill", "chmod", "mkdir", "rm", "sleep",
+          "ls", "cp", "mv", "head", "tail", "true", "false")
 
 CLUSTERS = (  # (cpus, CPU part, min kHz, max kHz, capacity)
     ((0, 1, 2, 3), 0xD05, 300000, 1803000, 325),
@@ -49,16 +54,16 @@ PROPS = {
     "ro.build.version.sdk": "34",
     "ro.build.fingerprint": "google/panther/panther:14/UQ1A.240205.002/11224170:user/release-keys",
 }
-THERMAL = {
+THERMAL = {  # the cooling model the stand-in adb and benchmarks share (thermal.txt)
     "ambient_c": 33.0,
     "excess_c": 0.0,
     "tau_s": 1.0,
     "heat_per_run_s": 0.0,
     "busy_percent": 5.0,
-    "status_thresholds": [45.0, 55.0, 65.0, 75.0, 85.0, 95.0],
-    # (type, offset from the SoC temperature; None: a board sensor that lags)
-    "zones": [["cpu-0-0-usr", 0.0], ["cpu-1-0-usr", 1.5], ["gpuss-0-usr", -1.0],
-              ["battery", None], ["skin-therm", None], ["xo-therm", None]],
+    "hold_samples": 0,
+    "status_thresholds": "45,55,65,75,85,95",
+    # type:offset from the SoC temperature; no offset: a board sensor that lags behind
+    "zones": "cpu-0-0-usr:0.0,cpu-1-0-usr:1.5,gpuss-0-usr:-1.0,battery:,skin-therm:,xo-therm:",
 }
 BATTERY = """Current Battery Service state:
   AC powered: false
@@ -95,7 +100,7 @@ def install_tool(directory: Path, name: str) -> Path:
     """A stand-in benchmark binary named ``name`` (``benchmark_model``, ``onnxruntime_perf_test``)."""
     directory.mkdir(parents=True, exist_ok=True)
     tool = directory / name
-    _script(tool, f"#!{sys.executable}\n" + (STANDIN / "phone_benchmark.py").read_text())
+    _script(tool, f"#!{sys.executable} -S\n" + (STANDIN / "phone_benchmark.py").read_text())
     return tool
 
 
@@ -122,12 +127,18 @@ class FakePhone:
         self._build({**PROPS, "ro.serialno": serial, **(props or {})})
 
     def _build(self, props: dict[str, str]) -> None:
-        for sub in ("bin", "dumpsys", "fs/proc", "fs/data/local/tmp"):
+        for sub in ("bin", "toybox", "dumpsys", "fs/proc", "fs/data/local/tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        for command in TOYBOX:
+            found = shutil.which(command)
+            if found:
+                (self.dir / "toybox" / command).symlink_to(found)
         self.set_state("device")
-        (self.dir / "info.json").write_text(json.dumps(
-            {"model": props["ro.product.model"], "product": props["ro.product.name"],
-             "device": props["ro.product.device"]}))
+        # where the stand-in benchmarks (python -S) find numpy, LiteRT and onnxruntime
+        (self.dir / "site.txt").write_text("\n".join(site.getsitepackages()) + "\n")
+        (self.dir / "info.txt").write_text(
+            f"model={props['ro.product.model']}\nproduct={props['ro.product.name']}\n"
+            f"device={props['ro.product.device']}\n")
         (self.dir / "props.txt").write_text("".join(f"[{k}]: [{v}]\n" for k, v in props.items()))
         (self.dir / "kernel.txt").write_text("5.10.157-android13-4-00001-gfleetnas-ab10000000\n")
         (self.dir / "battery.txt").write_text(BATTERY)
@@ -170,19 +181,24 @@ class FakePhone:
     def state(self) -> str:
         return (self.dir / "state").read_text().strip()
 
-    def set_faults(self, **faults: object) -> None:
-        (self.dir / "faults.json").write_text(json.dumps(faults))
+    def set_faults(self, *, push_error: str = "", **faults: object) -> None:
+        """Faults of the stand-in benchmarks (``faults.txt``) and of ``adb push``."""
+        (self.dir / "faults.txt").write_text("".join(
+            f"{key}={str(value).replace(chr(10), chr(92) + 'n')}\n" for key, value in faults.items()))
+        (self.dir / "push_error.txt").write_text(push_error)
+
+    def thermal_model(self) -> dict[str, str]:
+        path = self.dir / "thermal.txt"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return dict(line.split("=", 1) for line in lines if "=" in line)
 
     def set_thermal(self, **changes: object) -> None:
         """Update the cooling model; ``excess_c`` is the SoC's heat above ambient now."""
-        model = {**THERMAL, "at": time.time()}
-        path = self.dir / "thermal.json"
-        if path.exists():
-            model.update(json.loads(path.read_text()))
-        model.update(changes)
+        model = {**{k: str(v) for k, v in THERMAL.items()}, "at": str(time.time()),
+                 **self.thermal_model(), **{k: str(v) for k, v in changes.items()}}
         if "excess_c" in changes:
-            model["at"] = time.time()
-        path.write_text(json.dumps(model))
+            model["at"] = str(time.time())
+        (self.dir / "thermal.txt").write_text("".join(f"{k}={v}\n" for k, v in model.items()))
 
     # -- what a test reads -----------------------------------------------------
     def remote(self, path: str) -> Path:

@@ -14,7 +14,8 @@ def _float_tensor(tensors: list, buffers: list, name: str, shape: list[int],
                   data: np.ndarray | None = None) -> int:
     buffer = schema.BufferT()
     if data is not None:
-        buffer.data = np.ascontiguousarray(data, np.float32).tobytes()
+        # a uint8 array, which the schema's Pack writes in one go (a list goes byte by byte)
+        buffer.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8)
     buffers.append(buffer)
     tensor = schema.TensorT()
     tensor.name, tensor.shape, tensor.type = name, shape, schema.TensorType.FLOAT32

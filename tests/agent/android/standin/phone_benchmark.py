@@ -10,73 +10,83 @@ the ``INFO:``-prefixed generation; ``onnxruntime_perf_test``: the current
 wording, ``-s`` statistics, one CSV row per run in its result file).
 
 It also behaves like a process on a phone: it records its pid in
-``$FAKE_PHONE/procs.log``, heats the stand-in SoC (``thermal.json``) by
-``heat_per_run_s`` °C per second it ran, and obeys ``$FAKE_PHONE/faults.json``
-(checked at start and after every timed run; ``..._after_runs: 0`` strikes
-before the runtime is loaded): ``crash_after_runs`` (SIGSEGV),
-``hang_after_runs`` (stops and sleeps forever), ``unplug_after_runs`` (sets
-the phone ``absent`` and sleeps forever, as a process does on a phone that
-was unplugged), ``exit`` (``{"status": N, "message": "..."}``, before
-loading the model).
+``$FAKE_PHONE/procs.log``, heats the stand-in SoC (``thermal.txt``) by
+``heat_per_run_s`` °C per second it ran, and obeys ``$FAKE_PHONE/faults.txt``
+(``key=value`` lines, checked at start and after every timed run;
+``..._after_runs=0`` strikes before the runtime is loaded):
+``crash_after_runs`` (SIGSEGV), ``hang_after_runs`` (stops and sleeps
+forever), ``unplug_after_runs`` (sets the phone ``absent`` and sleeps
+forever, as a process does on a phone that was unplugged), ``exit_status``
+with ``exit_message`` (prints the message, ``\\n`` for a line break, and
+exits with the status before loading the model).
+
+It runs with ``python -S`` (a fresh interpreter per run; the runtime's
+packages are put on ``sys.path`` from ``$FAKE_PHONE/site.txt`` only when it
+loads the runtime), so a fault costs no import time.
 """
 
-from __future__ import annotations
-
-import json
 import math
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 
-PHONE = Path(os.environ.get("FAKE_PHONE", "."))
-NAME = Path(sys.argv[0]).name
+PHONE = os.environ.get("FAKE_PHONE", ".")
+NAME = os.path.basename(sys.argv[0])
 STARTED = time.monotonic()
 
 
-def faults() -> dict:
+def faults():
     try:
-        return json.loads((PHONE / "faults.json").read_text())
-    except (OSError, ValueError):
+        with open(os.path.join(PHONE, "faults.txt")) as f:
+            lines = f.read().splitlines()
+    except OSError:
         return {}
+    return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def add_heat() -> None:
-    path = PHONE / "thermal.json"
+def load_runtime_path():
+    with open(os.path.join(PHONE, "site.txt")) as f:
+        sys.path[:0] = f.read().split()
+
+
+def add_heat():
+    """Add ``heat_per_run_s`` °C per second this process ran to the phone's SoC."""
+    path = os.path.join(PHONE, "thermal.txt")
     try:
-        model = json.loads(path.read_text())
-    except (OSError, ValueError):
+        with open(path) as f:
+            model = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+    except OSError:
         return
     now = time.time()
-    tau = float(model.get("tau_s", 1.0))
-    excess = float(model.get("excess_c", 0.0))
+    tau = float(model.get("tau_s", "1"))
+    excess = float(model.get("excess_c", "0"))
     if tau > 0:
         excess *= math.exp(-max(0.0, now - float(model.get("at", now))) / tau)
-    model["excess_c"] = excess + float(model.get("heat_per_run_s", 0.0)) * (
-        time.monotonic() - STARTED)
-    model["at"] = now
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(model))
-    os.replace(tmp, path)
+    excess += float(model.get("heat_per_run_s", "0")) * (time.monotonic() - STARTED)
+    model["excess_c"], model["at"] = str(excess), str(now)
+    with open(path + ".tmp", "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in model.items()))
+    os.replace(path + ".tmp", path)
 
 
-def fault_point(runs_done: int) -> None:
-    told = faults()
-    if told.get("crash_after_runs") == runs_done:
-        print("INFO: fleetnas stand-in: crashing now, as faults.json says", flush=True)
+def fault_point(runs_done):
+    told = {k: v for k, v in faults().items() if k.endswith("_after_runs")}
+    if told.get("crash_after_runs") == str(runs_done):
+        print("INFO: fleetnas stand-in: crashing now, as faults.txt says", flush=True)
         signal.signal(signal.SIGSEGV, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGSEGV)
     for key in ("hang_after_runs", "unplug_after_runs"):
-        if told.get(key) == runs_done:
+        if told.get(key) == str(runs_done):
             sys.stdout.flush()
             if key == "unplug_after_runs":
-                (PHONE / "state").write_text("absent\n")
+                with open(os.path.join(PHONE, "state"), "w") as f:
+                    f.write("absent\n")
             while True:
                 time.sleep(3600)
 
 
-def stat_line(times_us: list[float]) -> str:
+def stat_line(times_us):
     """A ``count=`` line as TFLite's Stat::OutputToStream prints it."""
     if not times_us:
         return "count=0"
@@ -89,8 +99,8 @@ def stat_line(times_us: list[float]) -> str:
             f"avg={mean:g} std={round(std)}")
 
 
-def timed_loop(run, min_runs: int, min_s: float, max_s: float, faults_on: bool) -> list[float]:
-    times: list[float] = []
+def timed_loop(run, min_runs, min_s, max_s, faults_on):
+    times = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_s:
         t0 = time.perf_counter()
@@ -103,7 +113,7 @@ def timed_loop(run, min_runs: int, min_s: float, max_s: float, faults_on: bool) 
     return times
 
 
-def benchmark_model(args: list[str]) -> int:
+def benchmark_model(args):
     flags = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
     graph = flags["graph"]
     threads = int(flags.get("num_threads", "-1"))
@@ -114,6 +124,7 @@ def benchmark_model(args: list[str]) -> int:
     print(f"INFO: Graph: [{graph}]")
     print(f"INFO: #threads used for CPU inference: [{threads}]")
     print(f"INFO: Loaded model {graph}", flush=True)
+    load_runtime_path()
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -153,9 +164,9 @@ def benchmark_model(args: list[str]) -> int:
     return 0
 
 
-def perf_test(args: list[str]) -> int:
-    options: dict[str, str] = {}
-    positional: list[str] = []
+def perf_test(args):
+    options = {}
+    positional = []
     i = 0
     while i < len(args):
         if args[i] in ("-I", "-s"):
@@ -167,6 +178,7 @@ def perf_test(args: list[str]) -> int:
             positional.append(args[i])
         i += 1
     model, result_file = positional
+    load_runtime_path()
     import numpy as np
     import onnxruntime as ort
 
@@ -187,7 +199,7 @@ def perf_test(args: list[str]) -> int:
         for i in session.get_inputs()
     }
 
-    def run() -> None:
+    def run():
         session.run(None, feeds)
 
     first = timed_loop(run, 1, 0.0, 1e9, False)[0]
@@ -211,21 +223,22 @@ def perf_test(args: list[str]) -> int:
             print(f"{name} Latency: {value:g} s")
     with open(result_file, "a") as out:
         for index, value in enumerate(times):
-            out.write(f"{Path(model).stem},{value:g},52428800,50,{index}\n")
+            stem = os.path.splitext(os.path.basename(model))[0]
+            out.write(f"{stem},{value:g},52428800,50,{index}\n")
         if "-s" in options:
             out.write("\n" + "".join(f"{n} Latency is {v:g}sec\n" for n, v in stats))
     add_heat()
     return 0
 
 
-def main() -> int:
-    with open(PHONE / "procs.log", "a") as log:
+def main():
+    with open(os.path.join(PHONE, "procs.log"), "a") as log:
         log.write(f"{os.getpid()} {NAME}\n")
     fault_point(0)  # a fault "after 0 runs" strikes before the runtime is even loaded
-    told = faults().get("exit")
-    if told:
-        print(told.get("message", ""), flush=True)
-        return int(told.get("status", 1))
+    told = faults()
+    if "exit_status" in told:
+        print(told.get("exit_message", "").replace("\\n", "\n"), flush=True)
+        return int(told["exit_status"])
     if NAME.startswith("benchmark_model"):
         return benchmark_model(sys.argv[1:])
     if NAME.startswith("onnxruntime_perf_test"):

@@ -7,14 +7,11 @@ i mod n) and execs the command, keeping its pid. Exit statuses as toybox's
 exec: 127 not found, 126 not executable.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import sys
-from pathlib import Path
 
-phone = Path(os.environ["FAKE_PHONE"])
+phone = os.environ["FAKE_PHONE"]
 args = sys.argv[1:]
 if len(args) < 2:
     sys.stderr.write("taskset: Needs 2 args\n")
@@ -27,13 +24,14 @@ except ValueError:
 if mask < 0:
     sys.stderr.write(f"taskset: bad mask '{mask_text}'\n")
     raise SystemExit(1)
-possible = (phone / "fs/sys/devices/system/cpu/possible").read_text().strip()
+with open(os.path.join(phone, "fs/sys/devices/system/cpu/possible")) as f:
+    possible = f.read().strip()
 low, _, high = possible.partition("-")
 cpus = [c for c in range(int(low), int(high or low) + 1) if mask >> c & 1]
 if not cpus:
     sys.stderr.write(f"taskset: failed to set pid {os.getpid()}'s affinity: Invalid argument\n")
     raise SystemExit(1)
-with open(phone / "taskset.log", "a") as log:
+with open(os.path.join(phone, "taskset.log"), "a") as log:
     log.write(f"{mask_text} {' '.join(command)}\n")
 host = sorted(os.sched_getaffinity(0))
 os.sched_setaffinity(0, {host[c % len(host)] for c in cpus})
