@@ -237,6 +237,22 @@ class FakePhone:
                 continue
         return alive
 
+    def wait_gone(self, timeout_s: float = 10.0) -> list[tuple[int, str]]:
+        """Wait (at most ``timeout_s``) for the recorded phone processes to end; the ones left.
+
+        For the shells around a killed benchmark: they end on their own once it is
+        gone (their output pipe is closed), a moment after the kill.
+        """
+        live = self.live_processes()
+        procs = []
+        for pid, _ in live:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(procs, timeout=timeout_s)
+        return self.live_processes()
+
     def kill_all(self) -> None:
         """Teardown only: kill what a test left running on this phone."""
         for pid, _ in self.live_processes():
