@@ -98,6 +98,21 @@ class PhoneBench:
         """Model formats this phone can benchmark (those with a tool)."""
         return sorted(self._tools)
 
+    @property
+    def description(self) -> PhoneDescription:
+        return self._description
+
+    def tool(self, model_format: str) -> BenchmarkTool:
+        """The tool for ``model_format``; InvalidSettings naming the fix if there is none."""
+        tool = self._tools.get(model_format)
+        if tool is None:
+            raise InvalidSettings(
+                f"this phone agent has no benchmark binary for .{model_format} models "
+                f"(it has: {', '.join(self.formats) or 'none'}); give one with "
+                "--adb-benchmark-binary"
+            )
+        return tool
+
     # -- remote paths -------------------------------------------------------------
     def _bin(self, name: str) -> str:
         return f"{self._work}/bin/{name}"
@@ -150,13 +165,7 @@ class PhoneBench:
         return SustainedResult(rounds=tuple(rounds), duration_s=self._clock() - start)
 
     def _choose(self, model_format: str, settings: PhoneBenchSettings) -> tuple[BenchmarkTool, str]:
-        tool = self._tools.get(model_format)
-        if tool is None:
-            raise InvalidSettings(
-                f"this phone agent has no benchmark binary for .{model_format} models "
-                f"(it has: {', '.join(self.formats) or 'none'}); give one with "
-                "--adb-benchmark-binary"
-            )
+        tool = self.tool(model_format)
         masks = self._description.masks()
         if settings.cluster not in masks:
             raise InvalidSettings(

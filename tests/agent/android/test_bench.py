@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetnas.agent.android import AndroidPhone, PhoneBench
+from fleetnas.agent.android import Adb, AndroidPhone, PhoneBench
 from fleetnas.agent.errors import InvalidSettings
 from fleetnas.agent.settings import resolve_settings
 from fleetnas.agent.stats import latency_stats
@@ -41,7 +41,7 @@ def test_tflite_on_the_big_cluster_after_cooling_down(
     proto = result.to_proto()
     assert proto.stats.median_ms == 0.0 and proto.stats.mean_ms == pytest.approx(stats.mean_ms)
     assert proto.warnings[0].startswith("tool statistics:")
-    assert proto.host_fingerprint == bench._description.fingerprint
+    assert proto.host_fingerprint == bench.description.fingerprint
     assert sorted(phone.pushes()) == sorted([
         "/data/local/tmp/fleetnas/bin/benchmark_model",
         f"/data/local/tmp/fleetnas/models/{sha}.tflite",
@@ -99,7 +99,7 @@ def test_unknown_cluster_and_format_without_a_tool(
     path, sha = tflite_model
     with pytest.raises(InvalidSettings, match="choose one of little, big, all, prime"):
         bench.run(path, sha, "tflite", fast_settings(cluster="mid"))
-    only_onnx = PhoneBench(bench._adb, bench._description, [])
+    only_onnx = PhoneBench(Adb(phone.serial), bench.description, [])
     with pytest.raises(InvalidSettings, match="no benchmark binary for .tflite"):
         only_onnx.run(path, sha, "tflite", fast_settings())
     assert phone.pushes() == []  # refused before touching the phone

@@ -78,7 +78,7 @@ def test_unplugged_mid_benchmark_then_replugged(
 
     phone.set_state("device")  # plugged back in
     phone.set_faults()
-    bench.prepare(bench._tools["tflite"], path, sha)  # the first step of the next run
+    bench.prepare(bench.tool("tflite"), path, sha)  # the first step of the next run
     assert [name for _, name in phone.live_processes() if name != "shell"] == []
     assert phone.wait_gone() == []
 
@@ -132,7 +132,7 @@ def test_binary_removed_from_the_phone_is_pushed_again(
     phone: FakePhone, bench: PhoneBench, tflite_model: tuple[Path, str]
 ) -> None:
     path, sha = tflite_model
-    tool = bench._tools["tflite"]
+    tool = bench.tool("tflite")
     bench.prepare(tool, path, sha)
     phone.remote(TOOL).unlink()
     bench.prepare(tool, path, sha)
@@ -159,4 +159,4 @@ def test_binary_that_cannot_be_made_executable(
     path, sha = tflite_model
     (phone.dir / "toybox" / "chmod").unlink()  # a phone whose shell cannot chmod
     with pytest.raises(BinaryNotExecutable, match="cannot be made executable on the phone"):
-        bench.prepare(bench._tools["tflite"], path, sha)
+        bench.prepare(bench.tool("tflite"), path, sha)
