@@ -1,0 +1,347 @@
+"""Benchmark a model on a phone: push, cool down, pin, run, parse, clean up.
+
+One :meth:`PhoneBench.run`:
+
+1. **prepare** (one ``adb shell``): create the work directory, stop a
+   benchmark left running by an earlier run (its pid file names it; it is
+   killed only if its command line is fleetnas' binary, so a recycled pid is
+   never hit), and hash what is already on the phone;
+2. **push** the tool (and its libraries) and the model, only when the
+   phone's copy differs (sha256), then ``chmod 755`` the binaries;
+3. **cool down** until the thermal state settles (``_cooldown.py``); the
+   last poll is the "before" state;
+4. **run** ``taskset MASK <tool> ...`` in the background of one ``adb
+   shell``, writing its pid to ``run/bench.pid``, waiting for it and
+   printing its result file after a marker. The shell's exit status is the
+   tool's: 0 is parsed; 127 means the binary (or a library) is missing,
+   126 that it cannot be executed, 128+N that signal N killed it, any
+   other status a crash — each a named error ending with the tool's last
+   lines;
+5. **after** state, warnings, result.
+
+Past the timeout the host-side adb is killed *and* the tool is killed on
+the phone through its pid file (verified gone): no process is left
+behind. If the phone vanishes mid-run (unplugged) the run fails with
+DeviceLost; the process it leaves on the phone is stopped by step 1 of
+the next run.
+
+Trust: the model and binaries come from the agent's own cache and its
+command line; nothing from the wire reaches the phone's shell except
+content hashes (hex) and numbers.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fleetnas.agent.android import _errors
+from fleetnas.agent.android._adb import Adb, AdbTimeout, ShellResult, last_lines
+from fleetnas.agent.android._cooldown import CoolDownRecord, wait_for_cool_down
+from fleetnas.agent.android._device import PhoneDescription
+from fleetnas.agent.android._result import PhoneBenchResult, PhoneBenchSettings, SustainedResult
+from fleetnas.agent.android._state import PhoneState, PhoneStateSampler, phone_warnings
+from fleetnas.agent.android._tools import BenchmarkTool, ToolResult
+from fleetnas.agent.errors import AgentError, InvalidSettings
+from fleetnas.agent.model_store import validate_sha256
+
+DEFAULT_WORK_DIR = "/data/local/tmp/fleetnas"
+RESULT_MARKER = "@@fleetnas-result-file"
+KILLED_MARKER = "@@fleetnas-killed"
+ALIVE_MARKER = "@@fleetnas-alive"
+NO_TASKSET_MARKER = "@@fleetnas-no-taskset"
+NOT_EXECUTABLE_MARKER = "@@fleetnas-not-executable"
+PREPARE_TIMEOUT_S = 60.0
+PUSH_BYTES_PER_S = 5_000_000  # a slow USB 2 link; pushes get 30 s + size at this rate
+_WORK_DIR = re.compile(r"/[A-Za-z0-9._/-]+")
+_HASH_LINE = re.compile(r"^([0-9a-f]{64})\s+(\S+)$")
+
+
+class PhoneBench:
+    """Runs benchmarks on one phone. Not thread-safe: one run at a time (the agent's
+    job gate guarantees it)."""
+
+    def __init__(
+        self,
+        adb: Adb,
+        description: PhoneDescription,
+        tools: Sequence[BenchmarkTool],
+        *,
+        sampler: PhoneStateSampler | None = None,
+        work_dir: str = DEFAULT_WORK_DIR,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """One tool per model format; each is checked against the phone's ABI
+        (BinaryNotExecutable). ValueError for two tools of one format or a work
+        directory that is not an absolute plain path."""
+        if not _WORK_DIR.fullmatch(work_dir) or ".." in work_dir:
+            raise ValueError(f"work_dir must be an absolute plain path, got {work_dir!r}")
+        self._tools: dict[str, BenchmarkTool] = {}
+        for tool in tools:
+            if tool.model_format in self._tools:
+                raise ValueError(f"two benchmark tools for .{tool.model_format} models")
+            tool.check_abi(description.abi)
+            self._tools[tool.model_format] = tool
+        self._adb = adb
+        self._description = description
+        self._sampler = sampler or PhoneStateSampler(adb)
+        self._work = work_dir.rstrip("/")
+        self._clock = clock
+        self._sleep = sleep
+
+    @property
+    def formats(self) -> list[str]:
+        """Model formats this phone can benchmark (those with a tool)."""
+        return sorted(self._tools)
+
+    @property
+    def description(self) -> PhoneDescription:
+        return self._description
+
+    def tool(self, model_format: str) -> BenchmarkTool:
+        """The tool for ``model_format``; InvalidSettings naming the fix if there is none."""
+        tool = self._tools.get(model_format)
+        if tool is None:
+            raise InvalidSettings(
+                f"this phone agent has no benchmark binary for .{model_format} models "
+                f"(it has: {', '.join(self.formats) or 'none'}); give one with "
+                "--adb-benchmark-binary"
+            )
+        return tool
+
+    # -- remote paths -------------------------------------------------------------
+    def _bin(self, name: str) -> str:
+        return f"{self._work}/bin/{name}"
+
+    def _model(self, sha: str, fmt: str) -> str:
+        return f"{self._work}/models/{sha}.{fmt}"
+
+    def _relative(self, remote: str) -> str:
+        return remote[len(self._work) + 1:]
+
+    def _pid_file(self) -> str:
+        return f"{self._work}/run/bench.pid"
+
+    # -- the run ------------------------------------------------------------------
+    def run(
+        self, model_path: Path, model_sha256: str, model_format: str,
+        settings: PhoneBenchSettings,
+    ) -> PhoneBenchResult:
+        """Benchmark the model at ``model_path`` (of format ``model_format``) once.
+
+        Raises InvalidSettings (no tool for the format, unknown cluster), the
+        adb errors, PushFailed, BinaryMissing, BinaryNotExecutable,
+        BenchmarkCrashed, BenchmarkHung, DeviceLost, ToolOutputUnreadable.
+        """
+        tool, mask = self._choose(model_format, settings)
+        remote_model = self.prepare(tool, Path(model_path), validate_sha256(model_sha256))
+        before, record = self._cool_down(settings)
+        return self._measure(tool, mask, remote_model, model_sha256, settings, before, record)
+
+    def run_sustained(
+        self, model_path: Path, model_sha256: str, model_format: str,
+        settings: PhoneBenchSettings, *, duration_s: float, max_rounds: int = 1000,
+    ) -> SustainedResult:
+        """Run back to back, without cool-down between rounds, for ``duration_s`` seconds
+        (at least one round; one cool-down before the first). Shows how latency drifts as
+        the phone heats up and throttles."""
+        if not duration_s > 0 or max_rounds < 1:
+            raise InvalidSettings(f"sustained duration_s must be > 0 and max_rounds >= 1, got "
+                                  f"{duration_s!r}, {max_rounds!r}")
+        tool, mask = self._choose(model_format, settings)
+        remote_model = self.prepare(tool, Path(model_path), validate_sha256(model_sha256))
+        before, record = self._cool_down(settings)
+        start = self._clock()
+        rounds: list[PhoneBenchResult] = []
+        while not rounds or (self._clock() - start < duration_s and len(rounds) < max_rounds):
+            result = self._measure(tool, mask, remote_model, model_sha256, settings, before,
+                                   record if not rounds else None)
+            rounds.append(result)
+            before = result.after
+        return SustainedResult(rounds=tuple(rounds), duration_s=self._clock() - start)
+
+    def _choose(self, model_format: str, settings: PhoneBenchSettings) -> tuple[BenchmarkTool, str]:
+        tool = self.tool(model_format)
+        masks = self._description.masks()
+        if settings.cluster not in masks:
+            raise InvalidSettings(
+                f"cluster {settings.cluster!r} is not on this phone; choose one of "
+                f"{', '.join(masks)}"
+            )
+        return tool, masks[settings.cluster]
+
+    def _cool_down(self, settings: PhoneBenchSettings) -> tuple[PhoneState, CoolDownRecord | None]:
+        if settings.cooldown is None:
+            return self._sampler.sample(), None
+        last: list[PhoneState] = []
+
+        def read() -> tuple[float | None, int | None]:
+            state = self._sampler.sample()
+            last.append(state)
+            return state.soc_temperature_c, state.thermal_status
+
+        record = wait_for_cool_down(read, settings.cooldown, clock=self._clock, sleep=self._sleep)
+        return last[-1], record
+
+    def _measure(
+        self, tool: BenchmarkTool, mask: str, remote_model: str, sha: str,
+        settings: PhoneBenchSettings, before: PhoneState, record: CoolDownRecord | None,
+    ) -> PhoneBenchResult:
+        spec = settings.spec()
+        command = tool.command(self._bin(tool.binary.name), remote_model, spec)
+        started_at, t0 = time.time(), self._clock()
+        done = self._execute(tool, mask, command, sha, settings.timeout_s)
+        wall = self._clock() - t0
+        stdout, _, result_text = done.stdout.partition("\n" + RESULT_MARKER + "\n")
+        parsed: ToolResult = tool.parse(stdout, result_text if tool.result_file else None, spec)
+        after = self._sampler.sample()
+        warnings = phone_warnings(before, after, threads_used=settings.threads,
+                                  logical_cores=self._description.logical_cores)
+        if record is not None and record.warning():
+            warnings.append(str(record.warning()))
+        return PhoneBenchResult(
+            model_sha256=sha, tool=tool.name, command=f"taskset {mask} {command}",
+            settings=settings, mask=mask, samples_ms=parsed.samples_ms,
+            samples_source=parsed.source, statistics=parsed.statistics,
+            init_ms=parsed.init_ms, first_run_ms=parsed.first_run_ms,
+            peak_memory_bytes=parsed.peak_memory_bytes, provider=parsed.provider,
+            before=before, after=after, cooldown=record, warnings=tuple(warnings),
+            started_at=started_at, wall_s=wall, fingerprint=self._description.fingerprint,
+        )
+
+    # -- phone-side steps ---------------------------------------------------------
+    def _kill_script(self) -> str:
+        """Stop the benchmark named by the pid file (only if it is fleetnas' binary)."""
+        pid_file, binaries = self._pid_file(), f"{self._work}/bin/"
+        alive = f'grep -qF {binaries} /proc/"$p"/cmdline 2>/dev/null'
+        return (
+            f'p=$(cat {pid_file} 2>/dev/null); rm -f {pid_file}; '
+            f'if [ -n "$p" ] && {alive}; then kill -9 "$p" 2>/dev/null; i=0; '
+            f'while [ $i -lt 30 ] && {alive}; do sleep 0.1; i=$((i+1)); done; '
+            f'if {alive}; then echo "{ALIVE_MARKER} $p"; else echo "{KILLED_MARKER} $p"; fi; fi'
+        )
+
+    def prepare(self, tool: BenchmarkTool, model_path: Path, sha: str) -> str:
+        """Make the phone ready to run ``tool`` on the model; returns the model's phone path."""
+        remote_model = self._model(sha, tool.model_format)
+        wanted = {self._bin(tool.binary.name): (tool.binary, tool.sha256)}
+        for lib, lib_sha in zip(tool.libraries, tool.library_sha256, strict=True):
+            wanted[self._bin(lib.name)] = (lib, lib_sha)
+        wanted[remote_model] = (model_path, sha)
+        script = "\n".join([
+            f"mkdir -p {self._work}/bin {self._work}/models {self._work}/run || exit 97",
+            self._kill_script(),
+            f"command -v taskset >/dev/null 2>&1 || echo {NO_TASKSET_MARKER}",
+            # relative to the work directory, so sha256sum names them as we do
+            f"cd {self._work} && for f in {' '.join(self._relative(p) for p in wanted)}; do "
+            "[ -f \"$f\" ] && sha256sum \"$f\"; done",
+            f"[ -x {self._bin(tool.binary.name)} ] || echo {NOT_EXECUTABLE_MARKER}",
+        ])
+        done = self._adb.shell(script, timeout_s=PREPARE_TIMEOUT_S)
+        if done.exit_status == 97:
+            raise _errors.PushFailed(f"cannot create {self._work} on the phone: {done.tail(3)}")
+        if NO_TASKSET_MARKER in done.stdout:
+            raise _errors.BinaryMissing(
+                "taskset is not on the phone (toybox has it since Android 6); fleetnas needs "
+                "it to pin the benchmark to a core cluster"
+            )
+        present = {m.group(2): m.group(1) for m in map(_HASH_LINE.match, done.stdout.splitlines())
+                   if m}
+        pushed = False
+        for remote, (local, digest) in wanted.items():
+            if present.get(self._relative(remote)) != digest:
+                size = local.stat().st_size
+                self._adb.push(local, remote, timeout_s=30.0 + size / PUSH_BYTES_PER_S)
+                pushed = True
+        if not pushed and NOT_EXECUTABLE_MARKER not in done.stdout:
+            return remote_model
+        binaries = [remote for remote in wanted if remote != remote_model]
+        check = self._adb.shell(
+            f"chmod 755 {' '.join(binaries)} && [ -x {self._bin(tool.binary.name)} ]"
+        )
+        if check.exit_status != 0:
+            raise _errors.BinaryNotExecutable(
+                f"{tool.name}: {self._bin(tool.binary.name)} cannot be made executable on the "
+                f"phone: {check.tail(3) or f'exit {check.exit_status}'}"
+            )
+        return remote_model
+
+    def _execute(
+        self, tool: BenchmarkTool, mask: str, command: str, sha: str, timeout_s: float
+    ) -> ShellResult:
+        result = f"{self._work}/run/{tool.result_file}" if tool.result_file else ""
+        script = "\n".join([
+            f"cd {self._work}/run || exit 97",
+            f"rm -f {result}" if result else "true",
+            f"LD_LIBRARY_PATH={self._work}/bin taskset {mask} {command} 2>&1 &",
+            f"echo $! > {self._pid_file()}",
+            "wait $!",
+            "__bench_rc=$?",
+            f"rm -f {self._pid_file()}",
+            f"if [ -f {result} ]; then printf '\\n{RESULT_MARKER}\\n'; cat {result}; fi"
+            if result else "true",
+            "(exit $__bench_rc)",
+        ])
+        try:
+            done = self._adb.shell(script, timeout_s=timeout_s)
+        except AdbTimeout as exc:
+            raise self._hung(tool, sha, exc) from None
+        except _errors.DeviceLost as exc:
+            raise _errors.DeviceLost(
+                f"{exc.message}\nThe {tool.name} run of model {sha[:12]} did not finish; if it "
+                "still runs on the phone, the next benchmark stops it first."
+            ) from None
+        if done.exit_status != 0:
+            raise _exit_error(tool, done)
+        return done
+
+    def _hung(self, tool: BenchmarkTool, sha: str, exc: AdbTimeout) -> _errors.BenchmarkHung:
+        tail = last_lines(exc.stdout + exc.stderr, 10)
+        try:
+            kill = self._adb.shell(self._kill_script(), timeout_s=PREPARE_TIMEOUT_S)
+            killed = re.search(rf"{KILLED_MARKER} (\d+)", kill.stdout)
+            alive = re.search(rf"{ALIVE_MARKER} (\d+)", kill.stdout)
+            if alive:
+                where = f"it could NOT be stopped on the phone (pid {alive.group(1)} still runs)"
+            elif killed:
+                where = f"it was killed on the host and on the phone (pid {killed.group(1)})"
+            else:
+                where = "it was killed on the host and had already ended on the phone"
+        except _errors.AndroidError as err:
+            where = f"it was killed on the host; the phone could not be reached to stop it ({err})"
+        return _errors.BenchmarkHung(
+            f"{tool.name} on model {sha[:12]} ran past its {exc.timeout_s:g} s timeout; "
+            f"{where}. Last output:\n{tail or '(none)'}"
+        )
+
+
+def _exit_error(tool: BenchmarkTool, done: ShellResult) -> AgentError:
+    """The named error for a tool that exited with ``done.exit_status`` != 0."""
+    status, tail = done.exit_status, done.tail()
+    if status == 97:
+        return _errors.PushFailed(f"the work directory is gone from the phone: {tail}")
+    if status == 127:
+        return _errors.BinaryMissing(
+            f"{tool.name}: the phone could not find the binary or a library it needs "
+            f"(exit 127); push them with --adb-benchmark-binary. Last lines:\n{tail}"
+        )
+    if status == 126:
+        return _errors.BinaryNotExecutable(
+            f"{tool.name}: the phone cannot execute the binary (exit 126; wrong ABI or no "
+            f"exec permission). Last lines:\n{tail}"
+        )
+    if status > 128:
+        try:
+            name = signal.Signals(status - 128).name
+        except ValueError:
+            name = f"signal {status - 128}"
+        return _errors.BenchmarkCrashed(
+            f"{tool.name} was killed by {name} on the phone (exit {status}). Last lines:\n{tail}"
+        )
+    return _errors.BenchmarkCrashed(
+        f"{tool.name} failed on the phone (exit {status}). Last lines:\n{tail}"
+    )

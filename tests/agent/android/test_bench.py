@@ -1,0 +1,105 @@
+"""Benchmarks on a stand-in phone, timed by the real LiteRT and onnxruntime runtimes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleetnas.agent.android import Adb, AndroidPhone, PhoneBench
+from fleetnas.agent.errors import InvalidSettings
+from fleetnas.agent.settings import resolve_settings
+from fleetnas.agent.stats import latency_stats
+from fleetnas.api.v1 import agent_pb2
+from tests.agent.android.conftest import QUICK_COOLDOWN, fast_settings
+from tests.agent.android.fake_phone import FakePhone
+
+
+def test_tflite_on_the_big_cluster_after_cooling_down(
+    phone: FakePhone, bench: PhoneBench, tflite_model: tuple[Path, str]
+) -> None:
+    path, sha = tflite_model
+    # 47.5 °C and LIGHT when the cool-down first looks; then it cools towards 33 °C
+    phone.set_thermal(excess_c=13.0, tau_s=0.4, hold_samples=1)
+    result = bench.run(path, sha, "tflite", fast_settings(cooldown=QUICK_COOLDOWN))
+
+    record = result.cooldown
+    assert record is not None and record.settled
+    assert record.readings[0].temperature_c is not None and record.readings[0].temperature_c > 38
+    assert record.readings[0].thermal_status == 1
+    assert result.before.soc_temperature_c is not None and result.before.soc_temperature_c <= 38
+    assert phone.taskset_log()[-1].startswith("70 ")  # pinned to cpu4-6
+    assert "--num_threads=1" in result.command and result.mask == "70"
+
+    assert result.samples_source == "tool-statistics" and result.samples_ms == ()
+    stats = result.statistics
+    assert stats.count == 8
+    assert stats.min_ms is not None and stats.max_ms is not None
+    assert 0 < stats.min_ms <= stats.mean_ms <= stats.max_ms
+    assert result.provider == "XNNPACK"
+    assert result.init_ms is not None and result.init_ms > 0
+    proto = result.to_proto()
+    assert proto.stats.median_ms == 0.0 and proto.stats.mean_ms == pytest.approx(stats.mean_ms)
+    assert proto.warnings[0].startswith("tool statistics:")
+    assert proto.host_fingerprint == bench.description.fingerprint
+    assert sorted(phone.pushes()) == sorted([
+        "/data/local/tmp/fleetnas/bin/benchmark_model",
+        f"/data/local/tmp/fleetnas/models/{sha}.tflite",
+    ])
+
+    assert phone.live_processes() == []
+
+
+def test_onnx_through_the_agent_facade_keeps_raw_samples(
+    phone: FakePhone, tools: dict[str, Path], lock_dir: Path, onnx_model: tuple[Path, str]
+) -> None:
+    path, sha = onnx_model
+    with AndroidPhone.from_specs(
+        phone.serial, [str(tools["onnxruntime_perf_test"])], lock_dir=lock_dir, cluster="all",
+    ) as android:
+        described = android.describe()
+        assert described.cpu.model == "Cortex-A55 + Cortex-A78 + Cortex-X1"
+        assert android.sample_state().temperature_available
+        settings = resolve_settings(
+            agent_pb2.BenchmarkSettings(warmup_runs=2, min_runs=6, max_duration_s=5.0),
+            max_timeout_s=60.0, memory_cap_bytes=1 << 30,
+            available_providers=["CPUExecutionProvider"],
+        )
+        result = android.benchmark(path, sha, settings)
+    assert len(result.samples_ms) == 6  # 8 timed by the tool; the 2 warm-up rows dropped
+    assert result.stats == latency_stats(list(result.samples_ms))
+    assert result.provider == "CPUExecutionProvider"
+    assert result.settings == settings
+    assert result.host_fingerprint == described.host_fingerprint
+    assert result.session_create_ms > 0 and result.first_run_ms > 0
+    assert not any(w.startswith("tool statistics") for w in result.warnings)
+    assert phone.taskset_log()[-1].startswith("ff ")
+
+
+def test_sustained_runs_back_to_back_as_the_phone_heats(
+    phone: FakePhone, bench: PhoneBench, tflite_model: tuple[Path, str]
+) -> None:
+    path, sha = tflite_model
+    phone.set_thermal(tau_s=600.0, heat_per_run_s=8.0)  # keeps its heat; each run adds some
+    sustained = bench.run_sustained(path, sha, "tflite", fast_settings(), duration_s=60.0,
+                                    max_rounds=2)
+    first, second = sustained.rounds
+    assert second.before is first.after and second.cooldown is None
+    assert first.before.soc_temperature_c is not None
+    assert second.after.soc_temperature_c is not None
+    assert second.after.soc_temperature_c > first.before.soc_temperature_c
+    assert sustained.max_temperature_c == second.after.soc_temperature_c
+    assert sustained.drift == pytest.approx(second.headline_ms / first.headline_ms)
+    assert sustained.duration_s > 0
+
+
+def test_unknown_cluster_and_format_without_a_tool(
+    phone: FakePhone, bench: PhoneBench, tflite_model: tuple[Path, str], tools: dict[str, Path]
+) -> None:
+    path, sha = tflite_model
+    with pytest.raises(InvalidSettings, match="choose one of little, big, all, prime"):
+        bench.run(path, sha, "tflite", fast_settings(cluster="mid"))
+    only_onnx = PhoneBench(Adb(phone.serial), bench.description, [])
+    with pytest.raises(InvalidSettings, match="no benchmark binary for .tflite"):
+        only_onnx.run(path, sha, "tflite", fast_settings())
+    assert phone.pushes() == []  # refused before touching the phone
