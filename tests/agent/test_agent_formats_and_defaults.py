@@ -58,16 +58,21 @@ def test_bytes_of_no_known_format_are_refused_before_a_worker_runs(agent, good_m
 
 
 def test_a_tflite_model_needs_the_litert_runtime(agent) -> None:
+    from fleetnas.agent.settings import resolve_for_description
+
     server, client = agent
-    litert = client.describe().runtimes[1]
-    if litert.available:
-        pytest.skip("ai-edge-litert is installed here: the LiteRT worker's tests cover this")
+    desc = client.describe()
     sha = client.ensure_model(TFLITE_HEAD + b"\x00" * 64)
+    with pytest.raises(errors.InvalidSettings, match="runs ONNX models, not TFLite"):
+        client.benchmark(sha, fast_settings(runtime="onnxruntime"))
+    if desc.runtimes[1].available:  # ai-edge-litert installed: a TFLite model resolves to it
+        resolved = resolve_for_description(fast_settings(), desc,
+                                           model_format=agent_pb2.MODEL_FORMAT_TFLITE)
+        assert resolved.runtime == "litert" and list(resolved.providers) == ["XNNPACK"]
+        return
     with pytest.raises(errors.InvalidSettings, match="runtime='litert'") as info:
         client.benchmark(sha, fast_settings())
     assert "pip install 'fleetnas[litert]'" in info.value.message
-    with pytest.raises(errors.InvalidSettings, match="runs ONNX models, not TFLite"):
-        client.benchmark(sha, fast_settings(runtime="onnxruntime"))
 
 
 def test_device_side_defaults_apply_to_unset_settings_and_say_so(start_agent, good_model) -> None:
