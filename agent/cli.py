@@ -42,6 +42,9 @@ EPILOG_SERVE = """examples:
   fleetnas-agent serve --host 0.0.0.0 --tls-cert agent.crt --tls-key agent.key \\
       --tls-client-ca fleet-ca.crt                      # mTLS (token still via env)
   fleetnas-agent serve --port 0 --port-file /tmp/agent.port   # pick a free port
+  fleetnas-agent serve --class pi4 --default-threads 4         # how this device is measured
+  fleetnas-agent serve --class orin --default-provider CUDAExecutionProvider \\
+      --default-provider CPUExecutionProvider
 """
 EPILOG_BENCH = """examples:
   fleetnas-agent bench model.onnx                       # throw-away local agent
@@ -73,6 +76,11 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("upload_idle_timeout_s", "--upload-idle-timeout", float,
      "cancel an upload whose client sends nothing for this long (s)"),
     ("drain_timeout_s", "--drain-timeout", float, "on shutdown, how long to let in-flight work finish"),
+    ("default_threads", "--default-threads", int,
+     "intra-op threads for requests that leave them unset (this device's own count)"),
+    ("device_class", "--class", str, "the device class (pool) this agent belongs to, in Describe"),
+    ("energy_idle_s", "--energy-idle-s", float,
+     "measure this many idle seconds before each benchmark for net energy figures (0 = off)"),
 ]
 
 
@@ -103,8 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the agent", epilog=EPILOG_SERVE,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     for dest, flag, typ, help_text in _SERVE_OPTIONS:
-        serve.add_argument(flag, dest=dest, type=typ, default=getattr(defaults, dest),
-                           help=f"{help_text} (default: %(default)s)")
+        default = getattr(defaults, dest)
+        shown = "%(default)s" if default not in (None, "") else "none"
+        serve.add_argument(flag, dest=dest, type=typ, default=default,
+                           help=f"{help_text} (default: {shown})")
+    serve.add_argument("--default-provider", dest="default_providers", action="append",
+                       default=[], metavar="NAME",
+                       help="execution provider for requests that leave providers unset; repeat "
+                            "in order of preference (default: CPUExecutionProvider)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow listening off loopback without a token")
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
@@ -137,6 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(AgentConfig) if hasattr(args, f.name)}
     values["token"] = args.token or os.environ.get(TOKEN_ENV) or None
     values["insecure"] = args.insecure
+    values["default_providers"] = tuple(args.default_providers)
     config = AgentConfig(**values)
     if args.port_file and not args.port_file.parent.is_dir():
         raise ConfigError(f"--port-file: no such folder: {args.port_file.parent}")

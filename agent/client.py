@@ -112,8 +112,13 @@ class AgentClient:
 
     def has_models(self, hashes: list[str]) -> tuple[list[str], list[str]]:
         """(present, missing) among ``hashes``."""
-        resp = self._call(self._stub.HasModels, agent_pb2.HasModelsRequest(sha256=hashes))
+        resp = self.query_models(hashes)
         return list(resp.present), list(resp.missing)
+
+    def query_models(self, hashes: list[str]) -> agent_pb2.HasModelsResponse:
+        """The whole HasModels answer: present and missing hashes, and each present model's
+        format and size (``present_models``; empty from agents that predate it)."""
+        return self._call(self._stub.HasModels, agent_pb2.HasModelsRequest(sha256=hashes))
 
     def upload_model(
         self,

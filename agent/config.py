@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fleetnas.agent.settings import MAX_THREADS
+from fleetnas.api.v1 import agent_pb2
 
 MIB = 1024 * 1024
 #: handler threads each quick RPC kind may hold at once (they answer in about a
 #: millisecond; ``Check`` is the gRPC health check). See rpc_budgets.py.
 QUICK_RPC_THREADS: dict[str, int] = {"Status": 4, "Describe": 2, "HasModels": 2, "Check": 2}
 TOKEN_ENV = "FLEETNAS_AGENT_TOKEN"
+MAX_ENERGY_IDLE_S = 60.0
+_CLASS_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class ConfigError(ValueError):
@@ -72,6 +78,12 @@ class AgentConfig:
     max_uploads: int = 4
     upload_idle_timeout_s: float = 30.0
     drain_timeout_s: float = 60.0
+    # Device-side defaults (Describe's DeviceDefaults): what this device should be
+    # measured with when a request leaves threads or providers unset.
+    default_threads: int | None = None
+    default_providers: tuple[str, ...] = ()
+    device_class: str = ""
+    energy_idle_s: float = 0.0
 
     @property
     def address(self) -> str:
@@ -93,6 +105,23 @@ class AgentConfig:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def defaults(self) -> agent_pb2.DeviceDefaults:
+        """The device-side defaults as Describe carries them."""
+        out = agent_pb2.DeviceDefaults(providers=list(self.default_providers),
+                                       device_class=self.device_class)
+        if self.default_threads is not None:
+            out.intra_op_threads = self.default_threads
+        return out
+
+    def check_default_providers(self, available: list[str]) -> None:
+        """ConfigError naming the available providers unless every --default-provider is one."""
+        unknown = [p for p in self.default_providers if p not in available]
+        if unknown:
+            raise ConfigError(
+                f"--default-provider {unknown[0]} is not available here; onnxruntime has: "
+                f"{', '.join(available)}"
+            )
 
     def thread_budgets(self) -> dict[str, int]:
         """Handler threads each RPC kind may hold at once (enforced by rpc_budgets.py).
@@ -159,3 +188,22 @@ class AgentConfig:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")
+        self._validate_defaults()
+
+    def _validate_defaults(self) -> None:
+        if self.default_threads is not None and not 0 <= self.default_threads <= MAX_THREADS:
+            raise ConfigError(
+                f"--default-threads must be 0..{MAX_THREADS} (0 = onnxruntime's choice), "
+                f"got {self.default_threads}"
+            )
+        if len(set(self.default_providers)) != len(self.default_providers):
+            raise ConfigError("--default-provider lists a provider twice")
+        if self.device_class and not _CLASS_PATTERN.fullmatch(self.device_class):
+            raise ConfigError(
+                f"--class {self.device_class[:80]!r} must be 1-64 letters, digits and . _ -"
+            )
+        if not (0 <= self.energy_idle_s <= MAX_ENERGY_IDLE_S):
+            raise ConfigError(
+                f"--energy-idle-s must be 0..{MAX_ENERGY_IDLE_S:g} s (0 = no idle baseline), "
+                f"got {self.energy_idle_s}"
+            )

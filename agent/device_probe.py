@@ -1,7 +1,9 @@
 """Static description of the device the agent runs on (the ``Describe`` RPC).
 
 :func:`describe_device` fills every field of ``DeviceDescription`` except
-``limits`` (the service knows those). Nothing here raises because a file,
+``limits`` and ``defaults`` (the agent's configuration) and the telemetry
+fields (``jetson``, ``rapl``, ``telemetry``, and NVML's richer ``gpus``:
+``device_telemetry.py``). Nothing here raises because a file,
 sensor or tool is missing: unknown numbers are 0 and unknown strings empty.
 File reads go through ``root`` so tests can use a fake filesystem tree;
 psutil, platform and onnxruntime always describe the real machine.
@@ -22,11 +24,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import onnxruntime
 import psutil
 
 from fleetnas.agent import __version__, _sysfs
 from fleetnas.agent.device_state import read_cpu_frequency
+from fleetnas.agent.runtimes import describe_runtimes
 from fleetnas.api.v1 import agent_pb2
 
 FINGERPRINT_HEX_CHARS = 16
@@ -85,6 +87,8 @@ def describe_device(
     physical = psutil.cpu_count(logical=False) or logical
     usable = usable_cores(root, logical_cores=logical)
     memory = psutil.virtual_memory()
+    runtimes = describe_runtimes()
+    onnxruntime = runtimes[0]
     return agent_pb2.DeviceDescription(
         agent_version=__version__,
         hostname=socket.gethostname(),
@@ -109,9 +113,10 @@ def describe_device(
         ),
         board_model=board_model(root),
         runtime=agent_pb2.RuntimeInfo(
-            onnxruntime_version=onnxruntime.__version__,
-            available_providers=list(onnxruntime.get_available_providers()),
+            onnxruntime_version=onnxruntime.onnxruntime_version,
+            available_providers=list(onnxruntime.available_providers),
         ),
+        runtimes=runtimes,
         gpus=query_nvidia_gpus(),
     )
 

@@ -32,6 +32,7 @@ from typing import Any
 import psutil
 
 from fleetnas.agent import _sysfs
+from fleetnas.agent._freshest import Freshest
 from fleetnas.api.v1 import agent_pb2
 
 # Raspberry Pi get_throttled bits 0-3 mean "now": under-voltage, ARM frequency
@@ -239,8 +240,7 @@ class StateSampler:
         self._last_throttle_count: int | None = None
         self._cpu_lock = threading.Lock()
         self._last_cpu = (time.monotonic(), psutil.cpu_times(), own_cpu_seconds())
-        self._refresh_lock = threading.Lock()
-        self._latest: tuple[float, agent_pb2.DeviceState] | None = None
+        self._freshest = Freshest(self.sample, self._cpu_window_s)
 
     def _cpu_percent_since_last(self) -> tuple[float, float]:
         """(whole host, other programs) CPU utilisation in % since this sampler's
@@ -279,19 +279,8 @@ class StateSampler:
         may wait, for the rest of the window since the sampler's creation.
         A snapshot's ``timestamp`` says when it was taken.
         """
-        if self._refresh_lock.acquire(blocking=self._latest is None):
-            try:
-                latest = self._latest
-                if latest is None or time.monotonic() - latest[0] >= self._cpu_window_s:
-                    state = self.sample()
-                    latest = self._latest = (time.monotonic(), state)
-            finally:
-                self._refresh_lock.release()
-        else:
-            latest = self._latest
-        assert latest is not None  # set before the refresh lock was first released
         snapshot = agent_pb2.DeviceState()
-        snapshot.CopyFrom(latest[1])
+        snapshot.CopyFrom(self._freshest.get())
         return snapshot
 
     def sample(self) -> agent_pb2.DeviceState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fleetnas.agent.model_format import format_name
 from fleetnas.api.v1 import agent_pb2
 
 
@@ -11,6 +12,7 @@ def _rows(result: agent_pb2.BenchmarkResult) -> list[tuple[str, str]]:
     method = agent_pb2.Method.Name(st.method).removeprefix("METHOD_").lower()
     rows = [
         ("model", result.model_sha256[:16]),
+        ("runtime", _runtime(result)),
         ("provider", result.provider),
         ("method", method),
         ("threads (intra/inter)", f"{st.intra_op_threads}/{st.inter_op_threads}"),
@@ -35,9 +37,34 @@ def _rows(result: agent_pb2.BenchmarkResult) -> list[tuple[str, str]]:
         temp = f", {state.temperature_c:.1f} °C" if state.temperature_available else ""
         freq = f"{state.freq_current_mhz:.0f} MHz" if state.freq_current_mhz else "freq n/a"
         rows.append((f"device {name}", f"{freq}, load {state.load_1m:.2f}{temp}"))
+    if st.agent_defaults:
+        rows.append(("agent defaults", ", ".join(st.agent_defaults)))
+    if result.HasField("gpu_memory"):
+        peak = result.gpu_memory
+        rows.append(("peak GPU memory", f"{peak.peak_bytes / 2**20:.1f} MiB"
+                     if peak.HasField("peak_bytes") else f"n/a ({peak.reason})"))
+    rows.extend(("energy", _energy(e)) for e in result.energy)
     for warning in result.warnings:
         rows.append(("warning", warning))
     return rows
+
+
+def _runtime(result: agent_pb2.BenchmarkResult) -> str:
+    runtime = result.settings.runtime or "onnxruntime"
+    version = result.runtime_version or result.onnxruntime_version
+    return f"{runtime} {version} ({format_name(result.model_format)})"
+
+
+def _energy(e: agent_pb2.Energy) -> str:
+    where = f"{e.source}: {e.scope} ({e.method})"
+    if not e.readable:
+        return f"{where}: unreadable: {e.reason}"
+    text = f"{where}: {e.mj_per_inference:.3f} ± {e.uncertainty_mj:.3f} mJ/inference"
+    if e.HasField("mean_power_w"):
+        text += f", {e.mean_power_w:.2f} W"
+    if e.HasField("net_mj_per_inference"):
+        text += f", net of idle {e.net_mj_per_inference:.3f} mJ"
+    return text
 
 
 def format_result(result: agent_pb2.BenchmarkResult) -> str:
@@ -55,6 +82,18 @@ def _cores(cpu: agent_pb2.CpuInfo) -> str:
     return text
 
 
+def _gpu(g: agent_pb2.GpuInfo) -> str:
+    extra = f" (sm {g.compute_capability}, CUDA {g.cuda_driver_version})" \
+        if g.compute_capability else ""
+    return f"{g.name}{extra}"
+
+
+def _runtime_info(r: agent_pb2.RuntimeInfo) -> str:
+    if not r.available:
+        return f"not available: {r.reason}"
+    return f"{r.version}: {', '.join(r.accelerators)}"
+
+
 def format_description(desc: agent_pb2.DeviceDescription) -> str:
     cpu = desc.cpu
     rows = [
@@ -67,7 +106,16 @@ def format_description(desc: agent_pb2.DeviceDescription) -> str:
         ("os", f"{desc.os.distribution or desc.os.system} / kernel {desc.os.kernel}"),
         ("board", desc.board_model or "-"),
         ("onnxruntime", f"{desc.runtime.onnxruntime_version}: {', '.join(desc.runtime.available_providers)}"),
-        ("gpus", ", ".join(g.name for g in desc.gpus) or "-"),
+        ("gpus", ", ".join(_gpu(g) for g in desc.gpus) or "-"),
     ]
+    rows.extend((f"runtime {r.name}", _runtime_info(r)) for r in desc.runtimes
+                if r.name != "onnxruntime")
+    rows.extend((f"telemetry {t.name}", "yes" if t.available else f"no: {t.reason}")
+                for t in desc.telemetry)
+    d = desc.defaults
+    if d.HasField("intra_op_threads") or d.providers or d.device_class:
+        threads = str(d.intra_op_threads) if d.HasField("intra_op_threads") else "-"
+        rows.append(("defaults", f"class {d.device_class or '-'}, threads {threads}, "
+                                 f"providers {', '.join(d.providers) or '-'}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -8,6 +8,13 @@ so a flood of one kind of call never starves the others.
 :meth:`AgentServer.stop` is the graceful shutdown: health goes NOT_SERVING,
 new benchmarks are refused, in-flight work drains, then the server stops and
 the worker processes are killed.
+
+Telemetry: by default the agent probes NVML, Jetson and RAPL once
+(:meth:`DeviceTelemetry.probe`) and keeps the sources that read something
+for its lifetime; ``create_server(config, telemetry=...)`` hands it others
+(tests pass sources over fake NVML modules and sysfs trees), and
+``runner_class`` another :class:`BenchmarkRunner`. The server owns both and
+closes them on stop.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fleetnas.agent.auth import TokenAuthInterceptor
 from fleetnas.agent.config import AgentConfig, ConfigError
 from fleetnas.agent.device_probe import describe_device
+from fleetnas.agent.device_telemetry import DeviceTelemetry
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_store import ModelStore
@@ -57,6 +65,7 @@ class AgentServer:
     gate: JobGate
     runner: BenchmarkRunner
     budgets: RpcBudgets
+    telemetry: DeviceTelemetry
     _stopped: threading.Event
 
     def stop(self, drain_timeout_s: float | None = None) -> None:
@@ -73,6 +82,7 @@ class AgentServer:
         drained = self.gate.wait_idle(timeout)
         self.server.stop(grace=2.0).wait()
         self.runner.close()
+        self.telemetry.close()
         log.info("stopped", extra={"drained": drained})
 
     def wait(self) -> None:
@@ -125,29 +135,49 @@ def _grpc_server(config: AgentConfig, budgets: RpcBudgets) -> grpc.Server:
     )
 
 
-def create_server(config: AgentConfig) -> AgentServer:
+def _description(config: AgentConfig, telemetry: DeviceTelemetry) -> agent_pb2.DeviceDescription:
+    description = describe_device(fingerprint_override=config.host_fingerprint)
+    config.check_default_providers(list(description.runtime.available_providers))
+    telemetry.describe_into(description)
+    description.limits.CopyFrom(_limits(config))
+    description.defaults.CopyFrom(config.defaults())
+    return description
+
+
+def create_server(
+    config: AgentConfig,
+    *,
+    telemetry: DeviceTelemetry | None = None,
+    runner_class: type[BenchmarkRunner] = BenchmarkRunner,
+) -> AgentServer:
     """Validate ``config``, build the agent and start serving on its address.
 
-    Raises ConfigError for unsafe or inconsistent settings and when the
-    address cannot be bound.
+    ``telemetry`` defaults to the sources found on this machine. Raises
+    ConfigError for unsafe or inconsistent settings (a ``--default-provider``
+    onnxruntime does not have) and when the address cannot be bound.
     """
     config.validate()
+    telemetry = telemetry or DeviceTelemetry.probe(idle_s=config.energy_idle_s)
+    try:
+        description = _description(config, telemetry)
+    except BaseException:
+        telemetry.close()
+        raise
     cache_dir = Path(config.cache_dir)
     store = ModelStore(
         cache_dir / "models",
         budget_bytes=config.cache_budget_bytes,
         max_model_bytes=config.max_model_bytes,
     )
-    runner = BenchmarkRunner(
+    runner = runner_class(
         scratch_dir=cache_dir / "scratch",
         calibration_store=CalibrationStore(cache_dir / "calibration.json"),
         spare_after_run=False,  # the service starts it after sampling the device
     )
-    description = describe_device(fingerprint_override=config.host_fingerprint)
-    description.limits.CopyFrom(_limits(config))
     gate = JobGate(config.max_queue)
     service = AgentService(
-        config, store=store, gate=gate, runner=runner, description=description
+        config, store=store, gate=gate, runner=runner, description=description,
+        telemetry=telemetry,
     )
     budgets = agent_budgets(config.thread_budgets())
     server = _grpc_server(config, budgets)
@@ -162,9 +192,11 @@ def create_server(config: AgentConfig) -> AgentServer:
             port = server.add_secure_port(config.address, creds)
     except RuntimeError as exc:
         runner.close()
+        telemetry.close()
         raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
     if port == 0:
         runner.close()
+        telemetry.close()
         raise ConfigError(f"cannot listen on {config.address}: address in use or not local")
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -187,5 +219,6 @@ def create_server(config: AgentConfig) -> AgentServer:
         gate=gate,
         runner=runner,
         budgets=budgets,
+        telemetry=telemetry,
         _stopped=threading.Event(),
     )

@@ -33,18 +33,22 @@ from fleetnas.agent.device_state import (
     oversubscribed_warning,
     state_warnings,
 )
+from fleetnas.agent.device_telemetry import DeviceTelemetry
 from fleetnas.agent.errors import (
     AgentError,
     InternalError,
     InvalidUpload,
+    ModelInvalid,
+    ModelNotFound,
     abort_with,
     bounded,
 )
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
+from fleetnas.agent.model_format import FormatCache
 from fleetnas.agent.model_store import ModelStore, validate_sha256
 from fleetnas.agent.runner import BenchmarkRunner
-from fleetnas.agent.settings import resolve_settings
+from fleetnas.agent.settings import resolve_for_description
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
 MAX_HASHES_PER_QUERY = 10_000
@@ -146,12 +150,16 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         gate: JobGate,
         runner: BenchmarkRunner,
         description: agent_pb2.DeviceDescription,
+        telemetry: DeviceTelemetry | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._gate = gate
         self._runner = runner
         self._description = description
+        self._telemetry = telemetry or DeviceTelemetry()
+        self._telemetry_state = self._telemetry.status_state()
+        self._formats = FormatCache()
         self._started = time.monotonic()
         # Samplers live as long as the agent: throttle counters are compared
         # between consecutive samples of one sampler. Benchmarks get their own,
@@ -174,7 +182,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             busy=self._gate.busy,
             queue_length=self._gate.queue_length,
             max_queue=self._gate.max_queue,
-            state=self._status_sampler.latest(),
+            state=self._status_state(),
             cache_bytes=self._store.total_bytes,
             cached_models=self._store.count,
             uptime_s=time.monotonic() - self._started,
@@ -183,7 +191,27 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             serving=self.serving,
         )
 
+    def _status_state(self) -> agent_pb2.DeviceState:
+        state = self._status_sampler.latest()
+        state.MergeFrom(self._telemetry_state())
+        return state
+
     # -- models --------------------------------------------------------------
+    def _format(self, sha: str) -> int | None:
+        """The ModelFormat of a cached model; None when it is not (or no longer) cached."""
+        try:
+            with self._store.pinned(sha) as model:
+                return self._formats.get(sha, model.path)
+        except ModelNotFound:
+            return None
+
+    def _cached(self, sha: str) -> agent_pb2.CachedModel | None:
+        try:
+            with self._store.pinned(sha) as model:
+                return agent_pb2.CachedModel(sha256=sha, size_bytes=model.size_bytes,
+                                             format=self._formats.get(sha, model.path))
+        except ModelNotFound:
+            return None
     @_translate_errors
     def HasModels(self, request: agent_pb2.HasModelsRequest, context: grpc.ServicerContext):
         if len(request.sha256) > MAX_HASHES_PER_QUERY:
@@ -193,7 +221,15 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         for sha in request.sha256:
             validate_sha256(sha)
         present, missing = self._store.partition(request.sha256)
-        return agent_pb2.HasModelsResponse(present=present, missing=missing)
+        response = agent_pb2.HasModelsResponse(missing=missing)
+        for sha in present:
+            cached = self._cached(sha)
+            if cached is None:  # evicted since the partition
+                response.missing.append(sha)
+            else:
+                response.present.append(sha)
+                response.present_models.append(cached)
+        return response
 
     @_translate_errors
     def UploadModel(
@@ -213,7 +249,8 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         self._store.check_declared_size(first.total_bytes)
         if self._store.has(sha):
             return agent_pb2.UploadResponse(
-                sha256=sha, size_bytes=first.total_bytes, already_present=True
+                sha256=sha, size_bytes=first.total_bytes, already_present=True,
+                format=self._format(sha) or agent_pb2.MODEL_FORMAT_UNSPECIFIED,
             )
 
         def data() -> Iterator[bytes]:
@@ -224,8 +261,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 yield chunk.data
 
         stored = self._store.put_stream(sha, first.total_bytes, data())
-        get_logger().info("model cached", extra={"sha256": sha, "bytes": stored.size_bytes})
-        return agent_pb2.UploadResponse(sha256=sha, size_bytes=stored.size_bytes)
+        model_format = self._formats.get(sha, stored.path)
+        get_logger().info("model cached", extra={"sha256": sha, "bytes": stored.size_bytes,
+                                                 "format": model_format})
+        return agent_pb2.UploadResponse(sha256=sha, size_bytes=stored.size_bytes,
+                                        format=model_format)
 
     # -- Benchmark -------------------------------------------------------------
     @contextmanager
@@ -251,15 +291,24 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             with lock:
                 running[0] = False
 
+    def _resolve(self, sha: str, requested: agent_pb2.BenchmarkSettings
+                 ) -> tuple[agent_pb2.BenchmarkSettings, int]:
+        """The resolved settings and the model's format (ONNX when it is not cached: the
+        benchmark then fails with MODEL_NOT_FOUND)."""
+        model_format = self._format(sha) or agent_pb2.MODEL_FORMAT_ONNX
+        if model_format == agent_pb2.MODEL_FORMAT_UNRECOGNIZED:
+            raise ModelInvalid(
+                f"model {sha[:12]}: the bytes are neither ONNX (a protobuf ModelProto) nor "
+                "TFLite (a flatbuffer with the identifier TFL3); upload an .onnx or .tflite file"
+            )
+        settings = resolve_for_description(requested, self._description,
+                                           model_format=model_format)
+        return settings, model_format
+
     @_translate_errors
     def Benchmark(self, request: agent_pb2.BenchmarkRequest, context: grpc.ServicerContext):
         sha = validate_sha256(request.model_sha256)
-        settings = resolve_settings(
-            request.settings,
-            max_timeout_s=self._config.max_timeout_s,
-            memory_cap_bytes=self._config.memory_cap_bytes,
-            available_providers=list(self._description.runtime.available_providers),
-        )
+        settings, model_format = self._resolve(sha, request.settings)
         log = get_logger()
         with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
             before = self._sampler.sample()
@@ -270,10 +319,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             )
             log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
             try:
-                with self._cancel_on_disconnect(context, sha):
-                    result = self._runner.run(
-                        model.path, sha, settings, keep_calibration=noisy is None
-                    )
+                with self._telemetry.job(lambda: self._runner.current_worker_pid) as telemetry:
+                    with self._cancel_on_disconnect(context, sha):
+                        result = self._runner.run(
+                            model.path, sha, settings, keep_calibration=noisy is None
+                        )
                 after = self._sampler.sample()
             finally:
                 self._runner.start_spare()
@@ -281,6 +331,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         result.state_after.CopyFrom(after)
         result.agent_version = __version__
         result.host_fingerprint = self._description.host_fingerprint
+        result.model_format = model_format
+        if not result.runtime_version and settings.runtime == "onnxruntime":
+            result.runtime_version = result.onnxruntime_version  # a worker that predates it
+        telemetry.finish(result)
         result.warnings.extend(
             state_warnings(
                 before,

@@ -11,6 +11,7 @@ maximum, but enabling it needs root on the host; polling works everywhere.)
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,7 @@ class ProcessMemoryReader(Protocol):
 class PeakGpuMemory:
     """The largest GPU memory seen for ``pid``; ``None`` (with ``reason``) if never seen."""
 
-    pid: int
+    pid: int | None  # the last pid polled; None when the pid was never known
     peak_bytes: int | None
     polls: int
     period_s: float
@@ -35,21 +36,35 @@ class PeakGpuMemory:
 class GpuMemoryPeak:
     """Polls a process's GPU memory from :meth:`start` to :meth:`stop` and keeps the peak.
 
-    Single use; ``stop`` joins the polling thread and polls once more.
+    Single use; ``stop`` joins the polling thread and polls once more. ``pid``
+    may be a callable that returns the pid to poll now, or ``None`` while there
+    is none yet (the agent's worker of the running job).
     """
 
-    def __init__(self, source: ProcessMemoryReader, pid: int, *, period_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        source: ProcessMemoryReader,
+        pid: int | Callable[[], int | None],
+        *,
+        period_s: float = 0.02,
+    ) -> None:
         self._source = source
-        self._pid = pid
+        self._pid_of: Callable[[], int | None] = pid if callable(pid) else (lambda: pid)
+        self._pid: int | None = None
         self._period_s = period_s
         self._lock = threading.Lock()
         self._peak: int | None = None
         self._polls = 0
         self._last_reason = ""
-        self._thread = PeriodicThread(self._poll, period_s, name=f"gpu-memory:{pid}")
+        self._thread = PeriodicThread(self._poll, period_s, name="gpu-memory")
 
     def _poll(self) -> None:
-        used, reason = self._source.process_gpu_memory(self._pid)
+        pid = self._pid_of()
+        if pid is None:
+            used, reason = None, "no process to poll yet"
+        else:
+            self._pid = pid
+            used, reason = self._source.process_gpu_memory(pid)
         with self._lock:
             self._polls += 1
             if used is None:
