@@ -27,20 +27,34 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from fleetnas.controller.atomic_files import atomic_writer
-from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv
-from fleetnas.controller.costdb._errors import ImportFormatError, InvalidRecord, NotACostDB
+from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv, named_rows
+from fleetnas.controller.costdb._errors import (
+    CorruptRow,
+    ImportFormatError,
+    InvalidRecord,
+    NotACostDB,
+)
 from fleetnas.controller.costdb._migrations import LATEST_VERSION, check_history
 from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._statements import (
+    DEVICE_COLUMNS,
+    INSERT_DEVICE_IF_NEW,
+    MEASUREMENT_COLUMNS,
+    MODEL_COLUMNS,
+    UPSERT_MODEL,
+    insert_measurements,
+)
 
 ExportFormat = Literal["jsonl", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
 JSONL_FORMAT_NAME = "fleetnas-costdb"
 JSONL_VERSION = 1
+LOCAL_SOURCE = "local"
 _CSV_FIELD_LIMIT = 1 << 28
 
 
@@ -323,8 +337,58 @@ def _read_table(
     path: Path, conn: sqlite3.Connection, cls: Any, table: str, order: str, target: list[Any]
 ) -> None:
     columns = ", ".join(c.name for c in cls.COLUMNS)
-    for row in conn.execute(f"SELECT {columns} FROM {table} ORDER BY {order}"):
+    key = cls.COLUMNS[0].name
+    for row in named_rows(conn.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")):
         try:
             target.append(cls.from_row(row).validate())
+        except CorruptRow as exc:
+            raise CorruptRow(exc.table, exc.key, exc.column, exc.cause, str(path)) from exc
         except InvalidRecord as exc:
-            raise InvalidRecord(f"{path}: {table} row {row[0]!r}: {exc}") from exc
+            raise InvalidRecord(f"{path}: {table} row {row[key]!r}: {exc}") from exc
+
+
+# -- this database ---------------------------------------------------------------------
+
+
+def read_all(conn: sqlite3.Connection) -> Records:
+    """Every device, model and measurement of the database (call inside a read snapshot)."""
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        return named_rows(conn.execute(sql))
+
+    return Records(
+        devices=[Device.from_row(r) for r in rows(
+            f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name")],
+        models=[Model.from_row(r) for r in rows(
+            f"SELECT {MODEL_COLUMNS} FROM models ORDER BY sha256")],
+        measurements=[Measurement.from_row(r) for r in rows(
+            f"SELECT {MEASUREMENT_COLUMNS} FROM measurements ORDER BY id")],
+    )  # fmt: skip
+
+
+def write_export(path: str | Path, fmt: ExportFormat, records: Records) -> ExportReport:
+    """Write ``records`` to ``path`` in ``fmt``; the file appears only once complete."""
+    writer = write_csv if fmt == "csv" else write_jsonl
+    with atomic_write(path) as handle:
+        return writer(handle, records.devices, records.models, records.measurements)
+
+
+def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportReport:
+    """Add imported records in the caller's write transaction (see ``CostDB.import_file``)."""
+    incoming = [
+        replace(m, source=source) if m.source == LOCAL_SOURCE else m for m in records.measurements
+    ]
+
+    def count(table: str) -> int:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    devices_before, models_before = count("devices"), count("models")
+    conn.executemany(INSERT_DEVICE_IF_NEW, (d.to_row() for d in records.devices))
+    conn.executemany(UPSERT_MODEL, (m.to_row() for m in records.models))
+    added, skipped = insert_measurements(conn, incoming)
+    return ImportReport(
+        added=added,
+        skipped_duplicates=skipped,
+        devices_added=count("devices") - devices_before,
+        models_added=count("models") - models_before,
+    )

@@ -29,10 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.costdb import RUN_LIMIT_FIELDS, CostDB, settings_from_dict
 from fleetnas.controller.lut._calibration import MIN_CALIBRATION_ARCHS, Calibration
 from fleetnas.controller.lut._errors import LutMismatch, MeasurementFailed
 from fleetnas.controller.lut._metrics import Accuracy, accuracy
@@ -47,7 +45,6 @@ DEFAULT_EVAL_N = 100
 DEFAULT_CHECK_N = 5
 #: mean absolute percentage error (%) above which ``lut check`` calls a LUT stale
 DEFAULT_STALE_THRESHOLD = 10.0
-_RUN_LIMIT_FIELDS = ("timeout_s", "memory_cap_bytes")
 
 
 # -- arch sets ---------------------------------------------------------------------------
@@ -98,8 +95,8 @@ def space_of(lut: LutInfo) -> SearchSpace:
 
 def lut_request(lut: LutInfo, *, timeout_s: float | None = None) -> agent_pb2.BenchmarkSettings:
     """The LUT's resolved settings as a request (run limits dropped, ``timeout_s`` if given)."""
-    request = json_format.ParseDict(lut.settings, agent_pb2.BenchmarkSettings())
-    for name in _RUN_LIMIT_FIELDS:
+    request = settings_from_dict(lut.settings)
+    for name in RUN_LIMIT_FIELDS:
         request.ClearField(name)
     if timeout_s is not None:
         request.timeout_s = timeout_s
