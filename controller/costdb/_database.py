@@ -172,12 +172,18 @@ class CostDB(SQLiteFile):
     # -- measurements ------------------------------------------------------------------
 
     def record_measurement(
-        self, device: str, result: agent_pb2.BenchmarkResult, *, source: str = LOCAL_SOURCE
+        self,
+        device: str,
+        result: agent_pb2.BenchmarkResult,
+        *,
+        source: str = LOCAL_SOURCE,
+        size_bytes: int | None = None,
     ) -> Measurement:
         """Store an agent's result for ``device``; returns the stored measurement.
 
-        One transaction: creates the model row if missing, then the
-        measurement. Recording the same result again (same ``uid``) changes
+        One transaction and one write of the model row: it is created if
+        missing, and its ``size_bytes`` filled in when given and unknown; then
+        the measurement. Recording the same result again (same ``uid``) changes
         nothing and returns the stored copy, with its original ``id`` and
         ``recorded_at``. Raises :class:`InvalidRecord` for a malformed result.
         """
@@ -186,7 +192,8 @@ class CostDB(SQLiteFile):
         )
         with self.write_transaction() as conn:
             conn.execute(
-                MODEL_FOR_MEASUREMENT, (measurement.model_sha256, None, measurement.recorded_at)
+                MODEL_FOR_MEASUREMENT,
+                (measurement.model_sha256, size_bytes, measurement.recorded_at),
             )
             cursor = conn.execute(INSERT_MEASUREMENT, measurement.to_row())
             if cursor.rowcount == 1:

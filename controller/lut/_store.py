@@ -27,14 +27,15 @@ from fleetnas.controller.costdb import (
     canonical_json,
     named_row,
 )
+from fleetnas.controller.export import BLOCK_ARCH_PREFIX
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import AmbiguousLut, LutNotFound
 from fleetnas.controller.lut._metrics import Accuracy
 from fleetnas.controller.lut._settings import settings_mismatches
 
+__all__ = ["BLOCK_ARCH_PREFIX", "LutEntry", "LutInfo", "LutReport", "LutStore"]
+
 STATUSES = ("building", "complete")
-#: the ``models.arch`` of a block's ONNX model is this prefix + its block key
-BLOCK_ARCH_PREFIX = "block:"
 REPORT_KINDS = ("eval", "check")
 
 _LUT_COLUMNS = (

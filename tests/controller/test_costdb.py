@@ -294,3 +294,18 @@ def test_bulk_insert_streams_and_creates_model_rows(db: CostDB) -> None:
     assert db.count_measurements() == 6
     for i in range(3):
         assert db.get_model(sha_of(f"m{i}")) is not None
+
+
+def test_a_measurement_writes_its_model_row_once_with_the_size(db: CostDB) -> None:
+    result = make_result("sized")
+    db.record_measurement("pi-1", result, size_bytes=4321)
+    model = db.get_model(result.model_sha256)
+    assert model is not None and model.size_bytes == 4321
+    again = make_result("sized", started_at=1_800_000_000.0)
+    writes = db.db.conn.total_changes
+    db.record_measurement("pi-1", again, size_bytes=4321)
+    assert db.db.conn.total_changes == writes + 1  # the measurement; the model row is known
+    stub = make_result("unsized")
+    db.record_measurement("pi-1", stub)
+    stored = db.get_model(stub.model_sha256)
+    assert stored is not None and stored.size_bytes is None
