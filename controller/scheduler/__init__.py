@@ -24,6 +24,7 @@ from fleetnas.controller.scheduler._jobs import (
     Progress,
     Target,
 )
+from fleetnas.controller.scheduler._retry import OverloadBackoff, RetryPolicy, is_overloaded
 from fleetnas.controller.scheduler._scheduler import (
     DEFAULT_DEVICE_WAIT_S,
     DEFAULT_MAX_RETRIES,
@@ -43,9 +44,12 @@ __all__ = [
     "ModelRef",
     "NoDeviceAvailable",
     "OutcomeStatus",
+    "OverloadBackoff",
     "Progress",
     "ProgressCallback",
+    "RetryPolicy",
     "Scheduler",
     "Target",
+    "is_overloaded",
     "resolve_for",
 ]

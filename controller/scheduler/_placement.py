@@ -34,6 +34,7 @@ class Task:
     ``eligible`` is computed once per job, when the batch starts. ``pinned``
     names the device the next attempt waits for while it is up (a retry after
     the agent said it was overloaded); ``None``: any eligible device.
+    ``overloads`` counts those retries.
     """
 
     index: int
@@ -45,6 +46,7 @@ class Task:
     ready_at: float = 0.0
     stalled_since: float | None = None
     pinned: str | None = None
+    overloads: int = 0
 
 
 class Placement:

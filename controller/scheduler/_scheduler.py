@@ -21,9 +21,12 @@
    then the job fails with the last error. Errors that mean "the device is
    gone" (unreachable, draining, deadline, bad token, missing secret) also
    mark the device down at once; the heartbeat monitor marks it up again when
-   it answers, and the scheduler then uses it again. Permanent errors
-   (corrupt model, unsupported operator, invalid settings, benchmark timeout,
-   memory cap) are not retried. Failures are returned as data, never raised.
+   it answers, and the scheduler then uses it again. An overloaded agent
+   (too many concurrent calls) is asked again, on the same device and
+   without marking it down, after a bounded exponential backoff. Permanent
+   errors (corrupt model, unsupported operator, invalid settings, benchmark
+   timeout, memory cap) are not retried. Failures are returned as data,
+   never raised (see :mod:`._retry`).
 5. **Record.** Each result is written to the cost DB as soon as it arrives,
    so a crash of the controller loses nothing that finished.
 
@@ -61,6 +64,7 @@ from fleetnas.controller.scheduler._retry import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF_S,
     Decision,
+    OverloadBackoff,
     RetryPolicy,
 )
 from fleetnas.controller.scheduler._session import AttemptResult, DeviceSession
@@ -114,12 +118,15 @@ class Scheduler:
         max_retries: int = DEFAULT_MAX_RETRIES,
         device_wait_s: float = DEFAULT_DEVICE_WAIT_S,
         retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S,
+        overload_backoff: OverloadBackoff | None = None,
         call_timeout_s: float = 30.0,
         heartbeat_interval_s: float = 2.0,
         heartbeat_backoff_max_s: float = 30.0,
         source: str = LOCAL_SOURCE,
     ) -> None:
-        self.policy = RetryPolicy(max_retries=max_retries, backoff_s=retry_backoff_s)
+        self.policy = RetryPolicy(
+            max_retries=max_retries, backoff_s=retry_backoff_s, overload=overload_backoff
+        )
         if not device_wait_s > 0:
             raise ValueError(f"device_wait_s must be > 0, got {device_wait_s}")
         if monitor is not None and monitor.fleet is not fleet:
@@ -353,13 +360,18 @@ class Scheduler:
         if self.policy.device_gone(error):
             session.reset()
             self.monitor.report_failure(name, error_reason(error))
-        verdict = self.policy.decide(error, len(task.attempts))
+        verdict = self.policy.decide(error, len(task.attempts), task.overloads)
         if verdict.decision is Decision.FAIL:
             if self.policy.transient(error):
                 log.warning("job %d failed after %d attempts: %s", task.index,
                             len(task.attempts), error_reason(error))
             return _outcome(task, OutcomeStatus.FAILED, device=name, error=error)
-        task.tried.append(name)
+        if verdict.decision is Decision.SAME_DEVICE:
+            task.pinned = name
+            task.overloads += 1
+        else:
+            task.pinned = None
+            task.tried.append(name)
         task.ready_at = time.monotonic() + verdict.delay_s
         log.info("retrying job %d (attempt %d failed on %s: %s)", task.index,
                  len(task.attempts), name, error_reason(error))
