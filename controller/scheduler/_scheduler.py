@@ -23,7 +23,10 @@
    mark the device down at once; the heartbeat monitor marks it up again when
    it answers, and the scheduler then uses it again. An overloaded agent
    (too many concurrent calls) is asked again, on the same device and
-   without marking it down, after a bounded exponential backoff. Permanent
+   without marking it down, after a bounded exponential backoff. A call in
+   flight on a device that the heartbeats mark down (an agent that froze:
+   SIGSTOP, a hung host) is cancelled at once and the job re-routed, instead
+   of waiting for the call's deadline (the job timeout + 120 s). Permanent
    errors (corrupt model, unsupported operator, invalid settings, benchmark
    timeout, memory cap) are not retried. Failures are returned as data,
    never raised (see :mod:`._retry`).
@@ -55,7 +58,13 @@ from collections.abc import Callable, Iterator, Sequence
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import LOCAL_SOURCE, CostDB, CostDBError, Measurement
-from fleetnas.controller.fleet import ClientFactory, Fleet, HeartbeatMonitor, error_reason
+from fleetnas.controller.fleet import (
+    ClientFactory,
+    DeviceHealth,
+    Fleet,
+    HeartbeatMonitor,
+    error_reason,
+)
 from fleetnas.controller.scheduler._cache import CacheLookup
 from fleetnas.controller.scheduler._jobs import Job, JobOutcome, OutcomeStatus, Progress
 from fleetnas.controller.scheduler._placement import POLL_S, Placement, Task
@@ -273,8 +282,10 @@ class Scheduler:
         devices = list(dict.fromkeys(name for t in tasks for name in t.eligible))
         placement = self._placement
         placement.start(tasks)
+        for name in devices:
+            self._session(name)  # all made here: the heartbeat listener reads them
         finished: queue.Queue[JobOutcome] = queue.Queue()
-        monitor.add_listener(placement.wake)
+        monitor.add_listener(self._on_health)
         workers = [
             threading.Thread(
                 target=self._worker, args=(name, finished), name=f"sched-{name}", daemon=True
@@ -296,9 +307,17 @@ class Scheduler:
                 yield outcome
         finally:
             placement.stop()
-            monitor.remove_listener(placement.wake)
+            monitor.remove_listener(self._on_health)
             for worker in workers:
                 worker.join()
+
+    def _on_health(self, health: DeviceHealth) -> None:
+        """Heartbeat listener: re-check placement; cancel the call in flight on a device gone down."""
+        self._placement.wake()
+        session = self._sessions.get(health.name)
+        if not health.up and session is not None and session.cancel(health.reason or "down"):
+            log.warning("cancelled the call in flight on %s: heartbeats say %s",
+                        health.name, health.reason)
 
     def _device_usable(self, name: str) -> str | None:
         """The host fingerprint of ``name`` if it is up and described, else ``None``."""

@@ -8,6 +8,11 @@ Failures are returned as data (:class:`AttemptResult`), never raised.
 
 A session is used by one worker thread at a time. :meth:`reset` drops the
 connection (after the device failed) and :meth:`close` ends the session.
+:meth:`cancel` may be called from any thread (the heartbeat monitor's): it
+ends the call in flight at once by closing its channel, and the attempt then
+fails as :class:`AgentUnavailable` with the heartbeat's reason (transient,
+device gone), so the job is re-routed instead of waiting for the call's
+deadline (the benchmark timeout + 120 s) on an agent that stopped answering.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from fleetnas.agent.client import AgentClient
-from fleetnas.agent.errors import AgentError, ModelNotFound
+from fleetnas.agent.errors import AgentError, AgentUnavailable, ModelNotFound
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.fleet import ClientFactory, Device, FleetError, error_reason
 from fleetnas.controller.scheduler._jobs import Attempt, Job, ModelChanged
@@ -45,6 +50,8 @@ class DeviceSession:
         self._lock = threading.Lock()
         self._client: AgentClient | None = None
         self._uploaded: set[str] = set()
+        self._in_flight = False
+        self._cancelled: str | None = None
 
     @property
     def name(self) -> str:
@@ -66,6 +73,17 @@ class DeviceSession:
             client.close()
 
     close = reset
+
+    def cancel(self, reason: str) -> bool:
+        """End the attempt in flight, if any (module docstring); True when there was one."""
+        with self._lock:
+            if not self._in_flight:
+                return False
+            self._cancelled = reason
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        return True
 
     def _upload(self, client: AgentClient, job: Job, *, force: bool) -> None:
         sha = job.model.sha256
@@ -98,13 +116,29 @@ class DeviceSession:
         The attempt's ``transient`` flag is left to the caller's retry policy.
         """
         started = time.time()
+        with self._lock:
+            self._in_flight, self._cancelled = True, None
         try:
             result = self._benchmark(job)
         except (AgentError, FleetError, ModelChanged, OSError) as exc:
-            return AttemptResult(None, exc, Attempt(self.name, started, time.time(),
-                                                    error_reason(exc)))
+            error: BaseException = self._cancellation() or exc
+            return AttemptResult(None, error, Attempt(self.name, started, time.time(),
+                                                      error_reason(error)))
         except Exception as exc:  # noqa: BLE001 -- returned as data: one job fails, not the batch
             log.exception("unexpected error running a job on %s", self.name)
             return AttemptResult(None, exc, Attempt(self.name, started, time.time(),
                                                     error_reason(exc)))
+        finally:
+            with self._lock:
+                self._in_flight = False
         return AttemptResult(result, None, Attempt(self.name, started, time.time()))
+
+    def _cancellation(self) -> AgentUnavailable | None:
+        with self._lock:
+            reason = self._cancelled
+        if reason is None:
+            return None
+        return AgentUnavailable(
+            f"agent unavailable: heartbeats failed during the call ({reason}); "
+            "it was cancelled and the job moves on"
+        )
