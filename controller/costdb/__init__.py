@@ -9,7 +9,12 @@ database with standard SQLite tools.
 
 from __future__ import annotations
 
-from fleetnas.controller.costdb._codec import canonical_json, named_row, named_rows
+from fleetnas.controller.costdb._codec import (
+    canonical_json,
+    message_to_dict,
+    named_row,
+    named_rows,
+)
 from fleetnas.controller.costdb._database import (
     DEFAULT_BUSY_TIMEOUT_S,
     LOCAL_SOURCE,
@@ -28,6 +33,7 @@ from fleetnas.controller.costdb._errors import (
     NotACostDB,
     SchemaTooNew,
 )
+from fleetnas.controller.costdb._hardware import hardware_change, hardware_id
 from fleetnas.controller.costdb._migrations import LATEST_VERSION, MIGRATIONS, Migration
 from fleetnas.controller.costdb._pooling import FORMATS, ExportReport, ImportReport
 from fleetnas.controller.costdb._records import Device, Measurement, Model, measurement_uid
@@ -64,7 +70,10 @@ __all__ = [
     "SchemaTooNew",
     "Summary",
     "canonical_json",
+    "hardware_change",
+    "hardware_id",
     "measurement_uid",
+    "message_to_dict",
     "named_row",
     "named_rows",
     "settings_from_dict",

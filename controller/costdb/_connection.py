@@ -47,6 +47,28 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
+def damage(label: str, exc: sqlite3.DatabaseError) -> DatabaseDamaged | None:
+    """:class:`DatabaseDamaged` when SQLite says the file's pages are damaged, else ``None``."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
+        return None
+    message = str(exc).lower()
+    if "malformed" in message or "not a database" in message:
+        return DatabaseDamaged(label, str(exc))
+    return None
+
+
+@contextmanager
+def translated(label: str) -> Iterator[None]:
+    """Raise :class:`DatabaseDamaged` for damage SQLite finds while reading or writing."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        damaged = damage(label, exc)
+        if damaged is None:
+            raise
+        raise damaged from exc
+
+
 def _open_error(path: Path | None, label: str, exc: sqlite3.DatabaseError) -> CostDBError:
     """The named error for a file SQLite refused while opening it."""
     if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
@@ -63,6 +85,9 @@ def _open_error(path: Path | None, label: str, exc: sqlite3.DatabaseError) -> Co
     # database, not some other kind of file.
     if "malformed" in message or (header == _SQLITE_HEADER and "not a database" in message):
         return DatabaseDamaged(label, str(exc))
+    if "not a database" in message and path is not None and path.stat().st_size > 0:
+        return NotACostDB(label, f"{exc}; if it was one, its header is damaged: "
+                                 f"try `sqlite3 {label} .recover | sqlite3 recovered.db`")
     return NotACostDB(label, str(exc))
 
 
@@ -169,8 +194,9 @@ class SQLiteFile:
                             f"{LOCK_ATTEMPTS} busy timeouts"
                         ) from exc
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
+                with translated(self._label):
+                    yield self._conn
+                    self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
@@ -179,7 +205,7 @@ class SQLiteFile:
     @contextmanager
     def read_snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same database state."""
-        with self._lock:
+        with self._lock, translated(self._label):
             self._conn.execute("BEGIN")
             try:
                 yield self._conn
@@ -188,10 +214,10 @@ class SQLiteFile:
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         """Every row of one read, by column name."""
-        with self._lock:
+        with self._lock, translated(self._label):
             return named_rows(self._conn.execute(sql, params))
 
     def query_one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         """The first row of one read by column name, or ``None``."""
-        with self._lock:
+        with self._lock, translated(self._label):
             return named_row(self._conn.execute(sql, params))

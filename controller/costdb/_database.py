@@ -16,9 +16,10 @@ must open its own.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from fleetnas.controller.costdb._statements import (
     DEVICE_COLUMNS,
     INSERT_MEASUREMENT,
     LOOKUP,
+    LOOKUP_ON_HARDWARE,
     MEASUREMENT_COLUMNS,
     MODEL_BY_SHA,
     MODEL_FOR_MEASUREMENT,
@@ -183,7 +185,10 @@ class CostDB(SQLiteFile):
 
         One transaction and one write of the model row: it is created if
         missing, and its ``size_bytes`` filled in when given and unknown; then
-        the measurement. Recording the same result again (same ``uid``) changes
+        the measurement, with the ``hardware_id`` of the device's stored
+        description when that describes the host the result came from (same
+        host fingerprint), else ``None``: record the device first
+        (:meth:`upsert_device`) with the description of the agent that ran it. Recording the same result again (same ``uid``) changes
         nothing and returns the stored copy, with its original ``id`` and
         ``recorded_at``. Raises :class:`InvalidRecord` for a malformed result.
         """
@@ -191,6 +196,7 @@ class CostDB(SQLiteFile):
             device, result, source=source, recorded_at=time.time()
         )
         with self.write_transaction() as conn:
+            measurement = replace(measurement, hardware_id=_hardware_of(conn, measurement))
             conn.execute(
                 MODEL_FOR_MEASUREMENT,
                 (measurement.model_sha256, size_bytes, measurement.recorded_at),
@@ -212,13 +218,27 @@ class CostDB(SQLiteFile):
         with self.write_transaction() as conn:
             return insert_measurements(conn, measurements)
 
-    def lookup(self, model_sha256: str, device: str, settings_hash: str) -> Measurement | None:
+    def lookup(
+        self,
+        model_sha256: str,
+        device: str,
+        settings_hash: str,
+        *,
+        hardware_id: str | None = None,
+    ) -> Measurement | None:
         """The cache: the newest measurement of this model on this device with these
         settings (latest ``started_at``), or ``None``.
 
-        One indexed query (``measurements_cache``) and no validation.
+        With ``hardware_id``, only a measurement taken on that hardware (the
+        device's current identity, :attr:`Device.hardware_id`) counts. One
+        indexed query and no validation.
         """
-        row = self.query_one(LOOKUP, (model_sha256, device, settings_hash))
+        if hardware_id is None:
+            row = self.query_one(LOOKUP, (model_sha256, device, settings_hash))
+        else:
+            row = self.query_one(
+                LOOKUP_ON_HARDWARE, (model_sha256, device, settings_hash, hardware_id)
+            )
         return None if row is None else Measurement.from_row(row)
 
     def get_measurement(self, uid: str) -> Measurement | None:
@@ -316,6 +336,20 @@ class CostDB(SQLiteFile):
         records = read_costdb(other_db_path)
         with self.write_transaction() as conn:
             return ingest(conn, records, source or Path(other_db_path).stem)
+
+
+def _hardware_of(conn: sqlite3.Connection, measurement: Measurement) -> str | None:
+    """The hardware identity of ``measurement``'s device, if its stored description is of
+    the host the measurement ran on."""
+    row = named_row(conn.execute(DEVICE_BY_NAME, (measurement.device,)))
+    if row is None:
+        return None
+    device = Device.from_row(row)
+    if device.description is None or device.host_fingerprint != measurement.host_fingerprint:
+        return None
+    if device.description.get("host_fingerprint", "") != measurement.host_fingerprint:
+        return None
+    return device.hardware_id
 
 
 def _filters(**filters: str | None) -> tuple[str, list[Any]]:

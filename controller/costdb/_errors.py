@@ -37,15 +37,14 @@ class NotACostDB(CostDBError):
         self.path = str(path)
 
 
-class DatabaseDamaged(NotACostDB):
+class DatabaseDamaged(CostDBError):
     """The file is an SQLite database whose pages are damaged (a torn copy, a bad disk).
 
     The message says how to recover what is still readable.
     """
 
     def __init__(self, path: str | Path, detail: str) -> None:
-        CostDBError.__init__(
-            self,
+        super().__init__(
             f"{path} is damaged ({detail}); recover what is readable with "
             f"`sqlite3 {path} .recover | sqlite3 recovered.db` and open recovered.db "
             f"(keep {path}-wal next to {path} while recovering: it may hold the latest "

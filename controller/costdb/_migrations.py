@@ -22,6 +22,7 @@ a transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -30,8 +31,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from fleetnas.controller.costdb._codec import create_table_sql
+from fleetnas.controller.costdb._codec import add_columns_sql, create_table_sql
 from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
+from fleetnas.controller.costdb._hardware import hardware_id
 from fleetnas.controller.costdb._records import Device, Measurement, Model
 
 
@@ -190,10 +192,46 @@ def _search_tables(db: sqlite_utils.Database) -> None:
     _run(db, _SEARCH_TABLES)
 
 
+# Version 4: each measurement records the hardware it ran on (Measurement.hardware_id),
+# and the cache looks up by it. Existing rows get the identity of their device's
+# stored description when it was taken on the same host fingerprint, else NULL
+# (they then no longer serve the cache: a miss, never a wrong hit).
+_HARDWARE_INDEX = """
+    CREATE INDEX measurements_cache_hw
+        ON measurements (model_sha256, device, settings_hash, hardware_id, started_at)
+"""
+
+
+def backfill_hardware_ids(conn: sqlite3.Connection) -> int:
+    """Set the unknown ``hardware_id`` of measurements from their device's description
+    (same name and host fingerprint); returns how many rows were set."""
+    changed = 0
+    rows = conn.execute("SELECT name, description FROM devices WHERE description IS NOT NULL")
+    for name, text in rows.fetchall():
+        try:
+            description = json.loads(text)
+        except ValueError:
+            continue  # a garbled row: reading it raises CorruptRow where it matters
+        cursor = conn.execute(
+            "UPDATE measurements SET hardware_id = ? WHERE device = ? AND host_fingerprint = ? "
+            "AND hardware_id IS NULL",
+            (hardware_id(description), name, description.get("host_fingerprint", "")),
+        )
+        changed += cursor.rowcount
+    return changed
+
+
+def _hardware_identity(db: sqlite_utils.Database) -> None:
+    _run(db, tuple(add_columns_sql(Measurement.TABLE, Measurement.COLUMNS, 4)))
+    db.execute(_HARDWARE_INDEX)
+    backfill_hardware_ids(db.conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
     Migration(3, "search_tables", _search_tables),
+    Migration(4, "hardware_identity", _hardware_identity),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

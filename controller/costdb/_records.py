@@ -43,6 +43,7 @@ from fleetnas.controller.costdb._codec import (
     row_values,
 )
 from fleetnas.controller.costdb._errors import InvalidRecord
+from fleetnas.controller.costdb._hardware import HARDWARE_ID_CHARS, hardware_id
 from fleetnas.controller.costdb._settings_hash import (
     SETTINGS_HASH_CHARS,
     settings_from_dict,
@@ -54,6 +55,7 @@ UID_CHARS = 32
 METHODS = ("plain", "paired")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SETTINGS_HASH = re.compile(rf"[0-9a-f]{{{SETTINGS_HASH_CHARS}}}")
+_HARDWARE_ID = re.compile(rf"[0-9a-f]{{{HARDWARE_ID_CHARS}}}")
 _INT64_MAX = 2**63 - 1
 
 
@@ -107,6 +109,11 @@ class Device:
         if self.description is None:
             return None
         return json_format.ParseDict(self.description, agent_pb2.DeviceDescription())
+
+    @property
+    def hardware_id(self) -> str | None:
+        """The identity of the hardware last described here (see :mod:`._hardware`)."""
+        return None if self.description is None else hardware_id(self.description)
 
     def to_row(self) -> dict[str, Any]:
         """SQLite values by column name."""
@@ -238,9 +245,13 @@ class Measurement:
     (including the run limits the hash ignores). Frequencies are ``None``
     when the device did not report them, temperatures when unavailable.
     ``source`` says where it was first recorded: ``"local"`` for this
-    database, otherwise the label given when it was imported. ``id`` is the
-    row id in the database it was read from (``None`` before it is stored)
-    and is not part of its identity.
+    database, otherwise the label given when it was imported.
+    ``hardware_id`` is the identity of the hardware it ran on (see
+    :mod:`._hardware`; ``None`` when unknown, e.g. recorded before fleetnas
+    tracked it for a device never described): the cache serves a device
+    only measurements of its current hardware. ``id`` is the row id in the
+    database it was read from (``None`` before it is stored). Neither is
+    part of its identity (``uid``).
     """
 
     uid: str = field(metadata=column(constraint="UNIQUE"))
@@ -282,6 +293,7 @@ class Measurement:
     started_at: float
     recorded_at: float
     source: str
+    hardware_id: str | None = field(default=None, metadata=column(since=4))
     id: int | None = field(default=None, metadata=column(constraint="PRIMARY KEY"))
 
     TABLE: ClassVar[str]
@@ -358,6 +370,8 @@ class Measurement:
         check_sha256(self.model_sha256)
         _check_name("device", self.device)
         _check_name("source", self.source)
+        if self.hardware_id is not None and not _HARDWARE_ID.fullmatch(self.hardware_id):
+            raise InvalidRecord(f"hardware_id: {self.hardware_id!r:.40} is not 16 hex characters")
         if not _SETTINGS_HASH.fullmatch(self.settings_hash):
             raise InvalidRecord(f"settings_hash: {self.settings_hash!r} is not 16 hex characters")
         if self.method not in METHODS:
@@ -421,7 +435,9 @@ class Measurement:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         """Build and validate; ``id`` may be missing. Raises :class:`InvalidRecord`."""
-        return cls(**fields_from_json(cls.COLUMNS, data, optional=("id",))).validate()
+        return cls(
+            **fields_from_json(cls.COLUMNS, data, optional=("id", "hardware_id"))
+        ).validate()
 
 
 _read_device = row_reader(Device.TABLE, Device.COLUMNS, "name")

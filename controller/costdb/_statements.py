@@ -26,6 +26,11 @@ LOOKUP = (
     "WHERE model_sha256 = ? AND device = ? AND settings_hash = ? "
     "ORDER BY started_at DESC, id DESC LIMIT 1"
 )
+LOOKUP_ON_HARDWARE = (
+    f"SELECT {MEASUREMENT_COLUMNS} FROM measurements "
+    "WHERE model_sha256 = ? AND device = ? AND settings_hash = ? AND hardware_id = ? "
+    "ORDER BY started_at DESC, id DESC LIMIT 1"
+)
 BY_UID = f"SELECT {MEASUREMENT_COLUMNS} FROM measurements WHERE uid = ?"
 DEVICE_BY_NAME = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE name = ?"
 MODEL_BY_SHA = f"SELECT {MODEL_COLUMNS} FROM models WHERE sha256 = ?"

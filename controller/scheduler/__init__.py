@@ -14,6 +14,7 @@ See :mod:`fleetnas.controller.scheduler._scheduler` for the guarantees.
 """
 
 from fleetnas.controller.scheduler._cache import CacheLookup, resolve_for
+from fleetnas.controller.scheduler._hostlock import HostLocks
 from fleetnas.controller.scheduler._jobs import (
     Attempt,
     Job,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "Attempt",
     "CacheLookup",
+    "HostLocks",
     "Job",
     "JobOutcome",
     "ModelChanged",

@@ -4,7 +4,9 @@
 busy hosts. A device's worker thread calls :meth:`Placement.claim`, which
 blocks until the device is usable (UP, described) and its host is free, then
 hands it the first task it may run and marks the host busy until
-:meth:`release_host`. A task that failed on a device goes back to the front
+:meth:`release_host`. The host is also locked across processes
+(:mod:`._hostlock`): a host another controller on this machine is
+benchmarking on counts as busy. A task that failed on a device goes back to the front
 of the queue (:meth:`requeue`) with the devices it was tried on; it is
 retried on one of those only when no untried device of its class is up.
 
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fleetnas.controller.scheduler._hostlock import HostLocks
 from fleetnas.controller.scheduler._jobs import Attempt, Job
 
 POLL_S = 0.25
@@ -52,8 +55,9 @@ class Task:
 class Placement:
     """The pending tasks of one batch and the busy hosts (module docstring)."""
 
-    def __init__(self, usable: Usable) -> None:
+    def __init__(self, usable: Usable, host_locks: HostLocks | None = None) -> None:
         self._usable = usable
+        self._host_locks = host_locks
         self._cv = threading.Condition()
         self._pending: list[Task] = []
         self._inflight = 0
@@ -93,12 +97,15 @@ class Placement:
                 host = self._usable(name)
                 if host is not None and host not in self._busy_hosts:
                     task = self._pick(name)
-                    if task is not None:
+                    if task is not None and self._lock_host(host):
                         self._pending.remove(task)
                         self._busy_hosts.add(host)
                         self._inflight += 1
                         return task, host
-                self._cv.wait(POLL_S)
+                self._cv.wait(POLL_S)  # also: another process may free the host
+
+    def _lock_host(self, host: str) -> bool:
+        return self._host_locks is None or self._host_locks.try_acquire(host)
 
     def _pick(self, name: str) -> Task | None:
         """The first pending task ``name`` may run now (lock held)."""
@@ -119,6 +126,8 @@ class Placement:
     def release_host(self, host: str) -> None:
         """The benchmark on ``host`` is over; another device of the host may start."""
         with self._cv:
+            if self._host_locks is not None:
+                self._host_locks.release(host)
             self._busy_hosts.discard(host)
             self._cv.notify_all()
 

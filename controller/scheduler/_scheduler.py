@@ -9,7 +9,9 @@
    takes a job only when its device is UP (heartbeats) and no other job is
    running on the same physical host (same ``host_fingerprint``): agents on
    one host never benchmark at the same time, because they would disturb each
-   other's timings; different hosts run in parallel. Class jobs are pulled by
+   other's timings; different hosts run in parallel. The host is also locked
+   across processes (a lock file per host fingerprint, see :mod:`._hostlock`),
+   so two controllers on one machine never benchmark one host at once. Class jobs are pulled by
    whichever idle device of the class gets there first, which spreads them.
 3. **Upload once.** Before a benchmark the worker asks the agent which models
    it has (HasModels) and uploads the model only if it is missing; a model is
@@ -66,6 +68,7 @@ from fleetnas.controller.fleet import (
     error_reason,
 )
 from fleetnas.controller.scheduler._cache import CacheLookup
+from fleetnas.controller.scheduler._hostlock import HostLocks
 from fleetnas.controller.scheduler._jobs import Job, JobOutcome, OutcomeStatus, Progress
 from fleetnas.controller.scheduler._placement import POLL_S, Placement, Task
 from fleetnas.controller.scheduler._recorder import Recorder
@@ -105,7 +108,9 @@ class NoDeviceAvailable(Exception):
 class Scheduler:
     """Runs benchmark jobs on a fleet and keeps every result in a cost DB.
 
-    ``fleet`` and ``db`` are required. ``factory`` builds clients with each
+    ``fleet`` and ``db`` are required. ``host_locks`` holds the hosts across
+    processes (default: :class:`HostLocks` in the per-user runtime dir).
+    ``factory`` builds clients with each
     device's secrets (default: :meth:`ClientFactory.for_fleet`). ``monitor``
     is a heartbeat monitor over the same fleet; if none is given the
     scheduler starts its own the first time a job needs a device (a batch of
@@ -132,6 +137,7 @@ class Scheduler:
         heartbeat_interval_s: float = 2.0,
         heartbeat_backoff_max_s: float = 30.0,
         source: str = LOCAL_SOURCE,
+        host_locks: HostLocks | None = None,
     ) -> None:
         self.policy = RetryPolicy(
             max_retries=max_retries, backoff_s=retry_backoff_s, overload=overload_backoff
@@ -154,7 +160,9 @@ class Scheduler:
         self._heartbeat_backoff_max_s = heartbeat_backoff_max_s
         self._sessions: dict[str, DeviceSession] = {}
         self._recorder = Recorder(db, fleet, source=source)
-        self._placement = Placement(self._device_usable)
+        self._placement = Placement(
+            self._device_usable, HostLocks() if host_locks is None else host_locks
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -204,7 +212,7 @@ class Scheduler:
     def _cached(
         self, indexed: Sequence[tuple[int, Job]], eligible: Sequence[tuple[str, ...]]
     ) -> list[JobOutcome | None]:
-        cache = CacheLookup(self.db)
+        cache = CacheLookup(self.db, live=self._live_description)
         answers: list[JobOutcome | None] = []
         for (index, job), devices in zip(indexed, eligible, strict=True):
             if job.target.is_class:
@@ -218,6 +226,13 @@ class Scheduler:
                 else JobOutcome(index, job, OutcomeStatus.CACHED, hit.device, hit)
             )  # fmt: skip
         return answers
+
+    def _live_description(self, name: str) -> agent_pb2.DeviceDescription | None:
+        """What the heartbeats last heard from an up device (``None``: no monitor runs yet)."""
+        if self._monitor is None or name not in self.fleet:
+            return None
+        health = self._monitor.health(name)
+        return health.description if health.up else None
 
     def run(
         self,
@@ -401,7 +416,8 @@ class Scheduler:
     def _record(self, name: str, task: Task, result: agent_pb2.BenchmarkResult) -> JobOutcome:
         try:
             measurement = self._recorder.record(
-                name, task.job, result, self.monitor.health(name).description
+                name, task.job, result, self.monitor.health(name).description,
+                self._session(name).describe,
             )
         except CostDBError as exc:
             log.error("could not record a measurement of %s on %s: %s",

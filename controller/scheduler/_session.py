@@ -85,6 +85,13 @@ class DeviceSession:
             client.close()
         return True
 
+    def describe(self) -> agent_pb2.DeviceDescription | None:
+        """The device's description now, or ``None`` when it does not answer."""
+        try:
+            return self._connect().describe()
+        except (AgentError, FleetError):
+            return None
+
     def _upload(self, client: AgentClient, job: Job, *, force: bool) -> None:
         sha = job.model.sha256
         if not force and sha in self._uploaded:

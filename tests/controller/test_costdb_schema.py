@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -57,3 +58,37 @@ def test_the_record_tables_are_the_records_fields(v3_file: Path, tmp_path: Path)
     assert measurements["id"] == ("INTEGER", 0, 1)  # the rowid
     assert measurements["samples_ms"] == ("TEXT", 1, 0)
     assert measurements["freq_before_mhz"] == ("REAL", 0, 0)
+
+
+def test_the_upgrade_stamps_old_measurements_with_their_devices_hardware(v3_file: Path) -> None:
+    with CostDB(v3_file) as db:
+        device = db.get_device("pi-1")
+        assert device is not None and device.hardware_id is not None
+        by_device = {m.device: m.hardware_id for m in db.measurements()}
+        # same host fingerprint as the device's description: that hardware
+        assert by_device["pi-1"] == device.hardware_id
+        # no device row to say what it ran on: unknown, so it no longer serves the cache
+        assert by_device["gone-1"] is None
+        plain = db.measurements(device="pi-1")[0]
+        assert db.lookup(plain.model_sha256, "pi-1", plain.settings_hash,
+                         hardware_id=device.hardware_id) == plain
+        assert db.lookup(plain.model_sha256, "pi-1", plain.settings_hash,
+                         hardware_id="0" * 16) is None
+
+
+def test_an_export_from_before_hardware_ids_imports(v3_file: Path, tmp_path: Path) -> None:
+    export = tmp_path / "old.jsonl"
+    with CostDB(v3_file) as db:
+        db.export(export)
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    lines[0]["version"] = 1  # as fleetnas wrote it before measurements had a hardware_id
+    for line in lines[1:]:
+        line.pop("hardware_id", None)
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with CostDB(tmp_path / "new.db") as db:
+        report = db.import_file(export)
+        assert report.added == 3
+        device = db.get_device("pi-1")
+        assert device is not None
+        assert {m.device: m.hardware_id for m in db.measurements()} == {
+            "pi-1": device.hardware_id, "gone-1": None}

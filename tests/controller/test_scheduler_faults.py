@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -76,3 +78,43 @@ def test_a_frozen_agent_loses_its_job_to_another_device_within_heartbeats(
     assert finished_after < 20, finished_after
     with CostDB(tmp_path / "cost.db") as db:
         assert db.count_measurements() == 1
+
+
+def test_two_controllers_never_benchmark_one_host_at_once(
+    agents: AgentPool, tmp_path: Path
+) -> None:
+    # two local agents of one machine, each driven by its own controller process
+    started = agents.start(2, host_fingerprints=["one-host", "one-host"])
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    start = tmp_path / "go"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    repo = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.controller.host_lock_controller", agent.address,
+             str(tmp_path / f"c{i}.db"), str(start), str(i)],
+            cwd=repo, env=env,
+        )
+        for i, agent in enumerate(started)
+    ]
+    try:
+        time.sleep(1.0)  # let both connect; they wait for the start file
+        start.touch()
+        codes = [p.wait(180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == [0, 0]
+    spans: list[tuple[float, float, int]] = []
+    for i in range(2):
+        with CostDB(tmp_path / f"c{i}.db") as db:
+            spans += [(m.started_at, m.started_at + m.wall_s, i) for m in db.measurements()]
+    assert len(spans) == 8
+    for a in spans:
+        for b in spans:
+            if a[2] != b[2]:
+                assert not (a[0] < b[1] and b[0] < a[1]), (a, b)
+    assert list((runtime / "fleetnas" / "hosts").glob("*.lock"))
