@@ -47,23 +47,34 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
-def damage(label: str, exc: sqlite3.DatabaseError) -> DatabaseDamaged | None:
-    """:class:`DatabaseDamaged` when SQLite says the file's pages are damaged, else ``None``."""
+def _has_sqlite_header(path: Path | None) -> bool:
+    if path is None:
+        return False
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def damage(label: str, exc: sqlite3.DatabaseError, path: Path | None = None) -> DatabaseDamaged | None:
+    """:class:`DatabaseDamaged` when SQLite says the pages of the file at ``path`` are damaged
+    (malformed; or "not a database" although it starts with SQLite's header), else ``None``."""
     if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
         return None
     message = str(exc).lower()
-    if "malformed" in message or "not a database" in message:
+    if "malformed" in message or ("not a database" in message and _has_sqlite_header(path)):
         return DatabaseDamaged(label, str(exc))
     return None
 
 
 @contextmanager
-def translated(label: str) -> Iterator[None]:
+def translated(label: str, path: Path | None = None) -> Iterator[None]:
     """Raise :class:`DatabaseDamaged` for damage SQLite finds while reading or writing."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        damaged = damage(label, exc)
+        damaged = damage(label, exc, path)
         if damaged is None:
             raise
         raise damaged from exc
@@ -73,18 +84,10 @@ def _open_error(path: Path | None, label: str, exc: sqlite3.DatabaseError) -> Co
     """The named error for a file SQLite refused while opening it."""
     if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
         return DatabaseBusy(f"{label} stayed locked while opening it")
+    damaged = damage(label, exc, path)
+    if damaged is not None:
+        return damaged
     message = str(exc).lower()
-    header = b""
-    if path is not None:
-        try:
-            with path.open("rb") as handle:
-                header = handle.read(len(_SQLITE_HEADER))
-        except OSError:
-            pass
-    # A malformed image, or SQLite's own header over pages it cannot read: a damaged
-    # database, not some other kind of file.
-    if "malformed" in message or (header == _SQLITE_HEADER and "not a database" in message):
-        return DatabaseDamaged(label, str(exc))
     if "not a database" in message and path is not None and path.stat().st_size > 0:
         return NotACostDB(label, f"{exc}; if it was one, its header is damaged: "
                                  f"try `sqlite3 {label} .recover | sqlite3 recovered.db`")
@@ -194,7 +197,7 @@ class SQLiteFile:
                             f"{LOCK_ATTEMPTS} busy timeouts"
                         ) from exc
             try:
-                with translated(self._label):
+                with translated(self._label, self.path):
                     yield self._conn
                     self._conn.execute("COMMIT")
             except BaseException:
@@ -205,7 +208,7 @@ class SQLiteFile:
     @contextmanager
     def read_snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same database state."""
-        with self._lock, translated(self._label):
+        with self._lock, translated(self._label, self.path):
             self._conn.execute("BEGIN")
             try:
                 yield self._conn
@@ -214,10 +217,10 @@ class SQLiteFile:
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         """Every row of one read, by column name."""
-        with self._lock, translated(self._label):
+        with self._lock, translated(self._label, self.path):
             return named_rows(self._conn.execute(sql, params))
 
     def query_one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         """The first row of one read by column name, or ``None``."""
-        with self._lock, translated(self._label):
+        with self._lock, translated(self._label, self.path):
             return named_row(self._conn.execute(sql, params))

@@ -330,12 +330,12 @@ def read_costdb(path: str | Path) -> Records:
         try:
             history = list(conn.execute("SELECT version, name FROM migrations ORDER BY version"))
         except sqlite3.DatabaseError as exc:
-            raise damage(str(path), exc) or NotACostDB(path, str(exc)) from exc
+            raise damage(str(path), exc, path) or NotACostDB(path, str(exc)) from exc
         check_history(path, history)
         if not history:
             raise NotACostDB(path, "it has no fleetnas migration history")
         records = Records()
-        with translated(str(path)):
+        with translated(str(path), path):
             _read_table(path, conn, Device, "name", records.devices)
             _read_table(path, conn, Model, "sha256", records.models)
             _read_table(path, conn, Measurement, "id", records.measurements)
