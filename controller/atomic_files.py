@@ -5,12 +5,19 @@ files, LUT files, search reports, the ONNX export cache): the content goes to
 a hidden temporary file next to the target, which then replaces the target in
 one ``os.replace`` (atomic on POSIX and Windows within one file system). On
 any failure the temporary file is removed and the target is left as it was.
+
+Permissions: a new file gets ``0o666`` less the process umask, as ``open``
+would give it (these files are meant to be shared: exports, LUTs, reports,
+fleet files that hold no secrets); a file that existed keeps its mode. The
+temporary file is created with those permissions from the start (never
+``mkstemp``'s ``0o600``, which would leak into the target).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +38,7 @@ def atomic_writer(
     target = Path(path)
     if make_parents:
         target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(target)
     try:
         mode = "wb" if binary else "w"
         encoding = None if binary else "utf-8"
@@ -45,6 +52,30 @@ def atomic_writer(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    """A new hidden file next to ``target`` with the permissions of the module docstring."""
+    try:
+        existing: int | None = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        existing = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
+        except FileExistsError:
+            continue
+        if existing is not None:
+            try:
+                os.chmod(tmp, existing)
+            except BaseException:
+                os.close(fd)
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return fd, tmp
+    raise FileExistsError(f"no free temporary name next to {target}")
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

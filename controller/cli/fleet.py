@@ -34,6 +34,7 @@ from fleetnas.controller.fleet import (
     fleet_path,
     load_fleet,
     probe_devices,
+    record_probes,
     save_fleet,
 )
 
@@ -113,7 +114,7 @@ def fleet() -> None:
 
     \b
     Example:
-        fleetnas fleet add pi4-a --address 192.168.1.20:50051 --class pi4 --token-env PI4_TOKEN
+        fleetnas fleet add pi4-a --address 192.168.1.20:50051 --class pi4 --token-env FLEETNAS_PI4_TOKEN
         fleetnas fleet status
     """
 
@@ -151,8 +152,8 @@ def add(
 
     \b
     Example:
-        export PI4_TOKEN=...            # the same token the agent was started with
-        fleetnas fleet add pi4-a --address 192.168.1.20:50051 --class pi4 --token-env PI4_TOKEN
+        export FLEETNAS_PI4_TOKEN=...            # the same token the agent was started with
+        fleetnas fleet add pi4-a --address 192.168.1.20:50051 --class pi4 --token-env FLEETNAS_PI4_TOKEN
     """
     path = fleet_path(fleet_file)
     with fleet_errors():
@@ -209,20 +210,12 @@ def list_(fleet_file: Path | None) -> None:
     output_console().print(table)
 
 
-def _record(db_path: Path, current: Fleet, probes: list[ProbeResult]) -> None:
-    """Upsert every device that answered (with its description) into the cost DB."""
-    answered = [p for p in probes if p.up and p.description is not None]
-    if not answered:
-        return
+def _record(db_path: Path, current: Fleet, probes: list[ProbeResult]) -> dict[str, str]:
+    """Upsert every device that answered into the cost DB; return its hardware changes."""
+    if not any(p.up and p.description is not None for p in probes):
+        return {}
     with costdb_errors(), CostDB(db_path) as db:
-        for probe in answered:
-            device = current.get(probe.name)
-            assert probe.description is not None
-            db.upsert_device(
-                device.name, device_class=device.device_class, address=device.address,
-                host_fingerprint=probe.description.host_fingerprint,
-                description=probe.description, seen_at=probe.at,
-            )
+        return record_probes(db, current, probes)
 
 
 def _status_row(
@@ -230,6 +223,7 @@ def _status_row(
     probe: ProbeResult,
     known: agent_pb2.DeviceDescription | None,
     last_seen: float | None,
+    changed: str | None = None,
 ) -> list[str]:
     status = probe.status
     if probe.up and status is not None:
@@ -245,9 +239,11 @@ def _status_row(
     else:
         health = f"[red]down[/]: {escape(probe.reason or '')}"
         busy, temp, seen = "-", "-", _when(last_seen)
-    hardware = hardware_summary(probe.description or known)
+    hardware = escape(hardware_summary(probe.description or known))
+    if changed:
+        hardware += f" [yellow]hardware changed ({escape(changed)}): a new device history[/]"
     return [escape(device.name), escape(device.device_class), escape(device.address), health,
-            busy, escape(hardware), temp, seen]
+            busy, hardware, temp, seen]
 
 
 @fleet.command()
@@ -260,7 +256,9 @@ def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path |
     """Ask every device how it is, all at once: health, busy, hardware, temperature.
 
     A device that does not answer shows as down with the reason. Devices that
-    answer are recorded in the cost DB with their description.
+    answer are recorded in the cost DB with their description; one whose
+    hardware changed since is flagged: it starts a new device history (its
+    old measurements no longer serve the cache).
 
     \b
     Example:
@@ -272,7 +270,7 @@ def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path |
     path, current = found
     probes = probe_devices(list(current), ClientFactory.for_fleet(current), timeout_s=timeout)
     db_path = db_path_of(ctx)
-    _record(db_path, current, probes)
+    changes = _record(db_path, current, probes)
     last_seen: dict[str, float] = {}
     known: dict[str, agent_pb2.DeviceDescription | None] = {}
     if db_path.is_file():
@@ -281,7 +279,8 @@ def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path |
                 last_seen[record.name] = record.last_seen
                 known[record.name] = record.description_proto()
     if as_json:
-        click.echo(json.dumps([_probe_dict(p, last_seen.get(p.name)) for p in probes], indent=2))
+        click.echo(json.dumps([_probe_dict(p, last_seen.get(p.name), changes.get(p.name))
+                               for p in probes], indent=2))
         return
     table = Table(title=f"{escape(str(path))} ({sum(p.up for p in probes)}/{len(probes)} up)")
     for column in ("name", "class", "address", "health", "busy", "hardware", "temp",
@@ -289,12 +288,15 @@ def status(ctx: click.Context, timeout: float, as_json: bool, fleet_file: Path |
         table.add_column(column, overflow="fold")
     for device, probe in zip(current, probes, strict=True):
         table.add_row(
-            *_status_row(device, probe, known.get(device.name), last_seen.get(device.name))
+            *_status_row(device, probe, known.get(device.name), last_seen.get(device.name),
+                         changes.get(device.name))
         )
     output_console().print(table)
 
 
-def _probe_dict(probe: ProbeResult, last_seen: float | None) -> dict[str, Any]:
+def _probe_dict(
+    probe: ProbeResult, last_seen: float | None, changed: str | None = None
+) -> dict[str, Any]:
     def as_dict(message: Any) -> Any:
         if message is None:
             return None
@@ -308,4 +310,5 @@ def _probe_dict(probe: ProbeResult, last_seen: float | None) -> dict[str, Any]:
         "last_seen": probe.at if probe.up else last_seen,
         "status": as_dict(probe.status),
         "description": as_dict(probe.description),
+        "hardware_changed": changed,
     }

@@ -9,6 +9,12 @@ database with standard SQLite tools.
 
 from __future__ import annotations
 
+from fleetnas.controller.costdb._codec import (
+    canonical_json,
+    message_to_dict,
+    named_row,
+    named_rows,
+)
 from fleetnas.controller.costdb._database import (
     DEFAULT_BUSY_TIMEOUT_S,
     LOCAL_SOURCE,
@@ -17,18 +23,26 @@ from fleetnas.controller.costdb._database import (
     Summary,
 )
 from fleetnas.controller.costdb._errors import (
+    CorruptRow,
     CostDBError,
     DatabaseBusy,
+    DatabaseDamaged,
     DeviceNotFound,
     ImportFormatError,
     InvalidRecord,
     NotACostDB,
     SchemaTooNew,
 )
+from fleetnas.controller.costdb._hardware import hardware_change, hardware_id
 from fleetnas.controller.costdb._migrations import LATEST_VERSION, MIGRATIONS, Migration
 from fleetnas.controller.costdb._pooling import FORMATS, ExportReport, ImportReport
 from fleetnas.controller.costdb._records import Device, Measurement, Model, measurement_uid
-from fleetnas.controller.costdb._settings_hash import settings_hash
+from fleetnas.controller.costdb._settings_hash import (
+    RUN_LIMIT_FIELDS,
+    settings_from_dict,
+    settings_hash,
+    settings_to_dict,
+)
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_S",
@@ -36,9 +50,12 @@ __all__ = [
     "LATEST_VERSION",
     "LOCAL_SOURCE",
     "MIGRATIONS",
+    "RUN_LIMIT_FIELDS",
+    "CorruptRow",
     "CostDB",
     "CostDBError",
     "DatabaseBusy",
+    "DatabaseDamaged",
     "Device",
     "DeviceNotFound",
     "DeviceSummary",
@@ -52,6 +69,14 @@ __all__ = [
     "NotACostDB",
     "SchemaTooNew",
     "Summary",
+    "canonical_json",
+    "hardware_change",
+    "hardware_id",
     "measurement_uid",
+    "message_to_dict",
+    "named_row",
+    "named_rows",
+    "settings_from_dict",
     "settings_hash",
+    "settings_to_dict",
 ]

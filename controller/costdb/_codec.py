@@ -1,38 +1,150 @@
-"""Typed columns and their encodings: SQLite row, JSON object, CSV cell.
+"""Typed columns and their encodings: SQLite row, JSON object, CSV cell, SQL schema.
 
-Each record class lists its columns once (:class:`Column`); the functions here
-convert a record to and from each representation from that list, so the three
-never drift apart. Decoding JSON or CSV validates types and raises
-:class:`InvalidRecord` naming the field; decoding an SQLite row trusts the
-database (it is the hot path of the cache).
+A record class (a frozen dataclass decorated with :func:`record`) states its
+columns once, as its fields: the name and the type annotation give the
+column's name, value kind and nullability; :func:`column` adds what only the
+schema needs (a constraint, the migration that added the column). From that
+one definition come the ``CREATE TABLE`` of the migration that made the table
+(:func:`create_table_sql`), the ``ALTER TABLE`` of a later one
+(:func:`add_columns_sql`), the ``SELECT`` and ``INSERT`` column lists, and
+the conversions to and from each representation, so they never drift apart.
+
+Rows are read by column name, never by position. Decoding JSON or CSV
+validates types and raises :class:`InvalidRecord` naming the field; decoding
+an SQLite row trusts the types (it is the hot path of the cache) but turns a
+garbled JSON cell into :class:`CorruptRow` naming the table, row and column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from fleetnas.controller.costdb._errors import InvalidRecord
+from google.protobuf import json_format
+
+from fleetnas.controller.costdb._errors import CorruptRow, InvalidRecord
 
 Kind = Literal["int", "float", "str", "bool", "floats", "strs", "object"]
 _JSON_KINDS = ("floats", "strs", "object")
+# Type annotation (as written, without "| None") -> value kind.
+_KIND_OF_ANNOTATION: dict[str, Kind] = {
+    "int": "int",
+    "float": "float",
+    "str": "str",
+    "bool": "bool",
+    "tuple[float, ...]": "floats",
+    "tuple[str, ...]": "strs",
+    "dict[str, Any]": "object",
+}
+_SQL_TYPE: dict[str, str] = {
+    "int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER",
+    "floats": "TEXT", "strs": "TEXT", "object": "TEXT",
+}  # fmt: skip
+_METADATA_KEY = "fleetnas.column"
 
 
 @dataclass(frozen=True)
 class Column:
-    """One field of a record: its name, value kind and whether it may be ``None``."""
+    """One field of a record: name, value kind, nullability and its SQL extras.
+
+    ``constraint`` is SQL after the type (``PRIMARY KEY``, ``UNIQUE``,
+    ``REFERENCES models (sha256)``, ``CHECK (...)``); ``since`` is the
+    migration version that added the column to its table.
+    """
 
     name: str
     kind: Kind
     nullable: bool = False
+    constraint: str = ""
+    since: int = 1
+
+    def definition(self) -> str:
+        """The column's definition in ``CREATE TABLE`` / ``ADD COLUMN``."""
+        parts = [self.name, _SQL_TYPE[self.kind]]
+        # A PRIMARY KEY column keeps SQLite's own rule (INTEGER PRIMARY KEY is the rowid).
+        if not self.nullable and "PRIMARY KEY" not in self.constraint:
+            parts.append("NOT NULL")
+        if self.constraint:
+            parts.append(self.constraint)
+        return " ".join(parts)
+
+
+def column(*, constraint: str = "", since: int = 1) -> dict[str, Any]:
+    """Schema extras of one record field (see :class:`Column`), as ``field(metadata=...)``."""
+    return {_METADATA_KEY: {"constraint": constraint, "since": since}}
+
+
+R = TypeVar("R")
+
+
+def record(table: str) -> Callable[[type[R]], type[R]]:
+    """Class decorator: set ``TABLE`` and ``COLUMNS`` (one :class:`Column` per field)."""
+
+    def decorate(cls: type[R]) -> type[R]:
+        columns = []
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            annotation = str(f.type)
+            nullable = annotation.endswith(" | None")
+            kind = _KIND_OF_ANNOTATION.get(annotation.removesuffix(" | None"))
+            if kind is None:
+                raise TypeError(f"{cls.__name__}.{f.name}: no column kind for {annotation!r}")
+            extras = f.metadata.get(_METADATA_KEY, {})
+            columns.append(Column(f.name, kind, nullable, **extras))
+        cls.TABLE = table  # type: ignore[attr-defined]
+        cls.COLUMNS = tuple(columns)  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+# -- SQL schema ------------------------------------------------------------------------
+
+
+def create_table_sql(table: str, columns: Sequence[Column], version: int) -> str:
+    """``CREATE TABLE`` with the columns that migration ``version`` (or an earlier one) added."""
+    body = ",\n    ".join(c.definition() for c in columns if c.since <= version)
+    return f"CREATE TABLE {table} (\n    {body}\n)"
+
+
+def add_columns_sql(table: str, columns: Sequence[Column], version: int) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMN`` for each column that migration ``version`` adds."""
+    return [
+        f"ALTER TABLE {table} ADD COLUMN {c.definition()}" for c in columns if c.since == version
+    ]
+
+
+def select_list(columns: Sequence[Column]) -> str:
+    """The columns, comma-separated, for ``SELECT``."""
+    return ", ".join(c.name for c in columns)
+
+
+def insert_sql(table: str, columns: Sequence[Column], *, skip: Sequence[str] = ()) -> str:
+    """``INSERT INTO table (...) VALUES (:name, ...)`` with named parameters."""
+    names = [c.name for c in columns if c.name not in skip]
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) "
+        f"VALUES ({', '.join(':' + n for n in names)})"
+    )
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON that refuses NaN and infinities (they are not JSON)."""
+    """Compact JSON that refuses NaN and infinities (they are not JSON), UTF-8 kept as is."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the text that settings hashes, LUT rows
+    and LUT file names are computed from (so it must never change)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def message_to_dict(message: Any) -> dict[str, Any]:
+    """A protobuf message as a JSON-ready dict: proto field names, enums by name."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
 # -- SQLite ----------------------------------------------------------------------------
@@ -49,12 +161,6 @@ def encode_sql(column: Column, value: Any) -> Any:
     return value
 
 
-def decode_sql(column: Column, value: Any) -> Any:
-    """Inverse of :func:`encode_sql`; no validation."""
-    decoder = _SQL_DECODERS[column.kind]
-    return value if value is None or decoder is None else decoder(value)
-
-
 def _json_tuple(text: str) -> tuple[Any, ...]:
     return tuple(json.loads(text))
 
@@ -69,6 +175,20 @@ _SQL_DECODERS: dict[str, Callable[[Any], Any] | None] = {
     "strs": _json_tuple,
     "object": json.loads,
 }
+
+
+def named_rows(cursor: Any) -> list[dict[str, Any]]:
+    """Every row of an executed query as a dict keyed by the query's column names."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def named_row(cursor: Any) -> dict[str, Any] | None:
+    """The first row of an executed query by column name, or ``None``."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -173,33 +293,34 @@ def decode_csv(column: Column, cell: str) -> Any:
 # -- whole records ---------------------------------------------------------------------
 
 
-def row_values(columns: Sequence[Column], record: object) -> tuple[Any, ...]:
-    """The record's SQLite values in column order."""
-    return tuple(encode_sql(c, getattr(record, c.name)) for c in columns)
+def row_values(columns: Sequence[Column], record: object) -> dict[str, Any]:
+    """The record's SQLite values by column name."""
+    return {c.name: encode_sql(c, getattr(record, c.name)) for c in columns}
 
 
-def row_reader(columns: Sequence[Column]) -> Callable[[Sequence[Any]], dict[str, Any]]:
-    """A function from an SQLite row (values in column order) to field values.
+def row_reader(
+    table: str, columns: Sequence[Column], key: str
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A function from an SQLite row (a mapping by column name) to field values.
 
     The per-column decoders are looked up once, here, not per row: this is on
-    the cache's hot path.
+    the cache's hot path. A JSON cell that does not parse raises
+    :class:`CorruptRow` naming ``table``, the row (by its ``key`` column) and
+    the column.
     """
     plain = tuple(c.name for c in columns if _SQL_DECODERS[c.kind] is None)
-    plain_at = tuple(i for i, c in enumerate(columns) if _SQL_DECODERS[c.kind] is None)
     decoded = tuple(
-        (i, c.name, decoder)
-        for i, c in enumerate(columns)
-        if (decoder := _SQL_DECODERS[c.kind]) is not None
+        (c.name, decoder) for c in columns if (decoder := _SQL_DECODERS[c.kind]) is not None
     )
-    width = len(columns)
 
-    def read(row: Sequence[Any]) -> dict[str, Any]:
-        if len(row) != width:
-            raise ValueError(f"row has {len(row)} values, expected {width}")
-        fields = dict(zip(plain, [row[i] for i in plain_at], strict=True))
-        for i, name, decoder in decoded:
-            value = row[i]
-            fields[name] = None if value is None else decoder(value)
+    def read(row: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {name: row[name] for name in plain}
+        for name, decoder in decoded:
+            value = row[name]
+            try:
+                fields[name] = None if value is None else decoder(value)
+            except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                raise CorruptRow(table, row.get(key), name, exc) from exc
         return fields
 
     return read
@@ -210,7 +331,8 @@ def fields_from_json(
 ) -> dict[str, Any]:
     """Validated field values from a JSON object; unknown keys are an error.
 
-    Keys named in ``optional`` may be missing (the caller supplies them).
+    Keys named in ``optional`` may be missing (the caller supplies them, or
+    the field's default applies).
     """
     known = {c.name for c in columns}
     unknown = sorted(set(data) - known - {"type"})

@@ -1,83 +1,60 @@
-"""The cost database: :class:`CostDB`, a thin layer over ``sqlite_utils.Database``.
+"""The cost database: :class:`CostDB`, the store of devices, models and measurements.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction: it takes SQLite's write
-lock up front, waiting up to the busy timeout for another process to finish,
-so concurrent writers queue instead of failing halfway. If the lock is still
-held after the timeout the attempt is repeated a bounded number of times, then
-:class:`DatabaseBusy` is raised. Files use WAL (readers never block the
-writer) and ``synchronous=FULL``: a measurement costs seconds of device time,
-an fsync a fraction of a millisecond.
+It is built on :class:`~._connection.SQLiteFile` (plain :mod:`sqlite3`, WAL,
+``BEGIN IMMEDIATE`` writes, migrations on open; see there for concurrency).
+Why not the record methods of ``sqlite_utils``: the writes here are upserts
+that merge (``COALESCE``: a known value is never replaced by an unknown one),
+they must run inside one ``BEGIN IMMEDIATE`` transaction with bounded retries,
+and the cache lookup is the hot path. So the SQL is explicit, built from the
+records' column definitions (:mod:`._statements`), and rows are read by
+column name; ``sqlite_utils`` serves the migrations and ad-hoc reads
+(``CostDB.db``).
 
-A :class:`CostDB` may be shared by the threads of one process (an internal
-lock serialises its connection); each process must open its own.
+A :class:`CostDB` may be shared by the threads of one process; each process
+must open its own.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-from google.protobuf import json_format
-
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb._errors import (
-    CostDBError,
-    DatabaseBusy,
-    DeviceNotFound,
-    NotACostDB,
-)
-from fleetnas.controller.costdb._migrations import migrate
+from fleetnas.controller.costdb._codec import message_to_dict, named_row
+from fleetnas.controller.costdb._connection import DEFAULT_BUSY_TIMEOUT_S, SQLiteFile
+from fleetnas.controller.costdb._errors import DeviceNotFound
 from fleetnas.controller.costdb._pooling import (
+    LOCAL_SOURCE,
     ExportReport,
     ImportReport,
-    Records,
-    atomic_write,
     detect_format,
+    ingest,
+    read_all,
     read_costdb,
     read_export,
-    write_csv,
-    write_jsonl,
+    write_export,
 )
 from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._statements import (
+    BY_UID,
+    DEVICE_BY_NAME,
+    DEVICE_COLUMNS,
+    INSERT_MEASUREMENT,
+    LOOKUP,
+    LOOKUP_ON_HARDWARE,
+    MEASUREMENT_COLUMNS,
+    MODEL_BY_SHA,
+    MODEL_FOR_MEASUREMENT,
+    UPSERT_DEVICE,
+    UPSERT_MODEL,
+    insert_measurements,
+)
 
-DEFAULT_BUSY_TIMEOUT_S = 30.0
-LOCK_ATTEMPTS = 3
-WAL_SIZE_LIMIT_BYTES = 64 << 20
-LOCAL_SOURCE = "local"
-
-_M_COLUMNS = ", ".join(c.name for c in Measurement.COLUMNS)
-_M_INSERT_COLUMNS = [c.name for c in Measurement.COLUMNS if c.name != "id"]
-_INSERT_MEASUREMENT = (
-    f"INSERT INTO measurements ({', '.join(_M_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _M_INSERT_COLUMNS)}) ON CONFLICT (uid) DO NOTHING"
-)
-_LOOKUP = (
-    f"SELECT {_M_COLUMNS} FROM measurements "
-    "WHERE model_sha256 = ? AND device = ? AND settings_hash = ? "
-    "ORDER BY started_at DESC, id DESC LIMIT 1"
-)
-_BY_UID = f"SELECT {_M_COLUMNS} FROM measurements WHERE uid = ?"
-_D_COLUMNS = ", ".join(c.name for c in Device.COLUMNS)
-_MODEL_COLUMNS = ", ".join(c.name for c in Model.COLUMNS)
-_UPSERT_MODEL = f"""
-    INSERT INTO models ({_MODEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (sha256) DO UPDATE SET
-        size_bytes = COALESCE(excluded.size_bytes, models.size_bytes),
-        space = COALESCE(excluded.space, models.space),
-        arch = COALESCE(excluded.arch, models.arch),
-        params = COALESCE(excluded.params, models.params),
-        flops = COALESCE(excluded.flops, models.flops)
-"""
-_MODEL_STUB = (
-    "INSERT INTO models (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING"
-)
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "LOCAL_SOURCE", "CostDB", "DeviceSummary", "Summary"]
 
 
 @dataclass(frozen=True)
@@ -103,134 +80,18 @@ class Summary:
     per_device: tuple[DeviceSummary, ...]
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    message = str(exc).lower()
-    return "locked" in message or "busy" in message
-
-
-class CostDB:
+class CostDB(SQLiteFile):
     """The shared store of devices, models and measurements.
 
     ``CostDB(path)`` opens (creating if needed) a file; ``CostDB(memory=True)``
-    a private in-memory database. Opening applies pending migrations. Raises
-    :class:`NotACostDB` for a file that is not one, :class:`SchemaTooNew` for
-    one written by a newer fleetnas, :class:`DatabaseBusy` when the write lock
-    cannot be had, and a plain :class:`CostDBError` naming the path when the
-    file cannot be opened at all (a missing folder, a directory).
+    a private in-memory database. Opening applies pending migrations and
+    raises the errors listed on :class:`~._connection.SQLiteFile`.
 
     ``db`` is the underlying ``sqlite_utils.Database`` for ad-hoc reads.
     """
 
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        *,
-        memory: bool = False,
-        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
-    ) -> None:
-        if (path is None) == (not memory):
-            raise ValueError("pass exactly one of a path or memory=True")
-        self.path: Path | None = None if memory else Path(path)  # type: ignore[arg-type]
-        self._label = ":memory:" if memory else str(path)
-        self._lock = threading.RLock()
-        try:
-            self._conn = sqlite3.connect(
-                ":memory:" if memory else str(path),
-                timeout=busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.OperationalError as exc:
-            # Typically a missing folder (SQLite creates the file, never its directory).
-            raise CostDBError(
-                f"cannot open the cost database {self._label} ({exc}); create its folder "
-                "or pass another --db"
-            ) from exc
-        try:
-            self.db = sqlite_utils.Database(self._conn, execute_plugins=False)
-            self.schema_version = self._open(memory)
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                raise DatabaseBusy(f"{self._label} stayed locked while opening it") from exc
-            raise NotACostDB(self._label, str(exc)) from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _open(self, memory: bool) -> int:
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        # After a big import the WAL shrinks back at the next checkpoint.
-        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
-        self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # is it SQLite?
-        for attempt in range(1, LOCK_ATTEMPTS + 1):
-            try:
-                if not memory:
-                    self.db.enable_wal()
-                return migrate(self.db, self._label)
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or attempt == LOCK_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection; the object is unusable afterwards."""
-        with self._lock:
-            self._conn.close()
-
     def __enter__(self) -> CostDB:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"CostDB({self._label!r})"
-
-    # -- transactions ------------------------------------------------------------------
-
-    @contextmanager
-    def write_transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``), holding the write lock from the start.
-
-        For stores built on this database (LUTs, searches): everything done on
-        the yielded connection commits together or not at all, serialised with
-        this object's other writes and, through SQLite's lock, with other
-        processes. Raises DatabaseBusy when the lock stays taken.
-        """
-        with self._lock:
-            for attempt in range(1, LOCK_ATTEMPTS + 1):
-                try:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
-                        raise
-                    if attempt == LOCK_ATTEMPTS:
-                        raise DatabaseBusy(
-                            f"{self._label} stayed locked by another process through "
-                            f"{LOCK_ATTEMPTS} busy timeouts"
-                        ) from exc
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def read_snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same database state."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
 
     # -- devices -----------------------------------------------------------------------
 
@@ -252,43 +113,23 @@ class CostDB:
         could carry credentials.
         """
         now = time.time() if seen_at is None else seen_at
-        desc = (
-            None
-            if description is None
-            else json_format.MessageToDict(description, preserving_proto_field_name=True)
-        )
+        desc = None if description is None else message_to_dict(description)
         device = Device(name, device_class, address, host_fingerprint, desc, now, now).validate()
         with self.write_transaction() as conn:
-            conn.execute(
-                f"""
-                INSERT INTO devices ({_D_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET
-                    device_class = excluded.device_class,
-                    address = excluded.address,
-                    host_fingerprint = excluded.host_fingerprint,
-                    description = COALESCE(excluded.description, devices.description),
-                    last_seen = excluded.last_seen
-                """,
-                device.to_row(),
-            )
-            row = conn.execute(f"SELECT {_D_COLUMNS} FROM devices WHERE name = ?", (name,))
-            return Device.from_row(row.fetchone())
+            conn.execute(UPSERT_DEVICE, device.to_row())
+            row = named_row(conn.execute(DEVICE_BY_NAME, (name,)))
+        assert row is not None
+        return Device.from_row(row)
 
     def get_device(self, name: str) -> Device | None:
         """The device named ``name``, or ``None``."""
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_D_COLUMNS} FROM devices WHERE name = ?", (name,)
-            ).fetchone()
+        row = self.query_one(DEVICE_BY_NAME, (name,))
         return None if row is None else Device.from_row(row)
 
     def list_devices(self, *, device_class: str | None = None) -> list[Device]:
         """All devices (of one class when given), by name."""
         where, params = ("WHERE device_class = ?", (device_class,)) if device_class else ("", ())
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_D_COLUMNS} FROM devices {where} ORDER BY name", params
-            ).fetchall()
+        rows = self.query(f"SELECT {DEVICE_COLUMNS} FROM devices {where} ORDER BY name", params)
         return [Device.from_row(row) for row in rows]
 
     def remove_device(self, name: str) -> None:
@@ -320,29 +161,34 @@ class CostDB:
         """
         model = Model(sha256, size_bytes, space, arch, params, flops, time.time()).validate()
         with self.write_transaction() as conn:
-            conn.execute(_UPSERT_MODEL, model.to_row())
-            row = conn.execute(
-                f"SELECT {_MODEL_COLUMNS} FROM models WHERE sha256 = ?", (sha256,)
-            ).fetchone()
+            conn.execute(UPSERT_MODEL, model.to_row())
+            row = named_row(conn.execute(MODEL_BY_SHA, (sha256,)))
+        assert row is not None
         return Model.from_row(row)
 
     def get_model(self, sha256: str) -> Model | None:
         """The model with that hash, or ``None``."""
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_MODEL_COLUMNS} FROM models WHERE sha256 = ?", (sha256,)
-            ).fetchone()
+        row = self.query_one(MODEL_BY_SHA, (sha256,))
         return None if row is None else Model.from_row(row)
 
     # -- measurements ------------------------------------------------------------------
 
     def record_measurement(
-        self, device: str, result: agent_pb2.BenchmarkResult, *, source: str = LOCAL_SOURCE
+        self,
+        device: str,
+        result: agent_pb2.BenchmarkResult,
+        *,
+        source: str = LOCAL_SOURCE,
+        size_bytes: int | None = None,
     ) -> Measurement:
         """Store an agent's result for ``device``; returns the stored measurement.
 
-        One transaction: creates the model row if missing, then the
-        measurement. Recording the same result again (same ``uid``) changes
+        One transaction and one write of the model row: it is created if
+        missing, and its ``size_bytes`` filled in when given and unknown; then
+        the measurement, with the ``hardware_id`` of the device's stored
+        description when that describes the host the result came from (same
+        host fingerprint), else ``None``: record the device first
+        (:meth:`upsert_device`) with the description of the agent that ran it. Recording the same result again (same ``uid``) changes
         nothing and returns the stored copy, with its original ``id`` and
         ``recorded_at``. Raises :class:`InvalidRecord` for a malformed result.
         """
@@ -350,11 +196,17 @@ class CostDB:
             device, result, source=source, recorded_at=time.time()
         )
         with self.write_transaction() as conn:
-            conn.execute(_MODEL_STUB, (measurement.model_sha256, measurement.recorded_at))
-            cursor = conn.execute(_INSERT_MEASUREMENT, measurement.to_row()[:-1])
+            measurement = replace(measurement, hardware_id=_hardware_of(conn, measurement))
+            conn.execute(
+                MODEL_FOR_MEASUREMENT,
+                (measurement.model_sha256, size_bytes, measurement.recorded_at),
+            )
+            cursor = conn.execute(INSERT_MEASUREMENT, measurement.to_row())
             if cursor.rowcount == 1:
                 return measurement.with_id(cursor.lastrowid)
-            return Measurement.from_row(conn.execute(_BY_UID, (measurement.uid,)).fetchone())
+            row = named_row(conn.execute(BY_UID, (measurement.uid,)))
+        assert row is not None
+        return Measurement.from_row(row)
 
     def insert_measurements(self, measurements: Iterable[Measurement]) -> tuple[int, int]:
         """Bulk-insert already built measurements in one transaction, streaming.
@@ -364,45 +216,34 @@ class CostDB:
         :meth:`Measurement.from_result` or :meth:`Measurement.from_dict`.
         """
         with self.write_transaction() as conn:
-            return self._insert_batch(conn, measurements)
+            return insert_measurements(conn, measurements)
 
-    @staticmethod
-    def _insert_batch(
-        conn: sqlite3.Connection, measurements: Iterable[Measurement]
-    ) -> tuple[int, int]:
-        # Model stubs go in after the measurements that need them, so the
-        # input can be streamed once; the foreign key is checked at COMMIT.
-        conn.execute("PRAGMA defer_foreign_keys = ON")
-        stubs: dict[str, float] = {}
-        seen = 0
-
-        def rows() -> Iterator[tuple[Any, ...]]:
-            nonlocal seen
-            for m in measurements:
-                stubs.setdefault(m.model_sha256, m.recorded_at)
-                seen += 1
-                yield m.to_row()[:-1]  # without id
-
-        before = conn.total_changes
-        conn.executemany(_INSERT_MEASUREMENT, rows())
-        added = conn.total_changes - before
-        conn.executemany(_MODEL_STUB, stubs.items())
-        return added, seen - added
-
-    def lookup(self, model_sha256: str, device: str, settings_hash: str) -> Measurement | None:
+    def lookup(
+        self,
+        model_sha256: str,
+        device: str,
+        settings_hash: str,
+        *,
+        hardware_id: str | None = None,
+    ) -> Measurement | None:
         """The cache: the newest measurement of this model on this device with these
         settings (latest ``started_at``), or ``None``.
 
-        One indexed query (``measurements_cache``) and no validation.
+        With ``hardware_id``, only a measurement taken on that hardware (the
+        device's current identity, :attr:`Device.hardware_id`) counts. One
+        indexed query and no validation.
         """
-        with self._lock:
-            row = self._conn.execute(_LOOKUP, (model_sha256, device, settings_hash)).fetchone()
+        if hardware_id is None:
+            row = self.query_one(LOOKUP, (model_sha256, device, settings_hash))
+        else:
+            row = self.query_one(
+                LOOKUP_ON_HARDWARE, (model_sha256, device, settings_hash, hardware_id)
+            )
         return None if row is None else Measurement.from_row(row)
 
     def get_measurement(self, uid: str) -> Measurement | None:
         """The measurement with that ``uid``, or ``None``."""
-        with self._lock:
-            row = self._conn.execute(_BY_UID, (uid,)).fetchone()
+        row = self.query_one(BY_UID, (uid,))
         return None if row is None else Measurement.from_row(row)
 
     def measurements(
@@ -415,44 +256,31 @@ class CostDB:
         limit: int | None = None,
     ) -> list[Measurement]:
         """Measurements matching every given filter, oldest first (by ``started_at``)."""
-        where, params = self._filters(
+        where, params = _filters(
             device=device, model_sha256=model_sha256, settings_hash=settings_hash, source=source
         )
-        sql = f"SELECT {_M_COLUMNS} FROM measurements {where} ORDER BY started_at, id"
+        sql = f"SELECT {MEASUREMENT_COLUMNS} FROM measurements {where} ORDER BY started_at, id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return [Measurement.from_row(row) for row in rows]
+        return [Measurement.from_row(row) for row in self.query(sql, params)]
 
     def count_measurements(
         self, *, device: str | None = None, model_sha256: str | None = None
     ) -> int:
         """How many measurements match every given filter."""
-        where, params = self._filters(device=device, model_sha256=model_sha256)
-        with self._lock:
-            return int(
-                self._conn.execute(f"SELECT count(*) FROM measurements {where}", params).fetchone()[
-                    0
-                ]
-            )
-
-    @staticmethod
-    def _filters(**filters: str | None) -> tuple[str, list[Any]]:
-        terms = [(name, value) for name, value in filters.items() if value is not None]
-        if not terms:
-            return "", []
-        return "WHERE " + " AND ".join(f"{name} = ?" for name, _ in terms), [
-            value for _, value in terms
-        ]
+        where, params = _filters(device=device, model_sha256=model_sha256)
+        row = self.query_one(f"SELECT count(*) AS n FROM measurements {where}", params)
+        return int(row["n"]) if row is not None else 0
 
     def summary(self) -> Summary:
         """Totals and per-device counts, from one snapshot."""
         with self.read_snapshot() as conn:
-            devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
-            models = conn.execute("SELECT count(*) FROM models").fetchone()[0]
-            total = conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
+            totals = named_row(conn.execute(
+                "SELECT (SELECT count(*) FROM devices) AS devices, "
+                "(SELECT count(*) FROM models) AS models, "
+                "(SELECT count(*) FROM measurements) AS measurements"
+            ))  # fmt: skip
             rows = conn.execute(
                 """
                 SELECT m.device, d.device_class, count(*), count(DISTINCT m.model_sha256),
@@ -461,49 +289,28 @@ class CostDB:
                 GROUP BY m.device ORDER BY m.device
                 """
             ).fetchall()
+        assert totals is not None
         return Summary(
             schema_version=self.schema_version,
-            devices=devices,
-            models=models,
-            measurements=total,
+            devices=totals["devices"],
+            models=totals["models"],
+            measurements=totals["measurements"],
             per_device=tuple(DeviceSummary(*row) for row in rows),
         )
 
-    # -- pooling -----------------------------------------------------------------------
-
-    def _read_all(self) -> Records:
-        with self.read_snapshot() as conn:
-            return Records(
-                devices=[
-                    Device.from_row(r)
-                    for r in conn.execute(f"SELECT {_D_COLUMNS} FROM devices ORDER BY name")
-                ],
-                models=[
-                    Model.from_row(r)
-                    for r in conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY sha256")
-                ],
-                measurements=[
-                    Measurement.from_row(r)
-                    for r in conn.execute(f"SELECT {_M_COLUMNS} FROM measurements ORDER BY id")
-                ],
-            )
+    # -- pooling (see ._pooling) --------------------------------------------------------
 
     def export(self, path: str | Path, *, fmt: str | None = None) -> ExportReport:
         """Write every device, model and measurement to ``path`` (JSON lines or CSV,
         from ``fmt`` or the suffix). The file appears only once complete."""
         fmt_ = detect_format(path, fmt)
-        records = self._read_all()
-        writer = write_csv if fmt_ == "csv" else write_jsonl
-        with atomic_write(path) as handle:
-            return writer(handle, records.devices, records.models, records.measurements)
+        with self.read_snapshot() as conn:
+            records = read_all(conn)
+        return write_export(path, fmt_, records)
 
     def export_jsonl(self, path: str | Path) -> ExportReport:
         """:meth:`export` as JSON lines."""
         return self.export(path, fmt="jsonl")
-
-    def export_csv(self, path: str | Path) -> ExportReport:
-        """:meth:`export` as CSV (one row per measurement, devices and models flattened)."""
-        return self.export(path, fmt="csv")
 
     def import_file(
         self, path: str | Path, *, source: str | None = None, fmt: str | None = None
@@ -517,7 +324,8 @@ class CostDB:
         :class:`ImportFormatError` (naming the line) before touching the database.
         """
         records = read_export(path, fmt)
-        return self._ingest(records, source or Path(path).stem)
+        with self.write_transaction() as conn:
+            return ingest(conn, records, source or Path(path).stem)
 
     def merge(self, other_db_path: str | Path, *, source: str | None = None) -> ImportReport:
         """Add every record of another cost database file, as :meth:`import_file` does.
@@ -526,29 +334,27 @@ class CostDB:
         :class:`SchemaTooNew` for a file that cannot be merged.
         """
         records = read_costdb(other_db_path)
-        return self._ingest(records, source or Path(other_db_path).stem)
-
-    def _ingest(self, records: Records, source: str) -> ImportReport:
-        incoming = [
-            replace(m, source=source) if m.source == LOCAL_SOURCE else m
-            for m in records.measurements
-        ]
         with self.write_transaction() as conn:
-            devices_before = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
-            models_before = conn.execute("SELECT count(*) FROM models").fetchone()[0]
-            conn.executemany(
-                f"INSERT INTO devices ({_D_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                (d.to_row() for d in records.devices),
-            )
-            conn.executemany(_UPSERT_MODEL, (m.to_row() for m in records.models))
-            added, skipped = self._insert_batch(conn, incoming)
-            devices_after = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
-            models_after = conn.execute("SELECT count(*) FROM models").fetchone()[0]
-        return ImportReport(
-            added=added,
-            skipped_duplicates=skipped,
-            devices_added=devices_after - devices_before,
-            models_added=models_after - models_before,
-        )
+            return ingest(conn, records, source or Path(other_db_path).stem)
 
+
+def _hardware_of(conn: sqlite3.Connection, measurement: Measurement) -> str | None:
+    """The hardware identity of ``measurement``'s device, if its stored description is of
+    the host the measurement ran on."""
+    row = named_row(conn.execute(DEVICE_BY_NAME, (measurement.device,)))
+    if row is None:
+        return None
+    device = Device.from_row(row)
+    if device.description is None or device.host_fingerprint != measurement.host_fingerprint:
+        return None
+    if device.description.get("host_fingerprint", "") != measurement.host_fingerprint:
+        return None
+    return device.hardware_id
+
+
+def _filters(**filters: str | None) -> tuple[str, list[Any]]:
+    terms = [(name, value) for name, value in filters.items() if value is not None]
+    if not terms:
+        return "", []
+    where = "WHERE " + " AND ".join(f"{name} = ?" for name, _ in terms)
+    return where, [value for _, value in terms]

@@ -37,6 +37,39 @@ class NotACostDB(CostDBError):
         self.path = str(path)
 
 
+class DatabaseDamaged(CostDBError):
+    """The file is an SQLite database whose pages are damaged (a torn copy, a bad disk).
+
+    The message says how to recover what is still readable.
+    """
+
+    def __init__(self, path: str | Path, detail: str) -> None:
+        super().__init__(
+            f"{path} is damaged ({detail}); recover what is readable with "
+            f"`sqlite3 {path} .recover | sqlite3 recovered.db` and open recovered.db "
+            f"(keep {path}-wal next to {path} while recovering: it may hold the latest "
+            "writes; never delete it on its own)",
+        )
+        self.path = str(path)
+
+
+class CorruptRow(CostDBError):
+    """A stored row has a value that does not decode (garbled JSON written by another tool)."""
+
+    def __init__(
+        self, table: str, key: object, column: str, cause: BaseException, path: str | None = None
+    ) -> None:
+        where = f"{path}: " if path else ""
+        super().__init__(
+            f"{where}{table} row {key!r} has a garbled {column} value ({cause}); repair or "
+            "delete that row with any SQLite tool, or restore the file from an export"
+        )
+        self.table = table
+        self.key = key
+        self.column = column
+        self.cause = cause
+
+
 class SchemaTooNew(CostDBError):
     """The database was migrated by a newer fleetnas than this one."""
 

@@ -3,6 +3,10 @@
 A migration is a numbered function over a ``sqlite_utils.Database``; the list
 :data:`MIGRATIONS` is the schema's history, in order, and is append-only: to
 change the schema, add a migration at the end (never edit an applied one).
+The tables of the records (devices, models, measurements) are not written
+out here: migration 1 creates them from the records' fields that carry
+``since=1``, and a later migration adds the fields that name it (see
+:mod:`._records`), so the schema is stated once.
 Each applied migration is recorded in the ``migrations`` table
 (``version``, ``name``, ``applied_at``).
 
@@ -18,6 +22,7 @@ a transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -26,7 +31,10 @@ from pathlib import Path
 
 import sqlite_utils
 
+from fleetnas.controller.costdb._codec import add_columns_sql, create_table_sql
 from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
+from fleetnas.controller.costdb._hardware import hardware_id
+from fleetnas.controller.costdb._records import Device, Measurement, Model
 
 
 @dataclass(frozen=True)
@@ -43,76 +51,12 @@ def _run(db: sqlite_utils.Database, statements: tuple[str, ...]) -> None:
         db.execute(statement)
 
 
-_INITIAL_SCHEMA = (
-    """
-    CREATE TABLE devices (
-        name             TEXT PRIMARY KEY,   -- the fleet name
-        device_class     TEXT NOT NULL,      -- pool of interchangeable devices
-        address          TEXT NOT NULL,      -- host:port, never credentials
-        host_fingerprint TEXT NOT NULL,      -- same for agents on one physical host
-        description      TEXT,               -- DeviceDescription as JSON
-        first_seen       REAL NOT NULL,      -- unix seconds
-        last_seen        REAL NOT NULL
-    )
-    """,
+# Version 1: the records' tables, from their definition in ._records (the
+# columns with since=1), and their indexes.
+_INITIAL_INDEXES = (
     "CREATE INDEX devices_by_class ON devices (device_class)",
     "CREATE INDEX devices_by_host ON devices (host_fingerprint)",
-    """
-    CREATE TABLE models (
-        sha256      TEXT PRIMARY KEY,  -- of the ONNX bytes
-        size_bytes  INTEGER,
-        space       TEXT,              -- search space name, when known
-        arch        TEXT,              -- the space's arch encoding, when known
-        params      INTEGER,
-        flops       INTEGER,
-        created_at  REAL NOT NULL
-    )
-    """,
     "CREATE INDEX models_by_origin ON models (space, arch)",
-    """
-    CREATE TABLE measurements (
-        id                  INTEGER PRIMARY KEY,
-        uid                 TEXT NOT NULL UNIQUE,  -- dedup key, see docs/costdb.md
-        device              TEXT NOT NULL,         -- devices.name (kept if removed)
-        model_sha256        TEXT NOT NULL REFERENCES models (sha256),
-        settings_hash       TEXT NOT NULL,
-        settings            TEXT NOT NULL,         -- resolved BenchmarkSettings, JSON
-        method              TEXT NOT NULL CHECK (method IN ('plain', 'paired')),
-        samples_ms          TEXT NOT NULL,         -- JSON array of every sample
-        median_ms           REAL NOT NULL,
-        mean_ms             REAL NOT NULL,
-        p90_ms              REAL NOT NULL,
-        p99_ms              REAL NOT NULL,
-        min_ms              REAL NOT NULL,
-        max_ms              REAL NOT NULL,
-        std_ms              REAL NOT NULL,
-        cv                  REAL NOT NULL,
-        latency_ms          REAL NOT NULL,         -- the headline figure
-        paired              TEXT,                  -- PairedResult as JSON, paired only
-        session_create_ms   REAL NOT NULL,
-        first_run_ms        REAL NOT NULL,
-        peak_rss_bytes      INTEGER NOT NULL,
-        provider            TEXT NOT NULL,
-        warnings            TEXT NOT NULL,         -- JSON array of strings
-        agent_version       TEXT NOT NULL,
-        onnxruntime_version TEXT NOT NULL,
-        host_fingerprint    TEXT NOT NULL,
-        intra_op_threads    INTEGER NOT NULL,
-        inter_op_threads    INTEGER NOT NULL,
-        freq_before_mhz     REAL,
-        freq_after_mhz      REAL,
-        temp_before_c       REAL,
-        temp_after_c        REAL,
-        load_before         REAL NOT NULL,
-        load_after          REAL NOT NULL,
-        throttled_before    INTEGER NOT NULL,
-        throttled_after     INTEGER NOT NULL,
-        wall_s              REAL NOT NULL,
-        started_at          REAL NOT NULL,         -- unix seconds
-        recorded_at         REAL NOT NULL,         -- when first stored anywhere
-        source              TEXT NOT NULL          -- 'local' or the import's label
-    )
-    """,
     # The cache lookup: equality on the first three, newest first by a
     # backward scan over started_at (rowid breaks ties), no sort step.
     """
@@ -124,7 +68,9 @@ _INITIAL_SCHEMA = (
 
 
 def _initial_schema(db: sqlite_utils.Database) -> None:
-    _run(db, _INITIAL_SCHEMA)
+    for cls in (Device, Model, Measurement):
+        db.execute(create_table_sql(cls.TABLE, cls.COLUMNS, 1))
+    _run(db, _INITIAL_INDEXES)
 
 
 # Latency lookup tables (see docs/lut.md). A LUT is one (space identity,
@@ -246,10 +192,46 @@ def _search_tables(db: sqlite_utils.Database) -> None:
     _run(db, _SEARCH_TABLES)
 
 
+# Version 4: each measurement records the hardware it ran on (Measurement.hardware_id),
+# and the cache looks up by it. Existing rows get the identity of their device's
+# stored description when it was taken on the same host fingerprint, else NULL
+# (they then no longer serve the cache: a miss, never a wrong hit).
+_HARDWARE_INDEX = """
+    CREATE INDEX measurements_cache_hw
+        ON measurements (model_sha256, device, settings_hash, hardware_id, started_at)
+"""
+
+
+def backfill_hardware_ids(conn: sqlite3.Connection) -> int:
+    """Set the unknown ``hardware_id`` of measurements from their device's description
+    (same name and host fingerprint); returns how many rows were set."""
+    changed = 0
+    rows = conn.execute("SELECT name, description FROM devices WHERE description IS NOT NULL")
+    for name, text in rows.fetchall():
+        try:
+            description = json.loads(text)
+        except ValueError:
+            continue  # a garbled row: reading it raises CorruptRow where it matters
+        cursor = conn.execute(
+            "UPDATE measurements SET hardware_id = ? WHERE device = ? AND host_fingerprint = ? "
+            "AND hardware_id IS NULL",
+            (hardware_id(description), name, description.get("host_fingerprint", "")),
+        )
+        changed += cursor.rowcount
+    return changed
+
+
+def _hardware_identity(db: sqlite_utils.Database) -> None:
+    _run(db, tuple(add_columns_sql(Measurement.TABLE, Measurement.COLUMNS, 4)))
+    db.execute(_HARDWARE_INDEX)
+    backfill_hardware_ids(db.conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
     Migration(3, "search_tables", _search_tables),
+    Migration(4, "hardware_identity", _hardware_identity),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

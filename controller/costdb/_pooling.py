@@ -27,20 +27,40 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from fleetnas.controller.atomic_files import atomic_writer
-from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv
-from fleetnas.controller.costdb._errors import ImportFormatError, InvalidRecord, NotACostDB
-from fleetnas.controller.costdb._migrations import LATEST_VERSION, check_history
+from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv, named_rows
+from fleetnas.controller.costdb._connection import damage, translated
+from fleetnas.controller.costdb._errors import (
+    CorruptRow,
+    ImportFormatError,
+    InvalidRecord,
+    NotACostDB,
+)
+from fleetnas.controller.costdb._migrations import (
+    LATEST_VERSION,
+    backfill_hardware_ids,
+    check_history,
+)
 from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._statements import (
+    DEVICE_COLUMNS,
+    INSERT_DEVICE_IF_NEW,
+    MEASUREMENT_COLUMNS,
+    MODEL_COLUMNS,
+    UPSERT_MODEL,
+    insert_measurements,
+)
 
 ExportFormat = Literal["jsonl", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
 JSONL_FORMAT_NAME = "fleetnas-costdb"
-JSONL_VERSION = 1
+#: 2 added ``hardware_id`` to measurements (version 1 files import, without it)
+JSONL_VERSION = 2
+LOCAL_SOURCE = "local"
 _CSV_FIELD_LIMIT = 1 << 28
 
 
@@ -185,6 +205,8 @@ def _prefixed(prefix: str, column: Column) -> str:
 
 _DEVICE_CSV = tuple((c, _prefixed("device_", c)) for c in Device.COLUMNS if c.name != "name")
 _MODEL_CSV = tuple((c, _prefixed("model_", c)) for c in Model.COLUMNS if c.name != "sha256")
+#: columns an older export may lack (added after version 1 of the formats)
+_CSV_OPTIONAL = frozenset({"hardware_id"})
 CSV_HEADER: tuple[str, ...] = (
     *(c.name for c in Measurement.COLUMNS),
     *(name for _, name in _DEVICE_CSV),
@@ -239,7 +261,7 @@ def read_csv(path: str | Path) -> Records:
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        missing = sorted(set(CSV_HEADER) - set(header or ()))
+        missing = sorted(set(CSV_HEADER) - set(header or ()) - _CSV_OPTIONAL)
         if header is None or missing:
             raise ImportFormatError(
                 path, 1, f"not a fleetnas CSV export (missing columns: {', '.join(missing)})"
@@ -253,7 +275,10 @@ def read_csv(path: str | Path) -> Records:
                 )
             cells = dict(zip(header, row, strict=True))
             try:
-                fields = {c.name: decode_csv(c, cells[c.name]) for c in Measurement.COLUMNS}
+                fields = {
+                    c.name: decode_csv(c, cells[c.name])
+                    for c in Measurement.COLUMNS if c.name in cells
+                }
                 measurement = Measurement(**fields).validate()
                 if cells["device_class"] and measurement.device not in seen_devices:
                     device = _decode_group(cells, _DEVICE_CSV, ("name", measurement.device))
@@ -305,14 +330,15 @@ def read_costdb(path: str | Path) -> Records:
         try:
             history = list(conn.execute("SELECT version, name FROM migrations ORDER BY version"))
         except sqlite3.DatabaseError as exc:
-            raise NotACostDB(path, str(exc)) from exc
+            raise damage(str(path), exc, path) or NotACostDB(path, str(exc)) from exc
         check_history(path, history)
         if not history:
             raise NotACostDB(path, "it has no fleetnas migration history")
         records = Records()
-        _read_table(path, conn, Device, "devices", "name", records.devices)
-        _read_table(path, conn, Model, "models", "sha256", records.models)
-        _read_table(path, conn, Measurement, "measurements", "id", records.measurements)
+        with translated(str(path), path):
+            _read_table(path, conn, Device, "name", records.devices)
+            _read_table(path, conn, Model, "sha256", records.models)
+            _read_table(path, conn, Measurement, "id", records.measurements)
         conn.execute("COMMIT")
         return records
     finally:
@@ -320,11 +346,65 @@ def read_costdb(path: str | Path) -> Records:
 
 
 def _read_table(
-    path: Path, conn: sqlite3.Connection, cls: Any, table: str, order: str, target: list[Any]
+    path: Path, conn: sqlite3.Connection, cls: Any, order: str, target: list[Any]
 ) -> None:
-    columns = ", ".join(c.name for c in cls.COLUMNS)
-    for row in conn.execute(f"SELECT {columns} FROM {table} ORDER BY {order}"):
+    """Read ``cls.TABLE``; columns an older schema lacks read as NULL (their default)."""
+    table = cls.TABLE
+    present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    columns = ", ".join(c.name if c.name in present else f"NULL AS {c.name}" for c in cls.COLUMNS)
+    key = cls.COLUMNS[0].name
+    for row in named_rows(conn.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")):
         try:
             target.append(cls.from_row(row).validate())
+        except CorruptRow as exc:
+            raise CorruptRow(exc.table, exc.key, exc.column, exc.cause, str(path)) from exc
         except InvalidRecord as exc:
-            raise InvalidRecord(f"{path}: {table} row {row[0]!r}: {exc}") from exc
+            raise InvalidRecord(f"{path}: {table} row {row[key]!r}: {exc}") from exc
+
+
+# -- this database ---------------------------------------------------------------------
+
+
+def read_all(conn: sqlite3.Connection) -> Records:
+    """Every device, model and measurement of the database (call inside a read snapshot)."""
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        return named_rows(conn.execute(sql))
+
+    return Records(
+        devices=[Device.from_row(r) for r in rows(
+            f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name")],
+        models=[Model.from_row(r) for r in rows(
+            f"SELECT {MODEL_COLUMNS} FROM models ORDER BY sha256")],
+        measurements=[Measurement.from_row(r) for r in rows(
+            f"SELECT {MEASUREMENT_COLUMNS} FROM measurements ORDER BY id")],
+    )  # fmt: skip
+
+
+def write_export(path: str | Path, fmt: ExportFormat, records: Records) -> ExportReport:
+    """Write ``records`` to ``path`` in ``fmt``; the file appears only once complete."""
+    writer = write_csv if fmt == "csv" else write_jsonl
+    with atomic_write(path) as handle:
+        return writer(handle, records.devices, records.models, records.measurements)
+
+
+def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportReport:
+    """Add imported records in the caller's write transaction (see ``CostDB.import_file``)."""
+    incoming = [
+        replace(m, source=source) if m.source == LOCAL_SOURCE else m for m in records.measurements
+    ]
+
+    def count(table: str) -> int:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    devices_before, models_before = count("devices"), count("models")
+    conn.executemany(INSERT_DEVICE_IF_NEW, (d.to_row() for d in records.devices))
+    conn.executemany(UPSERT_MODEL, (m.to_row() for m in records.models))
+    added, skipped = insert_measurements(conn, incoming)
+    backfill_hardware_ids(conn)  # records from files that predate hardware_id
+    return ImportReport(
+        added=added,
+        skipped_duplicates=skipped,
+        devices_added=count("devices") - devices_before,
+        models_added=count("models") - models_before,
+    )

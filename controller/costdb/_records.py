@@ -1,9 +1,15 @@
 """The records of the cost database: :class:`Device`, :class:`Model`, :class:`Measurement`.
 
-Records are frozen dataclasses. Each lists its columns once (``COLUMNS``) and
-converts to and from an SQLite row, a JSON object (``to_dict``/``from_dict``)
-and CSV cells through :mod:`._codec`. ``from_dict`` validates; ``from_row``
-trusts the database.
+Records are frozen dataclasses, and their fields are the table's columns: the
+one definition of the schema (see :mod:`._codec`). ``COLUMNS`` and ``TABLE``
+are derived from the fields; each record converts to and from an SQLite row
+read by column name (``to_row``/``from_row``), a JSON object
+(``to_dict``/``from_dict``) and CSV cells. ``from_dict`` validates;
+``from_row`` trusts the database's types.
+
+To change a table, add a field with ``field(metadata=column(since=N))`` and a migration ``N``
+that adds it (``add_columns_sql``); never change or remove a field an applied
+migration created.
 
 A measurement's ``uid`` is what makes recording it twice a no-op, wherever the
 second copy comes from (a retry, an import, a merge): the first 32 hex
@@ -19,7 +25,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from google.protobuf import json_format
@@ -27,13 +33,17 @@ from google.protobuf import json_format
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb._codec import (
     Column,
+    column,
     dumps,
     encode_json,
     fields_from_json,
+    message_to_dict,
+    record,
     row_reader,
     row_values,
 )
 from fleetnas.controller.costdb._errors import InvalidRecord
+from fleetnas.controller.costdb._hardware import HARDWARE_ID_CHARS, hardware_id
 from fleetnas.controller.costdb._settings_hash import (
     SETTINGS_HASH_CHARS,
     settings_from_dict,
@@ -45,6 +55,7 @@ UID_CHARS = 32
 METHODS = ("plain", "paired")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SETTINGS_HASH = re.compile(rf"[0-9a-f]{{{SETTINGS_HASH_CHARS}}}")
+_HARDWARE_ID = re.compile(rf"[0-9a-f]{{{HARDWARE_ID_CHARS}}}")
 _INT64_MAX = 2**63 - 1
 
 
@@ -65,6 +76,7 @@ def _check_name(what: str, value: str) -> None:
         raise InvalidRecord(f"{what}: {value!r} must be non-empty, printable, unpadded")
 
 
+@record("devices")
 @dataclass(frozen=True)
 class Device:
     """A device of the fleet as last seen: its name is its identity in the database.
@@ -74,7 +86,7 @@ class Device:
     (``None`` until an agent has been described). Times are unix seconds.
     """
 
-    name: str
+    name: str = field(metadata=column(constraint="PRIMARY KEY"))
     device_class: str
     address: str
     host_fingerprint: str
@@ -82,15 +94,8 @@ class Device:
     first_seen: float
     last_seen: float
 
-    COLUMNS: ClassVar[tuple[Column, ...]] = (
-        Column("name", "str"),
-        Column("device_class", "str"),
-        Column("address", "str"),
-        Column("host_fingerprint", "str"),
-        Column("description", "object", nullable=True),
-        Column("first_seen", "float"),
-        Column("last_seen", "float"),
-    )
+    TABLE: ClassVar[str]
+    COLUMNS: ClassVar[tuple[Column, ...]]
 
     def validate(self) -> Device:
         """Return self, or raise :class:`InvalidRecord`."""
@@ -105,12 +110,19 @@ class Device:
             return None
         return json_format.ParseDict(self.description, agent_pb2.DeviceDescription())
 
-    def to_row(self) -> tuple[Any, ...]:
+    @property
+    def hardware_id(self) -> str | None:
+        """The identity of the hardware last described here (see :mod:`._hardware`)."""
+        return None if self.description is None else hardware_id(self.description)
+
+    def to_row(self) -> dict[str, Any]:
+        """SQLite values by column name."""
         return row_values(self.COLUMNS, self)
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Device:
-        return cls(**_READERS[cls](row))
+    def from_row(cls, row: Mapping[str, Any]) -> Device:
+        """From SQLite values by column name (no validation); raises CorruptRow."""
+        return cls(**_read_device(row))
 
     def to_dict(self) -> dict[str, Any]:
         return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
@@ -131,6 +143,7 @@ def check_address(address: str) -> str:
     return address
 
 
+@record("models")
 @dataclass(frozen=True)
 class Model:
     """An ONNX model known by the sha256 of its bytes.
@@ -140,7 +153,7 @@ class Model:
     measurement rather than recorded from its bytes.
     """
 
-    sha256: str
+    sha256: str = field(metadata=column(constraint="PRIMARY KEY"))
     size_bytes: int | None
     space: str | None
     arch: str | None
@@ -148,15 +161,8 @@ class Model:
     flops: int | None
     created_at: float
 
-    COLUMNS: ClassVar[tuple[Column, ...]] = (
-        Column("sha256", "str"),
-        Column("size_bytes", "int", nullable=True),
-        Column("space", "str", nullable=True),
-        Column("arch", "str", nullable=True),
-        Column("params", "int", nullable=True),
-        Column("flops", "int", nullable=True),
-        Column("created_at", "float"),
-    )
+    TABLE: ClassVar[str]
+    COLUMNS: ClassVar[tuple[Column, ...]]
 
     def __post_init__(self) -> None:
         for name in ("space", "arch"):
@@ -170,12 +176,14 @@ class Model:
             _check_int64(name, getattr(self, name))
         return self
 
-    def to_row(self) -> tuple[Any, ...]:
+    def to_row(self) -> dict[str, Any]:
+        """SQLite values by column name."""
         return row_values(self.COLUMNS, self)
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Model:
-        return cls(**_READERS[cls](row))
+    def from_row(cls, row: Mapping[str, Any]) -> Model:
+        """From SQLite values by column name (no validation); raises CorruptRow."""
+        return cls(**_read_model(row))
 
     def to_dict(self) -> dict[str, Any]:
         return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
@@ -184,6 +192,22 @@ class Model:
     def from_dict(cls, data: Mapping[str, Any]) -> Model:
         """Build and validate; raises :class:`InvalidRecord`."""
         return cls(**fields_from_json(cls.COLUMNS, data)).validate()
+
+
+def _stats_fields(stats: agent_pb2.LatencyStats) -> dict[str, Any]:
+    """The summary statistics of a result, as Measurement fields."""
+    names = ("median_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "cv")
+    return {name: getattr(stats, name) for name in names}
+
+
+def _state_fields(state: agent_pb2.DeviceState, when: str) -> dict[str, Any]:
+    """The device state before or after a run, as Measurement fields (``None``: not reported)."""
+    return {
+        f"freq_{when}_mhz": state.freq_current_mhz or None,
+        f"temp_{when}_c": state.temperature_c if state.temperature_available else None,
+        f"load_{when}": state.load_1m,
+        f"throttled_{when}": state.throttled,
+    }
 
 
 def measurement_uid(
@@ -210,6 +234,7 @@ def measurement_uid(
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:UID_CHARS]
 
 
+@record("measurements")
 @dataclass(frozen=True)
 class Measurement:
     """One benchmark of one model on one device, with everything needed to trust it.
@@ -220,17 +245,21 @@ class Measurement:
     (including the run limits the hash ignores). Frequencies are ``None``
     when the device did not report them, temperatures when unavailable.
     ``source`` says where it was first recorded: ``"local"`` for this
-    database, otherwise the label given when it was imported. ``id`` is the
-    row id in the database it was read from (``None`` before it is stored)
-    and is not part of its identity.
+    database, otherwise the label given when it was imported.
+    ``hardware_id`` is the identity of the hardware it ran on (see
+    :mod:`._hardware`; ``None`` when unknown, e.g. recorded before fleetnas
+    tracked it for a device never described): the cache serves a device
+    only measurements of its current hardware. ``id`` is the row id in the
+    database it was read from (``None`` before it is stored). Neither is
+    part of its identity (``uid``).
     """
 
-    uid: str
+    uid: str = field(metadata=column(constraint="UNIQUE"))
     device: str
-    model_sha256: str
+    model_sha256: str = field(metadata=column(constraint="REFERENCES models (sha256)"))
     settings_hash: str
     settings: dict[str, Any]
-    method: str
+    method: str = field(metadata=column(constraint=f"CHECK (method IN {METHODS!r})"))
     samples_ms: tuple[float, ...]
     median_ms: float
     mean_ms: float
@@ -264,50 +293,11 @@ class Measurement:
     started_at: float
     recorded_at: float
     source: str
-    id: int | None = None
+    hardware_id: str | None = field(default=None, metadata=column(since=4))
+    id: int | None = field(default=None, metadata=column(constraint="PRIMARY KEY"))
 
-    COLUMNS: ClassVar[tuple[Column, ...]] = (
-        Column("uid", "str"),
-        Column("device", "str"),
-        Column("model_sha256", "str"),
-        Column("settings_hash", "str"),
-        Column("settings", "object"),
-        Column("method", "str"),
-        Column("samples_ms", "floats"),
-        Column("median_ms", "float"),
-        Column("mean_ms", "float"),
-        Column("p90_ms", "float"),
-        Column("p99_ms", "float"),
-        Column("min_ms", "float"),
-        Column("max_ms", "float"),
-        Column("std_ms", "float"),
-        Column("cv", "float"),
-        Column("latency_ms", "float"),
-        Column("paired", "object", nullable=True),
-        Column("session_create_ms", "float"),
-        Column("first_run_ms", "float"),
-        Column("peak_rss_bytes", "int"),
-        Column("provider", "str"),
-        Column("warnings", "strs"),
-        Column("agent_version", "str"),
-        Column("onnxruntime_version", "str"),
-        Column("host_fingerprint", "str"),
-        Column("intra_op_threads", "int"),
-        Column("inter_op_threads", "int"),
-        Column("freq_before_mhz", "float", nullable=True),
-        Column("freq_after_mhz", "float", nullable=True),
-        Column("temp_before_c", "float", nullable=True),
-        Column("temp_after_c", "float", nullable=True),
-        Column("load_before", "float"),
-        Column("load_after", "float"),
-        Column("throttled_before", "bool"),
-        Column("throttled_after", "bool"),
-        Column("wall_s", "float"),
-        Column("started_at", "float"),
-        Column("recorded_at", "float"),
-        Column("source", "str"),
-        Column("id", "int", nullable=True),
-    )
+    TABLE: ClassVar[str]
+    COLUMNS: ClassVar[tuple[Column, ...]]
 
     # -- construction ----------------------------------------------------------------
 
@@ -336,39 +326,21 @@ class Measurement:
         if not all(math.isfinite(s) for s in samples):
             raise InvalidRecord("samples_ms: every sample must be finite")
         s_hash = settings_hash(settings)
-        stats = result.stats
-        before, after = result.state_before, result.state_after
-        paired = (
-            json_format.MessageToDict(result.paired, preserving_proto_field_name=True)
-            if paired_method
-            else None
-        )
+        uid = measurement_uid(
+            device, result.model_sha256, s_hash, result.started_at, result.host_fingerprint,
+            result.agent_version, samples,
+        )  # fmt: skip
         measurement = cls(
-            uid=measurement_uid(
-                device,
-                result.model_sha256,
-                s_hash,
-                result.started_at,
-                result.host_fingerprint,
-                result.agent_version,
-                samples,
-            ),
+            uid=uid,
             device=device,
             model_sha256=result.model_sha256,
             settings_hash=s_hash,
             settings=settings_to_dict(settings),
             method="paired" if paired_method else "plain",
             samples_ms=samples,
-            median_ms=stats.median_ms,
-            mean_ms=stats.mean_ms,
-            p90_ms=stats.p90_ms,
-            p99_ms=stats.p99_ms,
-            min_ms=stats.min_ms,
-            max_ms=stats.max_ms,
-            std_ms=stats.std_ms,
-            cv=stats.cv,
-            latency_ms=result.paired.latency_ms if paired_method else stats.median_ms,
-            paired=paired,
+            **_stats_fields(result.stats),
+            latency_ms=result.paired.latency_ms if paired_method else result.stats.median_ms,
+            paired=message_to_dict(result.paired) if paired_method else None,
             session_create_ms=result.session_create_ms,
             first_run_ms=result.first_run_ms,
             peak_rss_bytes=result.peak_rss_bytes,
@@ -379,14 +351,8 @@ class Measurement:
             host_fingerprint=result.host_fingerprint,
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
-            freq_before_mhz=before.freq_current_mhz or None,
-            freq_after_mhz=after.freq_current_mhz or None,
-            temp_before_c=before.temperature_c if before.temperature_available else None,
-            temp_after_c=after.temperature_c if after.temperature_available else None,
-            load_before=before.load_1m,
-            load_after=after.load_1m,
-            throttled_before=before.throttled,
-            throttled_after=after.throttled,
+            **_state_fields(result.state_before, "before"),
+            **_state_fields(result.state_after, "after"),
             wall_s=result.wall_s,
             started_at=result.started_at,
             recorded_at=recorded_at,
@@ -404,6 +370,8 @@ class Measurement:
         check_sha256(self.model_sha256)
         _check_name("device", self.device)
         _check_name("source", self.source)
+        if self.hardware_id is not None and not _HARDWARE_ID.fullmatch(self.hardware_id):
+            raise InvalidRecord(f"hardware_id: {self.hardware_id!r:.40} is not 16 hex characters")
         if not _SETTINGS_HASH.fullmatch(self.settings_hash):
             raise InvalidRecord(f"settings_hash: {self.settings_hash!r} is not 16 hex characters")
         if self.method not in METHODS:
@@ -412,10 +380,10 @@ class Measurement:
             raise InvalidRecord("paired: details must be present exactly for method 'paired'")
         if not self.samples_ms:
             raise InvalidRecord("samples_ms: a measurement needs at least one sample")
-        for column in self.COLUMNS:
-            value = getattr(self, column.name)
-            if column.kind == "float" and value is not None and not math.isfinite(value):
-                raise InvalidRecord(f"{column.name}: {value} is not finite")
+        for col in self.COLUMNS:
+            value = getattr(self, col.name)
+            if col.kind == "float" and value is not None and not math.isfinite(value):
+                raise InvalidRecord(f"{col.name}: {value} is not finite")
         if not all(math.isfinite(s) for s in self.samples_ms):
             raise InvalidRecord("samples_ms: every sample must be finite")
         _check_int64("peak_rss_bytes", self.peak_rss_bytes)
@@ -451,14 +419,14 @@ class Measurement:
 
     # -- conversions -------------------------------------------------------------------
 
-    def to_row(self) -> tuple[Any, ...]:
-        """SQLite values in ``COLUMNS`` order."""
+    def to_row(self) -> dict[str, Any]:
+        """SQLite values by column name."""
         return row_values(self.COLUMNS, self)
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Measurement:
-        """From SQLite values in ``COLUMNS`` order (no validation)."""
-        return cls(**_READERS[cls](row))
+    def from_row(cls, row: Mapping[str, Any]) -> Measurement:
+        """From SQLite values by column name (no validation); raises CorruptRow."""
+        return cls(**_read_measurement(row))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples as lists)."""
@@ -467,7 +435,11 @@ class Measurement:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         """Build and validate; ``id`` may be missing. Raises :class:`InvalidRecord`."""
-        return cls(**fields_from_json(cls.COLUMNS, data, optional=("id",))).validate()
+        return cls(
+            **fields_from_json(cls.COLUMNS, data, optional=("id", "hardware_id"))
+        ).validate()
 
 
-_READERS = {cls: row_reader(cls.COLUMNS) for cls in (Device, Model, Measurement)}
+_read_device = row_reader(Device.TABLE, Device.COLUMNS, "name")
+_read_model = row_reader(Model.TABLE, Model.COLUMNS, "sha256")
+_read_measurement = row_reader(Measurement.TABLE, Measurement.COLUMNS, "uid")

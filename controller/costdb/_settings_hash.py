@@ -24,20 +24,21 @@ settings echoed by the agent, or settings resolved the same way.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from google.protobuf import json_format
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.costdb._codec import canonical_json, message_to_dict
 
 SETTINGS_HASH_CHARS = 16
-_RUN_LIMIT_FIELDS = ("timeout_s", "memory_cap_bytes")
+#: fields that limit a run without changing what it measures (not in the hash)
+RUN_LIMIT_FIELDS = ("timeout_s", "memory_cap_bytes")
 
 
 def settings_to_dict(settings: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
     """The full settings as a JSON-ready dict (field names as in the proto, enums by name)."""
-    return json_format.MessageToDict(settings, preserving_proto_field_name=True)
+    return message_to_dict(settings)
 
 
 def settings_from_dict(data: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
@@ -49,7 +50,7 @@ def identity_dict(settings: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
     """The part of the settings that the hash covers, normalised (see the module docstring)."""
     identity = agent_pb2.BenchmarkSettings()
     identity.CopyFrom(settings)
-    for name in _RUN_LIMIT_FIELDS:
+    for name in RUN_LIMIT_FIELDS:
         identity.ClearField(name)
     if identity.graph_optimization == agent_pb2.GRAPH_OPTIMIZATION_UNSPECIFIED:
         identity.graph_optimization = agent_pb2.GRAPH_OPTIMIZATION_ALL
@@ -60,5 +61,5 @@ def identity_dict(settings: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
 
 def settings_hash(settings: agent_pb2.BenchmarkSettings) -> str:
     """The 16-hex-character identity of ``settings`` (see the module docstring)."""
-    canonical = json.dumps(identity_dict(settings), sort_keys=True, separators=(",", ":"))
+    canonical = canonical_json(identity_dict(settings))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:SETTINGS_HASH_CHARS]

@@ -2,7 +2,8 @@
 
 A :class:`Measurer` turns candidates into per-target results. The one
 fleetnas uses is :class:`SchedulerMeasurer`: export each candidate to ONNX
-(cached on disk), record the model with its origin in the cost DB, and send
+(cached on disk) and record the model with its origin in the cost DB
+(:func:`fleetnas.controller.export.register_arch`), then send
 one job per (candidate, target) to the scheduler, which answers from the
 cost DB first and otherwise measures on the target's device (or any device
 of its class) with the target's own settings, recording each result as it
@@ -135,19 +136,9 @@ class SchedulerMeasurer(Measurer):
             self.scheduler.eligible_devices(job)  # UnknownDevice / UnknownClass
 
     def _export(self, space: SearchSpace, request: MeasureRequest) -> ModelRef:
-        from fleetnas.controller.export import export_arch  # torch: only when measuring
+        from fleetnas.controller.export import register_arch
 
-        exported = export_arch(space, request.arch, cache_dir=self.cache_dir)
-        size = len(exported.onnx_bytes)
-        known = self.db.get_model(exported.sha256)
-        if known is None or known.arch != request.encoding or known.params is None:
-            self.db.record_model(
-                exported.sha256, size, space=space.identity(), arch=request.encoding,
-                params=space.count_params(request.arch), flops=space.count_flops(request.arch),
-            )  # fmt: skip
-        if exported.path is not None:
-            return ModelRef(exported.sha256, size, path=exported.path)
-        return ModelRef(exported.sha256, size, data=exported.onnx_bytes)
+        return register_arch(self.db, space, request.arch, cache_dir=self.cache_dir)
 
     def measure(
         self,

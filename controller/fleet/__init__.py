@@ -3,12 +3,13 @@
 Public API (everything else is private)::
 
     fleet = load_fleet(fleet_path())            # ./fleet.toml, $FLEETNAS_FLEET or --fleet
-    fleet = fleet.with_device(Device("pi4-a", "pi4", "10.0.0.5:50051", token_env="PI4_TOKEN"))
+    fleet = fleet.with_device(Device("pi4-a", "pi4", "10.0.0.5:50051", token_env="FLEETNAS_PI4_TOKEN"))
     save_fleet(fleet)
     factory = ClientFactory.for_fleet(fleet)    # reads tokens/TLS files when connecting
     results = probe_devices(list(fleet), factory)
     with HeartbeatMonitor(fleet, factory) as monitor:
         monitor.health("pi4-a").up
+    changes = record_probes(db, fleet, results)  # {name: how its hardware changed}
 """
 
 from fleetnas.controller.fleet._connect import ClientFactory
@@ -27,7 +28,14 @@ from fleetnas.controller.fleet._heartbeat import (
     HeartbeatMonitor,
     backoff_delay,
 )
-from fleetnas.controller.fleet._model import Device, Fleet, check_address, check_name
+from fleetnas.controller.fleet._history import record_probes
+from fleetnas.controller.fleet._model import (
+    TOKEN_ENV_PREFIX,
+    Device,
+    Fleet,
+    check_address,
+    check_name,
+)
 from fleetnas.controller.fleet._probe import ProbeResult, error_reason, probe_device, probe_devices
 from fleetnas.controller.fleet._toml import (
     DEFAULT_FLEET_FILE,
@@ -42,6 +50,7 @@ from fleetnas.controller.fleet._toml import (
 __all__ = [
     "DEFAULT_FLEET_FILE",
     "FLEET_ENV",
+    "TOKEN_ENV_PREFIX",
     "ClientFactory",
     "Device",
     "DeviceHealth",
@@ -66,5 +75,6 @@ __all__ = [
     "parse_fleet",
     "probe_device",
     "probe_devices",
+    "record_probes",
     "save_fleet",
 ]

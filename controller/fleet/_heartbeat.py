@@ -138,8 +138,6 @@ class HeartbeatMonitor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._force_seq = 0
-        self._served_seq = 0
         self._rounds = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -192,9 +190,6 @@ class HeartbeatMonitor:
         with self._lock:
             return dict(self._health)
 
-    def is_up(self, name: str) -> bool:
-        return self.health(name).up
-
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(health)`` whenever a device's state changes (UP/DOWN)."""
         with self._lock:
@@ -229,24 +224,6 @@ class HeartbeatMonitor:
         return True
 
     # -- updates from outside -----------------------------------------------------------
-
-    def check_now(self, timeout: float | None = None) -> bool:
-        """Probe every device now and wait for that round; False on timeout."""
-        wait_s = timeout if timeout is not None else self._timeout_s * 3 + 5.0
-        deadline = time.monotonic() + wait_s
-        with self._lock:
-            self._force_seq += 1
-            request = self._force_seq
-            for name in self._next_due:
-                self._next_due[name] = 0.0
-        self._wake.set()
-        with self._lock:
-            while self._served_seq < request:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stopping.is_set():
-                    return False
-                self._lock.wait(left)
-        return True
 
     def report_failure(self, name: str, reason: str) -> None:
         """Mark ``name`` down now (a caller could not reach it); probes continue with backoff."""
@@ -340,7 +317,6 @@ class HeartbeatMonitor:
         while not self._stopping.is_set():
             now = time.monotonic()
             with self._lock:
-                served = self._force_seq
                 due = [d for d in self._fleet if self._next_due[d.name] <= now]
                 # Describe when a device (re)appears: a restarted agent may differ.
                 describe = [not self._health[d.name].up for d in due]
@@ -354,7 +330,6 @@ class HeartbeatMonitor:
                     health, did_change = self._apply(result)
                     if did_change:
                         changed.append(health)
-                self._served_seq = max(self._served_seq, served)
                 self._rounds += 1
                 listeners = list(self._listeners)
                 next_due = min(self._next_due.values(), default=now + self._interval_s)

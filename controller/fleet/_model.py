@@ -26,6 +26,8 @@ from fleetnas.controller.fleet._errors import (
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+#: every token variable's name starts with this (see :class:`Device`)
+TOKEN_ENV_PREFIX = "FLEETNAS_"
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
 
@@ -66,7 +68,9 @@ class Device:
     """How to reach one agent. Paths may be relative to the fleet file's folder.
 
     ``token_env`` names the environment variable that holds the agent's
-    token (``None``: no token). ``tls`` turns on TLS with the system's CAs;
+    token (``None``: no token); its name must start with ``FLEETNAS_``, so a
+    fleet file someone shares cannot make the controller send another of
+    your variables (``PATH``, a cloud key) to its address as a token. ``tls`` turns on TLS with the system's CAs;
     ``tls_ca`` (a CA bundle to verify the agent), ``tls_cert``/``tls_key``
     (a client certificate for mTLS) imply TLS. ``tls_server_name`` overrides
     the name checked against the agent's certificate (e.g. when connecting by
@@ -90,7 +94,15 @@ class Device:
         if self.token_env is not None and not _ENV_VAR.fullmatch(self.token_env):
             raise InvalidDevice(
                 f"token_env {self.token_env!r}: must be an environment variable name "
-                "(letters, digits, '_'), e.g. PI4_TOKEN; the token itself never goes in the file"
+                "(letters, digits, '_'), e.g. FLEETNAS_PI4_TOKEN; the token itself never goes "
+                "in the file"
+            )
+        if self.token_env is not None and not self.token_env.startswith(TOKEN_ENV_PREFIX):
+            raise InvalidDevice(
+                f"token_env {self.token_env!r}: token variables must be named "
+                f"{TOKEN_ENV_PREFIX}..., e.g. {TOKEN_ENV_PREFIX}{self.token_env}; rename the "
+                "variable: a fleet file may come from someone else, and this keeps it from "
+                "sending any other environment variable (PATH, cloud keys) to an agent"
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidDevice(

@@ -8,7 +8,7 @@ The format, version 1::
     name = "pi4-a"
     class = "pi4"
     address = "192.168.1.20:50051"
-    token_env = "PI4_TOKEN"        # the token is read from $PI4_TOKEN at connect time
+    token_env = "FLEETNAS_PI4_TOKEN"        # the token is read from $FLEETNAS_PI4_TOKEN at connect time
     tls_ca = "certs/fleet-ca.pem"  # paths are relative to this file's folder
 
 Keys of a device: ``name``, ``class``, ``address`` (required), ``token_env``,
@@ -113,6 +113,12 @@ def parse_fleet(text: str, path: Path) -> Fleet:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FleetFileError(path, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays/tables recursively; a fleet file needs two levels.
+        raise FleetFileError(
+            path, "values are nested too deeply to be a fleet file (see docs/fleet.md for the "
+            "format: [[devices]] tables of strings and booleans)"
+        ) from None
     version = doc.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise FleetFileError(

@@ -4,12 +4,12 @@
 
 1. **Enumerate** ``space.all_blocks()`` (every resolution the space is
    configured with), one job per distinct block key.
-2. **Export** each block to ONNX (:func:`fleetnas.controller.export.export_block`,
-   cached on disk) and record it in ``models`` with its origin:
-   ``space`` = the space *name* (block keys do not depend on the space's
-   configuration) and ``arch`` = ``"block:" + block key``. Everything is
-   exported before anything is measured, so a local device is not disturbed
-   by torch while it measures.
+2. **Export** each block to ONNX and record it in ``models`` with its origin
+   (:func:`fleetnas.controller.export.register_block`: ``space`` = the space
+   *name*, block keys do not depend on the space's configuration, and
+   ``arch`` = ``"block:" + block key``). Everything is exported before
+   anything is measured, so a local device is not disturbed by torch while
+   it measures.
 3. **Measure** all blocks in one scheduler batch. The scheduler answers what
    the cost DB already holds for this (model, device, settings) and measures
    the rest, recording each result as it arrives. So a build that is
@@ -32,8 +32,9 @@ from pathlib import Path
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.export import register_block
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
-from fleetnas.controller.lut._store import BLOCK_ARCH_PREFIX, LutEntry, LutInfo, LutStore
+from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
 from fleetnas.controller.scheduler import (
     Job,
     JobOutcome,
@@ -45,11 +46,6 @@ from fleetnas.controller.scheduler import (
 from fleetnas.controller.spaces import Block, SearchSpace
 
 _FLUSH_EVERY = 64
-
-
-def block_model_arch(block: Block) -> str:
-    """The ``models.arch`` value that marks a model as this block."""
-    return BLOCK_ARCH_PREFIX + block.key
 
 
 @dataclass(frozen=True)
@@ -84,22 +80,9 @@ def export_blocks(
     on_progress: ProgressCallback | None = None,
 ) -> list[ModelRef]:
     """Export each block and record its model with its origin; one ModelRef per block."""
-    from fleetnas.controller.export import export_block  # torch: only when building
-
     refs = []
-    origin_space = space.name
     for i, block in enumerate(blocks, start=1):
-        exported = export_block(space, block, cache_dir=cache_dir)
-        size = len(exported.onnx_bytes)
-        arch = block_model_arch(block)
-        known = db.get_model(exported.sha256)
-        if known is None or known.space != origin_space or known.arch != arch:
-            db.record_model(exported.sha256, size, space=origin_space, arch=arch)
-        if exported.path is not None:
-            # Only the path is kept: a batch of hundreds of blocks need not sit in memory.
-            refs.append(ModelRef(exported.sha256, size, path=exported.path))
-        else:
-            refs.append(ModelRef(exported.sha256, size, data=exported.onnx_bytes))
+        refs.append(register_block(db, space, block, cache_dir=cache_dir))
         if on_progress is not None:
             on_progress(LutProgress("export", i, len(blocks), block.key))
     return refs

@@ -29,17 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.costdb import RUN_LIMIT_FIELDS, CostDB, settings_from_dict
+from fleetnas.controller.export import register_arch
 from fleetnas.controller.lut._calibration import MIN_CALIBRATION_ARCHS, Calibration
 from fleetnas.controller.lut._errors import LutMismatch, MeasurementFailed
 from fleetnas.controller.lut._metrics import Accuracy, accuracy
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
 from fleetnas.controller.lut._store import LutInfo, LutReport, LutStore
-from fleetnas.controller.scheduler import Job, ModelRef, OutcomeStatus, Progress, Scheduler
+from fleetnas.controller.scheduler import Job, OutcomeStatus, Progress, Scheduler
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
 DEFAULT_CALIBRATION_N = 10
@@ -47,7 +46,6 @@ DEFAULT_EVAL_N = 100
 DEFAULT_CHECK_N = 5
 #: mean absolute percentage error (%) above which ``lut check`` calls a LUT stale
 DEFAULT_STALE_THRESHOLD = 10.0
-_RUN_LIMIT_FIELDS = ("timeout_s", "memory_cap_bytes")
 
 
 # -- arch sets ---------------------------------------------------------------------------
@@ -98,8 +96,8 @@ def space_of(lut: LutInfo) -> SearchSpace:
 
 def lut_request(lut: LutInfo, *, timeout_s: float | None = None) -> agent_pb2.BenchmarkSettings:
     """The LUT's resolved settings as a request (run limits dropped, ``timeout_s`` if given)."""
-    request = json_format.ParseDict(lut.settings, agent_pb2.BenchmarkSettings())
-    for name in _RUN_LIMIT_FIELDS:
+    request = settings_from_dict(lut.settings)
+    for name in RUN_LIMIT_FIELDS:
         request.ClearField(name)
     if timeout_s is not None:
         request.timeout_s = timeout_s
@@ -138,27 +136,12 @@ def measure_archs(
     Each arch's model is recorded with its origin (space identity, encoding,
     params, FLOPs).
     """
-    from fleetnas.controller.export import export_arch  # torch: only when measuring
-
     scheduler.fleet.get(lut.device)  # UnknownDevice before any export
     request = lut_request(lut, timeout_s=timeout_s)
-    identity = space.identity()
     jobs = []
     for i, arch in enumerate(archs, start=1):
-        exported = export_arch(space, arch, cache_dir=cache_dir)
+        ref = register_arch(db, space, arch, cache_dir=cache_dir)
         encoding = space.encode(arch)
-        size = len(exported.onnx_bytes)
-        known = db.get_model(exported.sha256)
-        if known is None or known.arch != encoding or known.space != identity:
-            db.record_model(
-                exported.sha256, size, space=identity, arch=encoding,
-                params=space.count_params(arch), flops=space.count_flops(arch),
-            )  # fmt: skip
-        ref = (
-            ModelRef(exported.sha256, size, path=exported.path)
-            if exported.path is not None
-            else ModelRef(exported.sha256, size, data=exported.onnx_bytes)
-        )
         jobs.append(Job.on_device(ref, lut.device, request, tag=encoding))
         if on_progress is not None:
             on_progress(LutProgress("export", i, len(archs), encoding))

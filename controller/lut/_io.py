@@ -41,7 +41,7 @@ from typing import Any
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.atomic_files import write_text_atomic
-from fleetnas.controller.costdb import CostDB, settings_hash
+from fleetnas.controller.costdb import CostDB, canonical_json, settings_hash
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import CalibrationError, LutFormatError, LutMismatch
 from fleetnas.controller.lut._settings import resolved_from_dict, settings_mismatches
@@ -62,15 +62,11 @@ _CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 def space_slug(space_name: str, space_config: Mapping[str, Any]) -> str:
     """The ``<space>`` part of an export file name (module docstring)."""
     if not space_config:
         return space_name
-    digest = hashlib.sha256(_dumps(dict(space_config)).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(canonical_json(dict(space_config)).encode()).hexdigest()[:8]
     return f"{space_name}-{digest}"
 
 
@@ -189,10 +185,10 @@ def document_to_csv(doc: Mapping[str, Any]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_CSV_COLUMNS)
     space, device = doc["space"], doc["device"]
-    settings_json = _dumps(doc["settings"])
+    settings_json = canonical_json(doc["settings"])
     for e in doc["entries"]:
         cells = {
-            "space": space["name"], "space_config": _dumps(space["config"]),
+            "space": space["name"], "space_config": canonical_json(space["config"]),
             "space_version": space["version"], "device": device["name"],
             "device_class": device.get("class") or "", "settings_hash": doc["settings_hash"],
             "settings": settings_json, "kind": e["block_key"].split("|", 1)[0], **e,

@@ -16,13 +16,14 @@ from typing import Any
 from google.protobuf import json_format
 
 from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.costdb import RUN_LIMIT_FIELDS, settings_from_dict
 
-_IGNORED = frozenset({"timeout_s", "memory_cap_bytes"})
+_IGNORED = frozenset(RUN_LIMIT_FIELDS)
 
 
 def resolved_from_dict(settings: Mapping[str, Any]) -> agent_pb2.BenchmarkSettings:
     """A LUT's settings dict as a message; raises ``json_format.ParseError``."""
-    return json_format.ParseDict(dict(settings), agent_pb2.BenchmarkSettings())
+    return settings_from_dict(dict(settings))
 
 
 def is_empty_request(request: agent_pb2.BenchmarkSettings) -> bool:

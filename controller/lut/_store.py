@@ -16,34 +16,46 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb import LOCAL_SOURCE, CostDB
+from fleetnas.controller.costdb import (
+    LOCAL_SOURCE,
+    CorruptRow,
+    CostDB,
+    canonical_json,
+    named_row,
+)
+from fleetnas.controller.export import BLOCK_ARCH_PREFIX
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import AmbiguousLut, LutNotFound
 from fleetnas.controller.lut._metrics import Accuracy
 from fleetnas.controller.lut._settings import settings_mismatches
 
+__all__ = ["BLOCK_ARCH_PREFIX", "LutEntry", "LutInfo", "LutReport", "LutStore"]
+
 STATUSES = ("building", "complete")
-#: the ``models.arch`` of a block's ONNX model is this prefix + its block key
-BLOCK_ARCH_PREFIX = "block:"
 REPORT_KINDS = ("eval", "check")
 
 _LUT_COLUMNS = (
-    "id, space, space_name, space_config, space_version, device, settings_hash, settings, "
-    "status, blocks_total, calibration, source, created_at, updated_at, "
-    "(SELECT count(*) FROM lut_entries AS e WHERE e.lut_id = luts.id)"
+    "*, (SELECT count(*) FROM lut_entries AS e WHERE e.lut_id = luts.id) AS entries"
 )
-_REPORT_COLUMNS = (
-    "id, lut_id, kind, created_at, n, within_5, within_10, rmspe, mape, max_ape, kendall_tau, "
-    "threshold, stale, calibration, details"
-)
+_ACCURACY_FIELDS = tuple(f.name for f in fields(Accuracy))
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _json(row: Mapping[str, Any], table: str, column: str) -> Any:
+    """The JSON value of ``row[column]`` (``None`` for NULL); raises CorruptRow."""
+    text = row[column]
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError as exc:
+        raise CorruptRow(table, row["id"], column, exc) from exc
+
+
+def _calibration(row: Mapping[str, Any], table: str) -> Calibration | None:
+    data = _json(row, table, "calibration")
+    return None if data is None else Calibration.from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -85,14 +97,16 @@ class LutInfo:
         return f"{self.space} on {self.device} (settings {self.settings_hash})"
 
     @classmethod
-    def _from_row(cls, row: tuple[Any, ...]) -> LutInfo:
-        calibration = None if row[10] is None else Calibration.from_dict(json.loads(row[10]))
+    def _from_row(cls, row: Mapping[str, Any]) -> LutInfo:
+        """From a ``luts`` row (by column name) with its ``entries`` count."""
         return cls(
-            id=row[0], space=row[1], space_name=row[2], space_config=json.loads(row[3]),
-            space_version=row[4], device=row[5], settings_hash=row[6],
-            settings=json.loads(row[7]), status=row[8], blocks_total=row[9],
-            calibration=calibration, source=row[11], created_at=row[12], updated_at=row[13],
-            entries=row[14],
+            id=row["id"], space=row["space"], space_name=row["space_name"],
+            space_config=_json(row, "luts", "space_config"), space_version=row["space_version"],
+            device=row["device"], settings_hash=row["settings_hash"],
+            settings=_json(row, "luts", "settings"), status=row["status"],
+            blocks_total=row["blocks_total"], calibration=_calibration(row, "luts"),
+            source=row["source"], created_at=row["created_at"], updated_at=row["updated_at"],
+            entries=row["entries"],
         )  # fmt: skip
 
 
@@ -127,13 +141,14 @@ class LutReport:
     id: int | None = None
 
     @classmethod
-    def _from_row(cls, row: tuple[Any, ...]) -> LutReport:
+    def _from_row(cls, row: Mapping[str, Any]) -> LutReport:
+        """From a ``lut_reports`` row (by column name)."""
         return cls(
-            id=row[0], lut_id=row[1], kind=row[2], created_at=row[3],
-            accuracy=Accuracy(row[4], row[5], row[6], row[7], row[8], row[9], row[10]),
-            threshold=row[11], stale=bool(row[12]),
-            calibration=None if row[13] is None else Calibration.from_dict(json.loads(row[13])),
-            details=json.loads(row[14]),
+            id=row["id"], lut_id=row["lut_id"], kind=row["kind"], created_at=row["created_at"],
+            accuracy=Accuracy(**{name: row[name] for name in _ACCURACY_FIELDS}),
+            threshold=row["threshold"], stale=bool(row["stale"]),
+            calibration=_calibration(row, "lut_reports"),
+            details=_json(row, "lut_reports", "details"),
         )  # fmt: skip
 
 
@@ -174,20 +189,20 @@ class LutStore:
                 ON CONFLICT (space, device, settings_hash) DO UPDATE SET
                     blocks_total = excluded.blocks_total, updated_at = excluded.updated_at
                 """,
-                (space, space_name, _dumps(dict(space_config)), space_version, device,
-                 settings_hash, _dumps(dict(settings)), blocks_total, source, now, now),
+                (space, space_name, canonical_json(dict(space_config)), space_version, device,
+                 settings_hash, canonical_json(dict(settings)), blocks_total, source, now, now),
             )  # fmt: skip
-            row = conn.execute(
+            row = named_row(conn.execute(
                 f"SELECT {_LUT_COLUMNS} FROM luts "
                 "WHERE space = ? AND device = ? AND settings_hash = ?",
                 (space, device, settings_hash),
-            ).fetchone()
+            ))  # fmt: skip
+        assert row is not None
         return LutInfo._from_row(row)
 
     def get(self, lut_id: int) -> LutInfo:
         """The LUT with this id; raises LutNotFound."""
-        with self.db.read_snapshot() as conn:
-            row = conn.execute(f"SELECT {_LUT_COLUMNS} FROM luts WHERE id = ?", (lut_id,)).fetchone()
+        row = self.db.query_one(f"SELECT {_LUT_COLUMNS} FROM luts WHERE id = ?", (lut_id,))
         if row is None:
             raise LutNotFound(f"no LUT with id {lut_id}")
         return LutInfo._from_row(row)
@@ -214,8 +229,7 @@ class LutStore:
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY space, device, updated_at DESC, id DESC"
-        with self.db.read_snapshot() as conn:
-            rows = conn.execute(sql, [v for _, v in terms]).fetchall()
+        rows = self.db.query(sql, [v for _, v in terms])
         return [LutInfo._from_row(r) for r in rows]
 
     def select(
@@ -278,7 +292,7 @@ class LutStore:
 
     def set_calibration(self, lut_id: int, calibration: Calibration | None) -> None:
         """Store (or clear, with ``None``) the LUT's calibration."""
-        text = None if calibration is None else _dumps(calibration.to_dict())
+        text = None if calibration is None else canonical_json(calibration.to_dict())
         with self.db.write_transaction() as conn:
             conn.execute(
                 "UPDATE luts SET calibration = ?, updated_at = ? WHERE id = ?",
@@ -338,13 +352,12 @@ class LutStore:
 
     def entries(self, lut_id: int) -> dict[str, LutEntry]:
         """The LUT's entries by block key (sorted by key)."""
-        with self.db.read_snapshot() as conn:
-            rows = conn.execute(
-                "SELECT block_key, model_sha256, latency_ms, measurement_uid FROM lut_entries "
-                "WHERE lut_id = ? ORDER BY block_key",
-                (lut_id,),
-            ).fetchall()
-        return {r[0]: LutEntry(*r) for r in rows}
+        rows = self.db.query(
+            "SELECT block_key, model_sha256, latency_ms, measurement_uid FROM lut_entries "
+            "WHERE lut_id = ? ORDER BY block_key",
+            (lut_id,),
+        )
+        return {r["block_key"]: LutEntry(**r) for r in rows}
 
     # -- reports ------------------------------------------------------------------------
 
@@ -353,15 +366,20 @@ class LutStore:
         if report.kind not in REPORT_KINDS:
             raise ValueError(f"report kind {report.kind!r}: choose one of {REPORT_KINDS}")
         acc = report.accuracy
-        calibration = None if report.calibration is None else _dumps(report.calibration.to_dict())
+        calibration = (
+            None if report.calibration is None else canonical_json(report.calibration.to_dict())
+        )
+        values = {
+            "lut_id": report.lut_id, "kind": report.kind, "created_at": report.created_at,
+            **acc.to_dict(), "threshold": report.threshold, "stale": int(report.stale),
+            "calibration": calibration, "details": canonical_json(report.details),
+        }  # fmt: skip
         with self.db.write_transaction() as conn:
             cursor = conn.execute(
-                f"INSERT INTO lut_reports ({_REPORT_COLUMNS.removeprefix('id, ')}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (report.lut_id, report.kind, report.created_at, acc.n, acc.within_5,
-                 acc.within_10, acc.rmspe, acc.mape, acc.max_ape, acc.kendall_tau,
-                 report.threshold, int(report.stale), calibration, _dumps(report.details)),
-            )  # fmt: skip
+                f"INSERT INTO lut_reports ({', '.join(values)}) "
+                f"VALUES ({', '.join(':' + name for name in values)})",
+                values,
+            )
         return LutReport(
             lut_id=report.lut_id, kind=report.kind, accuracy=acc, created_at=report.created_at,
             threshold=report.threshold, stale=report.stale, calibration=report.calibration,
@@ -370,7 +388,7 @@ class LutStore:
 
     def reports(self, lut_id: int, *, kind: str | None = None, limit: int | None = None) -> list[LutReport]:
         """The LUT's reports (of one kind when given), newest first."""
-        sql = f"SELECT {_REPORT_COLUMNS} FROM lut_reports WHERE lut_id = ?"
+        sql = "SELECT * FROM lut_reports WHERE lut_id = ?"
         params: list[Any] = [lut_id]
         if kind is not None:
             sql += " AND kind = ?"
@@ -379,9 +397,7 @@ class LutStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        with self.db.read_snapshot() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [LutReport._from_row(r) for r in rows]
+        return [LutReport._from_row(r) for r in self.db.query(sql, params)]
 
     def last_report(self, lut_id: int, kind: str) -> LutReport | None:
         """The newest report of ``kind``, or ``None``."""

@@ -14,6 +14,7 @@ See :mod:`fleetnas.controller.scheduler._scheduler` for the guarantees.
 """
 
 from fleetnas.controller.scheduler._cache import CacheLookup, resolve_for
+from fleetnas.controller.scheduler._hostlock import HostLocks
 from fleetnas.controller.scheduler._jobs import (
     Attempt,
     Job,
@@ -24,6 +25,7 @@ from fleetnas.controller.scheduler._jobs import (
     Progress,
     Target,
 )
+from fleetnas.controller.scheduler._retry import OverloadBackoff, RetryPolicy, is_overloaded
 from fleetnas.controller.scheduler._scheduler import (
     DEFAULT_DEVICE_WAIT_S,
     DEFAULT_MAX_RETRIES,
@@ -37,15 +39,19 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "Attempt",
     "CacheLookup",
+    "HostLocks",
     "Job",
     "JobOutcome",
     "ModelChanged",
     "ModelRef",
     "NoDeviceAvailable",
     "OutcomeStatus",
+    "OverloadBackoff",
     "Progress",
     "ProgressCallback",
+    "RetryPolicy",
     "Scheduler",
     "Target",
+    "is_overloaded",
     "resolve_for",
 ]

@@ -15,16 +15,33 @@ other defaults, a device whose limits changed), the worst case is a miss and
 one extra measurement, never a wrong hit. A device never described has no
 measurements to hit, so it is simply a miss. Requests the resolution rejects
 (bad settings) are misses too: the agent gives the authoritative error.
+
+Stale hardware is not served: a hit must also have been measured on the
+device's current hardware (:attr:`Measurement.hardware_id` equal to the
+identity of the device's description, see :mod:`fleetnas.controller.costdb`).
+The description is the live one when the caller passes ``live`` (the
+heartbeats' latest, once a monitor runs), else the one stored in the DB, so
+an agent restarted as other hardware behind the same name misses as soon as
+anything has described it (a heartbeat, ``fleet status``, a measurement).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fleetnas.agent.errors import InvalidSettings
 from fleetnas.agent.settings import resolve_settings
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb import CostDB, Measurement, settings_hash
+from fleetnas.controller.costdb import (
+    CostDB,
+    Measurement,
+    hardware_id,
+    message_to_dict,
+    settings_hash,
+)
+
+#: ``live(device)``: the device's current description, or ``None`` to use the DB's
+LiveDescription = Callable[[str], "agent_pb2.DeviceDescription | None"]
 
 
 def resolve_for(
@@ -49,15 +66,23 @@ class CacheLookup:
     Not thread-safe; one per batch.
     """
 
-    def __init__(self, db: CostDB) -> None:
+    def __init__(self, db: CostDB, live: LiveDescription | None = None) -> None:
         self._db = db
+        self._live = live
         self._descriptions: dict[str, agent_pb2.DeviceDescription | None] = {}
+        self._hardware: dict[str, str | None] = {}
         self._hashes: dict[tuple[str, bytes], str | None] = {}
 
     def _description(self, device: str) -> agent_pb2.DeviceDescription | None:
         if device not in self._descriptions:
-            record = self._db.get_device(device)
-            self._descriptions[device] = None if record is None else record.description_proto()
+            description = self._live(device) if self._live is not None else None
+            if description is None:
+                record = self._db.get_device(device)
+                description = None if record is None else record.description_proto()
+            self._descriptions[device] = description
+            self._hardware[device] = (
+                None if description is None else hardware_id(message_to_dict(description))
+            )
         return self._descriptions[device]
 
     def settings_hash_for(self, device: str, request: agent_pb2.BenchmarkSettings) -> str | None:
@@ -77,7 +102,9 @@ class CacheLookup:
             s_hash = self.settings_hash_for(device, request)
             if s_hash is None:
                 continue
-            hit = self._db.lookup(model_sha256, device, s_hash)
+            hit = self._db.lookup(
+                model_sha256, device, s_hash, hardware_id=self._hardware[device]
+            )
             if hit is not None:
                 return hit
         return None

@@ -9,7 +9,9 @@
    takes a job only when its device is UP (heartbeats) and no other job is
    running on the same physical host (same ``host_fingerprint``): agents on
    one host never benchmark at the same time, because they would disturb each
-   other's timings; different hosts run in parallel. Class jobs are pulled by
+   other's timings; different hosts run in parallel. The host is also locked
+   across processes (a lock file per host fingerprint, see :mod:`._hostlock`),
+   so two controllers on one machine never benchmark one host at once. Class jobs are pulled by
    whichever idle device of the class gets there first, which spreads them.
 3. **Upload once.** Before a benchmark the worker asks the agent which models
    it has (HasModels) and uploads the model only if it is missing; a model is
@@ -21,9 +23,15 @@
    then the job fails with the last error. Errors that mean "the device is
    gone" (unreachable, draining, deadline, bad token, missing secret) also
    mark the device down at once; the heartbeat monitor marks it up again when
-   it answers, and the scheduler then uses it again. Permanent errors
-   (corrupt model, unsupported operator, invalid settings, benchmark timeout,
-   memory cap) are not retried. Failures are returned as data, never raised.
+   it answers, and the scheduler then uses it again. An overloaded agent
+   (too many concurrent calls) is asked again, on the same device and
+   without marking it down, after a bounded exponential backoff. A call in
+   flight on a device that the heartbeats mark down (an agent that froze:
+   SIGSTOP, a hung host) is cancelled at once and the job re-routed, instead
+   of waiting for the call's deadline (the job timeout + 120 s). Permanent
+   errors (corrupt model, unsupported operator, invalid settings, benchmark
+   timeout, memory cap) are not retried. Failures are returned as data,
+   never raised (see :mod:`._retry`).
 5. **Record.** Each result is written to the cost DB as soon as it arrives,
    so a crash of the controller loses nothing that finished.
 
@@ -33,61 +41,58 @@ come back, then fails with :class:`NoDeviceAvailable`.
 Threads: ``run`` may be called again after it returns, but not concurrently
 from two threads. The progress callback runs on the thread that called
 ``run``.
+
+The parts: :mod:`._placement` (the queue and the host locks),
+:mod:`._session` (a device's connection, upload, one attempt),
+:mod:`._retry` (which failures are retried where), :mod:`._recorder`
+(writing results) and :mod:`._cache` (the look-up); this module runs a
+batch through them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
-from fleetnas.agent.client import AgentClient
-from fleetnas.agent.errors import (
-    AgentDeadlineExceeded,
-    AgentError,
-    AgentUnavailable,
-    ModelNotFound,
-    ShuttingDown,
-    Unauthenticated,
-)
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb import LOCAL_SOURCE, CostDB, CostDBError
+from fleetnas.controller.costdb import LOCAL_SOURCE, CostDB, CostDBError, Measurement
 from fleetnas.controller.fleet import (
     ClientFactory,
+    DeviceHealth,
     Fleet,
-    FleetError,
     HeartbeatMonitor,
-    MissingSecret,
     error_reason,
 )
 from fleetnas.controller.scheduler._cache import CacheLookup
-from fleetnas.controller.scheduler._jobs import (
-    Attempt,
-    Job,
-    JobOutcome,
-    ModelChanged,
-    OutcomeStatus,
-    Progress,
+from fleetnas.controller.scheduler._hostlock import HostLocks
+from fleetnas.controller.scheduler._jobs import Job, JobOutcome, OutcomeStatus, Progress
+from fleetnas.controller.scheduler._placement import POLL_S, Placement, Task
+from fleetnas.controller.scheduler._recorder import Recorder
+from fleetnas.controller.scheduler._retry import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BACKOFF_S,
+    Decision,
+    OverloadBackoff,
+    RetryPolicy,
 )
+from fleetnas.controller.scheduler._session import AttemptResult, DeviceSession
+
+__all__ = [
+    "DEFAULT_DEVICE_WAIT_S",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_RETRY_BACKOFF_S",
+    "NoDeviceAvailable",
+    "ProgressCallback",
+    "Scheduler",
+]
 
 log = logging.getLogger("fleetnas.scheduler")
 
-DEFAULT_MAX_RETRIES = 2
 DEFAULT_DEVICE_WAIT_S = 30.0
-DEFAULT_RETRY_BACKOFF_S = 0.25
-_POLL_S = 0.25
-
-# Errors after which the device itself is suspect: mark it down, try elsewhere.
-_DEVICE_GONE: tuple[type[BaseException], ...] = (
-    AgentUnavailable,
-    AgentDeadlineExceeded,
-    ShuttingDown,
-    Unauthenticated,
-    MissingSecret,
-)
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -100,30 +105,12 @@ class NoDeviceAvailable(Exception):
         self.message = message
 
 
-@dataclass
-class _Task:
-    """A job in flight: where it may run, where it failed, when it may run next."""
-
-    index: int
-    job: Job
-    eligible: tuple[str, ...]
-    tried: list[str] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-    last_error: BaseException | None = None
-    ready_at: float = 0.0
-    stalled_since: float | None = None
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, _DEVICE_GONE):
-        return True
-    return isinstance(exc, AgentError) and exc.transient
-
-
 class Scheduler:
     """Runs benchmark jobs on a fleet and keeps every result in a cost DB.
 
-    ``fleet`` and ``db`` are required. ``factory`` builds clients with each
+    ``fleet`` and ``db`` are required. ``host_locks`` holds the hosts across
+    processes (default: :class:`HostLocks` in the per-user runtime dir).
+    ``factory`` builds clients with each
     device's secrets (default: :meth:`ClientFactory.for_fleet`). ``monitor``
     is a heartbeat monitor over the same fleet; if none is given the
     scheduler starts its own the first time a job needs a device (a batch of
@@ -145,17 +132,18 @@ class Scheduler:
         max_retries: int = DEFAULT_MAX_RETRIES,
         device_wait_s: float = DEFAULT_DEVICE_WAIT_S,
         retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S,
+        overload_backoff: OverloadBackoff | None = None,
         call_timeout_s: float = 30.0,
         heartbeat_interval_s: float = 2.0,
         heartbeat_backoff_max_s: float = 30.0,
         source: str = LOCAL_SOURCE,
+        host_locks: HostLocks | None = None,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.policy = RetryPolicy(
+            max_retries=max_retries, backoff_s=retry_backoff_s, overload=overload_backoff
+        )
         if not device_wait_s > 0:
             raise ValueError(f"device_wait_s must be > 0, got {device_wait_s}")
-        if retry_backoff_s < 0:
-            raise ValueError(f"retry_backoff_s must be >= 0, got {retry_backoff_s}")
         if monitor is not None and monitor.fleet is not fleet:
             raise ValueError("monitor watches another fleet than the scheduler's")
         self.fleet = fleet
@@ -170,15 +158,11 @@ class Scheduler:
         self._owns_monitor = monitor is None
         self._heartbeat_interval_s = heartbeat_interval_s
         self._heartbeat_backoff_max_s = heartbeat_backoff_max_s
-        self._clients: dict[str, AgentClient] = {}
-        self._uploaded: dict[str, set[str]] = {}
-        self._recorded_models: set[str] = set()
-        self._recorded_devices: dict[str, str] = {}
-        self._cv = threading.Condition()
-        self._pending: list[_Task] = []
-        self._inflight = 0
-        self._busy_hosts: set[str] = set()
-        self._stopping = False
+        self._sessions: dict[str, DeviceSession] = {}
+        self._recorder = Recorder(db, fleet, source=source)
+        self._placement = Placement(
+            self._device_usable, HostLocks() if host_locks is None else host_locks
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -197,9 +181,9 @@ class Scheduler:
 
     def close(self) -> None:
         """Close connections and stop the monitor if the scheduler started it."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
         if self._owns_monitor and self._monitor is not None:
             self._monitor.stop()
             self._monitor = None
@@ -218,30 +202,37 @@ class Scheduler:
             return tuple(d.name for d in self.fleet.in_class(job.target.name))
         return (self.fleet.get(job.target.name).name,)
 
-    def _lookup_devices(self, job: Job, eligible: Sequence[str]) -> list[str]:
-        if not job.target.is_class:
-            return list(eligible)
-        # Devices of the class the DB knows but the fleet file no longer lists
-        # still answer from the cache: devices of a class are interchangeable.
-        known = [d.name for d in self.db.list_devices(device_class=job.target.name)]
-        return list(dict.fromkeys([*eligible, *known]))
-
     def lookup(self, jobs: Sequence[Job]) -> list[JobOutcome | None]:
         """Cache only: a CACHED outcome per job found in the cost DB, else ``None``.
 
         Contacts no agent. Raises UnknownDevice / UnknownClass like :meth:`run`.
         """
-        cache = CacheLookup(self.db)
+        return self._cached(list(enumerate(jobs)), [self.eligible_devices(j) for j in jobs])
+
+    def _cached(
+        self, indexed: Sequence[tuple[int, Job]], eligible: Sequence[tuple[str, ...]]
+    ) -> list[JobOutcome | None]:
+        cache = CacheLookup(self.db, live=self._live_description)
         answers: list[JobOutcome | None] = []
-        for index, job in enumerate(jobs):
-            devices = self._lookup_devices(job, self.eligible_devices(job))
+        for (index, job), devices in zip(indexed, eligible, strict=True):
+            if job.target.is_class:
+                # Devices of the class the DB knows but the fleet file no longer lists
+                # still answer from the cache: devices of a class are interchangeable.
+                known = [d.name for d in self.db.list_devices(device_class=job.target.name)]
+                devices = tuple(dict.fromkeys([*devices, *known]))
             hit = cache.find(job.model.sha256, devices, job.settings)
             answers.append(
-                None
-                if hit is None
+                None if hit is None
                 else JobOutcome(index, job, OutcomeStatus.CACHED, hit.device, hit)
-            )
+            )  # fmt: skip
         return answers
+
+    def _live_description(self, name: str) -> agent_pb2.DeviceDescription | None:
+        """What the heartbeats last heard from an up device (``None``: no monitor runs yet)."""
+        if self._monitor is None or name not in self.fleet:
+            return None
+        health = self._monitor.health(name)
+        return health.description if health.up else None
 
     def run(
         self,
@@ -259,9 +250,8 @@ class Scheduler:
         against the device as it is now (``fleetnas lut check``).
         """
         jobs = list(jobs)
-        eligible = [self.eligible_devices(job) for job in jobs]
-        total = len(jobs)
-        outcomes: list[JobOutcome | None] = [None] * total
+        eligible = [self.eligible_devices(job) for job in jobs]  # once per job
+        outcomes: list[JobOutcome | None] = [None] * len(jobs)
         done = 0
 
         def report(outcome: JobOutcome) -> None:
@@ -269,56 +259,48 @@ class Scheduler:
             outcomes[outcome.index] = outcome
             done += 1
             if on_progress is not None:
-                on_progress(Progress(done, total, outcome))
+                on_progress(Progress(done, len(jobs), outcome))
 
         first_of: dict[tuple[str, bool, str, bytes], int] = {}
         duplicates: list[tuple[int, int]] = []
-        primaries: list[int] = []
         for index, job in enumerate(jobs):
-            key = job.identity()
-            if key in first_of:
-                duplicates.append((index, first_of[key]))
-            else:
-                first_of[key] = index
-                primaries.append(index)
-
+            primary = first_of.setdefault(job.identity(), index)
+            if primary != index:
+                duplicates.append((index, primary))
+        primaries = list(first_of.values())
         cached = (
-            self.lookup([jobs[i] for i in primaries]) if use_cache else [None] * len(primaries)
-        )
-        tasks: list[_Task] = []
+            self._cached([(i, jobs[i]) for i in primaries], [eligible[i] for i in primaries])
+            if use_cache else [None] * len(primaries)
+        )  # fmt: skip
+        tasks: list[Task] = []
         for index, hit in zip(primaries, cached, strict=True):
             if hit is not None:
-                report(JobOutcome(index, jobs[index], OutcomeStatus.CACHED, hit.device,
-                                  hit.measurement))
+                report(hit)
             else:
-                tasks.append(_Task(index, jobs[index], eligible[index]))
-
+                tasks.append(Task(index, jobs[index], eligible[index]))
         if tasks:
             for outcome in self._dispatch(tasks):
                 report(outcome)
-
         for index, primary in duplicates:
             source = outcomes[primary]
             assert source is not None
-            report(JobOutcome(index, jobs[index], source.status, source.device,
-                              source.measurement, source.error, (), duplicate_of=primary))
+            report(dataclasses.replace(source, index=index, job=jobs[index], attempts=(),
+                                       duplicate_of=primary))
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
 
     # -- dispatch -----------------------------------------------------------------------
 
-    def _dispatch(self, tasks: list[_Task]) -> Iterator[JobOutcome]:
-        """Run ``tasks`` on the worker threads; yield outcomes as they finish."""
+    def _dispatch(self, tasks: list[Task]) -> Iterator[JobOutcome]:
+        """Run ``tasks`` on one worker thread per eligible device; yield outcomes as they finish."""
         monitor = self.monitor
         devices = list(dict.fromkeys(name for t in tasks for name in t.eligible))
-        with self._cv:
-            self._pending = list(tasks)
-            self._inflight = 0
-            self._busy_hosts = set()
-            self._stopping = False
+        placement = self._placement
+        placement.start(tasks)
+        for name in devices:
+            self._session(name)  # all made here: the heartbeat listener reads them
         finished: queue.Queue[JobOutcome] = queue.Queue()
-        wake = self._wake_workers
-        monitor.add_listener(wake)
+        monitor.add_listener(self._on_health)
         workers = [
             threading.Thread(
                 target=self._worker, args=(name, finished), name=f"sched-{name}", daemon=True
@@ -331,229 +313,127 @@ class Scheduler:
         try:
             while remaining:
                 try:
-                    outcome = finished.get(timeout=_POLL_S)
+                    outcome = finished.get(timeout=POLL_S)
                 except queue.Empty:
-                    for stalled in self._fail_stalled():
-                        finished.put(stalled)
+                    for task in placement.stalled(self.device_wait_s):
+                        finished.put(self._no_device(task))
                     continue
                 remaining -= 1
                 yield outcome
         finally:
-            with self._cv:
-                self._stopping = True
-                self._pending.clear()
-                self._cv.notify_all()
-            monitor.remove_listener(wake)
+            placement.stop()
+            monitor.remove_listener(self._on_health)
             for worker in workers:
                 worker.join()
 
-    def _wake_workers(self, _health: object = None) -> None:
-        with self._cv:
-            self._cv.notify_all()
+    def _on_health(self, health: DeviceHealth) -> None:
+        """Heartbeat listener: re-check placement; cancel the call in flight on a device gone down."""
+        self._placement.wake()
+        session = self._sessions.get(health.name)
+        if not health.up and session is not None and session.cancel(health.reason or "down"):
+            log.warning("cancelled the call in flight on %s: heartbeats say %s",
+                        health.name, health.reason)
 
     def _device_usable(self, name: str) -> str | None:
         """The host fingerprint of ``name`` if it is up and described, else ``None``."""
         health = self.monitor.health(name)
         return health.host_fingerprint if health.up else None
 
-    def _fail_stalled(self) -> list[JobOutcome]:
-        """Fail pending jobs none of whose devices has been up for ``device_wait_s``."""
-        now = time.monotonic()
-        failed: list[_Task] = []
-        with self._cv:
-            for task in list(self._pending):
-                if any(self._device_usable(name) for name in task.eligible):
-                    task.stalled_since = None
-                    continue
-                if task.stalled_since is None:
-                    task.stalled_since = now
-                elif now - task.stalled_since >= self.device_wait_s:
-                    self._pending.remove(task)
-                    failed.append(task)
-        outcomes = []
-        for task in failed:
-            reasons = "; ".join(
-                f"{name}: {self.monitor.health(name).reason or 'down'}" for name in task.eligible
-            )
-            last = f"; last error: {error_reason(task.last_error)}" if task.last_error else ""
-            error = NoDeviceAvailable(
-                f"no device for {task.job.target} was up for {self.device_wait_s:g} s "
-                f"({reasons}){last}; check `fleetnas fleet status`"
-            )
-            outcomes.append(self._outcome(task, OutcomeStatus.FAILED, error=error))
-        return outcomes
+    def _no_device(self, task: Task) -> JobOutcome:
+        reasons = "; ".join(
+            f"{name}: {self.monitor.health(name).reason or 'down'}" for name in task.eligible
+        )
+        last = f"; last error: {error_reason(task.last_error)}" if task.last_error else ""
+        error = NoDeviceAvailable(
+            f"no device for {task.job.target} was up for {self.device_wait_s:g} s "
+            f"({reasons}){last}; check `fleetnas fleet status`"
+        )
+        return _outcome(task, OutcomeStatus.FAILED, error=error)
 
-    def _pick(self, name: str) -> _Task | None:
-        """The first pending task ``name`` may run now (lock held)."""
-        now = time.monotonic()
-        for task in self._pending:
-            if name not in task.eligible or task.ready_at > now:
-                continue
-            if name in task.tried:
-                # Retry on a device already tried only when no untried one is up.
-                others = [n for n in task.eligible if n not in task.tried]
-                if any(self._device_usable(n) for n in others):
-                    continue
-            return task
-        return None
+    def _session(self, name: str) -> DeviceSession:
+        session = self._sessions.get(name)
+        if session is None:
+            session = DeviceSession(
+                self.fleet.get(name), self._factory, call_timeout_s=self._call_timeout_s
+            )
+            self._sessions[name] = session
+        return session
 
     def _worker(self, name: str, finished: queue.Queue[JobOutcome]) -> None:
-        while True:
-            with self._cv:
-                while True:
-                    if self._stopping or (not self._pending and self._inflight == 0):
-                        self._cv.notify_all()
-                        return
-                    host = self._device_usable(name)
-                    if host is not None and host not in self._busy_hosts:
-                        task = self._pick(name)
-                        if task is not None:
-                            self._pending.remove(task)
-                            self._busy_hosts.add(host)
-                            self._inflight += 1
-                            break
-                    self._cv.wait(_POLL_S)
+        session = self._session(name)
+        placement = self._placement
+        while (claim := placement.claim(name)) is not None:
+            task, host = claim
             try:
-                result, error, attempt = self._attempt(name, task)
+                attempt = session.attempt(task.job)
             finally:
-                with self._cv:
-                    self._busy_hosts.discard(host)
-                    self._cv.notify_all()
+                placement.release_host(host)
             try:
-                outcome = self._settle(name, task, result, error, attempt)
+                outcome = self._settle(session, task, attempt)
             except Exception as exc:  # noqa: BLE001 -- a bug must fail one job, not hang the batch
                 log.exception("settling job %d on %s failed", task.index, name)
-                outcome = self._outcome(task, OutcomeStatus.FAILED, device=name, error=exc)
+                outcome = _outcome(task, OutcomeStatus.FAILED, device=name, error=exc)
             finally:
-                with self._cv:
-                    self._inflight -= 1
-                    self._cv.notify_all()
+                placement.finish()
             if outcome is not None:
                 finished.put(outcome)
 
-    # -- one attempt --------------------------------------------------------------------
+    # -- settling an attempt ------------------------------------------------------------
 
-    def _client(self, name: str) -> AgentClient:
-        client = self._clients.get(name)
-        if client is None:
-            client = self._factory.connect(self.fleet.get(name), call_timeout_s=self._call_timeout_s)
-            self._clients[name] = client
-        return client
-
-    def _drop_client(self, name: str) -> None:
-        client = self._clients.pop(name, None)
-        if client is not None:
-            client.close()
-
-    def _upload(self, name: str, client: AgentClient, task: _Task, *, force: bool) -> None:
-        sha = task.job.model.sha256
-        uploaded = self._uploaded.setdefault(name, set())
-        if not force and sha in uploaded:
-            return
-        if not force:
-            present, _ = client.has_models([sha])
-            if present:
-                uploaded.add(sha)
-                return
-        client.upload_model(task.job.model.read_bytes(), sha256=sha)
-        uploaded.add(sha)
-
-    def _attempt(
-        self, name: str, task: _Task
-    ) -> tuple[agent_pb2.BenchmarkResult | None, BaseException | None, Attempt]:
-        """Upload if needed and benchmark on ``name`` (host lock held by the caller)."""
-        started = time.time()
-        try:
-            client = self._client(name)
-            self._upload(name, client, task, force=False)
-            try:
-                result = client.benchmark(task.job.model.sha256, task.job.settings)
-            except ModelNotFound:
-                # The agent evicted it (cache budget) or restarted with an empty cache.
-                log.info("model %s is gone from %s; uploading it again",
-                         task.job.model.sha256[:12], name)
-                self._uploaded.get(name, set()).discard(task.job.model.sha256)
-                self._upload(name, client, task, force=True)
-                result = client.benchmark(task.job.model.sha256, task.job.settings)
-        except (AgentError, FleetError, ModelChanged, OSError) as exc:
-            return None, exc, Attempt(name, started, time.time(), error_reason(exc),
-                                      _is_retryable(exc))
-        except Exception as exc:  # noqa: BLE001 -- returned as data: one job fails, not the batch
-            log.exception("unexpected error running job %d on %s", task.index, name)
-            return None, exc, Attempt(name, started, time.time(), error_reason(exc), False)
-        return result, None, Attempt(name, started, time.time())
-
-    def _record(self, name: str, task: _Task, result: agent_pb2.BenchmarkResult):
-        """Write the device (when new or changed), the model and the measurement."""
-        device = self.fleet.get(name)
-        health = self.monitor.health(name)
-        fingerprint = result.host_fingerprint or health.host_fingerprint or ""
-        key = f"{device.device_class}|{device.address}|{fingerprint}"
-        if self._recorded_devices.get(name) != key:
-            self.db.upsert_device(
-                name,
-                device_class=device.device_class,
-                address=device.address,
-                host_fingerprint=fingerprint,
-                description=health.description,
-            )
-            self._recorded_devices[name] = key
-        model = task.job.model
-        if model.sha256 not in self._recorded_models:
-            self.db.record_model(model.sha256, model.size_bytes)
-            self._recorded_models.add(model.sha256)
-        return self.db.record_measurement(name, result, source=self.source)
-
-    def _settle(
-        self,
-        name: str,
-        task: _Task,
-        result: agent_pb2.BenchmarkResult | None,
-        error: BaseException | None,
-        attempt: Attempt,
-    ) -> JobOutcome | None:
+    def _settle(self, session: DeviceSession, task: Task, done: AttemptResult) -> JobOutcome | None:
         """Turn an attempt into an outcome, or requeue the task (returns ``None``)."""
-        task.attempts.append(attempt)
-        if result is not None:
-            try:
-                measurement = self._record(name, task, result)
-            except CostDBError as exc:
-                log.error("could not record a measurement of %s on %s: %s",
-                          task.job.model.sha256[:12], name, exc)
-                return self._outcome(task, OutcomeStatus.FAILED, device=name, error=exc)
-            return self._outcome(task, OutcomeStatus.MEASURED, device=name,
-                                 measurement=measurement)
+        name = session.name
+        if done.result is not None:
+            task.attempts.append(done.attempt)
+            return self._record(name, task, done.result)
+        error = done.error
         assert error is not None
+        task.attempts.append(dataclasses.replace(done.attempt,
+                                                 transient=self.policy.transient(error)))
         task.last_error = error
-        if isinstance(error, _DEVICE_GONE):
-            self._drop_client(name)
+        if self.policy.device_gone(error):
+            session.reset()
             self.monitor.report_failure(name, error_reason(error))
-        if not _is_retryable(error):
-            return self._outcome(task, OutcomeStatus.FAILED, device=name, error=error)
-        if len(task.attempts) > self.max_retries:
-            log.warning("job %d failed after %d attempts: %s", task.index, len(task.attempts),
-                        error_reason(error))
-            return self._outcome(task, OutcomeStatus.FAILED, device=name, error=error)
-        task.tried.append(name)
-        task.ready_at = time.monotonic() + self.retry_backoff_s * 2 ** (len(task.attempts) - 1)
+        verdict = self.policy.decide(error, len(task.attempts), task.overloads)
+        if verdict.decision is Decision.FAIL:
+            if self.policy.transient(error):
+                log.warning("job %d failed after %d attempts: %s", task.index,
+                            len(task.attempts), error_reason(error))
+            return _outcome(task, OutcomeStatus.FAILED, device=name, error=error)
+        if verdict.decision is Decision.SAME_DEVICE:
+            task.pinned = name
+            task.overloads += 1
+        else:
+            task.pinned = None
+            task.tried.append(name)
+        task.ready_at = time.monotonic() + verdict.delay_s
         log.info("retrying job %d (attempt %d failed on %s: %s)", task.index,
                  len(task.attempts), name, error_reason(error))
-        with self._cv:
-            if self._stopping:
-                return self._outcome(task, OutcomeStatus.FAILED, device=name, error=error)
-            self._pending.insert(0, task)
-            self._cv.notify_all()
+        if not self._placement.requeue(task):
+            return _outcome(task, OutcomeStatus.FAILED, device=name, error=error)
         return None
 
-    @staticmethod
-    def _outcome(
-        task: _Task,
-        status: OutcomeStatus,
-        *,
-        device: str | None = None,
-        measurement=None,
-        error: BaseException | None = None,
-    ) -> JobOutcome:
-        return JobOutcome(
-            task.index, task.job, status, device, measurement, error, tuple(task.attempts)
-        )
+    def _record(self, name: str, task: Task, result: agent_pb2.BenchmarkResult) -> JobOutcome:
+        try:
+            measurement = self._recorder.record(
+                name, task.job, result, self.monitor.health(name).description,
+                self._session(name).describe,
+            )
+        except CostDBError as exc:
+            log.error("could not record a measurement of %s on %s: %s",
+                      task.job.model.sha256[:12], name, exc)
+            return _outcome(task, OutcomeStatus.FAILED, device=name, error=exc)
+        return _outcome(task, OutcomeStatus.MEASURED, device=name, measurement=measurement)
+
+
+def _outcome(
+    task: Task,
+    status: OutcomeStatus,
+    *,
+    device: str | None = None,
+    measurement: Measurement | None = None,
+    error: BaseException | None = None,
+) -> JobOutcome:
+    return JobOutcome(
+        task.index, task.job, status, device, measurement, error, tuple(task.attempts)
+    )

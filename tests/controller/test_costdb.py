@@ -294,3 +294,44 @@ def test_bulk_insert_streams_and_creates_model_rows(db: CostDB) -> None:
     assert db.count_measurements() == 6
     for i in range(3):
         assert db.get_model(sha_of(f"m{i}")) is not None
+
+
+def test_a_measurement_writes_its_model_row_once_with_the_size(db: CostDB) -> None:
+    result = make_result("sized")
+    db.record_measurement("pi-1", result, size_bytes=4321)
+    model = db.get_model(result.model_sha256)
+    assert model is not None and model.size_bytes == 4321
+    again = make_result("sized", started_at=1_800_000_000.0)
+    writes = db.db.conn.total_changes
+    db.record_measurement("pi-1", again, size_bytes=4321)
+    assert db.db.conn.total_changes == writes + 1  # the measurement; the model row is known
+    stub = make_result("unsized")
+    db.record_measurement("pi-1", stub)
+    stored = db.get_model(stub.model_sha256)
+    assert stored is not None and stored.size_bytes is None
+
+
+def test_measurements_carry_the_hardware_of_their_device(db: CostDB) -> None:
+    description = agent_pb2.DeviceDescription(
+        host_fingerprint="host-1", board_model="Raspberry Pi 4",
+        cpu=agent_pb2.CpuInfo(architecture="aarch64", model="Cortex-A72", logical_cores=4),
+        runtime=agent_pb2.RuntimeInfo(available_providers=["CPUExecutionProvider"]),
+    )
+    db.upsert_device("pi-1", device_class="pi4", address="10.0.0.5:1", host_fingerprint="host-1",
+                     description=description)
+    device = db.get_device("pi-1")
+    assert device is not None and device.hardware_id is not None
+    stored = db.record_measurement("pi-1", make_result("hw"))
+    assert stored.hardware_id == device.hardware_id
+    # a result from another host than the described one: its hardware is not known
+    other = db.record_measurement("pi-1", make_result("hw2", host_fingerprint="host-2"))
+    assert other.hardware_id is None
+    # another board behind the same name: other hardware, a miss
+    description.board_model = "Raspberry Pi 5"
+    db.upsert_device("pi-1", device_class="pi4", address="10.0.0.5:1", host_fingerprint="host-1",
+                     description=description)
+    new = db.get_device("pi-1")
+    assert new is not None and new.hardware_id != device.hardware_id
+    h = stored.settings_hash
+    assert db.lookup(stored.model_sha256, "pi-1", h, hardware_id=device.hardware_id) == stored
+    assert db.lookup(stored.model_sha256, "pi-1", h, hardware_id=new.hardware_id) is None

@@ -208,3 +208,29 @@ def test_a_cache_hit_does_not_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True
     )
     assert done.stdout.strip() == first.sha256
+
+
+def test_register_records_each_origin_once_and_returns_a_path_ref(tmp_path: Path) -> None:
+    from fleetnas.controller.costdb import CostDB
+    from fleetnas.controller.export import register_arch, register_block
+
+    configured = NB201Space(num_classes=3)
+    arch = configured.sample(random.Random(4))
+    block = configured.blocks(arch)[0]
+    with CostDB(tmp_path / "cost.db") as db:
+        ref = register_arch(db, configured, arch, cache_dir=tmp_path / "onnx")
+        model = db.get_model(ref.sha256)
+        assert model is not None and ref.path is not None and ref.data is None
+        assert (model.space, model.arch) == (configured.identity(), configured.encode(arch))
+        assert model.params == configured.count_params(arch) and model.flops is not None
+        assert model.size_bytes == ref.size_bytes == ref.path.stat().st_size
+        block_ref = register_block(db, configured, block, cache_dir=tmp_path / "onnx")
+        block_model = db.get_model(block_ref.sha256)
+        assert block_model is not None
+        # a block's bytes depend on its key only: its origin is the space name
+        assert (block_model.space, block_model.arch) == ("nb201", "block:" + block.key)
+        assert block_model.params is None
+        writes = db.db.conn.total_changes
+        assert register_arch(db, configured, arch, cache_dir=tmp_path / "onnx") == ref
+        assert register_block(db, configured, block, cache_dir=tmp_path / "onnx") == block_ref
+        assert db.db.conn.total_changes == writes  # known already: read, not written

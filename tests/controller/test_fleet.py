@@ -38,9 +38,9 @@ def _free_port() -> int:
 
 def test_fleet_file_round_trip_keeps_every_field(tmp_path: Path) -> None:
     fleet = Fleet.of([
-        Device("pi4-a", "pi4", "192.168.1.20:50051", token_env="PI4_TOKEN"),
+        Device("pi4-a", "pi4", "192.168.1.20:50051", token_env="FLEETNAS_PI4_TOKEN"),
         Device("jetson", "orin", "[::1]:50052", tls=True),
-        Device("x86.1", "x86", "build-box.lan:9000", token_env="X86_TOKEN",
+        Device("x86.1", "x86", "build-box.lan:9000", token_env="FLEETNAS_X86_TOKEN",
                tls_ca="certs/ca.pem", tls_cert="c.pem", tls_key="k.pem",
                tls_server_name="agent.internal"),
     ])
@@ -57,7 +57,7 @@ paths = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s)
 
 @settings(max_examples=60, deadline=None)
 @given(
-    name=names, cls=names, port=st.integers(1, 65535), env=st.none() | st.just("SOME_TOKEN"),
+    name=names, cls=names, port=st.integers(1, 65535), env=st.none() | st.just("FLEETNAS_SOME_TOKEN"),
     tls=st.booleans(), ca=st.none() | paths,
 )
 def test_dump_then_parse_is_identity(name, cls, port, env, tls, ca) -> None:
@@ -85,6 +85,11 @@ def test_a_literal_token_in_the_file_is_refused_with_a_hint(tmp_path: Path) -> N
         ("version = 2\n", "version 2"),
         ("[[devices]\n", "not valid TOML"),
         ('[[devices]]\nname="a"\nclass="c"\naddress="h:1"\n' * 2, "already in the fleet"),
+        # a shared file must not name any variable of yours as the token to send
+        ('[[devices]]\nname="a"\nclass="c"\naddress="h:1"\ntoken_env="PATH"\n',
+         "must be named FLEETNAS_..., e.g. FLEETNAS_PATH"),
+        ("x = " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        ("x = " + "{a=" * 3000 + "1" + "}" * 3000 + "\n", "nested too deeply"),
     ],
 )
 def test_malformed_fleet_files_name_the_problem(tmp_path: Path, body: str, match: str) -> None:
@@ -127,11 +132,11 @@ def test_fleet_lookups_and_edits() -> None:
 
 
 def test_secrets_come_from_env_at_connect_time(tmp_path: Path) -> None:
-    device = Device("pi", "pi4", "127.0.0.1:1", token_env="PI_TOKEN")
+    device = Device("pi", "pi4", "127.0.0.1:1", token_env="FLEETNAS_PI_TOKEN")
     factory = ClientFactory(base_dir=tmp_path, env={})
-    with pytest.raises(MissingSecret, match="export PI_TOKEN="):
+    with pytest.raises(MissingSecret, match="export FLEETNAS_PI_TOKEN="):
         factory.connect(device)
-    assert ClientFactory(env={"PI_TOKEN": "t0k"}).token_for(device) == "t0k"
+    assert ClientFactory(env={"FLEETNAS_PI_TOKEN": "t0k"}).token_for(device) == "t0k"
     tls_device = Device("pi", "pi4", "127.0.0.1:1", tls_ca="ca.pem")
     with pytest.raises(MissingSecret, match="tls_ca"):
         factory.connect(tls_device)
@@ -144,9 +149,9 @@ def test_probe_of_a_dead_address_is_down_with_a_reason_not_an_exception() -> Non
     result = probe_device(device, ClientFactory(env={}), timeout_s=1.0)
     assert not result.up
     assert result.reason and result.reason.startswith("unreachable")
-    missing = probe_device(Device("s", "cpu", "127.0.0.1:1", token_env="NOPE_TOKEN"),
+    missing = probe_device(Device("s", "cpu", "127.0.0.1:1", token_env="FLEETNAS_NOPE_TOKEN"),
                            ClientFactory(env={}), timeout_s=1.0)
-    assert not missing.up and "NOPE_TOKEN" in (missing.reason or "")
+    assert not missing.up and "FLEETNAS_NOPE_TOKEN" in (missing.reason or "")
 
 
 def test_backoff_doubles_and_is_bounded() -> None:

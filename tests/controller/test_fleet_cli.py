@@ -35,10 +35,10 @@ def _dead_address() -> str:
 def test_fleet_add_list_status_remove(runner: CliRunner, tmp_path: Path, agents: AgentPool):
     (agent,) = agents.start(1, token=TOKEN)
     cli = fleetnas_cli()
-    env = {"COLUMNS": "250", "LIVE_TOKEN": TOKEN}
+    env = {"COLUMNS": "250", "FLEETNAS_LIVE_TOKEN": TOKEN}
 
     added = runner.invoke(cli, ["fleet", "add", "live", "--address", agent.address, "--class",
-                                "cpu", "--token-env", "LIVE_TOKEN"], env=env)
+                                "cpu", "--token-env", "FLEETNAS_LIVE_TOKEN"], env=env)
     assert added.exit_code == 0, added.output
     assert "up" in added.output
     dead = runner.invoke(cli, ["fleet", "add", "dead", "--address", _dead_address(),
@@ -49,7 +49,7 @@ def test_fleet_add_list_status_remove(runner: CliRunner, tmp_path: Path, agents:
 
     listed = runner.invoke(cli, ["fleet", "list"], env=env)
     assert listed.exit_code == 0
-    assert "$LIVE_TOKEN" in listed.output and "dead" in listed.output
+    assert "$FLEETNAS_LIVE_TOKEN" in listed.output and "dead" in listed.output
 
     status = runner.invoke(cli, ["fleet", "status", "--timeout", "1"], env=env)
     assert status.exit_code == 0, status.output
@@ -60,9 +60,9 @@ def test_fleet_add_list_status_remove(runner: CliRunner, tmp_path: Path, agents:
     assert "(1/2 up)" in status.output
 
     # Without the token in the environment, the device is down and says which variable to set.
-    no_token = runner.invoke(cli, ["fleet", "status", "--json"], env={"LIVE_TOKEN": ""})
+    no_token = runner.invoke(cli, ["fleet", "status", "--json"], env={"FLEETNAS_LIVE_TOKEN": ""})
     entries = {e["name"]: e for e in json.loads(no_token.stdout)}
-    assert not entries["live"]["up"] and "export LIVE_TOKEN=" in entries["live"]["reason"]
+    assert not entries["live"]["up"] and "export FLEETNAS_LIVE_TOKEN=" in entries["live"]["reason"]
 
     with CostDB(tmp_path / "fleetnas.db") as db:
         record = db.get_device("live")
@@ -84,7 +84,7 @@ def test_fleet_add_list_status_remove(runner: CliRunner, tmp_path: Path, agents:
 
 def test_tokens_reach_the_agent_but_never_the_db(agents: AgentPool, tmp_path: Path) -> None:
     (agent,) = agents.start(1, token=TOKEN)
-    fleet = fleet_of([agent], token_env="AGENT_TOKEN_FOR_TEST", path=tmp_path / "fleet.toml")
+    fleet = fleet_of([agent], token_env="FLEETNAS_AGENT_TOKEN_FOR_TEST", path=tmp_path / "fleet.toml")
     model = onnx_models.mlp(16, 1, seed=11)
     db_path = tmp_path / "cost.db"
     with CostDB(db_path) as db:
@@ -93,12 +93,40 @@ def test_tokens_reach_the_agent_but_never_the_db(agents: AgentPool, tmp_path: Pa
             (refused,) = scheduler.run([Job.on_device(model, "a0", tiny_settings())])
         assert refused.status is OutcomeStatus.FAILED
         assert isinstance(refused.error, NoDeviceAvailable)
-        assert "export AGENT_TOKEN_FOR_TEST=" in refused.error.message
+        assert "export FLEETNAS_AGENT_TOKEN_FOR_TEST=" in refused.error.message
 
-        factory = ClientFactory.for_fleet(fleet, env={"AGENT_TOKEN_FOR_TEST": TOKEN})
+        factory = ClientFactory.for_fleet(fleet, env={"FLEETNAS_AGENT_TOKEN_FOR_TEST": TOKEN})
         with Scheduler(fleet, db, factory=factory) as scheduler:
             (ok,) = scheduler.run([Job.on_device(model, "a0", tiny_settings())])
         assert ok.status is OutcomeStatus.MEASURED
         db.export_jsonl(tmp_path / "export.jsonl")
     for path in [*tmp_path.glob("cost.db*"), tmp_path / "export.jsonl"]:
         assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_fleet_status_says_when_a_device_became_other_hardware(
+    runner: CliRunner, agents: AgentPool
+) -> None:
+    (agent,) = agents.start(1, host_fingerprints=["board-A"])
+    cli = fleetnas_cli()
+    added = runner.invoke(cli, ["fleet", "add", "pi", "--address", agent.address,
+                                "--class", "cpu"])
+    assert added.exit_code == 0, added.output
+    same = runner.invoke(cli, ["fleet", "status", "--json"])
+    assert [e["hardware_changed"] for e in json.loads(same.stdout)] == [None]
+
+    agent.stop()
+    agent.host_fingerprint = "board-B"
+    agent = agents.restart(agent)
+    table = runner.invoke(cli, ["fleet", "status"], env={"COLUMNS": "250"})
+    assert "hardware changed" in table.output and "new device history" in table.output
+
+    agent.stop()
+    agent.host_fingerprint = "board-C"
+    agent = agents.restart(agent)
+    changed = runner.invoke(cli, ["fleet", "status", "--json"])
+    (entry,) = json.loads(changed.stdout)
+    assert entry["up"] and "host fingerprint 'board-B' -> 'board-C'" in entry["hardware_changed"]
+    # recorded: the next status compares with board-C
+    again = runner.invoke(cli, ["fleet", "status", "--json"])
+    assert [e["hardware_changed"] for e in json.loads(again.stdout)] == [None]

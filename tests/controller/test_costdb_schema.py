@@ -1,0 +1,94 @@
+"""The schema stated once: tables from the records' fields, and files written before still open."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fleetnas.controller.costdb import LATEST_VERSION, CostDB, Device, Measurement, Model
+from fleetnas.controller.lut import LutStore
+
+V3_DUMP = Path(__file__).parent / "data" / "costdb_v3.sql"
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> dict[str, tuple[str, int, int]]:
+    """name -> (type, notnull, pk) of every column of ``table``."""
+    return {r[1]: (r[2], r[3], r[5]) for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+@pytest.fixture
+def v3_file(tmp_path: Path) -> Path:
+    """A database written by fleetnas at schema version 3 (before the schema came from fields)."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V3_DUMP.read_text())
+    return path
+
+
+def test_a_database_written_before_opens_and_reads_back_by_name(v3_file: Path) -> None:
+    with CostDB(v3_file) as db:
+        assert db.schema_version == LATEST_VERSION
+        (device,) = db.list_devices()
+        assert device.name == "pi-1" and device.host_fingerprint == "host-1"
+        assert device.description is not None and device.description["cpu"]["model"] == "Test CPU"
+        rows = db.measurements()
+        assert [m.device for m in rows] == ["pi-1", "pi-1", "gone-1"]
+        assert [m.method for m in rows] == ["plain", "paired", "plain"]
+        assert all(m.validate() is m for m in rows)  # uid and settings hash still match
+        model = db.get_model(rows[0].model_sha256)
+        assert model is not None and model.arch == "|a|" and model.size_bytes == 1234
+        (lut,) = LutStore(db).find()
+        assert lut.entries == 1 and LutStore(db).entries(lut.id)["conv|3"].latency_ms == 1.5
+        history = [r[0] for r in db.db.execute("SELECT version FROM migrations ORDER BY version")]
+    assert history == list(range(1, LATEST_VERSION + 1))
+
+
+def test_the_record_tables_are_the_records_fields(v3_file: Path, tmp_path: Path) -> None:
+    with CostDB(tmp_path / "new.db") as fresh, CostDB(v3_file) as upgraded:
+        for cls in (Device, Model, Measurement):
+            names = [c.name for c in cls.COLUMNS]
+            new = _columns(fresh.db.conn, cls.TABLE)
+            assert sorted(new) == sorted(names)
+            # a file created before has the same columns, types and constraints
+            assert _columns(upgraded.db.conn, cls.TABLE) == new
+        measurements = _columns(fresh.db.conn, "measurements")
+    assert measurements["id"] == ("INTEGER", 0, 1)  # the rowid
+    assert measurements["samples_ms"] == ("TEXT", 1, 0)
+    assert measurements["freq_before_mhz"] == ("REAL", 0, 0)
+
+
+def test_the_upgrade_stamps_old_measurements_with_their_devices_hardware(v3_file: Path) -> None:
+    with CostDB(v3_file) as db:
+        device = db.get_device("pi-1")
+        assert device is not None and device.hardware_id is not None
+        by_device = {m.device: m.hardware_id for m in db.measurements()}
+        # same host fingerprint as the device's description: that hardware
+        assert by_device["pi-1"] == device.hardware_id
+        # no device row to say what it ran on: unknown, so it no longer serves the cache
+        assert by_device["gone-1"] is None
+        plain = db.measurements(device="pi-1")[0]
+        assert db.lookup(plain.model_sha256, "pi-1", plain.settings_hash,
+                         hardware_id=device.hardware_id) == plain
+        assert db.lookup(plain.model_sha256, "pi-1", plain.settings_hash,
+                         hardware_id="0" * 16) is None
+
+
+def test_an_export_from_before_hardware_ids_imports(v3_file: Path, tmp_path: Path) -> None:
+    export = tmp_path / "old.jsonl"
+    with CostDB(v3_file) as db:
+        db.export(export)
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    lines[0]["version"] = 1  # as fleetnas wrote it before measurements had a hardware_id
+    for line in lines[1:]:
+        line.pop("hardware_id", None)
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with CostDB(tmp_path / "new.db") as db:
+        report = db.import_file(export)
+        assert report.added == 3
+        device = db.get_device("pi-1")
+        assert device is not None
+        assert {m.device: m.hardware_id for m in db.measurements()} == {
+            "pi-1": device.hardware_id, "gone-1": None}
