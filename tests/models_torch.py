@@ -118,14 +118,19 @@ def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
 
 # --- a tiny net, training, export ----------------------------------------------------
 class TinyDigitsNet(nn.Sequential):
-    """For 8x8 inputs: conv 3x3 1->8, ReLU, conv 3x3/2 8->16, ReLU, flatten, linear 256->10 (no BN)."""
+    """For 8x8 inputs: conv 3x3 1->8, ReLU, conv 3x3/2 8->16, ReLU, flatten, linear 256->10 (no BN).
 
-    def __init__(self, classes: int = 10, channels: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(16 * 4 * 4, classes),
-        )  # fmt: skip
+    Its initial weights come from ``seed`` (torch's global RNG is left as it was).
+    """
+
+    def __init__(self, classes: int = 10, channels: int = 1, *, seed: int = 0) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            super().__init__(
+                nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Flatten(), nn.Linear(16 * 4 * 4, classes),
+            )  # fmt: skip
 
 
 def train_briefly(

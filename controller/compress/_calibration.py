@@ -53,7 +53,11 @@ _DATASET_KEYS = frozenset({"x_train", "y_train", "x_val", "y_val"})
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
-    """Calibration batches (input name -> array), where they came from, and whether they are random."""
+    """Calibration batches (input name -> array), where they came from, and whether they are random.
+
+    The factories below copy the data in and make the arrays read-only, so the
+    hash stays true to the batches.
+    """
 
     batches: tuple[Mapping[str, np.ndarray], ...]
     source: str
@@ -144,7 +148,9 @@ def calibration_from_arrays(
                     f"the model's input takes {want}"
                 )
             array = array.astype(want)
-        data[name] = np.ascontiguousarray(array)
+        owned = np.array(array, order="C", copy=True)  # the caller may go on changing its array
+        owned.flags.writeable = False
+        data[name] = owned
     counts = {name: a.shape[0] if a.ndim else 0 for name, a in data.items()}
     n = min(counts.values())
     if n == 0 or len(set(counts.values())) != 1:
