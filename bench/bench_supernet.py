@@ -59,9 +59,15 @@ def _archs(space: NB201Space, n: int, seed: int) -> list[NB201Arch]:
 
 
 def _progress(every: int) -> Any:
+    losses: list[float] = []
+
     def report(p: SupernetProgress) -> None:
-        if p.step == p.steps and p.epoch % every == 0:
-            print(f"  epoch {p.epoch}/{p.epochs}  loss {p.loss:.3f}  {p.seconds:.0f} s", flush=True)
+        losses.append(p.loss)
+        if p.step == p.steps:
+            mean = sum(losses) / len(losses)
+            losses.clear()
+            if p.epoch % every == 0:
+                print(f"  epoch {p.epoch}/{p.epochs}  mean loss {mean:.3f}  {p.seconds:.0f} s", flush=True)
 
     return report
 

@@ -10,6 +10,7 @@ import torch
 
 from fleetnas.controller.accuracy import load_digits
 from fleetnas.controller.accuracy.supernet import (
+    ElasticBatchNorm2d,
     EvalConfig,
     MBv3Supernet,
     PreparedData,
@@ -70,6 +71,21 @@ def test_materialised_subnets_give_the_supernet_logits(
         x = digits_data.train_inputs(torch.arange(30), shape)
         with torch.no_grad():
             assert torch.allclose(module(x), net(x, arch), atol=1e-5, rtol=0), SPACE.encode(arch)
+
+
+def test_elastic_batch_norm_uses_and_updates_only_the_first_channels() -> None:
+    bn = ElasticBatchNorm2d(16, momentum=None)
+    x = torch.randn(6, 8, 5, 5) * 3 + 2
+    bn.train()
+    out = bn(x)
+    assert torch.allclose(bn.running_mean[:8], x.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.equal(bn.running_mean[8:], torch.zeros(8))
+    assert torch.equal(bn.running_var[8:], torch.ones(8))
+    reference = torch.nn.functional.batch_norm(x, None, None, training=True)
+    assert torch.allclose(out, reference, atol=1e-5)
+    bn.eval()
+    assert torch.allclose(bn(x[:, :4]), (x[:, :4] - bn.running_mean[:4, None, None])
+                          / torch.sqrt(bn.running_var[:4, None, None] + bn.eps), atol=1e-5)  # fmt: skip
 
 
 def test_elastic_choices_take_the_first_channels_and_the_centre_kernel() -> None:

@@ -118,8 +118,14 @@ def test_trained_once_then_reused(tmp_path: Path, digits: Dataset) -> None:
     # the manifest's figure is what the estimator computes from the stored weights
     estimator = SupernetEstimator(reused, digits, eval_config=EVAL)
     assert estimator.estimate(SPACE, reused.net.largest()) == m.accuracy["largest"]
-    scores = evaluate_archs(estimator, [SPACE.sample(random.Random(i)) for i in range(3)])
+    archs = [SPACE.sample(random.Random(i)) for i in range(3)]
+    events: list[SupernetProgress] = []
+    scores = evaluate_archs(estimator, archs, progress=events.append)
     assert [0.0 <= s.accuracy <= 1.0 and s.seconds > 0 for s in scores] == [True] * 3
+    assert [(e.phase, e.step, e.steps, e.detail) for e in events] == [
+        ("eval", i + 1, 3, SPACE.encode(a)) for i, a in enumerate(archs)
+    ]
+    assert [e.loss for e in events] == [s.accuracy for s in scores]
 
 
 def test_killed_training_resumes_to_the_same_weights(
