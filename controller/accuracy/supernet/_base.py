@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from fleetnas.controller.accuracy._torch_utils import fit_head, input_chw
+from fleetnas.controller.accuracy.supernet._errors import SupernetError
 from fleetnas.controller.spaces import SearchSpace
 
 
@@ -80,7 +81,7 @@ class Supernet(nn.Module, abc.ABC):
         example = torch.zeros((2, *self.input_chw(arch)))
         module, width = fit_head(module, self.num_classes, example)
         if width != self.num_classes:
-            raise ValueError(
+            raise SupernetError(
                 f"{self.space.identity()} builds {width} logits, the supernet {self.num_classes}"
             )
         with torch.no_grad():
