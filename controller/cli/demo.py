@@ -193,7 +193,7 @@ def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) 
 
                 bound = _bound(luts["cpu-1t"], space, seed)
                 constraint = f"latency[cpu-1t] <= {bound:g} ms"
-                targets = [Target(name, "class", _settings_dict(_request(size, threads)))
+                targets = [Target.device_class(name, _settings_dict(_request(size, threads)))
                            for name, threads in CLASSES]
                 config = SearchConfig.build(
                     space="nb201", space_config=size.space_config, targets=targets,

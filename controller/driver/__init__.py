@@ -11,7 +11,7 @@ killed search resumes where it was::
         SchedulerMeasurer, SearchConfig, SearchDriver, Target)
 
     config = SearchConfig.build(
-        space="nb201", targets=[Target("pi4", "class", {"intra_op_threads": 1})],
+        space="nb201", targets=[Target.device_class("pi4", {"intra_op_threads": 1})],
         objectives=["accuracy"], constraints=["latency[pi4] <= 30 ms"],
         accuracy="naswot", mode="hybrid", budget=200, seed=0)
     driver = SearchDriver.create(config, db=db, measurer=SchedulerMeasurer(scheduler, db))
@@ -28,6 +28,7 @@ from fleetnas.controller.driver._accuracy import (
     is_expensive,
     make_estimator,
 )
+from fleetnas.controller.driver._candidates import CandidateState
 from fleetnas.controller.driver._config import (
     MODES,
     SETTING_KEYS,
@@ -50,6 +51,8 @@ from fleetnas.controller.driver._errors import (
     SearchConfigError,
     SearchNotFound,
 )
+from fleetnas.controller.driver._evaluation import Evaluation
+from fleetnas.controller.driver._hybrid import Hybrid
 from fleetnas.controller.driver._luts import find_lut_predictor
 from fleetnas.controller.driver._measure import (
     PERMANENT_ERRORS,
@@ -67,6 +70,8 @@ from fleetnas.controller.driver._predict import (
     ValuePredictor,
 )
 from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
+from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
+from fleetnas.controller.driver._sources import LutPredicted, Measured, PredictingSource
 from fleetnas.controller.driver._store import (
     CandidateRecord,
     Counters,
@@ -82,12 +87,19 @@ __all__ = [
     "CallableMeasurer",
     "CandidateMeasurement",
     "CandidateRecord",
+    "CandidateState",
     "Counters",
     "DriverError",
+    "Evaluation",
+    "Hybrid",
     "HybridOptions",
+    "LatencySource",
+    "LutPredicted",
     "LutValuePredictor",
     "MeasureRequest",
+    "Measured",
     "Measurer",
+    "PredictingSource",
     "Prediction",
     "ProgressCallback",
     "RidgeSurrogate",
@@ -102,6 +114,7 @@ __all__ = [
     "SearchRecord",
     "SearchResult",
     "SearchStore",
+    "SourceSetup",
     "SurrogateValuePredictor",
     "Target",
     "TargetResult",
@@ -112,6 +125,7 @@ __all__ = [
     "could_enter_front",
     "find_lut_predictor",
     "is_expensive",
+    "latency_source_class",
     "make_estimator",
     "parse_target",
     "strategy_from_spec",

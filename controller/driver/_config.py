@@ -24,6 +24,8 @@ from fleetnas.agent.settings_args import build_settings
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.driver._accuracy import check_accuracy_spec
 from fleetnas.controller.driver._errors import SearchConfigError
+from fleetnas.controller.driver._source import BUILTIN_SOURCES, LatencySource, latency_source_class
+from fleetnas.controller.scheduler import Target as Placement
 from fleetnas.controller.search import (
     AgingEvolutionStrategy,
     NSGA2Strategy,
@@ -35,7 +37,8 @@ from fleetnas.controller.search import (
     split_name,
 )
 
-MODES = ("measured", "lut", "hybrid")
+#: the built-in latency sources (``--mode``)
+MODES = tuple(BUILTIN_SOURCES)
 TARGET_KINDS = ("device", "class")
 ACCURACY_COSTS = ("auto", "cheap", "expensive")
 CONFIG_FORMAT = "fleetnas.search-config/1"
@@ -66,21 +69,23 @@ def _settings_dict(request: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Target:
-    """A device (``kind="device"``) or class (``kind="class"``) plus a settings request.
+    """Where one latency objective is measured: a placement plus a settings request.
 
-    ``settings`` is a ``BenchmarkSettings`` request in its JSON form (proto
-    field names; unset fields take the agent's defaults). ``label`` names the
-    objective when given (``latency[label]``), else ``name`` does.
+    ``where`` is the scheduler's placement (:class:`fleetnas.controller.scheduler.Target`:
+    one device, or any device of a class); ``settings`` is a
+    ``BenchmarkSettings`` request in its JSON form (proto field names; unset
+    fields take the agent's defaults). ``label`` names the objective when
+    given (``latency[label]``), else the placement's name does. Build with
+    :meth:`device` or :meth:`device_class`.
     """
 
-    name: str
-    kind: str = "device"
+    where: Placement
     settings: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in TARGET_KINDS:
-            raise SearchConfigError(f"target {self.name!r}: kind {self.kind!r}, expected device or class")
+        if not isinstance(self.where, Placement):
+            raise SearchConfigError(f"target {self.where!r}: expected a scheduler Target")
         try:
             split_name(f"latency[{self.key}]")
         except ValueError as exc:
@@ -90,6 +95,32 @@ class Target:
         except json_format.ParseError as exc:
             raise SearchConfigError(f"target {self.key!r}: bad settings {dict(self.settings)!r}: {exc}") from exc
 
+    @classmethod
+    def device(cls, name: str, settings: Mapping[str, Any] | None = None,
+               label: str | None = None) -> Target:
+        """The device ``name`` of the fleet."""
+        return cls(Placement.device(name), dict(settings or {}), label)
+
+    @classmethod
+    def device_class(cls, name: str, settings: Mapping[str, Any] | None = None,
+                     label: str | None = None) -> Target:
+        """Any device of the class ``name``."""
+        return cls(Placement.device_class(name), dict(settings or {}), label)
+
+    @property
+    def name(self) -> str:
+        """The device's or the class's name."""
+        return self.where.name
+
+    @property
+    def is_class(self) -> bool:
+        return self.where.is_class
+
+    @property
+    def kind(self) -> str:
+        """``"class"`` or ``"device"`` (as stored and printed)."""
+        return "class" if self.is_class else "device"
+
     @property
     def key(self) -> str:
         """The qualifier of this target's objectives."""
@@ -98,10 +129,6 @@ class Target:
     @property
     def objective(self) -> str:
         return f"latency[{self.key}]"
-
-    @property
-    def is_class(self) -> bool:
-        return self.kind == "class"
 
     def request(self) -> agent_pb2.BenchmarkSettings:
         """The benchmark settings request sent with every job of this target."""
@@ -121,8 +148,17 @@ class Target:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
-        return cls(str(data["name"]), str(data.get("kind", "device")),
-                   dict(data.get("settings") or {}), data.get("label"))
+        return cls.of_kind(str(data["name"]), str(data.get("kind", "device")),
+                           data.get("settings"), data.get("label"))
+
+    @classmethod
+    def of_kind(cls, name: str, kind: str, settings: Mapping[str, Any] | None = None,
+                label: str | None = None) -> Target:
+        """``kind`` is ``"device"`` or ``"class"`` (the stored and typed spelling)."""
+        if kind not in TARGET_KINDS:
+            raise SearchConfigError(f"target {name!r}: kind {kind!r}, expected device or class")
+        make = cls.device_class if kind == "class" else cls.device
+        return make(name, settings, label)
 
 
 def parse_target(
@@ -168,7 +204,7 @@ def parse_target(
     if override.providers:
         del request.providers[:]
     request.MergeFrom(override)
-    return Target(name, kind, _settings_dict(request), label)
+    return Target.of_kind(name, kind, _settings_dict(request), label)
 
 
 @dataclass(frozen=True)
@@ -322,8 +358,7 @@ class SearchConfig:
 
         ``extra_names`` are values the caller computes itself (callables).
         """
-        if self.mode not in MODES:
-            raise SearchConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        source = latency_source_class(self.mode)
         if self.accuracy_cost not in ACCURACY_COSTS:
             raise SearchConfigError(
                 f"accuracy_cost {self.accuracy_cost!r}: choose one of {', '.join(ACCURACY_COSTS)}"
@@ -334,7 +369,7 @@ class SearchConfig:
             raise SearchConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
         if self.accuracy is not None:
             check_accuracy_spec(self.accuracy)
-        if not self.targets and self.mode != "measured":
+        if not self.targets and source.needs_targets:
             raise SearchConfigError(f"mode {self.mode}: needs at least one --device or --class")
         keys = [t.key for t in self.targets]
         duplicated = sorted({k for k in keys if keys.count(k) > 1})
@@ -348,10 +383,11 @@ class SearchConfig:
             raise SearchConfigError(f"objectives {objective_names}: names must be unique")
         extra = set(extra_names)
         for name in [*objective_names, *(parse_constraint(c).name for c in self.constraints)]:
-            self._check_computable(name, keys, extra)
+            self._check_computable(name, keys, extra, source)
         strategy_from_spec(self.strategy)
 
-    def _check_computable(self, name: str, keys: Sequence[str], extra: set[str]) -> None:
+    def _check_computable(self, name: str, keys: Sequence[str], extra: set[str],
+                          source: type[LatencySource]) -> None:
         if name in extra:
             return
         base, qualifier = split_name(name)
@@ -368,8 +404,11 @@ class SearchConfig:
                     f"{name}: no target {qualifier!r} (targets: {', '.join(keys) or 'none'}); "
                     "add --device or --class"
                 )
-            if base == "peak_memory" and self.mode != "measured":
-                raise SearchConfigError(f"{name}: peak memory is only known in --mode measured")
+            if base == "peak_memory" and not source.knows_peak_memory:
+                modes = [m for m in BUILTIN_SOURCES if latency_source_class(m).knows_peak_memory]
+                raise SearchConfigError(
+                    f"{name}: peak memory is only known in --mode {' or '.join(modes)}"
+                )
             return
         if name in ANALYTIC:
             return

@@ -36,7 +36,7 @@ from fleetnas.controller.search import dominates
 from fleetnas.controller.spaces import get_space
 
 SPACE = get_space("nb201")
-TARGETS = [Target("pi", "class", {"intra_op_threads": 1}), Target("orin")]
+TARGETS = [Target.device_class("pi", {"intra_op_threads": 1}), Target.device("orin")]
 
 
 def _jitter(encoding: str, salt: str) -> float:
@@ -112,7 +112,7 @@ def test_config_round_trips_and_adds_a_latency_objective_per_target() -> None:
         ({"objectives": ["accuracy", "peak_memory[pi]"], "mode": "hybrid"}, "only known in --mode measured"),
         ({"computed": [], "accuracy": None}, "no estimator"),
         ({"accuracy": "nas", "computed": []}, "expected naswot"),
-        ({"targets": [Target("a"), Target("a")]}, "appear twice"),
+        ({"targets": [Target.device("a"), Target.device("a")]}, "appear twice"),
         ({"strategy": {"kind": "bayes"}}, "choose nsga2"),
     ],
 )
