@@ -42,7 +42,7 @@ from fleetnas.controller.cli._space import space_options
 from fleetnas.controller.cli.fleet import db_path_of, fleet_option
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
-    MODES,
+    LATENCY_SOURCES,
     DriverError,
     HybridOptions,
     SchedulerMeasurer,
@@ -54,8 +54,11 @@ from fleetnas.controller.driver import (
     SearchResult,
     SearchStore,
     Target,
+    estimator_usages,
     find_lut_predictor,
+    latency_source_class,
     parse_target,
+    strategy_spec,
 )
 from fleetnas.controller.fleet import Fleet
 from fleetnas.controller.lut import LatencyPredictor, LutError
@@ -71,7 +74,7 @@ from fleetnas.controller.report import (
     write_json,
 )
 from fleetnas.controller.scheduler import Scheduler
-from fleetnas.controller.search import SearchEngine
+from fleetnas.controller.search import SearchEngine, available_strategies
 from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -242,7 +245,7 @@ def lut_predictors(
     db: CostDB, space: SearchSpace, config: SearchConfig, fleet: Fleet | None
 ) -> dict[str, LatencyPredictor]:
     """A LUT predictor for every target that has a LUT (modes lut and hybrid)."""
-    if config.mode == "measured":
+    if not latency_source_class(config.mode).uses_luts:
         return {}
     found = {}
     for target in config.targets:
@@ -321,15 +324,6 @@ def _plot_path(search_id: int | None, plot_path: Path | None, no_plot: bool) -> 
     return plot_path or Path(f"fleetnas-search-{search_id}.png")
 
 
-def _strategy(kind: str, population: int, sample_size: int | None) -> dict[str, Any]:
-    if kind == "nsga2":
-        return {"kind": "nsga2", "population_size": population}
-    if kind == "aging":
-        size = sample_size if sample_size is not None else min(10, population)
-        return {"kind": "aging", "population_size": population, "sample_size": size}
-    return {"kind": "random"}
-
-
 def bench_request(o: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
     """The settings request shared by every target (``--seed`` is the search's own)."""
     return settings_from_values(o, seed=False, shapes=False)
@@ -360,22 +354,25 @@ def _targets(devices: Sequence[str], classes: Sequence[str], setting_values: dic
               help="Objective besides latency[TARGET] (added for every target): accuracy "
               "(default), params, flops, peak_memory[TARGET]; repeatable.")
 @click.option("--accuracy", "accuracy", default="naswot", show_default=True, metavar="SPEC",
-              help="naswot, synflow, train:DATA[,epochs=N] (DATA: digits, synthetic, .npz, "
-              "image folder) or plugin:MODULE:FUNCTION.")
+              help=f"{', '.join(estimator_usages())} (DATA: digits, synthetic, .npz, "
+              "image folder).")
 @click.option("--accuracy-cost", type=click.Choice(["auto", "cheap", "expensive"]), default="auto",
               show_default=True, help="Expensive accuracy is predicted too in hybrid mode "
               "(auto: training is expensive).")
 @click.option("--constraint", "constraints", multiple=True, metavar="TEXT",
               help="E.g. 'latency[pi4] <= 30 ms' or 'params <= 5 M'; repeatable.")
-@click.option("--strategy", type=click.Choice(["nsga2", "aging", "random"]), default="nsga2",
-              show_default=True, help="NSGA-II, aging (regularized) evolution, or random search.")
+@click.option("--strategy", type=click.Choice(available_strategies()), default="nsga2",
+              show_default=True, help="NSGA-II, aging (regularized) evolution, random search, "
+              "or a registered strategy.")
 @click.option("--population", default=20, show_default=True, type=click.IntRange(min=2),
               help="Population size (NSGA-II, aging evolution).")
 @click.option("--sample-size", type=click.IntRange(min=1),
               help="Tournament size of aging evolution [default: 10, at most the population].")
-@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
-              help="measured: every candidate on every target; lut: LUT predictions only; "
-              "hybrid: predict all, measure what could enter the front.")
+@click.option("--mode", type=click.Choice(LATENCY_SOURCES.names()), default="hybrid",
+              show_default=True,
+              help="Latency source. measured: every candidate on every target; lut: LUT "
+              "predictions only; hybrid: predict all, measure what could enter the front; "
+              "or a registered source.")
 @click.option("--budget", type=click.IntRange(min=1), help="Candidates to evaluate [default: 100].")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the search: the same seed and measurements give the same search "
@@ -437,7 +434,8 @@ def _new(ctx: click.Context, console: Console, o: dict[str, Any]) -> None:
             space=o["space_flags"].name, space_config=o["space_flags"].config(),
             targets=targets, objectives=objectives, constraints=o["constraints"],
             accuracy=o["accuracy"], accuracy_cost=o["accuracy_cost"],
-            strategy=_strategy(o["strategy"], o["population"], o["sample_size"]),
+            strategy=strategy_spec(o["strategy"], population_size=o["population"],
+                                   sample_size=o["sample_size"]),
             mode=o["mode"], budget=o["budget"] or 100, seed=o["seed"],
             batch_size=o["batch_size"],
             hybrid=HybridOptions(z=o["hybrid_z"], warmup=o["hybrid_warmup"]), local=o["local"],
@@ -460,8 +458,8 @@ def _new(ctx: click.Context, console: Console, o: dict[str, Any]) -> None:
 
 @contextmanager
 def _measuring(db: CostDB, config: SearchConfig, o: dict[str, Any]) -> Iterator[Scheduler | None]:
-    """The scheduler measuring modes need (None for mode lut)."""
-    if config.mode == "lut":
+    """The scheduler a measuring latency source needs (None for one that never measures)."""
+    if not latency_source_class(config.mode).measures:
         yield None
     elif config.local:
         with local_scheduler(db, max_retries=o["max_retries"],

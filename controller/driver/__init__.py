@@ -24,7 +24,11 @@ See ``docs/search.md``. Only the names in ``__all__`` are API.
 from __future__ import annotations
 
 from fleetnas.controller.driver._accuracy import (
+    ACCURACY_GROUP,
+    ESTIMATOR_KINDS,
+    EstimatorKind,
     check_accuracy_spec,
+    estimator_usages,
     is_expensive,
     make_estimator,
 )
@@ -37,6 +41,7 @@ from fleetnas.controller.driver._config import (
     Target,
     parse_target,
     strategy_from_spec,
+    strategy_spec,
 )
 from fleetnas.controller.driver._driver import (
     ProgressCallback,
@@ -70,7 +75,14 @@ from fleetnas.controller.driver._predict import (
     ValuePredictor,
 )
 from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
-from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
+from fleetnas.controller.driver._source import (
+    LATENCY_SOURCES,
+    SOURCE_GROUP,
+    LatencySource,
+    SourceSetup,
+    UnknownLatencySource,
+    latency_source_class,
+)
 from fleetnas.controller.driver._sources import LutPredicted, Measured, PredictingSource
 from fleetnas.controller.driver._store import (
     CandidateRecord,
@@ -81,6 +93,10 @@ from fleetnas.controller.driver._store import (
 from fleetnas.controller.driver._surrogate import RidgeSurrogate, arch_features
 
 __all__ = [
+    "ACCURACY_GROUP",
+    "ESTIMATOR_KINDS",
+    "LATENCY_SOURCES",
+    "SOURCE_GROUP",
     "MODES",
     "PERMANENT_ERRORS",
     "SETTING_KEYS",
@@ -90,6 +106,7 @@ __all__ = [
     "CandidateState",
     "Counters",
     "DriverError",
+    "EstimatorKind",
     "Evaluation",
     "Hybrid",
     "HybridOptions",
@@ -117,16 +134,19 @@ __all__ = [
     "SourceSetup",
     "SurrogateValuePredictor",
     "Target",
+    "UnknownLatencySource",
     "TargetResult",
     "ValuePredictor",
     "arch_features",
     "check_accuracy_spec",
     "constraint_dominates",
     "could_enter_front",
+    "estimator_usages",
     "find_lut_predictor",
     "is_expensive",
     "latency_source_class",
     "make_estimator",
     "parse_target",
     "strategy_from_spec",
+    "strategy_spec",
 ]

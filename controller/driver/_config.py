@@ -13,6 +13,7 @@ intra-op threads are two targets); each gives the objective
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,14 +28,16 @@ from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.driver._source import BUILTIN_SOURCES, LatencySource, latency_source_class
 from fleetnas.controller.scheduler import Target as Placement
 from fleetnas.controller.search import (
-    AgingEvolutionStrategy,
-    NSGA2Strategy,
+    STRATEGY_GROUP,
     Objective,
-    RandomStrategy,
     Strategy,
+    StrategyPluginError,
+    UnknownStrategy,
+    available_strategies,
     parse_constraint,
     parse_objective,
     split_name,
+    strategy_class,
 )
 
 #: the built-in latency sources (``--mode``)
@@ -245,21 +248,38 @@ class HybridOptions:
 
 
 def strategy_from_spec(spec: Mapping[str, Any]) -> Strategy:
-    """``{"kind": "nsga2", "population_size": 20}`` (or ``aging`` / ``random``) -> Strategy."""
+    """``{"kind": "nsga2", "population_size": 20}`` -> Strategy: the registered
+    strategy of that kind, built with the other keys as keyword arguments."""
     options = {k: v for k, v in spec.items() if k != "kind"}
-    kind = spec.get("kind")
+    kind = str(spec.get("kind"))
+    cls = _strategy_class(kind)
     try:
-        if kind == NSGA2Strategy.kind:
-            return NSGA2Strategy(**options)
-        if kind == AgingEvolutionStrategy.kind:
-            return AgingEvolutionStrategy(**options)
-        if kind == RandomStrategy.kind:
-            if options:
-                raise ValueError(f"random search takes no options, got {options}")
-            return RandomStrategy()
+        return cls(**options)
     except (TypeError, ValueError) as exc:
         raise SearchConfigError(f"strategy {dict(spec)!r}: {exc}") from exc
-    raise SearchConfigError(f"strategy kind {kind!r}: choose nsga2, aging or random")
+
+
+def _strategy_class(kind: str) -> type[Strategy]:
+    try:
+        return strategy_class(kind)
+    except UnknownStrategy:
+        raise SearchConfigError(
+            f"strategy kind {kind!r}: choose {', '.join(available_strategies())} (others "
+            f"register in the entry-point group {STRATEGY_GROUP!r})"
+        ) from None
+    except StrategyPluginError as exc:
+        raise SearchConfigError(str(exc)) from exc
+
+
+def strategy_spec(kind: str, **knobs: Any) -> dict[str, Any]:
+    """A strategy spec from generic knobs (``population_size``, ``sample_size``...).
+
+    Only the knobs the strategy's constructor takes, and that are not
+    ``None``, are kept: ``strategy_spec("random", population_size=20)`` is
+    ``{"kind": "random"}``. SearchConfigError for an unknown kind.
+    """
+    accepted = inspect.signature(_strategy_class(kind)).parameters
+    return {"kind": kind, **{k: v for k, v in knobs.items() if k in accepted and v is not None}}
 
 
 def _canonical_objective(text: str | Objective) -> str:
@@ -432,13 +452,12 @@ class SearchConfig:
         return strategy_from_spec(self.strategy)
 
     def effective_batch_size(self) -> int:
-        """Candidates asked per step: ``batch_size``, else NSGA-II's population, else 5 / 10."""
+        """Candidates asked per step: ``batch_size``, else the strategy's
+        :meth:`~fleetnas.controller.search.Strategy.default_batch_size` (NSGA-II:
+        its population; aging evolution: 5; random: 10)."""
         if self.batch_size is not None:
             return self.batch_size
-        kind = self.strategy.get("kind")
-        if kind == NSGA2Strategy.kind:
-            return int(self.strategy.get("population_size", 20))
-        return 5 if kind == AgingEvolutionStrategy.kind else 10
+        return self.make_strategy().default_batch_size()
 
     def with_budget(self, budget: int) -> SearchConfig:
         """The same search with another budget (validated: a positive integer)."""

@@ -33,6 +33,7 @@ class Hybrid(PredictingSource):
     name = "hybrid"
     summary = "predict all, measure what could enter the front"
     measures = True
+    uses_luts = True
     defers_expensive = True
     uses_features = True
 

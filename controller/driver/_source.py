@@ -25,18 +25,26 @@ What the driver relies on:
 Sources are found by name in the registry :data:`LATENCY_SOURCES`: the
 built-in ``measured``, ``lut`` and ``hybrid``, and any class another
 distribution registers in the entry-point group ``fleetnas.latency_sources``
-(see :mod:`fleetnas.controller.registry`). A new source (a few-shot
-predictor, a remote runtime) is a new class there; the driver does not
-change. Not thread-safe: one driver thread.
+(see :mod:`fleetnas.controller.registry`)::
+
+    [project.entry-points."fleetnas.latency_sources"]
+    fewshot = "mypkg.latency:FewShot"       # class FewShot(LatencySource), name = "fewshot"
+
+A new source (a few-shot predictor, a remote runtime) is a new class there;
+the driver and the CLI (``--mode fewshot``) do not change. Not thread-safe:
+one driver thread.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
-from collections.abc import Callable, Mapping
+import importlib.metadata
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
+
+from fleetnas.controller.driver._errors import SearchConfigError
+from fleetnas.controller.registry import Registry, subclass_check
 
 if TYPE_CHECKING:
     from fleetnas.controller.driver._candidates import CandidateState
@@ -72,6 +80,8 @@ class LatencySource(abc.ABC):
     summary: ClassVar[str]
     #: measures candidates: the driver must be given a Measurer
     measures: ClassVar[bool]
+    #: predicts with a target's LUT where one serves it (the CLI looks them up)
+    uses_luts: ClassVar[bool] = False
     #: every target must have a LUT
     needs_luts: ClassVar[bool] = False
     #: needs at least one target
@@ -108,15 +118,28 @@ BUILTIN_SOURCES: Mapping[str, str] = {
     "hybrid": "fleetnas.controller.driver._hybrid:Hybrid",
 }
 
+SOURCE_GROUP = "fleetnas.latency_sources"
 
-def latency_source_class(name: str) -> type[LatencySource]:
-    """The source called ``name``; SearchConfigError naming the known ones."""
-    from fleetnas.controller.driver._errors import SearchConfigError
 
-    target = BUILTIN_SOURCES.get(name)
-    if target is None:
-        raise SearchConfigError(f"mode {name!r}: choose one of {', '.join(BUILTIN_SOURCES)}")
-    module, _, attribute = target.partition(":")
-    source = getattr(importlib.import_module(module), attribute)
-    assert issubclass(source, LatencySource) and source.name == name
-    return source
+class UnknownLatencySource(SearchConfigError, LookupError):
+    """No built-in or registered latency source has this name."""
+
+
+LATENCY_SOURCES: Registry[type[LatencySource]] = Registry(
+    SOURCE_GROUP, "latency source", BUILTIN_SOURCES,
+    subclass_check(LatencySource, "name", "latency source", SearchConfigError),
+    unknown=UnknownLatencySource, broken=SearchConfigError,
+)  # fmt: skip
+
+
+def latency_source_class(
+    name: str, *, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+) -> type[LatencySource]:
+    """The source called ``name`` (a search's ``mode``); SearchConfigError naming the known ones."""
+    try:
+        return LATENCY_SOURCES.load(name, entry_points)
+    except UnknownLatencySource:
+        raise UnknownLatencySource(
+            f"mode {name!r}: choose one of {', '.join(LATENCY_SOURCES.names(entry_points))} "
+            f"(others register in the entry-point group {SOURCE_GROUP!r})"
+        ) from None

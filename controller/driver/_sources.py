@@ -102,6 +102,7 @@ class LutPredicted(PredictingSource):
     name = "lut"
     summary = "LUT predictions only"
     measures = False
+    uses_luts = True
     needs_luts = True
 
     def evaluate(self, batch: list[CandidateState]) -> None:

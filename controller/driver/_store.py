@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.driver._errors import SearchBusy, SearchNotFound
+from fleetnas.controller.driver._errors import SearchBusy, SearchConfigError, SearchNotFound
 
 STATUSES = ("running", "interrupted", "failed", "complete")
 CANDIDATE_STATES = ("pending", "complete", "failed")
@@ -176,6 +177,21 @@ class SearchStore:
                owner: str | None = None) -> SearchRecord:
         """A new search, status ``running``; returns it with its id."""
         now = time.time()
+        try:
+            search_id = self._insert(space, mode, config, budget, owner, now)
+        except sqlite3.IntegrityError as exc:
+            if "mode" not in str(exc):
+                raise
+            raise SearchConfigError(
+                f"mode {mode!r}: this cost database stores searches of the modes "
+                "measured, lut and hybrid only (its schema's CHECK on searches.mode; a "
+                "migration must widen it for other latency sources); run such a search "
+                "unstored from Python, SearchDriver.create(config) without a db"
+            ) from exc
+        return self.get(search_id)
+
+    def _insert(self, space: str, mode: str, config: Mapping[str, Any], budget: int,
+                owner: str | None, now: float) -> int:
         with self.db.write_transaction() as conn:
             cursor = conn.execute(
                 """
@@ -188,7 +204,7 @@ class SearchStore:
             )
             search_id = cursor.lastrowid
         assert search_id is not None
-        return self.get(search_id)
+        return search_id
 
     def get(self, search_id: int) -> SearchRecord:
         """The search with this id; raises SearchNotFound."""

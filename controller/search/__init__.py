@@ -57,6 +57,14 @@ from fleetnas.controller.search._pareto import (
 )
 from fleetnas.controller.search._random import RandomStrategy
 from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
+from fleetnas.controller.search._registry import (
+    STRATEGIES,
+    STRATEGY_GROUP,
+    StrategyPluginError,
+    UnknownStrategy,
+    available_strategies,
+    strategy_class,
+)
 from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
 
 __all__ = [
@@ -64,6 +72,8 @@ __all__ = [
     "MAXIMIZED_BY_DEFAULT",
     "MINIMIZE",
     "STATE_FORMAT",
+    "STRATEGIES",
+    "STRATEGY_GROUP",
     "AgingEvolutionStrategy",
     "CallableObjective",
     "Candidate",
@@ -86,10 +96,13 @@ __all__ = [
     "SpaceCrossover",
     "SpaceMutation",
     "Strategy",
+    "StrategyPluginError",
     "TournamentSelection",
     "Trial",
     "TrialState",
     "UnknownCandidate",
+    "UnknownStrategy",
+    "available_strategies",
     "constrained_non_dominated_sort",
     "crowding_distance",
     "dominates",
@@ -100,4 +113,5 @@ __all__ = [
     "parse_objective",
     "pareto_indices",
     "split_name",
+    "strategy_class",
 ]

@@ -36,17 +36,19 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from fleetnas.controller.search._aging import AgingEvolutionStrategy
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
-from fleetnas.controller.search._nsga2 import NSGA2Strategy
 from fleetnas.controller.search._objectives import CallableObjective, Objective, parse_objective
 from fleetnas.controller.search._pareto import (
     constrained_non_dominated_sort,
     hypervolume,
     non_dominated_sort,
 )
-from fleetnas.controller.search._random import RandomStrategy
 from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
+from fleetnas.controller.search._registry import (
+    StrategyPluginError,
+    UnknownStrategy,
+    strategy_class,
+)
 from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
 from fleetnas.controller.search._validate import positive_int
 from fleetnas.controller.spaces._base import SearchSpace
@@ -54,13 +56,6 @@ from fleetnas.controller.spaces._base import SearchSpace
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "fleetnas.search/1"
-
-_STRATEGIES: dict[str, Callable[[dict[str, Any]], Strategy]] = {
-    NSGA2Strategy.kind: NSGA2Strategy.from_config,
-    AgingEvolutionStrategy.kind: AgingEvolutionStrategy.from_config,
-    RandomStrategy.kind: lambda config: RandomStrategy(),
-}
-
 
 class DuplicateCandidateWarning(UserWarning):
     """The engine proposed an arch that was already proposed (no unseen one was found)."""
@@ -450,12 +445,11 @@ class SearchEngine:
             )
         stored = state["strategy"]
         if strategy is None:
-            factory = _STRATEGIES.get(stored["kind"])
-            if factory is None:
-                raise ValueError(
-                    f"strategy kind {stored['kind']!r} is not built in; pass the strategy object"
-                )
-            strategy = factory(stored["config"])
+            try:
+                factory = strategy_class(stored["kind"])
+            except (UnknownStrategy, StrategyPluginError) as exc:
+                raise ValueError(f"{exc}; or pass the strategy object") from exc
+            strategy = factory.from_config(dict(stored["config"]))
         elif strategy.kind != stored["kind"] or _jsonish(strategy.config()) != _jsonish(
             stored["config"]
         ):
