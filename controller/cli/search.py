@@ -57,6 +57,7 @@ from fleetnas.controller.driver import (
     estimator_usages,
     find_lut_predictor,
     latency_source_class,
+    load_search,
     parse_target,
     strategy_spec,
 )
@@ -103,16 +104,10 @@ def space_of(config: SearchConfig) -> SearchSpace:
 
 
 def rebuild_engine(db: CostDB, record: SearchRecord) -> tuple[SearchConfig, SearchEngine]:
-    """The stored search's config and engine (from its latest snapshot)."""
+    """The stored search's config and engine (as of its last commit)."""
     config = SearchConfig.from_dict(record.config)
-    space = space_of(config)
-    state = SearchStore(db).state(record.id)
-    if state is None:
-        engine = SearchEngine(space, config.make_strategy(), config.objective_list(),
-                              constraints=list(config.constraints), seed=config.seed)
-    else:
-        engine = SearchEngine.from_state_dict(state, space)
-    return config, engine
+    stored = load_search(SearchStore(db), record.id, space=space_of(config), config=config)
+    return config, stored.engine
 
 
 def _best_text(best: dict[str, float]) -> str:

@@ -74,6 +74,7 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
+from fleetnas.controller.driver._resume import StoredSearch, load_search, trial_records
 from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
 from fleetnas.controller.driver._source import (
     LATENCY_SOURCES,
@@ -132,6 +133,7 @@ __all__ = [
     "SearchResult",
     "SearchStore",
     "SourceSetup",
+    "StoredSearch",
     "SurrogateValuePredictor",
     "Target",
     "UnknownLatencySource",
@@ -145,8 +147,10 @@ __all__ = [
     "find_lut_predictor",
     "is_expensive",
     "latency_source_class",
+    "load_search",
     "make_estimator",
     "parse_target",
     "strategy_from_spec",
     "strategy_spec",
+    "trial_records",
 ]

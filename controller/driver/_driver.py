@@ -38,6 +38,7 @@ from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, Tally
 from fleetnas.controller.driver._measure import Measurer
+from fleetnas.controller.driver._resume import load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
 from fleetnas.controller.driver._surrogate import arch_features
@@ -212,13 +213,17 @@ class SearchDriver:
         if new_budget is not None:
             config = config.with_budget(new_budget)
         space = space or get_space(config.space, config.space_config)
-        engine = stored_engine(store, search_id, config, space)
+        stored = load_search(store, search_id, space=space, config=config)
+        engine = stored.engine
         luts = stored_luts(db, space, config)
         store.claim(search_id, owner_label(), force=force)
         if new_budget is not None:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
         book = CandidateBook()
-        book.restore(store.candidates(search_id), {t.id: t.candidate for t in engine.history()})
+        book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()})
+        if stored.legacy:  # a whole snapshot of an earlier version: store every trial as a row
+            for trial in engine.history():
+                book.changed(trial.id)
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
         driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
                      callables=callables, store=store, search_id=search_id,
@@ -344,7 +349,7 @@ class SearchDriver:
         if self.store is None or self.search_id is None:
             return
         rows = [self.book.record(self.engine.trial(cid), self.search_id) for cid in changed]
-        self.store.commit(self.search_id, self.engine.state_dict(), rows, self.counters)
+        self.store.commit(self.search_id, self.engine.step_state(), rows, self.counters)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
         if self.store is not None and self.search_id is not None:
@@ -410,16 +415,6 @@ def _checked_luts(
                 "or use --mode hybrid (a surrogate stands in where no LUT exists)"
             )
     return dict(luts)
-
-
-def stored_engine(store: SearchStore, search_id: int, config: SearchConfig,
-                  space: SearchSpace) -> SearchEngine:
-    """The stored search's engine at its last commit (a fresh one before the first)."""
-    state = store.state(search_id)
-    if state is None:
-        return SearchEngine(space, config.make_strategy(), config.objective_list(),
-                            constraints=list(config.constraints), seed=config.seed)
-    return SearchEngine.from_state_dict(state, space)
 
 
 def stored_luts(db: CostDB, space: SearchSpace, config: SearchConfig) -> dict[str, LatencyPredictor]:

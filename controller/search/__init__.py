@@ -19,7 +19,6 @@ from __future__ import annotations
 from fleetnas.controller.search._aging import AgingEvolutionStrategy
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
 from fleetnas.controller.search._engine import (
-    STATE_FORMAT,
     CandidateStateError,
     DuplicateCandidateWarning,
     SearchEngine,
@@ -55,6 +54,7 @@ from fleetnas.controller.search._pareto import (
     non_dominated_sort,
     pareto_indices,
 )
+from fleetnas.controller.search._persist import STATE_FORMAT, STEP_FORMAT, trial_record
 from fleetnas.controller.search._random import RandomStrategy
 from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
 from fleetnas.controller.search._registry import (
@@ -72,6 +72,7 @@ __all__ = [
     "MAXIMIZED_BY_DEFAULT",
     "MINIMIZE",
     "STATE_FORMAT",
+    "STEP_FORMAT",
     "STRATEGIES",
     "STRATEGY_GROUP",
     "AgingEvolutionStrategy",
@@ -114,4 +115,5 @@ __all__ = [
     "pareto_indices",
     "split_name",
     "strategy_class",
+    "trial_record",
 ]

@@ -43,19 +43,20 @@ from fleetnas.controller.search._pareto import (
     hypervolume,
     non_dominated_sort,
 )
-from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
-from fleetnas.controller.search._registry import (
-    StrategyPluginError,
-    UnknownStrategy,
-    strategy_class,
+from fleetnas.controller.search._persist import (
+    STATE_FORMAT,
+    STEP_FORMAT,
+    full_state,
+    is_step_state,
+    restore,
+    step_state,
 )
+from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
 from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
 from fleetnas.controller.search._validate import positive_int
-from fleetnas.controller.spaces._base import SearchSpace
+from fleetnas.controller.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
-
-STATE_FORMAT = "fleetnas.search/1"
 
 class DuplicateCandidateWarning(UserWarning):
     """The engine proposed an arch that was already proposed (no unseen one was found)."""
@@ -378,44 +379,19 @@ class SearchEngine:
             [o.direction for o in self.objectives],
         )
 
-    # -- persistence --------------------------------------------------------------------------
+    # -- persistence (see ._persist) -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """A JSON-safe snapshot of the whole search (see :meth:`from_state_dict`)."""
-        version, internal, gauss = self._rng.getstate()
-        trials = []
-        for t in self._trials.values():
-            c = t.candidate
-            trials.append(
-                {
-                    "id": c.id,
-                    "encoding": c.encoding,
-                    "generation": c.generation,
-                    "parents": list(c.parents),
-                    "duplicate_of": c.duplicate_of,
-                    "state": t.state.value,
-                    "values": dict(t.evaluation.values) if t.evaluation else None,
-                    "metadata": dict(t.evaluation.metadata) if t.evaluation else None,
-                    "failure": t.failure,
-                }
-            )
-        return {
-            "format": STATE_FORMAT,
-            "space": self.space.identity(),
-            "space_version": self.space.version,
-            "seed": self.seed,
-            "max_retries": self.max_retries,
-            "objectives": [o.to_dict() for o in self.objectives],
-            "constraints": [c.text for c in self.constraints],
-            "strategy": {
-                "kind": self.strategy.kind,
-                "config": self.strategy.config(),
-                "state": self.strategy.state_dict(),
-            },
-            "rng": [version, list(internal), gauss],
-            "trials": trials,
-            "complete_order": list(self._complete_order),
-        }
+        """A JSON-safe snapshot of the whole search, trials included (see :meth:`from_state_dict`)."""
+        return full_state(self)
+
+    def step_state(self) -> dict[str, Any]:
+        """The snapshot without the trials: what changes every step whatever the search's length.
+
+        Restore with :meth:`restore` and the trials' records
+        (:func:`~._persist.trial_record`, e.g. kept as rows by a store).
+        """
+        return step_state(self)
 
     @classmethod
     def from_state_dict(
@@ -429,79 +405,34 @@ class SearchEngine:
         """Rebuild a search from :meth:`state_dict` (after any JSON round trip).
 
         ``space`` must be the space the search ran on (same identity and
-        version; archs are decoded from their encodings). ``strategy`` defaults to a built-in
-        strategy rebuilt from the stored configuration; pass one to use custom
-        operators (its ``kind`` and ``config()`` must match the stored ones).
-        ``objectives`` defaults to plain objectives from the stored names;
-        pass them again to get :class:`CallableObjective` functions back
-        (names and directions must match). Raises ValueError on any mismatch.
+        version; archs are decoded from their encodings). ``strategy`` defaults
+        to the registered strategy of the stored kind, rebuilt from the stored
+        configuration; pass one to use custom operators (its ``kind`` and
+        ``config()`` must match the stored ones). ``objectives`` defaults to
+        plain objectives from the stored names; pass them again to get
+        :class:`CallableObjective` functions back (names and directions must
+        match). Raises ValueError on any mismatch.
         """
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"state format {state.get('format')!r}, expected {STATE_FORMAT!r}")
-        if state["space"] != space.identity() or state["space_version"] != space.version:
-            raise ValueError(
-                f"the search ran on space {state['space']!r} version {state['space_version']}, "
-                f"not {space.identity()!r} version {space.version}"
-            )
-        stored = state["strategy"]
-        if strategy is None:
-            try:
-                factory = strategy_class(stored["kind"])
-            except (UnknownStrategy, StrategyPluginError) as exc:
-                raise ValueError(f"{exc}; or pass the strategy object") from exc
-            strategy = factory.from_config(dict(stored["config"]))
-        elif strategy.kind != stored["kind"] or _jsonish(strategy.config()) != _jsonish(
-            stored["config"]
-        ):
-            raise ValueError(
-                f"strategy {strategy.kind} {strategy.config()!r} does not match the stored "
-                f"{stored['kind']} {stored['config']!r}"
-            )
-        stored_objectives = [Objective(o["name"], o["direction"]) for o in state["objectives"]]
-        if objectives is None:
-            objectives = stored_objectives
-        elif [(o.name, o.direction) for o in objectives] != [
-            (o.name, o.direction) for o in stored_objectives
-        ]:
-            raise ValueError(
-                f"objectives {[o.to_dict() for o in objectives]} do not match the stored "
-                f"{[o.to_dict() for o in stored_objectives]}"
-            )
-        engine = cls(
-            space,
-            strategy,
-            objectives,
-            constraints=list(state["constraints"]),
-            seed=int(state["seed"]),
-            max_retries=int(state["max_retries"]),
-        )
-        for record in state["trials"]:
-            candidate = Candidate(
-                id=int(record["id"]),
-                arch=space.decode(record["encoding"]),
-                encoding=record["encoding"],
-                generation=int(record["generation"]),
-                parents=tuple(int(p) for p in record["parents"]),
-                duplicate_of=None
-                if record["duplicate_of"] is None
-                else int(record["duplicate_of"]),
-            )
-            if candidate.id != len(engine._trials):
-                raise ValueError(f"trial ids out of order at {candidate.id}")
-            trial_state = TrialState(record["state"])
-            evaluation = None
-            if trial_state is TrialState.COMPLETE:
-                evaluation = engine._evaluate(record["values"], record["metadata"] or {})
-            engine._trials[candidate.id] = Trial(
-                candidate, trial_state, evaluation, record["failure"]
-            )
-            engine._seen.setdefault(candidate.encoding, candidate.id)
-        engine._complete_order = [int(i) for i in state["complete_order"]]
-        version, internal, gauss = state["rng"]
-        engine._rng.setstate((int(version), tuple(int(x) for x in internal), gauss))
-        strategy.load_state_dict(dict(stored["state"]))
-        return engine
+        return restore(cls, state, space, state["trials"], strategy=strategy,
+                       objectives=objectives)
 
+    @classmethod
+    def restore(
+        cls,
+        state: Mapping[str, Any],
+        space: SearchSpace,
+        trials: Sequence[Mapping[str, Any]],
+        *,
+        strategy: Strategy | None = None,
+        objectives: Sequence[Objective] | None = None,
+    ) -> SearchEngine:
+        """Rebuild a search from :meth:`step_state` and every trial's record, in id order.
 
-def _jsonish(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+        The same checks and arguments as :meth:`from_state_dict`; ValueError
+        also when the number of trials is not the number the state asked.
+        """
+        if not is_step_state(state):
+            raise ValueError(f"state format {state.get('format')!r}, expected {STEP_FORMAT!r}")
+        return restore(cls, state, space, trials, strategy=strategy, objectives=objectives)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 from fleetnas.controller.search._constraints import Constraint
 from fleetnas.controller.search._objectives import Objective
 from fleetnas.controller.search._records import Trial
-from fleetnas.controller.spaces._base import Arch, SearchSpace
+from fleetnas.controller.spaces import Arch, SearchSpace
 
 
 class Proposal(NamedTuple):
