@@ -58,7 +58,7 @@ from fleetnas.controller.driver._errors import (
 )
 from fleetnas.controller.driver._evaluation import Evaluation
 from fleetnas.controller.driver._hybrid import Hybrid
-from fleetnas.controller.driver._luts import find_lut_predictor
+from fleetnas.controller.driver._luts import find_lut_predictor, find_luts, target_devices
 from fleetnas.controller.driver._measure import (
     PERMANENT_ERRORS,
     CallableMeasurer,
@@ -145,6 +145,7 @@ __all__ = [
     "could_enter_front",
     "estimator_usages",
     "find_lut_predictor",
+    "find_luts",
     "is_expensive",
     "latency_source_class",
     "load_search",
@@ -152,5 +153,6 @@ __all__ = [
     "parse_target",
     "strategy_from_spec",
     "strategy_spec",
+    "target_devices",
     "trial_records",
 ]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +52,7 @@ from fleetnas.controller.search._persist import (
 )
 from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
 from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
-from fleetnas.controller.search._validate import positive_int
+from fleetnas.controller.search._validate import finite_float, positive_int
 from fleetnas.controller.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -251,13 +250,7 @@ class SearchEngine:
     def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any]) -> Evaluation:
         clean: dict[str, float] = {}
         for name, value in values.items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"value {name!r}={value!r} is not a number") from exc
-            if not math.isfinite(number):
-                raise ValueError(f"value {name!r}={number}: values must be finite")
-            clean[str(name)] = number
+            clean[str(name)] = finite_float(f"value {name!r}", value)
         required = [o.name for o in self.objectives] + [c.name for c in self.constraints]
         missing = sorted({n for n in required if n not in clean})
         if missing:
