@@ -20,7 +20,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from fleetnas.controller.cli._errors import EXIT_INTERRUPTED, one_line_errors
+from fleetnas.controller.cli._errors import exit_code, one_line_errors, sigterm_stops
 from fleetnas.controller.cli._options import collect_params
 from fleetnas.controller.cli._progress import search_progress
 from fleetnas.controller.driver import (
@@ -161,15 +161,15 @@ def print_front(console: Console, engine: SearchEngine, title: str, *, everythin
 
 
 def run_search(console: Console, driver: SearchDriver, *, quiet: bool) -> SearchResult:
-    """Run with progress; Ctrl-C and aborts become CLI messages with the resume command."""
-    with search_progress(quiet) as on_progress:
+    """Run with progress; Ctrl-C, SIGTERM and aborts become CLI messages with the resume command."""
+    with sigterm_stops(), search_progress(quiet) as on_progress:
         driver.on_progress = on_progress
         try:
             return driver.run()
-        except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted[/]: resume with `fleetnas search --resume "
-                          f"{driver.search_id}` (nothing measured is lost)")
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+            click.echo(f"interrupted ({exc or 'Ctrl-C'}): resume with `fleetnas search --resume "
+                       f"{driver.search_id}` (nothing measured is lost)", err=True)
+            raise click.exceptions.Exit(exit_code(exc)) from None
         except SearchAborted as exc:
             raise click.ClickException(str(exc)) from exc
 

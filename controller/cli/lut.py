@@ -25,7 +25,7 @@ from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console, when
-from fleetnas.controller.cli._errors import EXIT_INTERRUPTED, one_line_errors
+from fleetnas.controller.cli._errors import exit_code, one_line_errors, sigterm_stops
 from fleetnas.controller.cli._options import collect_params, existing_db_path, settings_request
 from fleetnas.controller.cli._progress import lut_progress, quiet_option
 from fleetnas.controller.cli._scheduling import (
@@ -291,45 +291,55 @@ def build(
         fleetnas lut build --space nb201 --local --threads 1
     """
     space = _space(space_flags)
-    with _measuring(ctx, where) as (db, scheduler, target):
+    with sigterm_stops():
         try:
-            with lut_progress(quiet, "blocks") as on_progress:
-                report = build_lut(space, target, request, db=db, scheduler=scheduler,
-                                   cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
-        except KeyboardInterrupt:
-            luts = LutStore(db).find(space=space.identity(), device=target)
+            with _measuring(ctx, where) as (db, scheduler, target):
+                _build(db, scheduler, target, space, request, where, calibration_n, arch_seed,
+                       quiet)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+            device = LOCAL_DEVICE if where.local else where.device
+            with CostDB(db_path_of(ctx)) as db:
+                luts = LutStore(db).find(space=space.identity(), device=device)
             stored = max((x.entries for x in luts), default=0)
-            click.echo(f"interrupted: {stored} blocks are stored; run the same command again to "
-                       "resume (nothing is measured twice)", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        console = output_console()
-        table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
-            ("distinct blocks", report.blocks),
-            ("from the cost DB", report.cached),
-            ("measured now", report.measured),
-            ("failed", len(report.failed)),
-            ("export (s)", f"{report.export_s:.1f}"),
-            ("measure (s)", f"{report.measure_s:.1f}"),
-            ("settings", report.lut.settings_hash if report.lut else "-"),
-            ("status", report.lut.status if report.lut else "-"),
-        ])  # fmt: skip
-        console.print(table)
-        for key, reason in report.failed[:10]:
-            click.echo(f"error: block {key}: {reason}", err=True)
-        if not report.complete:
-            raise click.ClickException(
-                f"{len(report.failed)} of {report.blocks} blocks failed; fix the cause and run "
-                "the same command again (measured blocks are kept)"
-            )
-        assert report.lut is not None
-        if calibration_n:
-            with lut_progress(quiet, "calibration archs") as on_progress:
-                calibration = calibrate_lut(
-                    report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
-                    cache_dir=where.scheduling.cache_dir, timeout_s=_timeout(request), on_progress=on_progress,
-                )  # fmt: skip
-            click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
-                       f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
+            click.echo(f"interrupted ({exc or 'Ctrl-C'}): {stored} blocks are stored; run the "
+                       "same command again to resume (nothing is measured twice)", err=True)
+            ctx.exit(exit_code(exc))
+
+
+def _build(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
+           request: agent_pb2.BenchmarkSettings, where: Where, calibration_n: int,
+           arch_seed: int, quiet: bool) -> None:
+    with lut_progress(quiet, "blocks") as on_progress:
+        report = build_lut(space, target, request, db=db, scheduler=scheduler,
+                           cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+    table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
+        ("distinct blocks", report.blocks),
+        ("from the cost DB", report.cached),
+        ("measured now", report.measured),
+        ("failed", len(report.failed)),
+        ("export (s)", f"{report.export_s:.1f}"),
+        ("measure (s)", f"{report.measure_s:.1f}"),
+        ("settings", report.lut.settings_hash if report.lut else "-"),
+        ("status", report.lut.status if report.lut else "-"),
+    ])  # fmt: skip
+    output_console().print(table)
+    for key, reason in report.failed[:10]:
+        click.echo(f"error: block {key}: {reason}", err=True)
+    if not report.complete:
+        raise click.ClickException(
+            f"{len(report.failed)} of {report.blocks} blocks failed; fix the cause and run "
+            "the same command again (measured blocks are kept)"
+        )
+    assert report.lut is not None
+    if calibration_n:
+        with lut_progress(quiet, "calibration archs") as on_progress:
+            calibration = calibrate_lut(
+                report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
+                cache_dir=where.scheduling.cache_dir, timeout_s=_timeout(request),
+                on_progress=on_progress,
+            )  # fmt: skip
+        click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
+                   f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
 
 
 @lut.command()

@@ -151,8 +151,14 @@ class CandidateBook:
         values, sources = (state.values, state.sources) if state else ({}, {})
         return replace(base, metrics=dict(values), sources=dict(sources), failure=trial.failure)
 
-    def restore(self, rows: Iterable[CandidateRecord], candidates: Mapping[int, Candidate]) -> None:
-        """Rebuild the book from stored rows (``candidates``: the engine's, by id)."""
+    def restore(
+        self,
+        rows: Iterable[CandidateRecord],
+        candidates: Mapping[int, Candidate],
+        inflight: Mapping[int, tuple[Mapping[str, float], Mapping[str, str]]] | None = None,
+    ) -> None:
+        """Rebuild the book from stored rows (``candidates``: the engine's, by id) and the
+        values a killed step had computed for told trials (``inflight``)."""
         for row in rows:
             state = CandidateState(candidates[row.candidate_id], row.asked_at,
                                    told_at=row.told_at)
@@ -160,3 +166,5 @@ class CandidateBook:
                 state.values, state.sources = dict(row.metrics), dict(row.sources)
                 state.prepared = True
             self._states[row.candidate_id] = state
+        for cid, (values, sources) in (inflight or {}).items():
+            self._states[cid].values, self._states[cid].sources = dict(values), dict(sources)

@@ -137,6 +137,7 @@ class SearchDriver:
             deferred=(ACCURACY,) if deferred else (), tally=self.tally, report=self._report,
             search_id=lambda: self.search_id,
         )  # fmt: skip
+        self.evaluation.on_estimate = self._store_estimate
         self._features: dict[str, list[float]] = {}
         setup = SourceSetup(config, luts, self._arch_features, deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
@@ -220,7 +221,8 @@ class SearchDriver:
         if new_budget is not None:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
         book = CandidateBook()
-        book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()})
+        book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()},
+                     stored.inflight)
         if stored.legacy:  # a whole snapshot of an earlier version: store every trial as a row
             for trial in engine.history():
                 book.changed(trial.id)
@@ -250,8 +252,8 @@ class SearchDriver:
         except SearchAborted as exc:
             self._set_status("interrupted", str(exc))
             raise
-        except KeyboardInterrupt:
-            self._set_status("interrupted", "interrupted by the user")
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal the caller turned into one
+            self._set_status("interrupted", str(exc) or "interrupted by the user")
             raise
         except Exception as exc:
             self._set_status("failed", f"{type(exc).__name__}: {exc}")
@@ -302,8 +304,8 @@ class SearchDriver:
                         continue
                     sources[ACCURACY] = "estimator"
                 self.book.prepared(state, values, sources)
+                self._store_estimate(state)
             alive.append(state)
-        self._store_pending(alive)
         return alive
 
     def _static_values(self, arch: Arch) -> tuple[dict[str, float], dict[str, str]]:
@@ -326,15 +328,20 @@ class SearchDriver:
 
     # -- storing and reporting --------------------------------------------------------------
 
-    def _store_pending(self, states: Sequence[CandidateState]) -> None:
-        """Store the pending candidates' pre-tell values: accuracy can take a while
-        (training), and a resume should not compute it again."""
+    def _store_estimate(self, state: CandidateState) -> None:
+        """Store what was just computed for a candidate, before anything else runs: an
+        estimate can take minutes (training), and a resumed search must not redo it.
+
+        A pending candidate's values go to its row; a told trial's (a front member
+        about to be revised) to the stored step state, until the step commits.
+        """
         if self.store is None or self.search_id is None or not self.source.measures:
-            return
-        rows = [self.book.record(self.engine.trial(s.id), self.search_id) for s in states
-                if s.prepared]
-        if rows:
-            self.store.put_candidates(rows)
+            return  # a source that never measures finishes each step without waiting
+        trial = self.engine.trial(state.id)
+        if trial.state is TrialState.PENDING:
+            self.store.put_candidates([self.book.record(trial, self.search_id)])
+        else:
+            self.store.put_inflight(self.search_id, state.id, state.values, state.sources)
 
     def _current_counters(self) -> Counters:
         predicted = 0

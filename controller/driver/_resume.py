@@ -18,7 +18,7 @@ once, ``legacy`` tells the driver).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetnas.controller.driver._candidates import trial_metadata
@@ -33,7 +33,9 @@ from fleetnas.controller.spaces import SearchSpace, get_space
 class StoredSearch:
     """What :func:`load_search` read: the row, its config, the engine, the candidate rows.
 
-    ``legacy`` is true when the engine came from an old whole snapshot.
+    ``legacy`` is true when the engine came from an old whole snapshot;
+    ``inflight`` holds, by candidate id, the ``(values, sources)`` computed in
+    the step in flight for trials already told (see ``SearchStore.put_inflight``).
     """
 
     record: SearchRecord
@@ -41,6 +43,7 @@ class StoredSearch:
     engine: SearchEngine
     candidates: list[CandidateRecord]
     legacy: bool = False
+    inflight: dict[int, tuple[dict[str, float], dict[str, str]]] = field(default_factory=dict)
 
 
 def trial_records(rows: Sequence[CandidateRecord], latency_names: Sequence[str]) -> list[dict[str, Any]]:
@@ -90,4 +93,6 @@ def load_search(
     names += [parse_constraint(c).name for c in config.constraints]
     latency_names = [n for n in names if latency_key(n) is not None]
     engine = SearchEngine.restore(state, space, trial_records(rows, latency_names))
-    return StoredSearch(record, config, engine, rows)
+    inflight = {int(cid): (dict(x["values"]), dict(x["sources"]))
+                for cid, x in (state.get("inflight") or {}).items()}
+    return StoredSearch(record, config, engine, rows, inflight=inflight)

@@ -320,6 +320,24 @@ class SearchStore:
         with self.db.write_transaction() as conn:
             conn.executemany(_PUT_CANDIDATE, [c.to_row() for c in candidates])
 
+    def put_inflight(self, search_id: int, candidate_id: int, values: Mapping[str, float],
+                     sources: Mapping[str, str]) -> None:
+        """Keep values computed in the step in flight for a trial already told (e.g. the
+        accuracy of a front member, trained before its revision is committed).
+
+        They live in the stored step state under ``inflight`` until the next
+        :meth:`commit` replaces it (by then they are in the trial's row).
+        """
+        with self.db.write_transaction() as conn:
+            row = conn.execute("SELECT state FROM searches WHERE id = ?", (search_id,)).fetchone()
+            if row is None or row[0] is None:
+                raise SearchNotFound(f"no committed search {search_id}")
+            state = json.loads(row[0])
+            state.setdefault("inflight", {})[str(candidate_id)] = {
+                "values": dict(values), "sources": dict(sources)}
+            conn.execute("UPDATE searches SET state = ?, updated_at = ? WHERE id = ?",
+                         (_dumps(state), time.time(), search_id))
+
     def delete(self, search_id: int) -> None:
         """Remove a search and its candidates (measurements and models stay)."""
         with self.db.write_transaction() as conn:
