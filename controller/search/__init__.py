@@ -47,6 +47,7 @@ from fleetnas.controller.search._operators import (
 from fleetnas.controller.search._pareto import (
     MAXIMIZE,
     MINIMIZE,
+    constrained_front,
     constrained_non_dominated_sort,
     crowding_distance,
     dominates,
@@ -104,6 +105,7 @@ __all__ = [
     "UnknownCandidate",
     "UnknownStrategy",
     "available_strategies",
+    "constrained_front",
     "constrained_non_dominated_sort",
     "crowding_distance",
     "dominates",

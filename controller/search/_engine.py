@@ -37,11 +37,7 @@ from typing import Any
 
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
 from fleetnas.controller.search._objectives import CallableObjective, Objective, parse_objective
-from fleetnas.controller.search._pareto import (
-    constrained_non_dominated_sort,
-    hypervolume,
-    non_dominated_sort,
-)
+from fleetnas.controller.search._pareto import constrained_front, hypervolume
 from fleetnas.controller.search._persist import (
     STATE_FORMAT,
     STEP_FORMAT,
@@ -347,11 +343,7 @@ class SearchEngine:
             return []
         points = [self._point(t) for t in complete]
         violations = [t.evaluation.total_violation for t in complete if t.evaluation is not None]
-        feasible = [i for i, v in enumerate(violations) if v <= 0.0]
-        if feasible:
-            front = [feasible[k] for k in non_dominated_sort([points[i] for i in feasible])[0]]
-        else:
-            front = constrained_non_dominated_sort(points, violations)[0]
+        front = constrained_front(points, violations)  # vectorised: every step calls this
         return [complete[i] for i in sorted(front, key=lambda i: (points[i], complete[i].id))]
 
     def hypervolume(self, reference: Mapping[str, float]) -> float:
