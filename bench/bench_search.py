@@ -190,7 +190,7 @@ class Oracle:
 def run_fleetnas(truth: GroundTruth, oracle: Oracle, seed: int, mode: str, strategy: dict[str, Any],
                  luts: dict[str, LatencyPredictor] | None = None) -> int:
     """Step the driver until the oracle budget is spent; returns candidates evaluated."""
-    targets = [Target(name, "class", {"intra_op_threads": t}) for name, t in DEVICES.items()]
+    targets = [Target.device_class(name, {"intra_op_threads": t}) for name, t in DEVICES.items()]
     cap = oracle.budget * 10  # candidates: hybrid may evaluate many per measurement
     budget = oracle.budget // len(DEVICES) if mode == "measured" else cap
     config = SearchConfig.build(

@@ -166,6 +166,24 @@ def settings_from_values(
         raise click.UsageError(str(exc)) from exc
 
 
+def settings_request(*, seed: bool = True, shapes: bool = True,
+                     into: str = "request") -> Callable[[F], F]:
+    """The settings flags (as :func:`settings_options`), passed on as one typed
+    ``BenchmarkSettings`` request named ``into`` (a bad value is a UsageError)."""
+    names = sorted(_settings_names(seed=seed, shapes=shapes))
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            kwargs[into] = settings_from_values(values, seed=seed, shapes=shapes)
+            return func(*args, **kwargs)
+
+        return settings_options(seed=seed, shapes=shapes)(cast(F, wrapper))
+
+    return decorate
+
+
 _HINTS: tuple[tuple[type[CostDBError], str], ...] = (
     (NotACostDB, "point --db (or FLEETNAS_DB) at a fleetnas cost database"),
     (SchemaTooNew, "upgrade fleetnas to open it"),

@@ -3,19 +3,23 @@
 Either the devices of the fleet file, or one throw-away agent on loopback
 (``--local``), recorded as device and class ``local``. Both end as a
 :class:`Scheduler` over the cost database; the options that tune it
-(``--max-retries``, ``--wait``) and where exported models are cached
-(``--cache-dir``) are declared here once.
+(``--fleet``, ``--max-retries``, ``--wait``) and where exported models are
+cached (``--cache-dir``) are declared here once and reach a command as one
+:class:`Scheduling`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from fleetnas.controller.cli._options import collect_params
+from fleetnas.controller.cli.fleet import fleet_option
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import Device, Fleet, fleet_path, load_fleet
 from fleetnas.controller.local_agents import spawn_local_agent, temporary_agent_dir
@@ -27,9 +31,23 @@ LOCAL_CLASS = "local"
 STARTING_LOCAL_AGENT = "starting a local agent on loopback"
 
 
+@dataclass(frozen=True)
+class Scheduling:
+    """How a measuring command schedules: the fleet file, retries, waits, the export cache."""
+
+    fleet_file: Path | None
+    max_retries: int
+    device_wait_s: float
+    cache_dir: Path | None
+
+
 def scheduler_options(func: F) -> F:
-    """``--max-retries``, ``--wait`` (as ``device_wait_s``) and ``--cache-dir``."""
+    """``--fleet``, ``--max-retries``, ``--wait`` and ``--cache-dir``, passed on as
+    ``scheduling`` (a :class:`Scheduling`)."""
+    func = collect_params(func, "scheduling", Scheduling,
+                          ("fleet_file", "max_retries", "device_wait_s", "cache_dir"))
     for option in reversed([
+        fleet_option,
         click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True,
                      type=click.IntRange(min=0), help="Retries of a job after transient failures."),
         click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
@@ -67,6 +85,26 @@ def local_scheduler(
                 yield scheduler
         finally:
             agent.stop()
+
+
+@contextmanager
+def open_scheduler(
+    db: CostDB, scheduling: Scheduling, *, local: bool, if_missing: str
+) -> Iterator[Scheduler]:
+    """A scheduler over one local agent (``local``) or the fleet file's devices.
+
+    ``if_missing`` follows "no fleet file at PATH" when there is none (what
+    to do instead).
+    """
+    if local:
+        with local_scheduler(db, max_retries=scheduling.max_retries,
+                             device_wait_s=scheduling.device_wait_s) as scheduler:
+            yield scheduler
+        return
+    _, fleet = existing_fleet(scheduling.fleet_file, if_missing=if_missing)
+    with Scheduler(fleet, db, max_retries=scheduling.max_retries,
+                   device_wait_s=scheduling.device_wait_s) as scheduler:
+        yield scheduler
 
 
 def existing_fleet(fleet_file: Path | None, *, if_missing: str) -> tuple[Path, Fleet]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from fleetnas.controller.cli._console import output_console
+from fleetnas.controller.cli._console import output_console, when
 from fleetnas.controller.cli._options import (
     CliState,
     costdb_errors,
@@ -18,10 +17,6 @@ from fleetnas.controller.cli._options import (
     source_option,
 )
 from fleetnas.controller.costdb import ImportReport
-
-
-def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _report(report: ImportReport, what: str) -> None:
@@ -91,8 +86,8 @@ def stats(state: CliState) -> None:
             row.device_class or "[dim](not in fleet)[/]",
             str(row.measurements),
             str(row.models),
-            _when(row.first_started_at),
-            _when(row.last_started_at),
+            when(row.first_started_at),
+            when(row.last_started_at),
         )
     console.print(table)
 

@@ -20,34 +20,32 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
+from fleetnas.controller.cli._progress import lut_progress, quiet_option
+from fleetnas.controller.cli._results import Outputs, report_result, run_search, search_errors
 from fleetnas.controller.cli.export import write_export
-from fleetnas.controller.cli.search import report_result, run_search, search_errors
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
     HybridOptions,
     SchedulerMeasurer,
     SearchConfig,
     SearchDriver,
+    SearchResult,
     Target,
 )
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import local_agents
 from fleetnas.controller.lut import (
     LatencyPredictor,
-    LutProgress,
     LutStore,
     build_lut,
     calibrate_lut,
@@ -91,26 +89,6 @@ def _settings_dict(request: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
     return json_format.MessageToDict(request, preserving_proto_field_name=True)
 
 
-@contextmanager
-def _lut_progress(quiet: bool, label: str) -> Iterator[Callable[[LutProgress], None] | None]:
-    if quiet:
-        yield None
-        return
-    columns = (TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(p: LutProgress) -> None:
-            if p.phase not in tasks:
-                tasks[p.phase] = bar.add_task("", total=p.total, phase=f"{label}: {p.phase}",
-                                              counts="")
-            counts = f"cached {p.cached}  measured {p.measured}" if p.phase == "measure" else ""
-            bar.update(tasks[p.phase], completed=p.done, counts=counts)
-
-        yield update
-
-
 def _bound(predictor: LatencyPredictor, space: SearchSpace, seed: int) -> float:
     """The 60th percentile of predicted latency over 200 random archs, 2 significant digits."""
     rng = random.Random(f"fleetnas.demo/{seed}")
@@ -126,7 +104,7 @@ def _bound(predictor: LatencyPredictor, space: SearchSpace, seed: int) -> float:
 @click.option("--tiny", is_flag=True, help="A seconds-long version (smallest networks and runs).")
 @click.option("--budget", type=click.IntRange(min=2), help="Candidates to evaluate [default: 48; tiny 12].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the search.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) -> None:
     """Run the whole loop on this machine: two device classes, a LUT, a multi-device search.
 
@@ -144,88 +122,123 @@ def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) 
     """
     size = TINY if tiny else FULL
     workdir.mkdir(parents=True, exist_ok=True)
-    console = output_console()
-    started = time.monotonic()
-    timings: list[tuple[str, float]] = []
-    space = get_space("nb201", size.space_config)
-    db_path = workdir / "fleetnas.db"
-    cache_dir = workdir / "onnx-cache"
-    console.print(f"[bold]fleetnas demo[/] in {escape(str(workdir))}/ (cost database "
-                  f"{escape(str(db_path))})", highlight=False)
-
-    def lap(name: str, since: float) -> float:
-        now = time.monotonic()
-        timings.append((name, now - since))
-        return now
-
-    with search_errors(), CostDB(db_path) as db:
-        console.print("[bold]1/4[/] starting two local agents on loopback: class cpu-1t (1 "
-                      "thread) and cpu-2t (2 threads)")
-        t = time.monotonic()
+    run = _Run(output_console(), workdir, get_space("nb201", size.space_config), quiet)
+    run.console.print(f"[bold]fleetnas demo[/] in {escape(str(workdir))}/ (cost database "
+                      f"{escape(str(run.db_path))})", highlight=False)
+    with search_errors(), CostDB(run.db_path) as db:
+        run.console.print("[bold]1/4[/] starting two local agents on loopback: class cpu-1t (1 "
+                          "thread) and cpu-2t (2 threads)")
         with local_agents(2, workdir / "agents", name_prefix="agent") as agents:
             devices = [Device(f"{name}-0", name, agent.address)
                        for (name, _), agent in zip(CLASSES, agents, strict=True)]
-            fleet = Fleet.of(devices)
-            t = lap("agents", t)
-            with Scheduler(fleet, db, device_wait_s=30.0) as scheduler:
-                console.print(f"[bold]2/4[/] building the {escape(space.identity())} latency LUT on "
-                              "each device (16 blocks + calibration)", highlight=False)
-                luts: dict[str, LatencyPredictor] = {}
-                for device, (class_name, threads) in zip(devices, CLASSES, strict=True):
-                    request = _request(size, threads)
-                    with _lut_progress(quiet, f"LUT {device.name}") as on_progress:
-                        report = build_lut(space, device.name, request, db=db, scheduler=scheduler,
-                                           cache_dir=cache_dir, on_progress=on_progress)
-                    if not report.complete or report.lut is None:
-                        raise click.ClickException(
-                            f"the LUT on {device.name} is incomplete: {report.failed[:3]}")
-                    with _lut_progress(quiet, f"calibrate {device.name}") as on_progress:
-                        calibration = calibrate_lut(report.lut, db=db, scheduler=scheduler,
-                                                    k=size.calibration_n, cache_dir=cache_dir,
-                                                    on_progress=on_progress)
-                    console.print(
-                        f"  {class_name}: {report.blocks} blocks ({report.measured} measured, "
-                        f"{report.cached} from the cost DB), calibrated on {calibration.n} "
-                        f"networks, fit error {calibration.fit_rmspe:.1f}%", highlight=False)
-                    calibrated = LutStore(db).get(report.lut.id)  # with the line just fitted
-                    luts[class_name] = LatencyPredictor.from_lut(db, space, calibrated)
-                t = lap("LUTs", t)
-
-                bound = _bound(luts["cpu-1t"], space, seed)
-                constraint = f"latency[cpu-1t] <= {bound:g} ms"
-                targets = [Target(name, "class", _settings_dict(_request(size, threads)))
-                           for name, threads in CLASSES]
-                config = SearchConfig.build(
-                    space="nb201", space_config=size.space_config, targets=targets,
-                    objectives=["accuracy"], constraints=[constraint], accuracy="naswot",
-                    strategy={"kind": "nsga2", "population_size": size.population},
-                    mode="hybrid", budget=budget or size.budget, seed=seed,
-                    hybrid=HybridOptions(),
-                )  # fmt: skip
-                console.print(
-                    f"[bold]3/4[/] hybrid search: {config.budget} candidates, NSGA-II, "
-                    f"maximise accuracy (NASWOT), minimise latency on cpu-1t and cpu-2t, "
-                    f"subject to {escape(constraint)} (the space's 60th percentile here)",
-                    highlight=False)
-                measurer = SchedulerMeasurer(scheduler, db, cache_dir=cache_dir)
-                driver = SearchDriver.create(config, db=db, space=space, measurer=measurer,
+            run.lap("agents")
+            with Scheduler(Fleet.of(devices), db, device_wait_s=30.0) as scheduler:
+                luts = _build_luts(run, db, scheduler, devices, size)
+                run.lap("LUTs")
+                config = _search_config(run, luts, size, budget, seed)
+                measurer = SchedulerMeasurer(scheduler, db, cache_dir=run.cache_dir)
+                driver = SearchDriver.create(config, db=db, space=run.space, measurer=measurer,
                                              luts=luts)
-                result = run_search(console, driver, quiet=quiet)
-                t = lap("search", t)
-        console.print("[bold]4/4[/] results")
-        report_result(console, driver, result, csv_path=workdir / "pareto.csv",
-                      json_path=str(workdir / "pareto.json"), plot_path=workdir / "pareto.png")
-        assert result.search_id is not None
-        row, _ = write_export(db, result.search_id, 1, workdir / "best.onnx", cache_dir=cache_dir)
-        console.print(f"wrote {escape(str(workdir / 'best.onnx'))} (rank 1: {escape(row.encoding)})",
+                result = run_search(run.console, driver, quiet=quiet)
+                run.lap("search")
+        _results(run, db, driver, result)
+    run.lap("results")
+    _next_steps(run, result.search_id)
+
+
+@dataclass
+class _Run:
+    """One run of the demo: where it writes, what it shows, how long each part took."""
+
+    console: Console
+    workdir: Path
+    space: SearchSpace
+    quiet: bool
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "fleetnas.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.workdir / "onnx-cache"
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings.append((name, now - self.last))
+        self.last = now
+
+
+def _build_luts(run: _Run, db: CostDB, scheduler: Scheduler, devices: list[Device],
+                size: DemoSize) -> dict[str, LatencyPredictor]:
+    """Step 2: a calibrated LUT of the space's blocks on each device, by class."""
+    run.console.print(f"[bold]2/4[/] building the {escape(run.space.identity())} latency LUT on "
+                      "each device (16 blocks + calibration)", highlight=False)
+    luts: dict[str, LatencyPredictor] = {}
+    for device, (class_name, threads) in zip(devices, CLASSES, strict=True):
+        request = _request(size, threads)
+        with lut_progress(run.quiet, f"LUT {device.name}") as on_progress:
+            report = build_lut(run.space, device.name, request, db=db, scheduler=scheduler,
+                               cache_dir=run.cache_dir, on_progress=on_progress)
+        if not report.complete or report.lut is None:
+            raise click.ClickException(f"the LUT on {device.name} is incomplete: {report.failed[:3]}")
+        with lut_progress(run.quiet, f"calibration {device.name}") as on_progress:
+            calibration = calibrate_lut(report.lut, db=db, scheduler=scheduler,
+                                        k=size.calibration_n, cache_dir=run.cache_dir,
+                                        on_progress=on_progress)
+        run.console.print(
+            f"  {class_name}: {report.blocks} blocks ({report.measured} measured, "
+            f"{report.cached} from the cost DB), calibrated on {calibration.n} "
+            f"networks, fit error {calibration.fit_rmspe:.1f}%", highlight=False)
+        calibrated = LutStore(db).get(report.lut.id)  # with the line just fitted
+        luts[class_name] = LatencyPredictor.from_lut(db, run.space, calibrated)
+    return luts
+
+
+def _search_config(run: _Run, luts: dict[str, LatencyPredictor], size: DemoSize,
+                   budget: int | None, seed: int) -> SearchConfig:
+    """Step 3: a hybrid multi-device search under a latency bound the LUT suggests."""
+    bound = _bound(luts["cpu-1t"], run.space, seed)
+    constraint = f"latency[cpu-1t] <= {bound:g} ms"
+    targets = [Target.device_class(name, _settings_dict(_request(size, threads)))
+               for name, threads in CLASSES]
+    config = SearchConfig.build(
+        space="nb201", space_config=size.space_config, targets=targets,
+        objectives=["accuracy"], constraints=[constraint], accuracy="naswot",
+        strategy={"kind": "nsga2", "population_size": size.population},
+        mode="hybrid", budget=budget or size.budget, seed=seed, hybrid=HybridOptions(),
+    )  # fmt: skip
+    run.console.print(
+        f"[bold]3/4[/] hybrid search: {config.budget} candidates, NSGA-II, "
+        f"maximise accuracy (NASWOT), minimise latency on cpu-1t and cpu-2t, "
+        f"subject to {escape(constraint)} (the space's 60th percentile here)", highlight=False)
+    return config
+
+
+def _results(run: _Run, db: CostDB, driver: SearchDriver, result: SearchResult) -> None:
+    """Step 4: the front, the files, the best network as ONNX."""
+    run.console.print("[bold]4/4[/] results")
+    outputs = Outputs(csv_path=run.workdir / "pareto.csv",
+                      json_path=str(run.workdir / "pareto.json"))
+    report_result(run.console, driver, result, outputs, plot_path=run.workdir / "pareto.png")
+    assert result.search_id is not None
+    best = run.workdir / "best.onnx"
+    row, _ = write_export(db, result.search_id, 1, best, cache_dir=run.cache_dir)
+    run.console.print(f"wrote {escape(str(best))} (rank 1: {escape(row.encoding)})",
                       highlight=False)
-    lap("results", t)
-    total = time.monotonic() - started
-    console.print("timings: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings)
-                  + f"; total {total:.0f} s", highlight=False)
-    db_arg = f"--db {db_path}"
-    console.print(
+
+
+def _next_steps(run: _Run, search_id: int | None) -> None:
+    total = time.monotonic() - run.started
+    run.console.print("timings: " + ", ".join(f"{name} {seconds:.0f} s"
+                                              for name, seconds in run.timings)
+                      + f"; total {total:.0f} s", highlight=False)
+    db_arg = f"--db {run.db_path}"
+    run.console.print(
         "next:\n"
-        f"  fleetnas {db_arg} search show {result.search_id} --all\n"
-        f"  fleetnas {db_arg} export {result.search_id} --rank 2 -o net.onnx\n"
+        f"  fleetnas {db_arg} search show {search_id} --all\n"
+        f"  fleetnas {db_arg} export {search_id} --rank 2 -o net.onnx\n"
         f"  fleetnas {db_arg} lut show", highlight=False, markup=False)

@@ -18,10 +18,10 @@ from rich.markup import escape
 
 from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._options import existing_db_path
+from fleetnas.controller.cli._results import search_errors
 from fleetnas.controller.cli.fleet import db_path_of
-from fleetnas.controller.cli.search import rebuild_engine, search_errors
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.driver import SearchStore
+from fleetnas.controller.driver import SearchStore, load_search
 from fleetnas.controller.report import ResultRow, front_rows
 
 
@@ -35,8 +35,8 @@ def write_export(
     """
     from fleetnas.controller.export import export_arch
 
-    record = SearchStore(db).get(search_id)
-    config, engine = rebuild_engine(db, record)
+    stored = load_search(SearchStore(db), search_id)
+    config, engine = stored.config, stored.engine
     rows = front_rows(engine)
     if not rows:
         raise click.ClickException(f"search {search_id} has no complete candidate yet")

@@ -6,9 +6,7 @@ Also home of the ``--fleet`` option and the fleet error translation shared by
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.cli._console import output_console
+from fleetnas.controller.cli._console import output_console, when
 from fleetnas.controller.cli._options import CliState, costdb_errors
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import (
@@ -80,15 +78,6 @@ def _devices(fleet_file: Path | None, *, if_none: str = "") -> tuple[Path, Fleet
                    f"HOST:PORT --class CLASS`{if_none}")
         return None
     return path, current
-
-
-def _when(timestamp: float | None) -> str:
-    if not timestamp:
-        return "never"
-    ago = time.time() - timestamp
-    if 0 <= ago < 120:
-        return f"{ago:.0f} s ago"
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 def hardware_summary(desc: agent_pb2.DeviceDescription | None) -> str:
@@ -238,7 +227,7 @@ def _status_row(
         seen = "now"
     else:
         health = f"[red]down[/]: {escape(probe.reason or '')}"
-        busy, temp, seen = "-", "-", _when(last_seen)
+        busy, temp, seen = "-", "-", when(last_seen, empty="never")
     hardware = escape(hardware_summary(probe.description or known))
     if changed:
         hardware += f" [yellow]hardware changed ({escape(changed)}): a new device history[/]"

@@ -11,7 +11,6 @@ device ``local``). See ``docs/lut.md``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -21,37 +20,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._errors import EXIT_INTERRUPTED, one_line_errors
-from fleetnas.controller.cli._options import (
-    collect_params,
-    existing_db_path,
-    settings_from_values,
-    settings_options,
-)
+from fleetnas.controller.cli._console import output_console, when
+from fleetnas.controller.cli._errors import exit_code, one_line_errors, sigterm_stops
+from fleetnas.controller.cli._options import collect_params, existing_db_path, settings_request
+from fleetnas.controller.cli._progress import lut_progress, quiet_option
 from fleetnas.controller.cli._scheduling import (
     LOCAL_DEVICE,
-    existing_fleet,
-    local_scheduler,
+    Scheduling,
+    open_scheduler,
     scheduler_options,
 )
 from fleetnas.controller.cli._space import SpaceFlags, space_options
-from fleetnas.controller.cli.fleet import db_path_of, fleet_option
+from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.fleet import UnknownDevice
+from fleetnas.controller.fleet import UnknownDevice, fleet_path
 from fleetnas.controller.lut import (
     DEFAULT_CALIBRATION_N,
     DEFAULT_CHECK_N,
@@ -60,7 +46,6 @@ from fleetnas.controller.lut import (
     DEFAULT_STALE_THRESHOLD,
     LutError,
     LutInfo,
-    LutProgress,
     LutStore,
     build_lut,
     calibrate_lut,
@@ -84,36 +69,36 @@ EXIT_STALE = 3
 
 @dataclass(frozen=True)
 class Where:
-    """Where a command measures: ``--device`` / ``--local`` and the scheduler's options."""
+    """Where a command measures: ``--device`` / ``--local`` and how it schedules."""
 
     device: str | None
     local: bool
-    max_retries: int
-    device_wait_s: float
-    cache_dir: Path | None
-    fleet_file: Path | None
+    scheduling: Scheduling
 
 
 def device_options(func: F) -> F:
-    """``--device NAME`` / ``--local`` plus the fleet, retry and wait options, as ``where``."""
-    func = collect_params(func, "where", Where, (
-        "device", "local", "max_retries", "device_wait_s", "cache_dir", "fleet_file",
-    ))  # fmt: skip
+    """``--device NAME`` / ``--local`` plus the scheduler's options, passed on as ``where``."""
+    func = collect_params(func, "where", Where, ("device", "local", "scheduling"))
     for option in reversed([
         click.option("--device", metavar="NAME", help="The device of the fleet file to measure on."),
         click.option("--local", is_flag=True,
                      help="Measure on this machine with a throw-away loopback agent "
                      f"(device {LOCAL_DEVICE!r})."),
         scheduler_options,
-        fleet_option,
     ]):  # fmt: skip
         func = option(func)
     return func
 
 
+def _arch_seed(help_text: str) -> Callable[[F], F]:
+    """``--arch-seed N``: the seed of the random archs a command measures."""
+    return click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
+                        help=help_text)
+
+
 def selection_options(func: F) -> F:
     """``--settings-hash`` and the settings flags, which pick one LUT among several."""
-    func = settings_options()(func)
+    func = settings_request()(func)
     return click.option(
         "--settings-hash", metavar="HASH",
         help="Pick the LUT measured with these settings (see `fleetnas lut show`).",
@@ -147,26 +132,25 @@ def _errors() -> AbstractContextManager[None]:
 def _scheduler(db: CostDB, where: Where) -> Iterator[tuple[Scheduler, str]]:
     """A scheduler over the fleet file (or one local agent) and the device name to use."""
     device = where.device
-    if where.local:
-        if device not in (None, LOCAL_DEVICE):
-            raise click.UsageError("--local measures on this machine; drop --device")
-        with local_scheduler(db, max_retries=where.max_retries,
-                             device_wait_s=where.device_wait_s) as scheduler:
-            yield scheduler, LOCAL_DEVICE
-        return
-    if device is None:
+    if where.local and device not in (None, LOCAL_DEVICE):
+        raise click.UsageError("--local measures on this machine; drop --device")
+    if not where.local and device is None:
         raise click.UsageError("say where to measure: --device NAME (of the fleet file) or --local")
-    path, fleet = existing_fleet(where.fleet_file, if_missing=(
+    if_missing = (
         f", so device {device!r} is unknown: add it with `fleetnas fleet add {device} --address "
         "HOST:PORT --class CLASS`, or measure on this machine with --local"
-    ))  # fmt: skip
-    try:
-        fleet.get(device)
-    except UnknownDevice as exc:
-        known = ", ".join(d.name for d in fleet) or "none"
-        raise click.ClickException(f"{exc} (devices in {path}: {known})") from exc
-    with Scheduler(fleet, db, max_retries=where.max_retries,
-                   device_wait_s=where.device_wait_s) as scheduler:
+    )
+    with open_scheduler(db, where.scheduling, local=where.local, if_missing=if_missing) as scheduler:
+        if where.local:
+            yield scheduler, LOCAL_DEVICE
+            return
+        assert device is not None
+        try:
+            scheduler.fleet.get(device)
+        except UnknownDevice as exc:
+            known = ", ".join(d.name for d in scheduler.fleet) or "none"
+            path = fleet_path(where.scheduling.fleet_file)
+            raise click.ClickException(f"{exc} (devices in {path}: {known})") from exc
         yield scheduler, device
 
 
@@ -180,43 +164,19 @@ def _measuring(ctx: click.Context, where: Where) -> Iterator[tuple[CostDB, Sched
         yield db, scheduler, target
 
 
-# -- progress ----------------------------------------------------------------------------
-
-
 @contextmanager
-def _progress_bar(quiet: bool, what: str) -> Iterator[Callable[[LutProgress], None] | None]:
-    """A rich progress bar on stderr (one task per phase); ``None`` when quiet."""
-    if quiet:
-        yield None
-        return
-    columns = (
-        TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("eta"),
-        TimeRemainingColumn(),
-    )  # fmt: skip
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(p: LutProgress) -> None:
-            if p.phase not in tasks:
-                tasks[p.phase] = bar.add_task("", total=p.total, phase=f"{p.phase} {what}",
-                                              counts="")
-            counts = (
-                f"cached {p.cached}  measured {p.measured}  failed {p.failed}"
-                if p.phase == "measure" else ""
-            )
-            bar.update(tasks[p.phase], completed=p.done, counts=counts)
-
-        yield update
+def _selected(
+    ctx: click.Context, space_flags: SpaceFlags, where: Where, settings_hash: str | None,
+    request: agent_pb2.BenchmarkSettings,
+) -> Iterator[tuple[CostDB, Scheduler, LutInfo]]:
+    """The cost DB, the scheduler and the one LUT the flags select (for calibrate/eval/check)."""
+    identity = _space_filter(space_flags)
+    with _measuring(ctx, where) as (db, scheduler, target):
+        yield db, scheduler, _select(db, space_flags.required_name, target, identity,
+                                     settings_hash, request)
 
 
 # -- formatting --------------------------------------------------------------------------
-
-
-def _when(timestamp: float | None) -> str:
-    if not timestamp:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 def _pct(share: float) -> str:
@@ -245,7 +205,7 @@ def _lut_table(store: LutStore, luts: list[LutInfo]) -> Table:
             check_text = "never"
         else:
             verdict = "[red]STALE[/]" if ck.stale else "[green]ok[/]"
-            check_text = f"{verdict} {_when(ck.created_at)}, error {ck.accuracy.mape:.1f}%"
+            check_text = f"{verdict} {when(ck.created_at)}, error {ck.accuracy.mape:.1f}%"
         status = "[green]complete[/]" if lut.status == "complete" else "[yellow]building[/]"
         table.add_row(
             escape(lut.space), escape(lut.device),
@@ -302,13 +262,12 @@ def lut() -> None:
 @lut.command()
 @space_options(required=True)
 @device_options
-@settings_options()
+@settings_request()
 @click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
               type=click.IntRange(min=0),
               help="End-to-end archs to calibrate on once the LUT is complete (0: skip).")
-@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
-              help="Seed of the calibration archs.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_arch_seed("Seed of the calibration archs.")
+@quiet_option
 @click.pass_context
 def build(
     ctx: click.Context,
@@ -317,7 +276,7 @@ def build(
     calibration_n: int,
     arch_seed: int,
     quiet: bool,
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Measure every distinct block of a space on a device and store the LUT.
 
@@ -331,47 +290,56 @@ def build(
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160 --resolution 192
         fleetnas lut build --space nb201 --local --threads 1
     """
-    request = settings_from_values(setting_values)
     space = _space(space_flags)
-    with _measuring(ctx, where) as (db, scheduler, target):
+    with sigterm_stops():
         try:
-            with _progress_bar(quiet, "blocks") as on_progress:
-                report = build_lut(space, target, request, db=db, scheduler=scheduler,
-                                   cache_dir=where.cache_dir, on_progress=on_progress)
-        except KeyboardInterrupt:
-            luts = LutStore(db).find(space=space.identity(), device=target)
+            with _measuring(ctx, where) as (db, scheduler, target):
+                _build(db, scheduler, target, space, request, where, calibration_n, arch_seed,
+                       quiet)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+            device = LOCAL_DEVICE if where.local else where.device
+            with CostDB(db_path_of(ctx)) as db:
+                luts = LutStore(db).find(space=space.identity(), device=device)
             stored = max((x.entries for x in luts), default=0)
-            click.echo(f"interrupted: {stored} blocks are stored; run the same command again to "
-                       "resume (nothing is measured twice)", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        console = output_console()
-        table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
-            ("distinct blocks", report.blocks),
-            ("from the cost DB", report.cached),
-            ("measured now", report.measured),
-            ("failed", len(report.failed)),
-            ("export (s)", f"{report.export_s:.1f}"),
-            ("measure (s)", f"{report.measure_s:.1f}"),
-            ("settings", report.lut.settings_hash if report.lut else "-"),
-            ("status", report.lut.status if report.lut else "-"),
-        ])  # fmt: skip
-        console.print(table)
-        for key, reason in report.failed[:10]:
-            click.echo(f"error: block {key}: {reason}", err=True)
-        if not report.complete:
-            raise click.ClickException(
-                f"{len(report.failed)} of {report.blocks} blocks failed; fix the cause and run "
-                "the same command again (measured blocks are kept)"
-            )
-        assert report.lut is not None
-        if calibration_n:
-            with _progress_bar(quiet, "calibration archs") as on_progress:
-                calibration = calibrate_lut(
-                    report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
-                    cache_dir=where.cache_dir, timeout_s=_timeout(request), on_progress=on_progress,
-                )  # fmt: skip
-            click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
-                       f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
+            click.echo(f"interrupted ({exc or 'Ctrl-C'}): {stored} blocks are stored; run the "
+                       "same command again to resume (nothing is measured twice)", err=True)
+            ctx.exit(exit_code(exc))
+
+
+def _build(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
+           request: agent_pb2.BenchmarkSettings, where: Where, calibration_n: int,
+           arch_seed: int, quiet: bool) -> None:
+    with lut_progress(quiet, "blocks") as on_progress:
+        report = build_lut(space, target, request, db=db, scheduler=scheduler,
+                           cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+    table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
+        ("distinct blocks", report.blocks),
+        ("from the cost DB", report.cached),
+        ("measured now", report.measured),
+        ("failed", len(report.failed)),
+        ("export (s)", f"{report.export_s:.1f}"),
+        ("measure (s)", f"{report.measure_s:.1f}"),
+        ("settings", report.lut.settings_hash if report.lut else "-"),
+        ("status", report.lut.status if report.lut else "-"),
+    ])  # fmt: skip
+    output_console().print(table)
+    for key, reason in report.failed[:10]:
+        click.echo(f"error: block {key}: {reason}", err=True)
+    if not report.complete:
+        raise click.ClickException(
+            f"{len(report.failed)} of {report.blocks} blocks failed; fix the cause and run "
+            "the same command again (measured blocks are kept)"
+        )
+    assert report.lut is not None
+    if calibration_n:
+        with lut_progress(quiet, "calibration archs") as on_progress:
+            calibration = calibrate_lut(
+                report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
+                cache_dir=where.scheduling.cache_dir, timeout_s=_timeout(request),
+                on_progress=on_progress,
+            )  # fmt: skip
+        click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
+                   f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
 
 
 @lut.command()
@@ -380,9 +348,8 @@ def build(
 @selection_options
 @click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
               type=click.IntRange(min=5), help="End-to-end archs to fit the line on.")
-@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
-              help="Seed of the calibration archs.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_arch_seed("Seed of the calibration archs.")
+@quiet_option
 @click.pass_context
 def calibrate(
     ctx: click.Context,
@@ -392,7 +359,7 @@ def calibrate(
     calibration_n: int,
     arch_seed: int,
     quiet: bool,
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Fit a LUT's calibration line on end-to-end measurements of random archs.
 
@@ -400,13 +367,10 @@ def calibrate(
     Example:
         fleetnas lut calibrate --space mbv3 --device pi4-a --calibration-n 20
     """
-    request = settings_from_values(setting_values)
-    identity = _space_filter(space_flags)
-    with _measuring(ctx, where) as (db, scheduler, target):
-        info = _select(db, space_flags.required_name, target, identity, settings_hash, request)
-        with _progress_bar(quiet, "calibration archs") as on_progress:
+    with _selected(ctx, space_flags, where, settings_hash, request) as (db, scheduler, info):
+        with lut_progress(quiet, "calibration archs") as on_progress:
             calibration = calibrate_lut(info, db=db, scheduler=scheduler, k=calibration_n,
-                                        seed=arch_seed, cache_dir=where.cache_dir,
+                                        seed=arch_seed, cache_dir=where.scheduling.cache_dir,
                                         timeout_s=_timeout(request), on_progress=on_progress)
     click.echo(f"calibrated {info.label()} on {calibration.n} archs: predicted = "
                f"{calibration.a:.4f} × sum {calibration.b:+.4f} ms "
@@ -422,13 +386,12 @@ def calibrate(
 @click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
               type=click.IntRange(min=5),
               help="Other random archs to calibrate on (never scored).")
-@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
-              help="Seed of the arch samples.")
+@_arch_seed("Seed of the arch samples.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Scatter plot PNG [default: lut-eval-<device>-<space>-<settings>.png].")
 @click.option("--no-plot", is_flag=True, help="Do not draw the scatter plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 @click.pass_context
 def eval_(
     ctx: click.Context,
@@ -442,7 +405,7 @@ def eval_(
     no_plot: bool,
     as_json: bool,
     quiet: bool,
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Score a LUT against N random archs measured end to end (cached).
 
@@ -456,20 +419,17 @@ def eval_(
     Example:
         fleetnas lut eval --space mbv3 --device pi4-a --n 100 --calibration-n 10
     """
-    request = settings_from_values(setting_values)
-    identity = _space_filter(space_flags)
-    with _measuring(ctx, where) as (db, scheduler, target):
-        info = _select(db, space_flags.required_name, target, identity, settings_hash, request)
+    with _selected(ctx, space_flags, where, settings_hash, request) as (db, scheduler, info):
         if no_plot:
             plot = None
         elif plot_path is not None:
             plot = plot_path
         else:
-            plot = Path(f"lut-eval-{target}-{export_paths(info)[0].stem}.png")
-        with _progress_bar(quiet or as_json, "archs") as on_progress:
+            plot = Path(f"lut-eval-{info.device}-{export_paths(info)[0].stem}.png")
+        with lut_progress(quiet or as_json, "archs") as on_progress:
             result = evaluate_lut(info, db=db, scheduler=scheduler, n=n,
                                   calibration_n=calibration_n, seed=arch_seed,
-                                  cache_dir=where.cache_dir, plot_path=plot,
+                                  cache_dir=where.scheduling.cache_dir, plot_path=plot,
                                   timeout_s=_timeout(request), on_progress=on_progress)
     acc, raw, cal = result.accuracy, result.raw_accuracy, result.calibration
     if as_json:
@@ -508,9 +468,8 @@ def eval_(
 @click.option("--threshold", default=DEFAULT_STALE_THRESHOLD, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Mean error (%) above which the LUT is stale.")
-@click.option("--arch-seed", "arch_seed", default=0, show_default=True, type=int,
-              help="Seed of the arch sample.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_arch_seed("Seed of the arch sample.")
+@quiet_option
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -521,7 +480,7 @@ def check(
     threshold: float,
     arch_seed: int,
     quiet: bool,
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Re-measure a few archs (never from the cache) and flag the LUT stale if it drifted.
 
@@ -532,13 +491,10 @@ def check(
     Example:
         fleetnas lut check --space mbv3 --device pi4-a --n 5 --threshold 10
     """
-    request = settings_from_values(setting_values)
-    identity = _space_filter(space_flags)
-    with _measuring(ctx, where) as (db, scheduler, target):
-        info = _select(db, space_flags.required_name, target, identity, settings_hash, request)
-        with _progress_bar(quiet, "archs") as on_progress:
+    with _selected(ctx, space_flags, where, settings_hash, request) as (db, scheduler, info):
+        with lut_progress(quiet, "archs") as on_progress:
             result = check_lut(info, db=db, scheduler=scheduler, n=n, seed=arch_seed,
-                               threshold=threshold, cache_dir=where.cache_dir,
+                               threshold=threshold, cache_dir=where.scheduling.cache_dir,
                                timeout_s=_timeout(request), on_progress=on_progress)
     table = Table(title=escape(f"check of {info.label()}"))
     for column in ("arch", "predicted ms", "measured ms", "error"):
@@ -646,7 +602,7 @@ def export(
     settings_hash: str | None,
     out_dir: Path,
     formats: tuple[str, ...],
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Write a LUT to profiles/ as JSON and CSV, with its provenance.
 
@@ -655,7 +611,6 @@ def export(
         fleetnas lut export --space mbv3 --device pi4-a
         fleetnas lut export --space nb201 --device local --format json --out-dir shared/luts
     """
-    request = settings_from_values(setting_values)
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         info = _select(db, space_flags.required_name, device, identity, settings_hash, request)
@@ -669,7 +624,7 @@ def export(
 @click.option("--device", metavar="NAME", help="Store it under this device name [default: the file's].")
 @click.option("--space", "space_name", metavar="NAME",
               help="Refuse the file unless it is a LUT of this space (name or identity).")
-@settings_options()
+@settings_request()
 @click.option("--force", is_flag=True,
               help="Import despite a space, space-version, block or settings mismatch.")
 @click.option("--replace", is_flag=True, help="Overwrite a LUT with the same identity.")
@@ -684,7 +639,7 @@ def import_(
     force: bool,
     replace: bool,
     fmt: str | None,
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Add an exported LUT (JSON or CSV) to the cost database, after validating it.
 
@@ -696,7 +651,6 @@ def import_(
         fleetnas lut import profiles/luts/pi4-a/mbv3-0123456789abcdef.json --threads 1
         fleetnas lut import colleague.json --device pi4-b --replace
     """
-    request = settings_from_values(setting_values)
     started = time.monotonic()
     with _errors(), CostDB(db_path_of(ctx)) as db:
         result = import_lut(

@@ -18,12 +18,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._options import costdb_errors, settings_from_values, settings_options
+from fleetnas.controller.cli._options import costdb_errors, settings_request
+from fleetnas.controller.cli._progress import job_progress
 from fleetnas.controller.cli._scheduling import (
     LOCAL_DEVICE,
     STARTING_LOCAL_AGENT,
@@ -62,19 +62,8 @@ def _jobs(
 def _run_with_progress(
     scheduler: Scheduler, jobs: list[Job], quiet: bool
 ) -> list[JobOutcome]:
-    if quiet or len(jobs) < 2:
-        return scheduler.run(jobs)
-    columns = (TextColumn("[bold]measuring"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=len(jobs))
-
-        def advance(progress: Any) -> None:
-            outcome = progress.outcome
-            bar.update(task, completed=progress.done,
-                       description=f"{outcome.job.tag} {outcome.status.value}")
-
-        return scheduler.run(jobs, on_progress=advance)
+    with job_progress(quiet or len(jobs) < 2) as on_progress:
+        return scheduler.run(jobs, on_progress=on_progress)
 
 
 def _run_local(
@@ -185,7 +174,7 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
               help="Measure on any one device of this class; repeatable.")
 @click.option("--local", is_flag=True,
               help="Measure on this machine with a throw-away loopback agent.")
-@settings_options()
+@settings_request()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True, type=int,
               help="Retries of a job on other devices of its class after transient failures.")
@@ -203,7 +192,7 @@ def measure(
     max_retries: int,
     device_wait_s: float,
     fleet_file: Path | None,
-    **setting_values: Any,
+    request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Measure the latency of ONNX models on devices; cached results are reused.
 
@@ -217,7 +206,7 @@ def measure(
         fleetnas measure model.onnx --class pi4 --threads 1 --json
         fleetnas measure a.onnx b.onnx --device pi4-a --device jetson-1
     """
-    settings = settings_from_values(setting_values)
+    settings = request
     if max_retries < 0:
         raise click.UsageError(f"--max-retries must be >= 0, got {max_retries}")
     if local and (devices or classes):

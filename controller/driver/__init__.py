@@ -11,7 +11,7 @@ killed search resumes where it was::
         SchedulerMeasurer, SearchConfig, SearchDriver, Target)
 
     config = SearchConfig.build(
-        space="nb201", targets=[Target("pi4", "class", {"intra_op_threads": 1})],
+        space="nb201", targets=[Target.device_class("pi4", {"intra_op_threads": 1})],
         objectives=["accuracy"], constraints=["latency[pi4] <= 30 ms"],
         accuracy="naswot", mode="hybrid", budget=200, seed=0)
     driver = SearchDriver.create(config, db=db, measurer=SchedulerMeasurer(scheduler, db))
@@ -24,10 +24,15 @@ See ``docs/search.md``. Only the names in ``__all__`` are API.
 from __future__ import annotations
 
 from fleetnas.controller.driver._accuracy import (
+    ACCURACY_GROUP,
+    ESTIMATOR_KINDS,
+    EstimatorKind,
     check_accuracy_spec,
+    estimator_usages,
     is_expensive,
     make_estimator,
 )
+from fleetnas.controller.driver._candidates import CandidateState
 from fleetnas.controller.driver._config import (
     MODES,
     SETTING_KEYS,
@@ -36,6 +41,7 @@ from fleetnas.controller.driver._config import (
     Target,
     parse_target,
     strategy_from_spec,
+    strategy_spec,
 )
 from fleetnas.controller.driver._driver import (
     ProgressCallback,
@@ -50,7 +56,9 @@ from fleetnas.controller.driver._errors import (
     SearchConfigError,
     SearchNotFound,
 )
-from fleetnas.controller.driver._luts import find_lut_predictor
+from fleetnas.controller.driver._evaluation import Evaluation
+from fleetnas.controller.driver._hybrid import Hybrid
+from fleetnas.controller.driver._luts import find_lut_predictor, find_luts, target_devices
 from fleetnas.controller.driver._measure import (
     PERMANENT_ERRORS,
     CallableMeasurer,
@@ -66,7 +74,17 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
+from fleetnas.controller.driver._resume import StoredSearch, load_search, trial_records
 from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
+from fleetnas.controller.driver._source import (
+    LATENCY_SOURCES,
+    SOURCE_GROUP,
+    LatencySource,
+    SourceSetup,
+    UnknownLatencySource,
+    latency_source_class,
+)
+from fleetnas.controller.driver._sources import LutPredicted, Measured, PredictingSource
 from fleetnas.controller.driver._store import (
     CandidateRecord,
     Counters,
@@ -76,18 +94,30 @@ from fleetnas.controller.driver._store import (
 from fleetnas.controller.driver._surrogate import RidgeSurrogate, arch_features
 
 __all__ = [
+    "ACCURACY_GROUP",
+    "ESTIMATOR_KINDS",
+    "LATENCY_SOURCES",
+    "SOURCE_GROUP",
     "MODES",
     "PERMANENT_ERRORS",
     "SETTING_KEYS",
     "CallableMeasurer",
     "CandidateMeasurement",
     "CandidateRecord",
+    "CandidateState",
     "Counters",
     "DriverError",
+    "EstimatorKind",
+    "Evaluation",
+    "Hybrid",
     "HybridOptions",
+    "LatencySource",
+    "LutPredicted",
     "LutValuePredictor",
     "MeasureRequest",
+    "Measured",
     "Measurer",
+    "PredictingSource",
     "Prediction",
     "ProgressCallback",
     "RidgeSurrogate",
@@ -102,17 +132,27 @@ __all__ = [
     "SearchRecord",
     "SearchResult",
     "SearchStore",
+    "SourceSetup",
+    "StoredSearch",
     "SurrogateValuePredictor",
     "Target",
+    "UnknownLatencySource",
     "TargetResult",
     "ValuePredictor",
     "arch_features",
     "check_accuracy_spec",
     "constraint_dominates",
     "could_enter_front",
+    "estimator_usages",
     "find_lut_predictor",
+    "find_luts",
     "is_expensive",
+    "latency_source_class",
+    "load_search",
     "make_estimator",
     "parse_target",
     "strategy_from_spec",
+    "strategy_spec",
+    "target_devices",
+    "trial_records",
 ]

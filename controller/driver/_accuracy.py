@@ -1,5 +1,8 @@
 """Accuracy estimators from their text spec, as stored with a search and typed on the CLI.
 
+A spec is ``KIND`` or ``KIND:ARGUMENT``; the kind names an
+:class:`EstimatorKind` in the registry :data:`ESTIMATOR_KINDS`:
+
 =============================  ===================================================
 spec                           estimator
 =============================  ===================================================
@@ -11,40 +14,119 @@ spec                           estimator
 ``plugin:MODULE:FUNCTION``     :class:`PluginEstimator` (cheap unless told otherwise)
 =============================  ===================================================
 
-Importing this module does not import torch; :func:`make_estimator` does.
+Another package adds a kind by registering an :class:`EstimatorKind`
+subclass in the entry-point group ``fleetnas.accuracy`` (see
+:mod:`fleetnas.controller.registry`); it is then valid in
+``--accuracy KIND:...`` and in stored searches.
+
+Importing this module does not import torch; :func:`make_estimator` does
+(an :class:`EstimatorKind` must check a spec without importing its
+estimator).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import abc
+import importlib.metadata
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
 
 from fleetnas.controller.driver._errors import SearchConfigError
+from fleetnas.controller.registry import Registry, subclass_check
 
 if TYPE_CHECKING:
     from fleetnas.controller.accuracy import AccuracyEstimator
+
+ACCURACY_GROUP = "fleetnas.accuracy"
 
 _TRAIN_OPTIONS = {"epochs": int, "batch_size": int, "max_train_samples": int,
                   "max_val_samples": int, "seed": int, "lr": float}
 
 
-def check_accuracy_spec(spec: str) -> None:
-    """Raise SearchConfigError unless ``spec`` has one of the forms above (imports nothing)."""
-    kind, _, rest = spec.partition(":")
-    if kind in ("naswot", "synflow") and not rest:
-        return
-    if kind == "train" and rest:
-        _train_options(spec, rest)
-        return
-    if kind == "plugin" and rest.count(":") == 1:
-        return
-    raise SearchConfigError(
-        f"accuracy {spec!r}: expected naswot, synflow, train:DATA[,epochs=N] "
-        "(DATA: digits, synthetic, a .npz file or an image folder) or plugin:MODULE:FUNCTION"
-    )
+class EstimatorKind(abc.ABC):
+    """One kind of accuracy spec: checks its argument and builds the estimator.
+
+    ``name`` is the kind (the part before the first ``:``); ``usage`` how it
+    is written (for messages and ``--help``); ``expensive`` whether one
+    estimate costs enough that hybrid mode predicts it too (``accuracy_cost
+    auto``). :meth:`check` must not import torch.
+    """
+
+    name: ClassVar[str]
+    usage: ClassVar[str]
+    expensive: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def check(self, spec: str, argument: str) -> None:
+        """Raise SearchConfigError (naming ``spec``) unless ``argument`` is valid."""
+
+    @abc.abstractmethod
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        """The estimator; may raise DatasetError or PluginError."""
+
+
+class _NoArgument(EstimatorKind):
+    def check(self, spec: str, argument: str) -> None:
+        if argument:
+            raise SearchConfigError(f"accuracy {spec!r}: {self.name} takes no argument")
+
+
+class Naswot(_NoArgument):
+    name = "naswot"
+    usage = "naswot"
+
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        from fleetnas.controller.accuracy import NaswotEstimator
+
+        return NaswotEstimator()
+
+
+class Synflow(_NoArgument):
+    name = "synflow"
+    usage = "synflow"
+
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        from fleetnas.controller.accuracy import SynflowEstimator
+
+        return SynflowEstimator()
+
+
+class Train(EstimatorKind):
+    name = "train"
+    usage = "train:DATA[,epochs=N]"
+    expensive = True
+
+    def check(self, spec: str, argument: str) -> None:
+        _train_options(spec, argument)
+
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        from fleetnas.controller.accuracy import ShortTrainingEstimator, load_dataset
+
+        data, options = _train_options(spec, argument)
+        return ShortTrainingEstimator(load_dataset(data), **options)  # type: ignore[arg-type]
+
+
+class Plugin(EstimatorKind):
+    name = "plugin"
+    usage = "plugin:MODULE:FUNCTION"
+
+    def check(self, spec: str, argument: str) -> None:
+        if argument.count(":") != 1:
+            raise SearchConfigError(f"accuracy {spec!r}: expected plugin:MODULE:FUNCTION")
+
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        from fleetnas.controller.accuracy import PluginEstimator
+
+        return PluginEstimator(argument)
 
 
 def _train_options(spec: str, rest: str) -> tuple[str, dict[str, int | float]]:
     data, *items = rest.split(",")
+    if not data:
+        raise SearchConfigError(
+            f"accuracy {spec!r}: expected train:DATA[,epochs=N] "
+            "(DATA: digits, synthetic, a .npz file or an image folder)"
+        )
     options: dict[str, int | float] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -60,31 +142,57 @@ def _train_options(spec: str, rest: str) -> tuple[str, dict[str, int | float]]:
     return data, options
 
 
+class UnknownEstimatorKind(SearchConfigError, LookupError):
+    """No built-in or registered accuracy estimator has this kind."""
+
+
+ESTIMATOR_KINDS: Registry[type[EstimatorKind]] = Registry(
+    ACCURACY_GROUP, "accuracy estimator",
+    {cls.name: cls for cls in (Naswot, Synflow, Train, Plugin)},
+    subclass_check(EstimatorKind, "name", "accuracy estimator", SearchConfigError),
+    unknown=UnknownEstimatorKind, broken=SearchConfigError,
+)  # fmt: skip
+
+
+def estimator_usages(entry_points: Iterable[importlib.metadata.EntryPoint] | None = None) -> list[str]:
+    """How each registered kind is written, built-ins first (e.g. for ``--help``)."""
+    out = []
+    for name in ESTIMATOR_KINDS.names(entry_points):
+        try:
+            out.append(ESTIMATOR_KINDS.load(name, entry_points).usage)
+        except SearchConfigError:
+            out.append(name)  # a broken plugin: still named, it fails when used
+    return out
+
+
+def estimator_kind(spec: str) -> tuple[EstimatorKind, str]:
+    """The kind ``spec`` names and its argument; SearchConfigError listing the known forms."""
+    kind, _, argument = spec.partition(":")
+    try:
+        return ESTIMATOR_KINDS.load(kind)(), argument
+    except UnknownEstimatorKind:
+        raise SearchConfigError(
+            f"accuracy {spec!r}: expected {', '.join(estimator_usages())} (DATA: digits, "
+            "synthetic, a .npz file or an image folder)"
+        ) from None
+
+
+def check_accuracy_spec(spec: str) -> None:
+    """Raise SearchConfigError unless ``spec`` names a known kind with a valid argument."""
+    kind, argument = estimator_kind(spec)
+    kind.check(spec, argument)
+
+
 def is_expensive(spec: str, cost: str = "auto") -> bool:
     """Whether estimating costs enough that hybrid mode should predict it too."""
     if cost != "auto":
         return cost == "expensive"
-    return spec.startswith("train:")
+    return estimator_kind(spec)[0].expensive
 
 
 def make_estimator(spec: str) -> AccuracyEstimator:
     """The estimator ``spec`` names (imports torch). Raises SearchConfigError,
     DatasetError (a dataset that cannot be read) or PluginError."""
-    from fleetnas.controller.accuracy import (
-        NaswotEstimator,
-        PluginEstimator,
-        ShortTrainingEstimator,
-        SynflowEstimator,
-        load_dataset,
-    )
-
-    check_accuracy_spec(spec)
-    kind, _, rest = spec.partition(":")
-    if kind == "naswot":
-        return NaswotEstimator()
-    if kind == "synflow":
-        return SynflowEstimator()
-    if kind == "train":
-        data, options = _train_options(spec, rest)
-        return ShortTrainingEstimator(load_dataset(data), **options)  # type: ignore[arg-type]
-    return PluginEstimator(rest)
+    kind, argument = estimator_kind(spec)
+    kind.check(spec, argument)
+    return kind.create(spec, argument)

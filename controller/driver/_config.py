@@ -13,6 +13,7 @@ intra-op threads are two targets); each gives the objective
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,18 +25,23 @@ from fleetnas.agent.settings_args import build_settings
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.driver._accuracy import check_accuracy_spec
 from fleetnas.controller.driver._errors import SearchConfigError
+from fleetnas.controller.driver._source import BUILTIN_SOURCES, LatencySource, latency_source_class
+from fleetnas.controller.scheduler import Target as Placement
 from fleetnas.controller.search import (
-    AgingEvolutionStrategy,
-    NSGA2Strategy,
+    STRATEGY_GROUP,
     Objective,
-    RandomStrategy,
     Strategy,
+    StrategyPluginError,
+    UnknownStrategy,
+    available_strategies,
     parse_constraint,
     parse_objective,
     split_name,
+    strategy_class,
 )
 
-MODES = ("measured", "lut", "hybrid")
+#: the built-in latency sources (``--mode``)
+MODES = tuple(BUILTIN_SOURCES)
 TARGET_KINDS = ("device", "class")
 ACCURACY_COSTS = ("auto", "cheap", "expensive")
 CONFIG_FORMAT = "fleetnas.search-config/1"
@@ -66,21 +72,23 @@ def _settings_dict(request: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Target:
-    """A device (``kind="device"``) or class (``kind="class"``) plus a settings request.
+    """Where one latency objective is measured: a placement plus a settings request.
 
-    ``settings`` is a ``BenchmarkSettings`` request in its JSON form (proto
-    field names; unset fields take the agent's defaults). ``label`` names the
-    objective when given (``latency[label]``), else ``name`` does.
+    ``where`` is the scheduler's placement (:class:`fleetnas.controller.scheduler.Target`:
+    one device, or any device of a class); ``settings`` is a
+    ``BenchmarkSettings`` request in its JSON form (proto field names; unset
+    fields take the agent's defaults). ``label`` names the objective when
+    given (``latency[label]``), else the placement's name does. Build with
+    :meth:`device` or :meth:`device_class`.
     """
 
-    name: str
-    kind: str = "device"
+    where: Placement
     settings: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in TARGET_KINDS:
-            raise SearchConfigError(f"target {self.name!r}: kind {self.kind!r}, expected device or class")
+        if not isinstance(self.where, Placement):
+            raise SearchConfigError(f"target {self.where!r}: expected a scheduler Target")
         try:
             split_name(f"latency[{self.key}]")
         except ValueError as exc:
@@ -90,6 +98,32 @@ class Target:
         except json_format.ParseError as exc:
             raise SearchConfigError(f"target {self.key!r}: bad settings {dict(self.settings)!r}: {exc}") from exc
 
+    @classmethod
+    def device(cls, name: str, settings: Mapping[str, Any] | None = None,
+               label: str | None = None) -> Target:
+        """The device ``name`` of the fleet."""
+        return cls(Placement.device(name), dict(settings or {}), label)
+
+    @classmethod
+    def device_class(cls, name: str, settings: Mapping[str, Any] | None = None,
+                     label: str | None = None) -> Target:
+        """Any device of the class ``name``."""
+        return cls(Placement.device_class(name), dict(settings or {}), label)
+
+    @property
+    def name(self) -> str:
+        """The device's or the class's name."""
+        return self.where.name
+
+    @property
+    def is_class(self) -> bool:
+        return self.where.is_class
+
+    @property
+    def kind(self) -> str:
+        """``"class"`` or ``"device"`` (as stored and printed)."""
+        return "class" if self.is_class else "device"
+
     @property
     def key(self) -> str:
         """The qualifier of this target's objectives."""
@@ -98,10 +132,6 @@ class Target:
     @property
     def objective(self) -> str:
         return f"latency[{self.key}]"
-
-    @property
-    def is_class(self) -> bool:
-        return self.kind == "class"
 
     def request(self) -> agent_pb2.BenchmarkSettings:
         """The benchmark settings request sent with every job of this target."""
@@ -121,8 +151,17 @@ class Target:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
-        return cls(str(data["name"]), str(data.get("kind", "device")),
-                   dict(data.get("settings") or {}), data.get("label"))
+        return cls.of_kind(str(data["name"]), str(data.get("kind", "device")),
+                           data.get("settings"), data.get("label"))
+
+    @classmethod
+    def of_kind(cls, name: str, kind: str, settings: Mapping[str, Any] | None = None,
+                label: str | None = None) -> Target:
+        """``kind`` is ``"device"`` or ``"class"`` (the stored and typed spelling)."""
+        if kind not in TARGET_KINDS:
+            raise SearchConfigError(f"target {name!r}: kind {kind!r}, expected device or class")
+        make = cls.device_class if kind == "class" else cls.device
+        return make(name, settings, label)
 
 
 def parse_target(
@@ -168,7 +207,7 @@ def parse_target(
     if override.providers:
         del request.providers[:]
     request.MergeFrom(override)
-    return Target(name, kind, _settings_dict(request), label)
+    return Target.of_kind(name, kind, _settings_dict(request), label)
 
 
 @dataclass(frozen=True)
@@ -209,21 +248,38 @@ class HybridOptions:
 
 
 def strategy_from_spec(spec: Mapping[str, Any]) -> Strategy:
-    """``{"kind": "nsga2", "population_size": 20}`` (or ``aging`` / ``random``) -> Strategy."""
+    """``{"kind": "nsga2", "population_size": 20}`` -> Strategy: the registered
+    strategy of that kind, built with the other keys as keyword arguments."""
     options = {k: v for k, v in spec.items() if k != "kind"}
-    kind = spec.get("kind")
+    kind = str(spec.get("kind"))
+    cls = _strategy_class(kind)
     try:
-        if kind == NSGA2Strategy.kind:
-            return NSGA2Strategy(**options)
-        if kind == AgingEvolutionStrategy.kind:
-            return AgingEvolutionStrategy(**options)
-        if kind == RandomStrategy.kind:
-            if options:
-                raise ValueError(f"random search takes no options, got {options}")
-            return RandomStrategy()
+        return cls(**options)
     except (TypeError, ValueError) as exc:
         raise SearchConfigError(f"strategy {dict(spec)!r}: {exc}") from exc
-    raise SearchConfigError(f"strategy kind {kind!r}: choose nsga2, aging or random")
+
+
+def _strategy_class(kind: str) -> type[Strategy]:
+    try:
+        return strategy_class(kind)
+    except UnknownStrategy:
+        raise SearchConfigError(
+            f"strategy kind {kind!r}: choose {', '.join(available_strategies())} (others "
+            f"register in the entry-point group {STRATEGY_GROUP!r})"
+        ) from None
+    except StrategyPluginError as exc:
+        raise SearchConfigError(str(exc)) from exc
+
+
+def strategy_spec(kind: str, **knobs: Any) -> dict[str, Any]:
+    """A strategy spec from generic knobs (``population_size``, ``sample_size``...).
+
+    Only the knobs the strategy's constructor takes, and that are not
+    ``None``, are kept: ``strategy_spec("random", population_size=20)`` is
+    ``{"kind": "random"}``. SearchConfigError for an unknown kind.
+    """
+    accepted = inspect.signature(_strategy_class(kind)).parameters
+    return {"kind": kind, **{k: v for k, v in knobs.items() if k in accepted and v is not None}}
 
 
 def _canonical_objective(text: str | Objective) -> str:
@@ -322,8 +378,7 @@ class SearchConfig:
 
         ``extra_names`` are values the caller computes itself (callables).
         """
-        if self.mode not in MODES:
-            raise SearchConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        source = latency_source_class(self.mode)
         if self.accuracy_cost not in ACCURACY_COSTS:
             raise SearchConfigError(
                 f"accuracy_cost {self.accuracy_cost!r}: choose one of {', '.join(ACCURACY_COSTS)}"
@@ -334,7 +389,7 @@ class SearchConfig:
             raise SearchConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
         if self.accuracy is not None:
             check_accuracy_spec(self.accuracy)
-        if not self.targets and self.mode != "measured":
+        if not self.targets and source.needs_targets:
             raise SearchConfigError(f"mode {self.mode}: needs at least one --device or --class")
         keys = [t.key for t in self.targets]
         duplicated = sorted({k for k in keys if keys.count(k) > 1})
@@ -348,10 +403,11 @@ class SearchConfig:
             raise SearchConfigError(f"objectives {objective_names}: names must be unique")
         extra = set(extra_names)
         for name in [*objective_names, *(parse_constraint(c).name for c in self.constraints)]:
-            self._check_computable(name, keys, extra)
+            self._check_computable(name, keys, extra, source)
         strategy_from_spec(self.strategy)
 
-    def _check_computable(self, name: str, keys: Sequence[str], extra: set[str]) -> None:
+    def _check_computable(self, name: str, keys: Sequence[str], extra: set[str],
+                          source: type[LatencySource]) -> None:
         if name in extra:
             return
         base, qualifier = split_name(name)
@@ -368,8 +424,11 @@ class SearchConfig:
                     f"{name}: no target {qualifier!r} (targets: {', '.join(keys) or 'none'}); "
                     "add --device or --class"
                 )
-            if base == "peak_memory" and self.mode != "measured":
-                raise SearchConfigError(f"{name}: peak memory is only known in --mode measured")
+            if base == "peak_memory" and not source.knows_peak_memory:
+                modes = [m for m in BUILTIN_SOURCES if latency_source_class(m).knows_peak_memory]
+                raise SearchConfigError(
+                    f"{name}: peak memory is only known in --mode {' or '.join(modes)}"
+                )
             return
         if name in ANALYTIC:
             return
@@ -393,13 +452,12 @@ class SearchConfig:
         return strategy_from_spec(self.strategy)
 
     def effective_batch_size(self) -> int:
-        """Candidates asked per step: ``batch_size``, else NSGA-II's population, else 5 / 10."""
+        """Candidates asked per step: ``batch_size``, else the strategy's
+        :meth:`~fleetnas.controller.search.Strategy.default_batch_size` (NSGA-II:
+        its population; aging evolution: 5; random: 10)."""
         if self.batch_size is not None:
             return self.batch_size
-        kind = self.strategy.get("kind")
-        if kind == NSGA2Strategy.kind:
-            return int(self.strategy.get("population_size", 20))
-        return 5 if kind == AgingEvolutionStrategy.kind else 10
+        return self.make_strategy().default_batch_size()
 
     def with_budget(self, budget: int) -> SearchConfig:
         """The same search with another budget (validated: a positive integer)."""

@@ -1,35 +1,25 @@
-"""The search driver: asks the engine, gets values from devices, LUTs and estimators, tells it, stores it.
+"""The search driver: asks the engine, has a latency source evaluate, stores every step.
 
 One **step** of :meth:`SearchDriver.run`:
 
 1. ask the engine for a batch of candidates (or take the pending ones a
    resumed search left) and store them as pending;
 2. compute what needs no device: params, FLOPs, callables, the accuracy
-   estimate (unless it is expensive and the mode is hybrid);
-3. get latencies, by mode:
-
-   * ``measured``: every candidate on every target through the
-     :class:`~._measure.Measurer` (the scheduler: cost DB first, then devices);
-   * ``lut``: every latency predicted by the target's LUT, no device at all;
-   * ``hybrid``: every latency predicted (LUT where the target has one, the
-     online surrogate elsewhere; accuracy too when it is expensive); only
-     the candidates that could enter the Pareto front (see :mod:`._select`)
-     are measured, and every candidate is measured until the predictors have
-     enough data (``HybridOptions.warmup``). After telling, every predictor is
-     refitted on all measurements so far; any predicted trial that is on the
-     front is measured and :meth:`SearchEngine.revise`-d, until the front is
-     all measured; every remaining prediction is refreshed;
-
-4. tell the engine (or fail a candidate whose model cannot run or be scored)
-   and commit the engine snapshot with the changed candidate rows in one
+   estimate (unless the source defers an expensive one); each estimate is
+   stored as it finishes;
+3. hand the batch to the search's :class:`~._source.LatencySource` (chosen by
+   ``config.mode``), which measures and predicts latencies and tells or fails
+   every candidate (see :mod:`._sources` and :mod:`._hybrid`);
+4. commit the engine's small state with the changed candidate rows in one
    transaction.
 
-**Resume.** The engine is deterministic and the predictors are refitted from
-the stored measurements, so the stored snapshot determines everything after
-it. A search killed anywhere is resumed from its last commit: the step in
-flight is redone, its measurements come back from the cost DB's cache (the
-scheduler recorded each as it arrived), and the engine, the candidates and
-what was measured stay consistent. Nothing is measured twice or lost.
+**Resume.** The engine is deterministic and the sources refit their
+predictors from the stored measurements, so the stored state determines
+everything after it. A search killed anywhere is resumed from its last
+commit: the step in flight is redone, its measurements come back from the
+cost DB's cache (the scheduler recorded each as it arrived), and the engine,
+the candidates and what was measured stay consistent. Nothing is measured
+twice or lost.
 
 Not thread-safe: one driver, one thread.
 """
@@ -37,41 +27,29 @@ Not thread-safe: one driver, one thread.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._accuracy import is_expensive, make_estimator
+from fleetnas.controller.driver._candidates import CandidateBook, CandidateState
 from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
-from fleetnas.controller.driver._measure import CandidateMeasurement, Measurer, MeasureRequest
-from fleetnas.controller.driver._predict import (
-    LutValuePredictor,
-    Prediction,
-    SurrogateValuePredictor,
-    ValuePredictor,
-)
-from fleetnas.controller.driver._select import Point, could_enter_front
-from fleetnas.controller.driver._store import (
-    CandidateRecord,
-    Counters,
-    SearchStore,
-    owner_label,
-)
+from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, Tally
+from fleetnas.controller.driver._measure import Measurer
+from fleetnas.controller.driver._resume import load_search
+from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
+from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
 from fleetnas.controller.driver._surrogate import arch_features
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
-from fleetnas.controller.search import Candidate, SearchEngine, Trial, TrialState, split_name
+from fleetnas.controller.search import Candidate, SearchEngine, Trial, TrialState
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
 if TYPE_CHECKING:
     from fleetnas.controller.accuracy import AccuracyEstimator
 
 log = logging.getLogger("fleetnas.search")
-
-ACCURACY = "accuracy"
-MEASURED = "measured"
 
 
 @dataclass(frozen=True)
@@ -108,11 +86,6 @@ class SearchResult:
     front: list[Trial]
 
 
-def _latency_key(name: str) -> str | None:
-    base, qualifier = split_name(name)
-    return qualifier if base == "latency" else None
-
-
 class SearchDriver:
     """Runs one search (see the module docstring). Build with :meth:`create` or :meth:`resume`."""
 
@@ -129,6 +102,7 @@ class SearchDriver:
         search_id: int | None = None,
         counters: Counters | None = None,
         on_progress: ProgressCallback | None = None,
+        book: CandidateBook | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -139,60 +113,35 @@ class SearchDriver:
         self.on_progress = on_progress
         self.callables = dict(callables or {})
         config.validate(self.callables)
-        self.counters = counters or Counters()
+        source_class = latency_source_class(config.mode)
         self.names = list(dict.fromkeys(
             [o.name for o in engine.objectives] + [c.name for c in engine.constraints]
         ))  # fmt: skip
-        self.latency_names = [n for n in self.names if _latency_key(n) is not None]
         needs_accuracy = ACCURACY in self.names and ACCURACY not in self.callables
-        self.estimator = estimator
         if needs_accuracy and estimator is None:
             assert config.accuracy is not None  # validate() checked
-            self.estimator = make_estimator(config.accuracy)
-        self.expensive_accuracy = bool(
-            needs_accuracy and config.accuracy is not None
-            and is_expensive(config.accuracy, config.accuracy_cost)
-            and config.mode == "hybrid"
-        )  # fmt: skip
-        if config.mode != "lut" and self.measurer is None:
+            estimator = make_estimator(config.accuracy)
+        self.estimator = estimator
+        deferred = bool(needs_accuracy and config.accuracy is not None
+                        and source_class.defers_expensive
+                        and is_expensive(config.accuracy, config.accuracy_cost))  # fmt: skip
+        if source_class.measures and measurer is None:
             raise SearchConfigError(f"mode {config.mode} measures candidates: pass a measurer")
-        luts = dict(luts or {})
-        unknown = sorted(set(luts) - {t.key for t in config.targets})
-        if unknown:
-            raise SearchConfigError(f"LUTs given for {unknown}, which are not targets")
-        if config.mode == "lut":
-            missing = [t.key for t in config.targets if t.key not in luts]
-            if missing:
-                raise SearchConfigError(
-                    f"mode lut: no LUT for {missing}; build one with `fleetnas lut build`, "
-                    "or use --mode hybrid (a surrogate stands in where no LUT exists)"
-                )
+        luts = _checked_luts(config, source_class, luts or {})
+        self.book = book or CandidateBook()
+        counters = counters or Counters()
+        self.tally = Tally(counters.measured, counters.device_runs)
+        self.counters = counters
+        self.evaluation = Evaluation(
+            config, engine, self.book, names=self.names, measurer=measurer, estimator=estimator,
+            deferred=(ACCURACY,) if deferred else (), tally=self.tally, report=self._report,
+            search_id=lambda: self.search_id,
+        )  # fmt: skip
+        self.evaluation.on_estimate = self._store_estimate
         self._features: dict[str, list[float]] = {}
-        self.predictors: dict[str, ValuePredictor] = {}
-        if config.mode in ("lut", "hybrid"):
-            h = config.hybrid
-            for target in config.targets:
-                if target.key in luts:
-                    self.predictors[target.objective] = LutValuePredictor(
-                        luts[target.key], z=h.z, min_margin=h.min_margin,
-                        features=self._arch_features if config.mode == "hybrid" else None,
-                        surrogate_rows=h.warmup,
-                    )
-                else:
-                    self.predictors[target.objective] = SurrogateValuePredictor(
-                        self._arch_features, relative=True, z=h.z, min_margin=h.min_margin
-                    )
-            if self.expensive_accuracy:
-                self.predictors[ACCURACY] = SurrogateValuePredictor(
-                    self._arch_features, relative=False, z=h.z, min_margin=h.min_margin
-                )
-        self._partial: dict[int, tuple[dict[str, float], dict[str, str]]] = {}
-        self._asked_at: dict[int, float] = {}
-        self._told_at: dict[int, float] = {}
-        self._dirty: set[int] = set()
+        setup = SourceSetup(config, luts, self._arch_features, deferred)
+        self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
-        if self.predictors:
-            self._refit()
 
     # -- construction ----------------------------------------------------------------------
 
@@ -219,15 +168,7 @@ class SearchDriver:
         space = space or get_space(config.space, config.space_config)
         luts = dict(luts or {})
         if db is not None:
-            ids = {}
-            for key, predictor in luts.items():
-                if predictor.lut is None:
-                    raise SearchConfigError(
-                        f"the LUT predictor of {key} is not a stored LUT; a stored search "
-                        "must be able to load it again on resume"
-                    )
-                ids[key] = predictor.lut.id
-            config = replace(config, luts=ids)
+            config = replace(config, luts=_lut_ids(luts))
         engine = SearchEngine(
             space, config.make_strategy(), config.objective_list(),
             constraints=list(config.constraints), seed=config.seed,
@@ -273,37 +214,24 @@ class SearchDriver:
         if new_budget is not None:
             config = config.with_budget(new_budget)
         space = space or get_space(config.space, config.space_config)
-        state = store.state(search_id)
-        if state is None:
-            engine = SearchEngine(space, config.make_strategy(), config.objective_list(),
-                                  constraints=list(config.constraints), seed=config.seed)
-        else:
-            engine = SearchEngine.from_state_dict(state, space)
-        luts = {}
-        lut_store = LutStore(db)
-        for key, lut_id in config.luts.items():
-            try:
-                info = lut_store.get(lut_id)
-            except LutNotFound as exc:
-                raise SearchConfigError(
-                    f"the search predicts {key} with LUT {lut_id}, which is gone: {exc}"
-                ) from exc
-            luts[key] = LatencyPredictor.from_lut(db, space, info)
+        stored = load_search(store, search_id, space=space, config=config)
+        engine = stored.engine
+        luts = stored_luts(db, space, config)
         store.claim(search_id, owner_label(), force=force)
         if new_budget is not None:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
+        book = CandidateBook()
+        book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()},
+                     stored.inflight)
+        if stored.legacy:  # a whole snapshot of an earlier version: store every trial as a row
+            for trial in engine.history():
+                book.changed(trial.id)
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
         driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
                      callables=callables, store=store, search_id=search_id,
-                     counters=counters, on_progress=on_progress)
+                     counters=counters, on_progress=on_progress, book=book)
         if measurer is not None:
             measurer.check_targets(config.targets)
-        for row in store.candidates(search_id):
-            driver._asked_at[row.candidate_id] = row.asked_at
-            if row.told_at is not None:
-                driver._told_at[row.candidate_id] = row.told_at
-            if row.state == "pending" and row.metrics:
-                driver._partial[row.candidate_id] = (dict(row.metrics), dict(row.sources))
         return driver
 
     # -- running -----------------------------------------------------------------------------
@@ -324,8 +252,8 @@ class SearchDriver:
         except SearchAborted as exc:
             self._set_status("interrupted", str(exc))
             raise
-        except KeyboardInterrupt:
-            self._set_status("interrupted", "interrupted by the user")
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal the caller turned into one
+            self._set_status("interrupted", str(exc) or "interrupted by the user")
             raise
         except Exception as exc:
             self._set_status("failed", f"{type(exc).__name__}: {exc}")
@@ -345,25 +273,9 @@ class SearchDriver:
             if left <= 0:
                 return False
             batch = self.engine.ask(min(self.config.effective_batch_size(), left))
-            now = time.time()
-            for candidate in batch:
-                self._asked_at[candidate.id] = now
-                self._dirty.add(candidate.id)
+            self.book.asked(batch)
             self._commit()
-        alive = self._static_values(batch)
-        if self.store is not None and self.search_id is not None and self.config.mode != "lut":
-            # Accuracy can take a while (training): keep it, so a resume does not redo it.
-            rows = [self._record(self.engine.trial(c.id)) for c in batch if c.id in self._partial]
-            if rows:
-                self.store.put_candidates(rows)
-        if self.config.mode == "measured":
-            self._tell_measured(alive, self._measure([c for c, _, _ in alive]))
-        elif self.config.mode == "lut":
-            predictions = self._predict([c.arch for c, _, _ in alive])
-            for (candidate, values, sources), predicted in zip(alive, predictions, strict=True):
-                self._tell_predicted(candidate, values, sources, predicted)
-        else:
-            self._hybrid_step(alive)
+        self.source.evaluate(self._prepare(batch))
         self._steps += 1
         self._commit()
         self._report("step")
@@ -371,132 +283,42 @@ class SearchDriver:
 
     # -- values that need no device -------------------------------------------------------
 
-    def _static_values(
-        self, batch: Sequence[Candidate]
-    ) -> list[tuple[Candidate, dict[str, float], dict[str, str]]]:
+    def _prepare(self, batch: Sequence[Candidate]) -> list[CandidateState]:
+        """The batch's candidates with their pre-tell values; fails those the estimator cannot score."""
         from fleetnas.controller.accuracy import EstimatorError
 
         alive = []
+        estimate = (ACCURACY in self.names and ACCURACY not in self.callables
+                    and ACCURACY not in self.evaluation.deferred)  # fmt: skip
         for i, candidate in enumerate(batch):
-            if candidate.id in self._partial:
-                stored_values, stored_sources = self._partial[candidate.id]
-                alive.append((candidate, dict(stored_values), dict(stored_sources)))
-                continue
-            values: dict[str, float] = {}
-            sources: dict[str, str] = {}
-            arch = candidate.arch
-            for name in self.names:
-                if name in self.callables:
-                    values[name] = float(self.callables[name](arch))
-                    sources[name] = "callable"
-                elif name == "params":
-                    values[name], sources[name] = float(self.space.count_params(arch)), "analytic"
-                elif name == "flops":
-                    values[name], sources[name] = float(self.space.count_flops(arch)), "analytic"
-            if ACCURACY in self.names and ACCURACY not in values and not self.expensive_accuracy:
-                assert self.estimator is not None
-                self._report("estimate", f"accuracy {i + 1}/{len(batch)}")
-                try:
-                    values[ACCURACY] = float(self.estimator.estimate(self.space, arch))
-                except EstimatorError as exc:
-                    self._fail(candidate.id, f"accuracy: {exc}")
-                    continue
-                sources[ACCURACY] = "estimator"
-            self._partial[candidate.id] = (values, sources)
-            self._dirty.add(candidate.id)
-            alive.append((candidate, dict(values), dict(sources)))
+            state = self.book.get(candidate)
+            if not state.prepared:
+                values, sources = self._static_values(candidate.arch)
+                if estimate:
+                    assert self.estimator is not None
+                    self._report("estimate", f"accuracy {i + 1}/{len(batch)}")
+                    try:
+                        values[ACCURACY] = float(self.estimator.estimate(self.space, candidate.arch))
+                    except EstimatorError as exc:
+                        self.evaluation.fail(candidate.id, f"accuracy: {exc}")
+                        continue
+                    sources[ACCURACY] = "estimator"
+                self.book.prepared(state, values, sources)
+                self._store_estimate(state)
+            alive.append(state)
         return alive
 
-    # -- measured values --------------------------------------------------------------------
-
-    def _measure(self, candidates: Sequence[Candidate]) -> dict[int, CandidateMeasurement]:
-        """Measure on every target; SearchAborted on a failure that is not the model's."""
-        if not candidates:
-            return {}
-        assert self.measurer is not None
-        requests = [MeasureRequest(c.id, c.arch, c.encoding) for c in candidates]
-
-        def progress(done: int, total: int, label: str) -> None:
-            self._report("measure", f"{done}/{total} {label}")
-
-        results = self.measurer.measure(self.space, requests, self.config.targets,
-                                        on_progress=progress)
-        out: dict[int, CandidateMeasurement] = {}
-        for measurement in results:
-            for result in measurement.results.values():
-                if result.ok:
-                    self.counters = replace(
-                        self.counters, measured=self.counters.measured + 1,
-                        device_runs=self.counters.device_runs + int(result.ran),
-                    )  # fmt: skip
-            failure = measurement.failure()
-            if failure is not None and not failure[1]:
-                resume = f"`fleetnas search --resume {self.search_id}`" if self.search_id else "resume"
-                raise SearchAborted(
-                    f"candidate {measurement.candidate_id}: {failure[0]}; fix the cause "
-                    f"(devices up? settings valid?) and {resume}"
-                )
-            out[measurement.candidate_id] = measurement
-        return out
-
-    def _measured_values(
-        self, measurement: CandidateMeasurement
-    ) -> tuple[dict[str, float], dict[str, str], dict[str, Any]]:
+    def _static_values(self, arch: Arch) -> tuple[dict[str, float], dict[str, str]]:
         values: dict[str, float] = {}
         sources: dict[str, str] = {}
-        uids: dict[str, str] = {}
-        devices: dict[str, str] = {}
-        for target in self.config.targets:
-            result = measurement.results[target.key]
-            assert result.latency_ms is not None
-            values[target.objective] = result.latency_ms
-            sources[target.objective] = MEASURED
-            memory = f"peak_memory[{target.key}]"
-            if memory in self.names and result.peak_memory_bytes is not None:
-                values[memory] = result.peak_memory_bytes
-                sources[memory] = MEASURED
-            if result.measurement_uid:
-                uids[target.objective] = result.measurement_uid
-            if result.device:
-                devices[target.key] = result.device
-        extra: dict[str, Any] = {"measurements": uids, "devices": devices}
-        if measurement.model_sha256:
-            extra["model_sha256"] = measurement.model_sha256
-        return values, sources, extra
-
-    def _estimate_expensive(self, candidate: Candidate) -> float | str:
-        """The expensive accuracy estimate, or the failure text."""
-        from fleetnas.controller.accuracy import EstimatorError
-
-        assert self.estimator is not None
-        try:
-            return float(self.estimator.estimate(self.space, candidate.arch))
-        except EstimatorError as exc:
-            return f"accuracy: {exc}"
-
-    def _tell_measured(
-        self,
-        alive: Sequence[tuple[Candidate, dict[str, float], dict[str, str]]],
-        measurements: Mapping[int, CandidateMeasurement],
-    ) -> None:
-        for candidate, values, sources in alive:
-            measurement = measurements[candidate.id]
-            failure = measurement.failure()
-            if failure is not None:
-                self._fail(candidate.id, failure[0])
-                continue
-            if self.expensive_accuracy:
-                accuracy = self._estimate_expensive(candidate)
-                if isinstance(accuracy, str):
-                    self._fail(candidate.id, accuracy)
-                    continue
-                values[ACCURACY], sources[ACCURACY] = accuracy, MEASURED
-            measured, measured_sources, extra = self._measured_values(measurement)
-            values.update(measured)
-            sources.update(measured_sources)
-            self._tell(candidate.id, values, sources, extra)
-
-    # -- predicted values -------------------------------------------------------------------
+        for name in self.names:
+            if name in self.callables:
+                values[name], sources[name] = float(self.callables[name](arch)), "callable"
+            elif name == "params":
+                values[name], sources[name] = float(self.space.count_params(arch)), "analytic"
+            elif name == "flops":
+                values[name], sources[name] = float(self.space.count_flops(arch)), "analytic"
+        return values, sources
 
     def _arch_features(self, arch: Arch) -> list[float]:
         key = self.space.encode(arch)
@@ -504,214 +326,37 @@ class SearchDriver:
             self._features[key] = arch_features(self.space, arch)
         return self._features[key]
 
-    def _predict(self, archs: Sequence[Arch]) -> list[dict[str, Prediction]]:
-        by_name = {name: p.predict(archs) for name, p in self.predictors.items()}
-        return [{name: by_name[name][i] for name in by_name} for i in range(len(archs))]
-
-    def _tell_predicted(
-        self,
-        candidate: Candidate,
-        values: dict[str, float],
-        sources: dict[str, str],
-        predicted: Mapping[str, Prediction],
-    ) -> None:
-        for name, prediction in predicted.items():
-            values[name] = prediction.value
-            sources[name] = prediction.source
-        self._tell(candidate.id, values, sources, {})
-
-    def _refit(self) -> None:
-        """Refit every predictor on every measurement so far (complete trials, by id)."""
-        trials = sorted(
-            (t for t in self.engine.complete() if t.evaluation is not None), key=lambda t: t.id
-        )
-        for name, predictor in self.predictors.items():
-            rows = [
-                (t.candidate.arch, t.values[name]) for t in trials
-                if t.evaluation is not None
-                and t.evaluation.metadata.get("sources", {}).get(name) == MEASURED
-            ]  # fmt: skip
-            predictor.fit([a for a, _ in rows], [v for _, v in rows])
-
-    def _warm(self) -> bool:
-        h = self.config.hybrid
-        for predictor in self.predictors.values():
-            needed = h.lut_warmup if isinstance(predictor, LutValuePredictor) else h.warmup
-            if predictor.n < needed:
-                return False
-        return True
-
-    def _optimistic(self, values: Mapping[str, float], predicted: Mapping[str, Prediction]) -> Point:
-        def bounds(name: str) -> tuple[float, float]:
-            if name in predicted:
-                return predicted[name].low, predicted[name].high
-            return values[name], values[name]
-
-        vector = []
-        for objective in self.engine.objectives:
-            low, high = bounds(objective.name)
-            vector.append(objective.sign * (low if objective.direction == "minimize" else high))
-        violation = 0.0
-        for constraint in self.engine.constraints:
-            low, high = bounds(constraint.name)
-            violation += constraint.relative_violation(low if constraint.op == "<=" else high)
-        return vector, violation
-
-    def _measured_points(self) -> list[Point]:
-        points = []
-        for trial in self.engine.complete():
-            if self._needs_measuring(trial) or trial.evaluation is None:
-                continue
-            vector = [o.sign * trial.values[o.name] for o in self.engine.objectives]
-            points.append((vector, trial.evaluation.total_violation))
-        return points
-
-    def _needs_measuring(self, trial: Trial) -> bool:
-        """A complete trial with a predicted value that has not failed to measure."""
-        if trial.evaluation is None:
-            return False
-        metadata = trial.evaluation.metadata
-        if metadata.get("measure_failed"):
-            return False
-        sources = metadata.get("sources", {})
-        return any(sources.get(name) != MEASURED for name in self.predictors)
-
-    def _hybrid_step(
-        self, alive: Sequence[tuple[Candidate, dict[str, float], dict[str, str]]]
-    ) -> None:
-        predictions = self._predict([c.arch for c, _, _ in alive])
-        if self._warm():
-            optimistic = [self._optimistic(v, p) for (_, v, _), p in zip(alive, predictions, strict=True)]
-            chosen = could_enter_front(optimistic, self._measured_points())
-        else:
-            chosen = [True] * len(alive)
-        to_measure = [c for (c, _, _), pick in zip(alive, chosen, strict=True) if pick]
-        measurements = self._measure(to_measure)
-        for (candidate, values, sources), predicted in zip(alive, predictions, strict=True):
-            if candidate.id in measurements:
-                self._tell_measured([(candidate, values, sources)], measurements)
-            else:
-                self._tell_predicted(candidate, values, sources, predicted)
-        self._refit()
-        self._measure_front()
-        self._refresh_predictions()
-
-    def _measure_front(self) -> None:
-        """Measure the predicted trials on the front until the front is all measured."""
-        for _ in range(len(self.engine.complete()) + 1):
-            todo = [t for t in self.engine.pareto_front() if self._needs_measuring(t)]
-            if not todo:
-                return
-            measurements = self._measure([t.candidate for t in todo])
-            for trial in todo:
-                measurement = measurements[trial.id]
-                failure = measurement.failure()
-                accuracy: float | str | None = None
-                if failure is None and self.expensive_accuracy:
-                    accuracy = self._estimate_expensive(trial.candidate)
-                    if isinstance(accuracy, str):
-                        failure = (accuracy, True)
-                if failure is not None:
-                    # A told trial cannot be failed: keep its prediction, say so, stop trying.
-                    self._revise(trial.id, {}, {}, {"measure_failed": failure[0]})
-                    continue
-                values, sources, extra = self._measured_values(measurement)
-                if isinstance(accuracy, float):
-                    values[ACCURACY], sources[ACCURACY] = accuracy, MEASURED
-                self._revise(trial.id, values, sources, extra)
-            self._refit()
-
-    def _refresh_predictions(self) -> None:
-        """Re-predict every predicted value with the refitted predictors."""
-        trials = [t for t in self.engine.complete() if self._needs_measuring(t)]
-        if not trials:
-            return
-        predictions = self._predict([t.candidate.arch for t in trials])
-        for trial, predicted in zip(trials, predictions, strict=True):
-            assert trial.evaluation is not None
-            sources = trial.evaluation.metadata.get("sources", {})
-            changed = {
-                name: p.value for name, p in predicted.items()
-                if sources.get(name) != MEASURED and trial.values[name] != p.value
-            }  # fmt: skip
-            if changed:
-                self._revise(trial.id, changed, {n: predicted[n].source for n in changed}, {})
-
-    # -- engine bookkeeping -----------------------------------------------------------------
-
-    def _source_of(self, sources: Mapping[str, str]) -> str | None:
-        kinds = {sources.get(name) == MEASURED for name in self.latency_names}
-        if not kinds:
-            return None
-        if kinds == {True}:
-            return MEASURED
-        return "predicted" if kinds == {False} else "mixed"
-
-    def _metadata(self, sources: Mapping[str, str], extra: Mapping[str, Any]) -> dict[str, Any]:
-        return {"sources": dict(sources), "source": self._source_of(sources), **extra}
-
-    def _tell(self, cid: int, values: Mapping[str, float], sources: Mapping[str, str],
-              extra: Mapping[str, Any]) -> None:
-        self.engine.tell(cid, values, metadata=self._metadata(sources, extra))
-        self._told_at[cid] = time.time()
-        self._partial.pop(cid, None)
-        self._dirty.add(cid)
-
-    def _revise(self, cid: int, values: Mapping[str, float], sources: Mapping[str, str],
-                extra: Mapping[str, Any]) -> None:
-        trial = self.engine.trial(cid)
-        assert trial.evaluation is not None
-        old = trial.evaluation.metadata
-        merged_sources = {**old.get("sources", {}), **sources}
-        metadata = {**extra, "sources": merged_sources, "source": self._source_of(merged_sources)}
-        for key in ("measurements", "devices"):
-            if key in extra:
-                metadata[key] = {**old.get(key, {}), **extra[key]}
-        self.engine.revise(cid, values, metadata=metadata)
-        self._dirty.add(cid)
-
-    def _fail(self, cid: int, reason: str) -> None:
-        log.info("candidate %s failed: %s", cid, reason)
-        self.engine.fail(cid, reason)
-        self._dirty.add(cid)
-
     # -- storing and reporting --------------------------------------------------------------
 
-    def _record(self, trial: Trial) -> CandidateRecord:
-        c = trial.candidate
-        now = time.time()
-        base = CandidateRecord(
-            search_id=self.search_id or 0, candidate_id=c.id, encoding=c.encoding,
-            generation=c.generation, parents=c.parents, state=trial.state.value,
-            asked_at=self._asked_at.get(c.id, now), told_at=self._told_at.get(c.id),
-            updated_at=now,
-        )  # fmt: skip
-        if trial.evaluation is not None:
-            e = trial.evaluation
-            return replace(
-                base, model_sha256=e.metadata.get("model_sha256"), metrics=dict(e.values),
-                sources=dict(e.metadata.get("sources", {})), source=e.metadata.get("source"),
-                measurements=dict(e.metadata.get("measurements", {})), feasible=e.feasible,
-                violation=e.total_violation,
-            )  # fmt: skip
-        values, sources = self._partial.get(c.id, ({}, {}))
-        return replace(base, metrics=dict(values), sources=dict(sources), failure=trial.failure)
+    def _store_estimate(self, state: CandidateState) -> None:
+        """Store what was just computed for a candidate, before anything else runs: an
+        estimate can take minutes (training), and a resumed search must not redo it.
+
+        A pending candidate's values go to its row; a told trial's (a front member
+        about to be revised) to the stored step state, until the step commits.
+        """
+        if self.store is None or self.search_id is None or not self.source.measures:
+            return  # a source that never measures finishes each step without waiting
+        trial = self.engine.trial(state.id)
+        if trial.state is TrialState.PENDING:
+            self.store.put_candidates([self.book.record(trial, self.search_id)])
+        else:
+            self.store.put_inflight(self.search_id, state.id, state.values, state.sources)
 
     def _current_counters(self) -> Counters:
         predicted = 0
+        latency_names = self.evaluation.latency_names
         for trial in self.engine.complete():
-            sources = trial.evaluation.metadata.get("sources", {}) if trial.evaluation else {}
-            predicted += sum(1 for n in self.latency_names if sources.get(n) != MEASURED)
-        return replace(self.counters, trials=self.trials_done(), predicted=predicted)
+            predicted += sum(1 for n in latency_names if not self.evaluation.is_measured(trial, n))
+        return Counters(self.trials_done(), self.tally.measured, self.tally.device_runs, predicted)
 
     def _commit(self) -> None:
         self.counters = self._current_counters()
+        changed = self.book.take_changed()
         if self.store is None or self.search_id is None:
-            self._dirty.clear()
             return
-        rows = [self._record(self.engine.trial(cid)) for cid in sorted(self._dirty)]
-        self.store.commit(self.search_id, self.engine.state_dict(), rows, self.counters)
-        self._dirty.clear()
+        rows = [self.book.record(self.engine.trial(cid), self.search_id) for cid in changed]
+        self.store.commit(self.search_id, self.engine.step_state(), rows, self.counters)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
         if self.store is not None and self.search_id is not None:
@@ -732,6 +377,9 @@ class SearchDriver:
         if self.on_progress is None:
             return
         counters = self._current_counters() if phase == "step" else self.counters
+        if phase != "step":
+            counters = replace(counters, measured=self.tally.measured,
+                               device_runs=self.tally.device_runs)
         front = self.engine.pareto_front() if phase == "step" else []
         self.on_progress(SearchProgress(
             phase=phase, trials=counters.trials, budget=self.config.budget,
@@ -742,5 +390,50 @@ class SearchDriver:
 
     def describe_predictors(self) -> dict[str, str]:
         """One line per predicted value: what predicts it and how well."""
-        return {name: p.describe() for name, p in self.predictors.items()}
+        return self.source.describe()
 
+
+# -- building the parts a stored search needs ---------------------------------------------------
+
+
+def _lut_ids(luts: Mapping[str, LatencyPredictor]) -> dict[str, int]:
+    ids = {}
+    for key, predictor in luts.items():
+        if predictor.lut is None:
+            raise SearchConfigError(
+                f"the LUT predictor of {key} is not a stored LUT; a stored search "
+                "must be able to load it again on resume"
+            )
+        ids[key] = predictor.lut.id
+    return ids
+
+
+def _checked_luts(
+    config: SearchConfig, source: type[LatencySource], luts: Mapping[str, LatencyPredictor]
+) -> dict[str, LatencyPredictor]:
+    unknown = sorted(set(luts) - {t.key for t in config.targets})
+    if unknown:
+        raise SearchConfigError(f"LUTs given for {unknown}, which are not targets")
+    if source.needs_luts:
+        missing = [t.key for t in config.targets if t.key not in luts]
+        if missing:
+            raise SearchConfigError(
+                f"mode {config.mode}: no LUT for {missing}; build one with `fleetnas lut build`, "
+                "or use --mode hybrid (a surrogate stands in where no LUT exists)"
+            )
+    return dict(luts)
+
+
+def stored_luts(db: CostDB, space: SearchSpace, config: SearchConfig) -> dict[str, LatencyPredictor]:
+    """The LUT predictors the stored search predicts with; SearchConfigError when one is gone."""
+    luts = {}
+    lut_store = LutStore(db)
+    for key, lut_id in config.luts.items():
+        try:
+            info = lut_store.get(lut_id)
+        except LutNotFound as exc:
+            raise SearchConfigError(
+                f"the search predicts {key} with LUT {lut_id}, which is gone: {exc}"
+            ) from exc
+        luts[key] = LatencyPredictor.from_lut(db, space, info)
+    return luts

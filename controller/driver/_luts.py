@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from fleetnas.agent.settings import default as default_setting
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.driver._config import Target
+from fleetnas.controller.driver._config import SearchConfig, Target
+from fleetnas.controller.driver._source import latency_source_class
+from fleetnas.controller.fleet import Fleet
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore, settings_mismatches
 from fleetnas.controller.spaces import SearchSpace
 
@@ -62,3 +64,30 @@ def find_lut_predictor(
             except LutNotFound:
                 continue
     return None
+
+
+def target_devices(db: CostDB, target: Target, fleet: Fleet | None = None) -> list[str]:
+    """The devices that may have measured for ``target``: its device, or its class's devices
+    (in the fleet first, then the ones the cost DB knows: devices of a class are
+    interchangeable, and a LUT built on one the fleet no longer lists still serves)."""
+    if not target.is_class:
+        return [target.name]
+    names = []
+    if fleet is not None and target.name in fleet.classes():
+        names = [d.name for d in fleet.in_class(target.name)]
+    names += [d.name for d in db.list_devices(device_class=target.name)]
+    return list(dict.fromkeys(names))
+
+
+def find_luts(
+    db: CostDB, space: SearchSpace, config: SearchConfig, fleet: Fleet | None = None
+) -> dict[str, LatencyPredictor]:
+    """A LUT predictor for every target that has one, when the search's source uses LUTs."""
+    if not latency_source_class(config.mode).uses_luts:
+        return {}
+    found = {}
+    for target in config.targets:
+        predictor = find_lut_predictor(db, space, target, target_devices(db, target, fleet))
+        if predictor is not None:
+            found[target.key] = predictor
+    return found

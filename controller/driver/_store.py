@@ -1,17 +1,23 @@
 """Searches in the cost database: the ``searches`` and ``search_candidates`` tables.
 
-A search row holds the search's whole configuration (JSON) and the latest
-engine snapshot (``SearchEngine.state_dict()``). The driver replaces the
-snapshot in the **same transaction** as the candidate rows that changed
-since the previous one (:meth:`SearchStore.commit`), so the stored engine
-and the stored candidates always describe the same moment. What happened
-after the last commit (a batch measured but not yet told, say) is redone on
-resume; the cost DB's cache answers its measurements, so nothing is measured
-twice. See ``docs/search.md`` for the schema.
+A search row holds the search's whole configuration (JSON) and the engine's
+**step state** (``SearchEngine.step_state()``: strategy state, generator
+state, tell order; a few kilobytes whatever the search's length); each
+candidate has one row, written when it changes. The driver replaces the step
+state in the **same transaction** as the candidate rows that changed since
+the previous commit (:meth:`SearchStore.commit`), so the stored state and
+the stored candidates always describe the same moment, and each step writes
+what changed, not the whole search. ``driver.load_search`` rebuilds the
+engine from the two. What happened after the last commit (a batch measured
+but not yet told, say) is redone on resume; the cost DB's cache answers its
+measurements, so nothing is measured twice. See ``docs/search.md`` for the
+schema.
 
-Writes go through the cost database's own write transactions
-(``BEGIN IMMEDIATE``, its lock), so the store is as safe as ``CostDB`` with
-several threads and processes.
+Rows are read and written by column name; the column lists come from the
+record dataclasses (:class:`SearchRecord`, :class:`CandidateRecord`). Writes
+go through the cost database's own write transactions (``BEGIN IMMEDIATE``,
+its lock), so the store is as safe as ``CostDB`` with several threads and
+processes.
 """
 
 from __future__ import annotations
@@ -19,25 +25,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.driver._errors import SearchBusy, SearchNotFound
+from fleetnas.controller.driver._errors import SearchBusy, SearchConfigError, SearchNotFound
 
 STATUSES = ("running", "interrupted", "failed", "complete")
 CANDIDATE_STATES = ("pending", "complete", "failed")
 
-_SEARCH_COLUMNS = (
-    "id, space, mode, config, status, budget, trials, measured, device_runs, predicted, step, "
-    "owner, error, created_at, updated_at, finished_at"
-)
-_CANDIDATE_COLUMNS = (
-    "search_id, candidate_id, encoding, generation, parents, state, model_sha256, metrics, "
-    "sources, source, measurements, feasible, violation, failure, asked_at, told_at, updated_at"
-)
 
 
 def _dumps(value: Any) -> str:
@@ -68,7 +67,7 @@ def _owner_alive(owner: str) -> bool | None:
 
 @dataclass(frozen=True)
 class SearchRecord:
-    """One stored search (without its snapshot; see :meth:`SearchStore.state`).
+    """One stored search (without its engine state; see :meth:`SearchStore.state`).
 
     ``measured`` counts latency values taken from measurements (the device
     measurements the search used), ``device_runs`` the benchmarks it ran
@@ -94,13 +93,10 @@ class SearchRecord:
     finished_at: float | None
 
     @classmethod
-    def _from_row(cls, row: Sequence[Any]) -> SearchRecord:
-        return cls(
-            id=row[0], space=row[1], mode=row[2], config=json.loads(row[3]), status=row[4],
-            budget=row[5], trials=row[6], measured=row[7], device_runs=row[8], predicted=row[9],
-            step=row[10], owner=row[11], error=row[12], created_at=row[13], updated_at=row[14],
-            finished_at=row[15],
-        )  # fmt: skip
+    def from_row(cls, row: Mapping[str, Any]) -> SearchRecord:
+        """From a ``searches`` row read by name (the JSON config decoded)."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        return cls(**{**values, "config": json.loads(values["config"])})
 
 
 @dataclass(frozen=True)
@@ -133,25 +129,39 @@ class CandidateRecord:
     told_at: float | None = None
     updated_at: float = 0.0
 
-    def to_row(self) -> tuple[Any, ...]:
-        return (
-            self.search_id, self.candidate_id, self.encoding, self.generation,
-            _dumps(list(self.parents)), self.state, self.model_sha256, _dumps(dict(self.metrics)),
-            _dumps(dict(self.sources)), self.source, _dumps(dict(self.measurements)),
-            None if self.feasible is None else int(self.feasible), self.violation, self.failure,
-            self.asked_at, self.told_at, self.updated_at,
-        )  # fmt: skip
+    def to_row(self) -> dict[str, Any]:
+        """The ``search_candidates`` row, by column name (JSON columns encoded)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in _JSON_COLUMNS:
+            row[name] = _dumps(list(row[name]) if name == "parents" else dict(row[name]))
+        row["feasible"] = None if self.feasible is None else int(self.feasible)
+        return row
 
     @classmethod
-    def _from_row(cls, row: Sequence[Any]) -> CandidateRecord:
-        return cls(
-            search_id=row[0], candidate_id=row[1], encoding=row[2], generation=row[3],
-            parents=tuple(json.loads(row[4])), state=row[5], model_sha256=row[6],
-            metrics=json.loads(row[7]), sources=json.loads(row[8]), source=row[9],
-            measurements=json.loads(row[10]), feasible=None if row[11] is None else bool(row[11]),
-            violation=row[12], failure=row[13], asked_at=row[14], told_at=row[15],
-            updated_at=row[16],
-        )  # fmt: skip
+    def from_row(cls, row: Mapping[str, Any]) -> CandidateRecord:
+        """From a ``search_candidates`` row read by name."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        for name in _JSON_COLUMNS:
+            values[name] = json.loads(values[name])
+        values["parents"] = tuple(values["parents"])
+        values["feasible"] = None if values["feasible"] is None else bool(values["feasible"])
+        return cls(**values)
+
+
+_JSON_COLUMNS = ("parents", "metrics", "sources", "measurements")
+_SEARCH_COLUMNS = ", ".join(f.name for f in fields(SearchRecord))
+_CANDIDATE_COLUMNS = [f.name for f in fields(CandidateRecord)]
+_PUT_CANDIDATE = (
+    f"INSERT OR REPLACE INTO search_candidates ({', '.join(_CANDIDATE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _CANDIDATE_COLUMNS)})"
+)
+
+
+def _named(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of ``sql`` by column name (the shared connection's row factory is left alone)."""
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row
+    return [dict(row) for row in cursor.execute(sql, args)]
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,21 @@ class SearchStore:
                owner: str | None = None) -> SearchRecord:
         """A new search, status ``running``; returns it with its id."""
         now = time.time()
+        try:
+            search_id = self._insert(space, mode, config, budget, owner, now)
+        except sqlite3.IntegrityError as exc:
+            if "mode" not in str(exc):
+                raise
+            raise SearchConfigError(
+                f"mode {mode!r}: this cost database stores searches of the modes "
+                "measured, lut and hybrid only (its schema's CHECK on searches.mode; a "
+                "migration must widen it for other latency sources); run such a search "
+                "unstored from Python, SearchDriver.create(config) without a db"
+            ) from exc
+        return self.get(search_id)
+
+    def _insert(self, space: str, mode: str, config: Mapping[str, Any], budget: int,
+                owner: str | None, now: float) -> int:
         with self.db.write_transaction() as conn:
             cursor = conn.execute(
                 """
@@ -188,31 +213,28 @@ class SearchStore:
             )
             search_id = cursor.lastrowid
         assert search_id is not None
-        return self.get(search_id)
+        return search_id
 
     def get(self, search_id: int) -> SearchRecord:
         """The search with this id; raises SearchNotFound."""
         with self.db.read_snapshot() as conn:
-            row = conn.execute(
-                f"SELECT {_SEARCH_COLUMNS} FROM searches WHERE id = ?", (search_id,)
-            ).fetchone()
-        if row is None:
+            rows = _named(conn, f"SELECT {_SEARCH_COLUMNS} FROM searches WHERE id = ?", (search_id,))
+        if not rows:
             raise SearchNotFound(
                 f"no search {search_id} in {self.db.path or 'this database'}; "
                 "see `fleetnas search list`"
             )
-        return SearchRecord._from_row(row)
+        return SearchRecord.from_row(rows[0])
 
     def searches(self) -> list[SearchRecord]:
         """Every search, newest first."""
         with self.db.read_snapshot() as conn:
-            rows = conn.execute(
-                f"SELECT {_SEARCH_COLUMNS} FROM searches ORDER BY id DESC"
-            ).fetchall()
-        return [SearchRecord._from_row(r) for r in rows]
+            rows = _named(conn, f"SELECT {_SEARCH_COLUMNS} FROM searches ORDER BY id DESC")
+        return [SearchRecord.from_row(r) for r in rows]
 
     def state(self, search_id: int) -> dict[str, Any] | None:
-        """The latest engine snapshot (``None`` before the first commit)."""
+        """The engine state of the last commit (``None`` before the first): a step state, or
+        the whole snapshot a search stored by an earlier version holds."""
         with self.db.read_snapshot() as conn:
             row = conn.execute("SELECT state FROM searches WHERE id = ?", (search_id,)).fetchone()
         if row is None:
@@ -276,14 +298,10 @@ class SearchStore:
         candidates: Sequence[CandidateRecord],
         counters: Counters,
     ) -> None:
-        """Store the engine snapshot, the changed candidate rows and the totals, atomically."""
+        """Store the engine's step state, the changed candidate rows and the totals, atomically."""
         now = time.time()
         with self.db.write_transaction() as conn:
-            conn.executemany(
-                f"INSERT OR REPLACE INTO search_candidates ({_CANDIDATE_COLUMNS}) "
-                f"VALUES ({', '.join('?' for _ in range(17))})",
-                [c.to_row() for c in candidates],
-            )
+            conn.executemany(_PUT_CANDIDATE, [c.to_row() for c in candidates])
             cursor = conn.execute(
                 "UPDATE searches SET state = ?, step = step + 1, trials = ?, measured = ?, "
                 "device_runs = ?, predicted = ?, updated_at = ? WHERE id = ?",
@@ -300,11 +318,25 @@ class SearchStore:
         state is not touched.
         """
         with self.db.write_transaction() as conn:
-            conn.executemany(
-                f"INSERT OR REPLACE INTO search_candidates ({_CANDIDATE_COLUMNS}) "
-                f"VALUES ({', '.join('?' for _ in range(17))})",
-                [c.to_row() for c in candidates],
-            )
+            conn.executemany(_PUT_CANDIDATE, [c.to_row() for c in candidates])
+
+    def put_inflight(self, search_id: int, candidate_id: int, values: Mapping[str, float],
+                     sources: Mapping[str, str]) -> None:
+        """Keep values computed in the step in flight for a trial already told (e.g. the
+        accuracy of a front member, trained before its revision is committed).
+
+        They live in the stored step state under ``inflight`` until the next
+        :meth:`commit` replaces it (by then they are in the trial's row).
+        """
+        with self.db.write_transaction() as conn:
+            row = conn.execute("SELECT state FROM searches WHERE id = ?", (search_id,)).fetchone()
+            if row is None or row[0] is None:
+                raise SearchNotFound(f"no committed search {search_id}")
+            state = json.loads(row[0])
+            state.setdefault("inflight", {})[str(candidate_id)] = {
+                "values": dict(values), "sources": dict(sources)}
+            conn.execute("UPDATE searches SET state = ?, updated_at = ? WHERE id = ?",
+                         (_dumps(state), time.time(), search_id))
 
     def delete(self, search_id: int) -> None:
         """Remove a search and its candidates (measurements and models stay)."""
@@ -316,11 +348,11 @@ class SearchStore:
 
     def candidates(self, search_id: int, *, state: str | None = None) -> list[CandidateRecord]:
         """The search's candidates by id (only those in ``state`` if given)."""
-        sql = f"SELECT {_CANDIDATE_COLUMNS} FROM search_candidates WHERE search_id = ?"
+        sql = f"SELECT {', '.join(_CANDIDATE_COLUMNS)} FROM search_candidates WHERE search_id = ?"
         args: list[Any] = [search_id]
         if state is not None:
             sql += " AND state = ?"
             args.append(state)
         with self.db.read_snapshot() as conn:
-            rows = conn.execute(sql + " ORDER BY candidate_id", args).fetchall()
-        return [CandidateRecord._from_row(r) for r in rows]
+            rows = _named(conn, sql + " ORDER BY candidate_id", args)
+        return [CandidateRecord.from_row(r) for r in rows]

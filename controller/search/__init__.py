@@ -19,7 +19,6 @@ from __future__ import annotations
 from fleetnas.controller.search._aging import AgingEvolutionStrategy
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
 from fleetnas.controller.search._engine import (
-    STATE_FORMAT,
     CandidateStateError,
     DuplicateCandidateWarning,
     SearchEngine,
@@ -48,6 +47,7 @@ from fleetnas.controller.search._operators import (
 from fleetnas.controller.search._pareto import (
     MAXIMIZE,
     MINIMIZE,
+    constrained_front,
     constrained_non_dominated_sort,
     crowding_distance,
     dominates,
@@ -55,8 +55,17 @@ from fleetnas.controller.search._pareto import (
     non_dominated_sort,
     pareto_indices,
 )
+from fleetnas.controller.search._persist import STATE_FORMAT, STEP_FORMAT, trial_record
 from fleetnas.controller.search._random import RandomStrategy
 from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
+from fleetnas.controller.search._registry import (
+    STRATEGIES,
+    STRATEGY_GROUP,
+    StrategyPluginError,
+    UnknownStrategy,
+    available_strategies,
+    strategy_class,
+)
 from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
 
 __all__ = [
@@ -64,6 +73,9 @@ __all__ = [
     "MAXIMIZED_BY_DEFAULT",
     "MINIMIZE",
     "STATE_FORMAT",
+    "STEP_FORMAT",
+    "STRATEGIES",
+    "STRATEGY_GROUP",
     "AgingEvolutionStrategy",
     "CallableObjective",
     "Candidate",
@@ -86,10 +98,14 @@ __all__ = [
     "SpaceCrossover",
     "SpaceMutation",
     "Strategy",
+    "StrategyPluginError",
     "TournamentSelection",
     "Trial",
     "TrialState",
     "UnknownCandidate",
+    "UnknownStrategy",
+    "available_strategies",
+    "constrained_front",
     "constrained_non_dominated_sort",
     "crowding_distance",
     "dominates",
@@ -100,4 +116,6 @@ __all__ = [
     "parse_objective",
     "pareto_indices",
     "split_name",
+    "strategy_class",
+    "trial_record",
 ]

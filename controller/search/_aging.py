@@ -39,7 +39,8 @@ from fleetnas.controller.search._validate import instance_of, positive_int
 class AgingEvolutionStrategy(Strategy):
     """Regularized evolution; keyword-only arguments, validated.
 
-    ``population_size`` ≥ 2, ``1 <= sample_size <= population_size``.
+    ``population_size`` ≥ 2, ``1 <= sample_size <= population_size``;
+    ``sample_size`` defaults to ``min(10, population_size)``.
     """
 
     kind = "aging"
@@ -48,12 +49,14 @@ class AgingEvolutionStrategy(Strategy):
         self,
         *,
         population_size: int = 50,
-        sample_size: int = 10,
+        sample_size: int | None = None,
         mutation: Mutation | None = None,
         fitness: Fitness | None = None,
     ) -> None:
         owner = "AgingEvolutionStrategy"
         self.population_size = positive_int(owner, "population_size", population_size, minimum=2)
+        if sample_size is None:
+            sample_size = min(10, self.population_size)
         self.sample_size = positive_int(owner, "sample_size", sample_size)
         if self.sample_size > self.population_size:
             raise ValueError(
@@ -94,6 +97,10 @@ class AgingEvolutionStrategy(Strategy):
             mutation=operator_from_config(config["mutation"]),
             fitness=operator_from_config(config["fitness"]),
         )
+
+    def default_batch_size(self) -> int:
+        """A few candidates per step: the population turns over continuously."""
+        return 5
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -30,37 +30,28 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from fleetnas.controller.search._aging import AgingEvolutionStrategy
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
-from fleetnas.controller.search._nsga2 import NSGA2Strategy
 from fleetnas.controller.search._objectives import CallableObjective, Objective, parse_objective
-from fleetnas.controller.search._pareto import (
-    constrained_non_dominated_sort,
-    hypervolume,
-    non_dominated_sort,
+from fleetnas.controller.search._pareto import constrained_front, hypervolume
+from fleetnas.controller.search._persist import (
+    STATE_FORMAT,
+    STEP_FORMAT,
+    full_state,
+    is_step_state,
+    restore,
+    step_state,
 )
-from fleetnas.controller.search._random import RandomStrategy
 from fleetnas.controller.search._records import Candidate, Evaluation, Trial, TrialState
 from fleetnas.controller.search._strategy import Proposal, SearchView, Strategy
-from fleetnas.controller.search._validate import positive_int
-from fleetnas.controller.spaces._base import SearchSpace
+from fleetnas.controller.search._validate import finite_float, positive_int
+from fleetnas.controller.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
-
-STATE_FORMAT = "fleetnas.search/1"
-
-_STRATEGIES: dict[str, Callable[[dict[str, Any]], Strategy]] = {
-    NSGA2Strategy.kind: NSGA2Strategy.from_config,
-    AgingEvolutionStrategy.kind: AgingEvolutionStrategy.from_config,
-    RandomStrategy.kind: lambda config: RandomStrategy(),
-}
-
 
 class DuplicateCandidateWarning(UserWarning):
     """The engine proposed an arch that was already proposed (no unseen one was found)."""
@@ -255,13 +246,7 @@ class SearchEngine:
     def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any]) -> Evaluation:
         clean: dict[str, float] = {}
         for name, value in values.items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"value {name!r}={value!r} is not a number") from exc
-            if not math.isfinite(number):
-                raise ValueError(f"value {name!r}={number}: values must be finite")
-            clean[str(name)] = number
+            clean[str(name)] = finite_float(f"value {name!r}", value)
         required = [o.name for o in self.objectives] + [c.name for c in self.constraints]
         missing = sorted({n for n in required if n not in clean})
         if missing:
@@ -358,11 +343,7 @@ class SearchEngine:
             return []
         points = [self._point(t) for t in complete]
         violations = [t.evaluation.total_violation for t in complete if t.evaluation is not None]
-        feasible = [i for i, v in enumerate(violations) if v <= 0.0]
-        if feasible:
-            front = [feasible[k] for k in non_dominated_sort([points[i] for i in feasible])[0]]
-        else:
-            front = constrained_non_dominated_sort(points, violations)[0]
+        front = constrained_front(points, violations)  # vectorised: every step calls this
         return [complete[i] for i in sorted(front, key=lambda i: (points[i], complete[i].id))]
 
     def hypervolume(self, reference: Mapping[str, float]) -> float:
@@ -383,44 +364,19 @@ class SearchEngine:
             [o.direction for o in self.objectives],
         )
 
-    # -- persistence --------------------------------------------------------------------------
+    # -- persistence (see ._persist) -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """A JSON-safe snapshot of the whole search (see :meth:`from_state_dict`)."""
-        version, internal, gauss = self._rng.getstate()
-        trials = []
-        for t in self._trials.values():
-            c = t.candidate
-            trials.append(
-                {
-                    "id": c.id,
-                    "encoding": c.encoding,
-                    "generation": c.generation,
-                    "parents": list(c.parents),
-                    "duplicate_of": c.duplicate_of,
-                    "state": t.state.value,
-                    "values": dict(t.evaluation.values) if t.evaluation else None,
-                    "metadata": dict(t.evaluation.metadata) if t.evaluation else None,
-                    "failure": t.failure,
-                }
-            )
-        return {
-            "format": STATE_FORMAT,
-            "space": self.space.identity(),
-            "space_version": self.space.version,
-            "seed": self.seed,
-            "max_retries": self.max_retries,
-            "objectives": [o.to_dict() for o in self.objectives],
-            "constraints": [c.text for c in self.constraints],
-            "strategy": {
-                "kind": self.strategy.kind,
-                "config": self.strategy.config(),
-                "state": self.strategy.state_dict(),
-            },
-            "rng": [version, list(internal), gauss],
-            "trials": trials,
-            "complete_order": list(self._complete_order),
-        }
+        """A JSON-safe snapshot of the whole search, trials included (see :meth:`from_state_dict`)."""
+        return full_state(self)
+
+    def step_state(self) -> dict[str, Any]:
+        """The snapshot without the trials: what changes every step whatever the search's length.
+
+        Restore with :meth:`restore` and the trials' records
+        (:func:`~._persist.trial_record`, e.g. kept as rows by a store).
+        """
+        return step_state(self)
 
     @classmethod
     def from_state_dict(
@@ -434,80 +390,34 @@ class SearchEngine:
         """Rebuild a search from :meth:`state_dict` (after any JSON round trip).
 
         ``space`` must be the space the search ran on (same identity and
-        version; archs are decoded from their encodings). ``strategy`` defaults to a built-in
-        strategy rebuilt from the stored configuration; pass one to use custom
-        operators (its ``kind`` and ``config()`` must match the stored ones).
-        ``objectives`` defaults to plain objectives from the stored names;
-        pass them again to get :class:`CallableObjective` functions back
-        (names and directions must match). Raises ValueError on any mismatch.
+        version; archs are decoded from their encodings). ``strategy`` defaults
+        to the registered strategy of the stored kind, rebuilt from the stored
+        configuration; pass one to use custom operators (its ``kind`` and
+        ``config()`` must match the stored ones). ``objectives`` defaults to
+        plain objectives from the stored names; pass them again to get
+        :class:`CallableObjective` functions back (names and directions must
+        match). Raises ValueError on any mismatch.
         """
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"state format {state.get('format')!r}, expected {STATE_FORMAT!r}")
-        if state["space"] != space.identity() or state["space_version"] != space.version:
-            raise ValueError(
-                f"the search ran on space {state['space']!r} version {state['space_version']}, "
-                f"not {space.identity()!r} version {space.version}"
-            )
-        stored = state["strategy"]
-        if strategy is None:
-            factory = _STRATEGIES.get(stored["kind"])
-            if factory is None:
-                raise ValueError(
-                    f"strategy kind {stored['kind']!r} is not built in; pass the strategy object"
-                )
-            strategy = factory(stored["config"])
-        elif strategy.kind != stored["kind"] or _jsonish(strategy.config()) != _jsonish(
-            stored["config"]
-        ):
-            raise ValueError(
-                f"strategy {strategy.kind} {strategy.config()!r} does not match the stored "
-                f"{stored['kind']} {stored['config']!r}"
-            )
-        stored_objectives = [Objective(o["name"], o["direction"]) for o in state["objectives"]]
-        if objectives is None:
-            objectives = stored_objectives
-        elif [(o.name, o.direction) for o in objectives] != [
-            (o.name, o.direction) for o in stored_objectives
-        ]:
-            raise ValueError(
-                f"objectives {[o.to_dict() for o in objectives]} do not match the stored "
-                f"{[o.to_dict() for o in stored_objectives]}"
-            )
-        engine = cls(
-            space,
-            strategy,
-            objectives,
-            constraints=list(state["constraints"]),
-            seed=int(state["seed"]),
-            max_retries=int(state["max_retries"]),
-        )
-        for record in state["trials"]:
-            candidate = Candidate(
-                id=int(record["id"]),
-                arch=space.decode(record["encoding"]),
-                encoding=record["encoding"],
-                generation=int(record["generation"]),
-                parents=tuple(int(p) for p in record["parents"]),
-                duplicate_of=None
-                if record["duplicate_of"] is None
-                else int(record["duplicate_of"]),
-            )
-            if candidate.id != len(engine._trials):
-                raise ValueError(f"trial ids out of order at {candidate.id}")
-            trial_state = TrialState(record["state"])
-            evaluation = None
-            if trial_state is TrialState.COMPLETE:
-                evaluation = engine._evaluate(record["values"], record["metadata"] or {})
-            engine._trials[candidate.id] = Trial(
-                candidate, trial_state, evaluation, record["failure"]
-            )
-            engine._seen.setdefault(candidate.encoding, candidate.id)
-        engine._complete_order = [int(i) for i in state["complete_order"]]
-        version, internal, gauss = state["rng"]
-        engine._rng.setstate((int(version), tuple(int(x) for x in internal), gauss))
-        strategy.load_state_dict(dict(stored["state"]))
-        return engine
+        return restore(cls, state, space, state["trials"], strategy=strategy,
+                       objectives=objectives)
 
+    @classmethod
+    def restore(
+        cls,
+        state: Mapping[str, Any],
+        space: SearchSpace,
+        trials: Sequence[Mapping[str, Any]],
+        *,
+        strategy: Strategy | None = None,
+        objectives: Sequence[Objective] | None = None,
+    ) -> SearchEngine:
+        """Rebuild a search from :meth:`step_state` and every trial's record, in id order.
 
-def _jsonish(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+        The same checks and arguments as :meth:`from_state_dict`; ValueError
+        also when the number of trials is not the number the state asked.
+        """
+        if not is_step_state(state):
+            raise ValueError(f"state format {state.get('format')!r}, expected {STEP_FORMAT!r}")
+        return restore(cls, state, space, trials, strategy=strategy, objectives=objectives)

@@ -142,6 +142,10 @@ class NSGA2Strategy(Strategy):
             selection=operator_from_config(config["selection"]),
         )
 
+    def default_batch_size(self) -> int:
+        """One population per step."""
+        return self.population_size
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "generation": self._generation,

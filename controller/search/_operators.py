@@ -23,7 +23,7 @@ from typing import Any
 
 from fleetnas.controller.search._pareto import constrained_non_dominated_sort, crowding_distance
 from fleetnas.controller.search._validate import positive_int
-from fleetnas.controller.spaces._base import Arch, SearchSpace
+from fleetnas.controller.spaces import Arch, SearchSpace
 
 Key = tuple[float, ...]
 

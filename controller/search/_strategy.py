@@ -23,7 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 from fleetnas.controller.search._constraints import Constraint
 from fleetnas.controller.search._objectives import Objective
 from fleetnas.controller.search._records import Trial
-from fleetnas.controller.spaces._base import Arch, SearchSpace
+from fleetnas.controller.spaces import Arch, SearchSpace
 
 
 class Proposal(NamedTuple):
@@ -91,6 +91,22 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Strategy:
+        """The strategy :meth:`config` describes (a restored search is rebuilt with it).
+
+        This default passes the configuration as keyword arguments; a strategy
+        whose configuration holds operators overrides it.
+        """
+        return cls(**config)
+
+    def default_batch_size(self) -> int:
+        """How many candidates a driver should ask per step when not told: 10 here.
+
+        NSGA-II asks one population, aging evolution a few at a time.
+        """
+        return 10
 
 
 def population_points(

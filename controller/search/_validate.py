@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -24,3 +25,14 @@ def instance_of(owner: str, name: str, value: object, expected: type) -> Any:
     if not isinstance(value, expected):
         raise ValueError(f"{owner}: {name}={value!r}, expected a {expected.__name__}")
     return value
+
+
+def finite_float(label: str, value: object) -> float:
+    """``float(value)`` when it is a finite number; ValueError naming ``label`` otherwise."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{label}={value!r} is not a number") from exc
+    if not math.isfinite(number):
+        raise ValueError(f"{label}={number}: not a finite number")
+    return number

@@ -8,7 +8,8 @@ factory ``(**config) -> SearchSpace``::
     myspace = "mypkg.spaces:MySpace"
 
 Entry points are only loaded when their space is asked for, so a broken plugin
-never breaks the others. Built-in names cannot be shadowed.
+never breaks the others. Built-in names cannot be shadowed. The mechanism is
+the controller's one registry pattern (:mod:`fleetnas.controller.registry`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import importlib.metadata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from fleetnas.controller.registry import Registry
+from fleetnas.controller.registry import installed_entry_points as _installed
 from fleetnas.controller.spaces._base import SearchSpace
 from fleetnas.controller.spaces._mbv3 import MobileNetV3Space
 from fleetnas.controller.spaces._nb201 import NB201Space
@@ -37,20 +40,21 @@ class SpacePluginError(RuntimeError):
     """A registered search space could not be loaded or is not a SearchSpace."""
 
 
+def _factory(name: str, loaded: object) -> Callable[..., Any]:
+    if not callable(loaded):
+        raise SpacePluginError(f"search space {name!r} ({loaded!r}) is not a class or factory")
+    return loaded
+
+
+SPACES: Registry[Callable[..., Any]] = Registry(
+    ENTRY_POINT_GROUP, "search space", BUILTIN_SPACES, _factory,
+    unknown=UnknownSpace, broken=SpacePluginError,
+)  # fmt: skip
+
+
 def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
     """The entry points installed in the group ``fleetnas.spaces``."""
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-
-
-def _user_entry_points(
-    entry_points: Iterable[importlib.metadata.EntryPoint] | None,
-) -> dict[str, importlib.metadata.EntryPoint]:
-    found = installed_entry_points() if entry_points is None else list(entry_points)
-    out: dict[str, importlib.metadata.EntryPoint] = {}
-    for ep in found:
-        if ep.group == ENTRY_POINT_GROUP and ep.name not in BUILTIN_SPACES:
-            out.setdefault(ep.name, ep)
-    return out
+    return _installed(ENTRY_POINT_GROUP)
 
 
 def available_spaces(
@@ -60,7 +64,7 @@ def available_spaces(
 
     ``entry_points`` replaces the installed ones (for tests and tools).
     """
-    return sorted({*BUILTIN_SPACES, *_user_entry_points(entry_points)})
+    return sorted(SPACES.names(entry_points))
 
 
 def get_space(
@@ -77,19 +81,7 @@ def get_space(
     SpacePluginError for a plugin that fails to load, and ValueError for a bad
     config value.
     """
-    kwargs = dict(config or {})
-    factory = BUILTIN_SPACES.get(name)
-    if factory is not None:
-        return _construct(name, factory, kwargs)
-    user = _user_entry_points(entry_points)
-    ep = user.get(name)
-    if ep is None:
-        known = ", ".join(sorted({*BUILTIN_SPACES, *user}))
-        raise UnknownSpace(
-            f"unknown search space {name!r}; known spaces: {known} "
-            f"(user spaces register in the entry-point group {ENTRY_POINT_GROUP!r})"
-        )
-    return load_space(ep, kwargs)
+    return _construct(name, SPACES.load(name, entry_points), dict(config or {}))
 
 
 def load_space(
@@ -99,17 +91,7 @@ def load_space(
 
     The space's ``name`` must equal the entry point's name. Raises SpacePluginError.
     """
-    try:
-        factory = entry_point.load()
-    except Exception as exc:  # any import-time failure of third-party code
-        raise SpacePluginError(
-            f"search space {entry_point.name!r} ({entry_point.value}) failed to load: {exc!r}"
-        ) from exc
-    if not callable(factory):
-        raise SpacePluginError(
-            f"search space {entry_point.name!r} ({entry_point.value}) is not a class or factory"
-        )
-    return _construct(entry_point.name, factory, dict(config or {}))
+    return _construct(entry_point.name, SPACES.load_entry_point(entry_point), dict(config or {}))
 
 
 def _construct(name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> SearchSpace:

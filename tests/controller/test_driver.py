@@ -36,7 +36,7 @@ from fleetnas.controller.search import dominates
 from fleetnas.controller.spaces import get_space
 
 SPACE = get_space("nb201")
-TARGETS = [Target("pi", "class", {"intra_op_threads": 1}), Target("orin")]
+TARGETS = [Target.device_class("pi", {"intra_op_threads": 1}), Target.device("orin")]
 
 
 def _jitter(encoding: str, salt: str) -> float:
@@ -112,7 +112,7 @@ def test_config_round_trips_and_adds_a_latency_objective_per_target() -> None:
         ({"objectives": ["accuracy", "peak_memory[pi]"], "mode": "hybrid"}, "only known in --mode measured"),
         ({"computed": [], "accuracy": None}, "no estimator"),
         ({"accuracy": "nas", "computed": []}, "expected naswot"),
-        ({"targets": [Target("a"), Target("a")]}, "appear twice"),
+        ({"targets": [Target.device("a"), Target.device("a")]}, "appear twice"),
         ({"strategy": {"kind": "bayes"}}, "choose nsga2"),
     ],
 )
@@ -406,3 +406,61 @@ def test_a_search_running_in_a_live_process_cannot_be_resumed_twice(db: CostDB) 
 def test_hybrid_options_are_validated() -> None:
     with pytest.raises(SearchConfigError, match="min_margin"):
         HybridOptions(min_margin=1.5)
+
+
+def test_a_front_member_trained_before_a_kill_is_not_trained_again(db: CostDB) -> None:
+    """Expensive accuracy in hybrid mode is estimated when a predicted front member is
+    measured, after it was told: a kill right after such an estimate keeps it."""
+    from fleetnas.controller.accuracy import AccuracyEstimator
+    from fleetnas.controller.search import TrialState
+
+    class Training(AccuracyEstimator):
+        name = "training"
+        cost = "pretend minutes"
+
+        def __init__(self, stop_at: int | None = None) -> None:
+            self.calls: list[str] = []
+            self.front_calls = 0
+            self.stop_at = stop_at
+            self.driver: SearchDriver | None = None
+
+        def estimate(self, space: object, arch: object) -> float:
+            assert self.driver is not None
+            encoding = SPACE.encode(arch)
+            told = any(t.candidate.encoding == encoding and t.state is TrialState.COMPLETE
+                       for t in self.driver.engine.history())
+            if told:
+                if self.front_calls == self.stop_at:
+                    raise KeyboardInterrupt  # killed while training the next front member
+                self.front_calls += 1
+            self.calls.append(encoding)
+            return true_accuracy(arch)
+
+    # z=0: only the candidates predicted onto the front are measured, so after each refit
+    # some predicted trials turn out to be on the front and are measured and trained then
+    config = _config(mode="hybrid", budget=80, accuracy="train:digits", computed=[],
+                     hybrid=HybridOptions(z=0.0), seed=1)
+
+    def start(estimator: Training, store: CostDB | None) -> SearchDriver:
+        driver = SearchDriver.create(config, db=store, measurer=CallableMeasurer(true_latency),
+                                     estimator=estimator)
+        estimator.driver = driver
+        return driver
+
+    whole_estimator = Training()
+    whole = start(whole_estimator, None)
+    whole.run()
+    assert whole_estimator.front_calls >= 3, "the front must be trained after telling"
+    first = Training(stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        start(first, db).run()
+    search_id = 1
+    again = Training()
+    resumed = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                  estimator=again)
+    again.driver = resumed
+    result = resumed.run()
+    assert not set(first.calls) & set(again.calls), "a finished training was repeated"
+    assert sorted(first.calls + again.calls) == sorted(whole_estimator.calls)
+    assert json.dumps(result.engine.state_dict(), sort_keys=True) == json.dumps(
+        whole.engine.state_dict(), sort_keys=True)

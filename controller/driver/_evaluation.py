@@ -1,0 +1,239 @@
+"""What a latency source may do with a step's candidates: measure, tell, revise, fail.
+
+The driver builds one :class:`Evaluation` per search and hands it to its
+:class:`~._source.LatencySource`. It keeps the engine, the candidate book and
+the counters consistent whatever the source decides: every measurement is
+counted, every tell and revision carries the canonical metadata
+(:func:`~._candidates.trial_metadata`) and marks the candidate's row for the
+next commit, and a failure that is not the model's stops the search
+(:class:`~._errors.SearchAborted`) so the user can fix it and resume.
+
+A *deferred* value (an expensive accuracy estimate in hybrid mode) is
+computed only for candidates that are measured, here, right after their
+measurement; each finished estimate is handed to ``on_estimate`` at once so
+that the driver can store it before anything else runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fleetnas.controller.driver._candidates import (
+    MEASURED,
+    CandidateBook,
+    CandidateState,
+    trial_metadata,
+)
+from fleetnas.controller.driver._config import SearchConfig
+from fleetnas.controller.driver._errors import SearchAborted
+from fleetnas.controller.driver._measure import CandidateMeasurement, Measurer, MeasureRequest
+from fleetnas.controller.driver._predict import Prediction
+from fleetnas.controller.search import Candidate, SearchEngine, Trial, split_name
+from fleetnas.controller.spaces import Arch
+
+if TYPE_CHECKING:
+    from fleetnas.controller.accuracy import AccuracyEstimator
+
+log = logging.getLogger("fleetnas.search")
+
+ACCURACY = "accuracy"
+
+Report = Callable[[str, str], None]
+"""``(phase, detail)``: progress of the step in flight."""
+
+
+def latency_key(name: str) -> str | None:
+    """The target key of ``latency[KEY]``; ``None`` for any other name."""
+    base, qualifier = split_name(name)
+    return qualifier if base == "latency" else None
+
+
+@dataclass
+class Tally:
+    """Latency values taken from measurements, and how many of those ran on a device."""
+
+    measured: int = 0
+    device_runs: int = 0
+
+
+class Evaluation:
+    """The driver's services to a latency source for one search (see the module docstring).
+
+    ``names`` are every objective and constraint name; ``deferred`` those of
+    them a source computes only for measured candidates (with
+    ``estimator``). Not thread-safe.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        engine: SearchEngine,
+        book: CandidateBook,
+        *,
+        names: Sequence[str],
+        measurer: Measurer | None,
+        estimator: AccuracyEstimator | None,
+        deferred: Sequence[str] = (),
+        tally: Tally | None = None,
+        report: Report | None = None,
+        search_id: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.book = book
+        self.names = list(names)
+        self.latency_names = [n for n in self.names if latency_key(n) is not None]
+        self.measurer = measurer
+        self.estimator = estimator
+        self.deferred = tuple(deferred)
+        self.tally = tally or Tally()
+        self.report = report or (lambda phase, detail: None)
+        self.search_id = search_id
+        self.on_estimate: Callable[[CandidateState], None] = lambda state: None
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def measure(self, candidates: Sequence[Candidate]) -> dict[int, CandidateMeasurement]:
+        """Measure on every target; SearchAborted on a failure that is not the model's."""
+        if not candidates:
+            return {}
+        assert self.measurer is not None, "a source that measures needs a measurer"
+        requests = [MeasureRequest(c.id, c.arch, c.encoding) for c in candidates]
+
+        def progress(done: int, total: int, label: str) -> None:
+            self.report("measure", f"{done}/{total} {label}")
+
+        results = self.measurer.measure(self.engine.space, requests, self.config.targets,
+                                        on_progress=progress)
+        out: dict[int, CandidateMeasurement] = {}
+        for measurement in results:
+            for result in measurement.results.values():
+                if result.ok:
+                    self.tally.measured += 1
+                    self.tally.device_runs += int(result.ran)
+            failure = measurement.failure()
+            if failure is not None and not failure[1]:
+                sid = self.search_id()
+                resume = f"`fleetnas search --resume {sid}`" if sid else "resume"
+                raise SearchAborted(
+                    f"candidate {measurement.candidate_id}: {failure[0]}; fix the cause "
+                    f"(devices up? settings valid?) and {resume}"
+                )
+            out[measurement.candidate_id] = measurement
+        return out
+
+    def measured_values(
+        self, measurement: CandidateMeasurement
+    ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+        """(values, sources, measurement uids) of a successful measurement."""
+        values: dict[str, float] = {}
+        sources: dict[str, str] = {}
+        uids: dict[str, str] = {}
+        for target in self.config.targets:
+            result = measurement.results[target.key]
+            assert result.latency_ms is not None
+            values[target.objective] = result.latency_ms
+            sources[target.objective] = MEASURED
+            memory = f"peak_memory[{target.key}]"
+            if memory in self.names and result.peak_memory_bytes is not None:
+                values[memory] = result.peak_memory_bytes
+                sources[memory] = MEASURED
+            if result.measurement_uid:
+                uids[target.objective] = result.measurement_uid
+        return values, sources, uids
+
+    def _estimate_deferred(self, state: CandidateState) -> str | None:
+        """Compute the deferred values of a measured candidate into ``state``; the failure text."""
+        from fleetnas.controller.accuracy import EstimatorError
+
+        for name in self.deferred:
+            if state.sources.get(name) == MEASURED:
+                continue  # estimated before a resume
+            assert name == ACCURACY and self.estimator is not None
+            try:
+                state.values[name] = float(self.estimator.estimate(self.engine.space,
+                                                                   state.candidate.arch))
+            except EstimatorError as exc:
+                return f"accuracy: {exc}"
+            state.sources[name] = MEASURED
+            self.on_estimate(state)
+        return None
+
+    # -- telling -------------------------------------------------------------------------
+
+    def tell_measured(self, state: CandidateState, measurement: CandidateMeasurement) -> None:
+        """Tell a pending candidate its measurement (and deferred values), or fail it."""
+        failure = measurement.failure()
+        reason = failure[0] if failure is not None else self._estimate_deferred(state)
+        if reason is not None:
+            self.fail(state.id, reason)
+            return
+        values, sources, uids = self.measured_values(measurement)
+        self._tell(state, {**state.values, **values}, {**state.sources, **sources},
+                   measurements=uids, model_sha256=measurement.model_sha256)
+
+    def tell_predicted(self, state: CandidateState, predicted: Mapping[str, Prediction]) -> None:
+        """Tell a pending candidate its pre-tell values plus these predictions."""
+        values = {**state.values, **{n: p.value for n, p in predicted.items()}}
+        sources = {**state.sources, **{n: p.source for n, p in predicted.items()}}
+        self._tell(state, values, sources)
+
+    def _tell(self, state: CandidateState, values: Mapping[str, float],
+              sources: Mapping[str, str], **extra: Any) -> None:
+        metadata = trial_metadata(sources, self.latency_names, **extra)
+        self.engine.tell(state.id, values, metadata=metadata)
+        self.book.told(state.id)
+
+    def revise_measured(self, trial: Trial, measurement: CandidateMeasurement) -> None:
+        """Replace a complete trial's predictions by its measurement (and deferred values).
+
+        A trial whose measurement fails keeps its predictions and says why
+        (``measure_failed``), so it is never tried again.
+        """
+        failure = measurement.failure()
+        state = self.book.get(trial.candidate)  # holds deferred values estimated before a resume
+        reason = failure[0] if failure is not None else self._estimate_deferred(state)
+        if reason is not None:
+            self.revise(trial, {}, {}, measure_failed=reason)
+        else:
+            values, sources, uids = self.measured_values(measurement)
+            self.revise(trial, {**state.values, **values}, {**state.sources, **sources},
+                        measurements=uids, model_sha256=measurement.model_sha256)
+        state.values, state.sources = {}, {}
+
+    def revise(self, trial: Trial, values: Mapping[str, float], sources: Mapping[str, str], *,
+               measurements: Mapping[str, str] | None = None, model_sha256: str | None = None,
+               measure_failed: str | None = None) -> None:
+        """Merge ``values`` and their sources over a complete trial's."""
+        assert trial.evaluation is not None
+        old = trial.evaluation.metadata
+        metadata = trial_metadata(
+            {**old.get("sources", {}), **sources}, self.latency_names,
+            measurements={**old.get("measurements", {}), **(measurements or {})},
+            model_sha256=model_sha256 or old.get("model_sha256"),
+            measure_failed=measure_failed or old.get("measure_failed"),
+        )  # fmt: skip
+        self.engine.revise(trial.id, values, metadata=metadata)
+        self.book.changed(trial.id)
+
+    def fail(self, candidate_id: int, reason: str) -> None:
+        log.info("candidate %s failed: %s", candidate_id, reason)
+        self.engine.fail(candidate_id, reason)
+        self.book.changed(candidate_id)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def is_measured(self, trial: Trial, name: str) -> bool:
+        """Whether ``trial``'s value ``name`` was measured (not predicted)."""
+        if trial.evaluation is None:
+            return False
+        return trial.evaluation.metadata.get("sources", {}).get(name) == MEASURED
+
+    def measured_rows(self, name: str) -> tuple[list[Arch], list[float]]:
+        """Every complete trial's measured ``name``, by candidate id: what predictors fit on."""
+        trials = sorted(self.engine.complete(), key=lambda t: t.id)
+        rows = [(t.candidate.arch, t.values[name]) for t in trials if self.is_measured(t, name)]
+        return [a for a, _ in rows], [v for _, v in rows]
