@@ -279,23 +279,9 @@ class MobileNetV3Space(SearchSpace):
     def decode(self, text: str) -> MBv3Arch:
         if not isinstance(text, str):
             raise UnknownArch(f"not an arch string: {text!r}")
-        parts = text.split("|")
-        head = parts[0]
-        groups = [_STAGE_RE.fullmatch(p) for p in parts[1:]]
-        if (
-            len(parts) != len(STAGES) + 1
-            or not head.startswith("r")
-            or not head[1:].isdigit()
-            or not head[1:].isascii()
-            or any(g is None for g in groups)
-        ):
+        arch = _parse(text)
+        if arch is None:
             raise UnknownArch(f"not an {self.name} arch string: {text!r}")
-        matches = [g for g in groups if g is not None]
-        stages = tuple(
-            tuple((int(k), int(e)) for k, e in _BLOCK_RE.findall(g.group(2))) for g in matches
-        )
-        widths = tuple(1.0 if g.group(1) is None else float(g.group(1)) for g in matches)
-        arch = MBv3Arch(int(head[1:]), stages, widths)
         self._check(arch)
         if self.encode(arch) != text:  # e.g. leading zeros in the resolution
             raise UnknownArch(f"not a canonical {self.name} arch string: {text!r}")
@@ -477,6 +463,30 @@ def _width_choices(choices: Sequence[float]) -> tuple[float, ...]:
             f"width_choices must be distinct numbers in [{MIN_WIDTH}, {MAX_WIDTH}], got {choices!r}"
         )
     return tuple(sorted(float(w) for w in values))
+
+
+def _parse(text: str) -> MBv3Arch | None:
+    """The arch ``text`` spells, unchecked against any space; None when it is no arch string.
+
+    Not necessarily canonical (``decode`` re-encodes to check).
+    """
+    parts = text.split("|")
+    head = parts[0]
+    groups = [_STAGE_RE.fullmatch(p) for p in parts[1:]]
+    matches = [g for g in groups if g is not None]
+    if (
+        len(parts) != len(STAGES) + 1
+        or not head.startswith("r")
+        or not head[1:].isdigit()
+        or not head[1:].isascii()
+        or len(matches) != len(groups)
+    ):
+        return None
+    stages = tuple(
+        tuple((int(k), int(e)) for k, e in _BLOCK_RE.findall(g.group(2))) for g in matches
+    )
+    widths = tuple(1.0 if g.group(1) is None else float(g.group(1)) for g in matches)
+    return MBv3Arch(int(head[1:]), stages, widths)
 
 
 _BLOCK_CHOICES = frozenset((k, e) for k in KERNELS for e in EXPANDS)
