@@ -3,9 +3,9 @@
 Export uses torch's TorchScript exporter (``dynamo=False``): on our machines it
 is 8-40x faster than the dynamo exporter, produces models that run the same,
 and keeps the weights inside the file. Weights are initialised under a seed
-derived from the space identity and the encoding (or block key), so the same
-arch always gives byte-identical ONNX and hence the same sha256, the model's
-identity in the cost DB. Every export is validated with ``onnx.checker``.
+derived from the space's network identity and the encoding (or block key), so
+the same arch always gives byte-identical ONNX and hence the same sha256, the
+model's identity in the cost DB. Every export is validated with ``onnx.checker``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def export_arch(
     fails.
     """
     encoding = space.encode(arch)
-    identity = space.identity()
+    identity = space.network_identity()  # what the bytes depend on (SearchSpace docstring)
     description = _description("arch", space, identity, encoding, opset)
     return _export(
         description,
@@ -90,7 +90,7 @@ def export_block(
 
 def arch_module(space: SearchSpace, arch: Arch) -> tuple[Any, tuple[int, ...]]:
     """``(module, input_shape)`` of ``arch`` with exactly the weights :func:`export_arch` exports."""
-    with _seeded_rng(f"arch\n{space.identity()}\n{space.encode(arch)}"):
+    with _seeded_rng(f"arch\n{space.network_identity()}\n{space.encode(arch)}"):
         module = space.build(arch)
     return module.eval(), tuple(space.input_shape(arch))
 

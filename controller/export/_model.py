@@ -15,8 +15,9 @@ class ExportedModel:
     """One exported ONNX model.
 
     ``encoding`` is the arch encoding, or the block key for a block; ``space``
-    is the space's identity (see ``SearchSpace.identity``). ``cached`` and
-    ``path`` say where the bytes came from and do not take part in equality.
+    is the space's network identity for an arch (``SearchSpace.network_identity``),
+    its identity for a block. ``cached`` and ``path`` say where the bytes came
+    from and do not take part in equality.
     """
 
     onnx_bytes: bytes = field(repr=False)

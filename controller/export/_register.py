@@ -8,8 +8,9 @@ so a model is recorded the same way whoever exported it.
 
 The origin (``models.space``, ``models.arch``) names what the bytes depend on:
 
-* an **arch**: the space identity (``SearchSpace.identity()``: name and
-  configuration) and the arch encoding, with its parameter and FLOP counts;
+* an **arch**: the space's network identity (``SearchSpace.network_identity()``:
+  name and configuration less sampling-only options) and the arch encoding,
+  with its parameter and FLOP counts;
 * a **block**: the space *name* and ``"block:" + block key``: a block's bytes
   depend on its key only (:func:`~._export.export_block`), so every
   configuration of the space shares the same model.
@@ -62,7 +63,7 @@ def register_arch(
     """Export ``arch`` and record its model with its origin (module docstring)."""
     exported = export_arch(space, arch, cache_dir=cache_dir)
     origin = _Origin(
-        space.identity(), exported.encoding,
+        space.network_identity(), exported.encoding,
         lambda: (space.count_params(arch), space.count_flops(arch)),
     )  # fmt: skip
     return _register(db, exported, origin)

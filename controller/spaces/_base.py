@@ -17,6 +17,12 @@ archs by :meth:`SearchSpace.identity` and encoding (and derived caches add the
 class's ``version``). Block keys are complete on their own:
 :meth:`SearchSpace.build_block` depends on the block alone, never on the
 instance's options.
+
+Some options only choose which archs a space contains (e.g. mbv3's
+``width_choices``), never what an encoding builds: those are listed in
+:attr:`SearchSpace.sampling_only_options` and left out of
+:meth:`SearchSpace.network_identity`, the name under which an encoding's
+*network* (its weights, its ONNX bytes) is keyed.
 """
 
 from __future__ import annotations
@@ -73,6 +79,12 @@ class Block:
         raise KeyError(name)
 
 
+def _identity(name: str, config: dict[str, Any]) -> str:
+    if not config:
+        return name
+    return name + json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "x".join(str(v) for v in value)
@@ -99,16 +111,41 @@ class SearchSpace(abc.ABC):
         """
         return {}
 
+    #: names of :meth:`config` options that only choose which archs the space
+    #: contains (what sample/mutate/crossover reach, what decode accepts, hence
+    #: all_blocks and size), never the network an encoding decodable under them
+    #: builds; :meth:`network_identity` leaves them out
+    sampling_only_options: frozenset[str] = frozenset()
+
     def identity(self) -> str:
         """``name`` for a default-configured space, else ``name`` + canonical JSON config.
 
-        E.g. ``mbv3`` or ``mbv3{"resolutions":[96,128],"width_mult":0.5}``; the
-        ``space`` of a model in the cost DB.
+        E.g. ``mbv3`` or ``mbv3{"resolutions":[96,128],"width_mult":0.5}``. Every
+        option counts, sampling-only ones too: the identity keys what depends on
+        the set of archs (a LUT's blocks, a search's state, the searches table).
         """
-        config = self.config()
-        if not config:
-            return self.name
-        return self.name + json.dumps(config, sort_keys=True, separators=(",", ":"))
+        return _identity(self.name, self.config())
+
+    def network_identity(self) -> str:
+        """:meth:`identity` without the :attr:`sampling_only_options`: the namespace of networks.
+
+        What an encoding builds under this space, its weights' seed and ONNX
+        bytes, are keyed by ``network_identity()`` and the encoding (the
+        ``space`` of an arch's model in the cost DB). Sound because a
+        sampling-only option is by definition no input of ``build`` or
+        ``blocks`` for an arch: two spaces that differ only in such options
+        build the same network for every encoding both decode, and an encoding
+        only one of them decodes names no other network under this name. So a
+        space that merely allows more archs keeps the bytes, sha256 and
+        measurement history of the archs it shares with the narrower one.
+
+        It must not replace :meth:`identity` where the *set* of archs matters:
+        a LUT keyed by it would count as complete for a space whose extra
+        blocks it lacks, and a search's state would pass the identity check of
+        a space that cannot decode its archs.
+        """
+        config = {k: v for k, v in self.config().items() if k not in self.sampling_only_options}
+        return _identity(self.name, config)
 
     @abc.abstractmethod
     def sample(self, rng: random.Random) -> Arch:

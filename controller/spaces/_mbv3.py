@@ -27,11 +27,19 @@ An arch is the input resolution and, per stage, the ``(kernel, expand)`` of
 each active block; its encoding is e.g. ``r160|k3e4,k5e6|k7e3,k3e3,k3e3|...``
 (resolution, then one ``|``-separated group per stage).
 
+Width is a gene when the space is built with several ``width_choices``
+(e.g. ``(0.5, 0.75, 1.0)``): each stage then picks a multiplier ``w`` on top
+of ``width_mult``, its blocks get ``make_divisible(width * width_mult * w)``
+output channels (stem, first block and head stay fixed, as in OFA), and the
+stage's group carries a ``w0.75:`` prefix, omitted at 1.0, so that an arch
+of the default space has the same encoding in every space.
+
 This module does not import torch; :meth:`MobileNetV3Space.build` does, lazily.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Sequence
@@ -73,7 +81,7 @@ STEM = "mbv3.stem"
 MBCONV = "mbv3.mbconv"
 HEAD = "mbv3.head"
 
-_STAGE_RE = re.compile(r"k(\d)e(\d)(?:,k(\d)e(\d))*")
+_STAGE_RE = re.compile(r"(?:w(\d+\.\d+):)?(k\de\d(?:,k\de\d)*)")
 _BLOCK_RE = re.compile(r"k(\d)e(\d)")
 
 
@@ -90,12 +98,20 @@ def conv_out(hw: int, stride: int) -> int:
     return (hw - 1) // stride + 1
 
 
+#: the stage widths of an arch that does not choose them: the skeleton's
+FULL_WIDTHS: tuple[float, ...] = (1.0,) * len(STAGES)
+#: the range of a width choice (its text then never needs an exponent)
+MIN_WIDTH, MAX_WIDTH = 0.05, 4.0
+
+
 @dataclass(frozen=True)
 class MBv3Arch:
-    """Input resolution, and per stage the ``(kernel, expand)`` of each active block."""
+    """Input resolution, per stage the ``(kernel, expand)`` of each active block, and
+    per stage a width multiplier (1.0: the skeleton's width, the default)."""
 
     resolution: int
     stages: tuple[tuple[tuple[int, int], ...], ...]
+    widths: tuple[float, ...] = FULL_WIDTHS
 
 
 class MobileNetV3Space(SearchSpace):
@@ -105,6 +121,13 @@ class MobileNetV3Space(SearchSpace):
     steps of 16); ``width_mult`` scales every width (rounded to 8);
     ``num_classes`` sizes the classifier. ``MobileNetV3Space(resolutions=(96,
     128), width_mult=0.5, num_classes=10)`` is a cheap variant for tests.
+
+    ``width_choices`` (distinct numbers in [0.05, 4], default ``(1.0,)``)
+    are the per-stage width multipliers an arch may pick; with a single
+    choice nothing about widths is drawn, mutated, crossed or featured. It
+    is a sampling-only option (see ``SearchSpace.network_identity``): the
+    ``w`` prefix of a stage names its width, so the option never changes
+    what an encoding builds.
     """
 
     name = "mbv3"
@@ -112,7 +135,9 @@ class MobileNetV3Space(SearchSpace):
         "resolutions": (160, 176, 192, 208, 224),
         "width_mult": 1.0,
         "num_classes": 1000,
+        "width_choices": (1.0,),
     }
+    sampling_only_options = frozenset({"width_choices"})
 
     def __init__(
         self,
@@ -120,6 +145,7 @@ class MobileNetV3Space(SearchSpace):
         resolutions: Sequence[int] = (160, 176, 192, 208, 224),
         width_mult: float = 1.0,
         num_classes: int = 1000,
+        width_choices: Sequence[float] = (1.0,),
     ) -> None:
         res = tuple(resolutions)
         if (
@@ -135,11 +161,20 @@ class MobileNetV3Space(SearchSpace):
         self.resolutions = tuple(sorted(res))
         self.width_mult = float(width_mult)
         self.num_classes = num_classes
+        self.width_choices = _width_choices(width_choices)
         self.stem_width = self._w(STEM_WIDTH)
         self.first_width = self._w(FIRST_WIDTH)
+        #: the stages' channels at width 1.0
         self.stage_widths = tuple(self._w(s.width) for s in STAGES)
+        #: per stage, the output channels of each width choice
+        self.stage_channels: tuple[dict[float, int], ...] = tuple(
+            {w: make_divisible(s.width * self.width_mult * w) for w in self.width_choices}
+            for s in STAGES
+        )
         self.final_expand_width = self._w(FINAL_EXPAND_WIDTH)
         self.feature_width = self._w(FEATURE_WIDTH)
+        self._elastic = len(self.width_choices) > 1
+        self._fixed_widths = (self.width_choices[0],) * len(STAGES)
 
     def _w(self, width: int) -> int:
         return make_divisible(width * self.width_mult)
@@ -153,24 +188,32 @@ class MobileNetV3Space(SearchSpace):
             out["width_mult"] = self.width_mult
         if self.num_classes != self.DEFAULTS["num_classes"]:
             out["num_classes"] = self.num_classes
+        if self.width_choices != self.DEFAULTS["width_choices"]:
+            out["width_choices"] = list(self.width_choices)
         return out
 
     def size(self) -> int:
+        """Archs (encodings): two width choices that round to the same channels count twice."""
         per_block = len(KERNELS) * len(EXPANDS)
-        per_stage = sum(per_block**d for d in DEPTHS)
+        per_stage = sum(per_block**d for d in DEPTHS) * len(self.width_choices)
         return len(self.resolutions) * per_stage ** len(STAGES)
 
     # --- sampling -----------------------------------------------------------
     def sample(self, rng: random.Random) -> MBv3Arch:
+        """Resolution, then per stage its depth, its blocks and (width genes only) its width."""
         resolution = rng.choice(self.resolutions)
         stages = []
+        widths = []
         for _ in STAGES:
             depth = rng.choice(DEPTHS)
             stages.append(tuple(_random_block(rng) for _ in range(depth)))
-        return MBv3Arch(resolution, tuple(stages))
+            if self._elastic:
+                widths.append(rng.choice(self.width_choices))
+        return MBv3Arch(resolution, tuple(stages), tuple(widths) or self._fixed_widths)
 
     def mutate(self, arch: Any, rng: random.Random) -> MBv3Arch:
-        """Change one choice: the resolution, a stage's depth, or a block's kernel or expand."""
+        """Change one choice: the resolution, a stage's depth or width, or a block's kernel or
+        expand."""
         arch = self._check(arch)
         choices: list[tuple[str, int, int]] = []
         if len(self.resolutions) > 1:
@@ -179,10 +222,16 @@ class MobileNetV3Space(SearchSpace):
             choices.append(("depth", s, 0))
             for i in range(len(blocks)):
                 choices.extend([("kernel", s, i), ("expand", s, i)])
+        if self._elastic:
+            choices.extend(("width", s, 0) for s in range(len(STAGES)))
         what, s, i = rng.choice(choices)
         if what == "resolution":
             resolution = rng.choice([r for r in self.resolutions if r != arch.resolution])
-            return MBv3Arch(resolution, arch.stages)
+            return MBv3Arch(resolution, arch.stages, arch.widths)
+        if what == "width":
+            widths = list(arch.widths)
+            widths[s] = rng.choice([w for w in self.width_choices if w != widths[s]])
+            return MBv3Arch(arch.resolution, arch.stages, tuple(widths))
         stages = list(arch.stages)
         blocks = list(stages[s])
         if what == "depth":
@@ -193,55 +242,54 @@ class MobileNetV3Space(SearchSpace):
         else:
             blocks[i] = (blocks[i][0], rng.choice([e for e in EXPANDS if e != blocks[i][1]]))
         stages[s] = tuple(blocks)
-        return MBv3Arch(arch.resolution, tuple(stages))
+        return MBv3Arch(arch.resolution, tuple(stages), arch.widths)
 
     def crossover(self, a: Any, b: Any, rng: random.Random) -> MBv3Arch:
-        """Each choice (resolution, depth, and each slot's kernel and expand) from a parent.
+        """Each choice (resolution, depth, each slot's kernel and expand, each stage's width)
+        from a parent.
 
         A slot present in only one parent (the other is shallower) comes from that parent.
         """
         a, b = self._check(a), self._check(b)
         resolution = a.resolution if rng.random() < 0.5 else b.resolution
         stages = []
-        for sa, sb in zip(a.stages, b.stages, strict=True):
+        widths = []
+        for s, (sa, sb) in enumerate(zip(a.stages, b.stages, strict=True)):
             depth = len(sa) if rng.random() < 0.5 else len(sb)
             blocks = []
             for i in range(depth):
-                donors = [s[i] for s in (sa, sb) if i < len(s)]
+                donors = [stage[i] for stage in (sa, sb) if i < len(stage)]
                 kernel = rng.choice(donors)[0]
                 expand = rng.choice(donors)[1]
                 blocks.append((kernel, expand))
             stages.append(tuple(blocks))
-        return MBv3Arch(resolution, tuple(stages))
+            if self._elastic:
+                widths.append(a.widths[s] if rng.random() < 0.5 else b.widths[s])
+        return MBv3Arch(resolution, tuple(stages), tuple(widths) or self._fixed_widths)
 
     # --- encoding -----------------------------------------------------------
     def encode(self, arch: Any) -> str:
         arch = self._check(arch)
-        groups = [",".join(f"k{k}e{e}" for k, e in blocks) for blocks in arch.stages]
+        groups = [
+            ("" if w == 1.0 else f"w{w!r}:") + ",".join(f"k{k}e{e}" for k, e in blocks)
+            for blocks, w in zip(arch.stages, arch.widths, strict=True)
+        ]
         return "|".join([f"r{arch.resolution}", *groups])
 
     def decode(self, text: str) -> MBv3Arch:
         if not isinstance(text, str):
             raise UnknownArch(f"not an arch string: {text!r}")
-        parts = text.split("|")
-        head = parts[0]
-        if (
-            len(parts) != len(STAGES) + 1
-            or not head.startswith("r")
-            or not head[1:].isdigit()
-            or not head[1:].isascii()
-            or any(_STAGE_RE.fullmatch(p) is None for p in parts[1:])
-        ):
+        arch = _parse(text)
+        if arch is None:
             raise UnknownArch(f"not an {self.name} arch string: {text!r}")
-        stages = tuple(tuple((int(k), int(e)) for k, e in _BLOCK_RE.findall(p)) for p in parts[1:])
-        arch = MBv3Arch(int(head[1:]), stages)
         self._check(arch)
         if self.encode(arch) != text:  # e.g. leading zeros in the resolution
             raise UnknownArch(f"not a canonical {self.name} arch string: {text!r}")
         return arch
 
     def features(self, arch: Any) -> list[float]:
-        """``[resolution]`` + per slot (5 stages x 4) ``[active, kernel, expand]``: 61 floats.
+        """``[resolution]`` + per slot (5 stages x 4) ``[active, kernel, expand]``: 61 floats,
+        then with width genes the 5 stage widths (66).
 
         Inactive slots are ``[0, 0, 0]``.
         """
@@ -253,6 +301,8 @@ class MobileNetV3Space(SearchSpace):
                     out.extend([1.0, float(blocks[i][0]), float(blocks[i][1])])
                 else:
                     out.extend([0.0, 0.0, 0.0])
+        if self._elastic:
+            out.extend(arch.widths)
         return out
 
     # --- the network ----------------------------------------------------------
@@ -269,7 +319,10 @@ class MobileNetV3Space(SearchSpace):
             self._mbconv(3, 1, self.stem_width, self.first_width, 1, hw, False, "relu"),
         ]
         c_in = self.first_width
-        for spec, width, blocks in zip(STAGES, self.stage_widths, arch.stages, strict=True):
+        for spec, channels, blocks, w in zip(
+            STAGES, self.stage_channels, arch.stages, arch.widths, strict=True
+        ):
+            width = channels[w]
             for i, (kernel, expand) in enumerate(blocks):
                 stride = spec.stride if i == 0 else 1
                 out.append(self._mbconv(kernel, expand, c_in, width, stride, hw, spec.se, spec.act))
@@ -301,7 +354,18 @@ class MobileNetV3Space(SearchSpace):
         )  # fmt: skip
 
     def blocks_at_resolution(self, resolution: int) -> list[Block]:
-        """Every distinct block an arch at ``resolution`` can contain, sorted."""
+        """Every distinct block an arch at ``resolution`` can contain, sorted.
+
+        With ``C_s`` the distinct channel counts of stage ``s`` (one per width
+        choice, fewer where two round alike; ``C_0`` is the first block's
+        width): stem and first block, per stage ``9 * |C_{s-1}| * |C_s|``
+        first blocks (every pair of widths meets there) and ``9 * |C_s|``
+        stride-1 blocks, and ``|C_5|`` heads; less ``9 * |C_3 & C_4|``, the
+        first blocks of stage 4 (stride 1) that map c channels to c and so
+        are its stride-1 blocks. One width: 93 blocks; (0.5, 0.75, 1.0) at
+        ``width_mult`` 1: 446 (0.75 and 1.0 both give stage 1 24 channels);
+        three widths that round apart everywhere, e.g. (0.5, 1.0, 1.5): 491.
+        """
         if resolution not in self.resolutions:
             raise UnknownArch(f"resolution {resolution} is not one of {self.resolutions}")
         hw = conv_out(resolution, 2)
@@ -309,22 +373,18 @@ class MobileNetV3Space(SearchSpace):
             Block.of(STEM, c_out=self.stem_width, hw=resolution),
             self._mbconv(3, 1, self.stem_width, self.first_width, 1, hw, False, "relu"),
         }
-        c_in = self.first_width
-        for spec, width in zip(STAGES, self.stage_widths, strict=True):
-            for kernel in KERNELS:
-                for expand in EXPANDS:
-                    found.add(
-                        self._mbconv(
-                            kernel, expand, c_in, width, spec.stride, hw, spec.se, spec.act
-                        )
-                    )
-                    hw_out = conv_out(hw, spec.stride)
-                    found.add(
-                        self._mbconv(kernel, expand, width, width, 1, hw_out, spec.se, spec.act)
-                    )
-            hw = conv_out(hw, spec.stride)
-            c_in = width
-        found.add(self._head(c_in, hw))
+        c_ins = [self.first_width]
+        for spec, channels in zip(STAGES, self.stage_channels, strict=True):
+            c_outs = sorted(set(channels.values()))
+            hw_out = conv_out(hw, spec.stride)
+            for kernel, expand, c_out in itertools.product(KERNELS, EXPANDS, c_outs):
+                found.update(
+                    self._mbconv(kernel, expand, c_in, c_out, spec.stride, hw, spec.se, spec.act)
+                    for c_in in c_ins
+                )
+                found.add(self._mbconv(kernel, expand, c_out, c_out, 1, hw_out, spec.se, spec.act))
+            hw, c_ins = hw_out, c_outs
+        found.update(self._head(c_in, hw) for c_in in c_ins)
         return sorted(found)
 
     def all_blocks(self) -> list[Block]:
@@ -374,7 +434,59 @@ class MobileNetV3Space(SearchSpace):
             )
         ):
             raise UnknownArch(f"not an arch of {self.identity()}: {arch!r}")
+        if (
+            not isinstance(arch.widths, tuple)
+            or len(arch.widths) != len(STAGES)
+            or any(type(w) is not float or w not in self.width_choices for w in arch.widths)
+        ):
+            raise UnknownArch(
+                f"stage widths {arch.widths!r} are not among {self.identity()}'s width choices "
+                f"{list(self.width_choices)}"
+            )
         return arch
+
+
+def _width_choices(choices: Sequence[float]) -> tuple[float, ...]:
+    """``choices`` as a sorted tuple of floats, or ValueError naming the bad value."""
+    values = tuple(choices) if isinstance(choices, (list, tuple)) else ()
+    if (
+        not values
+        or any(
+            isinstance(w, bool)
+            or not isinstance(w, (int, float))
+            or not MIN_WIDTH <= w <= MAX_WIDTH
+            for w in values
+        )
+        or len(set(values)) != len(values)
+    ):
+        raise ValueError(
+            f"width_choices must be distinct numbers in [{MIN_WIDTH}, {MAX_WIDTH}], got {choices!r}"
+        )
+    return tuple(sorted(float(w) for w in values))
+
+
+def _parse(text: str) -> MBv3Arch | None:
+    """The arch ``text`` spells, unchecked against any space; None when it is no arch string.
+
+    Not necessarily canonical (``decode`` re-encodes to check).
+    """
+    parts = text.split("|")
+    head = parts[0]
+    groups = [_STAGE_RE.fullmatch(p) for p in parts[1:]]
+    matches = [g for g in groups if g is not None]
+    if (
+        len(parts) != len(STAGES) + 1
+        or not head.startswith("r")
+        or not head[1:].isdigit()
+        or not head[1:].isascii()
+        or len(matches) != len(groups)
+    ):
+        return None
+    stages = tuple(
+        tuple((int(k), int(e)) for k, e in _BLOCK_RE.findall(g.group(2))) for g in matches
+    )
+    widths = tuple(1.0 if g.group(1) is None else float(g.group(1)) for g in matches)
+    return MBv3Arch(int(head[1:]), stages, widths)
 
 
 _BLOCK_CHOICES = frozenset((k, e) for k in KERNELS for e in EXPANDS)

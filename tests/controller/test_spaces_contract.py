@@ -34,6 +34,9 @@ SPACES: dict[str, SearchSpace] = {
     "nb201": NB201Space(),
     "nb201-small": NB201Space(cells_per_stage=1, channels=8, num_classes=3),
     "mbv3-small": MobileNetV3Space(resolutions=(96, 128), width_mult=0.5, num_classes=10),
+    "mbv3-width": MobileNetV3Space(
+        resolutions=(96, 128), width_mult=0.5, num_classes=10, width_choices=(0.5, 0.75, 1.0)
+    ),
 }
 FULL_SPACES: dict[str, SearchSpace] = {"nb201": NB201Space(), "mbv3": MobileNetV3Space()}
 
@@ -50,7 +53,8 @@ def archs_of(space: SearchSpace) -> st.SearchStrategy[Any]:
     assert isinstance(space, MobileNetV3Space)
     block = st.tuples(st.sampled_from(KERNELS), st.sampled_from(EXPANDS))
     stage = st.sampled_from(DEPTHS).flatmap(lambda d: st.tuples(*[block] * d))
-    return st.builds(MBv3Arch, st.sampled_from(space.resolutions), st.tuples(*[stage] * 5))
+    widths = st.tuples(*[st.sampled_from(space.width_choices)] * 5)
+    return st.builds(MBv3Arch, st.sampled_from(space.resolutions), st.tuples(*[stage] * 5), widths)
 
 
 def choices_of(space: SearchSpace, arch: Any) -> dict[str, Any]:
@@ -63,7 +67,12 @@ def choices_of(space: SearchSpace, arch: Any) -> dict[str, Any]:
         for i, (k, e) in enumerate(blocks):
             out[f"k{s}.{i}"] = k
             out[f"e{s}.{i}"] = e
+        out[f"w{s}"] = arch.widths[s]
     return out
+
+
+def has_width_genes(space: SearchSpace) -> bool:
+    return isinstance(space, MobileNetV3Space) and len(space.width_choices) > 1
 
 
 def leaf_modules(module: nn.Module) -> list[nn.Module]:
@@ -203,6 +212,8 @@ def test_mutate_changes_exactly_one_choice_and_stays_inside(space: SearchSpace) 
         changed.update(k.rstrip("0123456789.") for k in diff)
     # every kind of choice gets mutated some time
     expected = {"edge"} if isinstance(space, NB201Space) else {"resolution", "depth", "k", "e"}
+    if has_width_genes(space):
+        expected.add("w")
     assert expected <= set(changed)
 
 
@@ -239,6 +250,8 @@ def test_samples_cover_every_value_of_every_choice(space: SearchSpace) -> None:
         assert seen["resolution"] == set(space.resolutions)
         assert seen["depth0"] == set(DEPTHS)
         assert seen["k4.3"] == set(KERNELS) and seen["e4.3"] == set(EXPANDS)
+        assert isinstance(space, MobileNetV3Space)
+        assert all(seen[f"w{s}"] == set(space.width_choices) for s in range(5))
 
 
 def test_features_have_a_fixed_length_and_tell_archs_apart(space: SearchSpace) -> None:
@@ -264,7 +277,7 @@ def test_blocks_are_inside_all_blocks(space: SearchSpace) -> None:
     keys = {b.key for b in every}
     assert len(keys) == len(every)  # the text key is as distinct as the block
     used: set[Block] = set()
-    for arch in random_archs(space, 200):
+    for arch in random_archs(space, max(200, len(every))):  # width genes: 748 blocks
         blocks = space.blocks(arch)
         assert set(blocks) <= set(every)
         used.update(blocks)
@@ -384,3 +397,17 @@ def test_config_rebuilds_an_equal_space(space: SearchSpace) -> None:
         assert again.blocks(arch) == space.blocks(arch)
         assert again.count_params(arch) == space.count_params(arch)
     assert again.sample(rng) == space.sample(random.Random(9))
+
+
+def test_sampling_only_options_change_no_network(space: SearchSpace) -> None:
+    """network_identity() is identity() less the sampling-only options, and the space without
+    them builds, for each of its archs, the same network as this one (the hook's soundness)."""
+    config = space.config()
+    narrow_config = {k: v for k, v in config.items() if k not in space.sampling_only_options}
+    narrow = get_space(space.name, narrow_config)
+    assert space.network_identity() == narrow.identity() == narrow.network_identity()
+    assert (space.network_identity() == space.identity()) == (narrow_config == config)
+    for arch in random_archs(narrow, 20, seed=13):
+        text = narrow.encode(arch)
+        assert space.encode(space.decode(text)) == text
+        assert space.blocks(space.decode(text)) == narrow.blocks(arch)
