@@ -30,6 +30,7 @@ def resolved_settings(
         graph_optimization=agent_pb2.GRAPH_OPTIMIZATION_ALL,
         input_shapes=[agent_pb2.InputShape(name="input", dims=[1, 3, 32, 32])],
         seed=0,
+        profile_runs=10,
         method=method,
         timeout_s=timeout_s,
         memory_cap_bytes=2 << 30,
