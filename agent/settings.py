@@ -45,6 +45,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fleetnas.agent.errors import InvalidSettings, echo
+from fleetnas.agent.model_format import format_name
+from fleetnas.agent.runtimes import (
+    DEFAULT_ACCELERATORS,
+    ONNXRUNTIME,
+    RUNTIME_FOR_FORMAT,
+    find_runtime,
+)
 from fleetnas.api.v1 import agent_pb2
 
 DEFAULT_WARMUP_RUNS = 10
@@ -60,6 +67,10 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 DEFAULT_GRAPH_OPTIMIZATION = agent_pb2.GRAPH_OPTIMIZATION_ALL
 DEFAULT_SEED = 0
 DEFAULT_METHOD = agent_pb2.METHOD_PLAIN
+DEFAULT_PROFILE_RUNS = 10
+MAX_PROFILE_RUNS = 1000
+# Accelerators with a switch that lets an fp32 model run fp16 kernels.
+FP16_ACCELERATORS = ("TensorrtExecutionProvider", "GPU")
 
 MAX_THREADS = 256
 MAX_RUNS_LIMIT = 100_000
@@ -83,6 +94,16 @@ OPT_LEVELS: dict[str, int] = {
     "all": agent_pb2.GRAPH_OPTIMIZATION_ALL,
 }
 METHODS: dict[str, int] = {"plain": agent_pb2.METHOD_PLAIN, "paired": agent_pb2.METHOD_PAIRED}
+
+
+def parse_bool(text: str) -> bool:
+    """``true/false``, ``yes/no``, ``on/off``, ``1/0`` (any case) as a bool; ValueError otherwise."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean: use true or false")
 
 
 def parse_shape(text: str) -> agent_pb2.InputShape:
@@ -204,6 +225,20 @@ SETTINGS: tuple[Setting, ...] = (
             default_text="the agent's --max-timeout, which also caps it"),
     Setting("memory_cap_bytes", int, None, "resident-memory cap of the benchmark worker",
             identity=False, default_text="the agent's --memory-cap-mb, which also caps it"),
+    Setting("runtime", str, "", "the runtime that runs the model: onnxruntime or litert",
+            "--runtime", "runtime", metavar="NAME",
+            default_text="by the model's format: onnxruntime for ONNX, litert for TFLite"),
+    Setting("profile", bool, False,
+            "also profile per operator, in extra runs after the timed loop", "--profile",
+            "profile", identity=False, default_text="off", parse=parse_bool),
+    Setting("profile_runs", int, DEFAULT_PROFILE_RUNS, "profiled runs (with --profile)",
+            "--profile-runs", "profile_runs", (1, MAX_PROFILE_RUNS), identity=False),
+    Setting("fp16", bool, False,
+            "let TensorRT (or LiteRT's GPU delegate) run an fp32 model with fp16 kernels",
+            "--fp16", "fp16", default_text="off", parse=parse_bool),
+    Setting("agent_defaults", str, (),
+            "output only: the settings the agent filled in from its own serve flags",
+            identity=False, repeated=True),
 )  # fmt: skip
 #: the table under its former name
 DEFAULTS = SETTINGS
@@ -212,6 +247,8 @@ _BY_KEY: dict[str, Setting] = {
     spelling: s for s in SETTINGS if s.flag for spelling in (s.key, s.key.replace("-", "_"))
 }
 _ENUMS = ("graph_optimization", "method")
+# What a v1 echo (which has no runtime field) meant: every v1 measurement ran onnxruntime.
+_V1_RUNTIME = ONNXRUNTIME
 
 
 def setting(name: str) -> Setting:
@@ -244,8 +281,28 @@ def identity_fields() -> tuple[str, ...]:
 
 
 def run_limit_fields() -> tuple[str, ...]:
-    """Fields that only limit a run and are left out of its identity."""
+    """Fields left out of a measurement's identity: run limits, profiling, output-only notes."""
     return tuple(s.name for s in SETTINGS if not s.identity)
+
+
+def identity_settings(settings: agent_pb2.BenchmarkSettings) -> agent_pb2.BenchmarkSettings:
+    """The part of resolved ``settings`` a measurement's identity covers, normalised.
+
+    A copy without the :func:`run_limit_fields`, with the enum aliases
+    spelled out (UNSPECIFIED -> the default) and ``runtime`` cleared when it
+    is ``onnxruntime``, which is what a v1 agent's echo (no runtime field)
+    meant: hash this, and measurements of v1 and later agents keep one key.
+    """
+    identity = agent_pb2.BenchmarkSettings()
+    identity.CopyFrom(settings)
+    for name in run_limit_fields():
+        identity.ClearField(name)
+    for name in _ENUMS:
+        if getattr(identity, name) == 0:
+            setattr(identity, name, setting(name).default)
+    if identity.runtime == _V1_RUNTIME:
+        identity.ClearField("runtime")
+    return identity
 
 
 # -- resolution ---------------------------------------------------------------------
@@ -270,6 +327,7 @@ def _cap_name(field: str, what: str, name: str) -> None:
 
 def _check_sizes(req: agent_pb2.BenchmarkSettings) -> None:
     """Refuse oversized strings and lists before anything else reads (or quotes) them."""
+    _cap_name("runtime", "a runtime name", req.runtime)
     _cap_count("providers", len(req.providers), MAX_PROVIDERS)
     for provider in req.providers:
         _cap_name("providers", "a provider name", provider)
@@ -368,12 +426,21 @@ def _resolve_durations(req: agent_pb2.BenchmarkSettings, out: agent_pb2.Benchmar
         )
 
 
-def _resolve_scalars(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkSettings) -> None:
-    """Threads and seed: the table's default and bounds; enums: UNSPECIFIED is the default
-    (proto3 enums are open: unknown numbers arrive as plain ints)."""
-    for name in ("intra_op_threads", "inter_op_threads", "seed"):
+def _resolve_scalars(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkSettings,
+                     defaults: agent_pb2.DeviceDefaults) -> None:
+    """Threads, seed, profile runs: the table's default and bounds (intra-op threads: the
+    agent's device-side default first); enums: UNSPECIFIED is the default (proto3 enums
+    are open: unknown numbers arrive as plain ints)."""
+    for name in ("intra_op_threads", "inter_op_threads", "seed", "profile_runs"):
         s = setting(name)
-        setattr(out, name, s.check(getattr(req, name)) if req.HasField(name) else s.default)
+        if req.HasField(name):
+            setattr(out, name, s.check(getattr(req, name)))
+        elif name == "intra_op_threads" and defaults.HasField("intra_op_threads"):
+            out.intra_op_threads = s.check(defaults.intra_op_threads)
+            out.agent_defaults.append(name)
+        else:
+            setattr(out, name, s.default)
+    out.profile = req.profile
     for name in _ENUMS:
         s = setting(name)
         value = getattr(req, name)
@@ -386,18 +453,49 @@ def _resolve_scalars(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkS
         setattr(out, name, value)
 
 
+def _resolve_runtime(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkSettings,
+                     runtimes: Sequence[agent_pb2.RuntimeInfo],
+                     model_format: int) -> agent_pb2.RuntimeInfo:
+    """runtime: the request's, else the format's; it must be available and run the format."""
+    name = req.runtime or RUNTIME_FOR_FORMAT.get(model_format, "")
+    if not name:
+        raise _bad("runtime", name, f"no runtime runs {format_name(model_format)} models")
+    info = find_runtime(runtimes, name)
+    if info is None:
+        known = [r.name for r in runtimes]
+        raise _bad("runtime", name, f"is not a runtime of this agent; runtimes: {known}")
+    if not info.available:
+        raise _bad("runtime", name, f"is not available on this agent: {info.reason}")
+    if model_format not in info.formats:
+        runs = ", ".join(format_name(f) for f in info.formats)
+        raise _bad("runtime", name, f"runs {runs} models, not {format_name(model_format)}; "
+                                    "leave runtime unset to choose by the model's format")
+    out.runtime = name
+    return info
+
+
 def _resolve_providers(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkSettings,
-                       available_providers: Sequence[str]) -> None:
-    providers = list(req.providers) or list(DEFAULT_PROVIDERS)
-    available = list(available_providers)
+                       runtime: agent_pb2.RuntimeInfo,
+                       defaults: agent_pb2.DeviceDefaults) -> None:
+    """providers: the request's, else the agent's device-side default where the runtime has
+    all of it, else the runtime's default; each one an accelerator of the runtime."""
+    available = list(runtime.accelerators)
+    providers = list(req.providers)
+    if not providers and defaults.providers and set(defaults.providers) <= set(available):
+        providers = list(defaults.providers)
+        out.agent_defaults.append("providers")
+    providers = providers or list(DEFAULT_ACCELERATORS.get(runtime.name, ()))
     for provider in providers:
         if provider not in available:
-            raise _bad(
-                "providers", provider, f"is not available on this agent; available: {available}"
-            )
+            raise _bad("providers", provider, f"is not available for runtime {runtime.name} on "
+                                              f"this agent; available: {available}")
     if len(set(providers)) != len(providers):
         raise _bad("providers", providers, "must not list a provider twice")
     out.providers.extend(providers)
+    if req.fp16 and not set(FP16_ACCELERATORS) & set(providers):
+        raise _bad("fp16", True, f"needs a provider with an fp16 switch ({', '.join(FP16_ACCELERATORS)}); "
+                                 "an fp16 model runs in fp16 without it")
+    out.fp16 = req.fp16
 
 
 def _resolve_shapes(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkSettings) -> None:
@@ -420,12 +518,23 @@ def _resolve_shapes(req: agent_pb2.BenchmarkSettings, out: agent_pb2.BenchmarkSe
         out.input_shapes.add(name=shape.name, dims=list(shape.dims))
 
 
+def _v1_runtimes(available_providers: Sequence[str]) -> list[agent_pb2.RuntimeInfo]:
+    """The runtimes of an agent described only by its v1 fields: onnxruntime alone."""
+    return [agent_pb2.RuntimeInfo(
+        name=ONNXRUNTIME, accelerators=list(available_providers),
+        formats=[agent_pb2.MODEL_FORMAT_ONNX], available=True,
+    )]  # fmt: skip
+
+
 def resolve_settings(
     requested: agent_pb2.BenchmarkSettings,
     *,
     max_timeout_s: float,
     memory_cap_bytes: int,
     available_providers: Sequence[str],
+    runtimes: Sequence[agent_pb2.RuntimeInfo] = (),
+    defaults: agent_pb2.DeviceDefaults | None = None,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
 ) -> agent_pb2.BenchmarkSettings:
     """Return a new message with every field of ``requested`` set to a concrete value.
 
@@ -437,6 +546,14 @@ def resolve_settings(
     ``max_duration_s`` is at most half of ``timeout_s``). ``requested`` is not
     modified.
 
+    ``runtime`` defaults to the one that runs ``model_format`` (a
+    ``ModelFormat``); ``runtimes`` are Describe's (empty: onnxruntime alone,
+    with ``available_providers`` as its accelerators). ``providers`` must be
+    accelerators of the runtime. The agent's device-side ``defaults`` fill
+    an unset ``intra_op_threads`` and empty ``providers`` (where the runtime
+    has them all), and ``agent_defaults`` names the fields they filled; the
+    request's own ``agent_defaults`` is ignored.
+
     Raises:
         InvalidSettings: a value is out of range, oversized or inconsistent;
             the message names the field and value and says what is allowed.
@@ -447,14 +564,36 @@ def resolve_settings(
     if memory_cap_bytes <= 0:
         raise ValueError(f"memory_cap_bytes must be positive, got {memory_cap_bytes}")
     _check_sizes(requested)
+    defaults = defaults or agent_pb2.DeviceDefaults()
     out = agent_pb2.BenchmarkSettings()
     _resolve_limits(requested, out, max_timeout_s, memory_cap_bytes)
     _resolve_runs(requested, out)
     _resolve_durations(requested, out, max_timeout_s)
-    _resolve_scalars(requested, out)
-    _resolve_providers(requested, out, available_providers)
+    _resolve_scalars(requested, out, defaults)
+    runtime = _resolve_runtime(requested, out, runtimes or _v1_runtimes(available_providers),
+                               model_format)
+    _resolve_providers(requested, out, runtime, defaults)
     _resolve_shapes(requested, out)
     return out
+
+
+def resolve_for_description(
+    requested: agent_pb2.BenchmarkSettings,
+    description: agent_pb2.DeviceDescription,
+    *,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
+) -> agent_pb2.BenchmarkSettings:
+    """:func:`resolve_settings` exactly as the agent that sent ``description`` resolves it:
+    its limits, runtimes (or v1 providers) and device-side defaults. Raises as it does."""
+    return resolve_settings(
+        requested,
+        max_timeout_s=description.limits.max_timeout_s,
+        memory_cap_bytes=description.limits.memory_cap_bytes,
+        available_providers=list(description.runtime.available_providers),
+        runtimes=list(description.runtimes),
+        defaults=description.defaults,
+        model_format=model_format,
+    )
 
 
 def check_resolved(settings: agent_pb2.BenchmarkSettings) -> None:
@@ -463,11 +602,15 @@ def check_resolved(settings: agent_pb2.BenchmarkSettings) -> None:
     Checks only that every optional field is set and the enums are concrete,
     which is what the runner relies on.
     """
+    fields = settings.DESCRIPTOR.fields_by_name
     missing = [
         s.name for s in SETTINGS
-        if not s.repeated and s.name not in _ENUMS and not settings.HasField(s.name)
+        if fields[s.name].has_presence and not fields[s.name].message_type
+        and not settings.HasField(s.name)
     ]  # fmt: skip
     if missing:
         raise ValueError(f"benchmark settings are not resolved; unset fields: {missing}")
     if any(getattr(settings, name) == 0 for name in _ENUMS) or not settings.providers:
         raise ValueError("benchmark settings are not resolved: an enum or providers is unset")
+    if not settings.runtime:
+        raise ValueError("benchmark settings are not resolved: runtime is unset")

@@ -32,6 +32,9 @@ def add_settings_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     """Add every settings flag to ``parser``; each value lands under its setting's keyword."""
     for s in flag_settings():
         options: dict[str, Any] = {"dest": s.keyword, "help": s.help_text()}
+        if s.value_type is bool:  # a switch: present = true, absent = unset (the default)
+            parser.add_argument(s.flag, action="store_true", default=None, **options)
+            continue
         if s.repeated:
             options.update(action="append", default=[])
         if s.choices:
@@ -58,7 +61,9 @@ def _set(request: agent_pb2.BenchmarkSettings, s: Setting, value: Any) -> None:
             raise ValueError(f"{s.key} {value!r}: choose one of {', '.join(s.choices)}")
         setattr(request, s.name, s.choices[value])
     else:
-        if isinstance(value, (int, float)) and value < 0:
+        if s.parse is not None and isinstance(value, str):
+            value = s.parse(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ValueError(f"{s.name} must be >= 0, got {value}")
         setattr(request, s.name, value)
 
@@ -97,7 +102,9 @@ def values_from_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
             raise ValueError(exc.args[0]) from None
         text = raw.strip()
         try:
-            value: Any = text if s.choices or s.parse else s.value_type(text)
+            # choices and repeated parsed values are converted by build_settings
+            value: Any = text if s.choices or (s.parse and s.repeated) else (
+                s.parse(text) if s.parse else s.value_type(text))
         except ValueError:
             raise ValueError(f"{s.key}={raw!r} is not a {s.value_type.__name__}") from None
         if s.repeated:

@@ -4,8 +4,9 @@ Each source implements :class:`TelemetrySource` (``status``, ``describe``,
 ``sample``, ``energy_meter``); values the hardware does not tell are
 ``None`` with a reason, never a guess. :func:`energy_per_inference` turns an
 :class:`EnergyReading` over a timed loop into mJ per inference with its
-uncertainty; :func:`available_sources` lists the sources that read
-something on this machine. See docs/telemetry.md.
+uncertainty, and :func:`attribute` cuts a sub-interval (a worker's timed
+loop) out of a reading's trace; :func:`available_sources` lists the sources
+that read something on this machine. See docs/telemetry.md.
 
 Importing this package imports no optional dependency: ``pynvml`` is
 imported when an :class:`NvmlSource` is first used.
@@ -16,12 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fleetnas.agent.telemetry._attribution import attribute
 from fleetnas.agent.telemetry._base import (
     EnergyMeter,
     EnergyReading,
+    EnergyTrace,
     SensorError,
     SourceStatus,
     TelemetrySource,
+    TracePoint,
     Unreadable,
 )
 from fleetnas.agent.telemetry._energy import EnergyPerInference, energy_per_inference
@@ -61,6 +65,7 @@ __all__ = [
     "EnergyMeter",
     "EnergyPerInference",
     "EnergyReading",
+    "EnergyTrace",
     "GpuDescription",
     "GpuMemoryPeak",
     "GpuSample",
@@ -83,8 +88,10 @@ __all__ = [
     "SourceStatus",
     "TegrastatsLine",
     "TelemetrySource",
+    "TracePoint",
     "Unreadable",
     "UnreadableMeter",
+    "attribute",
     "available_sources",
     "decode_clock_event_reasons",
     "energy_per_inference",

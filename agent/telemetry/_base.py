@@ -24,7 +24,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 D = TypeVar("D")
 S = TypeVar("S")
@@ -40,6 +40,50 @@ class SourceStatus:
 
     available: bool
     reason: str = ""
+
+
+class TracePoint(NamedTuple):
+    """The energy a meter had counted by time ``t`` (its clock, seconds): ``joules`` and the
+    method's error bound ``bound_j`` on it, both cumulative since the meter started."""
+
+    t: float
+    joules: float
+    bound_j: float
+
+
+@dataclass(frozen=True)
+class EnergyTrace:
+    """Every read a meter took, cumulative, so energy can be attributed to a sub-interval.
+
+    ``points`` are in time order, ``joules`` non-decreasing. ``lag_s`` is how
+    old a read may be (a counter's update period); ``quantum_j`` the energy
+    of one count of every counter. See ``fleetnas.agent.telemetry.attribute``.
+    """
+
+    points: tuple[TracePoint, ...]
+    lag_s: float = 0.0
+    quantum_j: float = 0.0
+
+
+MAX_TRACE_POINTS = 50_000
+
+
+class TraceRecorder:
+    """Collects a meter's :class:`TracePoint` s; past ``MAX_TRACE_POINTS`` it keeps every
+    other point (the bracket around any instant only widens: attribution stays sound)."""
+
+    def __init__(self, limit: int = MAX_TRACE_POINTS) -> None:
+        self._limit = limit
+        self._points: list[TracePoint] = []
+
+    def add(self, t: float, joules: float, bound_j: float = 0.0) -> None:
+        self._points.append(TracePoint(t, joules, bound_j))
+        if len(self._points) > self._limit:
+            last = self._points[-1]
+            self._points = self._points[:-1:2] + [last]
+
+    def freeze(self, *, lag_s: float = 0.0, quantum_j: float = 0.0) -> EnergyTrace:
+        return EnergyTrace(tuple(self._points), lag_s, quantum_j)
 
 
 @dataclass(frozen=True)
@@ -59,7 +103,9 @@ class EnergyReading:
     "VDD_IN", "package-0 + dram-0"). Two readings are comparable only when
     both match. ``parts`` breaks ``joules`` down by counter or rail when the
     meter summed several; ``samples`` counts the power samples an
-    integrating meter took (0 for counters).
+    integrating meter took (0 for counters). ``trace`` holds every read
+    (a readable reading of the built-in meters always has one), so the
+    energy of a sub-interval can be told; it is ``None`` when unreadable.
     """
 
     method: str
@@ -70,6 +116,7 @@ class EnergyReading:
     reason: str = ""
     parts: tuple[tuple[str, float], ...] = ()
     samples: int = 0
+    trace: EnergyTrace | None = None
 
     def __post_init__(self) -> None:
         if (self.joules is None) != (self.resolution_j is None):

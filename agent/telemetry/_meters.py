@@ -14,7 +14,9 @@
   are outside that bound: the reading says its sample count and period.
 
 Both take their first and last readings synchronously in ``start``/``stop``,
-so the measured interval is exactly the caller's.
+so the measured interval is exactly the caller's, and both keep every read
+as an :class:`EnergyTrace` in the reading, so that the energy of a part of
+the interval (a benchmark's timed loop) can be attributed afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from fleetnas.agent.telemetry._base import EnergyMeter, EnergyReading, SensorError
+from fleetnas.agent.telemetry._base import (
+    EnergyMeter,
+    EnergyReading,
+    SensorError,
+    TraceRecorder,
+)
 from fleetnas.agent.telemetry._sampling import PeriodicThread
 
 Clock = Callable[[], float]
@@ -87,6 +94,10 @@ class TrapezoidIntegral:
         """Integration error bound plus ``power_resolution_w`` per part over the duration."""
         return self._bound_j + self._quantum_w * len(self._joules) * self.duration_s
 
+    @property
+    def last_t(self) -> float | None:
+        return self._last[0] if self._last is not None else None
+
 
 def integrate_samples(
     samples: Sequence[tuple[float, Mapping[str, float]]], *, power_resolution_w: float = 0.0
@@ -125,8 +136,13 @@ class PowerIntegratingMeter(EnergyMeter):
         self._clock = clock
         self._integral = TrapezoidIntegral(power_resolution_w)
         self._thread = PeriodicThread(self._sample, period_s, name=f"energy:{method}")
+        self._trace = TraceRecorder()
         self._t0 = 0.0
         self._failure = ""
+
+    def _add(self, t: float, powers: Mapping[str, float]) -> None:
+        self._integral.add(t, powers)
+        self._trace.add(t, self._integral.joules, self._integral.bound_j)
 
     def _sample(self) -> None:
         t = self._clock()
@@ -135,12 +151,12 @@ class PowerIntegratingMeter(EnergyMeter):
         except SensorError as err:
             self._failure = f"power sample failed {t - self._t0:.3f} s into the run: {err}"
             raise
-        self._integral.add(t, powers)
+        self._add(t, powers)
 
     def _start(self) -> None:
         self._t0 = self._clock()
         try:
-            self._integral.add(self._t0, self._read_power())
+            self._add(self._t0, self._read_power())
         except SensorError as err:
             self._failure = str(err)
             return
@@ -167,6 +183,7 @@ class PowerIntegratingMeter(EnergyMeter):
             resolution_j=self._integral.bound_j,
             parts=self._integral.parts,
             samples=self._integral.samples,
+            trace=self._trace.freeze(),
         )
 
     def _sample_last(self) -> None:
@@ -229,6 +246,7 @@ class CounterMeter(EnergyMeter):
         self._clock = clock
         self._last: list[int] = []
         self._counts = [0] * len(self._counters)
+        self._trace = TraceRecorder()
         self._failure = ""
         self._t0 = 0.0
         self._thread = (
@@ -241,14 +259,18 @@ class CounterMeter(EnergyMeter):
         return [counter.read() for counter in self._counters]
 
     def _poll(self) -> None:
+        t = self._clock()
         try:
             values = self._read_all()
         except SensorError as err:
-            self._failure = (
-                f"counter read failed {self._clock() - self._t0:.3f} s into the run: {err}"
-            )
+            self._failure = f"counter read failed {t - self._t0:.3f} s into the run: {err}"
             raise
         self._accumulate(values)
+        self._trace.add(t, self._joules())
+
+    def _joules(self) -> float:
+        return sum(c * counter.unit_j for counter, c in zip(self._counters, self._counts,
+                                                              strict=True))
 
     def _accumulate(self, values: list[int]) -> None:
         for i, (counter, value) in enumerate(zip(self._counters, values, strict=True)):
@@ -271,6 +293,7 @@ class CounterMeter(EnergyMeter):
         except SensorError as err:
             self._failure = str(err)
             return
+        self._trace.add(self._t0, 0.0)
         if self._thread is not None:
             self._thread.start()
 
@@ -279,12 +302,14 @@ class CounterMeter(EnergyMeter):
             self._thread.stop()
             if not self._failure and self._thread.error is not None:
                 self._failure = f"counter polling failed: {self._thread.error!r}"
-        t1 = self._clock()
         if not self._failure:
             try:
                 self._poll()
             except SensorError:
                 pass  # _poll/_accumulate recorded the reason
+        trace = self._trace.freeze(lag_s=self._update_period_s,
+                                   quantum_j=sum(c.unit_j for c in self._counters))
+        t1 = trace.points[-1].t if trace.points else self._clock()
         interval = max(0.0, t1 - self._t0)
         if self._failure:
             return EnergyReading.unreadable(
@@ -304,6 +329,7 @@ class CounterMeter(EnergyMeter):
             joules=joules,
             resolution_j=resolution,
             parts=parts,
+            trace=trace,
         )
 
     @property

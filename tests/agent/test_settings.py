@@ -32,7 +32,7 @@ def test_empty_request_gets_every_default() -> None:
     for setting in DEFAULTS:
         if setting.repeated:
             assert tuple(getattr(out, setting.name)) == setting.default
-        elif setting.default is not None and setting.name != "max_duration_s":
+        elif setting.default is not None and setting.name not in ("max_duration_s", "runtime"):
             assert getattr(out, setting.name) == setting.default, setting.name
     assert out.max_duration_s == min(settings_mod.DEFAULT_MAX_DURATION_S, MAX_TIMEOUT / 2)
     assert out.timeout_s == MAX_TIMEOUT
@@ -40,6 +40,8 @@ def test_empty_request_gets_every_default() -> None:
     assert out.graph_optimization == agent_pb2.GRAPH_OPTIMIZATION_ALL
     assert out.method == agent_pb2.METHOD_PLAIN
     assert out.intra_op_threads == 1 and out.inter_op_threads == 1
+    assert out.runtime == "onnxruntime"  # by the format (ONNX when none is given)
+    assert not out.profile and out.profile_runs == 10 and not out.agent_defaults
 
 
 def test_every_optional_field_is_set() -> None:
@@ -173,8 +175,10 @@ def test_the_table_lists_every_field_once_with_a_spelling() -> None:
     assert sorted(names) == sorted(f.name for f in agent_pb2.BenchmarkSettings.DESCRIPTOR.fields)
     flags = flag_settings()
     assert len({s.flag for s in flags}) == len({s.keyword for s in flags}) == len(flags)
-    assert {s.name for s in SETTINGS} - {s.name for s in flags} == {"memory_cap_bytes"}
-    assert set(run_limit_fields()) == {"timeout_s", "memory_cap_bytes"}
+    assert {s.name for s in SETTINGS} - {s.name for s in flags} == {"memory_cap_bytes",
+                                                                    "agent_defaults"}
+    assert set(run_limit_fields()) == {"timeout_s", "memory_cap_bytes", "profile",
+                                       "profile_runs", "agent_defaults"}
     assert set(identity_fields()) | set(run_limit_fields()) == set(names)
     for s in SETTINGS:
         assert s.help and "default" not in s.help.lower(), s.name  # the table adds it
@@ -204,14 +208,20 @@ def test_argparse_flags_keywords_and_pairs_spell_the_same_request() -> None:
     add_settings_flags(parser)
     args = parser.parse_args(["--threads", "2", "--opt-level", "basic", "--shape", "x=1x3",
                               "--provider", "A", "--provider", "B", "--min-duration", "0.2",
-                              "--method", "paired"])
+                              "--method", "paired", "--profile", "--profile-runs", "5",
+                              "--runtime", "litert"])
     from_flags = settings_from_namespace(args)
     from_pairs = settings_from_pairs([("threads", "2"), ("opt-level", "basic"),
                                       ("shape", "x=1x3"), ("provider", "A"), ("provider", "B"),
-                                      ("min_duration", "0.2"), ("--method", "paired")])
+                                      ("min_duration", "0.2"), ("--method", "paired"),
+                                      ("profile", "true"), ("profile-runs", "5"),
+                                      ("runtime", "litert")])
     from_keywords = build_settings(threads=2, opt_level="basic", shapes=["x=1x3"],
-                                   providers=["A", "B"], min_duration=0.2, method="paired")
+                                   providers=["A", "B"], min_duration=0.2, method="paired",
+                                   profile=True, profile_runs=5, runtime="litert")
     assert from_flags == from_pairs == from_keywords
+    assert from_flags.profile and from_flags.profile_runs == 5 and not from_flags.fp16
+    assert not settings_from_namespace(parser.parse_args([])).profile  # a switch: absent = unset
     assert from_flags.intra_op_threads == 2
     assert from_flags.graph_optimization == agent_pb2.GRAPH_OPTIMIZATION_BASIC
     assert list(from_flags.providers) == ["A", "B"]
@@ -224,9 +234,128 @@ def test_argparse_flags_keywords_and_pairs_spell_the_same_request() -> None:
     ([("threads", "two")], "threads='two' is not a int"),
     ([("opt-level", "fast")], "choose one of disable, basic, extended, all"),
     ([("shape", "x")], "bad shape"),
+    ([("profile", "maybe")], "profile='maybe' is not a bool"),
 ])
 def test_bad_pairs_name_the_key(pairs, fragment) -> None:
     from fleetnas.agent.settings_args import settings_from_pairs
 
     with pytest.raises(ValueError, match=re.escape(fragment)):
         settings_from_pairs(pairs)
+
+
+# -- runtimes, device-side defaults, profiles, fp16 --------------------------------------
+
+ORT = agent_pb2.RuntimeInfo(name="onnxruntime", version="1.2", available=True,
+                            accelerators=AVAILABLE, formats=[agent_pb2.MODEL_FORMAT_ONNX])
+LITERT = agent_pb2.RuntimeInfo(name="litert", version="2.3", available=True,
+                               accelerators=["XNNPACK", "GPU"],
+                               formats=[agent_pb2.MODEL_FORMAT_TFLITE])
+NO_LITERT = agent_pb2.RuntimeInfo(name="litert", available=False,
+                                  reason="ai-edge-litert is not installed: pip install x",
+                                  formats=[agent_pb2.MODEL_FORMAT_TFLITE])
+
+
+def resolve_with(request: agent_pb2.BenchmarkSettings | None = None, *, runtimes=(ORT, LITERT),
+                 defaults=None, model_format=agent_pb2.MODEL_FORMAT_ONNX):
+    return resolve_settings(request or agent_pb2.BenchmarkSettings(), max_timeout_s=MAX_TIMEOUT,
+                            memory_cap_bytes=CAP, available_providers=AVAILABLE,
+                            runtimes=list(runtimes), defaults=defaults, model_format=model_format)
+
+
+def test_the_runtime_follows_the_format_and_its_default_accelerator() -> None:
+    onnx = resolve_with()
+    assert onnx.runtime == "onnxruntime" and list(onnx.providers) == ["CPUExecutionProvider"]
+    tflite = resolve_with(model_format=agent_pb2.MODEL_FORMAT_TFLITE)
+    assert tflite.runtime == "litert" and list(tflite.providers) == ["XNNPACK"]
+    check_resolved(tflite)
+
+
+@pytest.mark.parametrize("request_fields,model_format,runtimes,fragments", [
+    ({"runtime": "tvm"}, agent_pb2.MODEL_FORMAT_ONNX, (ORT, LITERT),
+     ["runtime='tvm'", "runtimes: ['onnxruntime', 'litert']"]),
+    ({}, agent_pb2.MODEL_FORMAT_TFLITE, (ORT, NO_LITERT),
+     ["runtime='litert'", "not available", "pip install"]),
+    ({"runtime": "litert"}, agent_pb2.MODEL_FORMAT_ONNX, (ORT, LITERT),
+     ["runtime='litert'", "runs TFLite models, not ONNX"]),
+    ({"providers": ["CUDAExecutionProvider"]}, agent_pb2.MODEL_FORMAT_TFLITE, (ORT, LITERT),
+     ["for runtime litert", "available: ['XNNPACK', 'GPU']"]),
+    ({"fp16": True}, agent_pb2.MODEL_FORMAT_ONNX, (ORT, LITERT),
+     ["fp16=True", "TensorrtExecutionProvider"]),
+    ({"profile": True, "profile_runs": 0}, agent_pb2.MODEL_FORMAT_ONNX, (ORT, LITERT),
+     ["profile_runs=0", "between 1 and 1000"]),
+    ({}, agent_pb2.MODEL_FORMAT_UNRECOGNIZED, (ORT, LITERT),
+     ["no runtime runs unrecognized models"]),
+])  # fmt: skip
+def test_bad_runtime_requests_name_the_field_and_the_fix(request_fields, model_format, runtimes,
+                                                         fragments) -> None:
+    with pytest.raises(InvalidSettings) as info:
+        resolve_with(agent_pb2.BenchmarkSettings(**request_fields), runtimes=runtimes,
+                     model_format=model_format)
+    for fragment in fragments:
+        assert fragment in info.value.message
+
+
+def test_fp16_with_a_provider_that_has_the_switch() -> None:
+    trt = agent_pb2.RuntimeInfo()
+    trt.CopyFrom(ORT)
+    trt.accelerators.append("TensorrtExecutionProvider")
+    out = resolve_with(agent_pb2.BenchmarkSettings(fp16=True, providers=[
+        "TensorrtExecutionProvider", "CPUExecutionProvider"]), runtimes=(trt,))
+    assert out.fp16
+    gpu = resolve_with(agent_pb2.BenchmarkSettings(fp16=True, providers=["GPU"]),
+                       model_format=agent_pb2.MODEL_FORMAT_TFLITE)
+    assert gpu.fp16
+
+
+def test_device_defaults_fill_unset_threads_and_providers_and_say_so() -> None:
+    defaults = agent_pb2.DeviceDefaults(intra_op_threads=4, providers=["AzureExecutionProvider"],
+                                        device_class="pi4")
+    out = resolve_with(defaults=defaults)
+    assert out.intra_op_threads == 4 and list(out.providers) == ["AzureExecutionProvider"]
+    assert list(out.agent_defaults) == ["intra_op_threads", "providers"]
+    explicit = resolve_with(agent_pb2.BenchmarkSettings(
+        intra_op_threads=1, providers=["CPUExecutionProvider"]), defaults=defaults)
+    assert explicit.intra_op_threads == 1 and list(explicit.providers) == ["CPUExecutionProvider"]
+    assert not explicit.agent_defaults
+    # the default providers are onnxruntime's: a TFLite model keeps LiteRT's own default
+    tflite = resolve_with(defaults=defaults, model_format=agent_pb2.MODEL_FORMAT_TFLITE)
+    assert list(tflite.providers) == ["XNNPACK"] and list(tflite.agent_defaults) == [
+        "intra_op_threads"]
+    # a request's own agent_defaults is output only: ignored
+    echoed = resolve_with(agent_pb2.BenchmarkSettings(agent_defaults=["seed"]))
+    assert not echoed.agent_defaults
+
+
+def test_resolving_for_a_description_matches_the_agent() -> None:
+    from fleetnas.agent.settings import resolve_for_description
+
+    description = agent_pb2.DeviceDescription(
+        runtime=agent_pb2.RuntimeInfo(available_providers=AVAILABLE), runtimes=[ORT, LITERT],
+        limits=agent_pb2.AgentLimits(max_timeout_s=MAX_TIMEOUT, memory_cap_bytes=CAP),
+        defaults=agent_pb2.DeviceDefaults(intra_op_threads=3))
+    request = agent_pb2.BenchmarkSettings(seed=5)
+    assert resolve_for_description(request, description) == resolve_with(
+        request, defaults=description.defaults)
+    v1 = agent_pb2.DeviceDescription()  # an agent that predates runtimes and defaults
+    v1.CopyFrom(description)
+    v1.ClearField("runtimes")
+    v1.ClearField("defaults")
+    assert resolve_for_description(request, v1) == resolve(seed=5)
+
+
+def test_identity_drops_run_limits_profiling_and_the_v1_runtime() -> None:
+    from fleetnas.agent.settings import identity_settings
+
+    new = resolve_with(agent_pb2.BenchmarkSettings(profile=True, timeout_s=30.0))
+    v1_echo = agent_pb2.BenchmarkSettings()
+    v1_echo.CopyFrom(new)
+    for name in ("runtime", "profile", "profile_runs", "agent_defaults"):
+        v1_echo.ClearField(name)  # a v1 agent's echo has none of these
+    v1_echo.timeout_s = 99.0
+    v1_echo.method = agent_pb2.METHOD_UNSPECIFIED
+    assert identity_settings(new) == identity_settings(v1_echo)
+    assert not identity_settings(new).HasField("timeout_s")
+    litert = resolve_with(model_format=agent_pb2.MODEL_FORMAT_TFLITE)
+    assert identity_settings(litert).runtime == "litert"
+    assert identity_settings(resolve_with(defaults=agent_pb2.DeviceDefaults(
+        intra_op_threads=1))) == identity_settings(resolve_with())
