@@ -22,10 +22,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import psutil
 
+from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     MAX_MESSAGE_BYTES,
@@ -36,10 +37,10 @@ from fleetnas.agent._worker_protocol import (
     ProtocolError,
     Ready,
     Result,
-    client_text,
     encode,
 )
 from fleetnas.agent.errors import (
+    AgentError,
     BenchmarkTimeout,
     InternalError,
     InvalidSettings,
@@ -49,13 +50,16 @@ from fleetnas.agent.errors import (
 from fleetnas.agent.lifeline import owned_prefix, spawn
 
 log = logging.getLogger(__name__)
+_E = TypeVar("_E", bound=AgentError)
 POLL_S = 0.02
 # Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
 SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
 # Past the deadline, how long an answer being written may go without a byte before it is stuck.
 ANSWER_STALL_S = 5.0
-_STDERR_TAIL_BYTES = 16_000  # logged in full (a faulthandler dump is several KB)
+# Travels as the error's private detail, which the service logs (a faulthandler dump is a
+# few KB; the service keeps at most 8000 characters of it).
+_STDERR_TAIL_BYTES = 7_500
 
 # Environment passed to workers: what Python, onnxruntime and GPU runtimes
 # need, nothing else (no agent token or other secrets of the parent).
@@ -131,15 +135,14 @@ class WorkerProcess:
             message = self._read_message(time.monotonic() + timeout_s, watch=None)
         except _Deadline:
             self.kill()
-            raise WorkerCrashed(
+            raise self._with_stderr(WorkerCrashed, (
                 f"benchmark worker {self.pid} did not start within {timeout_s:g} s "
-                f"(importing onnxruntime){self._stderr_note('did not start')}"
-            ) from None
+                "(importing its runtimes)"
+            )) from None
         if message is None:
             exit_text = self._exit_text()
-            raise WorkerCrashed(
-                f"benchmark worker {self.pid} failed to start: {exit_text}"
-                f"{self._stderr_note('failed to start')}"
+            raise self._with_stderr(
+                WorkerCrashed, f"benchmark worker {self.pid} failed to start: {exit_text}"
             )
         if not isinstance(message, Ready):
             self.kill()
@@ -206,14 +209,14 @@ class WorkerProcess:
         """The error for a worker that exited without an answer (waits for it to exit)."""
         exit_text = self._exit_text()
         tail = self.stderr_tail()
-        note = self._stderr_note(exit_text)
         if "bad_alloc" in tail or "MemoryError" in tail:
-            return MemoryCapExceeded(
+            return self._with_stderr(MemoryCapExceeded, (
                 f"the benchmark worker ran out of memory under its cap and {exit_text}; raise "
-                f"settings.memory_cap_bytes or benchmark a smaller model{note}"
-            )
-        return WorkerCrashed(
-            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result{note}"
+                "settings.memory_cap_bytes or benchmark a smaller model"
+            ))
+        return self._with_stderr(
+            WorkerCrashed,
+            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result",
         )
 
     def kill(self) -> None:
@@ -252,19 +255,19 @@ class WorkerProcess:
         except (OSError, ValueError):
             return ""
 
-    def _stderr_note(self, what: str) -> str:
-        """Log the worker's stderr tail in full; a short, path-free note for the client's detail.
+    def _with_stderr(self, cls: type[_E], message: str) -> _E:
+        """``cls(message)`` with the worker's stderr tail as its private detail.
 
-        The tail holds tracebacks with the agent host's paths: it stays in the
-        agent's log, and the client learns only the last error's name.
+        The tail holds tracebacks with the agent host's paths: it travels as
+        ``private`` (the service logs it, the client never sees it), and the
+        client's message learns only the last error's name.
         """
         tail = self.stderr_tail()
         if not tail:
-            return ""
-        log.warning("benchmark worker %s", what,
-                    extra={"worker_pid": self.pid, "stderr_tail": tail})  # fmt: skip
+            return cls(message)
         last = _last_error(tail)
-        return f" ({last + '; ' if last else ''}its stderr is in the agent's log)"
+        note = f" ({last + '; ' if last else ''}its stderr is in the agent's log)"
+        return cls(message + note, private=f"benchmark worker {self.pid} stderr:\n{tail}")
 
     def _exit_text(self) -> str:
         try:

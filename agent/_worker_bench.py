@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from fleetnas.agent._worker_protocol import Job, ReferenceJob, client_text, shown
+from fleetnas.agent._text import client_text, echo
+from fleetnas.agent._worker_protocol import Job, ReferenceJob
 from fleetnas.agent.reference import Calibration
 from fleetnas.agent.stats import latency_stats, mean_std_cv
 from fleetnas.api.v1 import agent_pb2
@@ -103,7 +104,7 @@ def _trim(text: str) -> str:
 
 def _names(names: list[str], most: int = 5) -> str:
     """Input names for a detail: the first ``most``, each cut short, and how many more."""
-    shown_names = ", ".join(shown(n, 60) for n in names[:most])
+    shown_names = ", ".join(echo(n, 60) for n in names[:most])
     more = f" and {len(names) - most} more" if len(names) > most else ""
     return f"[{shown_names}{more}]"
 
@@ -215,10 +216,10 @@ def resolve_inputs(
         if inp.type not in _DTYPES:
             raise JobFailure(
                 "UnsupportedOperator",
-                f"input {shown(inp.name, 60)} has type {inp.type}; the agent can only generate "
+                f"input {echo(inp.name, 60)} has type {inp.type}; the agent can only generate "
                 f"inputs of types {sorted(t[7:-1] for t in _DTYPES)}",
             )
-        name = shown(inp.name, 60)
+        name = echo(inp.name, 60)
         dims = _dims(name, list(inp.shape), given.get(inp.name))
         _check_size(name, dims, _DTYPES[inp.type], settings.memory_cap_bytes,
                     given=inp.name in given)  # fmt: skip
@@ -234,23 +235,23 @@ def _dims(name: str, model_dims: list[object], given: list[int] | None) -> list[
             if not (isinstance(dim, int) and dim >= 0):
                 raise JobFailure(
                     "InvalidSettings",
-                    f"input {name} has dynamic dim {axis} ({shown(dim, 40)}) in shape "
-                    f"{shown(model_dims)}; pass input_shapes with an entry for {name} giving "
+                    f"input {name} has dynamic dim {axis} ({echo(dim, 40)}) in shape "
+                    f"{echo(model_dims)}; pass input_shapes with an entry for {name} giving "
                     "concrete sizes for every dim",
                 )
         return [d for d in model_dims if isinstance(d, int)]  # all of them, as just checked
     if len(given) != len(model_dims):
         raise JobFailure(
             "InvalidSettings",
-            f"input_shapes gives input {name} {len(given)} dims {shown(given)}, but the "
-            f"model's input has rank {len(model_dims)} (shape {shown(model_dims)})",
+            f"input_shapes gives input {name} {len(given)} dims {echo(given)}, but the "
+            f"model's input has rank {len(model_dims)} (shape {echo(model_dims)})",
         )
     for axis, (want, have) in enumerate(zip(given, model_dims, strict=True)):
         if isinstance(have, int) and have > 0 and have != want:
             raise JobFailure(
                 "InvalidSettings",
-                f"input_shapes gives input {name} dims {shown(given)}, but dim {axis} of the "
-                f"model's input is fixed at {have} (shape {shown(model_dims)})",
+                f"input_shapes gives input {name} dims {echo(given)}, but dim {axis} of the "
+                f"model's input is fixed at {have} (shape {echo(model_dims)})",
             )
     return given
 
@@ -269,12 +270,12 @@ def _check_size(name: str, dims: list[int], dtype: type, cap: int, *, given: boo
     if given:
         raise JobFailure(
             "InvalidSettings",
-            f"input_shapes gives input {name} dims {shown(dims)}: that tensor alone is {size}, "
+            f"input_shapes gives input {name} dims {echo(dims)}: that tensor alone is {size}, "
             f"over {cap_text}; give smaller dims",
         )
     raise JobFailure(
         "MemoryCapExceeded",
-        f"the model's input {name} of shape {shown(dims)} alone is {size}, over {cap_text}",
+        f"the model's input {name} of shape {echo(dims)} alone is {size}, over {cap_text}",
     )
 
 

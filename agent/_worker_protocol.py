@@ -35,11 +35,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar
 
+# client_text lived here once: re-exported for callers that still import it from here.
+from fleetnas.agent._text import client_text as client_text
+from fleetnas.agent._text import echo
 from fleetnas.agent.reference import Calibration
 
 VERSION = 1
@@ -55,32 +57,10 @@ REASONS = frozenset(
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Parent → worker: the settings come from one gRPC request (at most 8 MB) plus two paths.
 MAX_JOB_BYTES = 16 * 1024 * 1024
-# What an error detail that leaves the agent may carry of a text from elsewhere.
-MAX_DETAIL_CHARS = 600
-# An absolute POSIX or Windows path (not one inside a word, like onnxruntime/core/x.cc);
-# group 1 is its last part.
-_PATH_PART = r"[^\s'\"/\\:,;()]"
-_PATH_RE = re.compile(rf"(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:{_PATH_PART}+[/\\])+({_PATH_PART}*)")
 
 
 class ProtocolError(ValueError):
     """A frame that is not a well-formed message of this protocol version."""
-
-
-def client_text(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """``text`` made fit for an error detail sent to a client.
-
-    Whitespace collapsed, every absolute path replaced by ``…/<last part>``
-    (host paths stay in the agent's log), and cut to ``limit`` characters.
-    """
-    text = _PATH_RE.sub(lambda m: f"…/{m.group(1)}", " ".join(str(text).split()))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def shown(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for echoing client values in details."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
 
 
 # -- field checks ------------------------------------------------------------------
@@ -254,7 +234,7 @@ class Failure:
     def _decode(cls, header: dict[str, object], blob: bytes) -> Failure:
         reason = _str(header, "reason")
         if reason not in REASONS:
-            raise ProtocolError(f"unknown failure reason {shown(reason)}")
+            raise ProtocolError(f"unknown failure reason {echo(reason)}")
         return cls(reason, _str(header, "message"), _float(header, "elapsed_s"))
 
 

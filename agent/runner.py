@@ -34,7 +34,8 @@ from google.protobuf.message import DecodeError
 
 from fleetnas.agent import errors
 from fleetnas.agent._runner_worker import SCRATCH_PREFIX, WorkerProcess
-from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result, client_text
+from fleetnas.agent._text import client_text
+from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result
 from fleetnas.agent.lifeline import clean_stale
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
@@ -177,7 +178,7 @@ class BenchmarkRunner:
             if isinstance(exc, errors.ShuttingDown):
                 raise
             # Name the model: the caller may be running many.
-            raise type(exc)(f"model {model_sha256[:12]}: {exc.message}") from exc
+            raise type(exc)(f"model {model_sha256[:12]}: {exc.message}", private=exc.private) from exc
 
     def cancel_current(self) -> bool:
         """Kill the worker of the job running now (its ``run`` raises WorkerCrashed).

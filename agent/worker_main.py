@@ -28,6 +28,7 @@ import time
 import traceback
 from types import ModuleType
 
+from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     Failure,
@@ -36,7 +37,6 @@ from fleetnas.agent._worker_protocol import (
     ProtocolError,
     Ready,
     Result,
-    client_text,
     read_message,
     write_message,
 )

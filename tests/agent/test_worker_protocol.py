@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from fleetnas.agent._text import client_text, echo
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     PREFIX_BYTES,
@@ -21,10 +22,8 @@ from fleetnas.agent._worker_protocol import (
     Ready,
     ReferenceJob,
     Result,
-    client_text,
     encode,
     read_message,
-    shown,
     write_message,
 )
 from fleetnas.agent.reference import Calibration
@@ -155,5 +154,6 @@ def test_client_text_drops_host_paths_and_bounds_length() -> None:
     assert "/home/ann" not in out and "/opt/venv" not in out and "Users" not in out
     assert "…/ab.onnx" in out and "…/worker_main.py" in out and "…/x.onnx" in out
     assert "onnxruntime/core/graph.cc:12" in out and "\n" not in out
-    assert len(client_text("x" * 5000)) == 600
-    assert len(shown("n" * 1_000_000)) == 80 and shown("short") == "'short'"
+    assert client_text("x" * 5000) == "x" * 600 + "... (4400 more characters)"
+    assert echo("n" * 1_000_000).startswith("'" + "n" * 79 + "...") and echo("short") == "'short'"
+    assert len(echo("n" * 1_000_000)) < 120
