@@ -37,13 +37,17 @@ from fleetnas.agent.errors import (
     AgentError,
     InternalError,
     InvalidUpload,
+    ModelInvalid,
+    ModelNotFound,
     abort_with,
     bounded,
 )
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
+from fleetnas.agent.model_format import FormatCache
 from fleetnas.agent.model_store import ModelStore, validate_sha256
 from fleetnas.agent.runner import BenchmarkRunner
+from fleetnas.agent.runtimes import describe_runtimes
 from fleetnas.agent.settings import resolve_settings
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
@@ -152,6 +156,8 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         self._gate = gate
         self._runner = runner
         self._description = description
+        self._formats = FormatCache()
+        self._runtimes = list(description.runtimes) or describe_runtimes()
         self._started = time.monotonic()
         # Samplers live as long as the agent: throttle counters are compared
         # between consecutive samples of one sampler. Benchmarks get their own,
@@ -251,6 +257,18 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             with lock:
                 running[0] = False
 
+    def _model_format(self, sha: str) -> int:
+        """The cached model's format (ONNX when it is not cached: Benchmark then says
+        MODEL_NOT_FOUND); ModelInvalid for bytes of no known format."""
+        try:
+            with self._store.pinned(sha) as model:
+                found = self._formats.get(sha, model.path)
+        except ModelNotFound:
+            return agent_pb2.MODEL_FORMAT_ONNX
+        if found == agent_pb2.MODEL_FORMAT_UNRECOGNIZED:
+            raise ModelInvalid(f"model {sha[:12]}: the bytes are neither ONNX nor TFLite")
+        return found
+
     @_translate_errors
     def Benchmark(self, request: agent_pb2.BenchmarkRequest, context: grpc.ServicerContext):
         sha = validate_sha256(request.model_sha256)
@@ -259,6 +277,8 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             max_timeout_s=self._config.max_timeout_s,
             memory_cap_bytes=self._config.memory_cap_bytes,
             available_providers=list(self._description.runtime.available_providers),
+            runtimes=self._runtimes,
+            model_format=self._model_format(sha),
         )
         log = get_logger()
         with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
