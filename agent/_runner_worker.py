@@ -76,7 +76,14 @@ def worker_env() -> dict[str, str]:
     # Fewer glibc malloc arenas: less address space per thread, steadier memory use.
     env["MALLOC_ARENA_MAX"] = "2"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(THREAD_FREE_IMPORTS)
     return env
+
+
+#: Without these, importing the runtimes starts threads: numpy's OpenBLAS its worker pool
+#: (the timed code never calls BLAS), onnxruntime 1.32 a telemetry thread. A worker has
+#: no use for either, and the fork server's zygote must hold no thread at all.
+THREAD_FREE_IMPORTS = {"OPENBLAS_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def describe_exit(returncode: int) -> str:
@@ -121,7 +128,8 @@ class WorkerProcess:
         self._out = self.proc.stdout.fileno()
         self._reader = FrameReader(MAX_MESSAGE_BYTES)
         self.ready = False
-        self.onnxruntime_version = ""
+        #: runtime name -> version, of the runtimes the worker imported (from its Ready)
+        self.runtimes: dict[str, str] = {}
 
     @property
     def pid(self) -> int:
@@ -147,7 +155,7 @@ class WorkerProcess:
         if not isinstance(message, Ready):
             self.kill()
             raise InternalError(f"benchmark worker sent {type(message).__name__} before Ready")
-        self.onnxruntime_version = message.onnxruntime_version
+        self.runtimes = dict(message.runtimes)
         self.ready = True
 
     def send(self, job: Job) -> None:

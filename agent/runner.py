@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
@@ -40,16 +41,33 @@ from fleetnas.agent.lifeline import clean_stale
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
     MAX_CALIBRATION_CV,
+    REFERENCE_ASSETS,
     REFERENCE_NAME,
     CalibrationKey,
     CalibrationStore,
     default_reference_path,
     sha256_file,
 )
+from fleetnas.agent.runtimes import ONNXRUNTIME
 from fleetnas.agent.settings import check_resolved
 from fleetnas.api.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A paired reference model: where it is and its sha256 (its identity)."""
+
+    path: Path
+    sha256: str
+
+    @classmethod
+    def at(cls, path: Path) -> _Reference:
+        resolved = path.resolve()
+        return cls(resolved, sha256_file(resolved))
+
+
 # A worker's failure detail is cut to this (its onnxruntime excerpt alone may be 600).
 MAX_FAILURE_CHARS = 2000
 
@@ -67,13 +85,17 @@ class BenchmarkRunner:
         scratch_dir: Path,
         calibration_store: CalibrationStore,
         reference_model_path: Path | None = None,
+        engine_cache_dir: Path | None = None,
         prestart: bool = True,
         spare_after_run: bool = True,
         calibration_runs: int = CALIBRATION_RUNS,
         max_calibration_cv: float = MAX_CALIBRATION_CV,
     ) -> None:
         """``scratch_dir`` holds the workers' working directories and logs (created if
-        missing). ``reference_model_path`` defaults to the packaged reference model.
+        missing). ``reference_model_path`` is onnxruntime's paired reference (default:
+        the packaged one); each other runtime uses its packaged reference.
+        ``engine_cache_dir`` keeps TensorRT engines across jobs and restarts (default:
+        ``trt-engines`` beside ``scratch_dir``, i.e. in the agent's cache dir).
         ``prestart`` starts the first warm spare now rather than on the first run.
         ``spare_after_run`` starts the next spare as each run returns; a caller
         that samples the device right after a run passes False and calls
@@ -90,8 +112,12 @@ class BenchmarkRunner:
             log.info("removed %d stale worker files of dead agents", len(stale),
                      extra={"scratch_dir": str(self._scratch)})  # fmt: skip
         self._store = calibration_store
-        self._reference_path = Path(reference_model_path or default_reference_path()).resolve()
-        self._reference_sha256 = sha256_file(self._reference_path)
+        self._references = {
+            runtime: _Reference.at(default_reference_path(runtime)) for runtime in REFERENCE_ASSETS
+        }
+        if reference_model_path is not None:
+            self._references[ONNXRUNTIME] = _Reference.at(Path(reference_model_path))
+        self._engine_cache_dir = Path(engine_cache_dir or self._scratch.parent / "trt-engines")
         self._prestart = prestart
         self._spare_after_run = spare_after_run
         self._calibration_runs = calibration_runs
@@ -106,8 +132,13 @@ class BenchmarkRunner:
 
     @property
     def reference_sha256(self) -> str:
-        """sha256 of the reference model used by the paired method."""
-        return self._reference_sha256
+        """sha256 of onnxruntime's reference model (the paired method's)."""
+        return self._references[ONNXRUNTIME].sha256
+
+    def reference_for(self, runtime: str) -> tuple[Path, str]:
+        """Path and sha256 of ``runtime``'s paired reference. KeyError if it has none."""
+        reference = self._references[runtime]
+        return reference.path, reference.sha256
 
     @property
     def current_worker_pid(self) -> int | None:
@@ -152,11 +183,13 @@ class BenchmarkRunner:
         key: CalibrationKey | None = None
         reference: ReferenceJob | None = None
         if settings.method == agent_pb2.METHOD_PAIRED:
-            key, reference = self._reference_job(settings, worker.onnxruntime_version)
+            key, reference = self._reference_job(settings, worker.runtimes)
         job = Job(
             model_path=str(Path(model_path).resolve()),
             settings=settings.SerializeToString(),
             reference=reference,
+            model_sha256=model_sha256,
+            engine_cache_dir=str(self._engine_cache_dir),
         )
         try:
             try:
@@ -277,21 +310,28 @@ class BenchmarkRunner:
             raise
 
     def _reference_job(
-        self, settings: agent_pb2.BenchmarkSettings, onnxruntime_version: str
+        self, settings: agent_pb2.BenchmarkSettings, runtimes: dict[str, str]
     ) -> tuple[CalibrationKey, ReferenceJob]:
+        reference = self._references.get(settings.runtime)
+        if reference is None:
+            raise errors.InvalidSettings(
+                f"method PAIRED needs a reference model for runtime {settings.runtime}, and "
+                f"this agent has none; use method PLAIN"
+            )
         key = CalibrationKey.of(
-            self._reference_sha256,
+            reference.sha256,
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
             providers=list(settings.providers),
             graph_optimization=settings.graph_optimization,
-            onnxruntime_version=onnxruntime_version,
+            runtime_version=runtimes.get(settings.runtime, ""),
+            runtime=settings.runtime,
         )
         calibration = self._store.get(key)
         return key, ReferenceJob(
-            path=str(self._reference_path),
+            path=str(reference.path),
             name=REFERENCE_NAME,
-            sha256=self._reference_sha256,
+            sha256=reference.sha256,
             calibrated_ms=calibration.latency_ms if calibration else None,
             calibrated_at=calibration.calibrated_at if calibration else None,
             calibration_runs=self._calibration_runs,

@@ -193,7 +193,7 @@ def test_paired_run_calibrates_once_and_reuses(runner: BenchmarkRunner, good: Pa
         inter_op_threads=1,
         providers=["CPUExecutionProvider"],
         graph_optimization=agent_pb2.GRAPH_OPTIMIZATION_ALL,
-        onnxruntime_version=onnxruntime.__version__,
+        runtime_version=onnxruntime.__version__,
     )
     stored = store.get(key)
     assert stored is not None and stored.runs >= 200
@@ -385,7 +385,7 @@ def test_calibration_store_roundtrip_and_corrupt_file(tmp_path: Path) -> None:
         inter_op_threads=1,
         providers=["CPUExecutionProvider"],
         graph_optimization=4,
-        onnxruntime_version="1.0",
+        runtime_version="1.0",
     )
     store = CalibrationStore(path)
     assert store.get(key) is None
@@ -397,7 +397,7 @@ def test_calibration_store_roundtrip_and_corrupt_file(tmp_path: Path) -> None:
         inter_op_threads=1,
         providers=["CPUExecutionProvider"],
         graph_optimization=4,
-        onnxruntime_version="1.0",
+        runtime_version="1.0",
     )
     assert store.get(other) is None
     path.write_text("{not json")
