@@ -27,6 +27,7 @@ the next runner starts on the same scratch dir.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from fleetnas.agent import errors
-from fleetnas.agent._runner_worker import SCRATCH_PREFIX, WorkerProcess
+from fleetnas.agent._forkserver import ForkServerLauncher
+from fleetnas.agent._runner_worker import SCRATCH_PREFIX, Launcher, SpawnLauncher, WorkerProcess
 from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result
 from fleetnas.agent.lifeline import clean_stale
@@ -53,6 +55,13 @@ from fleetnas.agent.settings import check_resolved
 from fleetnas.api.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
+
+
+def default_launcher(scratch_dir: Path) -> Launcher:
+    """Forked workers where fork and /proc exist (Linux), spawned ones elsewhere."""
+    if sys.platform.startswith("linux"):
+        return ForkServerLauncher(scratch_dir)
+    return SpawnLauncher()
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class BenchmarkRunner:
         calibration_store: CalibrationStore,
         reference_model_path: Path | None = None,
         engine_cache_dir: Path | None = None,
+        launcher: Launcher | None = None,
         prestart: bool = True,
         spare_after_run: bool = True,
         calibration_runs: int = CALIBRATION_RUNS,
@@ -96,6 +106,8 @@ class BenchmarkRunner:
         the packaged one); each other runtime uses its packaged reference.
         ``engine_cache_dir`` keeps TensorRT engines across jobs and restarts (default:
         ``trt-engines`` beside ``scratch_dir``, i.e. in the agent's cache dir).
+        ``launcher`` starts the workers: by default forked from a warm zygote on Linux
+        (``ForkServerLauncher``), else spawned (``SpawnLauncher``).
         ``prestart`` starts the first warm spare now rather than on the first run.
         ``spare_after_run`` starts the next spare as each run returns; a caller
         that samples the device right after a run passes False and calls
@@ -122,12 +134,14 @@ class BenchmarkRunner:
         self._spare_after_run = spare_after_run
         self._calibration_runs = calibration_runs
         self._max_calibration_cv = max_calibration_cv
+        self._launcher = launcher or default_launcher(self._scratch)
         self._lock = threading.Lock()
         self._spare: WorkerProcess | None = None
         self._current: WorkerProcess | None = None
         self._starting: WorkerProcess | None = None
         self._closed = False
         if prestart:
+            self._launcher.prestart()
             self._replenish()
 
     @property
@@ -144,13 +158,25 @@ class BenchmarkRunner:
     def current_worker_pid(self) -> int | None:
         """Pid of the worker running a job right now; None between jobs."""
         current = self._current
-        return current.pid if current is not None else None
+        try:
+            return current.pid if current is not None else None
+        except OSError:
+            return None
 
     @property
     def spare_worker_pid(self) -> int | None:
-        """Pid of the warm spare worker waiting for a job; None if there is none."""
+        """Pid of the warm spare worker waiting for a job; None if there is none (a forked
+        spare's pid may take until the zygote is warm)."""
         spare = self._spare
-        return spare.pid if spare is not None else None
+        try:
+            return spare.pid if spare is not None else None
+        except OSError:  # the fork server could not start it: the next run replaces it
+            return None
+
+    @property
+    def launcher(self) -> Launcher:
+        """How this runner starts its workers."""
+        return self._launcher
 
     def run(
         self,
@@ -193,7 +219,8 @@ class BenchmarkRunner:
         )
         try:
             try:
-                message = self._execute(worker, job, settings)
+                worker = self._hand_over(worker, job)
+                message = self._answer(worker, settings)
             except BaseException:
                 with self._lock:
                     self._current = None
@@ -236,6 +263,7 @@ class BenchmarkRunner:
             worker.kill()
         if spare is not None:
             spare.close()  # the others are closed by the run() that owns them
+        self._launcher.close()
 
     # -- internals -------------------------------------------------------------
     def _ready_worker(self) -> WorkerProcess:
@@ -252,7 +280,7 @@ class BenchmarkRunner:
         with self._lock:
             if self._closed:
                 raise errors.ShuttingDown("the benchmark runner is closed")
-        return self._wait_ready(WorkerProcess(self._scratch))
+        return self._wait_ready(WorkerProcess(self._scratch, self._launcher))
 
     def _wait_ready(self, worker: WorkerProcess) -> WorkerProcess:
         with self._lock:
@@ -285,19 +313,38 @@ class BenchmarkRunner:
             if self._closed or self._spare is not None:
                 return
             try:
-                self._spare = WorkerProcess(self._scratch)
+                self._spare = WorkerProcess(self._scratch, self._launcher)
             except OSError as exc:
                 log.warning("could not start a spare benchmark worker: %s", exc)
 
-    def _execute(
-        self, worker: WorkerProcess, job: Job, settings: agent_pb2.BenchmarkSettings
-    ) -> Result | Failure:
-        try:
-            worker.send(job)
-        except OSError:
-            if self._closed:
-                raise errors.ShuttingDown("the agent is shutting down") from None
-            raise worker.crash_error() from None
+    def _hand_over(self, worker: WorkerProcess, job: Job) -> WorkerProcess:
+        """Send ``job``; the worker that takes it (the one given, or a fresh one).
+
+        A worker whose pipe is already broken died idle, before this job (a spare
+        killed while it waited, or whose zygote died): the job never reached it,
+        so it goes to one fresh worker instead. Whatever fails here closes the
+        worker it made.
+        """
+        for attempt in (1, 2):
+            try:
+                worker.send(job)
+                return worker
+            except OSError:
+                if self._closed:
+                    raise errors.ShuttingDown("the agent is shutting down") from None
+                error = worker.crash_error()
+            with self._lock:
+                self._current = None
+            worker.close()
+            if attempt == 2:
+                raise error
+            log.warning("benchmark worker died before its job (%s); starting a fresh one",
+                        error.message)  # fmt: skip
+            worker = self._ready_worker()
+        raise AssertionError("unreachable")
+
+    def _answer(self, worker: WorkerProcess, settings: agent_pb2.BenchmarkSettings
+                ) -> Result | Failure:  # fmt: skip
         try:
             return worker.wait_answer(
                 timeout_s=settings.timeout_s, memory_cap_bytes=settings.memory_cap_bytes

@@ -129,7 +129,7 @@ def prepare() -> dict[str, str]:
 
     Returns the runtimes' versions by name (for :class:`Ready`).
     """
-    from fleetnas.agent import backends
+    from fleetnas.agent import _worker_bench, backends  # noqa: F401 - imported for the job
 
     versions = backends.preload()
     _prewarm()

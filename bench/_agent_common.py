@@ -237,9 +237,10 @@ def wait_quiet(
 
 # -- the bare onnxruntime baseline ---------------------------------------------------
 def bare_session(
-    model: bytes, s: agent_pb2.BenchmarkSettings
+    model: bytes, s: agent_pb2.BenchmarkSettings, providers: Sequence[object] | None = None
 ) -> tuple[ort.InferenceSession, float]:
-    """A session from bytes with the agent's session options; returns it and its creation ms."""
+    """A session from bytes with the agent's session options (``providers``, with their
+    options, default ``s.providers``); returns it and its creation ms."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = s.intra_op_threads
     options.inter_op_num_threads = s.inter_op_threads
@@ -248,7 +249,8 @@ def bare_session(
     options.log_severity_level = 3
     options.add_session_config_entry("session.load_model_format", "ONNX")
     start = time.perf_counter()
-    session = ort.InferenceSession(model, sess_options=options, providers=list(s.providers))
+    session = ort.InferenceSession(model, sess_options=options,
+                                   providers=list(providers or s.providers))  # fmt: skip
     return session, (time.perf_counter() - start) * 1000.0
 
 
@@ -327,6 +329,27 @@ def _bare(
 def bare_loop(model: bytes, s: agent_pb2.BenchmarkSettings) -> BareRun:
     """Session, first run, ``warmup_runs``, then timed runs under the agent's stopping rule."""
     return _bare(model, s, lambda runs, elapsed: _stop(runs, elapsed, s))
+
+
+def bare_gpu_median(model: bytes, s: agent_pb2.BenchmarkSettings,
+                    providers: Sequence[object]) -> float:  # fmt: skip
+    """Median (ms) of a bare GPU loop with I/O binding: the seeded inputs copied to the GPU
+    once and bound there, outputs bound on the GPU, each timed run one
+    ``run_with_iobinding``, after a first run and ``warmup_runs``, under the agent's
+    stopping rule. ``providers`` with their options (CUDA, TensorRT on device 0)."""
+    session, _ = bare_session(model, s, providers)
+    binding = session.io_binding()
+    values = {name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
+              for name, array in bare_feeds(session, s.seed).items()}  # fmt: skip
+    for name, value in values.items():
+        binding.bind_ortvalue_input(name, value)
+    for output in session.get_outputs():
+        binding.bind_output(output.name, "cuda", 0)
+    for _ in range(1 + s.warmup_runs):
+        session.run_with_iobinding(binding)
+    samples = _timed_runs(lambda: session.run_with_iobinding(binding),
+                          lambda runs, elapsed: _stop(runs, elapsed, s))  # fmt: skip
+    return statistics.median(samples)
 
 
 def bare_fixed(model: bytes, s: agent_pb2.BenchmarkSettings, runs: int) -> BareRun:

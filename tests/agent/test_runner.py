@@ -155,6 +155,13 @@ def test_plain_run_fields(runner: BenchmarkRunner, good: Path) -> None:
     assert before <= result.started_at <= after
     assert 0 < result.wall_s < after - before + 1
     assert not result.HasField("paired")
+    assert result.model_format == agent_pb2.MODEL_FORMAT_ONNX
+    assert result.runtime_version == onnxruntime.__version__
+    assert result.timed_inferences == len(result.samples_ms)
+    assert 0 < result.loop_start_ns < result.loop_end_ns
+    # the CPU path: host tensors, no copies, no engine cache, no profile unless asked
+    assert not result.HasField("copies") and not result.HasField("engine_cache_hit")
+    assert not result.HasField("profile")
     # fields the service fills
     assert not result.HasField("state_before") and not result.HasField("state_after")
     assert result.agent_version == "" and result.host_fingerprint == ""
