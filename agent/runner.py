@@ -1,11 +1,14 @@
-"""The benchmark runner: one benchmark at a time, each in a fresh worker process.
+"""The benchmark runner: one benchmark at a time, each in a worker process of its own.
 
-:class:`BenchmarkRunner` is the parent side. Every job runs in its own
-``python -m fleetnas.agent.worker_main`` process (one job per process), so a
-model that crashes, hangs or eats memory only takes its worker down. A warm
-spare worker (onnxruntime already imported) is kept so that a job does not
-pay the import; the next spare starts only after a job has finished, never
-while one is being timed.
+:class:`BenchmarkRunner` is the parent side. Every job runs in its own worker
+process (one job per process), so a model that crashes, hangs or eats memory
+only takes its worker down. A ``Launcher`` starts the workers: by default on
+Linux they are forked from a warm zygote that imported the runtimes once
+(``_forkserver``; a job then pays no import), else each is a fresh
+``python -m fleetnas.agent.worker_main`` (``SpawnLauncher``). A warm spare
+worker is kept for the next job; it starts only after a job has finished,
+never while one is being timed, and one that died while it waited is
+replaced before its job.
 
 Limits per job, from the resolved settings:
 
@@ -16,10 +19,14 @@ Limits per job, from the resolved settings:
   past the cap; inside the worker an ``RLIMIT_DATA`` backstop makes a
   runaway allocation fail at once. Either way → :class:`MemoryCapExceeded`.
 
+The worker runs the model on the backend ``settings.runtime`` names
+(onnxruntime or LiteRT, ``fleetnas.agent.backends``); the paired method uses
+that runtime's reference model and calibrations.
+
 Trust: the model path comes from the agent's own cache, never from the wire;
 workers get an allowlisted environment, an empty working directory (so
 external-data references resolve to nothing), no custom-op libraries and no
-core dumps. A worker dies with the agent however the agent dies (see
+core dumps, forked or spawned alike. A worker dies with the agent however the agent dies (see
 ``lifeline``), and the folders of workers whose agent died are removed when
 the next runner starts on the same scratch dir.
 """
