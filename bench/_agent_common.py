@@ -55,11 +55,16 @@ _OPT_LEVELS = {
 
 
 # -- models ---------------------------------------------------------------------
-def onnx_models() -> ModuleType:
-    """The test-suite model builders (``tests/onnx_models.py``), importable from bench/."""
+def test_models(name: str = "onnx_models") -> ModuleType:
+    """A test-suite model-builder module (``tests/<name>.py``), importable from bench/."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    return importlib.import_module("tests.onnx_models")
+    return importlib.import_module(f"tests.{name}")
+
+
+def onnx_models() -> ModuleType:
+    """The test-suite ONNX builders (``tests/onnx_models.py``)."""
+    return test_models("onnx_models")
 
 
 @dataclass(frozen=True)
@@ -265,7 +270,8 @@ def bare_feeds(session: ort.InferenceSession, seed: int) -> dict[str, np.ndarray
     return feeds
 
 
-def _stop(runs: int, elapsed_s: float, s: agent_pb2.BenchmarkSettings) -> bool:
+def stop_rule(runs: int, elapsed_s: float, s: agent_pb2.BenchmarkSettings) -> bool:
+    """The agent's stopping rule for a timed loop."""
     return (
         (runs >= s.min_runs and elapsed_s >= s.min_duration_s)
         or runs >= s.max_runs
@@ -288,7 +294,8 @@ class BareRun:
         return statistics.median(self.samples_ms)
 
 
-def _timed_runs(run: Callable[[], object], stop: Callable[[int, float], bool]) -> list[float]:
+def timed_runs(run: Callable[[], object], stop: Callable[[int, float], bool]) -> list[float]:
+    """``perf_counter`` around each ``run()``, gc off, until ``stop(runs, elapsed_s)``."""
     samples: list[float] = []
     gc.collect()
     gc.disable()
@@ -321,14 +328,14 @@ def _bare(
     for _ in range(s.warmup_runs):
         run()
     t2 = time.perf_counter()
-    samples = _timed_runs(run, stop)
+    samples = timed_runs(run, stop)
     wall_ms = (time.perf_counter() - wall_start) * 1000.0
     return BareRun(create_ms, (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, samples, wall_ms)
 
 
 def bare_loop(model: bytes, s: agent_pb2.BenchmarkSettings) -> BareRun:
     """Session, first run, ``warmup_runs``, then timed runs under the agent's stopping rule."""
-    return _bare(model, s, lambda runs, elapsed: _stop(runs, elapsed, s))
+    return _bare(model, s, lambda runs, elapsed: stop_rule(runs, elapsed, s))
 
 
 def bare_gpu_median(model: bytes, s: agent_pb2.BenchmarkSettings,
@@ -347,8 +354,8 @@ def bare_gpu_median(model: bytes, s: agent_pb2.BenchmarkSettings,
         binding.bind_output(output.name, "cuda", 0)
     for _ in range(1 + s.warmup_runs):
         session.run_with_iobinding(binding)
-    samples = _timed_runs(lambda: session.run_with_iobinding(binding),
-                          lambda runs, elapsed: _stop(runs, elapsed, s))  # fmt: skip
+    samples = timed_runs(lambda: session.run_with_iobinding(binding),
+                          lambda runs, elapsed: stop_rule(runs, elapsed, s))  # fmt: skip
     return statistics.median(samples)
 
 

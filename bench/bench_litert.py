@@ -24,12 +24,8 @@ No assertions; on this shared 2-core VM the figures need a quiet run.
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib
 import statistics
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +33,6 @@ from types import ModuleType
 
 import numpy as np
 from _agent_common import (
-    REPO_ROOT,
     AgentProcess,
     bare_loop,
     header,
@@ -45,6 +40,9 @@ from _agent_common import (
     onnx_models,
     print_table,
     resolved_settings,
+    stop_rule,
+    test_models,
+    timed_runs,
     verdict,
 )
 from ai_edge_litert.interpreter import Interpreter
@@ -56,10 +54,8 @@ TOLERANCE = 0.02
 
 
 def tflite_models() -> ModuleType:
-    """The test-suite TFLite builders (``tests/tflite_models.py``), importable from bench/."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    return importlib.import_module("tests.tflite_models")
+    """The test-suite TFLite builders (``tests/tflite_models.py``)."""
+    return test_models("tflite_models")
 
 
 @dataclass(frozen=True)
@@ -91,23 +87,8 @@ def bare_litert_median(data: bytes, s: agent_pb2.BenchmarkSettings, threads: int
         interpreter.set_tensor(detail["index"], rng.standard_normal(shape, dtype=np.float32))
     for _ in range(1 + s.warmup_runs):
         interpreter.invoke()
-    samples: list[float] = []
-    gc.collect()
-    gc.disable()
-    try:
-        loop_start = time.perf_counter()
-        while True:
-            start = time.perf_counter()
-            interpreter.invoke()
-            end = time.perf_counter()
-            samples.append((end - start) * 1000.0)
-            elapsed = end - loop_start
-            if ((len(samples) >= s.min_runs and elapsed >= s.min_duration_s)
-                    or len(samples) >= s.max_runs or elapsed >= s.max_duration_s):  # fmt: skip
-                break
-    finally:
-        gc.enable()
-    return statistics.median(samples)
+    return statistics.median(timed_runs(interpreter.invoke,
+                                        lambda runs, elapsed: stop_rule(runs, elapsed, s)))
 
 
 def fidelity(folder: Path, rounds: int) -> list[list[str]]:
