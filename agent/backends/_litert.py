@@ -162,6 +162,10 @@ class LiteRtBackend(Backend):
                                      formats=[agent_pb2.MODEL_FORMAT_TFLITE])  # fmt: skip
 
     def _delegates(self, providers: list[str], fp16: bool) -> list[Any]:
+        if fp16:
+            raise JobFailure("InvalidSettings", "fp16 is not wired for LiteRT's delegates in "
+                             "this agent version (their option names are unverified); leave "
+                             "fp16 off, or convert the model to fp16")  # fmt: skip
         delegates = []
         for name in providers:
             if name == LITERT_CPU:
@@ -175,10 +179,6 @@ class LiteRtBackend(Backend):
             except (ValueError, OSError, RuntimeError) as exc:
                 raise JobFailure("InternalError",
                                  f"loading LiteRT's {name} delegate failed: {_text(exc)}") from exc
-        if fp16:
-            raise JobFailure("InvalidSettings", "fp16 is not wired for LiteRT's delegates in "
-                             "this agent version (their option names are unverified); leave "
-                             "fp16 off, or convert the model to fp16")  # fmt: skip
         return delegates
 
     def load(
