@@ -21,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import psutil
 
+from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     MAX_MESSAGE_BYTES,
@@ -36,26 +38,29 @@ from fleetnas.agent._worker_protocol import (
     ProtocolError,
     Ready,
     Result,
-    client_text,
     encode,
 )
 from fleetnas.agent.errors import (
+    AgentError,
     BenchmarkTimeout,
     InternalError,
     InvalidSettings,
     MemoryCapExceeded,
     WorkerCrashed,
 )
-from fleetnas.agent.lifeline import owned_prefix, spawn
+from fleetnas.agent.lifeline import Tethered, owned_prefix, spawn
 
 log = logging.getLogger(__name__)
+_E = TypeVar("_E", bound=AgentError)
 POLL_S = 0.02
 # Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
 SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
 # Past the deadline, how long an answer being written may go without a byte before it is stuck.
 ANSWER_STALL_S = 5.0
-_STDERR_TAIL_BYTES = 16_000  # logged in full (a faulthandler dump is several KB)
+# Travels as the error's private detail, which the service logs (a faulthandler dump is a
+# few KB; the service keeps at most 8000 characters of it).
+_STDERR_TAIL_BYTES = 7_500
 
 # Environment passed to workers: what Python, onnxruntime and GPU runtimes
 # need, nothing else (no agent token or other secrets of the parent).
@@ -72,7 +77,14 @@ def worker_env() -> dict[str, str]:
     # Fewer glibc malloc arenas: less address space per thread, steadier memory use.
     env["MALLOC_ARENA_MAX"] = "2"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(THREAD_FREE_IMPORTS)
     return env
+
+
+#: Without these, importing the runtimes starts threads: numpy's OpenBLAS its worker pool
+#: (the timed code never calls BLAS), onnxruntime 1.32 a telemetry thread. A worker has
+#: no use for either, and the fork server's zygote must hold no thread at all.
+THREAD_FREE_IMPORTS = {"OPENBLAS_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def describe_exit(returncode: int) -> str:
@@ -86,42 +98,147 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
-class WorkerProcess:
-    """One spawned worker. Not thread-safe except :meth:`kill` (callable from any thread)."""
+class Child(ABC):
+    """A started worker process as the runner sees it: its pipes, its exit, its end.
 
-    def __init__(self, scratch_dir: Path) -> None:
-        """Start a worker in a fresh ``scratch_dir/worker-<owner>-*`` folder (OSError if it
-        cannot be started). The worker dies with this process (see ``lifeline``)."""
+    ``stdin`` takes the job (closed after it); answers are read from
+    ``stdout_fd``. :meth:`kill` may be called from any thread.
+    """
+
+    stdin: IO[bytes]
+    stdout_fd: int
+
+    @property
+    @abstractmethod
+    def pid(self) -> int:
+        """The worker's pid (may wait until it exists; OSError if it never will)."""
+
+    @abstractmethod
+    def poll(self) -> int | None:
+        """Its returncode (negative: killed by that signal) once it exited, else None."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> int:
+        """Its returncode; subprocess.TimeoutExpired if it is still running after ``timeout``."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """SIGKILL it if it is still running (idempotent)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Close this side's pipes and let go of it; call once it has exited."""
+
+    def exit_note(self) -> str:
+        """What to add to its exit status in an error (why it never started, say)."""
+        return ""
+
+
+class Launcher(ABC):
+    """How the runner starts workers: spawned fresh, or forked from a warm zygote."""
+
+    name: str
+
+    @abstractmethod
+    def start(self, workdir: Path, stderr: IO[bytes]) -> Child:
+        """A new worker with ``workdir`` as its working directory, logging to ``stderr``.
+        OSError if it cannot be started."""
+
+    @abstractmethod
+    def prestart(self) -> None:
+        """Get ready to start workers fast (never waits)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop whatever the launcher runs; later starts are the caller's mistake."""
+
+
+class _SpawnedChild(Child):
+    def __init__(self, tether: Tethered) -> None:
+        self._tether = tether
+        self.process = tether.process
+        assert self.process.stdout is not None and self.process.stdin is not None
+        self.stdin = self.process.stdin
+        self.stdout_fd = self.process.stdout.fileno()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+
+    def release(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self._tether.release()
+
+
+class SpawnLauncher(Launcher):
+    """Each worker a fresh ``python -m fleetnas.agent.worker_main`` (imports its runtimes)."""
+
+    name = "spawn"
+
+    def prestart(self) -> None:
+        """Nothing to start ahead: each worker imports its runtimes itself."""
+
+    def close(self) -> None:
+        """Nothing runs between workers."""
+
+    def start(self, workdir: Path, stderr: IO[bytes]) -> Child:
+        return _SpawnedChild(spawn(
+            [sys.executable, "-m", "fleetnas.agent.worker_main"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=workdir,  # empty: external-data paths have nothing to resolve to
+            env=worker_env(),
+            close_fds=True,
+            start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
+        ))  # fmt: skip
+
+
+class WorkerProcess:
+    """One worker. Not thread-safe except :meth:`kill` (callable from any thread)."""
+
+    def __init__(self, scratch_dir: Path, launcher: Launcher | None = None) -> None:
+        """Start a worker (``launcher``, by default a fresh spawn) in a fresh
+        ``scratch_dir/worker-<owner>-*`` folder; OSError if it cannot be started. The
+        worker dies with this process (see ``lifeline``)."""
         scratch_dir.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix=owned_prefix(SCRATCH_PREFIX), dir=scratch_dir))
         log_path = self.workdir.parent / f"{self.workdir.name}.log"
         self._stderr: IO[bytes] = open(log_path, "w+b")  # noqa: SIM115
         try:
-            self._tether = spawn(
-                [sys.executable, "-m", "fleetnas.agent.worker_main"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-                cwd=self.workdir,  # empty: external-data paths have nothing to resolve to
-                env=worker_env(),
-                close_fds=True,
-                start_new_session=True,  # a terminal's Ctrl-C goes to the agent, not the worker
-            )
+            self.child = (launcher or SpawnLauncher()).start(self.workdir, self._stderr)
         except BaseException:
             self._stderr.close()
             Path(self._stderr.name).unlink(missing_ok=True)
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
-        self.proc = self._tether.process
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        self._out = self.proc.stdout.fileno()
+        self._out = self.child.stdout_fd
         self._reader = FrameReader(MAX_MESSAGE_BYTES)
         self.ready = False
-        self.onnxruntime_version = ""
+        #: runtime name -> version, of the runtimes the worker imported (from its Ready)
+        self.runtimes: dict[str, str] = {}
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.child.pid
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until the worker has imported onnxruntime; WorkerCrashed if it died first."""
@@ -131,20 +248,19 @@ class WorkerProcess:
             message = self._read_message(time.monotonic() + timeout_s, watch=None)
         except _Deadline:
             self.kill()
-            raise WorkerCrashed(
-                f"benchmark worker {self.pid} did not start within {timeout_s:g} s "
-                f"(importing onnxruntime){self._stderr_note('did not start')}"
-            ) from None
+            raise self._with_stderr(WorkerCrashed, (
+                f"benchmark worker ({self.label}) did not start within {timeout_s:g} s "
+                "(importing its runtimes)"
+            )) from None
         if message is None:
             exit_text = self._exit_text()
-            raise WorkerCrashed(
-                f"benchmark worker {self.pid} failed to start: {exit_text}"
-                f"{self._stderr_note('failed to start')}"
+            raise self._with_stderr(
+                WorkerCrashed, f"benchmark worker ({self.label}) failed to start: {exit_text}"
             )
         if not isinstance(message, Ready):
             self.kill()
             raise InternalError(f"benchmark worker sent {type(message).__name__} before Ready")
-        self.onnxruntime_version = message.onnxruntime_version
+        self.runtimes = dict(message.runtimes)
         self.ready = True
 
     def send(self, job: Job) -> None:
@@ -153,15 +269,14 @@ class WorkerProcess:
         InvalidSettings (nothing sent) if the job is over ``MAX_JOB_BYTES``: only
         settings far past what one gRPC request can carry make it so big.
         """
-        assert self.proc.stdin is not None
         frame = encode(job)
         if len(frame) > MAX_JOB_BYTES:
             raise InvalidSettings(
                 f"the benchmark settings are {len(job.settings)} bytes serialized; a job may be "
                 f"at most {MAX_JOB_BYTES} bytes (fewer or shorter input_shapes entries)"
             )
-        self.proc.stdin.write(frame)
-        self.proc.stdin.close()
+        self.child.stdin.write(frame)
+        self.child.stdin.close()
 
     def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
         """Wait for the answer to the job just sent, watching the worker.
@@ -178,9 +293,11 @@ class WorkerProcess:
         """
         deadline = time.monotonic() + timeout_s
         try:
-            message = self._read_message(
-                deadline, watch=(psutil.Process(self.pid), memory_cap_bytes)
-            )
+            process = psutil.Process(self.pid)
+        except (OSError, psutil.Error):  # gone already, or its zygote died before naming it
+            raise self.crash_error() from None
+        try:
+            message = self._read_message(deadline, watch=(process, memory_cap_bytes))
         except _Deadline:
             self.kill()
             raise _timeout_error(timeout_s) from None
@@ -206,38 +323,28 @@ class WorkerProcess:
         """The error for a worker that exited without an answer (waits for it to exit)."""
         exit_text = self._exit_text()
         tail = self.stderr_tail()
-        note = self._stderr_note(exit_text)
         if "bad_alloc" in tail or "MemoryError" in tail:
-            return MemoryCapExceeded(
+            return self._with_stderr(MemoryCapExceeded, (
                 f"the benchmark worker ran out of memory under its cap and {exit_text}; raise "
-                f"settings.memory_cap_bytes or benchmark a smaller model{note}"
-            )
-        return WorkerCrashed(
-            f"the benchmark worker (pid {self.pid}) {exit_text} before returning a result{note}"
+                "settings.memory_cap_bytes or benchmark a smaller model"
+            ))
+        return self._with_stderr(
+            WorkerCrashed,
+            f"the benchmark worker ({self.label}) {exit_text} before returning a result",
         )
 
     def kill(self) -> None:
         """SIGKILL the worker if it is still running (idempotent, any thread)."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
+        self.child.kill()
 
     def close(self) -> None:
         """Kill, reap and remove the worker's files (idempotent)."""
         self.kill()
         try:
-            self.proc.wait(timeout=10)
+            self.child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None and not stream.closed:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self._tether.release()
+        self.child.release()
         if not self._stderr.closed:
             self._stderr.close()
         Path(self._stderr.name).unlink(missing_ok=True)
@@ -252,28 +359,36 @@ class WorkerProcess:
         except (OSError, ValueError):
             return ""
 
-    def _stderr_note(self, what: str) -> str:
-        """Log the worker's stderr tail in full; a short, path-free note for the client's detail.
+    def _with_stderr(self, cls: type[_E], message: str) -> _E:
+        """``cls(message)`` with the worker's stderr tail as its private detail.
 
-        The tail holds tracebacks with the agent host's paths: it stays in the
-        agent's log, and the client learns only the last error's name.
+        The tail holds tracebacks with the agent host's paths: it travels as
+        ``private`` (the service logs it, the client never sees it), and the
+        client's message learns only the last error's name.
         """
         tail = self.stderr_tail()
         if not tail:
-            return ""
-        log.warning("benchmark worker %s", what,
-                    extra={"worker_pid": self.pid, "stderr_tail": tail})  # fmt: skip
+            return cls(message)
         last = _last_error(tail)
-        return f" ({last + '; ' if last else ''}its stderr is in the agent's log)"
+        note = f" ({last + '; ' if last else ''}its stderr is in the agent's log)"
+        return cls(message + note, private=f"benchmark worker ({self.label}) stderr:\n{tail}")
 
     def _exit_text(self) -> str:
         try:
-            code = self.proc.wait(timeout=5)
+            code = self.child.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
-            code = self.proc.wait()
+            code = self.child.wait()
             return f"stopped answering ({describe_exit(code)} by the runner)"
-        return describe_exit(code)
+        return describe_exit(code) + self.child.exit_note()
+
+    @property
+    def label(self) -> str:
+        """``pid N``, or ``not started`` for a worker that never got a pid (for messages)."""
+        try:
+            return f"pid {self.child.pid}"
+        except OSError:
+            return "not started"
 
     def _read_message(
         self, deadline: float, watch: tuple[psutil.Process, int] | None

@@ -20,7 +20,7 @@ result) ride as blobs, untouched.
 
 Worker → parent (the worker's original stdout; fd 1 itself is pointed at
 stderr so that native libraries printing to stdout cannot corrupt it):
-:class:`Ready` once onnxruntime is imported, then exactly one of
+:class:`Ready` once its runtimes are imported, then exactly one of
 :class:`Result` or :class:`Failure`. Parent → worker (stdin): exactly one
 :class:`Job`, then EOF; EOF before any job means "exit quietly" (a spare
 being discarded).
@@ -35,14 +35,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar
 
+# client_text lived here once: re-exported for callers that still import it from here.
+from fleetnas.agent._text import client_text as client_text
+from fleetnas.agent._text import echo
 from fleetnas.agent.reference import Calibration
 
-VERSION = 1
+VERSION = 2  # 2: Ready names every runtime's version; Job carries the engine cache keys
 _MAGIC = b"FNW"
 _PREFIX = struct.Struct(">3sBBII")  # magic, version, kind, header_len, blob_len
 PREFIX_BYTES = _PREFIX.size
@@ -55,32 +57,10 @@ REASONS = frozenset(
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Parent → worker: the settings come from one gRPC request (at most 8 MB) plus two paths.
 MAX_JOB_BYTES = 16 * 1024 * 1024
-# What an error detail that leaves the agent may carry of a text from elsewhere.
-MAX_DETAIL_CHARS = 600
-# An absolute POSIX or Windows path (not one inside a word, like onnxruntime/core/x.cc);
-# group 1 is its last part.
-_PATH_PART = r"[^\s'\"/\\:,;()]"
-_PATH_RE = re.compile(rf"(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:{_PATH_PART}+[/\\])+({_PATH_PART}*)")
 
 
 class ProtocolError(ValueError):
     """A frame that is not a well-formed message of this protocol version."""
-
-
-def client_text(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """``text`` made fit for an error detail sent to a client.
-
-    Whitespace collapsed, every absolute path replaced by ``…/<last part>``
-    (host paths stay in the agent's log), and cut to ``limit`` characters.
-    """
-    text = _PATH_RE.sub(lambda m: f"…/{m.group(1)}", " ".join(str(text).split()))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def shown(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for echoing client values in details."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
 
 
 # -- field checks ------------------------------------------------------------------
@@ -118,18 +98,31 @@ def _object(header: dict[str, object], name: str) -> dict[str, object] | None:
 
 
 # -- messages ----------------------------------------------------------------------
+def _str_map(header: dict[str, object], name: str) -> dict[str, str]:
+    value = _object(header, name)
+    if value is None:
+        raise ProtocolError(f"field {name!r} is missing")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ProtocolError(f"field {name!r} is not a map of strings")
+    return {str(k): str(v) for k, v in value.items()}
+
+
 @dataclass(frozen=True)
 class Ready:
-    """Worker → parent: onnxruntime is imported; the worker waits for its job."""
+    """Worker → parent: its runtimes are imported; the worker waits for its job.
+
+    ``runtimes`` maps each runtime the worker imported to its version
+    (``{"onnxruntime": "1.32.0", "litert": "2.3.0"}``).
+    """
 
     KIND: ClassVar[int] = 1
     pid: int
     vm_data_bytes: int  # the data segment after the imports (RLIMIT_DATA starts from it)
-    onnxruntime_version: str
+    runtimes: dict[str, str]
 
     def _header(self) -> dict[str, object]:
         return {"pid": self.pid, "vm_data_bytes": self.vm_data_bytes,
-                "onnxruntime_version": self.onnxruntime_version}  # fmt: skip
+                "runtimes": dict(self.runtimes)}  # fmt: skip
 
     def _blob(self) -> bytes:
         return b""
@@ -137,7 +130,7 @@ class Ready:
     @classmethod
     def _decode(cls, header: dict[str, object], blob: bytes) -> Ready:
         return cls(_int(header, "pid"), _int(header, "vm_data_bytes"),
-                   _str(header, "onnxruntime_version"))  # fmt: skip
+                   _str_map(header, "runtimes"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -174,16 +167,25 @@ class ReferenceJob:
 
 @dataclass(frozen=True)
 class Job:
-    """Parent → worker: one benchmark; ``settings``: a serialized, resolved BenchmarkSettings."""
+    """Parent → worker: one benchmark; ``settings``: a serialized, resolved BenchmarkSettings.
+
+    ``model_sha256`` and ``engine_cache_dir`` (the agent's TensorRT engine
+    cache; empty: none) key cached engines; ``reference`` is set for the
+    paired method.
+    """
 
     KIND: ClassVar[int] = 2
     model_path: str
     settings: bytes
     reference: ReferenceJob | None
+    model_sha256: str = ""
+    engine_cache_dir: str = ""
 
     def _header(self) -> dict[str, object]:
         ref = self.reference._header() if self.reference is not None else None
-        return {"model_path": self.model_path, "reference": ref}
+        return {"model_path": self.model_path, "reference": ref,
+                "model_sha256": self.model_sha256,
+                "engine_cache_dir": self.engine_cache_dir}  # fmt: skip
 
     def _blob(self) -> bytes:
         return self.settings
@@ -192,7 +194,8 @@ class Job:
     def _decode(cls, header: dict[str, object], blob: bytes) -> Job:
         ref = _object(header, "reference")
         return cls(_str(header, "model_path"), blob,
-                   ReferenceJob._decode(ref) if ref is not None else None)  # fmt: skip
+                   ReferenceJob._decode(ref) if ref is not None else None,
+                   _str(header, "model_sha256"), _str(header, "engine_cache_dir"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,7 @@ class Failure:
     def _decode(cls, header: dict[str, object], blob: bytes) -> Failure:
         reason = _str(header, "reason")
         if reason not in REASONS:
-            raise ProtocolError(f"unknown failure reason {shown(reason)}")
+            raise ProtocolError(f"unknown failure reason {echo(reason)}")
         return cls(reason, _str(header, "message"), _float(header, "elapsed_s"))
 
 

@@ -23,27 +23,16 @@ from typing import ClassVar
 
 import grpc
 
+# Bounding and quoting live in a grpc-free module the benchmark worker shares.
+from fleetnas.agent._text import MAX_DETAIL_CHARS as MAX_DETAIL_CHARS
+from fleetnas.agent._text import MAX_ECHO_CHARS as MAX_ECHO_CHARS
+from fleetnas.agent._text import bounded as bounded
+from fleetnas.agent._text import echo as echo
 from fleetnas.api.v1 import agent_pb2
 
 REASON_METADATA_KEY = "fleetnas-reason"
 # gRPC core's detail when a message exceeds max_{send,receive}_message_length.
 _GRPC_MESSAGE_SIZE_DETAIL = "message larger than max"
-#: the longest status detail sent to a client
-MAX_DETAIL_CHARS = 1000
-#: the longest quotation of a client's value inside a message
-MAX_ECHO_CHARS = 80
-
-
-def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how many were cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
-
-
-def echo(value: object, limit: int = MAX_ECHO_CHARS) -> str:
-    """``repr(value)`` for quoting a client's value in a message, cut to ``limit`` characters."""
-    return bounded(repr(value), limit)
 
 
 class AgentError(Exception):

@@ -102,20 +102,22 @@ class _SpawnThread:
 _SPAWNER = _SpawnThread()
 
 
-def spawn(argv: Sequence[str], *, env: dict[str, str], **popen_kwargs: Any) -> Tethered:
+def spawn(argv: Sequence[str], *, env: dict[str, str], pass_fds: Sequence[int] = (),
+          **popen_kwargs: Any) -> Tethered:  # fmt: skip
     """``subprocess.Popen(argv, env=env, **popen_kwargs)`` with a lifeline the child can hold.
 
-    The child must call :func:`hold` (``fleetnas.agent.worker_main`` does;
-    for any other module run ``python -m fleetnas.agent.lifeline MODULE
-    ARGS...``). The caller keeps the returned :class:`Tethered` and calls
-    :meth:`Tethered.release` once the child is reaped. Raises what Popen raises.
+    The child must call :func:`hold` (``fleetnas.agent.worker_main`` and the
+    fork server's zygote do; for any other module run ``python -m
+    fleetnas.agent.lifeline MODULE ARGS...``). The caller keeps the returned
+    :class:`Tethered` and calls :meth:`Tethered.release` once the child is
+    reaped. ``pass_fds`` are passed on beside the lifeline. Raises what Popen raises.
     """
     read_fd, write_fd = os.pipe()  # both non-inheritable: no other child gets the write end
     child_env = dict(env, **{FD_ENV: str(read_fd), PARENT_PID_ENV: str(os.getpid())})
+    fds = (read_fd, *pass_fds)
     try:
         process = _SPAWNER.call(
-            lambda: subprocess.Popen(list(argv), env=child_env, pass_fds=(read_fd,),
-                                     **popen_kwargs)  # fmt: skip
+            lambda: subprocess.Popen(list(argv), env=child_env, pass_fds=fds, **popen_kwargs)
         )
     except BaseException:
         os.close(write_fd)
@@ -149,22 +151,40 @@ def _watch(fd: int) -> None:
     _die()
 
 
-def hold() -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Arm PR_SET_PDEATHSIG (Linux), then die at once if ``parent_pid`` is already gone
+    (it died before the prctl: nobody would ever signal us)."""
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:
+        _die()
+
+
+def watch(fd: int) -> None:
+    """Die (SIGKILL) when EOF arrives on lifeline ``fd``: a daemon thread blocks reading it."""
+    threading.Thread(target=_watch, args=(fd,), name="fleetnas-lifeline", daemon=True).start()
+
+
+def hold(*, watch_pipe: bool = True) -> int | None:
     """In a child of :func:`spawn`: die when the parent dies. No-op when not spawned so.
 
-    Removes the two environment variables, so this process's own children
-    do not mistake them for theirs.
+    Returns the lifeline's fd (None when not spawned so). ``watch_pipe=False``
+    starts no thread: the caller must then watch the fd itself (the fork
+    server's zygote, which must stay free of threads, selects on it and
+    hands it to its children, which :func:`watch` it). Removes the two
+    environment variables, so this process's own children do not mistake
+    them for theirs.
     """
     fd_text = os.environ.pop(FD_ENV, None)
     parent_text = os.environ.pop(PARENT_PID_ENV, None)
     if parent_text is not None and parent_text.isdigit():
-        _set_parent_death_signal()
-        if os.getppid() != int(parent_text):
-            _die()  # the parent died before the prctl: nobody would ever signal us
-    if fd_text is not None and fd_text.isdigit():
-        fd = int(fd_text)
-        os.set_inheritable(fd, False)
-        threading.Thread(target=_watch, args=(fd,), name="fleetnas-lifeline", daemon=True).start()
+        die_with_parent(int(parent_text))
+    if fd_text is None or not fd_text.isdigit():
+        return None
+    fd = int(fd_text)
+    os.set_inheritable(fd, False)
+    if watch_pipe:
+        watch(fd)
+    return fd
 
 
 # -- stale folders ---------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Content-addressed on-disk model cache with a byte budget and LRU eviction.
 
 Contract:
-- A model is stored as ``<cache_dir>/<sha256>.onnx`` where ``sha256`` is the
-  lowercase hex digest of its bytes. Names come from hashes only: nothing from
-  the wire is ever used as a path.
+- A model is stored as ``<cache_dir>/<sha256>.model`` where ``sha256`` is the
+  lowercase hex digest of its bytes, whatever its format (ONNX, TFLite, or
+  bytes no runtime reads): the store never looks inside, and a name never
+  says a format (``model_format`` detects it from the bytes). Names come
+  from hashes only: nothing from the wire is ever used as a path. Files of
+  older agents (``<sha256>.onnx``) are taken over under the new name.
 - A model appears in the cache only after its bytes were fully received and
   verified against the declared hash (written to a temporary file, then
   renamed atomically), so a half-written file is never visible.
@@ -39,7 +42,8 @@ from fleetnas.agent.errors import (
 )
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: no trailing newline slips by
-_SUFFIX = ".onnx"
+_SUFFIX = ".model"
+_LEGACY_SUFFIX = ".onnx"  # agents before TFLite named every model so
 
 
 def validate_sha256(value: str) -> str:
@@ -85,6 +89,9 @@ class ModelStore:
     def _load_existing(self) -> None:
         for tmp in self.cache_dir.glob("*.partial"):
             tmp.unlink(missing_ok=True)  # left by a crash mid-upload
+        for legacy in self.cache_dir.glob(f"*{_LEGACY_SUFFIX}"):
+            if _SHA256_RE.fullmatch(legacy.name[: -len(_LEGACY_SUFFIX)]):
+                os.replace(legacy, legacy.with_suffix(_SUFFIX))
         for path in self.cache_dir.glob(f"*{_SUFFIX}"):
             sha = path.name[: -len(_SUFFIX)]
             if not _SHA256_RE.fullmatch(sha):

@@ -1,7 +1,9 @@
 """The paired method's reference model and its persisted calibrations.
 
-The agent carries one fixed reference model (``assets/reference.onnx``, built
-by ``scripts/make_reference_model.py``). A paired benchmark alternates
+The agent carries one fixed reference network in each format it runs:
+``assets/reference.onnx`` (``scripts/make_reference_model.py``) for
+onnxruntime and ``assets/reference.tflite`` (the same network and weights,
+``scripts/make_reference_tflite.py``) for LiteRT. A paired benchmark alternates
 candidate and reference runs and reports ``ratio_median × calibrated_ms``,
 where ``calibrated_ms`` is the reference's median latency measured *once* per
 :class:`CalibrationKey` and then kept in a :class:`CalibrationStore`, so that
@@ -40,9 +42,14 @@ _STORE_VERSION = 1
 log = logging.getLogger(__name__)
 
 
-def default_reference_path() -> Path:
-    """Path of the reference model shipped as package data (``fleetnas.agent/assets``)."""
-    return Path(str(resources.files("fleetnas.agent") / "assets" / "reference.onnx"))
+# The reference asset of each runtime (``fleetnas.agent/assets``).
+REFERENCE_ASSETS = {"onnxruntime": "reference.onnx", "litert": "reference.tflite"}
+
+
+def default_reference_path(runtime: str = "onnxruntime") -> Path:
+    """Path of ``runtime``'s reference model, shipped as package data. KeyError for a
+    runtime without one."""
+    return Path(str(resources.files("fleetnas.agent") / "assets" / REFERENCE_ASSETS[runtime]))
 
 
 def sha256_file(path: Path) -> str:
@@ -58,8 +65,10 @@ def sha256_file(path: Path) -> str:
 class CalibrationKey:
     """What a reference latency depends on; one calibration per distinct key.
 
-    The onnxruntime version is part of the key: an upgrade changes kernel
-    speeds, so the reference is recalibrated rather than silently mixed.
+    The runtime and its version are part of the key: an upgrade changes
+    kernel speeds, so the reference is recalibrated rather than silently
+    mixed. onnxruntime keys keep their first text form (``as_string``), so
+    calibrations stored before LiteRT existed still match.
     """
 
     reference_sha256: str
@@ -67,7 +76,8 @@ class CalibrationKey:
     inter_op_threads: int
     providers: tuple[str, ...]
     graph_optimization: int
-    onnxruntime_version: str
+    runtime_version: str
+    runtime: str = "onnxruntime"
 
     @classmethod
     def of(
@@ -78,7 +88,8 @@ class CalibrationKey:
         inter_op_threads: int,
         providers: Sequence[str],
         graph_optimization: int,
-        onnxruntime_version: str,
+        runtime_version: str,
+        runtime: str = "onnxruntime",
     ) -> CalibrationKey:
         return cls(
             reference_sha256,
@@ -86,12 +97,19 @@ class CalibrationKey:
             int(inter_op_threads),
             tuple(providers),
             int(graph_optimization),
-            onnxruntime_version,
+            runtime_version,
+            runtime,
         )
 
     def as_string(self) -> str:
         """Stable text form, used as the JSON key."""
-        return json.dumps(asdict(self) | {"providers": list(self.providers)}, sort_keys=True)
+        fields = asdict(self) | {"providers": list(self.providers)}
+        del fields["runtime_version"], fields["runtime"]
+        if self.runtime == "onnxruntime":
+            fields["onnxruntime_version"] = self.runtime_version  # the first form of the key
+        else:
+            fields |= {"runtime": self.runtime, "runtime_version": self.runtime_version}
+        return json.dumps(fields, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
-"""The benchmark runner: one benchmark at a time, each in a fresh worker process.
+"""The benchmark runner: one benchmark at a time, each in a worker process of its own.
 
-:class:`BenchmarkRunner` is the parent side. Every job runs in its own
-``python -m fleetnas.agent.worker_main`` process (one job per process), so a
-model that crashes, hangs or eats memory only takes its worker down. A warm
-spare worker (onnxruntime already imported) is kept so that a job does not
-pay the import; the next spare starts only after a job has finished, never
-while one is being timed.
+:class:`BenchmarkRunner` is the parent side. Every job runs in its own worker
+process (one job per process), so a model that crashes, hangs or eats memory
+only takes its worker down. A ``Launcher`` starts the workers: by default on
+Linux they are forked from a warm zygote that imported the runtimes once
+(``_forkserver``; a job then pays no import), else each is a fresh
+``python -m fleetnas.agent.worker_main`` (``SpawnLauncher``). A warm spare
+worker is kept for the next job; it starts only after a job has finished,
+never while one is being timed, and one that died while it waited is
+replaced before its job.
 
 Limits per job, from the resolved settings:
 
@@ -16,10 +19,14 @@ Limits per job, from the resolved settings:
   past the cap; inside the worker an ``RLIMIT_DATA`` backstop makes a
   runaway allocation fail at once. Either way → :class:`MemoryCapExceeded`.
 
+The worker runs the model on the backend ``settings.runtime`` names
+(onnxruntime or LiteRT, ``fleetnas.agent.backends``); the paired method uses
+that runtime's reference model and calibrations.
+
 Trust: the model path comes from the agent's own cache, never from the wire;
 workers get an allowlisted environment, an empty working directory (so
 external-data references resolve to nothing), no custom-op libraries and no
-core dumps. A worker dies with the agent however the agent dies (see
+core dumps, forked or spawned alike. A worker dies with the agent however the agent dies (see
 ``lifeline``), and the folders of workers whose agent died are removed when
 the next runner starts on the same scratch dir.
 """
@@ -27,28 +34,56 @@ the next runner starts on the same scratch dir.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
 from fleetnas.agent import errors
-from fleetnas.agent._runner_worker import SCRATCH_PREFIX, WorkerProcess
-from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result, client_text
+from fleetnas.agent._forkserver import ForkServerLauncher
+from fleetnas.agent._runner_worker import SCRATCH_PREFIX, Launcher, SpawnLauncher, WorkerProcess
+from fleetnas.agent._text import client_text
+from fleetnas.agent._worker_protocol import Failure, Job, ReferenceJob, Result
 from fleetnas.agent.lifeline import clean_stale
 from fleetnas.agent.reference import (
     CALIBRATION_RUNS,
     MAX_CALIBRATION_CV,
+    REFERENCE_ASSETS,
     REFERENCE_NAME,
     CalibrationKey,
     CalibrationStore,
     default_reference_path,
     sha256_file,
 )
+from fleetnas.agent.runtimes import ONNXRUNTIME
 from fleetnas.agent.settings import check_resolved
 from fleetnas.api.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
+
+
+def default_launcher(scratch_dir: Path) -> Launcher:
+    """Forked workers where fork and /proc exist (Linux), spawned ones elsewhere."""
+    if sys.platform.startswith("linux"):
+        return ForkServerLauncher(scratch_dir)
+    return SpawnLauncher()
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A paired reference model: where it is and its sha256 (its identity)."""
+
+    path: Path
+    sha256: str
+
+    @classmethod
+    def at(cls, path: Path) -> _Reference:
+        resolved = path.resolve()
+        return cls(resolved, sha256_file(resolved))
+
+
 # A worker's failure detail is cut to this (its onnxruntime excerpt alone may be 600).
 MAX_FAILURE_CHARS = 2000
 
@@ -66,13 +101,20 @@ class BenchmarkRunner:
         scratch_dir: Path,
         calibration_store: CalibrationStore,
         reference_model_path: Path | None = None,
+        engine_cache_dir: Path | None = None,
+        launcher: Launcher | None = None,
         prestart: bool = True,
         spare_after_run: bool = True,
         calibration_runs: int = CALIBRATION_RUNS,
         max_calibration_cv: float = MAX_CALIBRATION_CV,
     ) -> None:
         """``scratch_dir`` holds the workers' working directories and logs (created if
-        missing). ``reference_model_path`` defaults to the packaged reference model.
+        missing). ``reference_model_path`` is onnxruntime's paired reference (default:
+        the packaged one); each other runtime uses its packaged reference.
+        ``engine_cache_dir`` keeps TensorRT engines across jobs and restarts (default:
+        ``trt-engines`` beside ``scratch_dir``, i.e. in the agent's cache dir).
+        ``launcher`` starts the workers: by default forked from a warm zygote on Linux
+        (``ForkServerLauncher``), else spawned (``SpawnLauncher``).
         ``prestart`` starts the first warm spare now rather than on the first run.
         ``spare_after_run`` starts the next spare as each run returns; a caller
         that samples the device right after a run passes False and calls
@@ -89,36 +131,59 @@ class BenchmarkRunner:
             log.info("removed %d stale worker files of dead agents", len(stale),
                      extra={"scratch_dir": str(self._scratch)})  # fmt: skip
         self._store = calibration_store
-        self._reference_path = Path(reference_model_path or default_reference_path()).resolve()
-        self._reference_sha256 = sha256_file(self._reference_path)
+        self._references = {
+            runtime: _Reference.at(default_reference_path(runtime)) for runtime in REFERENCE_ASSETS
+        }
+        if reference_model_path is not None:
+            self._references[ONNXRUNTIME] = _Reference.at(Path(reference_model_path))
+        self._engine_cache_dir = Path(engine_cache_dir or self._scratch.parent / "trt-engines")
         self._prestart = prestart
         self._spare_after_run = spare_after_run
         self._calibration_runs = calibration_runs
         self._max_calibration_cv = max_calibration_cv
+        self._launcher = launcher or default_launcher(self._scratch)
         self._lock = threading.Lock()
         self._spare: WorkerProcess | None = None
         self._current: WorkerProcess | None = None
         self._starting: WorkerProcess | None = None
         self._closed = False
         if prestart:
+            self._launcher.prestart()
             self._replenish()
 
     @property
     def reference_sha256(self) -> str:
-        """sha256 of the reference model used by the paired method."""
-        return self._reference_sha256
+        """sha256 of onnxruntime's reference model (the paired method's)."""
+        return self._references[ONNXRUNTIME].sha256
+
+    def reference_for(self, runtime: str) -> tuple[Path, str]:
+        """Path and sha256 of ``runtime``'s paired reference. KeyError if it has none."""
+        reference = self._references[runtime]
+        return reference.path, reference.sha256
 
     @property
     def current_worker_pid(self) -> int | None:
         """Pid of the worker running a job right now; None between jobs."""
         current = self._current
-        return current.pid if current is not None else None
+        try:
+            return current.pid if current is not None else None
+        except OSError:
+            return None
 
     @property
     def spare_worker_pid(self) -> int | None:
-        """Pid of the warm spare worker waiting for a job; None if there is none."""
+        """Pid of the warm spare worker waiting for a job; None if there is none (a forked
+        spare's pid may take until the zygote is warm)."""
         spare = self._spare
-        return spare.pid if spare is not None else None
+        try:
+            return spare.pid if spare is not None else None
+        except OSError:  # the fork server could not start it: the next run replaces it
+            return None
+
+    @property
+    def launcher(self) -> Launcher:
+        """How this runner starts its workers."""
+        return self._launcher
 
     def run(
         self,
@@ -151,15 +216,18 @@ class BenchmarkRunner:
         key: CalibrationKey | None = None
         reference: ReferenceJob | None = None
         if settings.method == agent_pb2.METHOD_PAIRED:
-            key, reference = self._reference_job(settings, worker.onnxruntime_version)
+            key, reference = self._reference_job(settings, worker.runtimes)
         job = Job(
             model_path=str(Path(model_path).resolve()),
             settings=settings.SerializeToString(),
             reference=reference,
+            model_sha256=model_sha256,
+            engine_cache_dir=str(self._engine_cache_dir),
         )
         try:
             try:
-                message = self._execute(worker, job, settings)
+                worker = self._hand_over(worker, job)
+                message = self._answer(worker, settings)
             except BaseException:
                 with self._lock:
                     self._current = None
@@ -177,7 +245,7 @@ class BenchmarkRunner:
             if isinstance(exc, errors.ShuttingDown):
                 raise
             # Name the model: the caller may be running many.
-            raise type(exc)(f"model {model_sha256[:12]}: {exc.message}") from exc
+            raise type(exc)(f"model {model_sha256[:12]}: {exc.message}", private=exc.private) from exc
 
     def cancel_current(self) -> bool:
         """Kill the worker of the job running now (its ``run`` raises WorkerCrashed).
@@ -202,6 +270,7 @@ class BenchmarkRunner:
             worker.kill()
         if spare is not None:
             spare.close()  # the others are closed by the run() that owns them
+        self._launcher.close()
 
     # -- internals -------------------------------------------------------------
     def _ready_worker(self) -> WorkerProcess:
@@ -218,7 +287,7 @@ class BenchmarkRunner:
         with self._lock:
             if self._closed:
                 raise errors.ShuttingDown("the benchmark runner is closed")
-        return self._wait_ready(WorkerProcess(self._scratch))
+        return self._wait_ready(WorkerProcess(self._scratch, self._launcher))
 
     def _wait_ready(self, worker: WorkerProcess) -> WorkerProcess:
         with self._lock:
@@ -251,19 +320,38 @@ class BenchmarkRunner:
             if self._closed or self._spare is not None:
                 return
             try:
-                self._spare = WorkerProcess(self._scratch)
+                self._spare = WorkerProcess(self._scratch, self._launcher)
             except OSError as exc:
                 log.warning("could not start a spare benchmark worker: %s", exc)
 
-    def _execute(
-        self, worker: WorkerProcess, job: Job, settings: agent_pb2.BenchmarkSettings
-    ) -> Result | Failure:
-        try:
-            worker.send(job)
-        except OSError:
-            if self._closed:
-                raise errors.ShuttingDown("the agent is shutting down") from None
-            raise worker.crash_error() from None
+    def _hand_over(self, worker: WorkerProcess, job: Job) -> WorkerProcess:
+        """Send ``job``; the worker that takes it (the one given, or a fresh one).
+
+        A worker whose pipe is already broken died idle, before this job (a spare
+        killed while it waited, or whose zygote died): the job never reached it,
+        so it goes to one fresh worker instead. Whatever fails here closes the
+        worker it made.
+        """
+        for attempt in (1, 2):
+            try:
+                worker.send(job)
+                return worker
+            except OSError:
+                if self._closed:
+                    raise errors.ShuttingDown("the agent is shutting down") from None
+                error = worker.crash_error()
+            with self._lock:
+                self._current = None
+            worker.close()
+            if attempt == 2:
+                raise error
+            log.warning("benchmark worker died before its job (%s); starting a fresh one",
+                        error.message)  # fmt: skip
+            worker = self._ready_worker()
+        raise AssertionError("unreachable")
+
+    def _answer(self, worker: WorkerProcess, settings: agent_pb2.BenchmarkSettings
+                ) -> Result | Failure:  # fmt: skip
         try:
             return worker.wait_answer(
                 timeout_s=settings.timeout_s, memory_cap_bytes=settings.memory_cap_bytes
@@ -276,21 +364,28 @@ class BenchmarkRunner:
             raise
 
     def _reference_job(
-        self, settings: agent_pb2.BenchmarkSettings, onnxruntime_version: str
+        self, settings: agent_pb2.BenchmarkSettings, runtimes: dict[str, str]
     ) -> tuple[CalibrationKey, ReferenceJob]:
+        reference = self._references.get(settings.runtime)
+        if reference is None:
+            raise errors.InvalidSettings(
+                f"method PAIRED needs a reference model for runtime {settings.runtime}, and "
+                f"this agent has none; use method PLAIN"
+            )
         key = CalibrationKey.of(
-            self._reference_sha256,
+            reference.sha256,
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
             providers=list(settings.providers),
             graph_optimization=settings.graph_optimization,
-            onnxruntime_version=onnxruntime_version,
+            runtime_version=runtimes.get(settings.runtime, ""),
+            runtime=settings.runtime,
         )
         calibration = self._store.get(key)
         return key, ReferenceJob(
-            path=str(self._reference_path),
+            path=str(reference.path),
             name=REFERENCE_NAME,
-            sha256=self._reference_sha256,
+            sha256=reference.sha256,
             calibrated_ms=calibration.latency_ms if calibration else None,
             calibrated_at=calibration.calibrated_at if calibration else None,
             calibration_runs=self._calibration_runs,

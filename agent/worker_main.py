@@ -7,7 +7,8 @@ A worker is started ahead of time as a warm spare by
    dies, however), forbids core dumps, turns on ``faulthandler`` (a native
    crash leaves a traceback on stderr, which the runner logs), moves its stdout aside as the private result channel
    (fd 1 then points at stderr, so native code printing cannot corrupt it);
-2. imports onnxruntime and numpy (the slow part) and says ``ready``;
+2. imports every installed runtime (onnxruntime, LiteRT) and numpy, warms
+   them up (the slow part: :func:`prepare`) and says ``ready``;
 3. blocks reading ONE job from stdin (EOF instead: exits quietly);
 4. caps its own memory with ``RLIMIT_DATA`` (see :func:`limit_memory`),
    runs the job (``_worker_bench.run_job``: the measurement itself), writes
@@ -26,8 +27,9 @@ import resource
 import sys
 import time
 import traceback
-from types import ModuleType
+from typing import BinaryIO
 
+from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     Failure,
@@ -36,7 +38,6 @@ from fleetnas.agent._worker_protocol import (
     ProtocolError,
     Ready,
     Result,
-    client_text,
     read_message,
     write_message,
 )
@@ -87,43 +88,57 @@ def limit_memory(memory_cap_bytes: int, threads: int) -> int:
     return limit
 
 
-def _prewarm(bench: ModuleType) -> None:
+def _prewarm() -> None:
     """Pay one-off first-use costs before saying ready, off the job's critical path.
 
     A fresh process's first session creation, first numpy RNG use and first
     full garbage collection are each several ms slower than later ones
     (measured: session 3.8 vs 1.1 ms, RNG ~5 ms, ``gc.collect`` ~8 ms). One
-    throw-away session of the bundled reference model, then ``gc.freeze``,
-    moves that cost to the spare's idle time. Best effort: a failure here
+    throw-away load and run of each runtime's bundled reference model
+    through its backend (1 thread, CPU: no thread pool is started), then
+    ``gc.freeze``, moves that cost to idle time. Best effort: a failure here
     only loses the head start.
     """
     import gc
 
+    from fleetnas.agent import backends
     from fleetnas.agent.reference import default_reference_path
+    from fleetnas.agent.runtimes import DEFAULT_ACCELERATORS
+    from fleetnas.api.v1 import agent_pb2
 
-    try:
-        options = bench.ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = bench.ort.InferenceSession(
-            str(default_reference_path()), options, providers=["CPUExecutionProvider"]
-        )
-        feeds = {
-            i.name: bench.np.random.default_rng(0).standard_normal(
-                [d if isinstance(d, int) else 1 for d in i.shape], dtype=bench.np.float32
-            )
-            for i in session.get_inputs()
-        }
-        session.run(None, feeds)
-        del session, feeds
-    except Exception:  # noqa: BLE001 - warm-up is an optimisation, never a failure
-        traceback.print_exc()
+    for runtime in backends.preload():
+        try:
+            settings = agent_pb2.BenchmarkSettings(
+                intra_op_threads=1, inter_op_threads=1, seed=0, runtime=runtime,
+                providers=DEFAULT_ACCELERATORS[runtime], memory_cap_bytes=1 << 40,
+                graph_optimization=agent_pb2.GRAPH_OPTIMIZATION_ALL,
+            )  # fmt: skip
+            data = default_reference_path(runtime).read_bytes()
+            model = backends.backend_for(runtime).load(data, settings,
+                                                       backends.LoadContext("reference"))
+            model.run()
+            del model, data
+        except Exception:  # noqa: BLE001 - warm-up is an optimisation, never a failure
+            traceback.print_exc()
     gc.collect()
     gc.freeze()
 
 
-def _answer(job: Job, bench: ModuleType, started: float) -> Message:
+def prepare() -> dict[str, str]:
+    """The slow part, done before any job: import every installed runtime and warm up.
+
+    Returns the runtimes' versions by name (for :class:`Ready`).
+    """
+    from fleetnas.agent import _worker_bench, backends  # noqa: F401 - imported for the job
+
+    versions = backends.preload()
+    _prewarm()
+    return versions
+
+
+def _answer(job: Job, started: float) -> Message:
     """Run ``job``; its outcome as a Result or Failure (a traceback goes to stderr)."""
+    from fleetnas.agent import _worker_bench as bench
     from fleetnas.api.v1 import agent_pb2
 
     settings = agent_pb2.BenchmarkSettings.FromString(job.settings)
@@ -135,10 +150,8 @@ def _answer(job: Job, bench: ModuleType, started: float) -> Message:
         return Result(result.SerializeToString(), calibration, time.monotonic() - started)
     except bench.JobFailure as failure:
         reason, message = failure.reason, failure.message
-    except MemoryError as exc:
-        memory = bench.classify(
-            exc, phase="run", memory_cap_bytes=settings.memory_cap_bytes, shapes_given=False
-        )
+    except MemoryError:
+        memory = bench.memory_failure(settings.memory_cap_bytes, "MemoryError")
         reason, message = memory.reason, memory.message
     except Exception as exc:  # noqa: BLE001 - any failure is reported as data, trace on stderr
         traceback.print_exc()
@@ -147,21 +160,14 @@ def _answer(job: Job, bench: ModuleType, started: float) -> Message:
     return Failure(reason, message, time.monotonic() - started)
 
 
-def main() -> int:
-    hold()  # first: die with the agent, even if it dies during the slow imports
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    faulthandler.enable()  # a native crash leaves a Python traceback in the agent's log
-    channel = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+def serve(channel: int, jobs: BinaryIO, runtimes: dict[str, str]) -> int:
+    """Say Ready on ``channel``, read ONE job from ``jobs``, answer it; the exit code.
 
-    # The slow imports, done before any job arrives.
-    from fleetnas.agent import _worker_bench as bench
-
-    _prewarm(bench)
-    write_message(channel, Ready(os.getpid(), vm_data_bytes(), bench.ort.__version__))
+    EOF instead of a job: exit quietly (a spare being discarded).
+    """
+    write_message(channel, Ready(os.getpid(), vm_data_bytes(), runtimes))
     try:
-        job = read_message(sys.stdin.buffer, MAX_JOB_BYTES)
+        job = read_message(jobs, MAX_JOB_BYTES)
     except ProtocolError as exc:
         write_message(channel, Failure("InternalError", f"unreadable job: {exc}", 0.0))
         return 0
@@ -171,9 +177,19 @@ def main() -> int:
     if not isinstance(job, Job):
         answer: Message = Failure("InternalError", f"expected a Job, got {type(job).__name__}", 0.0)
     else:
-        answer = _answer(job, bench, started)
+        answer = _answer(job, started)
     write_message(channel, answer)
     return 0
+
+
+def main() -> int:
+    hold()  # first: die with the agent, even if it dies during the slow imports
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    faulthandler.enable()  # a native crash leaves a Python traceback in the agent's log
+    channel = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return serve(channel, sys.stdin.buffer, prepare())
 
 
 if __name__ == "__main__":

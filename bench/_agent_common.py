@@ -55,11 +55,16 @@ _OPT_LEVELS = {
 
 
 # -- models ---------------------------------------------------------------------
-def onnx_models() -> ModuleType:
-    """The test-suite model builders (``tests/onnx_models.py``), importable from bench/."""
+def test_models(name: str = "onnx_models") -> ModuleType:
+    """A test-suite model-builder module (``tests/<name>.py``), importable from bench/."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    return importlib.import_module("tests.onnx_models")
+    return importlib.import_module(f"tests.{name}")
+
+
+def onnx_models() -> ModuleType:
+    """The test-suite ONNX builders (``tests/onnx_models.py``)."""
+    return test_models("onnx_models")
 
 
 @dataclass(frozen=True)
@@ -237,9 +242,10 @@ def wait_quiet(
 
 # -- the bare onnxruntime baseline ---------------------------------------------------
 def bare_session(
-    model: bytes, s: agent_pb2.BenchmarkSettings
+    model: bytes, s: agent_pb2.BenchmarkSettings, providers: Sequence[object] | None = None
 ) -> tuple[ort.InferenceSession, float]:
-    """A session from bytes with the agent's session options; returns it and its creation ms."""
+    """A session from bytes with the agent's session options (``providers``, with their
+    options, default ``s.providers``); returns it and its creation ms."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = s.intra_op_threads
     options.inter_op_num_threads = s.inter_op_threads
@@ -248,7 +254,8 @@ def bare_session(
     options.log_severity_level = 3
     options.add_session_config_entry("session.load_model_format", "ONNX")
     start = time.perf_counter()
-    session = ort.InferenceSession(model, sess_options=options, providers=list(s.providers))
+    session = ort.InferenceSession(model, sess_options=options,
+                                   providers=list(providers or s.providers))  # fmt: skip
     return session, (time.perf_counter() - start) * 1000.0
 
 
@@ -263,7 +270,8 @@ def bare_feeds(session: ort.InferenceSession, seed: int) -> dict[str, np.ndarray
     return feeds
 
 
-def _stop(runs: int, elapsed_s: float, s: agent_pb2.BenchmarkSettings) -> bool:
+def stop_rule(runs: int, elapsed_s: float, s: agent_pb2.BenchmarkSettings) -> bool:
+    """The agent's stopping rule for a timed loop."""
     return (
         (runs >= s.min_runs and elapsed_s >= s.min_duration_s)
         or runs >= s.max_runs
@@ -286,7 +294,8 @@ class BareRun:
         return statistics.median(self.samples_ms)
 
 
-def _timed_runs(run: Callable[[], object], stop: Callable[[int, float], bool]) -> list[float]:
+def timed_runs(run: Callable[[], object], stop: Callable[[int, float], bool]) -> list[float]:
+    """``perf_counter`` around each ``run()``, gc off, until ``stop(runs, elapsed_s)``."""
     samples: list[float] = []
     gc.collect()
     gc.disable()
@@ -319,14 +328,35 @@ def _bare(
     for _ in range(s.warmup_runs):
         run()
     t2 = time.perf_counter()
-    samples = _timed_runs(run, stop)
+    samples = timed_runs(run, stop)
     wall_ms = (time.perf_counter() - wall_start) * 1000.0
     return BareRun(create_ms, (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, samples, wall_ms)
 
 
 def bare_loop(model: bytes, s: agent_pb2.BenchmarkSettings) -> BareRun:
     """Session, first run, ``warmup_runs``, then timed runs under the agent's stopping rule."""
-    return _bare(model, s, lambda runs, elapsed: _stop(runs, elapsed, s))
+    return _bare(model, s, lambda runs, elapsed: stop_rule(runs, elapsed, s))
+
+
+def bare_gpu_median(model: bytes, s: agent_pb2.BenchmarkSettings,
+                    providers: Sequence[object]) -> float:  # fmt: skip
+    """Median (ms) of a bare GPU loop with I/O binding: the seeded inputs copied to the GPU
+    once and bound there, outputs bound on the GPU, each timed run one
+    ``run_with_iobinding``, after a first run and ``warmup_runs``, under the agent's
+    stopping rule. ``providers`` with their options (CUDA, TensorRT on device 0)."""
+    session, _ = bare_session(model, s, providers)
+    binding = session.io_binding()
+    values = {name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
+              for name, array in bare_feeds(session, s.seed).items()}  # fmt: skip
+    for name, value in values.items():
+        binding.bind_ortvalue_input(name, value)
+    for output in session.get_outputs():
+        binding.bind_output(output.name, "cuda", 0)
+    for _ in range(1 + s.warmup_runs):
+        session.run_with_iobinding(binding)
+    samples = timed_runs(lambda: session.run_with_iobinding(binding),
+                          lambda runs, elapsed: stop_rule(runs, elapsed, s))  # fmt: skip
+    return statistics.median(samples)
 
 
 def bare_fixed(model: bytes, s: agent_pb2.BenchmarkSettings, runs: int) -> BareRun:

@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ BLOCKS = ((32, 96), (32, 96), (32, 128), (32, 128), (32, 128), (32, 192))  # (ch
 CLASSES = 10
 
 
-def _hash_weights(salt: int, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+def hash_weights(salt: int, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
     """Deterministic pseudo-random weights, uniform in ±sqrt(3 / fan_in) (unit variance out)."""
     count = math.prod(shape)
     index = np.arange(count, dtype=np.uint64) + np.uint64(salt * 1_000_003)
@@ -57,7 +58,7 @@ class _Builder:
     def conv(self, x: str, cin: int, cout: int, k: int, *, stride: int = 1, group: int = 1) -> str:
         self._salt += 1
         n = self._salt
-        w = _hash_weights(n, (cout, cin // group, k, k), (cin // group) * k * k)
+        w = hash_weights(n, (cout, cin // group, k, k), (cin // group) * k * k)
         self.inits.append(numpy_helper.from_array(w, f"conv{n}.w"))
         self.inits.append(numpy_helper.from_array(np.zeros(cout, np.float32), f"conv{n}.b"))
         out = f"conv{n}"
@@ -97,7 +98,7 @@ def build() -> bytes:
         h = out
     b.nodes.append(helper.make_node("GlobalAveragePool", [h], ["pooled"]))
     b.nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], axis=1))
-    head_w = _hash_weights(999, (channels, CLASSES), channels)
+    head_w = hash_weights(999, (channels, CLASSES), channels)
     b.inits.append(numpy_helper.from_array(head_w, "head.w"))
     b.inits.append(numpy_helper.from_array(np.zeros(CLASSES, np.float32), "head.b"))
     b.nodes.append(helper.make_node("Gemm", ["flat", "head.w", "head.b"], ["y"]))
@@ -119,17 +120,20 @@ def build() -> bytes:
     return model.SerializeToString()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def asset_main(doc: str, asset: Path, build_bytes: Callable[[], bytes], script: str,
+               argv: list[str] | None = None) -> int:  # fmt: skip
+    """The command line of a reference-asset script: write the asset, or ``--check`` that it
+    is what ``build_bytes`` makes (exit 1 if stale). Shared by both reference scripts."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the asset is stale")
-    parser.add_argument("--output", type=Path, default=ASSET, help="where to write the model")
+    parser.add_argument("--output", type=Path, default=asset, help="where to write the model")
     args = parser.parse_args(argv)
-    data = build()
+    data = build_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if args.check:
         current = args.output.read_bytes() if args.output.exists() else b""
         if current != data:
-            print(f"{args.output} is stale; run scripts/make_reference_model.py", file=sys.stderr)
+            print(f"{args.output} is stale; run scripts/{script}", file=sys.stderr)
             return 1
         print(f"{args.output} is up to date (sha256 {digest})")
         return 0
@@ -137,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_bytes(data)
     print(f"wrote {args.output}: {len(data)} bytes, sha256 {digest}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asset_main(__doc__ or "", ASSET, build, "make_reference_model.py", argv)
 
 
 if __name__ == "__main__":

@@ -69,11 +69,12 @@ def mlp(width: int, depth: int, seed: int = 0) -> bytes:
     return _finish(graph)
 
 
-def conv_net(channels: int, size: int, depth: int, seed: int = 0) -> bytes:
+def conv_net(channels: int, size: int, depth: int, seed: int = 0, *, named: bool = False) -> bytes:
     """A float32 conv net: ``depth`` × (Conv 3×3, pad 1, + Relu), then GlobalAveragePool.
 
     Input ``"x"`` of shape [1, channels, size, size], output ``"y"`` of shape
-    [1, channels, 1, 1].
+    [1, channels, 1, 1]. ``named`` names the nodes ``conv<i>``, ``relu<i>``,
+    ``pool`` (by default they are unnamed, as in the bytes tests already hash).
     """
     if channels <= 0 or size <= 0 or depth <= 0:
         raise ValueError(
@@ -90,11 +91,14 @@ def conv_net(channels: int, size: int, depth: int, seed: int = 0) -> bytes:
         )
         inits.append(numpy_helper.from_array(np.zeros(channels, np.float32), b))
         nodes.append(
-            helper.make_node("Conv", [prev, w, b], [f"c{i}"], kernel_shape=[3, 3], pads=[1] * 4)
+            helper.make_node("Conv", [prev, w, b], [f"c{i}"], kernel_shape=[3, 3], pads=[1] * 4,
+                             name=f"conv{i}" if named else None)
         )
-        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"],
+                                      name=f"relu{i}" if named else None))
         prev = f"r{i}"
-    nodes.append(helper.make_node("GlobalAveragePool", [prev], ["y"]))
+    nodes.append(helper.make_node("GlobalAveragePool", [prev], ["y"],
+                                  name="pool" if named else None))
     graph = helper.make_graph(
         nodes,
         f"conv_c{channels}_s{size}_d{depth}",

@@ -79,7 +79,7 @@ def waiting_worker(agent_pid: int) -> psutil.Process:
     """The agent's warm spare once it waits for its job (blocked reading its stdin pipe)."""
 
     def find() -> psutil.Process | None:
-        for child in psutil.Process(agent_pid).children():
+        for child in psutil.Process(agent_pid).children(recursive=True):  # forked: grandchildren
             try:
                 wchan = Path(f"/proc/{child.pid}/wchan").read_text()
             except OSError:

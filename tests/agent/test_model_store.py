@@ -26,8 +26,8 @@ def _put(store: ModelStore, data: bytes) -> str:
 def test_put_names_file_by_hash_and_survives_restart(tmp_path):
     store = ModelStore(tmp_path, budget_bytes=10_000, max_model_bytes=1_000)
     sha = _put(store, b"a" * 500)
-    assert (tmp_path / f"{sha}.onnx").read_bytes() == b"a" * 500
-    assert [p.name for p in tmp_path.iterdir()] == [f"{sha}.onnx"]
+    assert (tmp_path / f"{sha}.model").read_bytes() == b"a" * 500
+    assert [p.name for p in tmp_path.iterdir()] == [f"{sha}.model"]
     reopened = ModelStore(tmp_path, budget_bytes=10_000, max_model_bytes=1_000)
     assert reopened.has(sha) and reopened.total_bytes == 500
 
@@ -42,7 +42,7 @@ def test_lru_eviction_keeps_recently_used_and_pinned(tmp_path):
         d = _put(store, os.urandom(1000))  # over budget: c goes, a is pinned
         assert store.has(a) and store.has(d) and not store.has(c)
     assert store.total_bytes <= 2_500
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.onnx" for s in (a, d))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.model" for s in (a, d))
 
 
 def test_pinned_models_may_overrun_budget_until_unpinned(tmp_path):
@@ -126,3 +126,31 @@ def test_a_declared_size_alone_evicts_nothing(tmp_path):
     with pytest.raises(InvalidUpload, match="after 1 of the declared 1000"):
         store.put_stream("0" * 64, 1000, [b"x"])
     assert store.has(a) and store.has(b) and store.total_bytes == 2_000
+
+
+def test_tflite_bytes_are_stored_like_any_model_and_the_name_says_no_format(tmp_path):
+    from fleetnas.agent.model_format import format_of_file
+    from fleetnas.agent.reference import default_reference_path
+    from fleetnas.api.v1 import agent_pb2
+
+    store = ModelStore(tmp_path, budget_bytes=10_000_000, max_model_bytes=1_000_000)
+    tflite = default_reference_path("litert").read_bytes()
+    onnx = default_reference_path("onnxruntime").read_bytes()
+    shas = [_put(store, tflite), _put(store, onnx)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.model" for s in shas)
+    with store.pinned(shas[0]) as first, store.pinned(shas[1]) as second:
+        assert first.path.read_bytes() == tflite
+        assert format_of_file(first.path) == agent_pb2.MODEL_FORMAT_TFLITE  # from the bytes
+        assert format_of_file(second.path) == agent_pb2.MODEL_FORMAT_ONNX
+
+
+def test_an_older_agents_cache_is_taken_over_under_the_new_name(tmp_path):
+    data = b"b" * 300
+    sha = hashlib.sha256(data).hexdigest()
+    (tmp_path / f"{sha}.onnx").write_bytes(data)  # how agents before TFLite named models
+    (tmp_path / "notes.onnx").write_bytes(b"not ours")  # not a hash: left alone
+    store = ModelStore(tmp_path, budget_bytes=10_000, max_model_bytes=1_000)
+    assert store.has(sha) and store.total_bytes == 300
+    with store.pinned(sha) as model:
+        assert model.path.name == f"{sha}.model" and model.path.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{sha}.model", "notes.onnx"])

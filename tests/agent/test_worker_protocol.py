@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from fleetnas.agent._text import client_text, echo
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     PREFIX_BYTES,
@@ -21,10 +22,8 @@ from fleetnas.agent._worker_protocol import (
     Ready,
     ReferenceJob,
     Result,
-    client_text,
     encode,
     read_message,
-    shown,
     write_message,
 )
 from fleetnas.agent.reference import Calibration
@@ -34,8 +33,11 @@ REFERENCE = ReferenceJob(
     calibrated_at=None, calibration_runs=200, max_calibration_cv=0.1,
 )  # fmt: skip
 MESSAGES = [
-    Ready(pid=123, vm_data_bytes=1 << 27, onnxruntime_version="1.32.0"),
+    Ready(pid=123, vm_data_bytes=1 << 27, runtimes={"onnxruntime": "1.32.0", "litert": "2.3.0"}),
+    Ready(pid=123, vm_data_bytes=0, runtimes={}),
     Job(model_path="/cache/models/x.onnx", settings=bytes(range(256)) * 3, reference=None),
+    Job(model_path="m", settings=b"", reference=None, model_sha256="ab" * 32,
+        engine_cache_dir="/cache/trt-engines"),  # fmt: skip
     Job(model_path="m", settings=b"", reference=REFERENCE),
     Job(
         model_path="m",
@@ -118,9 +120,12 @@ def _frame(kind: int, header: dict[str, object], blob: bytes = b"") -> bytes:
 @pytest.mark.parametrize(
     "frame,fragment",
     [
-        (_frame(Ready.KIND, {"pid": "1", "vm_data_bytes": 0, "onnxruntime_version": ""}), "'pid'"),
-        (_frame(Ready.KIND, {"pid": True, "vm_data_bytes": 0, "onnxruntime_version": ""}), "'pid'"),
-        (_frame(Ready.KIND, {"pid": 1, "onnxruntime_version": ""}), "'vm_data_bytes' is missing"),
+        (_frame(Ready.KIND, {"pid": "1", "vm_data_bytes": 0, "runtimes": {}}), "'pid'"),
+        (_frame(Ready.KIND, {"pid": True, "vm_data_bytes": 0, "runtimes": {}}), "'pid'"),
+        (_frame(Ready.KIND, {"pid": 1, "runtimes": {}}), "'vm_data_bytes' is missing"),
+        (_frame(Ready.KIND, {"pid": 1, "vm_data_bytes": 0, "runtimes": {"ort": 1}}),
+         "'runtimes' is not a map of strings"),
+        (_frame(Ready.KIND, {"pid": 1, "vm_data_bytes": 0}), "'runtimes' is missing"),
         (_frame(Failure.KIND, {"reason": "os.system", "message": "", "elapsed_s": 0}), "reason"),
         (_frame(Result.KIND, {"calibration": None, "elapsed_s": "soon"}), "'elapsed_s'"),
         (
@@ -129,8 +134,11 @@ def _frame(kind: int, header: dict[str, object], blob: bytes = b"") -> bytes:
             "bad calibration",
         ),  # fmt: skip
         (_frame(Job.KIND, {"model_path": "m", "reference": "r"}), "'reference'"),
+        (_frame(Job.KIND, {"model_path": "m", "reference": None, "model_sha256": 7,
+                           "engine_cache_dir": ""}), "'model_sha256'"),  # fmt: skip
     ],
-    ids=["str-int", "bool-int", "missing", "reason", "float", "calibration", "reference"],
+    ids=["str-int", "bool-int", "missing", "runtimes-map", "runtimes-missing", "reason", "float",
+         "calibration", "reference", "sha-type"],
 )
 def test_each_field_is_type_checked(frame: bytes, fragment: str) -> None:
     with pytest.raises(ProtocolError, match=fragment):
@@ -155,5 +163,6 @@ def test_client_text_drops_host_paths_and_bounds_length() -> None:
     assert "/home/ann" not in out and "/opt/venv" not in out and "Users" not in out
     assert "…/ab.onnx" in out and "…/worker_main.py" in out and "…/x.onnx" in out
     assert "onnxruntime/core/graph.cc:12" in out and "\n" not in out
-    assert len(client_text("x" * 5000)) == 600
-    assert len(shown("n" * 1_000_000)) == 80 and shown("short") == "'short'"
+    assert client_text("x" * 5000) == "x" * 600 + "... (4400 more characters)"
+    assert echo("n" * 1_000_000).startswith("'" + "n" * 79 + "...") and echo("short") == "'short'"
+    assert len(echo("n" * 1_000_000)) < 120
