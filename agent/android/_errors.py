@@ -115,6 +115,12 @@ class BenchmarkCrashed(errors.WorkerCrashed):
     android_reason: ClassVar[str] = "BENCHMARK_CRASHED"
 
 
+class BenchmarkCancelled(BenchmarkCrashed):
+    """The run was stopped because its client went away (cancel-on-disconnect)."""
+
+    android_reason: ClassVar[str] = "BENCHMARK_CANCELLED"
+
+
 class BenchmarkHung(errors.BenchmarkTimeout):
     """The benchmark ran past its timeout; it was killed on the host and on the phone."""
 
@@ -134,5 +140,6 @@ ANDROID_ERRORS: tuple[type[errors.AgentError], ...] = (
     PhoneBusy,
     ToolOutputUnreadable,
     BenchmarkCrashed,
+    BenchmarkCancelled,
     BenchmarkHung,
 )

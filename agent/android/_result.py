@@ -21,10 +21,14 @@ from fleetnas.agent.android._cooldown import CoolDownPolicy, CoolDownRecord
 from fleetnas.agent.android._state import PhoneState
 from fleetnas.agent.android._tools import SOURCE_RAW, RunSpec, Statistics
 from fleetnas.agent.errors import InvalidSettings
+from fleetnas.agent.runtimes import LITERT_CPU, ONNXRUNTIME
 from fleetnas.agent.stats import latency_stats
 from fleetnas.api.v1 import agent_pb2
 
 MAX_RUNS = 1_000_000
+# What a request may name as providers: onnxruntime_perf_test's CPU provider,
+# benchmark_model's XNNPACK (its CPU path).
+PHONE_ACCELERATORS = ("CPUExecutionProvider", LITERT_CPU)
 TOOL_STATISTICS_WARNING = (
     "tool statistics: {tool} gives no per-run times; mean/min/max/std are the tool's own "
     "figures and there is no median (median_ms is 0)"
@@ -91,9 +95,13 @@ class PhoneBenchSettings:
         """
         if settings.method == agent_pb2.METHOD_PAIRED:
             raise InvalidSettings("method: the paired method is not available on phones yet")
-        other = [p for p in settings.providers if p != "CPUExecutionProvider"]
+        other = [p for p in settings.providers if p not in PHONE_ACCELERATORS]
         if other:
-            raise InvalidSettings(f"providers: only the CPU is available on phones, got {other}")
+            raise InvalidSettings(f"providers: only the CPU is available on phones "
+                                  f"({' or '.join(PHONE_ACCELERATORS)}), got {other}")
+        if settings.profile:
+            raise InvalidSettings("profile: per-operator profiles are not available on "
+                                  "phones yet")
         if len(settings.input_shapes):
             raise InvalidSettings("input_shapes: not available on phones yet (the tools use "
                                   "the model's own static shapes)")
@@ -104,7 +112,8 @@ class PhoneBenchSettings:
             min_duration_s=settings.min_duration_s,
             max_duration_s=settings.max_duration_s,
             cluster=cluster,
-            use_xnnpack=use_xnnpack,
+            use_xnnpack=use_xnnpack and (not settings.providers
+                                         or LITERT_CPU in settings.providers),
             graph_optimization=settings.graph_optimization or agent_pb2.GRAPH_OPTIMIZATION_ALL,
             timeout_s=settings.timeout_s,
             cooldown=cooldown if cooldown is not None else CoolDownPolicy(),
@@ -135,6 +144,8 @@ class PhoneBenchResult:
     started_at: float
     wall_s: float
     fingerprint: str
+    tool_version: str = ""
+    runtime: str = ""
 
     @property
     def headline_ms(self) -> float:
@@ -191,6 +202,8 @@ class PhoneBenchResult:
             started_at=self.started_at,
             wall_s=self.wall_s,
             host_fingerprint=self.fingerprint,
+            runtime_version=self.tool_version,
+            onnxruntime_version=self.tool_version if self.runtime == ONNXRUNTIME else "",
         )
 
 
