@@ -110,6 +110,8 @@ class LocalShell(DeviceShell):
         result.state_after.CopyFrom(after)
         if not result.runtime_version and settings.runtime == "onnxruntime":
             result.runtime_version = result.onnxruntime_version  # a worker that predates it
+        if not result.samples_source:
+            result.samples_source = agent_pb2.SAMPLES_SOURCE_RAW  # the worker times every run
         telemetry.finish(result)
         result.warnings.extend(
             state_warnings(before, after, threads_used=threads, logical_cores=cpu.logical_cores)

@@ -131,5 +131,6 @@ def test_no_state_polls_on_the_phone_while_a_benchmark_runs(
 
     phone.set_faults()
     result = shell.benchmark(path, sha, _resolved(shell))  # the shell works on
-    assert result.stats.mean_ms > 0
+    assert result.samples_source == agent_pb2.SAMPLES_SOURCE_TOOL_STATISTICS
+    assert result.stats.median_ms == result.stats.mean_ms > 0 and not result.samples_ms
     assert shell.status_state().timestamp == result.state_after.timestamp
