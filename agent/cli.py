@@ -27,7 +27,7 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from fleetnas.agent import __version__
-from fleetnas.agent.config import TOKEN_ENV, AgentConfig, ConfigError
+from fleetnas.agent.config import ADB_CLUSTERS, TOKEN_ENV, AgentConfig, ConfigError
 from fleetnas.agent.errors import AgentError
 from fleetnas.agent.report import format_description, format_result
 from fleetnas.agent.settings_args import (
@@ -45,6 +45,9 @@ EPILOG_SERVE = """examples:
   fleetnas-agent serve --class pi4 --default-threads 4         # how this device is measured
   fleetnas-agent serve --class orin --default-provider CUDAExecutionProvider \\
       --default-provider CPUExecutionProvider
+  fleetnas-agent serve --adb R5CT1234ABC --class pixel7 \\
+      --adb-benchmark-binary benchmark_model=android_aarch64_benchmark_model
+                                                        # serve a phone attached over ADB
 """
 EPILOG_BENCH = """examples:
   fleetnas-agent bench model.onnx                       # throw-away local agent
@@ -81,6 +84,17 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("device_class", "--class", str, "the device class (pool) this agent belongs to, in Describe"),
     ("energy_idle_s", "--energy-idle-s", float,
      "measure this many idle seconds before each benchmark for net energy figures (0 = off)"),
+    ("adb_serial", "--adb", str,
+     "serve the phone with this adb serial instead of this host (docs/android.md)"),
+    ("adb_path", "--adb-path", str, "the adb executable (a name on PATH or a path)"),
+    ("adb_cooldown_target_c", "--adb-cooldown-target", float,
+     "before each run, wait until the phone's SoC is at most this hot (°C) or stops cooling"),
+    ("adb_cooldown_timeout_s", "--adb-cooldown-timeout", float,
+     "longest cool-down wait before a run goes ahead with a warning (s; 0 = check once)"),
+    ("adb_lock_dir", "--adb-lock-dir", Path,
+     "folder of the per-phone lock files; none = $XDG_RUNTIME_DIR/fleetnas-adb, else "
+     "<tmp>/fleetnas-adb-<uid>"),
+    ("adb_work_dir", "--adb-work-dir", str, "the agent's folder on the phone"),
 ]
 
 
@@ -119,6 +133,15 @@ def _parser() -> argparse.ArgumentParser:
                        default=[], metavar="NAME",
                        help="execution provider for requests that leave providers unset; repeat "
                             "in order of preference (default: CPUExecutionProvider)")
+    serve.add_argument("--adb-benchmark-binary", dest="adb_benchmark_binaries",
+                       action="append", default=[], metavar="KIND=PATH[,LIB...]",
+                       help="with --adb: a benchmark binary built for the phone, KIND "
+                            "benchmark_model (.tflite) or onnxruntime_perf_test (.onnx), with "
+                            "shared libraries to push beside it; repeat per kind")
+    serve.add_argument("--adb-cluster", dest="adb_cluster", choices=ADB_CLUSTERS,
+                       default=defaults.adb_cluster,
+                       help="with --adb: the core cluster benchmarks are pinned to "
+                            "(default: %(default)s)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow listening off loopback without a token")
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
@@ -152,6 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
     values["token"] = args.token or os.environ.get(TOKEN_ENV) or None
     values["insecure"] = args.insecure
     values["default_providers"] = tuple(args.default_providers)
+    values["adb_benchmark_binaries"] = tuple(args.adb_benchmark_binaries)
     config = AgentConfig(**values)
     if args.port_file and not args.port_file.parent.is_dir():
         raise ConfigError(f"--port-file: no such folder: {args.port_file.parent}")

@@ -245,6 +245,9 @@ class AgentConfig:
                 "(benchmark_model for .tflite, onnxruntime_perf_test for .onnx; "
                 "docs/android.md says where to get them)"
             )
+        if self.energy_idle_s:
+            raise ConfigError("--energy-idle-s measures this host's energy meters; a phone "
+                              "agent (--adb) has none: leave it 0")
         if self.adb_cluster not in ADB_CLUSTERS:
             raise ConfigError(
                 f"--adb-cluster {self.adb_cluster[:40]!r}: choose one of {', '.join(ADB_CLUSTERS)}"

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -271,11 +272,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             with lock:
                 running[0] = False
 
-    def _resolve(self, sha: str, requested: agent_pb2.BenchmarkSettings
+    def _resolve(self, sha: str, path: Path, requested: agent_pb2.BenchmarkSettings
                  ) -> tuple[agent_pb2.BenchmarkSettings, int]:
-        """The resolved settings and the model's format (ONNX when it is not cached: the
-        benchmark then fails with MODEL_NOT_FOUND)."""
-        model_format = self._format(sha) or agent_pb2.MODEL_FORMAT_ONNX
+        """The resolved settings and the format of the pinned model at ``path``: which
+        runtimes may run it depends on the format, so a model that is not cached is
+        MODEL_NOT_FOUND before its settings are looked at."""
+        model_format = self._formats.get(sha, path)
         if model_format == agent_pb2.MODEL_FORMAT_UNRECOGNIZED:
             raise ModelInvalid(
                 f"model {sha[:12]}: the bytes are neither ONNX (a protobuf ModelProto) nor "
@@ -288,12 +290,13 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     @_translate_errors
     def Benchmark(self, request: agent_pb2.BenchmarkRequest, context: grpc.ServicerContext):
         sha = validate_sha256(request.model_sha256)
-        settings, model_format = self._resolve(sha, request.settings)
         log = get_logger()
-        with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
-            log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
-            with self._cancel_on_disconnect(context, sha):
-                result = self._shell.benchmark(model.path, sha, settings)
+        with self._store.pinned(sha) as model:
+            settings, model_format = self._resolve(sha, model.path, request.settings)
+            with self._gate.slot(sha, context.is_active):
+                log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
+                with self._cancel_on_disconnect(context, sha):
+                    result = self._shell.benchmark(model.path, sha, settings)
         result.agent_version = __version__
         result.host_fingerprint = self._description.host_fingerprint
         result.model_format = model_format

@@ -334,6 +334,14 @@ class PhoneBench:
             f'if {alive}; then echo "{ALIVE_MARKER} $p"; else echo "{KILLED_MARKER} $p"; fi; fi'
         )
 
+    def stop_leftover(self) -> int | None:
+        """Stop a benchmark an earlier agent left running on the phone (it was killed, or
+        the phone was unplugged mid-run); the pid it stopped, or None. A host-side ``adb
+        shell`` still waiting for that run then ends too. Raises the adb errors."""
+        done = self._adb.shell(self._kill_script(), timeout_s=PREPARE_TIMEOUT_S)
+        found = re.search(rf"(?:{KILLED_MARKER}|{ALIVE_MARKER}) (\d+)", done.stdout)
+        return int(found.group(1)) if found else None
+
     def prepare(self, tool: BenchmarkTool, model_path: Path, sha: str) -> str:
         """Make the phone ready to run ``tool`` on the model; returns the model's phone path."""
         remote_model = self._model(sha, tool.model_format)

@@ -63,7 +63,8 @@ class AndroidShell(DeviceShell):
     def open(cls, config: AgentConfig) -> AndroidShell:
         """The phone of ``config.adb_serial`` with ``config``'s binaries, cluster and cool-down.
 
-        Raises the phone's named errors (PhoneBusy, AdbNotFound,
+        A benchmark an earlier agent left running on the phone (it was killed
+        mid-run) is stopped first. Raises the phone's named errors (PhoneBusy, AdbNotFound,
         DeviceNotFound, DeviceUnauthorized, DeviceOffline, BinaryMissing,
         BinaryNotExecutable), InvalidSettings for a cluster the phone does
         not have, ValueError for a bad binary spec or ``--host-fingerprint``.
@@ -80,6 +81,10 @@ class AndroidShell(DeviceShell):
             work_dir=config.adb_work_dir,
         )
         try:
+            stopped = phone.bench.stop_leftover()
+            if stopped is not None:
+                get_logger().warning("stopped a benchmark an earlier agent left on the phone",
+                                     extra={"serial": config.adb_serial, "pid": stopped})
             return cls(phone, fingerprint_override=config.host_fingerprint)
         except BaseException:
             phone.close()

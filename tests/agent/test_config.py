@@ -43,6 +43,8 @@ def test_off_loopback_without_token_is_refused(tmp_path):
       "adb_cooldown_timeout_s": -1.0}, "--adb-cooldown-timeout must be >= 0"),
     ({"adb_serial": "R5CT", "adb_benchmark_binaries": ("bm",),
       "adb_cooldown_target_c": float("nan")}, "--adb-cooldown-target"),
+    ({"adb_serial": "R5CT", "adb_benchmark_binaries": ("bm",), "energy_idle_s": 2.0},
+     "--energy-idle-s measures this host's energy meters"),
 ])
 def test_inconsistent_settings_name_the_flag(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):
