@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from google.protobuf import json_format
 from fleetnas.agent import __version__
 from fleetnas.agent.config import ADB_CLUSTERS, TOKEN_ENV, AgentConfig, ConfigError
 from fleetnas.agent.errors import AgentError
+from fleetnas.agent.lifeline import clean_stale, owned_prefix
 from fleetnas.agent.report import format_description, format_result
 from fleetnas.agent.settings_args import (
     add_settings_flags,
@@ -56,6 +59,8 @@ EPILOG_BENCH = """examples:
   fleetnas-agent bench model.onnx --address pi4.lan:50051   # token from $FLEETNAS_AGENT_TOKEN
 """
 
+# The cache folders of throw-away agents (bench, demo without --address).
+THROWAWAY_PREFIX = "fleetnas-agent-bench-"
 # Settings listed once: dest, flag, type, help (defaults come from AgentConfig).
 _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("host", "--host", str, "interface to listen on; off loopback a token is required"),
@@ -219,13 +224,30 @@ def _bench_on(client, model_bytes: bytes, settings, as_json: bool) -> None:
     _print(result, as_json, format_result(result))
 
 
+@contextmanager
+def _throwaway_cache() -> Iterator[Path]:
+    """A fresh cache folder in the temp folder, removed on exit.
+
+    Named after this process (``fleetnas-agent-bench-<pid>-<start>-*``), so
+    that the next one removes the folders of those that were killed before
+    they could remove their own (``lifeline.clean_stale``).
+    """
+    parent = Path(tempfile.gettempdir())
+    clean_stale(parent, THROWAWAY_PREFIX)
+    path = Path(tempfile.mkdtemp(prefix=owned_prefix(THROWAWAY_PREFIX), dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _with_local_agent(fn) -> None:
     """Run ``fn(client)`` against a throw-away agent on 127.0.0.1:0."""
     from fleetnas.agent.client import AgentClient
     from fleetnas.agent.server import create_server
 
-    with tempfile.TemporaryDirectory(prefix="fleetnas-agent-") as tmp:
-        agent = create_server(AgentConfig(host="127.0.0.1", port=0, cache_dir=Path(tmp)))
+    with _throwaway_cache() as cache:
+        agent = create_server(AgentConfig(host="127.0.0.1", port=0, cache_dir=cache))
         try:
             with AgentClient(f"127.0.0.1:{agent.port}") as client:
                 fn(client)
