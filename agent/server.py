@@ -73,6 +73,11 @@ class AgentServer:
         """The worker runner of an agent on this host; None for a phone agent."""
         return self.shell.runner if isinstance(self.shell, LocalShell) else None
 
+    @property
+    def telemetry(self) -> DeviceTelemetry | None:
+        """The telemetry sources of an agent on this host; None for a phone agent."""
+        return self.shell.telemetry if isinstance(self.shell, LocalShell) else None
+
     def stop(self, drain_timeout_s: float | None = None) -> None:
         """Graceful shutdown: NOT_SERVING, refuse new work, drain, stop, close the shell."""
         if self._stopped.is_set():

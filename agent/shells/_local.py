@@ -41,7 +41,7 @@ class LocalShell(DeviceShell):
     ) -> None:
         """``description``: this host's (``describe_device``) with the telemetry's facts."""
         self.runner = runner
-        self._telemetry = telemetry
+        self.telemetry = telemetry
         self._description = description
         self._telemetry_state = telemetry.status_state()
         # Samplers live as long as the agent: throttle counters are compared
@@ -99,7 +99,7 @@ class LocalShell(DeviceShell):
         before = self._sampler.sample()
         noisy = noisy_host_warning(before, threads_used=threads, logical_cores=cpu.logical_cores)
         try:
-            with self._telemetry.job(lambda: self.runner.current_worker_pid) as telemetry:
+            with self.telemetry.job(lambda: self.runner.current_worker_pid) as telemetry:
                 result = self.runner.run(
                     model_path, model_sha256, settings, keep_calibration=noisy is None
                 )
@@ -131,4 +131,4 @@ class LocalShell(DeviceShell):
             return
         self._closed = True
         self.runner.close()
-        self._telemetry.close()
+        self.telemetry.close()
