@@ -16,19 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
 from google.protobuf import json_format
 
 from fleetnas.agent import __version__
-from fleetnas.agent.config import TOKEN_ENV, AgentConfig, ConfigError
+from fleetnas.agent.config import ADB_CLUSTERS, TOKEN_ENV, AgentConfig, ConfigError
 from fleetnas.agent.errors import AgentError
+from fleetnas.agent.lifeline import clean_stale, owned_prefix
 from fleetnas.agent.report import format_description, format_result
 from fleetnas.agent.settings_args import (
     add_settings_flags,
@@ -45,6 +48,9 @@ EPILOG_SERVE = """examples:
   fleetnas-agent serve --class pi4 --default-threads 4         # how this device is measured
   fleetnas-agent serve --class orin --default-provider CUDAExecutionProvider \\
       --default-provider CPUExecutionProvider
+  fleetnas-agent serve --adb R5CT1234ABC --class pixel7 \\
+      --adb-benchmark-binary benchmark_model=android_aarch64_benchmark_model
+                                                        # serve a phone attached over ADB
 """
 EPILOG_BENCH = """examples:
   fleetnas-agent bench model.onnx                       # throw-away local agent
@@ -53,6 +59,8 @@ EPILOG_BENCH = """examples:
   fleetnas-agent bench model.onnx --address pi4.lan:50051   # token from $FLEETNAS_AGENT_TOKEN
 """
 
+# The cache folders of throw-away agents (bench, demo without --address).
+THROWAWAY_PREFIX = "fleetnas-agent-bench-"
 # Settings listed once: dest, flag, type, help (defaults come from AgentConfig).
 _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("host", "--host", str, "interface to listen on; off loopback a token is required"),
@@ -81,6 +89,17 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("device_class", "--class", str, "the device class (pool) this agent belongs to, in Describe"),
     ("energy_idle_s", "--energy-idle-s", float,
      "measure this many idle seconds before each benchmark for net energy figures (0 = off)"),
+    ("adb_serial", "--adb", str,
+     "serve the phone with this adb serial instead of this host (docs/android.md)"),
+    ("adb_path", "--adb-path", str, "the adb executable (a name on PATH or a path)"),
+    ("adb_cooldown_target_c", "--adb-cooldown-target", float,
+     "before each run, wait until the phone's SoC is at most this hot (°C) or stops cooling"),
+    ("adb_cooldown_timeout_s", "--adb-cooldown-timeout", float,
+     "longest cool-down wait before a run goes ahead with a warning (s; 0 = check once)"),
+    ("adb_lock_dir", "--adb-lock-dir", Path,
+     "folder of the per-phone lock files; none = $XDG_RUNTIME_DIR/fleetnas-adb, else "
+     "<tmp>/fleetnas-adb-<uid>"),
+    ("adb_work_dir", "--adb-work-dir", str, "the agent's folder on the phone"),
 ]
 
 
@@ -119,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
                        default=[], metavar="NAME",
                        help="execution provider for requests that leave providers unset; repeat "
                             "in order of preference (default: CPUExecutionProvider)")
+    serve.add_argument("--adb-benchmark-binary", dest="adb_benchmark_binaries",
+                       action="append", default=[], metavar="KIND=PATH[,LIB...]",
+                       help="with --adb: a benchmark binary built for the phone, KIND "
+                            "benchmark_model (.tflite) or onnxruntime_perf_test (.onnx), with "
+                            "shared libraries to push beside it; repeat per kind")
+    serve.add_argument("--adb-cluster", dest="adb_cluster", choices=ADB_CLUSTERS,
+                       default=defaults.adb_cluster,
+                       help="with --adb: the core cluster benchmarks are pinned to "
+                            "(default: %(default)s)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow listening off loopback without a token")
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
@@ -152,6 +180,7 @@ def _serve(args: argparse.Namespace) -> int:
     values["token"] = args.token or os.environ.get(TOKEN_ENV) or None
     values["insecure"] = args.insecure
     values["default_providers"] = tuple(args.default_providers)
+    values["adb_benchmark_binaries"] = tuple(args.adb_benchmark_binaries)
     config = AgentConfig(**values)
     if args.port_file and not args.port_file.parent.is_dir():
         raise ConfigError(f"--port-file: no such folder: {args.port_file.parent}")
@@ -195,13 +224,30 @@ def _bench_on(client, model_bytes: bytes, settings, as_json: bool) -> None:
     _print(result, as_json, format_result(result))
 
 
+@contextmanager
+def _throwaway_cache() -> Iterator[Path]:
+    """A fresh cache folder in the temp folder, removed on exit.
+
+    Named after this process (``fleetnas-agent-bench-<pid>-<start>-*``), so
+    that the next one removes the folders of those that were killed before
+    they could remove their own (``lifeline.clean_stale``).
+    """
+    parent = Path(tempfile.gettempdir())
+    clean_stale(parent, THROWAWAY_PREFIX)
+    path = Path(tempfile.mkdtemp(prefix=owned_prefix(THROWAWAY_PREFIX), dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _with_local_agent(fn) -> None:
     """Run ``fn(client)`` against a throw-away agent on 127.0.0.1:0."""
     from fleetnas.agent.client import AgentClient
     from fleetnas.agent.server import create_server
 
-    with tempfile.TemporaryDirectory(prefix="fleetnas-agent-") as tmp:
-        agent = create_server(AgentConfig(host="127.0.0.1", port=0, cache_dir=Path(tmp)))
+    with _throwaway_cache() as cache:
+        agent = create_server(AgentConfig(host="127.0.0.1", port=0, cache_dir=cache))
         try:
             with AgentClient(f"127.0.0.1:{agent.port}") as client:
                 fn(client)

@@ -4,11 +4,15 @@ Every setting is a flag of ``fleetnas-agent serve``; secrets (the token) also
 come from environment variables so they stay out of shell history and process
 listings. :func:`AgentConfig.validate` enforces the trust model: an agent that
 listens off loopback must have a token (or be told ``--insecure``).
+
+The ``adb_*`` settings make the agent serve a phone attached over ADB
+instead of this host (``--adb SERIAL``; see docs/android.md).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +27,9 @@ MIB = 1024 * 1024
 QUICK_RPC_THREADS: dict[str, int] = {"Status": 4, "Describe": 2, "HasModels": 2, "Check": 2}
 TOKEN_ENV = "FLEETNAS_AGENT_TOKEN"
 MAX_ENERGY_IDLE_S = 60.0
+#: the core clusters a phone's benchmarks can be pinned to (agent/android/_device.py)
+ADB_CLUSTERS = ("little", "big", "prime", "all")
+DEFAULT_ADB_WORK_DIR = "/data/local/tmp/fleetnas"
 _CLASS_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -84,6 +91,15 @@ class AgentConfig:
     default_providers: tuple[str, ...] = ()
     device_class: str = ""
     energy_idle_s: float = 0.0
+    # A phone over ADB (docs/android.md): unset adb_serial = this host.
+    adb_serial: str | None = None
+    adb_benchmark_binaries: tuple[str, ...] = ()
+    adb_path: str = "adb"
+    adb_cluster: str = "big"
+    adb_cooldown_target_c: float = 40.0
+    adb_cooldown_timeout_s: float = 300.0
+    adb_lock_dir: Path | None = None
+    adb_work_dir: str = DEFAULT_ADB_WORK_DIR
 
     @property
     def address(self) -> str:
@@ -114,13 +130,18 @@ class AgentConfig:
             out.intra_op_threads = self.default_threads
         return out
 
-    def check_default_providers(self, available: list[str]) -> None:
-        """ConfigError naming the available providers unless every --default-provider is one."""
+    def check_default_providers(self, description: agent_pb2.DeviceDescription) -> None:
+        """ConfigError naming what is available unless every --default-provider is an
+        accelerator of one of the device's available runtimes (or a v1 provider)."""
+        available = list(description.runtime.available_providers)
+        for runtime in description.runtimes:
+            if runtime.available:
+                available.extend(a for a in runtime.accelerators if a not in available)
         unknown = [p for p in self.default_providers if p not in available]
         if unknown:
             raise ConfigError(
-                f"--default-provider {unknown[0]} is not available here; onnxruntime has: "
-                f"{', '.join(available)}"
+                f"--default-provider {unknown[0]} is not available here; the runtimes have: "
+                f"{', '.join(available) or 'none'}"
             )
 
     def thread_budgets(self) -> dict[str, int]:
@@ -189,6 +210,7 @@ class AgentConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")
         self._validate_defaults()
+        self._validate_adb()
 
     def _validate_defaults(self) -> None:
         if self.default_threads is not None and not 0 <= self.default_threads <= MAX_THREADS:
@@ -206,4 +228,36 @@ class AgentConfig:
             raise ConfigError(
                 f"--energy-idle-s must be 0..{MAX_ENERGY_IDLE_S:g} s (0 = no idle baseline), "
                 f"got {self.energy_idle_s}"
+            )
+
+    def _validate_adb(self) -> None:
+        if not self.adb_serial:
+            given = [flag for flag, value in (
+                ("--adb-benchmark-binary", self.adb_benchmark_binaries),
+                ("--adb-lock-dir", self.adb_lock_dir),
+            ) if value]  # fmt: skip
+            if given:
+                raise ConfigError(f"{given[0]} needs --adb SERIAL (the phone to benchmark on)")
+            return
+        if not self.adb_benchmark_binaries:
+            raise ConfigError(
+                "--adb needs at least one --adb-benchmark-binary KIND=PATH[,LIB...] "
+                "(benchmark_model for .tflite, onnxruntime_perf_test for .onnx; "
+                "docs/android.md says where to get them)"
+            )
+        if self.energy_idle_s:
+            raise ConfigError("--energy-idle-s measures this host's energy meters; a phone "
+                              "agent (--adb) has none: leave it 0")
+        if self.adb_cluster not in ADB_CLUSTERS:
+            raise ConfigError(
+                f"--adb-cluster {self.adb_cluster[:40]!r}: choose one of {', '.join(ADB_CLUSTERS)}"
+            )
+        if not math.isfinite(self.adb_cooldown_target_c):
+            raise ConfigError(
+                f"--adb-cooldown-target must be a temperature in °C, got {self.adb_cooldown_target_c}"
+            )
+        if not (math.isfinite(self.adb_cooldown_timeout_s) and self.adb_cooldown_timeout_s >= 0):
+            raise ConfigError(
+                f"--adb-cooldown-timeout must be >= 0 s (0 = check once, never wait), "
+                f"got {self.adb_cooldown_timeout_s}"
             )

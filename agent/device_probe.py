@@ -275,7 +275,7 @@ def cpu_model(root: Path = Path("/")) -> str:
     specific = [n for n in names if not n.startswith("ARMv")]
     if specific:
         return " + ".join(specific)
-    cores = _unique(name for name in (_arm_core(b) for b in blocks) if name)
+    cores = _unique(name for name in (arm_core(b) for b in blocks) if name)
     if cores:
         return " + ".join(cores)
     if names:
@@ -287,7 +287,10 @@ def cpu_model(root: Path = Path("/")) -> str:
     return ""
 
 
-def _arm_core(block: dict[str, str]) -> str | None:
+def arm_core(block: dict[str, str]) -> str | None:
+    """The core name of one ``/proc/cpuinfo`` processor block from its "CPU implementer"
+    and "CPU part" (``Cortex-A76``; ``ARM part 0xd99`` for a part not in the table); None
+    when the block has neither (not an Arm core)."""
     try:
         implementer = int(block["CPU implementer"], 16)
         part = int(block["CPU part"], 16)

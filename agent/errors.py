@@ -166,6 +166,101 @@ class InternalError(AgentError):
     """An unexpected failure inside the agent."""
 
 
+# -- a phone over ADB (fleetnas-agent serve --adb; agent/android, docs/android.md) -------
+# Here rather than in agent/android so that a client maps their reasons back
+# to these classes without loading the Android backend. ``transient``: a phone
+# that is unplugged or offline may come back; an unauthorized one needs a
+# person to tap "Allow" on it.
+
+
+class AndroidError(AgentError):
+    """Base class: the phone or its tools could not serve the request."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class AdbNotFound(AndroidError):
+    """The ``adb`` executable is not on this host (install Android platform-tools)."""
+
+    reason = agent_pb2.ERROR_REASON_ADB_NOT_FOUND
+
+
+class DeviceNotFound(AndroidError):
+    """No device with this serial is attached (``adb devices`` does not list it)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = agent_pb2.ERROR_REASON_DEVICE_NOT_FOUND
+    transient = True
+
+
+class DeviceUnauthorized(AndroidError):
+    """The phone has not accepted this host's adb key (tap "Allow" on the phone)."""
+
+    reason = agent_pb2.ERROR_REASON_DEVICE_UNAUTHORIZED
+
+
+class DeviceOffline(AndroidError):
+    """adb sees the phone but cannot talk to it (offline, still connecting)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = agent_pb2.ERROR_REASON_DEVICE_OFFLINE
+    transient = True
+
+
+class DeviceLost(AndroidError):
+    """The phone went away (unplugged, rebooted) while a command ran on it."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = agent_pb2.ERROR_REASON_DEVICE_LOST
+    transient = True
+
+
+class AdbFailed(AndroidError):
+    """adb failed in a way none of the named errors describes (the detail says how)."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = agent_pb2.ERROR_REASON_ADB_FAILED
+
+
+class PushFailed(AndroidError):
+    """``adb push`` could not copy a file to the phone (space, permissions)."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = agent_pb2.ERROR_REASON_PUSH_FAILED
+
+
+class BinaryMissing(AndroidError):
+    """The benchmark binary is not where it was said to be (host or phone)."""
+
+    reason = agent_pb2.ERROR_REASON_BINARY_MISSING
+
+
+class BinaryNotExecutable(AndroidError):
+    """The benchmark binary cannot run on the phone (wrong ABI, no exec permission)."""
+
+    reason = agent_pb2.ERROR_REASON_BINARY_NOT_EXECUTABLE
+
+
+class PhoneBusy(AndroidError):
+    """Another agent on this host already drives this phone (its lock is held)."""
+
+    reason = agent_pb2.ERROR_REASON_PHONE_BUSY
+
+
+class ToolOutputUnreadable(AndroidError):
+    """The benchmark tool finished but its output holds no timing fleetnas can read."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = agent_pb2.ERROR_REASON_TOOL_OUTPUT_UNREADABLE
+
+
+#: the phone's errors, one per phone reason
+PHONE_ERRORS: tuple[type[AndroidError], ...] = (
+    AdbNotFound, DeviceNotFound, DeviceUnauthorized, DeviceOffline, DeviceLost, AdbFailed,
+    PushFailed, BinaryMissing, BinaryNotExecutable, PhoneBusy, ToolOutputUnreadable,
+)  # fmt: skip
+
+
 class AgentUnavailable(AgentError):
     """Client side: the agent could not be reached (down, wrong address, TLS mismatch)."""
 
@@ -205,6 +300,7 @@ _SERVER_ERRORS: tuple[type[AgentError], ...] = (
     WorkerCrashed,
     ShuttingDown,
     InternalError,
+    *PHONE_ERRORS,
 )
 _BY_REASON: dict[int, type[AgentError]] = {cls.reason: cls for cls in _SERVER_ERRORS}
 

@@ -16,10 +16,7 @@ def _rows(result: agent_pb2.BenchmarkResult) -> list[tuple[str, str]]:
         ("provider", result.provider),
         ("method", method),
         ("threads (intra/inter)", f"{st.intra_op_threads}/{st.inter_op_threads}"),
-        ("runs", str(len(result.samples_ms))),
-        ("median", f"{s.median_ms:.4f} ms"),
-        ("mean", f"{s.mean_ms:.4f} ms"),
-        ("p90 / p99", f"{s.p90_ms:.4f} / {s.p99_ms:.4f} ms"),
+        *_spread(result),
         ("min / max", f"{s.min_ms:.4f} / {s.max_ms:.4f} ms"),
         ("std (cv)", f"{s.std_ms:.4f} ms ({100 * s.cv:.2f}%)"),
         ("session create", f"{result.session_create_ms:.1f} ms"),
@@ -47,6 +44,19 @@ def _rows(result: agent_pb2.BenchmarkResult) -> list[tuple[str, str]]:
     for warning in result.warnings:
         rows.append(("warning", warning))
     return rows
+
+
+def _spread(result: agent_pb2.BenchmarkResult) -> list[tuple[str, str]]:
+    s = result.stats
+    if result.samples_source == agent_pb2.SAMPLES_SOURCE_TOOL_STATISTICS:
+        return [("runs", f"{result.timed_inferences} (the tool's statistics, no samples)"),
+                ("median", "n/a (the tool gives none; median_ms holds its mean)"),
+                ("mean", f"{s.mean_ms:.4f} ms"),
+                ("p90 / p99", "n/a")]  # fmt: skip
+    return [("runs", str(len(result.samples_ms))),
+            ("median", f"{s.median_ms:.4f} ms"),
+            ("mean", f"{s.mean_ms:.4f} ms"),
+            ("p90 / p99", f"{s.p90_ms:.4f} / {s.p99_ms:.4f} ms")]  # fmt: skip
 
 
 def _runtime(result: agent_pb2.BenchmarkResult) -> str:
@@ -105,7 +115,8 @@ def format_description(desc: agent_pb2.DeviceDescription) -> str:
         ("memory", f"{desc.memory.total_bytes / 2**30:.1f} GiB"),
         ("os", f"{desc.os.distribution or desc.os.system} / kernel {desc.os.kernel}"),
         ("board", desc.board_model or "-"),
-        ("onnxruntime", f"{desc.runtime.onnxruntime_version}: {', '.join(desc.runtime.available_providers)}"),
+        ("onnxruntime", f"{desc.runtime.onnxruntime_version}: {', '.join(desc.runtime.available_providers)}"
+         if desc.runtime.onnxruntime_version else "-"),
         ("gpus", ", ".join(_gpu(g) for g in desc.gpus) or "-"),
     ]
     rows.extend((f"runtime {r.name}", _runtime_info(r)) for r in desc.runtimes

@@ -1,19 +1,21 @@
 """Build and run the agent's gRPC server.
 
-:func:`create_server` builds everything (model store, job gate, runner,
-servicer, health, auth, RPC budgets, TLS) and binds the address; it returns
-an :class:`AgentServer` whose ``port`` is the bound port (tests bind port 0).
+:func:`create_server` builds everything (device shell, model store, job
+gate, servicer, health, auth, RPC budgets, TLS) and binds the address; it
+returns an :class:`AgentServer` whose ``port`` is the bound port (tests bind
+port 0).
 The thread pool has one thread per RPC budget slot (see ``rpc_budgets.py``),
 so a flood of one kind of call never starves the others.
 :meth:`AgentServer.stop` is the graceful shutdown: health goes NOT_SERVING,
 new benchmarks are refused, in-flight work drains, then the server stops and
-the worker processes are killed.
+the shell is closed (worker processes killed, a phone's lock released).
 
-Telemetry: by default the agent probes NVML, Jetson and RAPL once
+The device shell (``shells.open_shell``): a phone with ``--adb SERIAL``,
+else this host. On this host the agent probes NVML, Jetson and RAPL once
 (:meth:`DeviceTelemetry.probe`) and keeps the sources that read something
 for its lifetime; ``create_server(config, telemetry=...)`` hands it others
 (tests pass sources over fake NVML modules and sysfs trees), and
-``runner_class`` another :class:`BenchmarkRunner`. The server owns both and
+``runner_class`` another :class:`BenchmarkRunner`. The shell owns both and
 closes them on stop.
 """
 
@@ -29,15 +31,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from fleetnas.agent.auth import TokenAuthInterceptor
 from fleetnas.agent.config import AgentConfig, ConfigError
-from fleetnas.agent.device_probe import describe_device
 from fleetnas.agent.device_telemetry import DeviceTelemetry
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_store import ModelStore
-from fleetnas.agent.reference import CalibrationStore
 from fleetnas.agent.rpc_budgets import AGENT_SERVICE, RpcBudgets, agent_budgets
 from fleetnas.agent.runner import BenchmarkRunner
 from fleetnas.agent.service import AgentService
+from fleetnas.agent.shells import DeviceShell, LocalShell, open_shell
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
 SERVICE_NAME = AGENT_SERVICE
@@ -63,13 +64,22 @@ class AgentServer:
     service: AgentService
     health: health.HealthServicer
     gate: JobGate
-    runner: BenchmarkRunner
+    shell: DeviceShell
     budgets: RpcBudgets
-    telemetry: DeviceTelemetry
     _stopped: threading.Event
 
+    @property
+    def runner(self) -> BenchmarkRunner | None:
+        """The worker runner of an agent on this host; None for a phone agent."""
+        return self.shell.runner if isinstance(self.shell, LocalShell) else None
+
+    @property
+    def telemetry(self) -> DeviceTelemetry | None:
+        """The telemetry sources of an agent on this host; None for a phone agent."""
+        return self.shell.telemetry if isinstance(self.shell, LocalShell) else None
+
     def stop(self, drain_timeout_s: float | None = None) -> None:
-        """Graceful shutdown: NOT_SERVING, refuse new work, drain, stop, kill workers."""
+        """Graceful shutdown: NOT_SERVING, refuse new work, drain, stop, close the shell."""
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -81,8 +91,7 @@ class AgentServer:
         timeout = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         drained = self.gate.wait_idle(timeout)
         self.server.stop(grace=2.0).wait()
-        self.runner.close()
-        self.telemetry.close()
+        self.shell.close()
         log.info("stopped", extra={"drained": drained})
 
     def wait(self) -> None:
@@ -135,10 +144,10 @@ def _grpc_server(config: AgentConfig, budgets: RpcBudgets) -> grpc.Server:
     )
 
 
-def _description(config: AgentConfig, telemetry: DeviceTelemetry) -> agent_pb2.DeviceDescription:
-    description = describe_device(fingerprint_override=config.host_fingerprint)
-    config.check_default_providers(list(description.runtime.available_providers))
-    telemetry.describe_into(description)
+def _description(config: AgentConfig, shell: DeviceShell) -> agent_pb2.DeviceDescription:
+    """The shell's description with the agent's limits and device-side defaults."""
+    description = shell.describe()
+    config.check_default_providers(description)
     description.limits.CopyFrom(_limits(config))
     description.defaults.CopyFrom(config.defaults())
     return description
@@ -154,31 +163,24 @@ def create_server(
 
     ``telemetry`` defaults to the sources found on this machine. Raises
     ConfigError for unsafe or inconsistent settings (a ``--default-provider``
-    onnxruntime does not have) and when the address cannot be bound.
+    no runtime has) and when the address cannot be bound; a phone agent
+    raises the phone's named errors (``agent/android``) when it cannot start.
     """
     config.validate()
-    telemetry = telemetry or DeviceTelemetry.probe(idle_s=config.energy_idle_s)
+    shell = open_shell(config, telemetry=telemetry, runner_class=runner_class)
     try:
-        description = _description(config, telemetry)
+        description = _description(config, shell)
+        cache_dir = Path(config.cache_dir)
+        store = ModelStore(
+            cache_dir / "models",
+            budget_bytes=config.cache_budget_bytes,
+            max_model_bytes=config.max_model_bytes,
+        )
     except BaseException:
-        telemetry.close()
+        shell.close()
         raise
-    cache_dir = Path(config.cache_dir)
-    store = ModelStore(
-        cache_dir / "models",
-        budget_bytes=config.cache_budget_bytes,
-        max_model_bytes=config.max_model_bytes,
-    )
-    runner = runner_class(
-        scratch_dir=cache_dir / "scratch",
-        calibration_store=CalibrationStore(cache_dir / "calibration.json"),
-        spare_after_run=False,  # the service starts it after sampling the device
-    )
     gate = JobGate(config.max_queue)
-    service = AgentService(
-        config, store=store, gate=gate, runner=runner, description=description,
-        telemetry=telemetry,
-    )
+    service = AgentService(config, store=store, gate=gate, shell=shell, description=description)
     budgets = agent_budgets(config.thread_budgets())
     server = _grpc_server(config, budgets)
     agent_pb2_grpc.add_AgentServicer_to_server(service, server)
@@ -191,12 +193,10 @@ def create_server(
         else:
             port = server.add_secure_port(config.address, creds)
     except RuntimeError as exc:
-        runner.close()
-        telemetry.close()
+        shell.close()
         raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
     if port == 0:
-        runner.close()
-        telemetry.close()
+        shell.close()
         raise ConfigError(f"cannot listen on {config.address}: address in use or not local")
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -217,8 +217,7 @@ def create_server(
         service=service,
         health=health_servicer,
         gate=gate,
-        runner=runner,
+        shell=shell,
         budgets=budgets,
-        telemetry=telemetry,
         _stopped=threading.Event(),
     )

@@ -2,9 +2,12 @@
 
 Trust model: callers are authenticated by the token interceptor (see
 ``auth.py``) before any handler runs. Handlers never take paths from the
-wire: models are addressed by sha256 only and live in the ModelStore. Every
-benchmark runs in a separate worker process (``runner.py``) with a timeout and
-a memory cap, one at a time behind a bounded queue (``job_gate.py``).
+wire: models are addressed by sha256 only and live in the ModelStore.
+Benchmarks run one at a time behind a bounded queue (``job_gate.py``), on
+the agent's device shell (``shells/``): this host, where every benchmark
+runs in a separate worker process with a timeout and a memory cap
+(``runner.py``), or a phone over ADB. Describe, Status and Benchmark ask the
+shell; the service never asks which kind it is.
 
 Every failure leaves the handler as a named AgentError, which becomes a gRPC
 status with a human message and a ``fleetnas-reason`` trailer; unexpected
@@ -21,19 +24,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from fleetnas.agent import __version__
 from fleetnas.agent.config import AgentConfig
-from fleetnas.agent.device_state import (
-    StateSampler,
-    noisy_host_warning,
-    oversubscribed_warning,
-    state_warnings,
-)
-from fleetnas.agent.device_telemetry import DeviceTelemetry
 from fleetnas.agent.errors import (
     AgentError,
     InternalError,
@@ -47,14 +44,13 @@ from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
 from fleetnas.agent.model_format import FormatCache
 from fleetnas.agent.model_store import ModelStore, validate_sha256
-from fleetnas.agent.runner import BenchmarkRunner
 from fleetnas.agent.settings import resolve_for_description
+from fleetnas.agent.shells import DeviceShell
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
 MAX_HASHES_PER_QUERY = 10_000
 # A worker's stderr tail or a traceback: enough to debug, never a 4 MB log line.
 MAX_LOG_PRIVATE_CHARS = 8000
-STATE_CPU_WINDOW_S = 0.05
 T = TypeVar("T")
 
 
@@ -140,7 +136,7 @@ class _IdleWatchdog:
 
 
 class AgentService(agent_pb2_grpc.AgentServicer):
-    """Implements Describe, Status, HasModels, UploadModel and Benchmark."""
+    """Implements Describe, Status, HasModels, UploadModel and Benchmark on a device shell."""
 
     def __init__(
         self,
@@ -148,27 +144,17 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         *,
         store: ModelStore,
         gate: JobGate,
-        runner: BenchmarkRunner,
+        shell: DeviceShell,
         description: agent_pb2.DeviceDescription,
-        telemetry: DeviceTelemetry | None = None,
     ) -> None:
+        """``description``: the shell's, with the agent's limits and defaults (the server's)."""
         self._config = config
         self._store = store
         self._gate = gate
-        self._runner = runner
+        self._shell = shell
         self._description = description
-        self._telemetry = telemetry or DeviceTelemetry()
-        self._telemetry_state = self._telemetry.status_state()
         self._formats = FormatCache()
         self._started = time.monotonic()
-        # Samplers live as long as the agent: throttle counters are compared
-        # between consecutive samples of one sampler. Benchmarks get their own,
-        # so Status calls in between never hide a throttle seen during a run.
-        # The CPU window blocks, so it is short: two samples per benchmark.
-        # Status answers from the status sampler's latest snapshot, which
-        # never blocks, so Status calls cannot pile up on the window.
-        self._sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
-        self._status_sampler = StateSampler(cpu_window_s=STATE_CPU_WINDOW_S)
         self.serving = True
 
     # -- Describe / Status -------------------------------------------------
@@ -182,7 +168,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             busy=self._gate.busy,
             queue_length=self._gate.queue_length,
             max_queue=self._gate.max_queue,
-            state=self._status_state(),
+            state=self._shell.status_state(),
             cache_bytes=self._store.total_bytes,
             cached_models=self._store.count,
             uptime_s=time.monotonic() - self._started,
@@ -190,11 +176,6 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             agent_version=__version__,
             serving=self.serving,
         )
-
-    def _status_state(self) -> agent_pb2.DeviceState:
-        state = self._status_sampler.latest()
-        state.MergeFrom(self._telemetry_state())
-        return state
 
     # -- models --------------------------------------------------------------
     def _format(self, sha: str) -> int | None:
@@ -270,7 +251,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     # -- Benchmark -------------------------------------------------------------
     @contextmanager
     def _cancel_on_disconnect(self, context: grpc.ServicerContext, sha: str) -> Iterator[None]:
-        """Kill the running worker if the RPC ends (client cancel or deadline) before the job.
+        """Stop the running benchmark if the RPC ends (client cancel or deadline) before it.
 
         gRPC calls the callback when the RPC terminates; while the job still
         runs that can only mean the client went away, and nobody will read the
@@ -281,7 +262,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
 
         def on_rpc_done() -> None:
             with lock:
-                if running[0] and self._runner.cancel_current():
+                if running[0] and self._shell.cancel_current():
                     get_logger().warning("benchmark cancelled by the client", extra={"sha256": sha})
 
         context.add_callback(on_rpc_done)
@@ -291,11 +272,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             with lock:
                 running[0] = False
 
-    def _resolve(self, sha: str, requested: agent_pb2.BenchmarkSettings
+    def _resolve(self, sha: str, path: Path, requested: agent_pb2.BenchmarkSettings
                  ) -> tuple[agent_pb2.BenchmarkSettings, int]:
-        """The resolved settings and the model's format (ONNX when it is not cached: the
-        benchmark then fails with MODEL_NOT_FOUND)."""
-        model_format = self._format(sha) or agent_pb2.MODEL_FORMAT_ONNX
+        """The resolved settings and the format of the pinned model at ``path``: which
+        runtimes may run it depends on the format, so a model that is not cached is
+        MODEL_NOT_FOUND before its settings are looked at."""
+        model_format = self._formats.get(sha, path)
         if model_format == agent_pb2.MODEL_FORMAT_UNRECOGNIZED:
             raise ModelInvalid(
                 f"model {sha[:12]}: the bytes are neither ONNX (a protobuf ModelProto) nor "
@@ -308,49 +290,16 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     @_translate_errors
     def Benchmark(self, request: agent_pb2.BenchmarkRequest, context: grpc.ServicerContext):
         sha = validate_sha256(request.model_sha256)
-        settings, model_format = self._resolve(sha, request.settings)
         log = get_logger()
-        with self._store.pinned(sha) as model, self._gate.slot(sha, context.is_active):
-            before = self._sampler.sample()
-            noisy = noisy_host_warning(
-                before,
-                threads_used=settings.intra_op_threads,
-                logical_cores=self._description.cpu.logical_cores,
-            )
-            log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
-            try:
-                with self._telemetry.job(lambda: self._runner.current_worker_pid) as telemetry:
-                    with self._cancel_on_disconnect(context, sha):
-                        result = self._runner.run(
-                            model.path, sha, settings, keep_calibration=noisy is None
-                        )
-                after = self._sampler.sample()
-            finally:
-                self._runner.start_spare()
-        result.state_before.CopyFrom(before)
-        result.state_after.CopyFrom(after)
+        with self._store.pinned(sha) as model:
+            settings, model_format = self._resolve(sha, model.path, request.settings)
+            with self._gate.slot(sha, context.is_active):
+                log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
+                with self._cancel_on_disconnect(context, sha):
+                    result = self._shell.benchmark(model.path, sha, settings)
         result.agent_version = __version__
         result.host_fingerprint = self._description.host_fingerprint
         result.model_format = model_format
-        if not result.runtime_version and settings.runtime == "onnxruntime":
-            result.runtime_version = result.onnxruntime_version  # a worker that predates it
-        telemetry.finish(result)
-        result.warnings.extend(
-            state_warnings(
-                before,
-                after,
-                threads_used=settings.intra_op_threads,
-                logical_cores=self._description.cpu.logical_cores,
-            )
-        )
-        cpu = self._description.cpu
-        oversubscribed = oversubscribed_warning(
-            settings.intra_op_threads,
-            usable_cores=cpu.usable_cores,
-            physical_cores=cpu.physical_cores,
-        )
-        if oversubscribed:
-            result.warnings.append(oversubscribed)
         log.info(
             "benchmark done",
             extra={

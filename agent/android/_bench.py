@@ -21,7 +21,9 @@ One :meth:`PhoneBench.run`:
 
 Past the timeout the host-side adb is killed *and* the tool is killed on
 the phone through its pid file (verified gone): no process is left
-behind. If the phone vanishes mid-run (unplugged) the run fails with
+behind. :meth:`PhoneBench.cancel` (another thread: the client went away)
+stops a run the same way, at whatever step it is: the run raises
+BenchmarkCancelled. If the phone vanishes mid-run (unplugged) the run fails with
 DeviceLost; the process it leaves on the phone is stopped by step 1 of
 the next run.
 
@@ -34,8 +36,10 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from fleetnas.agent.android import _errors
@@ -56,8 +60,66 @@ NO_TASKSET_MARKER = "@@fleetnas-no-taskset"
 NOT_EXECUTABLE_MARKER = "@@fleetnas-not-executable"
 PREPARE_TIMEOUT_S = 60.0
 PUSH_BYTES_PER_S = 5_000_000  # a slow USB 2 link; pushes get 30 s + size at this rate
+CANCEL_RETRY_S = 1.0
 _WORK_DIR = re.compile(r"/[A-Za-z0-9._/-]+")
 _HASH_LINE = re.compile(r"^([0-9a-f]{64})\s+(\S+)$")
+
+
+class _RunControl:
+    """The run in progress, if any, and whether it was asked to stop. Thread-safe.
+
+    Each run has its own events, and a run starts only once no cancel is
+    under way, so a cancel's last kill never reaches the next run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._run: tuple[threading.Event, threading.Event] | None = None  # (cancelled, done)
+        self._cancels = 0
+
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run in progress was asked to stop (for the run's own thread)."""
+        run = self._run
+        return run is not None and run[0].is_set()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        run = (threading.Event(), threading.Event())
+        with self._lock:
+            if self._run is not None:
+                raise RuntimeError("a PhoneBench runs one benchmark at a time")
+            self._lock.wait_for(lambda: self._cancels == 0, timeout=2 * PREPARE_TIMEOUT_S)
+            self._run = run
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._run = None
+            run[1].set()
+
+    @contextmanager
+    def stopping(self) -> Iterator[threading.Event | None]:
+        """Mark the run in progress as cancelled; yields its "done" event (None when no run
+        is in progress). The next run waits until this exits."""
+        with self._lock:
+            run = self._run
+            if run is not None:
+                run[0].set()
+                self._cancels += 1
+        if run is None:
+            yield None
+            return
+        try:
+            yield run[1]
+        finally:
+            with self._lock:
+                self._cancels -= 1
+                self._lock.notify_all()
 
 
 class PhoneBench:
@@ -79,7 +141,8 @@ class PhoneBench:
         (BinaryNotExecutable). ValueError for two tools of one format or a work
         directory that is not an absolute plain path."""
         if not _WORK_DIR.fullmatch(work_dir) or ".." in work_dir:
-            raise ValueError(f"work_dir must be an absolute plain path, got {work_dir!r}")
+            raise ValueError(f"work_dir (--adb-work-dir) must be an absolute plain path on the "
+                             f"phone (letters, digits, . _ - /), got {work_dir[:80]!r}")
         self._tools: dict[str, BenchmarkTool] = {}
         for tool in tools:
             if tool.model_format in self._tools:
@@ -92,6 +155,7 @@ class PhoneBench:
         self._work = work_dir.rstrip("/")
         self._clock = clock
         self._sleep = sleep
+        self._control = _RunControl()
 
     @property
     def formats(self) -> list[str]:
@@ -135,12 +199,15 @@ class PhoneBench:
 
         Raises InvalidSettings (no tool for the format, unknown cluster), the
         adb errors, PushFailed, BinaryMissing, BinaryNotExecutable,
-        BenchmarkCrashed, BenchmarkHung, DeviceLost, ToolOutputUnreadable.
+        BenchmarkCrashed, BenchmarkHung, DeviceLost, ToolOutputUnreadable;
+        BenchmarkCancelled after :meth:`cancel`.
         """
         tool, mask = self._choose(model_format, settings)
-        remote_model = self.prepare(tool, Path(model_path), validate_sha256(model_sha256))
-        before, record = self._cool_down(settings)
-        return self._measure(tool, mask, remote_model, model_sha256, settings, before, record)
+        with self._control.running():
+            remote_model = self._prepare_checked(tool, Path(model_path), model_sha256)
+            before, record = self._cool_down(settings)
+            return self._measure(tool, mask, remote_model, model_sha256, settings, before,
+                                 record)
 
     def run_sustained(
         self, model_path: Path, model_sha256: str, model_format: str,
@@ -153,16 +220,56 @@ class PhoneBench:
             raise InvalidSettings(f"sustained duration_s must be > 0 and max_rounds >= 1, got "
                                   f"{duration_s!r}, {max_rounds!r}")
         tool, mask = self._choose(model_format, settings)
-        remote_model = self.prepare(tool, Path(model_path), validate_sha256(model_sha256))
-        before, record = self._cool_down(settings)
-        start = self._clock()
-        rounds: list[PhoneBenchResult] = []
-        while not rounds or (self._clock() - start < duration_s and len(rounds) < max_rounds):
-            result = self._measure(tool, mask, remote_model, model_sha256, settings, before,
-                                   record if not rounds else None)
-            rounds.append(result)
-            before = result.after
+        with self._control.running():
+            remote_model = self._prepare_checked(tool, Path(model_path), model_sha256)
+            before, record = self._cool_down(settings)
+            start = self._clock()
+            rounds: list[PhoneBenchResult] = []
+            while not rounds or (self._clock() - start < duration_s
+                                 and len(rounds) < max_rounds):
+                result = self._measure(tool, mask, remote_model, model_sha256, settings,
+                                       before, record if not rounds else None)
+                rounds.append(result)
+                before = result.after
         return SustainedResult(rounds=tuple(rounds), duration_s=self._clock() - start)
+
+    # -- cancellation -------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress."""
+        return self._control.active
+
+    def cancel(self, *, retry_s: float = CANCEL_RETRY_S) -> bool:
+        """Stop the run in progress from another thread; False when none is.
+
+        Blocks until that run has ended: the run stops at its next step
+        (after the push, at the next cool-down poll) or, while the tool runs,
+        when this kills it on the phone through the pid file (retried every
+        ``retry_s`` until the run ends: the tool may not have started yet).
+        If the phone cannot be reached, the run fails on its own (DeviceLost).
+        """
+        with self._control.stopping() as done:
+            if done is None:
+                return False
+            while not done.is_set():
+                try:
+                    self._adb.shell(self._kill_script(), timeout_s=PREPARE_TIMEOUT_S)
+                except _errors.AndroidError:
+                    break
+                done.wait(retry_s)
+        return True
+
+    def _check_cancelled(self, what: str) -> None:
+        if self._control.cancelled:
+            raise _errors.BenchmarkCancelled(
+                f"benchmark cancelled {what} (the client went away); nothing runs on the "
+                "phone any more"
+            )
+
+    def _prepare_checked(self, tool: BenchmarkTool, model_path: Path, sha: str) -> str:
+        remote_model = self.prepare(tool, model_path, validate_sha256(sha))
+        self._check_cancelled("after the push")
+        return remote_model
 
     def _choose(self, model_format: str, settings: PhoneBenchSettings) -> tuple[BenchmarkTool, str]:
         tool = self.tool(model_format)
@@ -180,6 +287,7 @@ class PhoneBench:
         last: list[PhoneState] = []
 
         def read() -> tuple[float | None, int | None]:
+            self._check_cancelled("during the cool-down")
             state = self._sampler.sample()
             last.append(state)
             return state.soc_temperature_c, state.thermal_status
@@ -211,6 +319,7 @@ class PhoneBench:
             peak_memory_bytes=parsed.peak_memory_bytes, provider=parsed.provider,
             before=before, after=after, cooldown=record, warnings=tuple(warnings),
             started_at=started_at, wall_s=wall, fingerprint=self._description.fingerprint,
+            tool_version=tool.version, runtime=tool.runtime,
         )
 
     # -- phone-side steps ---------------------------------------------------------
@@ -224,6 +333,14 @@ class PhoneBench:
             f'while [ $i -lt 30 ] && {alive}; do sleep 0.1; i=$((i+1)); done; '
             f'if {alive}; then echo "{ALIVE_MARKER} $p"; else echo "{KILLED_MARKER} $p"; fi; fi'
         )
+
+    def stop_leftover(self) -> int | None:
+        """Stop a benchmark an earlier agent left running on the phone (it was killed, or
+        the phone was unplugged mid-run); the pid it stopped, or None. A host-side ``adb
+        shell`` still waiting for that run then ends too. Raises the adb errors."""
+        done = self._adb.shell(self._kill_script(), timeout_s=PREPARE_TIMEOUT_S)
+        found = re.search(rf"(?:{KILLED_MARKER}|{ALIVE_MARKER}) (\d+)", done.stdout)
+        return int(found.group(1)) if found else None
 
     def prepare(self, tool: BenchmarkTool, model_path: Path, sha: str) -> str:
         """Make the phone ready to run ``tool`` on the model; returns the model's phone path."""
@@ -295,6 +412,7 @@ class PhoneBench:
                 f"{exc.message}\nThe {tool.name} run of model {sha[:12]} did not finish; if it "
                 "still runs on the phone, the next benchmark stops it first."
             ) from None
+        self._check_cancelled(f"while {tool.name} ran; it was killed on the phone")
         if done.exit_status != 0:
             raise _exit_error(tool, done)
         return done

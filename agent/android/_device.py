@@ -31,7 +31,7 @@ from pathlib import Path
 from fleetnas.agent import _sysfs
 from fleetnas.agent.android import _remote
 from fleetnas.agent.android._adb import Adb
-from fleetnas.agent.device_probe import FINGERPRINT_HEX_CHARS, _arm_core, cpu_model
+from fleetnas.agent.device_probe import FINGERPRINT_HEX_CHARS, arm_core, cpu_model
 from fleetnas.agent.device_state import CpuFrequency, read_cpu_frequency
 from fleetnas.api.v1 import agent_pb2
 
@@ -209,7 +209,7 @@ def read_clusters(root: Path) -> tuple[CoreCluster, ...]:
     """Core clusters from cpufreq policies under ``root``, slowest first; one cluster of
     every CPU when the kernel has no cpufreq."""
     core_names = {
-        int(block["processor"]): _arm_core(block) or ""
+        int(block["processor"]): arm_core(block) or ""
         for block in _sysfs.cpuinfo_fields(root)
         if block.get("processor", "").isdigit()
     }

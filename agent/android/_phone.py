@@ -5,12 +5,17 @@ local runner when it runs with ``--adb SERIAL``: construct it once at start
 (it takes the per-host phone lock and checks the phone is attached and
 authorized), then
 
-* ``describe()`` for the ``Describe`` RPC (merge the agent's ``limits``);
-* ``sample_state()`` for ``Status``;
+* ``describe()`` for the ``Describe`` RPC (merge the agent's ``limits``)
+  and ``runtimes()`` for what the supplied binaries run;
+* ``sample_state()`` for ``Status`` (one adb call: the agent caches it);
 * ``benchmark(path, sha, resolved_settings)`` for ``Benchmark``: a complete
   v1 result, device states and warnings included (the service must not add
   the host's own state or warnings: the host is not what was measured);
+* ``cancel()`` from another thread stops a running ``benchmark`` (on the
+  phone too);
 * ``close()`` at shutdown (releases the lock).
+
+``agent/shells/_android.py`` is that service-side wiring.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ from fleetnas.agent.android._device import PhoneDescription, describe_phone
 from fleetnas.agent.android._lock import PhoneLock
 from fleetnas.agent.android._result import PhoneBenchResult, PhoneBenchSettings
 from fleetnas.agent.android._state import PhoneStateSampler
-from fleetnas.agent.android._tools import BenchmarkTool, detect_format, tool_from_spec
+from fleetnas.agent.android._tools import (
+    TOOL_CLASSES,
+    BenchmarkTool,
+    detect_format,
+    tool_from_spec,
+)
 from fleetnas.agent.errors import InvalidSettings
 from fleetnas.api.v1 import agent_pb2
 
@@ -51,6 +61,7 @@ class AndroidPhone:
         ABI), ValueError (no tools, bad work_dir), InvalidSettings (unknown cluster)."""
         if not tools:
             raise ValueError("a phone agent needs at least one benchmark tool")
+        self._tools = {tool.runtime: tool for tool in tools}
         self._lock = PhoneLock(serial, lock_dir=lock_dir)
         self._lock.acquire()
         try:
@@ -87,6 +98,31 @@ class AndroidPhone:
         ``runtime``, which the service fills)."""
         return self.description.to_proto()
 
+    def runtimes(self) -> list[agent_pb2.RuntimeInfo]:
+        """One entry per runtime a tool can stand for; available where a binary was given.
+
+        ``version`` is the tool build's identity (``benchmark_model
+        sha256:0123456789ab``): the tools print no version of their own.
+        """
+        found = []
+        for cls in TOOL_CLASSES.values():
+            info = agent_pb2.RuntimeInfo(name=cls.runtime, formats=[cls.wire_format])
+            tool = self._tools.get(cls.runtime)
+            if tool is None:
+                info.reason = (f"no {cls.name} binary for this phone: give one with "
+                               f"--adb-benchmark-binary {cls.name}=PATH (docs/android.md)")
+            else:
+                info.available = True
+                info.version = tool.version
+                info.accelerators.extend(cls.accelerators)
+            found.append(info)
+        return found
+
+    @property
+    def pinned_cpus(self) -> int:
+        """How many CPUs benchmarks are pinned to (the cluster's)."""
+        return bin(int(self.description.masks()[self.cluster], 16)).count("1")
+
     def sample_state(self) -> agent_pb2.DeviceState:
         """The phone's state now (one adb call)."""
         return self._status_sampler.sample().to_proto()
@@ -105,6 +141,10 @@ class AndroidPhone:
             settings, cluster=self.cluster, cooldown=self.cooldown
         )
         return self.run(model_path, sha256, phone_settings).to_proto(settings)
+
+    def cancel(self) -> bool:
+        """Stop the benchmark in progress (blocks until it has ended); False if none ran."""
+        return self.bench.cancel()
 
     def close(self) -> None:
         """Release the phone lock (idempotent)."""

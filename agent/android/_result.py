@@ -7,9 +7,11 @@ A result says plainly where its numbers come from (``samples_source``):
   exactly as for a local benchmark (``agent/stats.py``);
 * ``tool-statistics`` — the tool printed only statistics (LiteRT
   ``benchmark_model``): ``samples_ms`` is empty, mean/min/max/std are the
-  tool's own, and there is **no median** (the v1 ``LatencyStats.median_ms``
-  of such a result is 0, and a warning beginning ``tool statistics:`` says
-  so, until the wire API can mark the source itself).
+  tool's own, and there is **no median**. Its v1 result says so three
+  ways: ``samples_source`` is ``SAMPLES_SOURCE_TOOL_STATISTICS``, the first
+  warning begins ``tool statistics:``, and ``LatencyStats.median_ms`` holds
+  the tool's **mean** (so that nothing downstream ever takes a 0 for a
+  latency), with ``p90_ms``/``p99_ms`` 0 (unknown).
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ from dataclasses import dataclass, field
 
 from fleetnas.agent.android._cooldown import CoolDownPolicy, CoolDownRecord
 from fleetnas.agent.android._state import PhoneState
-from fleetnas.agent.android._tools import SOURCE_RAW, RunSpec, Statistics
+from fleetnas.agent.android._tools import SOURCE_RAW, SOURCE_TOOL_STATISTICS, RunSpec, Statistics
 from fleetnas.agent.errors import InvalidSettings
+from fleetnas.agent.runtimes import LITERT_CPU, ONNXRUNTIME
 from fleetnas.agent.stats import latency_stats
 from fleetnas.api.v1 import agent_pb2
 
 MAX_RUNS = 1_000_000
+# What a request may name as providers: onnxruntime_perf_test's CPU provider,
+# benchmark_model's XNNPACK (its CPU path).
+PHONE_ACCELERATORS = ("CPUExecutionProvider", LITERT_CPU)
 TOOL_STATISTICS_WARNING = (
     "tool statistics: {tool} gives no per-run times; mean/min/max/std are the tool's own "
-    "figures and there is no median (median_ms is 0)"
+    "figures, median_ms is its mean (it gives no median), p90/p99 are unknown (0)"
 )
+SAMPLES_SOURCES = {
+    SOURCE_RAW: agent_pb2.SAMPLES_SOURCE_RAW,
+    SOURCE_TOOL_STATISTICS: agent_pb2.SAMPLES_SOURCE_TOOL_STATISTICS,
+}
 
 
 @dataclass(frozen=True)
@@ -91,9 +101,13 @@ class PhoneBenchSettings:
         """
         if settings.method == agent_pb2.METHOD_PAIRED:
             raise InvalidSettings("method: the paired method is not available on phones yet")
-        other = [p for p in settings.providers if p != "CPUExecutionProvider"]
+        other = [p for p in settings.providers if p not in PHONE_ACCELERATORS]
         if other:
-            raise InvalidSettings(f"providers: only the CPU is available on phones, got {other}")
+            raise InvalidSettings(f"providers: only the CPU is available on phones "
+                                  f"({' or '.join(PHONE_ACCELERATORS)}), got {other}")
+        if settings.profile:
+            raise InvalidSettings("profile: per-operator profiles are not available on "
+                                  "phones yet")
         if len(settings.input_shapes):
             raise InvalidSettings("input_shapes: not available on phones yet (the tools use "
                                   "the model's own static shapes)")
@@ -104,7 +118,8 @@ class PhoneBenchSettings:
             min_duration_s=settings.min_duration_s,
             max_duration_s=settings.max_duration_s,
             cluster=cluster,
-            use_xnnpack=use_xnnpack,
+            use_xnnpack=use_xnnpack and (not settings.providers
+                                         or LITERT_CPU in settings.providers),
             graph_optimization=settings.graph_optimization or agent_pb2.GRAPH_OPTIMIZATION_ALL,
             timeout_s=settings.timeout_s,
             cooldown=cooldown if cooldown is not None else CoolDownPolicy(),
@@ -135,6 +150,8 @@ class PhoneBenchResult:
     started_at: float
     wall_s: float
     fingerprint: str
+    tool_version: str = ""
+    runtime: str = ""
 
     @property
     def headline_ms(self) -> float:
@@ -143,7 +160,7 @@ class PhoneBenchResult:
         return self.statistics.mean_ms
 
     def latency_stats(self) -> agent_pb2.LatencyStats:
-        """v1 statistics: computed from raw samples, else the tool's (median 0, see module)."""
+        """v1 statistics: computed from raw samples, else the tool's (median = its mean)."""
         if self.samples_source == SOURCE_RAW and self.samples_ms:
             return latency_stats(self.samples_ms)
         s = self.statistics
@@ -154,7 +171,7 @@ class PhoneBenchResult:
             max_ms=s.max_ms or 0.0,
             std_ms=std,
             cv=std / s.mean_ms if s.mean_ms else 0.0,
-            median_ms=s.median_ms or 0.0,
+            median_ms=s.median_ms if s.median_ms is not None else s.mean_ms,
             p90_ms=s.p90_ms or 0.0,
             p99_ms=s.p99_ms or 0.0,
         )
@@ -191,6 +208,10 @@ class PhoneBenchResult:
             started_at=self.started_at,
             wall_s=self.wall_s,
             host_fingerprint=self.fingerprint,
+            samples_source=SAMPLES_SOURCES[self.samples_source],
+            timed_inferences=len(self.samples_ms) or self.statistics.count,
+            runtime_version=self.tool_version,
+            onnxruntime_version=self.tool_version if self.runtime == ONNXRUNTIME else "",
         )
 
 

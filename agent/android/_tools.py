@@ -29,6 +29,8 @@ from fleetnas.agent.android import _errors, _parse
 from fleetnas.agent.android._device import ABIS
 from fleetnas.agent.errors import ModelInvalid
 from fleetnas.agent.reference import sha256_file
+from fleetnas.agent.runtimes import LITERT, LITERT_CPU, ONNXRUNTIME
+from fleetnas.api.v1 import agent_pb2
 
 FORMAT_TFLITE = "tflite"
 FORMAT_ONNX = "onnx"
@@ -110,6 +112,11 @@ class BenchmarkTool(ABC):
     name: ClassVar[str]
     model_format: ClassVar[str]
     result_file: ClassVar[str | None] = None
+    #: the agent runtime it stands for (``BenchmarkSettings.runtime``), the
+    #: ``ModelFormat`` it runs and the accelerators a request may name for it
+    runtime: ClassVar[str]
+    wire_format: ClassVar[int]
+    accelerators: ClassVar[tuple[str, ...]]
 
     def __init__(self, binary: Path, *, libraries: Sequence[Path] = ()) -> None:
         """``binary``: host path of the tool built for the phone; ``libraries``: shared
@@ -126,6 +133,12 @@ class BenchmarkTool(ABC):
                 )
         self.sha256 = sha256_file(self.binary)
         self.library_sha256 = tuple(sha256_file(p) for p in self.libraries)
+
+    @property
+    def version(self) -> str:
+        """What identifies this build of the tool: its name and the first 12 hex digits of
+        its sha256 (the tools print no version; two builds may time differently)."""
+        return f"{self.name} sha256:{self.sha256[:12]}"
 
     def check_abi(self, abi: str) -> None:
         """BinaryNotExecutable unless the binary is an ELF for ``abi`` or a ``#!`` script."""
@@ -168,6 +181,9 @@ class LiteRtBenchmarkModel(BenchmarkTool):
 
     name = "benchmark_model"
     model_format = FORMAT_TFLITE
+    runtime = LITERT
+    wire_format = agent_pb2.MODEL_FORMAT_TFLITE
+    accelerators = (LITERT_CPU,)
 
     def argv(self, binary: str, model: str, spec: RunSpec) -> list[str]:
         # --warmup_min_secs=0: exactly warmup_runs warm-up runs (the tool's
@@ -217,6 +233,9 @@ class OrtPerfTest(BenchmarkTool):
     name = "onnxruntime_perf_test"
     model_format = FORMAT_ONNX
     result_file = "perf_test_runs.csv"
+    runtime = ONNXRUNTIME
+    wire_format = agent_pb2.MODEL_FORMAT_ONNX
+    accelerators = ("CPUExecutionProvider",)
 
     def argv(self, binary: str, model: str, spec: RunSpec) -> list[str]:
         # perf_test has no warm-up count: it runs warmup + runs iterations

@@ -48,6 +48,7 @@ def test_benchmark_result_is_complete(agent, good_model):
     assert result.model_sha256 == sha
     assert result.provider == "CPUExecutionProvider"
     assert len(result.samples_ms) >= 5 and min(result.samples_ms) > 0
+    assert result.samples_source == agent_pb2.SAMPLES_SOURCE_RAW  # every run, not a tool's stats
     assert result.stats.min_ms <= result.stats.median_ms <= result.stats.max_ms
     assert result.session_create_ms > 0 and result.first_run_ms > 0
     assert result.peak_rss_bytes > 10 * 2**20

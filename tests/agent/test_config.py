@@ -34,6 +34,17 @@ def test_off_loopback_without_token_is_refused(tmp_path):
     ({"max_uploads": 0}, "--max-uploads"),
     ({"upload_idle_timeout_s": 0}, "--upload-idle-timeout"),
     ({"grpc_workers": 8, "max_queue": 4, "max_uploads": 2}, "raise it to 18"),
+    ({"adb_benchmark_binaries": ("benchmark_model=bm",)}, "--adb-benchmark-binary needs --adb"),
+    ({"adb_lock_dir": "locks"}, "--adb-lock-dir needs --adb SERIAL"),
+    ({"adb_serial": "R5CT"}, "--adb needs at least one --adb-benchmark-binary"),
+    ({"adb_serial": "R5CT", "adb_benchmark_binaries": ("bm",), "adb_cluster": "mid"},
+     "--adb-cluster 'mid': choose one of little, big, prime, all"),
+    ({"adb_serial": "R5CT", "adb_benchmark_binaries": ("bm",),
+      "adb_cooldown_timeout_s": -1.0}, "--adb-cooldown-timeout must be >= 0"),
+    ({"adb_serial": "R5CT", "adb_benchmark_binaries": ("bm",),
+      "adb_cooldown_target_c": float("nan")}, "--adb-cooldown-target"),
+    ({"adb_serial": "R5CT", "adb_benchmark_binaries": ("bm",), "energy_idle_s": 2.0},
+     "--energy-idle-s measures this host's energy meters"),
 ])
 def test_inconsistent_settings_name_the_flag(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):

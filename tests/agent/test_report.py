@@ -42,3 +42,18 @@ def test_description_table_shows_runtimes_telemetry_and_defaults() -> None:
     assert "runtime onnxruntime" not in text  # it has its own row
     assert "telemetry rapl no: no RAPL: no zone" in text
     assert "defaults class pi4, threads 4, providers -" in text
+
+
+def test_a_tool_statistics_result_shows_no_median_and_no_percentiles() -> None:
+    result = agent_pb2.BenchmarkResult(
+        samples_source=agent_pb2.SAMPLES_SOURCE_TOOL_STATISTICS, timed_inferences=50,
+        stats=agent_pb2.LatencyStats(median_ms=2.5, mean_ms=2.5, min_ms=2.0, max_ms=3.0),
+    )  # fmt: skip
+    text = " ".join(format_result(result).split())
+    assert "runs 50 (the tool's statistics, no samples)" in text
+    assert "median n/a (the tool gives none; median_ms holds its mean)" in text
+    assert "mean 2.5000 ms" in text and "p90 / p99 n/a" in text
+    raw = " ".join(format_result(agent_pb2.BenchmarkResult(
+        samples_source=agent_pb2.SAMPLES_SOURCE_RAW, samples_ms=[1.0, 2.0],
+        stats=agent_pb2.LatencyStats(median_ms=1.5))).split())
+    assert "runs 2" in raw and "median 1.5000 ms" in raw

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from fleetnas.agent import errors
+from fleetnas.agent.cli import THROWAWAY_PREFIX
 from fleetnas.agent.client import AgentClient
+from fleetnas.agent.lifeline import owned_prefix
 from tests import onnx_models
+from tests.agent.agent_process import wait_all_gone, wait_for, worker_pids
 from tests.agent.conftest import fast_settings
 
 AGENT = [sys.executable, "-m", "fleetnas.agent.cli"]
@@ -84,6 +87,36 @@ def test_bench_one_command_on_a_throwaway_local_agent(tmp_path):
     table = subprocess.run([*AGENT, "bench", str(model), "--min-runs", "5", "--max-duration",
                             "0.5"], capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "median" in table.stdout and "ms" in table.stdout
+
+
+def test_a_killed_bench_leaves_a_cache_that_the_next_bench_removes(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    slow = tmp_path / "slow.onnx"
+    slow.write_bytes(onnx_models.slow_model(5.0))
+    proc = subprocess.Popen([*AGENT, "bench", str(slow), "--warmup", "0", "--min-runs", "1",
+                             "--max-runs", "1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: list(tmp_path.glob(f"{THROWAWAY_PREFIX}*/models/*")), 120,
+                 "the throw-away agent to cache the model")
+        workers = worker_pids(proc.pid)
+    finally:
+        proc.kill()  # SIGKILL: it cannot remove its cache
+        proc.wait()
+    assert wait_all_gone(workers, within_s=30) == []  # its agent's workers died with it
+    left = list(tmp_path.glob(f"{THROWAWAY_PREFIX}*"))
+    assert len(left) == 1
+    alive = tmp_path / f"{owned_prefix(THROWAWAY_PREFIX)}x"  # a live owner: this test
+    alive.mkdir()
+    untagged = tmp_path / f"{THROWAWAY_PREFIX}abc"  # no owner in its name: not ours to judge
+    untagged.mkdir()
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_models.mlp(16, 1))
+    done = subprocess.run([*AGENT, "bench", str(model), "--min-runs", "3", "--max-duration",
+                           "0.5"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert set(tmp_path.glob(f"{THROWAWAY_PREFIX}*")) == {alive, untagged}
 
 
 def test_bench_reports_a_bad_model_in_one_line(tmp_path):

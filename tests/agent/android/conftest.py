@@ -18,6 +18,9 @@ from fleetnas.agent.android import (
     PhoneBenchSettings,
     describe_phone,
 )
+from fleetnas.agent.client import AgentClient
+from fleetnas.agent.config import AgentConfig
+from fleetnas.agent.server import AgentServer, create_server
 from tests.agent.android import tflite_models
 from tests.agent.android.fake_phone import FakePhone, install_adb, install_tool
 
@@ -104,3 +107,51 @@ def bench(phone: FakePhone, tools: dict[str, Path]) -> PhoneBench:
         [LiteRtBenchmarkModel(tools["benchmark_model"]),
          OrtPerfTest(tools["onnxruntime_perf_test"])],
     )
+
+
+def binary_specs(tools: dict[str, Path]) -> tuple[str, ...]:
+    """``--adb-benchmark-binary`` values for the stand-in tools."""
+    return tuple(f"{name}={path}" for name, path in tools.items())
+
+
+StartPhoneAgent = Callable[..., tuple[AgentServer, AgentClient]]
+
+
+@pytest.fixture
+def start_phone_agent(
+    phone: FakePhone, tools: dict[str, Path], lock_dir: Path, tmp_path: Path
+) -> Iterator[StartPhoneAgent]:
+    """Start real agents (gRPC on 127.0.0.1:0) that serve the stand-in phone; AgentConfig
+    overrides as keywords. Every one is stopped at teardown."""
+    started: list[tuple[AgentServer, AgentClient]] = []
+
+    def start(**overrides: object) -> tuple[AgentServer, AgentClient]:
+        values: dict = dict(host="127.0.0.1", port=0, cache_dir=tmp_path / f"agent{len(started)}",
+                            adb_serial=phone.serial, adb_benchmark_binaries=binary_specs(tools),
+                            adb_lock_dir=lock_dir)
+        values.update(overrides)
+        server = create_server(AgentConfig(**values))
+        client = AgentClient(f"127.0.0.1:{server.port}")
+        started.append((server, client))
+        return server, client
+
+    yield start
+    for server, client in started:
+        client.close()
+        server.stop(drain_timeout_s=5)
+
+
+def install_logging_adb(bin_dir: Path, home: Path) -> Path:
+    """An ``adb`` (for ``--adb-path``) that logs every call to ``home/adb-calls.log`` and,
+    while ``home/slow`` holds a number, sleeps that many seconds first; then it runs the
+    stand-in adb."""
+    real = install_adb(bin_dir / "real")
+    wrapper = bin_dir / "adb-logged"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$(printf "%s" "$*" | tr "\\n" " ")" >> "{home}/adb-calls.log"\n'
+        f'if [ -f "{home}/slow" ]; then sleep "$(cat "{home}/slow")"; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper

@@ -126,9 +126,14 @@ def test_tool_statistics_result_has_no_median_and_says_so() -> None:
     assert result.headline_ms == 2.0
     proto = result.to_proto()
     assert list(proto.samples_ms) == []
-    assert proto.stats.mean_ms == 2.0 and proto.stats.median_ms == 0.0
+    assert proto.samples_source == agent_pb2.SAMPLES_SOURCE_TOOL_STATISTICS
+    assert proto.timed_inferences == 50
+    # never a 0 latency: the median slot holds the tool's mean; p90/p99 are unknown
+    assert proto.stats.mean_ms == 2.0 and proto.stats.median_ms == 2.0
+    assert proto.stats.p90_ms == 0.0 and proto.stats.p99_ms == 0.0
     assert proto.stats.cv == pytest.approx(0.25)
     assert proto.warnings[0].startswith("tool statistics: benchmark_model gives no per-run times")
+    assert "median_ms is its mean" in proto.warnings[0]
     assert proto.warnings[1] == "warm battery: 41.0 °C"
     assert proto.session_create_ms == 12.5 and proto.host_fingerprint == "f" * 16
     assert proto.settings.min_runs == 50 and proto.state_before.temperature_c == 35.0
@@ -140,5 +145,6 @@ def test_raw_result_statistics_come_from_the_samples() -> None:
     proto = result.to_proto()
     assert list(proto.samples_ms) == list(samples)
     assert proto.stats == latency_stats(samples)
+    assert proto.samples_source == agent_pb2.SAMPLES_SOURCE_RAW and proto.timed_inferences == 4
     assert result.headline_ms == 2.5  # the median of 1, 2, 3, 4
     assert not any(w.startswith("tool statistics") for w in proto.warnings)

@@ -25,6 +25,17 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_INVALID_UPLOAD: _ClassVar[ErrorReason]
     ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
     ERROR_REASON_AGENT_OVERLOADED: _ClassVar[ErrorReason]
+    ERROR_REASON_ADB_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_DEVICE_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_DEVICE_UNAUTHORIZED: _ClassVar[ErrorReason]
+    ERROR_REASON_DEVICE_OFFLINE: _ClassVar[ErrorReason]
+    ERROR_REASON_DEVICE_LOST: _ClassVar[ErrorReason]
+    ERROR_REASON_ADB_FAILED: _ClassVar[ErrorReason]
+    ERROR_REASON_PUSH_FAILED: _ClassVar[ErrorReason]
+    ERROR_REASON_BINARY_MISSING: _ClassVar[ErrorReason]
+    ERROR_REASON_BINARY_NOT_EXECUTABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_PHONE_BUSY: _ClassVar[ErrorReason]
+    ERROR_REASON_TOOL_OUTPUT_UNREADABLE: _ClassVar[ErrorReason]
 
 class ModelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +64,12 @@ class ProfileSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROFILE_SOURCE_ORT_PROFILING: _ClassVar[ProfileSource]
     PROFILE_SOURCE_LITERT_OP_PROFILING: _ClassVar[ProfileSource]
     PROFILE_SOURCE_BENCHMARK_MODEL: _ClassVar[ProfileSource]
+
+class SamplesSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SAMPLES_SOURCE_UNSPECIFIED: _ClassVar[SamplesSource]
+    SAMPLES_SOURCE_RAW: _ClassVar[SamplesSource]
+    SAMPLES_SOURCE_TOOL_STATISTICS: _ClassVar[SamplesSource]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 ERROR_REASON_MODEL_INVALID: ErrorReason
 ERROR_REASON_UNSUPPORTED_OPERATOR: ErrorReason
@@ -69,6 +86,17 @@ ERROR_REASON_SHUTTING_DOWN: ErrorReason
 ERROR_REASON_INVALID_UPLOAD: ErrorReason
 ERROR_REASON_INTERNAL: ErrorReason
 ERROR_REASON_AGENT_OVERLOADED: ErrorReason
+ERROR_REASON_ADB_NOT_FOUND: ErrorReason
+ERROR_REASON_DEVICE_NOT_FOUND: ErrorReason
+ERROR_REASON_DEVICE_UNAUTHORIZED: ErrorReason
+ERROR_REASON_DEVICE_OFFLINE: ErrorReason
+ERROR_REASON_DEVICE_LOST: ErrorReason
+ERROR_REASON_ADB_FAILED: ErrorReason
+ERROR_REASON_PUSH_FAILED: ErrorReason
+ERROR_REASON_BINARY_MISSING: ErrorReason
+ERROR_REASON_BINARY_NOT_EXECUTABLE: ErrorReason
+ERROR_REASON_PHONE_BUSY: ErrorReason
+ERROR_REASON_TOOL_OUTPUT_UNREADABLE: ErrorReason
 MODEL_FORMAT_UNSPECIFIED: ModelFormat
 MODEL_FORMAT_ONNX: ModelFormat
 MODEL_FORMAT_TFLITE: ModelFormat
@@ -85,6 +113,9 @@ PROFILE_SOURCE_UNSPECIFIED: ProfileSource
 PROFILE_SOURCE_ORT_PROFILING: ProfileSource
 PROFILE_SOURCE_LITERT_OP_PROFILING: ProfileSource
 PROFILE_SOURCE_BENCHMARK_MODEL: ProfileSource
+SAMPLES_SOURCE_UNSPECIFIED: SamplesSource
+SAMPLES_SOURCE_RAW: SamplesSource
+SAMPLES_SOURCE_TOOL_STATISTICS: SamplesSource
 
 class DescribeRequest(_message.Message):
     __slots__ = ()
@@ -685,7 +716,7 @@ class TensorInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dims: _Optional[_Iterable[int]] = ..., element_type: _Optional[str] = ...) -> None: ...
 
 class BenchmarkResult(_message.Message):
-    __slots__ = ("model_sha256", "settings", "samples_ms", "stats", "session_create_ms", "first_run_ms", "peak_rss_bytes", "provider", "state_before", "state_after", "warnings", "paired", "agent_version", "onnxruntime_version", "started_at", "wall_s", "inputs", "host_fingerprint", "model_format", "runtime_version", "profile", "loop_start_ns", "loop_end_ns", "timed_inferences", "energy", "gpu_memory", "copies", "engine_cache_hit")
+    __slots__ = ("model_sha256", "settings", "samples_ms", "stats", "session_create_ms", "first_run_ms", "peak_rss_bytes", "provider", "state_before", "state_after", "warnings", "paired", "agent_version", "onnxruntime_version", "started_at", "wall_s", "inputs", "host_fingerprint", "model_format", "runtime_version", "profile", "loop_start_ns", "loop_end_ns", "timed_inferences", "energy", "gpu_memory", "copies", "engine_cache_hit", "samples_source")
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_MS_FIELD_NUMBER: _ClassVar[int]
@@ -714,6 +745,7 @@ class BenchmarkResult(_message.Message):
     GPU_MEMORY_FIELD_NUMBER: _ClassVar[int]
     COPIES_FIELD_NUMBER: _ClassVar[int]
     ENGINE_CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_SOURCE_FIELD_NUMBER: _ClassVar[int]
     model_sha256: str
     settings: BenchmarkSettings
     samples_ms: _containers.RepeatedScalarFieldContainer[float]
@@ -742,4 +774,5 @@ class BenchmarkResult(_message.Message):
     gpu_memory: GpuMemoryPeak
     copies: CopyTiming
     engine_cache_hit: bool
-    def __init__(self, model_sha256: _Optional[str] = ..., settings: _Optional[_Union[BenchmarkSettings, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., session_create_ms: _Optional[float] = ..., first_run_ms: _Optional[float] = ..., peak_rss_bytes: _Optional[int] = ..., provider: _Optional[str] = ..., state_before: _Optional[_Union[DeviceState, _Mapping]] = ..., state_after: _Optional[_Union[DeviceState, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., paired: _Optional[_Union[PairedResult, _Mapping]] = ..., agent_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., started_at: _Optional[float] = ..., wall_s: _Optional[float] = ..., inputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., host_fingerprint: _Optional[str] = ..., model_format: _Optional[_Union[ModelFormat, str]] = ..., runtime_version: _Optional[str] = ..., profile: _Optional[_Union[OperatorProfile, _Mapping]] = ..., loop_start_ns: _Optional[int] = ..., loop_end_ns: _Optional[int] = ..., timed_inferences: _Optional[int] = ..., energy: _Optional[_Iterable[_Union[Energy, _Mapping]]] = ..., gpu_memory: _Optional[_Union[GpuMemoryPeak, _Mapping]] = ..., copies: _Optional[_Union[CopyTiming, _Mapping]] = ..., engine_cache_hit: _Optional[bool] = ...) -> None: ...
+    samples_source: SamplesSource
+    def __init__(self, model_sha256: _Optional[str] = ..., settings: _Optional[_Union[BenchmarkSettings, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., session_create_ms: _Optional[float] = ..., first_run_ms: _Optional[float] = ..., peak_rss_bytes: _Optional[int] = ..., provider: _Optional[str] = ..., state_before: _Optional[_Union[DeviceState, _Mapping]] = ..., state_after: _Optional[_Union[DeviceState, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., paired: _Optional[_Union[PairedResult, _Mapping]] = ..., agent_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., started_at: _Optional[float] = ..., wall_s: _Optional[float] = ..., inputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., host_fingerprint: _Optional[str] = ..., model_format: _Optional[_Union[ModelFormat, str]] = ..., runtime_version: _Optional[str] = ..., profile: _Optional[_Union[OperatorProfile, _Mapping]] = ..., loop_start_ns: _Optional[int] = ..., loop_end_ns: _Optional[int] = ..., timed_inferences: _Optional[int] = ..., energy: _Optional[_Iterable[_Union[Energy, _Mapping]]] = ..., gpu_memory: _Optional[_Union[GpuMemoryPeak, _Mapping]] = ..., copies: _Optional[_Union[CopyTiming, _Mapping]] = ..., engine_cache_hit: _Optional[bool] = ..., samples_source: _Optional[_Union[SamplesSource, str]] = ...) -> None: ...
