@@ -1,0 +1,129 @@
+"""Latency predictors that hold on shared hosts, multi-threaded devices and new devices.
+
+Three parts, each usable alone (see ``docs/predict.md``):
+
+* :mod:`._protocol`, **measuring on a shared host**: models measured in
+  interleaved rounds of short benchmarks, a robust low statistic per model,
+  re-measured until it settles, each result with its own uncertainty::
+
+      report = measure_robust({"a": ref_a, "b": ref_b}, "pi4-a", request,
+                              db=db, scheduler=scheduler)
+      report.results["a"].latency_ms, report.results["a"].spread
+
+* :mod:`._kernels` and :mod:`._kernel_lut`, **fusion-aware kernels**: the
+  nodes onnxruntime actually executes at the device's optimisation level,
+  each measured once alone, a net predicted as their sum plus a fitted
+  overhead::
+
+      build = build_kernel_lut(space, "pi4-a", request, db=db, scheduler=scheduler)
+      lut = build.lut.calibrated(nets, measured_ms)
+      KernelPredictor(space, lut).predict(arch)
+
+* :mod:`._transfer`, **a new device from few measurements**: a HELP-style
+  reference set measured on the new device, and a model over arch features
+  plus a device embedding fitted against every other device in the cost DB
+  (the API of ``fleetnas lut transfer --device NEW --n 20``)::
+
+      result = transfer(db, space, "new-pi", 20, scheduler=scheduler)
+      result.predictor.predict(arch)
+"""
+
+from fleetnas.controller.predict._descriptors import FEATURES, DescriptorError, descriptor
+from fleetnas.controller.predict._kernel_lut import (
+    KERNEL_ARCH_PREFIX,
+    NULL_KEY,
+    KernelCache,
+    KernelEntry,
+    KernelLut,
+    KernelLutBuild,
+    KernelPredictor,
+    MissingKernel,
+    arch_kernels,
+    build_kernel_lut,
+    cover_archs,
+)
+from fleetnas.controller.predict._kernels import (
+    LEVEL_NAMES,
+    Kernel,
+    KernelExtractionError,
+    NetKernels,
+    TensorSpec,
+    check_kernel_model,
+    extract_kernels,
+    kernel_model,
+    null_model,
+)
+from fleetnas.controller.predict._protocol import (
+    DEFAULT_STATISTIC,
+    STATISTICS,
+    Progress,
+    Protocol,
+    ProtocolReport,
+    RobustLatency,
+    measure_robust,
+    round_samples,
+)
+from fleetnas.controller.predict._transfer import (
+    Descriptors,
+    Source,
+    TransferError,
+    TransferFit,
+    TransferPredictor,
+    TransferResult,
+    fit_predictor,
+    fit_source,
+    fit_transfer,
+    load_sources,
+    measured_archs,
+    nnls,
+    reference_archs,
+    transfer,
+)
+
+__all__ = [
+    "DEFAULT_STATISTIC",
+    "FEATURES",
+    "KERNEL_ARCH_PREFIX",
+    "LEVEL_NAMES",
+    "NULL_KEY",
+    "STATISTICS",
+    "DescriptorError",
+    "Descriptors",
+    "Kernel",
+    "KernelCache",
+    "KernelEntry",
+    "KernelExtractionError",
+    "KernelLut",
+    "KernelLutBuild",
+    "KernelPredictor",
+    "MissingKernel",
+    "NetKernels",
+    "Progress",
+    "Protocol",
+    "ProtocolReport",
+    "RobustLatency",
+    "Source",
+    "TensorSpec",
+    "TransferError",
+    "TransferFit",
+    "TransferPredictor",
+    "TransferResult",
+    "arch_kernels",
+    "build_kernel_lut",
+    "check_kernel_model",
+    "cover_archs",
+    "descriptor",
+    "extract_kernels",
+    "fit_predictor",
+    "fit_source",
+    "fit_transfer",
+    "kernel_model",
+    "load_sources",
+    "measure_robust",
+    "measured_archs",
+    "nnls",
+    "null_model",
+    "reference_archs",
+    "round_samples",
+    "transfer",
+]
