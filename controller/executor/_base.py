@@ -153,12 +153,12 @@ class Executor(abc.ABC):
         run here or whose ``task_id`` is still open; ExecutorClosed after :meth:`close`."""
         if not isinstance(task, EvalTask):
             raise TypeError(f"submit takes an EvalTask, got {type(task).__name__}")
+        self._raise_if_closed()
         self._check(task)
         handle = TaskHandle(self, task)
         stored = self.store.load(task) if self.store is not None else None
         with self._lock:
-            if self._closed:
-                raise ExecutorClosed(f"{self.kind} executor is closed; create a new one")
+            self._raise_if_closed()
             if task.task_id in self._open:
                 raise ValueError(f"task_id {task.task_id!r} is already running; ids must be unique")
             self._undelivered += 1
@@ -170,6 +170,10 @@ class Executor(abc.ABC):
         else:
             self._launch(attempt)
         return handle
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise ExecutorClosed(f"{self.kind} executor is closed; create a new one")
 
     def submit_all(self, tasks: Iterable[EvalTask]) -> list[TaskHandle]:
         return [self.submit(task) for task in tasks]

@@ -161,23 +161,37 @@ class RayExecutor(Executor):
 
     # -- the collector thread ----------------------------------------------------------
     def _loop(self) -> None:
-        while True:
+        try:
+            while self._collect_once():
+                pass
+        except Exception as exc:  # noqa: BLE001 - e.g. Ray shut down under us: fail, never hang
             with self._state:
-                if self._stopping:
-                    return
-                refs = list(self._inflight)
-            if not refs:
-                self._work.wait()
-                self._work.clear()
-                continue
-            ready, _ = self._ray.wait(refs, num_returns=1, timeout=_WAIT_S)
-            if ready:
-                ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
-            for ref in ready:
-                with self._state:
-                    attempt = self._inflight.pop(ref, None)
-                if attempt is not None:  # else aborted meanwhile
-                    self._attempt_finished(attempt, self._outcome(ref))
+                self._stopping = True
+                attempts, self._inflight = list(self._inflight.values()), {}
+            for attempt in attempts:
+                self._attempt_finished(
+                    attempt, Lost(f"the Ray executor's thread failed: {exc!r}", retry=False)
+                )
+
+    def _collect_once(self) -> bool:
+        """Wait a moment for finished attempts and report them; False once stopping."""
+        with self._state:
+            if self._stopping:
+                return False
+            refs = list(self._inflight)
+        if not refs:
+            self._work.wait()
+            self._work.clear()
+            return True
+        ready, _ = self._ray.wait(refs, num_returns=1, timeout=_WAIT_S)
+        if ready:
+            ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            with self._state:
+                attempt = self._inflight.pop(ref, None)
+            if attempt is not None:  # else aborted meanwhile
+                self._attempt_finished(attempt, self._outcome(ref))
+        return True
 
     def _outcome(self, ref: Any) -> Outcome | Lost:
         exceptions = self._ray.exceptions
