@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from fleetnas.agent.device_telemetry import NO_LOOP_INTERVAL, PAIRED_NO_ENERGY, DeviceTelemetry
-from fleetnas.agent.runner import BenchmarkRunner
+from fleetnas.agent.device_telemetry import PAIRED_NO_ENERGY, DeviceTelemetry
 from fleetnas.agent.telemetry import (
     Counter,
     CounterMeter,
@@ -57,18 +56,6 @@ class ConstantPower(TelemetrySource[None, None]):
                             scope="board", update_period_s=0.0, poll_s=0.02)
 
 
-class LoopStampingRunner(BenchmarkRunner):
-    """Reports the timed-loop interval around the whole job, as the worker will report its
-    loop (agent-runner's round 2); the service must attribute energy to exactly it."""
-
-    def run(self, *args: Any, **kwargs: Any) -> agent_pb2.BenchmarkResult:
-        start = time.monotonic_ns()
-        result = super().run(*args, **kwargs)
-        result.loop_start_ns, result.loop_end_ns = start, time.monotonic_ns()
-        result.timed_inferences = len(result.samples_ms)
-        return result
-
-
 def gpu_and_jetson(tmp_path: Path, **gpu: Any) -> tuple[DeviceTelemetry, Any]:
     fake, _ = a10_from_nvidia_smi()
     for key, value in gpu.items():
@@ -103,7 +90,7 @@ def test_describe_and_status_carry_gpu_and_jetson_telemetry(start_agent, tmp_pat
     assert [r.label for r in state.jetson.rails] == [r.label for r in direct.rails]
 
 
-def test_a_result_carries_gpu_states_warnings_peak_memory_and_unreadable_energy(
+def test_a_result_carries_gpu_states_warnings_peak_memory_and_loop_energy(
     start_agent, tmp_path, good_model
 ) -> None:
     telemetry, fake = gpu_and_jetson(tmp_path, reasons=0x004, utilization=(90, 40))  # power cap
@@ -120,16 +107,16 @@ def test_a_result_carries_gpu_states_warnings_peak_memory_and_unreadable_energy(
     assert result.gpu_memory.peak_bytes == 300 * 2**20 and result.gpu_memory.polls >= 2
     by_source = {e.source: e for e in result.energy}
     assert set(by_source) == {"nvml", "jetson"}
-    for energy in by_source.values():  # today's worker reports no timed-loop interval
-        assert not energy.readable and energy.reason == NO_LOOP_INTERVAL
-        assert not energy.HasField("joules") and not energy.HasField("mj_per_inference")
+    for energy in by_source.values():  # attributed to the worker's own timed loop
+        assert energy.readable and energy.reason == ""
+        assert energy.interval_s == pytest.approx((result.loop_end_ns - result.loop_start_ns) / 1e9)
+        assert energy.inferences == result.timed_inferences > 0
     assert (by_source["nvml"].method, by_source["nvml"].scope) == ("nvml-energy-counter", "GPU 0")
     assert by_source["jetson"].method == "ina3221-integration"
 
 
 def test_energy_is_attributed_to_the_timed_loop_end_to_end(start_agent, good_model) -> None:
-    server, client = start_agent(telemetry=DeviceTelemetry([ConstantPower()]),
-                                 runner_class=LoopStampingRunner)
+    server, client = start_agent(telemetry=DeviceTelemetry([ConstantPower()]))
     sha = client.ensure_model(good_model)
     result = client.benchmark(sha, fast_settings(min_duration_s=0.3, max_runs=100_000))
     (energy,) = result.energy
@@ -148,8 +135,7 @@ def test_energy_is_attributed_to_the_timed_loop_end_to_end(start_agent, good_mod
 
 
 def test_an_idle_baseline_gives_net_figures(start_agent, good_model) -> None:
-    server, client = start_agent(telemetry=DeviceTelemetry([ConstantPower()], idle_s=0.3),
-                                 runner_class=LoopStampingRunner)
+    server, client = start_agent(telemetry=DeviceTelemetry([ConstantPower()], idle_s=0.3))
     result = client.benchmark(client.ensure_model(good_model), fast_settings())
     (energy,) = result.energy
     assert energy.idle_power_w == pytest.approx(POWER_W, rel=0.05)
