@@ -250,12 +250,14 @@ class AgentService(agent_pb2_grpc.AgentServicer):
 
     # -- Benchmark -------------------------------------------------------------
     @contextmanager
-    def _cancel_on_disconnect(self, context: grpc.ServicerContext, sha: str) -> Iterator[None]:
+    def _cancel_on_disconnect(self, context: grpc.ServicerContext, sha: str) -> Iterator[bool]:
         """Stop the running benchmark if the RPC ends (client cancel or deadline) before it.
 
         gRPC calls the callback when the RPC terminates; while the job still
         runs that can only mean the client went away, and nobody will read the
         result: free the agent for the next job instead of running to timeout.
+        Yields False when the RPC had already ended (gRPC then refuses the
+        callback): the caller must not start the job at all.
         """
         lock = threading.Lock()
         running = [True]
@@ -265,9 +267,9 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 if running[0] and self._shell.cancel_current():
                     get_logger().warning("benchmark cancelled by the client", extra={"sha256": sha})
 
-        context.add_callback(on_rpc_done)
+        registered = context.add_callback(on_rpc_done)
         try:
-            yield
+            yield bool(registered)
         finally:
             with lock:
                 running[0] = False
@@ -295,7 +297,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             settings, model_format = self._resolve(sha, model.path, request.settings)
             with self._gate.slot(sha, context.is_active):
                 log.info("benchmark start", extra={"sha256": sha, "method": settings.method})
-                with self._cancel_on_disconnect(context, sha):
+                with self._cancel_on_disconnect(context, sha) as client_waits:
+                    if not client_waits:
+                        log.warning("benchmark skipped: the client went away before it started",
+                                    extra={"sha256": sha})
+                        return agent_pb2.BenchmarkResult()  # the call is over: nobody reads it
                     result = self._shell.benchmark(model.path, sha, settings)
         result.agent_version = __version__
         result.host_fingerprint = self._description.host_fingerprint

@@ -228,10 +228,13 @@ def test_queue_full_is_resource_exhausted(start_agent, good_model):
     server, client = start_agent(max_queue=0)
     slow = client.ensure_model(onnx_models.slow_model(2.0))
     good = client.ensure_model(good_model)
-    holder = threading.Thread(
-        target=lambda: client.benchmark(slow, fast_settings(max_runs=1, min_runs=1, warmup_runs=0))
+    channel, stub, md = raw_stub(server.port)
+    holder = stub.Benchmark.future(  # holds the only slot; cancelled once the point is made
+        agent_pb2.BenchmarkRequest(
+            model_sha256=slow, settings=fast_settings(max_runs=1, min_runs=1, warmup_runs=0)
+        ),
+        timeout=120, metadata=md,
     )
-    holder.start()
     deadline = time.monotonic() + 30
     while not server.gate.busy and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -239,7 +242,12 @@ def test_queue_full_is_resource_exhausted(start_agent, good_model):
     with pytest.raises(errors.QueueFull) as info:
         client.benchmark(good, fast_settings())
     assert info.value.transient and info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    holder.join(120)
+    holder.cancel()  # the agent stops the run of a client that went away
+    channel.close()
+    deadline = time.monotonic() + 30
+    while server.gate.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server.gate.busy
     _still_serves(client, good_model)
 
 
