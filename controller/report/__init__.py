@@ -17,13 +17,14 @@ Importing this package imports neither torch nor matplotlib (plotting does).
 from __future__ import annotations
 
 from fleetnas.controller.report._files import csv_text, json_document, write_csv, write_json
-from fleetnas.controller.report._plot import plot_front
+from fleetnas.controller.report._plot import front_figure, front_png, plot_front
 from fleetnas.controller.report._rows import (
     ResultRow,
     all_rows,
     format_value,
     front_rows,
     objective_label,
+    plane_front,
     unit_of,
     value_names,
 )
@@ -34,10 +35,13 @@ __all__ = [
     "all_rows",
     "csv_text",
     "format_value",
+    "front_figure",
+    "front_png",
     "front_rows",
     "front_table",
     "json_document",
     "objective_label",
+    "plane_front",
     "plot_front",
     "unit_of",
     "value_names",
