@@ -239,3 +239,85 @@ def test_the_report_renders_in_headless_chromium(stored: Stored, tmp_path: Path)
     assert pixels.shape[:2] == (2400, 1280)
     assert pixels[..., :3].std() > 0.05, "the screenshot is blank"
 
+
+# --- datasette/metadata.json: the canned queries, run with sqlite3 on the same real cost DB
+
+METADATA = Path(__file__).resolve().parents[2] / "datasette" / "metadata.json"
+COLUMNS = {
+    "measurements_by_model": ["model_sha256", "space", "arch", "device", "device_class",
+                              "settings_hash", "measurements", "min_latency_ms",
+                              "mean_latency_ms", "max_latency_ms", "last_measured"],
+    "lut_coverage": ["lut_id", "space", "device", "settings_hash", "status", "entries",
+                     "blocks_total", "coverage_pct", "calibrated", "last_report_within_10_pct",
+                     "source", "updated"],
+    "searches": ["id", "space", "mode", "status", "budget", "trials", "measured", "device_runs",
+                 "predicted", "step", "complete", "failed", "pending", "objectives", "created",
+                 "finished", "wall_s", "error"],
+    "search_front": ["rank", "candidate_id", "encoding", "source", "metrics", "model_sha256"],
+}
+
+
+def _canned(db_path: Path, name: str, **params: object) -> list[sqlite3.Row]:
+    """Run canned query ``name`` as datasette would (unset parameters are empty strings)."""
+    sql = json.loads(METADATA.read_text())["databases"]["fleetnas"]["queries"][name]["sql"]
+    names = set(re.findall(r":(\w+)", sql))
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        cursor = conn.execute(sql, {n: params.get(n, "") for n in names})
+        assert [d[0] for d in cursor.description] == COLUMNS[name]
+        return cursor.fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_metadata_names_every_canned_query_with_a_title() -> None:
+    queries = json.loads(METADATA.read_text())["databases"]["fleetnas"]["queries"]
+    assert sorted(queries) == sorted(COLUMNS)
+    assert all(q["title"] and q["description"] for q in queries.values())
+
+
+def test_measurements_by_model_device_and_settings(stored: Stored) -> None:
+    rows = _canned(stored.db_path, "measurements_by_model")
+    with sqlite3.connect(stored.db_path) as conn:
+        total, groups = conn.execute(
+            "SELECT count(*), count(DISTINCT model_sha256 || device || settings_hash) "
+            "FROM measurements").fetchone()
+    assert len(rows) == groups > 0 and sum(r["measurements"] for r in rows) == total
+    assert all(r["min_latency_ms"] <= r["mean_latency_ms"] <= r["max_latency_ms"] for r in rows)
+    one = rows[0]["model_sha256"]
+    assert {r["model_sha256"] for r in _canned(stored.db_path, "measurements_by_model",
+                                                model=one[:12])} == {one}
+    assert len(_canned(stored.db_path, "measurements_by_model", device="r0")) == len(rows)
+    assert _canned(stored.db_path, "measurements_by_model", device="nope") == []
+
+
+def test_lut_coverage(stored: Stored) -> None:
+    (lut,) = _canned(stored.db_path, "lut_coverage")
+    assert lut["device"] == "r0" and lut["status"] == "complete"
+    assert lut["entries"] == lut["blocks_total"] > 0 and lut["coverage_pct"] == 100.0
+    assert lut["calibrated"] == 0  # built with --calibration-n 0
+
+
+def test_searches_with_their_counters(stored: Stored) -> None:
+    rows = {r["id"]: r for r in _canned(stored.db_path, "searches")}
+    with CostDB(stored.db_path) as db:
+        store = SearchStore(db)
+        for search_id in (LUT_SEARCH, MEASURED_SEARCH):
+            record, row = store.get(search_id), rows[search_id]
+            assert (row["mode"], row["status"], row["trials"], row["measured"],
+                    row["device_runs"], row["predicted"]) == (
+                record.mode, record.status, record.trials, record.measured,
+                record.device_runs, record.predicted)
+            assert row["complete"] == len(store.candidates(search_id, state="complete"))
+    assert rows[LUT_SEARCH]["measured"] == 0 and rows[LUT_SEARCH]["predicted"] == 8
+
+
+def test_a_search_front_matches_the_engines_ranks(stored: Stored) -> None:
+    for search_id in (LUT_SEARCH, MEASURED_SEARCH):
+        rows = _canned(stored.db_path, "search_front", search_id=search_id)
+        with CostDB(stored.db_path) as db:
+            front = front_rows(load_search(SearchStore(db), search_id).engine)
+        assert [(r["rank"], r["candidate_id"]) for r in rows] == [
+            (m.rank, m.candidate_id) for m in front]
+    assert _canned(stored.db_path, "search_front", search_id=99) == []
