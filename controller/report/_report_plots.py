@@ -9,6 +9,10 @@ from fleetnas.controller.report._history import ALL, History
 from fleetnas.controller.report._versus import WITHIN, Pair
 
 
+def _plain(value: float, _position: object) -> str:
+    return f"{value:.3g}"
+
+
 def history_png(history: History) -> bytes:
     """Hypervolume after each candidate: all objectives, and one panel per device plane."""
     curves = list(history.curves)
@@ -36,6 +40,8 @@ def versus_png(pairs_by_name: Mapping[str, Sequence[Pair]]) -> bytes:
     names = list(pairs_by_name)
     columns = min(len(names), 3)
     lines = -(-len(names) // columns)
+    from matplotlib.ticker import FuncFormatter
+
     fig = new_figure(4.4 * columns, 4.0 * lines)
     for index, name in enumerate(names):
         pairs = pairs_by_name[name]
@@ -55,12 +61,16 @@ def versus_png(pairs_by_name: Mapping[str, Sequence[Pair]]) -> bytes:
                            s=14, color=colour, label=f"{predictor} ({len(chosen)})", zorder=3)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers (0.4, 0.6, 1), not 4×10⁻¹
+            axis.set_major_formatter(FuncFormatter(_plain))
+            if high / low < 10:  # within a decade the minor ticks are the only labels
+                axis.set_minor_formatter(FuncFormatter(_plain))
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("measured (ms)", fontsize=8)
         ax.set_ylabel("predicted (ms)", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
