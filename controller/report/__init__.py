@@ -1,4 +1,4 @@
-"""Search results for people: the Pareto front as a table, CSV, JSON and a PNG plot.
+"""Search results for people: the Pareto front as a table, CSV, JSON, a PNG plot, an HTML report.
 
 Everything is built from a :class:`~fleetnas.controller.search.SearchEngine`
 (live, or rebuilt from a stored snapshot)::
@@ -11,34 +11,73 @@ Everything is built from a :class:`~fleetnas.controller.search.SearchEngine`
     plot_front(all_rows(engine), engine.objectives, "front.png",
                constraints=engine.constraints)
 
+A whole stored search as one self-contained HTML page (``fleetnas report``)::
+
+    data = load_report(db, search_id, hardware_line=lambda device: device.name)
+    Path("report.html").write_text(render_report(data, show_time=str))
+
 Importing this package imports neither torch nor matplotlib (plotting does).
 """
 
 from __future__ import annotations
 
 from fleetnas.controller.report._files import csv_text, json_document, write_csv, write_json
-from fleetnas.controller.report._plot import plot_front
+from fleetnas.controller.report._history import (
+    History,
+    HistoryPoint,
+    Reference,
+    hypervolume_history,
+    reference_point,
+)
+from fleetnas.controller.report._html_report import duration, export_command, render_report
+from fleetnas.controller.report._plot import front_figure, front_png, plot_front
 from fleetnas.controller.report._rows import (
     ResultRow,
     all_rows,
     format_value,
     front_rows,
     objective_label,
+    plane_front,
     unit_of,
     value_names,
 )
+from fleetnas.controller.report._search_report import (
+    DeviceUse,
+    LutUse,
+    SearchReport,
+    load_report,
+)
 from fleetnas.controller.report._table import front_table
+from fleetnas.controller.report._versus import Pair, Versus, compare_predictions
 
 __all__ = [
+    "DeviceUse",
+    "History",
+    "HistoryPoint",
+    "LutUse",
+    "Pair",
+    "Reference",
     "ResultRow",
+    "SearchReport",
+    "Versus",
     "all_rows",
+    "compare_predictions",
     "csv_text",
+    "duration",
+    "export_command",
     "format_value",
+    "front_figure",
+    "front_png",
     "front_rows",
     "front_table",
+    "hypervolume_history",
     "json_document",
+    "load_report",
     "objective_label",
+    "plane_front",
     "plot_front",
+    "reference_point",
+    "render_report",
     "unit_of",
     "value_names",
     "write_csv",

@@ -8,6 +8,11 @@ measured), infeasible ones as red crosses, the Pareto front (of *all*
 objectives) in colour with its ranks, the panel's own 2-D front as a step
 line, and constraint bounds on that axis as dashed lines.
 
+Rank labels never overlap each other or the front's markers
+(:func:`~._labels.place_labels`: each goes to the first free spot around its
+point, with a leader line when it had to move away); a rank that finds no
+free spot is left out and the panel says how many (the table has them all).
+
 Drawn with matplotlib's object API on an Agg canvas (no pyplot, no display);
 matplotlib is imported only when plotting.
 """
@@ -19,11 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleetnas.controller.report._rows import ResultRow, unit_of
-from fleetnas.controller.search import Constraint, Objective, pareto_indices
+from fleetnas.controller.report._figure import new_figure, png_bytes, save_png
+from fleetnas.controller.report._labels import place_labels
+from fleetnas.controller.report._rows import ResultRow, plane_front, unit_of
+from fleetnas.controller.search import Constraint, Objective
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 _PREDICTED = ("lut", "surrogate")
 
@@ -38,6 +46,12 @@ def _axis_label(objective: Objective) -> str:
     return f"{objective.name}" + (f" ({unit})" if unit else "") + f" — {arrow}"
 
 
+#: at most this many front members get a rank label per panel
+MAX_LABELS = 30
+
+LabelItems = list[tuple[str, tuple[float, float]]]
+
+
 def plot_front(
     rows: Sequence[ResultRow],
     objectives: Sequence[Objective],
@@ -47,27 +61,48 @@ def plot_front(
     title: str = "Pareto front",
 ) -> Path:
     """Write the PNG (see the module docstring) for ``rows`` (all complete trials); return its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    return save_png(front_figure(rows, objectives, constraints=constraints, title=title), path)
 
+
+def front_png(
+    rows: Sequence[ResultRow],
+    objectives: Sequence[Objective],
+    *,
+    constraints: Sequence[Constraint] = (),
+    title: str = "Pareto front",
+) -> bytes:
+    """The same plot as :func:`plot_front`, as PNG bytes."""
+    return png_bytes(front_figure(rows, objectives, constraints=constraints, title=title))
+
+
+def front_figure(
+    rows: Sequence[ResultRow],
+    objectives: Sequence[Objective],
+    *,
+    constraints: Sequence[Constraint] = (),
+    title: str = "Pareto front",
+) -> Figure:
+    """The figure of :func:`plot_front`: one panel per objective other than the vertical one."""
     if not objectives:
         raise ValueError("no objectives to plot")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     y_obj = next((o for o in objectives if o.direction == "maximize"), objectives[0])
     x_objs = [o for o in objectives if o is not y_obj] or [y_obj]
     panels = len(x_objs)
     columns = min(panels, 3)
     lines = math.ceil(panels / columns)
-    fig = Figure(figsize=(5.2 * columns, 4.4 * lines), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = new_figure(5.2 * columns, 4.4 * lines)
+    labels: list[tuple[Axes, LabelItems]] = []
     for index, x_obj in enumerate(x_objs):
         ax = fig.add_subplot(lines, columns, index + 1)
-        _panel(ax, rows, x_obj, y_obj, constraints)
+        labels.append((ax, _panel(ax, rows, x_obj, y_obj, constraints)))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, format="png")
-    return out
+    for ax, items in labels:  # after the layout: placement works in pixels
+        left_out = place_labels(ax, items[:MAX_LABELS]) + max(0, len(items) - MAX_LABELS)
+        if left_out:
+            ax.text(0.99, 0.01, f"{left_out} rank(s) not labelled: no room (see the table)",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="0.4")
+    return fig
 
 
 def robust_limits(values: Sequence[float]) -> tuple[float, float] | None:
@@ -110,7 +145,8 @@ def _panel(
     x_obj: Objective,
     y_obj: Objective,
     constraints: Sequence[Constraint],
-) -> None:
+) -> LabelItems:
+    """Draw one panel; return the rank labels to place once the layout is final."""
     xs_scale, ys_scale = _scale(x_obj.name), _scale(y_obj.name)
     same = x_obj is y_obj
 
@@ -153,18 +189,11 @@ def _panel(
     if front:
         ax.scatter(*coords(front), s=36, color="tab:blue", edgecolors="black", linewidths=0.5,
                    label="Pareto front (all objectives)", zorder=4)
-        for r in front[:20]:
-            ax.annotate(str(r.rank), xy(r), textcoords="offset points", xytext=(4, 3),
-                        fontsize=7)
     if not same:
-        feasible = [r for r in rows if r.feasible]
-        if feasible:
-            points = [(x_obj.sign * r.values[x_obj.name], y_obj.sign * r.values[y_obj.name])
-                      for r in feasible]
-            panel_front = sorted(xy(feasible[i]) for i in pareto_indices(points))
-            if panel_front:
-                ax.step([p[0] for p in panel_front], [p[1] for p in panel_front], where="post",
-                        color="tab:blue", lw=1.0, alpha=0.7, label="front in this plane")
+        panel_front = sorted(xy(r) for r in plane_front(rows, x_obj, y_obj))
+        if panel_front:
+            ax.step([p[0] for p in panel_front], [p[1] for p in panel_front], where="post",
+                    color="tab:blue", lw=1.0, alpha=0.7, label="front in this plane")
     for c in constraints:
         if c.name == x_obj.name:
             ax.axvline(c.bound * xs_scale, ls="--", color="tab:red", lw=0.9, label=c.text)
@@ -179,3 +208,4 @@ def _panel(
     ax.set_ylabel("candidate" if same else _axis_label(y_obj), fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+    return [(str(r.rank), xy(r)) for r in front]

@@ -9,11 +9,11 @@ objective); ``fleetnas export ID --rank K`` picks the same row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetnas.controller.search import Objective, SearchEngine, Trial, split_name
+from fleetnas.controller.search import Objective, SearchEngine, Trial, pareto_indices, split_name
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,16 @@ def all_rows(engine: SearchEngine) -> list[ResultRow]:
     ranks = {t.id: rank for rank, t in enumerate(engine.pareto_front(), start=1)}
     trials = sorted(engine.complete(), key=lambda t: t.id)
     return [_row(t, ranks.get(t.id)) for t in trials]
+
+
+def plane_front(rows: Sequence[ResultRow], x_obj: Objective, y_obj: Objective) -> list[ResultRow]:
+    """The feasible rows no other feasible row beats on ``x_obj`` and ``y_obj`` alone (the
+    front of one device's plane, e.g. accuracy × latency[pi4]), in ``x_obj`` order."""
+    feasible = [r for r in rows if r.feasible and x_obj.name in r.values and y_obj.name in r.values]
+    points = [(x_obj.sign * r.values[x_obj.name], y_obj.sign * r.values[y_obj.name])
+              for r in feasible]
+    front = [feasible[i] for i in pareto_indices(points)]
+    return sorted(front, key=lambda r: (x_obj.sign * r.values[x_obj.name], r.candidate_id))
 
 
 def value_names(engine: SearchEngine) -> list[str]:
