@@ -14,10 +14,16 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 
 venv: $(STAMP)
 
+# The HTML report's test opens the page in a real headless browser (Debian's chromium).
+BROWSER := $(VENV)/.browser
+$(BROWSER): | $(STAMP)
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || { echo "the report's browser test needs chromium: apt-get install chromium (as root)" >&2; exit 1; }
+	touch $(BROWSER)
+
 demo: $(STAMP)
 	$(VENV)/bin/fleetnas demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(PY) scripts/gen_protos.py --check
 	$(VENV)/bin/ruff check agent controller tests bench scripts
 	$(VENV)/bin/mypy agent controller

@@ -26,12 +26,11 @@ from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from fleetnas.agent import __version__
 from fleetnas.agent.config import ADB_CLUSTERS, TOKEN_ENV, AgentConfig, ConfigError
 from fleetnas.agent.errors import AgentError
 from fleetnas.agent.lifeline import clean_stale, owned_prefix
+from fleetnas.agent.proto_json import message_dict
 from fleetnas.agent.report import format_description, format_result
 from fleetnas.agent.settings_args import (
     add_settings_flags,
@@ -212,8 +211,7 @@ def _client_for(args: argparse.Namespace):
 
 def _print(message, as_json: bool, text: str) -> None:
     if as_json:
-        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True),
-                         indent=2))
+        print(json.dumps(message_dict(message), indent=2))
     else:
         print(text)
 
