@@ -150,7 +150,8 @@ def _refs() -> dict[str, ModelRef]:
 def test_rounds_are_interleaved_stored_and_reused(agents: AgentPool, db: CostDB) -> None:
     (agent,) = agents.start(1)
     refs = _refs()
-    protocol = Protocol(rounds=3, max_rounds=3, keep=2, tolerance=0.5, **TINY_ROUNDS)
+    protocol = Protocol(rounds=3, max_rounds=3, keep=2, tolerance=0.5, statistic="low_median",
+                        **TINY_ROUNDS)
     since = time.time()
     with Scheduler(fleet_of([agent]), db) as scheduler:
         seen: list[tuple[str, int, int]] = []
@@ -212,7 +213,8 @@ def test_a_failing_model_is_reported_once_and_the_others_measured(
 def test_paired_rounds_use_the_ratios_times_the_calibration(agents: AgentPool,
                                                             db: CostDB) -> None:
     (agent,) = agents.start(1)
-    protocol = Protocol(rounds=1, max_rounds=1, keep=1, tolerance=0.5, **TINY_ROUNDS)
+    protocol = Protocol(rounds=1, max_rounds=1, keep=1, tolerance=0.5, statistic="low_median",
+                        **TINY_ROUNDS)
     request = agent_pb2.BenchmarkSettings(method=agent_pb2.METHOD_PAIRED)
     refs = {"mlp": _refs()["mlp"]}
     with Scheduler(fleet_of([agent]), db) as scheduler:
