@@ -220,7 +220,7 @@ class Scheduler:
                 # still answer from the cache: devices of a class are interchangeable.
                 known = [d.name for d in self.db.list_devices(device_class=job.target.name)]
                 devices = tuple(dict.fromkeys([*devices, *known]))
-            hit = cache.find(job.model.sha256, devices, job.settings)
+            hit = cache.find(job.model.sha256, devices, job.settings, job.model.model_format)
             answers.append(
                 None if hit is None
                 else JobOutcome(index, job, OutcomeStatus.CACHED, hit.device, hit)
