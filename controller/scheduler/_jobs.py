@@ -186,8 +186,10 @@ class JobOutcome:
     ``measurement`` is set for MEASURED and CACHED; ``error`` (an
     :class:`~fleetnas.agent.errors.AgentError` or another exception) for
     FAILED. ``device`` is where it was measured (or the last device tried).
-    ``duplicate_of`` is the index of an identical earlier job in the same
-    batch whose outcome this one shares (the work was done once).
+    ``duplicate_of`` is the index of the job in the same batch whose outcome
+    this one shares (the work was done once): an identical earlier job, or the
+    device job a class job was merged into (same model and settings on a
+    device of the class).
     """
 
     index: int
