@@ -4,9 +4,11 @@
 
 1. **Enumerate** ``space.all_blocks()`` (every resolution the space is
    configured with), one job per distinct block key.
-2. **Export** each block to ONNX and record it in ``models`` with its origin
-   (:func:`fleetnas.controller.export.register_block`: ``space`` = the space
-   *name*, block keys do not depend on the space's configuration, and
+2. **Export** each block in the format the device's runtime takes for the
+   settings (ONNX for onnxruntime, TFLite for LiteRT:
+   :meth:`Scheduler.model_format_for`) and record it in ``models`` with its
+   origin (:func:`fleetnas.controller.export.register_block`: ``space`` = the
+   space *name*, block keys do not depend on the space's configuration, and
    ``arch`` = ``"block:" + block key``). Everything is exported before
    anything is measured, so a local device is not disturbed by torch while
    it measures.
@@ -42,6 +44,7 @@ from fleetnas.controller.scheduler import (
     OutcomeStatus,
     Progress,
     Scheduler,
+    Target,
 )
 from fleetnas.controller.spaces import Block, SearchSpace
 
@@ -78,11 +81,14 @@ def export_blocks(
     *,
     cache_dir: str | Path | None = None,
     on_progress: ProgressCallback | None = None,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
 ) -> list[ModelRef]:
-    """Export each block and record its model with its origin; one ModelRef per block."""
+    """Export each block as ``model_format`` and record its model with its origin; one
+    ModelRef per block."""
     refs = []
     for i, block in enumerate(blocks, start=1):
-        refs.append(register_block(db, space, block, cache_dir=cache_dir))
+        refs.append(register_block(db, space, block, cache_dir=cache_dir,
+                                   model_format=model_format))
         if on_progress is not None:
             on_progress(LutProgress("export", i, len(blocks), block.key))
     return refs
@@ -153,10 +159,11 @@ def build_lut(
     KeyboardInterrupt the entries stored so far are kept and the interrupt
     propagates; run the build again to resume.
     """
-    scheduler.fleet.get(device)  # UnknownDevice now, not after exporting
+    model_format = scheduler.model_format_for(Target.device(device), settings)  # UnknownDevice
     blocks = distinct_blocks(space)
     started = time.monotonic()
-    refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress)
+    refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress,
+                         model_format=model_format)
     exported = time.monotonic()
 
     store = LutStore(db)

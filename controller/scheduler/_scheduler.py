@@ -71,8 +71,15 @@ from fleetnas.controller.fleet import (
 )
 from fleetnas.controller.scheduler._batch import merge_class_jobs, split_duplicates
 from fleetnas.controller.scheduler._cache import CacheLookup
+from fleetnas.controller.scheduler._formats import model_format_for
 from fleetnas.controller.scheduler._hostlock import HostLocks
-from fleetnas.controller.scheduler._jobs import Job, JobOutcome, OutcomeStatus, Progress
+from fleetnas.controller.scheduler._jobs import (
+    Job,
+    JobOutcome,
+    OutcomeStatus,
+    Progress,
+    Target,
+)
 from fleetnas.controller.scheduler._placement import POLL_S, Placement, Task
 from fleetnas.controller.scheduler._recorder import Recorder
 from fleetnas.controller.scheduler._retry import (
@@ -201,9 +208,23 @@ class Scheduler:
 
     def eligible_devices(self, job: Job) -> tuple[str, ...]:
         """The fleet devices that may run ``job``; raises UnknownDevice / UnknownClass."""
-        if job.target.is_class:
-            return tuple(d.name for d in self.fleet.in_class(job.target.name))
-        return (self.fleet.get(job.target.name).name,)
+        return self.devices_of(job.target)
+
+    def devices_of(self, target: Target) -> tuple[str, ...]:
+        """The fleet devices of ``target``; raises UnknownDevice / UnknownClass."""
+        if target.is_class:
+            return tuple(d.name for d in self.fleet.in_class(target.name))
+        return (self.fleet.get(target.name).name,)
+
+    def model_format_for(self, target: Target, request: agent_pb2.BenchmarkSettings) -> int:
+        """The model format ``target``'s runtime takes for ``request`` (ONNX or TFLite; see
+        :mod:`._formats`): from the first described device of the target (the heartbeats'
+        latest description, else the DB's). Raises UnknownDevice / UnknownClass."""
+        devices = self.devices_of(target)
+        cache = self._cache()
+        described = next((d for name in devices if (d := cache.description(name)) is not None),
+                         None)  # fmt: skip
+        return model_format_for(request, described)
 
     def lookup(self, jobs: Sequence[Job]) -> list[JobOutcome | None]:
         """Cache only: a CACHED outcome per job found in the cost DB, else ``None``.
