@@ -65,6 +65,7 @@ from fleetnas.controller.lut._io import (
 from fleetnas.controller.lut._metrics import Accuracy, accuracy, kendall_tau_b
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
+from fleetnas.controller.lut._robust import STATISTICS, robust_latency, sample_cv
 from fleetnas.controller.lut._settings import is_empty_request, settings_mismatches
 from fleetnas.controller.lut._store import (
     BLOCK_ARCH_PREFIX,
@@ -84,6 +85,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MIN_CALIBRATION_ARCHS",
+    "STATISTICS",
     "Accuracy",
     "AmbiguousLut",
     "ArchMeasurement",
@@ -125,7 +127,9 @@ __all__ = [
     "lut_request",
     "measure_archs",
     "read_lut_file",
+    "robust_latency",
     "sample_archs",
+    "sample_cv",
     "settings_mismatches",
     "space_of",
 ]

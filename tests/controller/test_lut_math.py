@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,9 @@ from fleetnas.controller.lut import (
     import_lut,
     kendall_tau_b,
     read_lut_file,
+    robust_latency,
     sample_archs,
+    sample_cv,
     settings_mismatches,
 )
 from fleetnas.controller.spaces import get_space
@@ -158,6 +161,37 @@ def test_calibration_refuses_unusable_data(sums: list[float], measured: list[flo
                                            needle: str) -> None:
     with pytest.raises(CalibrationError, match=needle):
         fit_calibration(sums, measured)
+
+
+# -- robust statistics of raw samples --------------------------------------------------------
+
+
+def test_robust_statistics_of_raw_samples() -> None:
+    from fleetnas.agent.stats import latency_stats
+
+    # 18 quiet runs around 2 ms and two disturbed ones: one-sided noise.
+    samples = [2.0 + 0.01 * (i % 5) for i in range(18)] + [9.0, 30.0]
+    assert robust_latency(samples) == latency_stats(samples).median_ms  # the agent's median
+    assert robust_latency(samples, "min") == 2.0
+    trimmed = robust_latency(samples, "trimmed_mean")  # drops 2 from each end
+    assert trimmed == pytest.approx(sum(sorted(samples)[2:18]) / 16)
+    assert 2.0 < trimmed < 2.05 < sum(samples) / len(samples)
+    assert sample_cv(samples) == pytest.approx(latency_stats(samples).cv)
+    assert sample_cv([2.0] * 5) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("samples", "statistic", "needle"),
+    [
+        ([], "median", "at least one sample"),
+        ([1.0, math.nan], "min", "finite"),
+        ([1.0], "mean", "unknown statistic 'mean'; choose one of median, min, trimmed_mean"),
+    ],
+)
+def test_robust_statistics_refuse_bad_input(samples: list[float], statistic: str,
+                                            needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        robust_latency(samples, statistic)
 
 
 # -- accuracy ------------------------------------------------------------------------------
