@@ -17,7 +17,15 @@ Public API::
     import_lut(db, "profiles/luts/pi4-a/mbv3-0123456789abcdef.json")
 """
 
-from fleetnas.controller.lut._build import BuildReport, build_lut, distinct_blocks, export_blocks
+from fleetnas.controller.lut._build import (
+    DEFAULT_REMEASURE_ATTEMPTS,
+    BuildReport,
+    Remeasured,
+    build_lut,
+    distinct_blocks,
+    export_blocks,
+    remeasure_lut,
+)
 from fleetnas.controller.lut._calibration import (
     MIN_CALIBRATION_ARCHS,
     Calibration,
@@ -84,6 +92,7 @@ __all__ = [
     "DEFAULT_STALE_THRESHOLD",
     "FORMAT",
     "FORMAT_VERSION",
+    "DEFAULT_REMEASURE_ATTEMPTS",
     "MIN_CALIBRATION_ARCHS",
     "STATISTICS",
     "Accuracy",
@@ -110,6 +119,7 @@ __all__ = [
     "MeasurementFailed",
     "MissingBlock",
     "ProgressCallback",
+    "Remeasured",
     "accuracy",
     "build_lut",
     "calibrate_lut",
@@ -127,6 +137,7 @@ __all__ = [
     "lut_request",
     "measure_archs",
     "read_lut_file",
+    "remeasure_lut",
     "robust_latency",
     "sample_archs",
     "sample_cv",
