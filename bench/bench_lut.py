@@ -21,6 +21,12 @@ default settings are the agent's (>= 10 warm-up runs, >= 30 timed runs and
 eval included, ~8 minutes; ``--resolutions`` picks a subset for slower
 devices. ``--quick`` is a smoke run: 160 only, 12 archs, short timed loops.
 
+4. **statistics**: the same LUT with each entry recomputed from its block
+   measurement's raw samples by each robust statistic (``lut.STATISTICS``:
+   median, min, trimmed mean), calibrated on the same calibration archs
+   (their cached end-to-end measurements) and scored on the same eval archs:
+   which statistic predicts end-to-end latency best here. No new measuring.
+
 Prints a table and writes ``bench_lut.json`` and one scatter plot per setting
 to ``--out``. No assertions; the machine's load average is printed with each
 phase, since other work on a shared host moves the figures.
@@ -44,14 +50,21 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import start_local_agents, stop_local_agents
 from fleetnas.controller.lut import (
+    STATISTICS,
+    EvalResult,
+    LutInfo,
     LutProgress,
     LutStore,
+    accuracy,
     build_lut,
     distinct_blocks,
     evaluate_lut,
+    fit_calibration,
+    measure_archs,
+    robust_latency,
 )
 from fleetnas.controller.scheduler import Scheduler
-from fleetnas.controller.spaces import get_space
+from fleetnas.controller.spaces import SearchSpace, get_space
 
 METHODS = {"plain": agent_pb2.METHOD_PLAIN, "paired": agent_pb2.METHOD_PAIRED}
 
@@ -71,6 +84,40 @@ def _printer(label: str, every: int = 25):  # type: ignore[no-untyped-def]
                   f"({time.monotonic() - started:.0f} s)", flush=True)
 
     return show
+
+
+def score_statistics(
+    db: CostDB, scheduler: Scheduler, space: SearchSpace, lut: LutInfo, result: EvalResult,
+    cache_dir: Path,
+) -> dict[str, dict[str, float]]:
+    """Per statistic: eval accuracy of the LUT with entries recomputed from raw samples."""
+    samples = {}
+    for key, entry in LutStore(db).entries(lut.id).items():
+        m = db.get_measurement(entry.measurement_uid or "")
+        assert m is not None, key
+        samples[key] = m.samples_ms
+    calibration_archs = [space.decode(e) for e in result.calibration.archs]
+    calibration, _ = measure_archs(space, calibration_archs, lut, db=db, scheduler=scheduler,
+                                   cache_dir=cache_dir)  # cached: measured by the eval
+    eval_archs = [space.decode(r.arch) for r in result.rows]
+    scores = {}
+    for statistic in STATISTICS:
+        entries = {k: robust_latency(v, statistic) for k, v in samples.items()}
+
+        def raw_sum(arch: Any, entries: dict[str, float] = entries) -> float:
+            return sum(entries[b.key] for b in space.blocks(arch))
+
+        line = fit_calibration([raw_sum(a) for a in calibration_archs],
+                               [m.measured_ms for m in calibration])
+        acc = accuracy([line.apply(raw_sum(a)) for a in eval_archs],
+                       [r.measured_ms for r in result.rows])
+        scores[statistic] = {"within_10": acc.within_10, "within_5": acc.within_5,
+                             "rmspe": acc.rmspe, "kendall_tau": acc.kendall_tau or 0.0,
+                             "loo_rmspe": line.loo_rmspe}
+        print(f"  statistic {statistic:<13} ±10% {100 * acc.within_10:5.1f}%  "
+              f"±5% {100 * acc.within_5:5.1f}%  RMSPE {acc.rmspe:5.2f}%  "
+              f"calibration LOO RMSPE {line.loo_rmspe:5.2f}%", flush=True)
+    return scores
 
 
 def run_setting(
@@ -105,6 +152,9 @@ def run_setting(
                  for e in LutStore(db).entries(report.lut.id).values() if e.measurement_uid]
     arch_cvs = [db.get_measurement(r.measurement_uid).cv  # type: ignore[union-attr]
                 for r in result.rows]
+    print(f"[{label}] statistics: {_load()}", flush=True)
+    statistics_scores = score_statistics(db, scheduler, space, report.lut, result,
+                                         args.cache_dir)
     full_space_blocks = len(distinct_blocks(get_space("mbv3")))
     acc, raw, cal = result.accuracy, result.raw_accuracy, result.calibration
     return {
@@ -127,6 +177,7 @@ def run_setting(
         "sum_over_whole_p5_p95": [ratios[int(0.05 * (len(ratios) - 1))],
                                   ratios[int(0.95 * (len(ratios) - 1))]],
         "calibration": {"a": cal.a, "b": cal.b, "n": cal.n, "fit_rmspe": cal.fit_rmspe},
+        "statistics": statistics_scores,
         "load_after": os.getloadavg()[:2],
         "plot": str(result.plot),
     }  # fmt: skip

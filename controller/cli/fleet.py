@@ -29,6 +29,7 @@ from fleetnas.controller.fleet import (
     Fleet,
     FleetError,
     ProbeResult,
+    add_device,
     fleet_path,
     load_fleet,
     probe_devices,
@@ -111,8 +112,9 @@ def fleet() -> None:
 @fleet.command()
 @click.argument("name")
 @click.option("--address", required=True, metavar="HOST:PORT", help="Where the agent listens.")
-@click.option("--class", "device_class", required=True, metavar="CLASS",
-              help="Device class: a pool of interchangeable devices (e.g. pi4).")
+@click.option("--class", "device_class", metavar="CLASS",
+              help="Device class: a pool of interchangeable devices (e.g. pi4) [default: "
+                   "the agent's own serve --class].")
 @click.option("--token-env", metavar="VAR",
               help="Environment variable holding the agent's token (read at connect time).")
 @click.option("--tls", is_flag=True, help="Use TLS with the system's CAs.")
@@ -127,7 +129,7 @@ def add(
     ctx: click.Context,
     name: str,
     address: str,
-    device_class: str,
+    device_class: str | None,
     token_env: str | None,
     tls: bool,
     tls_ca: str | None,
@@ -146,13 +148,14 @@ def add(
     """
     path = fleet_path(fleet_file)
     with fleet_errors():
-        current = load_fleet(path, missing_ok=True)
-        device = Device(name, device_class, address, token_env=token_env, tls=tls,
-                        tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-                        tls_server_name=tls_server_name)
-        updated = current.with_device(device, replace=replace)
-        save_fleet(updated, path)
-    (probe,) = probe_devices([device], ClientFactory.for_fleet(updated), timeout_s=3.0)
+        added = add_device(load_fleet(path, missing_ok=True), name, address,
+                           device_class=device_class, replace=replace, token_env=token_env,
+                           tls=tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                           tls_server_name=tls_server_name)
+        save_fleet(added.fleet, path)
+    updated, probe = added.fleet, added.probe
+    for note in added.notes:
+        click.echo(f"{name}: {note}")
     if probe.up:
         _record(db_path_of(ctx), updated, [probe])
         click.echo(f"added {name} to {path}: up, {hardware_summary(probe.description)}")

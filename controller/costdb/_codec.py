@@ -298,32 +298,49 @@ def row_values(columns: Sequence[Column], record: object) -> dict[str, Any]:
     return {c.name: encode_sql(c, getattr(record, c.name)) for c in columns}
 
 
-def row_reader(
-    table: str, columns: Sequence[Column], key: str
-) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """A function from an SQLite row (a mapping by column name) to field values.
+class RowReader:
+    """Field values from an SQLite row of one record table.
 
-    The per-column decoders are looked up once, here, not per row: this is on
-    the cache's hot path. A JSON cell that does not parse raises
-    :class:`CorruptRow` naming ``table``, the row (by its ``key`` column) and
-    the column.
+    Call it on a row by column name (a mapping); :meth:`values` reads a row
+    of a ``SELECT`` of :func:`select_list` of the same ``columns``, whose
+    order that list fixes (the cache's hot path: no column names to look up
+    per row). The per-column decoders are looked up once, here, not per row.
+    A JSON cell that does not parse raises :class:`CorruptRow` naming
+    ``table``, the row (by its ``key`` column) and the column.
     """
-    plain = tuple(c.name for c in columns if _SQL_DECODERS[c.kind] is None)
-    decoded = tuple(
-        (c.name, decoder) for c in columns if (decoder := _SQL_DECODERS[c.kind]) is not None
-    )
 
-    def read(row: Mapping[str, Any]) -> dict[str, Any]:
-        fields = {name: row[name] for name in plain}
-        for name, decoder in decoded:
+    def __init__(self, table: str, columns: Sequence[Column], key: str) -> None:
+        self._table = table
+        self._key = key
+        self._names = tuple(c.name for c in columns)
+        self._plain = tuple(c.name for c in columns if _SQL_DECODERS[c.kind] is None)
+        self._decoded = tuple(
+            (c.name, decoder) for c in columns if (decoder := _SQL_DECODERS[c.kind]) is not None
+        )
+
+    def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {name: row[name] for name in self._plain}
+        self._decode(fields, row)
+        return fields
+
+    def values(self, values: Sequence[Any]) -> dict[str, Any]:
+        """Field values from a row in ``columns`` order (see the class docstring)."""
+        fields = dict(zip(self._names, values, strict=True))
+        self._decode(fields, fields)
+        return fields
+
+    def _decode(self, fields: dict[str, Any], row: Mapping[str, Any]) -> None:
+        for name, decoder in self._decoded:
             value = row[name]
             try:
                 fields[name] = None if value is None else decoder(value)
             except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
-                raise CorruptRow(table, row.get(key), name, exc) from exc
-        return fields
+                raise CorruptRow(self._table, row.get(self._key), name, exc) from exc
 
-    return read
+
+def row_reader(table: str, columns: Sequence[Column], key: str) -> RowReader:
+    """A :class:`RowReader` of ``table``'s ``columns`` (rows keyed by ``key`` in errors)."""
+    return RowReader(table, columns, key)
 
 
 def fields_from_json(

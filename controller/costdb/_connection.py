@@ -224,3 +224,10 @@ class SQLiteFile:
         """The first row of one read by column name, or ``None``."""
         with self._lock, translated(self._label, self.path):
             return named_row(self._conn.execute(sql, params))
+
+    def query_one_values(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
+        """The first row of one read as the ``SELECT`` list orders it, or ``None``: for a
+        select list generated from a record's columns (``RowReader.values``)."""
+        with self._lock, translated(self._label, self.path):
+            row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else tuple(row)

@@ -231,15 +231,16 @@ class CostDB(SQLiteFile):
 
         With ``hardware_id``, only a measurement taken on that hardware (the
         device's current identity, :attr:`Device.hardware_id`) counts. One
-        indexed query and no validation.
+        indexed query and no validation; the row is read in the select list's
+        column order (:meth:`Measurement.from_values`), the hot path's fast read.
         """
         if hardware_id is None:
-            row = self.query_one(LOOKUP, (model_sha256, device, settings_hash))
+            row = self.query_one_values(LOOKUP, (model_sha256, device, settings_hash))
         else:
-            row = self.query_one(
+            row = self.query_one_values(
                 LOOKUP_ON_HARDWARE, (model_sha256, device, settings_hash, hardware_id)
             )
-        return None if row is None else Measurement.from_row(row)
+        return None if row is None else Measurement.from_values(row)
 
     def get_measurement(self, uid: str) -> Measurement | None:
         """The measurement with that ``uid``, or ``None``."""

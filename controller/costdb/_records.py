@@ -428,6 +428,12 @@ class Measurement:
         """From SQLite values by column name (no validation); raises CorruptRow."""
         return cls(**_read_measurement(row))
 
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> Measurement:
+        """From a row of ``SELECT`` :data:`COLUMNS` (in that order; no validation): the
+        cache's hot path. Raises CorruptRow."""
+        return cls(**_read_measurement.values(values))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples as lists)."""
         return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}

@@ -2,23 +2,35 @@
 
 Two measurements are comparable (and one can stand in for the other in the
 cache) when they measured the same model on the same device with the same
-``settings_hash``. The hash covers every field of the *resolved*
-``BenchmarkSettings`` (the copy an agent echoes in ``BenchmarkResult.settings``)
-except the limits of a run, which do not change what is measured:
+``settings_hash``. What a measurement's identity covers is defined once, by
+the agent's settings table: :func:`fleetnas.agent.settings.identity_settings`
+(every setting whose ``identity`` flag is set). The hash is of that part of
+the *resolved* ``BenchmarkSettings`` (the copy an agent echoes in
+``BenchmarkResult.settings``):
 
-* ``timeout_s`` and ``memory_cap_bytes`` are dropped;
+* the fields that do not change what is measured are dropped
+  (:data:`RUN_LIMIT_FIELDS`: ``timeout_s``, ``memory_cap_bytes``, ``profile``,
+  ``profile_runs`` and the output-only ``agent_defaults``);
 * the enum values that the API defines as aliases are normalised:
   ``GRAPH_OPTIMIZATION_UNSPECIFIED`` -> ``GRAPH_OPTIMIZATION_ALL`` and
   ``METHOD_UNSPECIFIED`` -> ``METHOD_PLAIN``;
+* ``runtime = "onnxruntime"`` is dropped, which is what an echo of a v1 agent
+  (no runtime field) meant, so the hash of a v1 echo is unchanged;
 * the message is rendered with
   ``json_format.MessageToDict(settings, preserving_proto_field_name=True)``
   (enums by name, 64-bit integers as strings, unset optional fields absent),
   dumped as JSON with sorted keys and no whitespace, and hashed with sha256;
   the first 16 hex characters are the hash.
 
+So a measurement of an ONNX model by an agent that echoes ``runtime`` and
+``profile_runs`` (or took its threads from its device-side defaults) has the
+hash a v1 agent's echo of the same settings had, and old cost DBs keep
+serving the cache.
+
 Settings that leave optional fields unset hash differently from resolved ones
 that set them to the same values as the agent's defaults: always hash the
-settings echoed by the agent, or settings resolved the same way.
+settings echoed by the agent, or settings resolved the same way
+(:func:`fleetnas.agent.settings.resolve_for_description`).
 """
 
 from __future__ import annotations
@@ -28,12 +40,13 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from fleetnas.agent.settings import identity_settings, run_limit_fields
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb._codec import canonical_json, message_to_dict
 
 SETTINGS_HASH_CHARS = 16
-#: fields that limit a run without changing what it measures (not in the hash)
-RUN_LIMIT_FIELDS = ("timeout_s", "memory_cap_bytes")
+#: fields that do not change what a run measures (not in the hash), from the agent's table
+RUN_LIMIT_FIELDS: tuple[str, ...] = run_limit_fields()
 
 
 def settings_to_dict(settings: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
@@ -48,15 +61,7 @@ def settings_from_dict(data: dict[str, Any]) -> agent_pb2.BenchmarkSettings:
 
 def identity_dict(settings: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
     """The part of the settings that the hash covers, normalised (see the module docstring)."""
-    identity = agent_pb2.BenchmarkSettings()
-    identity.CopyFrom(settings)
-    for name in RUN_LIMIT_FIELDS:
-        identity.ClearField(name)
-    if identity.graph_optimization == agent_pb2.GRAPH_OPTIMIZATION_UNSPECIFIED:
-        identity.graph_optimization = agent_pb2.GRAPH_OPTIMIZATION_ALL
-    if identity.method == agent_pb2.METHOD_UNSPECIFIED:
-        identity.method = agent_pb2.METHOD_PLAIN
-    return settings_to_dict(identity)
+    return settings_to_dict(identity_settings(settings))
 
 
 def settings_hash(settings: agent_pb2.BenchmarkSettings) -> str:

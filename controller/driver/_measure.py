@@ -1,8 +1,10 @@
 """Measured latency: where a candidate's ``latency[T]`` comes from when it is measured.
 
 A :class:`Measurer` turns candidates into per-target results. The one
-fleetnas uses is :class:`SchedulerMeasurer`: export each candidate to ONNX
-(cached on disk) and record the model with its origin in the cost DB
+fleetnas uses is :class:`SchedulerMeasurer`: export each candidate in the
+format each target's runtime takes (ONNX for onnxruntime, ``.tflite`` for
+LiteRT: ``Scheduler.model_format_for``; cached on disk, once per format) and
+record the model with its origin in the cost DB
 (:func:`fleetnas.controller.export.register_arch`), then send
 one job per (candidate, target) to the scheduler, which answers from the
 cost DB first and otherwise measures on the target's device (or any device
@@ -32,9 +34,11 @@ from fleetnas.agent.errors import (
     ModelTooLarge,
     UnsupportedOperator,
 )
+from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import Target
 from fleetnas.controller.scheduler import Job, JobOutcome, ModelRef, OutcomeStatus, Scheduler
+from fleetnas.controller.scheduler import Target as SchedulerTarget
 from fleetnas.controller.spaces import Arch, SearchSpace
 
 #: errors that say "this model cannot run there", not "the device is unavailable"
@@ -135,10 +139,19 @@ class SchedulerMeasurer(Measurer):
             job = Job.on_class(b"", target.name) if target.is_class else Job.on_device(b"", target.name)
             self.scheduler.eligible_devices(job)  # UnknownDevice / UnknownClass
 
-    def _export(self, space: SearchSpace, request: MeasureRequest) -> ModelRef:
+    def _export(self, space: SearchSpace, request: MeasureRequest, model_format: int) -> ModelRef:
         from fleetnas.controller.export import register_arch
 
-        return register_arch(self.db, space, request.arch, cache_dir=self.cache_dir)
+        return register_arch(self.db, space, request.arch, cache_dir=self.cache_dir,
+                             model_format=model_format)
+
+    def _formats(self, targets: Sequence[Target]) -> dict[str, int]:
+        """Each target's model format by target key (its runtime's, see the module docstring)."""
+        return {
+            t.key: self.scheduler.model_format_for(
+                SchedulerTarget(t.name, t.is_class), t.request())
+            for t in targets
+        }  # fmt: skip
 
     def measure(
         self,
@@ -148,24 +161,29 @@ class SchedulerMeasurer(Measurer):
         *,
         on_progress: MeasureProgress | None = None,
     ) -> list[CandidateMeasurement]:
-        from fleetnas.controller.export import ExportError
+        from fleetnas.controller.export import ConverterMissing, ExportError
 
-        refs: dict[int, ModelRef] = {}
+        formats = self._formats(targets)
+        refs: dict[tuple[int, int], ModelRef] = {}  # (candidate, format) -> model
         errors: dict[int, str] = {}
         for request in requests:  # export everything first: torch never runs beside a benchmark
-            try:
-                refs[request.candidate_id] = self._export(space, request)
-            except ExportError as exc:
-                errors[request.candidate_id] = f"export failed: {exc}"
+            for model_format in dict.fromkeys(formats.values()):
+                try:
+                    refs[request.candidate_id, model_format] = self._export(
+                        space, request, model_format)
+                except ConverterMissing:
+                    raise  # not the candidate's fault: stop, the message names the install
+                except ExportError as exc:
+                    errors[request.candidate_id] = f"export failed: {exc}"
+                    break
         jobs: list[Job] = []
         for request in requests:
-            ref = refs.get(request.candidate_id)
-            if ref is None:
+            if request.candidate_id in errors:
                 continue
             for target in targets:
                 make = Job.on_class if target.is_class else Job.on_device
-                jobs.append(make(ref, target.name, target.request(),
-                                 tag=(request.candidate_id, target.key)))
+                jobs.append(make(refs[request.candidate_id, formats[target.key]], target.name,
+                                 target.request(), tag=(request.candidate_id, target.key)))
         outcomes: dict[tuple[int, str], JobOutcome] = {}
 
         def progress(p: Any) -> None:
@@ -184,8 +202,16 @@ class SchedulerMeasurer(Measurer):
                 out.append(CandidateMeasurement(cid, None, {}, errors[cid]))
                 continue
             results = {t.key: _result(outcomes[(cid, t.key)]) for t in targets}
-            out.append(CandidateMeasurement(cid, refs[cid].sha256, results))
+            out.append(CandidateMeasurement(cid, _candidate_sha(refs, cid), results))
         return out
+
+
+def _candidate_sha(refs: dict[tuple[int, int], ModelRef], candidate_id: int) -> str | None:
+    """The model a candidate is recorded with: its ONNX export when it has one (what
+    ``fleetnas export`` writes), else its first export."""
+    mine = {fmt: ref for (cid, fmt), ref in refs.items() if cid == candidate_id}
+    chosen = mine.get(agent_pb2.MODEL_FORMAT_ONNX) or next(iter(mine.values()), None)
+    return None if chosen is None else chosen.sha256
 
 
 def _result(outcome: JobOutcome) -> TargetResult:

@@ -1,12 +1,13 @@
-"""An on-disk cache of exported ONNX files, one file per export key.
+"""An on-disk cache of exported models, one file per export key.
 
 The key is the sha256 of a canonical JSON description of the export (space
-identity and version, arch encoding or block key, exporter settings, torch
-version), so anything that could change the bytes changes the file name.
-Each entry is ``<key>.onnx`` plus ``<key>.json`` (the description and the
-input shape). Files are written to a temporary name and renamed into place,
-the JSON first, so a reader that finds the ``.onnx`` finds a whole entry, and
-concurrent writers of the same key are harmless.
+identity and version, arch encoding or block key, the converter and its
+settings and version, torch version), so anything that could change the
+bytes changes the file name. Each entry is ``<key><suffix>`` (``.onnx``,
+``.tflite``) plus ``<key>.json`` (the description and the input shape). Files
+are written to a temporary name and renamed into place, the JSON first, so a
+reader that finds the model finds a whole entry, and concurrent writers of
+the same key are harmless.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fleetnas.controller.atomic_files import write_bytes_atomic
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/fleetnas/onnx``, else ``~/.cache/fleetnas/onnx``."""
+    """``$XDG_CACHE_HOME/fleetnas/onnx``, else ``~/.cache/fleetnas/onnx`` (every format)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "fleetnas" / "onnx"
 
@@ -33,17 +34,18 @@ def cache_key(description: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class OnnxCache:
-    """ONNX files and their JSON metadata under one directory."""
+class ModelCache:
+    """Model files of one format (``suffix``) and their JSON metadata under one directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, suffix: str = ".onnx") -> None:
         self.directory = Path(directory)
+        self.suffix = suffix
 
     def path(self, key: str) -> Path:
-        return self.directory / f"{key}.onnx"
+        return self.directory / f"{key}{self.suffix}"
 
     def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
-        """``(onnx bytes, metadata)``, or None when the entry is absent or unreadable."""
+        """``(model bytes, metadata)``, or None when the entry is absent or unreadable."""
         try:
             meta = json.loads((self.directory / f"{key}.json").read_text())
             data = self.path(key).read_bytes()
@@ -54,11 +56,8 @@ class OnnxCache:
         return data, meta
 
     def put(self, key: str, data: bytes, meta: Mapping[str, Any]) -> Path:
-        """Store one entry atomically; returns the ``.onnx`` path."""
+        """Store one entry atomically; returns the model file's path."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._write(self.directory / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
-        self._write(self.path(key), data)
+        write_bytes_atomic(self.directory / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+        write_bytes_atomic(self.path(key), data)
         return self.path(key)
-
-    def _write(self, target: Path, data: bytes) -> None:
-        write_bytes_atomic(target, data)

@@ -1,11 +1,15 @@
-"""Export an arch or a block of a search space to ONNX, deterministically and cached.
+"""Export an arch or a block of a search space to ONNX or TFLite, deterministically and cached.
 
-Export uses torch's TorchScript exporter (``dynamo=False``): on our machines it
-is 8-40x faster than the dynamo exporter, produces models that run the same,
-and keeps the weights inside the file. Weights are initialised under a seed
-derived from the space's network identity and the encoding (or block key), so
-the same arch always gives byte-identical ONNX and hence the same sha256, the
-model's identity in the cost DB. Every export is validated with ``onnx.checker``.
+Export of ONNX uses torch's TorchScript exporter (``dynamo=False``): on our
+machines it is 8-40x faster than the dynamo exporter, produces models that run
+the same, and keeps the weights inside the file. Weights are initialised under a
+seed derived from the space's network identity and the encoding (or block key),
+so the same arch always gives byte-identical models and hence the same sha256,
+the model's identity in the cost DB; the ONNX and the TFLite model of an arch
+carry the same weights. The converters (:mod:`._converters`) validate what they
+write. A second export of the same input is a file read from
+``default_cache_dir()`` (or ``cache_dir=``), keyed by everything that could
+change the bytes (:mod:`._cache`).
 """
 
 from __future__ import annotations
@@ -14,23 +18,19 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
-import io
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fleetnas.controller.export._cache import OnnxCache, cache_key, default_cache_dir
-from fleetnas.controller.export._model import ExportedModel, ExportError
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.export._cache import ModelCache, cache_key, default_cache_dir
+from fleetnas.controller.export._converters import INPUT_NAME, OPSET, Converter, converter_for
+from fleetnas.controller.export._model import ExportedModel
 from fleetnas.controller.spaces import Arch, Block, SearchSpace
 
-#: the ONNX opset every export uses unless told otherwise
-OPSET = 17
-#: the input name of every exported graph
-INPUT_NAME = "x"
-OUTPUT_NAME = "y"
 #: bump when this module starts to write different bytes for the same input
 FORMAT_VERSION = 1
+ONNX = agent_pb2.MODEL_FORMAT_ONNX
 
 
 def export_arch(
@@ -40,18 +40,22 @@ def export_arch(
     cache_dir: Path | str | None = None,
     use_cache: bool = True,
     opset: int = OPSET,
+    model_format: int = ONNX,
 ) -> ExportedModel:
-    """The ONNX model of ``arch``, from the cache when it has been exported before.
+    """The model of ``arch`` in ``model_format`` (ONNX or TFLite), from the cache when it has
+    been exported before.
 
-    ``cache_dir`` defaults to :func:`default_cache_dir`. Raises UnknownArch
-    for an arch outside the space and ExportError when export or validation
-    fails.
+    ``cache_dir`` defaults to :func:`default_cache_dir`; ``opset`` applies to
+    ONNX. Raises UnknownArch for an arch outside the space, ConverterMissing
+    when the format's converter is not installed (TFLite: the
+    ``tflite-export`` extra), ExportError when export or validation fails.
     """
     encoding = space.encode(arch)
     identity = space.network_identity()  # what the bytes depend on (SearchSpace docstring)
-    description = _description("arch", space, identity, encoding, opset)
+    converter = converter_for(model_format)
     return _export(
-        description,
+        _description("arch", space, identity, encoding, converter, opset),
+        converter,
         encoding=encoding,
         identity=identity,
         build=lambda: arch_module(space, arch),
@@ -68,17 +72,19 @@ def export_block(
     cache_dir: Path | str | None = None,
     use_cache: bool = True,
     opset: int = OPSET,
+    model_format: int = ONNX,
 ) -> ExportedModel:
-    """The ONNX model of one block alone (``space.build_block``), cached like :func:`export_arch`.
+    """The model of one block alone (``space.build_block``), cached like :func:`export_arch`.
 
     The weights' seed depends on the block key only, so a block gives the
     same bytes whichever configuration of the space exports it. Raises
-    UnknownBlock for a block the space cannot build and ExportError.
+    UnknownBlock for a block the space cannot build, and as :func:`export_arch`.
     """
     key = block.key
-    description = _description("block", space, space.name, key, opset)
+    converter = converter_for(model_format)
     return _export(
-        description,
+        _description("block", space, space.name, key, converter, opset),
+        converter,
         encoding=key,
         identity=space.identity(),
         build=lambda: block_module(space, block),
@@ -120,15 +126,14 @@ def _torch_version() -> str:
 
 
 def _description(
-    kind: str, space: SearchSpace, identity: str, text: str, opset: int
+    kind: str, space: SearchSpace, identity: str, text: str, converter: Converter, opset: int
 ) -> dict[str, Any]:
     return {
         "kind": kind,
         "space": identity,
         "space_version": space.version,
         "text": text,
-        "exporter": "torchscript",
-        "opset": opset,
+        **converter.identity(opset),
         "torch": _torch_version(),
         "format": FORMAT_VERSION,
     }
@@ -136,6 +141,7 @@ def _description(
 
 def _export(
     description: dict[str, Any],
+    converter: Converter,
     *,
     encoding: str,
     identity: str,
@@ -144,7 +150,8 @@ def _export(
     use_cache: bool,
     opset: int,
 ) -> ExportedModel:
-    cache = OnnxCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    cache = ModelCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+                       converter.suffix)
     key = cache_key(description)
     if use_cache:
         hit = cache.get(key)
@@ -155,54 +162,16 @@ def _export(
         ):
             data, meta = hit
             return ExportedModel(
-                data, hashlib.sha256(data).hexdigest(), INPUT_NAME, tuple(meta["input_shape"]),
-                encoding, identity, cached=True, path=cache.path(key),
+                data, hashlib.sha256(data).hexdigest(), str(meta.get("input_name", INPUT_NAME)),
+                tuple(meta["input_shape"]), encoding, identity, converter.model_format,
+                cached=True, path=cache.path(key),
             )  # fmt: skip
 
     module, input_shape = build()
-    data = _to_onnx(module, input_shape, opset)
-    meta = {"description": description, "input_shape": list(input_shape)}
+    data, input_name = converter.convert(module, input_shape, opset)
+    meta = {"description": description, "input_shape": list(input_shape), "input_name": input_name}
     path = cache.put(key, data, meta) if use_cache else None
     return ExportedModel(
-        data, hashlib.sha256(data).hexdigest(), INPUT_NAME, tuple(input_shape), encoding,
-        identity, cached=False, path=path,
+        data, hashlib.sha256(data).hexdigest(), input_name, tuple(input_shape), encoding,
+        identity, converter.model_format, cached=False, path=path,
     )  # fmt: skip
-
-
-def _to_onnx(module: Any, input_shape: tuple[int, ...], opset: int) -> bytes:
-    """Export with the TorchScript exporter and validate; raises ExportError."""
-    import onnx
-    import torch
-
-    buffer = io.BytesIO()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # The TorchScript exporter is deprecated upstream but still the fast path.
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            torch.onnx.export(
-                module,
-                (torch.zeros(input_shape),),
-                buffer,  # type: ignore[arg-type]  # the TorchScript path accepts a file object
-                dynamo=False,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                do_constant_folding=True,
-                training=torch.onnx.TrainingMode.EVAL,
-                export_params=True,
-                keep_initializers_as_inputs=False,
-            )
-    except Exception as exc:  # torch raises many unrelated types; all mean "cannot export"
-        raise ExportError(f"torch.onnx.export failed: {exc}") from exc
-    data = buffer.getvalue()
-    try:
-        model = onnx.load_from_string(data)
-        onnx.checker.check_model(model)
-    except Exception as exc:  # onnx raises its own ValidationError and protobuf DecodeError
-        raise ExportError(f"exported ONNX is not valid: {exc}") from exc
-    external = [
-        t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
-    ]
-    if external:
-        raise ExportError(f"exported ONNX refers to external data: {external[:3]}")
-    return data

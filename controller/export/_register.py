@@ -1,10 +1,13 @@
 """Export and register: the one path from an arch or block of a space to a :class:`ModelRef`.
 
 :func:`register_arch` and :func:`register_block` export (cached on disk, see
-:mod:`._export`), record the model in the cost DB with its origin, and return
-the ``ModelRef`` a scheduler job takes. Every caller that measures a space's
-models (the search's measurer, LUT builds, LUT eval/check) goes through here,
-so a model is recorded the same way whoever exported it.
+:mod:`._export`) in the format a device's runtime takes (ONNX for
+onnxruntime, TFLite for LiteRT: ``Scheduler.model_format_for``), record the
+model in the cost DB with its origin, and return the ``ModelRef`` a
+scheduler job takes. Every caller that measures a space's models (the
+search's measurer, LUT builds, LUT eval/check) goes through here, so a model
+is recorded the same way whoever exported it. The ONNX and the TFLite model
+of one arch are two models (two sha256) with the same origin.
 
 The origin (``models.space``, ``models.arch``) names what the bytes depend on:
 
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.export._export import export_arch, export_block
 from fleetnas.controller.export._model import ExportedModel
@@ -51,17 +55,24 @@ def block_model_arch(block: Block) -> str:
 def model_ref(exported: ExportedModel) -> ModelRef:
     """A job's reference to an exported model: by path when cached on disk (a batch of
     hundreds need not sit in memory), else by its bytes."""
-    size = len(exported.onnx_bytes)
+    size = len(exported.data)
     if exported.path is not None:
-        return ModelRef(exported.sha256, size, path=exported.path)
-    return ModelRef(exported.sha256, size, data=exported.onnx_bytes)
+        return ModelRef(exported.sha256, size, path=exported.path,
+                        model_format=exported.model_format)
+    return ModelRef(exported.sha256, size, data=exported.data, model_format=exported.model_format)
 
 
 def register_arch(
-    db: CostDB, space: SearchSpace, arch: Arch, *, cache_dir: str | Path | None = None
+    db: CostDB,
+    space: SearchSpace,
+    arch: Arch,
+    *,
+    cache_dir: str | Path | None = None,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
 ) -> ModelRef:
-    """Export ``arch`` and record its model with its origin (module docstring)."""
-    exported = export_arch(space, arch, cache_dir=cache_dir)
+    """Export ``arch`` as ``model_format`` and record its model with its origin (module
+    docstring)."""
+    exported = export_arch(space, arch, cache_dir=cache_dir, model_format=model_format)
     origin = _Origin(
         space.network_identity(), exported.encoding,
         lambda: (space.count_params(arch), space.count_flops(arch)),
@@ -70,10 +81,16 @@ def register_arch(
 
 
 def register_block(
-    db: CostDB, space: SearchSpace, block: Block, *, cache_dir: str | Path | None = None
+    db: CostDB,
+    space: SearchSpace,
+    block: Block,
+    *,
+    cache_dir: str | Path | None = None,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
 ) -> ModelRef:
-    """Export ``block`` alone and record its model with its origin (module docstring)."""
-    exported = export_block(space, block, cache_dir=cache_dir)
+    """Export ``block`` alone as ``model_format`` and record its model with its origin
+    (module docstring)."""
+    exported = export_block(space, block, cache_dir=cache_dir, model_format=model_format)
     return _register(db, exported, _Origin(space.name, block_model_arch(block)))
 
 
@@ -89,7 +106,7 @@ def _register(db: CostDB, exported: ExportedModel, origin: _Origin) -> ModelRef:
     if not complete:
         params, flops = origin.counts() if origin.counts is not None else (None, None)
         db.record_model(
-            exported.sha256, len(exported.onnx_bytes), space=origin.space, arch=origin.arch,
+            exported.sha256, len(exported.data), space=origin.space, arch=origin.arch,
             params=params, flops=flops,
         )  # fmt: skip
     return model_ref(exported)

@@ -10,8 +10,16 @@ Public API (everything else is private)::
     with HeartbeatMonitor(fleet, factory) as monitor:
         monitor.health("pi4-a").up
     changes = record_probes(db, fleet, results)  # {name: how its hardware changed}
+    added = add_device(fleet, "pi4-b", "10.0.0.6:50051")  # class from the agent's --class
+    save_fleet(added.fleet)
 """
 
+from fleetnas.controller.fleet._add import (
+    AddedDevice,
+    add_device,
+    defaults_summary,
+    described_class,
+)
 from fleetnas.controller.fleet._connect import ClientFactory
 from fleetnas.controller.fleet._errors import (
     DuplicateDevice,
@@ -51,6 +59,7 @@ __all__ = [
     "DEFAULT_FLEET_FILE",
     "FLEET_ENV",
     "TOKEN_ENV_PREFIX",
+    "AddedDevice",
     "ClientFactory",
     "Device",
     "DeviceHealth",
@@ -65,9 +74,12 @@ __all__ = [
     "ProbeResult",
     "UnknownClass",
     "UnknownDevice",
+    "add_device",
     "backoff_delay",
     "check_address",
     "check_name",
+    "defaults_summary",
+    "described_class",
     "dump_fleet",
     "error_reason",
     "fleet_path",

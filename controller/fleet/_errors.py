@@ -62,8 +62,9 @@ class DuplicateDevice(FleetError, ValueError):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"device {name!r} is already in the fleet: remove it first with "
-            f"`fleetnas fleet remove {name}` or pick another name"
+            f"device {name!r} is already in the fleet: pass --replace to "
+            f"`fleetnas fleet add` to replace it, remove it first with "
+            f"`fleetnas fleet remove {name}`, or pick another name"
         )
         self.name = name
 

@@ -17,7 +17,15 @@ Public API::
     import_lut(db, "profiles/luts/pi4-a/mbv3-0123456789abcdef.json")
 """
 
-from fleetnas.controller.lut._build import BuildReport, build_lut, distinct_blocks, export_blocks
+from fleetnas.controller.lut._build import (
+    DEFAULT_REMEASURE_ATTEMPTS,
+    BuildReport,
+    Remeasured,
+    build_lut,
+    distinct_blocks,
+    export_blocks,
+    remeasure_lut,
+)
 from fleetnas.controller.lut._calibration import (
     MIN_CALIBRATION_ARCHS,
     Calibration,
@@ -65,6 +73,7 @@ from fleetnas.controller.lut._io import (
 from fleetnas.controller.lut._metrics import Accuracy, accuracy, kendall_tau_b
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
+from fleetnas.controller.lut._robust import STATISTICS, robust_latency, sample_cv
 from fleetnas.controller.lut._settings import is_empty_request, settings_mismatches
 from fleetnas.controller.lut._store import (
     BLOCK_ARCH_PREFIX,
@@ -83,7 +92,9 @@ __all__ = [
     "DEFAULT_STALE_THRESHOLD",
     "FORMAT",
     "FORMAT_VERSION",
+    "DEFAULT_REMEASURE_ATTEMPTS",
     "MIN_CALIBRATION_ARCHS",
+    "STATISTICS",
     "Accuracy",
     "AmbiguousLut",
     "ArchMeasurement",
@@ -108,6 +119,7 @@ __all__ = [
     "MeasurementFailed",
     "MissingBlock",
     "ProgressCallback",
+    "Remeasured",
     "accuracy",
     "build_lut",
     "calibrate_lut",
@@ -125,7 +137,10 @@ __all__ = [
     "lut_request",
     "measure_archs",
     "read_lut_file",
+    "remeasure_lut",
+    "robust_latency",
     "sample_archs",
+    "sample_cv",
     "settings_mismatches",
     "space_of",
 ]

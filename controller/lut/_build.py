@@ -4,9 +4,11 @@
 
 1. **Enumerate** ``space.all_blocks()`` (every resolution the space is
    configured with), one job per distinct block key.
-2. **Export** each block to ONNX and record it in ``models`` with its origin
-   (:func:`fleetnas.controller.export.register_block`: ``space`` = the space
-   *name*, block keys do not depend on the space's configuration, and
+2. **Export** each block in the format the device's runtime takes for the
+   settings (ONNX for onnxruntime, TFLite for LiteRT:
+   :meth:`Scheduler.model_format_for`) and record it in ``models`` with its
+   origin (:func:`fleetnas.controller.export.register_block`: ``space`` = the
+   space *name*, block keys do not depend on the space's configuration, and
    ``arch`` = ``"block:" + block key``). Everything is exported before
    anything is measured, so a local device is not disturbed by torch while
    it measures.
@@ -15,10 +17,17 @@
    the rest, recording each result as it arrives. So a build that is
    interrupted (Ctrl-C, SIGKILL, a crash) loses at most the benchmarks that
    were running, and rerunning it measures only what is missing: nothing is
-   ever measured twice.
+   ever measured twice unless asked (``use_cache=False``: :func:`remeasure_lut`,
+   or a noise threshold, 5).
 4. **Store** an entry per block as outcomes arrive; the LUT (identity: space
    identity, device, the settings hash the agent echoed) is created with the
    first result, and marked ``complete`` once every block has an entry.
+5. **Re-measure noisy entries** when ``max_cv`` is given: a block whose
+   samples' CV (:func:`~fleetnas.controller.lut.sample_cv`) is over it is
+   measured again, afresh, at most ``remeasure_attempts`` times or until one
+   is under; the entry keeps the least noisy of its measurements, and
+   :attr:`BuildReport.remeasured` records every attempt's CV. (Off by default:
+   which threshold pays for itself is a bench_lut question not yet measured.)
 
 Failed blocks are reported, not raised; the LUT then stays ``building``.
 """
@@ -26,14 +35,16 @@ Failed blocks are reported, not raised; the LUT then stays ``building``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.costdb import CostDB, settings_from_dict
 from fleetnas.controller.export import register_block
+from fleetnas.controller.lut._errors import LutMismatch
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
+from fleetnas.controller.lut._robust import sample_cv
 from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
 from fleetnas.controller.scheduler import (
     Job,
@@ -42,10 +53,23 @@ from fleetnas.controller.scheduler import (
     OutcomeStatus,
     Progress,
     Scheduler,
+    Target,
 )
 from fleetnas.controller.spaces import Block, SearchSpace
 
 _FLUSH_EVERY = 64
+#: how many times a noisy block is measured again at most (``max_cv``)
+DEFAULT_REMEASURE_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Remeasured:
+    """A noisy block's history: the CV of each of its measurements in order (the first
+    build's, then each re-measure), and the index of the one its entry keeps."""
+
+    block_key: str
+    cvs: tuple[float, ...]
+    kept: int
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,7 @@ class BuildReport:
     failed: tuple[tuple[str, str], ...] = field(default=())  # (block key, reason)
     export_s: float = 0.0
     measure_s: float = 0.0
+    remeasured: tuple[Remeasured, ...] = field(default=())  # blocks over ``max_cv``
 
     @property
     def complete(self) -> bool:
@@ -78,11 +103,14 @@ def export_blocks(
     *,
     cache_dir: str | Path | None = None,
     on_progress: ProgressCallback | None = None,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
 ) -> list[ModelRef]:
-    """Export each block and record its model with its origin; one ModelRef per block."""
+    """Export each block as ``model_format`` and record its model with its origin; one
+    ModelRef per block."""
     refs = []
     for i, block in enumerate(blocks, start=1):
-        refs.append(register_block(db, space, block, cache_dir=cache_dir))
+        refs.append(register_block(db, space, block, cache_dir=cache_dir,
+                                   model_format=model_format))
         if on_progress is not None:
             on_progress(LutProgress("export", i, len(blocks), block.key))
     return refs
@@ -101,11 +129,13 @@ class _EntryWriter:
         self.failed: list[tuple[str, str]] = []
         self.cached = 0
         self.measured = 0
+        self.cvs: dict[str, list[float]] = {}  # block key -> the CV of each measurement
 
     def add(self, outcome: JobOutcome) -> None:
         key = str(outcome.job.tag)
         if not outcome.ok or outcome.measurement is None:
-            self.failed.append((key, outcome.error_message or "failed"))
+            if key not in self.cvs:  # a failed re-measure leaves the entry as it was
+                self.failed.append((key, outcome.error_message or "failed"))
             return
         m = outcome.measurement
         if self.lut is None:
@@ -122,10 +152,15 @@ class _EntryWriter:
                 "(was it restarted with other options?)"
             )))  # fmt: skip
             return
-        if outcome.status is OutcomeStatus.CACHED:
-            self.cached += 1
-        else:
-            self.measured += 1
+        cvs = self.cvs.setdefault(key, [])
+        cvs.append(sample_cv(m.samples_ms) if m.samples_ms else 0.0)
+        if len(cvs) == 1:
+            if outcome.status is OutcomeStatus.CACHED:
+                self.cached += 1
+            else:
+                self.measured += 1
+        elif cvs[-1] >= min(cvs[:-1]):
+            return  # a re-measure no less noisy than the entry it has
         self.pending.append(LutEntry(key, m.model_sha256, m.latency_ms, m.uid))
         if len(self.pending) >= _FLUSH_EVERY or outcome.status is OutcomeStatus.MEASURED:
             self.flush()
@@ -134,6 +169,16 @@ class _EntryWriter:
         if self.lut is not None and self.pending:
             self.store.put_entries(self.lut.id, self.pending)
             self.pending = []
+
+    def noisy(self, max_cv: float) -> list[str]:
+        """Blocks whose least noisy measurement so far is over ``max_cv``."""
+        return [key for key, cvs in self.cvs.items() if min(cvs) > max_cv]
+
+    def remeasured(self) -> tuple[Remeasured, ...]:
+        return tuple(
+            Remeasured(key, tuple(cvs), cvs.index(min(cvs)))
+            for key, cvs in self.cvs.items() if len(cvs) > 1
+        )  # fmt: skip
 
 
 def build_lut(
@@ -145,34 +190,53 @@ def build_lut(
     scheduler: Scheduler,
     cache_dir: str | Path | None = None,
     on_progress: ProgressCallback | None = None,
+    use_cache: bool = True,
+    max_cv: float | None = None,
+    remeasure_attempts: int = DEFAULT_REMEASURE_ATTEMPTS,
 ) -> BuildReport:
     """Measure every distinct block of ``space`` on ``device``; see the module docstring.
+
+    ``use_cache=False`` measures every block afresh (the entries then name the
+    new measurements); ``max_cv`` and ``remeasure_attempts`` re-measure noisy
+    blocks (step 5).
 
     ``device`` is a device of the scheduler's fleet (raises UnknownDevice
     before any work otherwise); ``settings`` is the benchmark request. On
     KeyboardInterrupt the entries stored so far are kept and the interrupt
     propagates; run the build again to resume.
     """
-    scheduler.fleet.get(device)  # UnknownDevice now, not after exporting
+    model_format = scheduler.model_format_for(Target.device(device), settings)  # UnknownDevice
     blocks = distinct_blocks(space)
     started = time.monotonic()
-    refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress)
+    refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress,
+                         model_format=model_format)
     exported = time.monotonic()
 
     store = LutStore(db)
     writer = _EntryWriter(store, space, device, len(blocks))
     jobs = [Job.on_device(ref, device, settings, tag=block.key) for ref, block in zip(refs, blocks, strict=True)]
 
-    def progress(p: Progress) -> None:
-        writer.add(p.outcome)
-        if on_progress is not None:
-            on_progress(LutProgress(
-                "measure", p.done, p.total, str(p.outcome.job.tag),
-                cached=writer.cached, measured=writer.measured, failed=len(writer.failed),
-            ))  # fmt: skip
+    def progress_of(phase: str) -> Callable[[Progress], None]:
+        def progress(p: Progress) -> None:
+            writer.add(p.outcome)
+            if on_progress is not None:
+                on_progress(LutProgress(
+                    phase, p.done, p.total, str(p.outcome.job.tag),
+                    cached=writer.cached, measured=writer.measured, failed=len(writer.failed),
+                ))  # fmt: skip
+
+        return progress
 
     try:
-        scheduler.run(jobs, on_progress=progress)
+        scheduler.run(jobs, on_progress=progress_of("measure"), use_cache=use_cache)
+        if max_cv is not None:
+            by_key = {str(job.tag): job for job in jobs}
+            for _ in range(remeasure_attempts):
+                noisy = writer.noisy(max_cv)
+                if not noisy:
+                    break
+                scheduler.run([by_key[k] for k in noisy], on_progress=progress_of("remeasure"),
+                              use_cache=False)
     finally:
         writer.flush()
     lut = writer.lut
@@ -189,4 +253,33 @@ def build_lut(
         failed=tuple(writer.failed),
         export_s=exported - started,
         measure_s=time.monotonic() - exported,
+        remeasured=writer.remeasured(),
     )
+
+
+def remeasure_lut(
+    space: SearchSpace,
+    lut: LutInfo,
+    *,
+    db: CostDB,
+    scheduler: Scheduler,
+    cache_dir: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    max_cv: float | None = None,
+    remeasure_attempts: int = DEFAULT_REMEASURE_ATTEMPTS,
+) -> BuildReport:
+    """Measure every block of a (stale) LUT again, afresh, with its own settings: each
+    entry then names its new measurement (the old ones stay in the cost DB).
+
+    ``space`` is the LUT's space (its identity must be the LUT's: LutMismatch
+    otherwise); the rest is as :func:`build_lut`.
+    """
+    if space.identity() != lut.space:
+        raise LutMismatch(
+            f"the LUT {lut.label()} is not of the space {space.identity()}; pass its own space"
+        )
+    return build_lut(
+        space, lut.device, settings_from_dict(lut.settings), db=db, scheduler=scheduler,
+        cache_dir=cache_dir, on_progress=on_progress, use_cache=False, max_cv=max_cv,
+        remeasure_attempts=remeasure_attempts,
+    )  # fmt: skip

@@ -38,7 +38,7 @@ from fleetnas.controller.lut._metrics import Accuracy, accuracy
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
 from fleetnas.controller.lut._store import LutInfo, LutReport, LutStore
-from fleetnas.controller.scheduler import Job, OutcomeStatus, Progress, Scheduler
+from fleetnas.controller.scheduler import Job, OutcomeStatus, Progress, Scheduler, Target
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
 DEFAULT_CALIBRATION_N = 10
@@ -129,18 +129,20 @@ def measure_archs(
     timeout_s: float | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[list[ArchMeasurement], list[tuple[str, str]]]:
-    """Export and measure ``archs`` on the LUT's device with its settings.
+    """Export and measure ``archs`` on the LUT's device with its settings, in the format
+    of the LUT's runtime (``.tflite`` for a LiteRT LUT).
 
     Returns ``(measured, failed)``; ``failed`` holds ``(encoding, reason)``,
     in the order of ``archs``. ``fresh`` measures even what the cache holds.
     Each arch's model is recorded with its origin (space identity, encoding,
     params, FLOPs).
     """
-    scheduler.fleet.get(lut.device)  # UnknownDevice before any export
     request = lut_request(lut, timeout_s=timeout_s)
+    # The LUT's own runtime decides the format (UnknownDevice before any export).
+    model_format = scheduler.model_format_for(Target.device(lut.device), request)
     jobs = []
     for i, arch in enumerate(archs, start=1):
-        ref = register_arch(db, space, arch, cache_dir=cache_dir)
+        ref = register_arch(db, space, arch, cache_dir=cache_dir, model_format=model_format)
         encoding = space.encode(arch)
         jobs.append(Job.on_device(ref, lut.device, request, tag=encoding))
         if on_progress is not None:

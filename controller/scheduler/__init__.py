@@ -14,6 +14,7 @@ See :mod:`fleetnas.controller.scheduler._scheduler` for the guarantees.
 """
 
 from fleetnas.controller.scheduler._cache import CacheLookup, resolve_for
+from fleetnas.controller.scheduler._formats import model_format_for
 from fleetnas.controller.scheduler._hostlock import HostLocks
 from fleetnas.controller.scheduler._jobs import (
     Attempt,
@@ -53,5 +54,6 @@ __all__ = [
     "Scheduler",
     "Target",
     "is_overloaded",
+    "model_format_for",
     "resolve_for",
 ]

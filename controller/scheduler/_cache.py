@@ -3,10 +3,13 @@
 The cost DB keys a measurement by (model sha256, device, settings hash), and
 the hash is of the *resolved* settings the agent echoes back, not of the
 request. So before measuring, a request is resolved exactly as the agent
-will resolve it: :func:`fleetnas.agent.settings.resolve_settings` with the
-device's limits (``max_timeout_s``, ``memory_cap_bytes``) and execution
-providers, taken from the ``DeviceDescription`` recorded in the DB the last
-time the device answered. No agent is contacted.
+will resolve it: :func:`fleetnas.agent.settings.resolve_for_description`
+with the device's ``DeviceDescription`` (its limits, runtimes and execution
+providers, and its device-side defaults: an agent started with
+``--default-threads 2`` fills an unset ``intra_op_threads`` with 2) and the
+model's format (ONNX resolves to onnxruntime, TFLite to LiteRT), taken from
+the description recorded in the DB the last time the device answered. No
+agent is contacted.
 
 Why this is safe: a hit is a stored measurement whose *echoed* settings hash
 equals the hash of our resolution, so it was taken with exactly those
@@ -30,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from fleetnas.agent.errors import InvalidSettings
-from fleetnas.agent.settings import resolve_settings
+from fleetnas.agent.settings import resolve_for_description
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import (
     CostDB,
@@ -45,17 +48,14 @@ LiveDescription = Callable[[str], "agent_pb2.DeviceDescription | None"]
 
 
 def resolve_for(
-    request: agent_pb2.BenchmarkSettings, description: agent_pb2.DeviceDescription
+    request: agent_pb2.BenchmarkSettings,
+    description: agent_pb2.DeviceDescription,
+    model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
 ) -> agent_pb2.BenchmarkSettings | None:
-    """``request`` resolved the way the described agent will; ``None`` if it rejects it."""
-    limits = description.limits
+    """``request`` for a ``model_format`` model, resolved the way the described agent
+    will resolve it; ``None`` if it rejects it."""
     try:
-        return resolve_settings(
-            request,
-            max_timeout_s=limits.max_timeout_s,
-            memory_cap_bytes=limits.memory_cap_bytes,
-            available_providers=list(description.runtime.available_providers),
-        )
+        return resolve_for_description(request, description, model_format=model_format)
     except (InvalidSettings, ValueError):
         return None
 
@@ -71,7 +71,7 @@ class CacheLookup:
         self._live = live
         self._descriptions: dict[str, agent_pb2.DeviceDescription | None] = {}
         self._hardware: dict[str, str | None] = {}
-        self._hashes: dict[tuple[str, bytes], str | None] = {}
+        self._hashes: dict[tuple[str, bytes, int], str | None] = {}
 
     def _description(self, device: str) -> agent_pb2.DeviceDescription | None:
         if device not in self._descriptions:
@@ -85,21 +85,37 @@ class CacheLookup:
             )
         return self._descriptions[device]
 
-    def settings_hash_for(self, device: str, request: agent_pb2.BenchmarkSettings) -> str | None:
-        """The hash ``device`` would record for ``request``; ``None`` if it cannot be known."""
-        key = (device, request.SerializeToString(deterministic=True))
+    def description(self, device: str) -> agent_pb2.DeviceDescription | None:
+        """The device's description (live, else the DB's), ``None`` if never described."""
+        return self._description(device)
+
+    def settings_hash_for(
+        self,
+        device: str,
+        request: agent_pb2.BenchmarkSettings,
+        model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
+    ) -> str | None:
+        """The hash ``device`` would record for ``request`` on a ``model_format`` model;
+        ``None`` if it cannot be known."""
+        key = (device, request.SerializeToString(deterministic=True), model_format)
         if key not in self._hashes:
             description = self._description(device)
-            resolved = None if description is None else resolve_for(request, description)
+            resolved = (
+                None if description is None else resolve_for(request, description, model_format)
+            )
             self._hashes[key] = None if resolved is None else settings_hash(resolved)
         return self._hashes[key]
 
     def find(
-        self, model_sha256: str, devices: Iterable[str], request: agent_pb2.BenchmarkSettings
+        self,
+        model_sha256: str,
+        devices: Iterable[str],
+        request: agent_pb2.BenchmarkSettings,
+        model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
     ) -> Measurement | None:
         """The cached measurement on the first of ``devices`` that has one, else ``None``."""
         for device in devices:
-            s_hash = self.settings_hash_for(device, request)
+            s_hash = self.settings_hash_for(device, request, model_format)
             if s_hash is None:
                 continue
             hit = self._db.lookup(

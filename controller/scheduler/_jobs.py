@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetnas.agent.model_format import HEAD_BYTES, detect_format
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import Measurement
 
@@ -30,12 +31,31 @@ class ModelRef:
     Build with :meth:`from_bytes` or :meth:`from_path`. A file is read again
     when the model is uploaded (so a batch need not hold every model in
     memory) and must still hash to ``sha256`` (else :class:`ModelChanged`).
+    ``model_format`` (a ``ModelFormat``: ONNX, TFLite) is detected from the
+    first bytes, as the agent detects it, unless given; a file that cannot
+    be read is ``MODEL_FORMAT_UNRECOGNIZED`` (its upload then fails).
     """
 
     sha256: str
     size_bytes: int
     data: bytes | None = field(default=None, repr=False)
     path: Path | None = None
+    model_format: int = agent_pb2.MODEL_FORMAT_UNSPECIFIED
+
+    def __post_init__(self) -> None:
+        if self.model_format == agent_pb2.MODEL_FORMAT_UNSPECIFIED:
+            object.__setattr__(self, "model_format", detect_format(self._head()))
+
+    def _head(self) -> bytes:
+        if self.data is not None:
+            return self.data[:HEAD_BYTES]
+        if self.path is None:
+            return b""
+        try:
+            with open(self.path, "rb") as f:
+                return f.read(HEAD_BYTES)
+        except OSError:
+            return b""
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ModelRef:
@@ -44,7 +64,8 @@ class ModelRef:
     @classmethod
     def from_path(cls, path: str | Path) -> ModelRef:
         data = Path(path).read_bytes()
-        return cls(hashlib.sha256(data).hexdigest(), len(data), path=Path(path))
+        return cls(hashlib.sha256(data).hexdigest(), len(data), path=Path(path),
+                   model_format=detect_format(data[:HEAD_BYTES]))
 
     def read_bytes(self) -> bytes:
         """The model's bytes; raises :class:`ModelChanged` if a file changed since."""
@@ -165,8 +186,10 @@ class JobOutcome:
     ``measurement`` is set for MEASURED and CACHED; ``error`` (an
     :class:`~fleetnas.agent.errors.AgentError` or another exception) for
     FAILED. ``device`` is where it was measured (or the last device tried).
-    ``duplicate_of`` is the index of an identical earlier job in the same
-    batch whose outcome this one shares (the work was done once).
+    ``duplicate_of`` is the index of the job in the same batch whose outcome
+    this one shares (the work was done once): an identical earlier job, or the
+    device job a class job was merged into (same model and settings on a
+    device of the class).
     """
 
     index: int

@@ -5,9 +5,10 @@
 
 * ``FAIL``: permanent (corrupt model, unsupported operator, invalid settings,
   benchmark timeout, memory cap), or the job used up its ``max_retries``;
-* ``SAME_DEVICE``: the agent is overloaded (too many concurrent calls: a
-  transient error whose class is named ``AgentOverloaded`` or whose reason is
-  ``AGENT_OVERLOADED``): retry on the same device, which is not marked down,
+* ``SAME_DEVICE``: the agent is overloaded (too many concurrent calls of one
+  RPC kind: :class:`~fleetnas.agent.errors.AgentOverloaded`, reason
+  ``AGENT_OVERLOADED``, or gRPC's own reasonless concurrent-RPC limit, which
+  the client translates to the same class): retry on the same device, which is not marked down,
   after a bounded exponential backoff (:class:`OverloadBackoff`: 0.1 s
   doubling to 2 s, 5 times); these retries do not count against
   ``max_retries``. Once they are used up the error counts as any transient one;
@@ -17,10 +18,6 @@
 
 Errors that mean "the device is gone" (unreachable, draining, deadline, bad
 token, missing secret) also mark the device down (:meth:`device_gone`).
-
-Overload is recognised by name, not by class, because the agent-side error
-is new: any ``AgentError`` with that name or reason is handled, whichever
-version of the agent package raised it.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ from dataclasses import dataclass
 from fleetnas.agent.errors import (
     AgentDeadlineExceeded,
     AgentError,
+    AgentOverloaded,
     AgentUnavailable,
     ShuttingDown,
     Unauthenticated,
@@ -48,10 +46,6 @@ _DEVICE_GONE: tuple[type[BaseException], ...] = (
     Unauthenticated,
     MissingSecret,
 )
-
-
-_OVERLOADED_CLASS = "AgentOverloaded"
-_OVERLOADED_REASON = "AGENT_OVERLOADED"
 
 
 class Decision(enum.Enum):
@@ -82,18 +76,8 @@ class OverloadBackoff:
 
 
 def is_overloaded(error: BaseException) -> bool:
-    """True for a transient agent error that says "too many calls at once" (module docstring)."""
-    if not (isinstance(error, AgentError) and error.transient):
-        return False
-    if type(error).__name__ == _OVERLOADED_CLASS:
-        return True
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, str):
-        return reason.removeprefix("ERROR_REASON_") == _OVERLOADED_REASON
-    try:
-        return error.reason_name.removeprefix("ERROR_REASON_") == _OVERLOADED_REASON
-    except ValueError:  # a reason number this API version does not name
-        return False
+    """True for the agent's "too many calls at once" (module docstring)."""
+    return isinstance(error, AgentOverloaded)
 
 
 @dataclass(frozen=True)

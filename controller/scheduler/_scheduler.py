@@ -4,7 +4,9 @@
 
 1. **Cache.** Every job is looked up in the cost DB first (see
    :mod:`._cache`); a hit is answered from the DB and never reaches a device.
-   Identical jobs in one batch are measured once and share the outcome.
+   Identical jobs in one batch are measured once and share the outcome, and
+   so are a class job and a device job of the same model whose settings
+   resolve the same on that device of the class (see :mod:`._batch`).
 2. **Dispatch.** Misses go to one worker thread per eligible device. A worker
    takes a job only when its device is UP (heartbeats) and no other job is
    running on the same physical host (same ``host_fingerprint``): agents on
@@ -67,9 +69,17 @@ from fleetnas.controller.fleet import (
     HeartbeatMonitor,
     error_reason,
 )
+from fleetnas.controller.scheduler._batch import merge_class_jobs, split_duplicates
 from fleetnas.controller.scheduler._cache import CacheLookup
+from fleetnas.controller.scheduler._formats import model_format_for
 from fleetnas.controller.scheduler._hostlock import HostLocks
-from fleetnas.controller.scheduler._jobs import Job, JobOutcome, OutcomeStatus, Progress
+from fleetnas.controller.scheduler._jobs import (
+    Job,
+    JobOutcome,
+    OutcomeStatus,
+    Progress,
+    Target,
+)
 from fleetnas.controller.scheduler._placement import POLL_S, Placement, Task
 from fleetnas.controller.scheduler._recorder import Recorder
 from fleetnas.controller.scheduler._retry import (
@@ -198,21 +208,41 @@ class Scheduler:
 
     def eligible_devices(self, job: Job) -> tuple[str, ...]:
         """The fleet devices that may run ``job``; raises UnknownDevice / UnknownClass."""
-        if job.target.is_class:
-            return tuple(d.name for d in self.fleet.in_class(job.target.name))
-        return (self.fleet.get(job.target.name).name,)
+        return self.devices_of(job.target)
+
+    def devices_of(self, target: Target) -> tuple[str, ...]:
+        """The fleet devices of ``target``; raises UnknownDevice / UnknownClass."""
+        if target.is_class:
+            return tuple(d.name for d in self.fleet.in_class(target.name))
+        return (self.fleet.get(target.name).name,)
+
+    def model_format_for(self, target: Target, request: agent_pb2.BenchmarkSettings) -> int:
+        """The model format ``target``'s runtime takes for ``request`` (ONNX or TFLite; see
+        :mod:`._formats`): from the first described device of the target (the heartbeats'
+        latest description, else the DB's). Raises UnknownDevice / UnknownClass."""
+        devices = self.devices_of(target)
+        cache = self._cache()
+        described = next((d for name in devices if (d := cache.description(name)) is not None),
+                         None)  # fmt: skip
+        return model_format_for(request, described)
 
     def lookup(self, jobs: Sequence[Job]) -> list[JobOutcome | None]:
         """Cache only: a CACHED outcome per job found in the cost DB, else ``None``.
 
         Contacts no agent. Raises UnknownDevice / UnknownClass like :meth:`run`.
         """
-        return self._cached(list(enumerate(jobs)), [self.eligible_devices(j) for j in jobs])
+        return self._cached(self._cache(), list(enumerate(jobs)),
+                            [self.eligible_devices(j) for j in jobs])
+
+    def _cache(self) -> CacheLookup:
+        return CacheLookup(self.db, live=self._live_description)
 
     def _cached(
-        self, indexed: Sequence[tuple[int, Job]], eligible: Sequence[tuple[str, ...]]
+        self,
+        cache: CacheLookup,
+        indexed: Sequence[tuple[int, Job]],
+        eligible: Sequence[tuple[str, ...]],
     ) -> list[JobOutcome | None]:
-        cache = CacheLookup(self.db, live=self._live_description)
         answers: list[JobOutcome | None] = []
         for (index, job), devices in zip(indexed, eligible, strict=True):
             if job.target.is_class:
@@ -220,7 +250,7 @@ class Scheduler:
                 # still answer from the cache: devices of a class are interchangeable.
                 known = [d.name for d in self.db.list_devices(device_class=job.target.name)]
                 devices = tuple(dict.fromkeys([*devices, *known]))
-            hit = cache.find(job.model.sha256, devices, job.settings)
+            hit = cache.find(job.model.sha256, devices, job.settings, job.model.model_format)
             answers.append(
                 None if hit is None
                 else JobOutcome(index, job, OutcomeStatus.CACHED, hit.device, hit)
@@ -261,31 +291,35 @@ class Scheduler:
             if on_progress is not None:
                 on_progress(Progress(done, len(jobs), outcome))
 
-        first_of: dict[tuple[str, bool, str, bytes], int] = {}
-        duplicates: list[tuple[int, int]] = []
-        for index, job in enumerate(jobs):
-            primary = first_of.setdefault(job.identity(), index)
-            if primary != index:
-                duplicates.append((index, primary))
-        primaries = list(first_of.values())
+        primaries, duplicates = split_duplicates(jobs)
+        cache = self._cache()
         cached = (
-            self._cached([(i, jobs[i]) for i in primaries], [eligible[i] for i in primaries])
+            self._cached(cache, [(i, jobs[i]) for i in primaries], [eligible[i] for i in primaries])
             if use_cache else [None] * len(primaries)
         )  # fmt: skip
-        tasks: list[Task] = []
+        misses = []
         for index, hit in zip(primaries, cached, strict=True):
             if hit is not None:
                 report(hit)
             else:
-                tasks.append(Task(index, jobs[index], eligible[index]))
-        if tasks:
-            for outcome in self._dispatch(tasks):
-                report(outcome)
+                misses.append(index)
+        to_run, merged = merge_class_jobs(jobs, misses, eligible, cache.settings_hash_for)
+        for outcome in self._dispatch([Task(i, jobs[i], eligible[i]) for i in to_run]):
+            report(outcome)
+        rerun = []  # merged class jobs whose device job failed: on their own, on any device
+        for index, leader in merged.items():
+            source = outcomes[leader]
+            assert source is not None
+            if source.ok:
+                report(_shared(source, jobs[index], index, leader))
+            else:
+                rerun.append(Task(index, jobs[index], eligible[index]))
+        for outcome in self._dispatch(rerun):
+            report(outcome)
         for index, primary in duplicates:
             source = outcomes[primary]
             assert source is not None
-            report(dataclasses.replace(source, index=index, job=jobs[index], attempts=(),
-                                       duplicate_of=primary))
+            report(_shared(source, jobs[index], index, primary))
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
 
@@ -293,6 +327,8 @@ class Scheduler:
 
     def _dispatch(self, tasks: list[Task]) -> Iterator[JobOutcome]:
         """Run ``tasks`` on one worker thread per eligible device; yield outcomes as they finish."""
+        if not tasks:
+            return
         monitor = self.monitor
         devices = list(dict.fromkeys(name for t in tasks for name in t.eligible))
         placement = self._placement
@@ -424,6 +460,11 @@ class Scheduler:
                       task.job.model.sha256[:12], name, exc)
             return _outcome(task, OutcomeStatus.FAILED, device=name, error=exc)
         return _outcome(task, OutcomeStatus.MEASURED, device=name, measurement=measurement)
+
+
+def _shared(source: JobOutcome, job: Job, index: int, primary: int) -> JobOutcome:
+    """Job ``index``'s outcome when it shares job ``primary``'s (``source``): no attempts."""
+    return dataclasses.replace(source, index=index, job=job, attempts=(), duplicate_of=primary)
 
 
 def _outcome(

@@ -8,8 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from fleetnas.controller.costdb import LATEST_VERSION, CostDB, Device, Measurement, Model
+from fleetnas.api.v1 import agent_pb2
+from fleetnas.controller.costdb import (
+    LATEST_VERSION,
+    RUN_LIMIT_FIELDS,
+    CostDB,
+    Device,
+    Measurement,
+    Model,
+    settings_from_dict,
+    settings_hash,
+)
 from fleetnas.controller.lut import LutStore
+from fleetnas.controller.scheduler import CacheLookup, resolve_for
 
 V3_DUMP = Path(__file__).parent / "data" / "costdb_v3.sql"
 
@@ -92,3 +103,74 @@ def test_an_export_from_before_hardware_ids_imports(v3_file: Path, tmp_path: Pat
         assert device is not None
         assert {m.device: m.hardware_id for m in db.measurements()} == {
             "pi-1": device.hardware_id, "gone-1": None}
+
+
+# -- one measurement identity: hashes of v1 settings do not move ---------------------
+
+
+def _stored_v1(path: Path) -> list[tuple[dict[str, object], str]]:
+    """``(settings, settings_hash)`` of every measurement and LUT a v1 agent's era stored."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT settings, settings_hash FROM measurements "
+            "UNION ALL SELECT settings, settings_hash FROM luts"
+        ).fetchall()
+    return [(json.loads(text), stored) for text, stored in rows]
+
+
+def _later_echo(settings: agent_pb2.BenchmarkSettings) -> agent_pb2.BenchmarkSettings:
+    """The same settings as an agent of today echoes them for an ONNX model."""
+    echo = agent_pb2.BenchmarkSettings()
+    echo.CopyFrom(settings)
+    echo.runtime = "onnxruntime"
+    echo.profile = True
+    echo.profile_runs = 25
+    echo.agent_defaults.extend(["intra_op_threads", "providers"])
+    return echo
+
+
+def test_v1_hashes_are_unchanged_and_later_echoes_share_them(v3_file: Path) -> None:
+    stored = _stored_v1(v3_file)
+    assert len(stored) == 4 and len({h for _, h in stored}) == 2
+    for settings_dict, stored_hash in stored:
+        settings = settings_from_dict(settings_dict)  # type: ignore[arg-type]
+        assert settings_hash(settings) == stored_hash
+        assert settings_hash(_later_echo(settings)) == stored_hash
+        # what is measured still counts: another runtime, fp16 kernels
+        litert = _later_echo(settings)
+        litert.runtime = "litert"
+        assert settings_hash(litert) != stored_hash
+        fp16 = _later_echo(settings)
+        fp16.fp16 = True
+        assert settings_hash(fp16) != stored_hash
+
+
+def _described_like_today(db: CostDB, name: str) -> agent_pb2.DeviceDescription:
+    """The stored (v1) description of ``name`` plus what a current agent adds to it."""
+    record = db.get_device(name)
+    assert record is not None
+    description = record.description_proto()
+    description.limits.max_timeout_s = 60.0
+    description.limits.memory_cap_bytes = 2 << 30
+    description.runtimes.add(name="onnxruntime", accelerators=["CPUExecutionProvider"],
+                             formats=[agent_pb2.MODEL_FORMAT_ONNX], available=True)
+    description.runtimes.add(name="litert", accelerators=["XNNPACK"],
+                             formats=[agent_pb2.MODEL_FORMAT_TFLITE], available=True)
+    return description
+
+
+def test_an_old_database_still_serves_a_current_agent(v3_file: Path) -> None:
+    with CostDB(v3_file) as db:
+        old = db.measurements(device="pi-1")[0]
+        description = _described_like_today(db, "pi-1")
+        request = old.settings_proto()
+        for name in RUN_LIMIT_FIELDS:
+            request.ClearField(name)
+        resolved = resolve_for(request, description)
+        assert resolved is not None and resolved.runtime == "onnxruntime"
+        assert resolved.HasField("profile_runs")
+        cache = CacheLookup(db, live=lambda _name: description)
+        assert cache.find(old.model_sha256, ["pi-1"], request) == old
+        # the same request for a TFLite model resolves to LiteRT: another measurement
+        assert cache.find(old.model_sha256, ["pi-1"], request,
+                          agent_pb2.MODEL_FORMAT_TFLITE) is None

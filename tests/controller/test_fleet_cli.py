@@ -130,3 +130,30 @@ def test_fleet_status_says_when_a_device_became_other_hardware(
     # recorded: the next status compares with board-C
     again = runner.invoke(cli, ["fleet", "status", "--json"])
     assert [e["hardware_changed"] for e in json.loads(again.stdout)] == [None]
+
+
+def test_fleet_add_takes_the_class_and_defaults_the_agent_describes(
+    runner: CliRunner, tmp_path: Path, agents: AgentPool
+) -> None:
+    (agent,) = agents.start(1, extra_args=["--class", "pi4", "--default-threads", "2"])
+    cli = fleetnas_cli()
+    added = runner.invoke(cli, ["fleet", "add", "pi-a", "--address", agent.address])
+    assert added.exit_code == 0, added.output
+    assert "class pi4 (from the agent's --class)" in added.output
+    assert "defaults for unset settings: 2 threads" in added.output
+    (device,) = load_fleet(tmp_path / "fleet.toml")
+    assert device.device_class == "pi4"
+    with CostDB(tmp_path / "fleetnas.db") as db:  # the description the cache resolves with
+        record = db.get_device("pi-a")
+        assert record is not None and record.device_class == "pi4"
+        assert record.description_proto().defaults.intra_op_threads == 2
+
+    mine = runner.invoke(cli, ["fleet", "add", "pi-b", "--address", agent.address,
+                               "--class", "bench"])
+    assert mine.exit_code == 0 and "the agent says its class is pi4; kept bench" in mine.output
+    unknown = runner.invoke(cli, ["fleet", "add", "gone", "--address", _dead_address()])
+    assert unknown.exit_code == 1 and "give its class with --class CLASS" in unknown.output
+    assert "Traceback" not in unknown.output
+    assert [d.name for d in load_fleet(tmp_path / "fleet.toml")] == ["pi-a", "pi-b"]
+    taken = runner.invoke(cli, ["fleet", "add", "pi-a", "--address", agent.address])
+    assert taken.exit_code == 1 and "--replace" in taken.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,9 @@ from fleetnas.controller.lut import (
     import_lut,
     kendall_tau_b,
     read_lut_file,
+    robust_latency,
     sample_archs,
+    sample_cv,
     settings_mismatches,
 )
 from fleetnas.controller.spaces import get_space
@@ -106,6 +109,44 @@ def test_calibration_minimises_relative_error_under_noise() -> None:
         assert rmspe(fit.a + da, fit.b + db) > best
 
 
+def test_calibration_reports_its_leave_one_out_interval() -> None:
+    rng = random.Random(2)
+    sums = [rng.uniform(5, 50) for _ in range(12)]
+    measured = [(1.1 * s + 2.0) * (1 + rng.uniform(-0.02, 0.02)) for s in sums]
+    fit = fit_calibration(sums, measured, [f"a{i}" for i in range(12)])
+    assert fit.a_interval is not None and fit.b_interval is not None
+    assert fit.a_interval[0] < fit.a < fit.a_interval[1]
+    assert fit.b_interval[0] < fit.b < fit.b_interval[1]
+    assert fit.a_interval[0] > 1.0 and fit.a_interval[1] < 1.2  # narrow: the set agrees
+    # Predicting each arch from the others is never better than fitting it too.
+    assert fit.fit_rmspe < fit.loo_rmspe < 3.0
+    assert fit.disagreeing == () and fit.warnings == ()
+    assert Calibration.from_dict(json.loads(json.dumps(fit.to_dict()))) == fit
+
+
+def test_a_calibration_set_that_disagrees_with_itself_is_named() -> None:
+    sums = [5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0]
+    measured = [1.1 * s + 2.0 for s in sums]
+    measured[3] *= 1.5  # one arch measured under a disturbance
+    fit = fit_calibration(sums, measured, [f"a{i}" for i in range(7)])
+    assert "a3" in fit.disagreeing and fit.disagreeing[0] == "a3"
+    assert fit.a_interval is not None and fit.a_interval[1] - fit.a_interval[0] > 0.05
+    (warning,) = fit.warnings
+    assert "a3" in warning and "disagrees" in warning and "re-measure" in warning
+    # The same set without the disturbance agrees with itself.
+    clean = fit_calibration(sums, [1.1 * s + 2.0 for s in sums])
+    assert clean.warnings == () and clean.loo_rmspe == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_stored_calibration_without_the_interval_still_reads() -> None:
+    old = {"a": 1.1, "b": 0.5, "n": 5, "archs": [], "fit_rmspe": 2.0, "fitted_at": 1.0}
+    calibration = Calibration.from_dict(old)
+    assert calibration.a_interval is None and math.isnan(calibration.loo_rmspe)
+    assert calibration.warnings == ()
+    with pytest.raises(CalibrationError, match="bad calibration"):
+        Calibration.from_dict({**old, "a_interval": [1.0]})
+
+
 @pytest.mark.parametrize(
     ("sums", "measured", "needle"),
     [
@@ -120,6 +161,37 @@ def test_calibration_refuses_unusable_data(sums: list[float], measured: list[flo
                                            needle: str) -> None:
     with pytest.raises(CalibrationError, match=needle):
         fit_calibration(sums, measured)
+
+
+# -- robust statistics of raw samples --------------------------------------------------------
+
+
+def test_robust_statistics_of_raw_samples() -> None:
+    from fleetnas.agent.stats import latency_stats
+
+    # 18 quiet runs around 2 ms and two disturbed ones: one-sided noise.
+    samples = [2.0 + 0.01 * (i % 5) for i in range(18)] + [9.0, 30.0]
+    assert robust_latency(samples) == latency_stats(samples).median_ms  # the agent's median
+    assert robust_latency(samples, "min") == 2.0
+    trimmed = robust_latency(samples, "trimmed_mean")  # drops 2 from each end
+    assert trimmed == pytest.approx(sum(sorted(samples)[2:18]) / 16)
+    assert 2.0 < trimmed < 2.05 < sum(samples) / len(samples)
+    assert sample_cv(samples) == pytest.approx(latency_stats(samples).cv)
+    assert sample_cv([2.0] * 5) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("samples", "statistic", "needle"),
+    [
+        ([], "median", "at least one sample"),
+        ([1.0, math.nan], "min", "finite"),
+        ([1.0], "mean", "unknown statistic 'mean'; choose one of median, min, trimmed_mean"),
+    ],
+)
+def test_robust_statistics_refuse_bad_input(samples: list[float], statistic: str,
+                                            needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        robust_latency(samples, statistic)
 
 
 # -- accuracy ------------------------------------------------------------------------------

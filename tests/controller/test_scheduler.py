@@ -248,3 +248,38 @@ def test_heartbeats_mark_down_and_up_with_backoff(agents: AgentPool) -> None:
         assert monitor.wait_until(lambda h: h["a0"].up, timeout=30)
         assert monitor.health("a0").failures == 0
     assert changes == [("a0", False), ("a0", True)]
+
+
+def test_a_class_job_on_a_device_jobs_device_is_merged_into_it(
+    agents: AgentPool, db: CostDB
+) -> None:
+    started = agents.start(2, host_fingerprints=["h0", "h1"])
+    fleet = fleet_of(started)
+    model = onnx_models.mlp(24, 2, seed=31)
+    explicit = tiny_settings(intra_op_threads=1)  # other bytes, the same settings on a0
+    with Scheduler(fleet, db) as scheduler:
+        assert scheduler.monitor.wait_until(lambda h: h["a0"].up and h["a1"].up, timeout=30)
+        on_device, on_class = scheduler.run([
+            Job.on_device(model, "a0", explicit), Job.on_class(model, "cpu", tiny_settings()),
+        ])
+    assert on_device.status is OutcomeStatus.MEASURED and on_device.device == "a0"
+    assert on_class.status is OutcomeStatus.MEASURED and on_class.duplicate_of == 0
+    assert on_class.measurement == on_device.measurement and on_class.attempts == ()
+    assert db.count_measurements(model_sha256=on_device.measurement.model_sha256) == 1
+
+
+def test_a_merged_class_job_whose_device_job_fails_runs_on_its_own(
+    agents: AgentPool, db: CostDB
+) -> None:
+    started = agents.start(2, host_fingerprints=["h0", "h1"])
+    fleet = fleet_of(started)
+    started[0].stop()
+    model = onnx_models.mlp(24, 2, seed=32)
+    with Scheduler(fleet, db, device_wait_s=1.0) as scheduler:
+        on_device, on_class = scheduler.run([
+            Job.on_device(model, "a0", tiny_settings()), Job.on_class(model, "cpu", tiny_settings()),
+        ])
+    assert on_device.status is OutcomeStatus.FAILED
+    assert isinstance(on_device.error, NoDeviceAvailable)
+    assert on_class.status is OutcomeStatus.MEASURED and on_class.device == "a1"
+    assert on_class.duplicate_of is None and on_class.attempts
