@@ -268,7 +268,8 @@ class TestNB201:
 
     def test_short_training_on_digits_resized_to_the_input(self) -> None:
         # scikit-learn's 1x8x8 grey digits -> the 3x32x32 network input
-        estimator = ShortTrainingEstimator(load_digits(), epochs=2, batch_size=64)
+        estimator = ShortTrainingEstimator(load_digits(), epochs=3, batch_size=64,
+                                           max_train_samples=1000, max_val_samples=300)
         assert estimator.estimate(self.SPACE, self.SPACE.decode(self.CONVS)) > 0.5  # chance: 0.1
 
 
