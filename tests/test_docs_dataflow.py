@@ -72,7 +72,7 @@ def resolve(path: str, dotted: str) -> str | None:
     if not (ROOT / path).is_file():
         return f"{path}: no such file"
     scope: ast.AST = _tree(path)
-    walked = []
+    walked: list[str] = []
     for part in dotted.split("."):
         if not isinstance(scope, ast.Module | ast.ClassDef):
             return f"{path}: {'.'.join(walked)} is not a class, so it has no {part}"
