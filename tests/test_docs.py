@@ -17,6 +17,7 @@ like a reader's machine would):
 * ``model.onnx``: a small ONNX MLP (``tests/onnx_models.mlp``);
 * ``FLEETNAS_AGENT_ADDRESS`` / ``FLEETNAS_AGENT_TOKEN``: a real local agent on
   loopback that requires that token (started once for the module);
+* ``XDG_CACHE_HOME`` in a fresh folder (exports are not reused across runs);
 * ``PATH`` starting with this virtualenv's ``bin`` (``fleetnas``,
   ``fleetnas-agent``, ``sqlite-utils``, ``python``), and no other
   ``FLEETNAS_*`` variable of the caller's.
@@ -60,7 +61,8 @@ class Block:
     not_run: str | None  # the marker's reason; None: the block is executed
 
     def __str__(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line} ({self.lang})"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line} ({self.lang})"
 
 
 def blocks(page: Path) -> list[Block]:
@@ -130,8 +132,9 @@ def doc_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgent]:
     stop_local_agents([agent], timeout_s=10)
 
 
-def block_env(agent: LocalAgent) -> dict[str, str]:
+def block_env(agent: LocalAgent, cache: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETNAS_")}
+    env["XDG_CACHE_HOME"] = str(cache)  # export caches: no run reuses another's files
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["FLEETNAS_AGENT_ADDRESS"] = agent.address
     assert agent.token is not None
@@ -185,8 +188,20 @@ def test_every_marker_marks_a_block_and_names_a_reason(page: Path) -> None:
 
 @pytest.mark.parametrize("page", RUN_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_page_runs_as_written(page: Path, tmp_path: Path, doc_agent: LocalAgent) -> None:
-    (tmp_path / "model.onnx").write_bytes(mlp(16, 2))
-    env = block_env(doc_agent)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "model.onnx").write_bytes(mlp(16, 2))
+    env = block_env(doc_agent, tmp_path / "cache")
     for block in blocks(page):
         if block.not_run is None:
-            run_block(block, tmp_path, env)
+            run_block(block, workdir, env)
+
+
+def test_a_failing_block_fails_the_page(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", "")}
+    ok = Block(tmp_path / "p.md", 1, "console", "$ true\nsome output\n", None)
+    run_block(ok, tmp_path, env)
+    for lang, code in (("python", "raise SystemExit(3)\n"), ("bash", "false\necho never\n"),
+                       ("console", "$ true\n$ false\n$ true\n")):
+        with pytest.raises(AssertionError, match="failed"):
+            run_block(Block(tmp_path / "p.md", 1, lang, code, None), tmp_path, env)
