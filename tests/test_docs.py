@@ -22,7 +22,7 @@ like a reader's machine would):
   ``fleetnas-agent``, ``sqlite-utils``, ``python``), and no other
   ``FLEETNAS_*`` variable of the caller's.
 
-``python`` blocks run as a script with this interpreter; ``bash``/``sh``
+``python`` blocks run as a script file (``doc_block_LINE.py``) with this interpreter; ``bash``/``sh``
 blocks with ``bash -e -o pipefail``; ``console`` blocks run their ``$ ``
 command lines (continued by a trailing backslash or an open quote) and ignore
 the output lines.
@@ -115,10 +115,17 @@ def console_commands(code: str) -> list[str]:
     return commands
 
 
-def script_of(block: Block) -> tuple[list[str], str]:
-    """(argv, stdin text) that executes ``block``."""
+def script_of(block: Block, workdir: Path) -> tuple[list[str], str]:
+    """(argv, stdin text) that executes ``block`` in ``workdir``.
+
+    A python block runs from a file, as a reader's saved script would: code
+    read from stdin cannot start spawned processes (their ``__main__`` is
+    re-read from a file), so multiprocessing examples would fail quietly.
+    """
     if block.lang == "python":
-        return [sys.executable, "-"], block.code
+        script = workdir / f"doc_block_{block.line}.py"
+        script.write_text(block.code, encoding="utf-8")
+        return [sys.executable, str(script)], ""
     code = block.code if block.lang != "console" else "\n".join(console_commands(block.code)) + "\n"
     return ["bash", "-e", "-o", "pipefail", "-s"], code
 
@@ -144,7 +151,7 @@ def block_env(agent: LocalAgent, cache: Path) -> dict[str, str]:
 
 
 def run_block(block: Block, workdir: Path, env: dict[str, str]) -> None:
-    argv, stdin = script_of(block)
+    argv, stdin = script_of(block, workdir)
     try:
         done = subprocess.run(argv, input=stdin, cwd=workdir, env=env, capture_output=True,
                               text=True, timeout=BLOCK_TIMEOUT_S, check=False)
