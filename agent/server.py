@@ -21,6 +21,7 @@ closes them on stop.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -167,6 +168,9 @@ def create_server(
     raises the phone's named errors (``agent/android``) when it cannot start.
     """
     config.validate()
+    # Workers and the zygote run in folders of their own: every path they get must be
+    # absolute, so a relative --cache-dir is taken relative to where the agent started.
+    config = dataclasses.replace(config, cache_dir=Path(config.cache_dir).absolute())
     shell = open_shell(config, telemetry=telemetry, runner_class=runner_class)
     try:
         description = _description(config, shell)

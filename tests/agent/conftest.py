@@ -74,7 +74,7 @@ def start_agent(tmp_path: Path) -> Iterator[StartAgent]:
     def start(token: str | None = None, client_token: str | None = "same", *,
               telemetry: DeviceTelemetry | None = None,
               runner_class: type[BenchmarkRunner] = BenchmarkRunner, **overrides):
-        cache = tmp_path / f"agent{len(started)}"
+        cache = overrides.pop("cache_dir", tmp_path / f"agent{len(started)}")
         config = AgentConfig(host="127.0.0.1", port=0, cache_dir=cache, token=token, **overrides)
         server = create_server(config, telemetry=telemetry, runner_class=runner_class)
         ctoken = token if client_token == "same" else client_token

@@ -166,3 +166,14 @@ def test_client_going_away_frees_the_agent(agent, good_model):
     assert server.runner.current_worker_pid is None
     good = client.ensure_model(good_model)
     assert client.benchmark(good, fast_settings()).stats.median_ms > 0
+
+
+def test_a_relative_cache_dir_is_taken_from_where_the_agent_started(
+    start_agent, good_model, tmp_path, monkeypatch
+) -> None:
+    """Workers run in folders of their own (`make demo` passes a relative folder)."""
+    monkeypatch.chdir(tmp_path)
+    server, client = start_agent(cache_dir="relative-cache")
+    assert server.config.cache_dir == tmp_path / "relative-cache"
+    result = client.benchmark(client.ensure_model(good_model), fast_settings())
+    assert result.stats.median_ms > 0
