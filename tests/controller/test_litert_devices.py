@@ -139,8 +139,8 @@ def test_a_candidate_is_measured_as_tflite_on_litert_and_onnx_elsewhere(
     cache = litert_agent.cache_dir
     light = {"warmup_runs": 2, "min_runs": 5, "max_runs": 30, "min_duration_s": 0.0,
              "max_duration_s": 0.5}
-    targets = [Target("a0", settings={**light, "runtime": "litert"}, label="lite"),
-               Target("a0", settings=light, label="ort")]
+    targets = [Target.device("a0", settings={**light, "runtime": "litert"}, label="lite"),
+               Target.device("a0", settings=light, label="ort")]
     arch = (1, 0)
     with CostDB(tmp_path / "cost.db") as db, Scheduler(fleet, db) as scheduler:
         measurer = SchedulerMeasurer(scheduler, db, cache_dir=cache)
