@@ -138,7 +138,7 @@ def test_transfer_end_to_end_on_loopback(agents: AgentPool, tmp_path: Path) -> N
     source, target = agents.start(2)
     fleet = fleet_of([source, target])
     cache = tmp_path / "onnx"
-    archs = reference_archs(SPACE, 30, seed=0)
+    archs = reference_archs(SPACE, 14, seed=0)
     protocol = Protocol(rounds=1, max_rounds=1, keep=1, tolerance=0.5, warmup_runs=1,
                         min_runs=5, min_duration_s=0.0, max_duration_s=0.3)
     with CostDB(tmp_path / "cost.db") as db, Scheduler(fleet, db) as scheduler:
@@ -149,12 +149,12 @@ def test_transfer_end_to_end_on_loopback(agents: AgentPool, tmp_path: Path) -> N
                             arch=SPACE.encode(arch))
             jobs.append(Job.on_device(exported.onnx_bytes, source.name, tiny_settings()))
         assert all(o.ok for o in scheduler.run(jobs))
-        assert len(measured_archs(db, SPACE)[next(iter(measured_archs(db, SPACE)))]) == 30
+        assert len(measured_archs(db, SPACE)[next(iter(measured_archs(db, SPACE)))]) == 14
         phases: set[str] = set()
         request = agent_pb2.BenchmarkSettings(
             graph_optimization=agent_pb2.GRAPH_OPTIMIZATION_DISABLE)
         result = transfer(db, SPACE, target.name, 6, scheduler=scheduler, request=request,
-                          protocol=protocol, cache_dir=cache,
+                          protocol=protocol, cache_dir=cache, min_source_archs=14,
                           on_progress=lambda phase, d, t: phases.add(phase))
         assert phases == {"describe", "measure", "fit"}
         assert [s.device for s in result.sources] == [source.name]  # never the new device
@@ -166,7 +166,7 @@ def test_transfer_end_to_end_on_loopback(agents: AgentPool, tmp_path: Path) -> N
         assert result.nearest.startswith(source.name)
         # Run again: the protocol's rounds are reused, nothing is measured.
         again = transfer(db, SPACE, target.name, 6, scheduler=scheduler, request=request,
-                         protocol=protocol, cache_dir=cache)
+                         protocol=protocol, cache_dir=cache, min_source_archs=14)
         assert db.count_measurements(device=target.name) == 6
         assert again.measured == result.measured
         with pytest.raises(TransferError, match="measure archs on at least one other device"):
