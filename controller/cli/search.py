@@ -34,13 +34,13 @@ from fleetnas.controller.cli._results import (
     search_errors,
 )
 from fleetnas.controller.cli._scheduling import (
-    LOCAL_DEVICE,
     Scheduling,
     open_scheduler,
     scheduler_options,
 )
 from fleetnas.controller.cli._search_stored import list_searches, show
 from fleetnas.controller.cli._space import SpaceFlags, space_options
+from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
@@ -51,11 +51,9 @@ from fleetnas.controller.driver import (
     SearchConfig,
     SearchDriver,
     SearchStore,
-    Target,
     estimator_usages,
     find_luts,
     latency_source_class,
-    parse_target,
     strategy_spec,
 )
 from fleetnas.controller.scheduler import Scheduler
@@ -63,31 +61,6 @@ from fleetnas.controller.search import available_strategies
 from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class TargetFlags:
-    """``--device`` / ``--class`` (each ``NAME[:k=v,...]``) and ``--local``."""
-
-    devices: tuple[str, ...]
-    classes: tuple[str, ...]
-    local: bool
-
-    def targets(self, base: agent_pb2.BenchmarkSettings) -> list[Target]:
-        """The targets, each with ``base`` under its own settings; a UsageError when none."""
-        try:
-            targets = ([parse_target(text, "device", base) for text in self.devices]
-                       + [parse_target(text, "class", base) for text in self.classes])
-        except DriverError as exc:
-            raise click.UsageError(str(exc)) from exc
-        if self.local:
-            if targets:
-                raise click.UsageError("--local measures on this machine; drop --device/--class")
-            return [parse_target(LOCAL_DEVICE, "device", base)]
-        if not targets:
-            raise click.UsageError(
-                "say where latency is measured: --device NAME, --class NAME or --local")
-        return targets
 
 
 @dataclass(frozen=True)
@@ -170,17 +143,10 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
 
 @click.group(invoke_without_command=True)
 @space_options(required=False)
-@_collect("targets", TargetFlags, ("devices", "classes", "local"))
+@target_options("Latency target")
 @_collect("goals", GoalFlags, ("objectives", "accuracy", "accuracy_cost", "constraints"))
 @_collect("run", RunFlags, ("strategy", "population", "sample_size", "mode", "budget", "seed",
                              "batch_size", "hybrid_z", "hybrid_warmup"))
-@click.option("--device", "devices", multiple=True, metavar="NAME[:k=v,...]",
-              help="Latency target: a fleet device, optionally with its own settings "
-              "(threads, warmup, min-runs, max-duration, ..., label); repeatable.")
-@click.option("--class", "classes", multiple=True, metavar="NAME[:k=v,...]",
-              help="Latency target: any device of a class, optionally with its own settings; "
-              "repeatable.")
-@click.option("--local", is_flag=True, help="Measure on this machine (a throw-away loopback agent).")
 @click.option("--objective", "objectives", multiple=True, metavar="NAME[:min|max]",
               help="Objective besides latency[TARGET] (added for every target): accuracy "
               "(default), params, flops, peak_memory[TARGET]; repeatable.")
@@ -214,7 +180,7 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Hybrid: how many uncertainties a prediction may be off in the candidate's favour.")
 @click.option("--hybrid-warmup", default=10, show_default=True, type=click.IntRange(min=1),
               help="Hybrid without a LUT: measure everything until this many are measured.")
-@settings_request(seed=False, shapes=False)
+@settings_request(omit=("seed", "shapes"), renamed={"timeout": "--benchmark-timeout"})
 @scheduler_options
 @click.option("--resume", "resume_id", type=int, metavar="ID",
               help="Continue stored search ID (after a kill or Ctrl-C); --budget extends it.")
@@ -250,7 +216,7 @@ def search(
         config = _config(space_flags, targets, goals, run, request)
         _new(ctx, console, config, scheduling, outputs, quiet)
         return
-    if (space_flags.name or targets.devices or targets.classes or goals.constraints
+    if (space_flags.name or targets.named or goals.constraints
             or goals.objectives):
         raise click.UsageError("--resume continues a stored search as it was configured; "
                                "only --budget, --fleet, --force and the output options apply")

@@ -21,7 +21,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from fleetnas.agent.settings_args import build_settings
+from fleetnas.agent.settings import flag_settings, setting_for_key
+from fleetnas.agent.settings_args import settings_from_pairs
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.driver._accuracy import check_accuracy_spec
 from fleetnas.controller.driver._errors import SearchConfigError
@@ -46,21 +47,9 @@ TARGET_KINDS = ("device", "class")
 ACCURACY_COSTS = ("auto", "cheap", "expensive")
 CONFIG_FORMAT = "fleetnas.search-config/1"
 
-#: ``NAME:key=value`` keys of a target, mapped to ``build_settings`` arguments
-SETTING_KEYS: dict[str, tuple[str, type]] = {
-    "threads": ("threads", int),
-    "inter-threads": ("inter_threads", int),
-    "warmup": ("warmup", int),
-    "min-runs": ("min_runs", int),
-    "max-runs": ("max_runs", int),
-    "min-duration": ("min_duration", float),
-    "max-duration": ("max_duration", float),
-    "seed": ("seed", int),
-    "timeout": ("timeout", float),
-    "opt-level": ("opt_level", str),
-    "method": ("method", str),
-    "provider": ("providers", str),
-}
+#: ``NAME:key=value`` keys of a target -> (``build_settings`` keyword, value type), generated
+#: from the agent's settings table: a setting added there is a target key here unchanged
+SETTING_KEYS: dict[str, tuple[str, type]] = {s.key: (s.keyword, s.value_type) for s in flag_settings()}
 
 #: the value names the driver computes itself (besides ``latency[T]``/``peak_memory[T]``)
 ANALYTIC = ("params", "flops")
@@ -169,15 +158,16 @@ def parse_target(
 ) -> Target:
     """``NAME`` or ``NAME:key=value,key=value`` -> Target; ``base`` is the shared request.
 
-    Keys are the settings flags without dashes in front (``threads``,
-    ``warmup``, ``min-runs``, ``max-duration``, ``opt-level``, ``method``,
-    ``provider``...), overriding ``base`` for this target, plus ``label``
-    (the objective's qualifier). Raises SearchConfigError.
+    Keys are the settings flags without dashes in front (:data:`SETTING_KEYS`:
+    ``threads``, ``warmup``, ``min-runs``, ``opt-level``, ``provider``,
+    ``runtime``, ``fp16``...), overriding ``base`` for this target (a
+    repeated key such as ``provider`` replaces the shared list), plus
+    ``label`` (the objective's qualifier). Raises SearchConfigError.
     """
     name, _, rest = text.strip().partition(":")
     if not name:
         raise SearchConfigError(f"target {text!r}: expected NAME or NAME:key=value,...")
-    values: dict[str, Any] = {}
+    pairs: list[tuple[str, str]] = []
     label = None
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, raw = item.partition("=")
@@ -186,26 +176,21 @@ def parse_target(
             raise SearchConfigError(f"target {text!r}: {item!r} is not key=value")
         if key == "label":
             label = raw.strip()
-            continue
-        if key not in SETTING_KEYS:
+        elif key not in SETTING_KEYS:
             raise SearchConfigError(
                 f"target {text!r}: unknown setting {key!r}; known: label, {', '.join(SETTING_KEYS)}"
             )
-        argument, kind_of = SETTING_KEYS[key]
-        try:
-            value = kind_of(raw.strip())
-        except ValueError:
-            raise SearchConfigError(f"target {text!r}: {key}={raw!r} is not a {kind_of.__name__}") from None
-        values[argument] = [value] if argument == "providers" else value
+        else:
+            pairs.append((key, raw))
     request = agent_pb2.BenchmarkSettings()
     if base is not None:
         request.CopyFrom(base)
     try:
-        override = build_settings(**values)
+        override = settings_from_pairs(pairs)
     except ValueError as exc:
         raise SearchConfigError(f"target {text!r}: {exc}") from exc
-    if override.providers:
-        del request.providers[:]
+    for key, _ in pairs:  # the target's value replaces the shared one, lists and false included
+        request.ClearField(setting_for_key(key).name)
     request.MergeFrom(override)
     return Target.of_kind(name, kind, _settings_dict(request), label)
 
