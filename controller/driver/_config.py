@@ -267,6 +267,12 @@ def strategy_spec(kind: str, **knobs: Any) -> dict[str, Any]:
     return {"kind": kind, **{k: v for k, v in knobs.items() if k in accepted and v is not None}}
 
 
+def _check_count(name: str, value: object) -> None:
+    """SearchConfigError unless ``value`` is None or a positive integer."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise SearchConfigError(f"{name}={value!r}: expected a positive integer")
+
+
 def _canonical_objective(text: str | Objective) -> str:
     objective = parse_objective(text) if isinstance(text, str) else text
     return f"{objective.name}:{'max' if objective.direction == 'maximize' else 'min'}"
@@ -279,7 +285,12 @@ class SearchConfig:
     ``objectives`` are canonical ``name:min|max`` texts and always include
     one ``latency[T]`` per target; ``accuracy`` is an estimator spec (see
     :func:`fleetnas.controller.driver.make_estimator`) or ``None``;
-    ``budget`` counts evaluated candidates (complete or failed); ``local``
+    ``budget`` counts evaluated candidates (complete or failed), ``None``
+    for no limit (then ``max_measurements`` or ``timeout_s`` must bound the
+    search); ``max_measurements`` bounds the latency values taken from
+    measurements (``Counters.measured``: one per measured candidate and
+    target, from a device or the cost DB, so a rerun on a warm database stops
+    where the first run did); ``local``
     says the targets are one throw-away loopback agent (``--local``);
     ``luts`` maps a target key to the id of the LUT its predictions use.
     """
@@ -295,12 +306,13 @@ class SearchConfig:
         default_factory=lambda: {"kind": "nsga2", "population_size": 20}
     )
     mode: str = "measured"
-    budget: int = 100
+    budget: int | None = 100
     seed: int = 0
     batch_size: int | None = None
     hybrid: HybridOptions = field(default_factory=HybridOptions)
     local: bool = False
     luts: Mapping[str, int] = field(default_factory=dict)
+    max_measurements: int | None = None
 
     @classmethod
     def build(
@@ -315,12 +327,13 @@ class SearchConfig:
         accuracy_cost: str = "auto",
         strategy: Mapping[str, Any] | None = None,
         mode: str = "measured",
-        budget: int = 100,
+        budget: int | None = 100,
         seed: int = 0,
         batch_size: int | None = None,
         hybrid: HybridOptions | None = None,
         local: bool = False,
         computed: Iterable[str] = (),
+        max_measurements: int | None = None,
     ) -> SearchConfig:
         """A validated config; a ``latency[T]`` objective is added for each target not named.
 
@@ -352,6 +365,7 @@ class SearchConfig:
             batch_size=batch_size,
             hybrid=hybrid or HybridOptions(),
             local=local,
+            max_measurements=max_measurements,
         )
         config.validate(computed)
         return config
@@ -368,8 +382,13 @@ class SearchConfig:
             raise SearchConfigError(
                 f"accuracy_cost {self.accuracy_cost!r}: choose one of {', '.join(ACCURACY_COSTS)}"
             )
-        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
-            raise SearchConfigError(f"budget={self.budget!r}: expected a positive integer")
+        _check_count("budget", self.budget)
+        _check_count("max_measurements", self.max_measurements)
+        if self.budget is None and self.max_measurements is None:
+            raise SearchConfigError("no budget: give a candidate budget (--budget N) or a "
+                                    "measurement budget (--max-measurements N)")
+        if self.max_measurements is not None and not source.measures:
+            raise SearchConfigError(f"max_measurements: mode {self.mode} measures nothing")
         if self.batch_size is not None and self.batch_size < 1:
             raise SearchConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
         if self.accuracy is not None:
@@ -445,10 +464,14 @@ class SearchConfig:
         return self.make_strategy().default_batch_size()
 
     def with_budget(self, budget: int) -> SearchConfig:
-        """The same search with another budget (validated: a positive integer)."""
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise SearchConfigError(f"budget={budget!r}: expected a positive integer")
+        """The same search with another candidate budget (validated: a positive integer)."""
+        _check_count("budget", budget)
         return replace(self, budget=budget)
+
+    def with_max_measurements(self, max_measurements: int) -> SearchConfig:
+        """The same search with another measurement budget (a positive integer)."""
+        _check_count("max_measurements", max_measurements)
+        return replace(self, max_measurements=max_measurements)
 
     # -- storage -------------------------------------------------------------------------
 
@@ -470,6 +493,7 @@ class SearchConfig:
             "hybrid": self.hybrid.to_dict(),
             "local": self.local,
             "luts": dict(self.luts),
+            "max_measurements": self.max_measurements,
         }
 
     @classmethod
@@ -486,10 +510,11 @@ class SearchConfig:
             accuracy_cost=data["accuracy_cost"],
             strategy=dict(data["strategy"]),
             mode=data["mode"],
-            budget=int(data["budget"]),
+            budget=None if data["budget"] is None else int(data["budget"]),
             seed=int(data["seed"]),
             batch_size=data["batch_size"],
             hybrid=HybridOptions.from_dict(data["hybrid"]),
             local=bool(data.get("local", False)),
             luts={str(k): int(v) for k, v in (data.get("luts") or {}).items()},
+            max_measurements=data.get("max_measurements"),
         )

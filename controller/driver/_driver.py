@@ -63,7 +63,7 @@ class SearchProgress:
 
     phase: str
     trials: int
-    budget: int
+    budget: int | None
     measured: int
     device_runs: int
     predicted: int
@@ -75,15 +75,24 @@ class SearchProgress:
 ProgressCallback = Callable[[SearchProgress], None]
 
 
+#: why a search stops (:meth:`SearchDriver.stop_reason`), as the CLI says it
+STOP_REASONS: Mapping[str, str] = {
+    "budget": "the candidate budget is spent",
+    "measurements": "the measurement budget is spent",
+}
+
+
 @dataclass(frozen=True)
 class SearchResult:
-    """How a run ended. ``front`` is the engine's Pareto front, best first."""
+    """How a run ended. ``front`` is the engine's Pareto front, best first; ``stop`` is
+    the :data:`STOP_REASONS` key of a complete search (``None`` when interrupted)."""
 
     search_id: int | None
     status: str
     engine: SearchEngine
     counters: Counters
     front: list[Trial]
+    stop: str | None = None
 
 
 class SearchDriver:
@@ -197,28 +206,32 @@ class SearchDriver:
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         budget: int | None = None,
+        max_measurements: int | None = None,
         force: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> SearchDriver:
         """The stored search ``search_id``, ready to :meth:`run` on from its last commit.
 
-        ``budget`` replaces the stored budget (to extend a finished search).
-        Raises SearchNotFound, SearchBusy (another live process runs it;
-        ``force`` ignores a ``running`` mark from another host), or
-        SearchConfigError when it cannot be rebuilt (a LUT was deleted...).
+        ``budget`` and ``max_measurements`` replace the stored ones (to extend a
+        finished search). Raises SearchNotFound, SearchBusy (another live
+        process runs it; ``force`` ignores a ``running`` mark from another
+        host), or SearchConfigError when it cannot be rebuilt (a LUT was
+        deleted...).
         """
         store = SearchStore(db)
         record = store.get(search_id)
-        config = SearchConfig.from_dict(record.config)
-        new_budget = budget if budget is not None and budget != config.budget else None
-        if new_budget is not None:
-            config = config.with_budget(new_budget)
+        stored_config = SearchConfig.from_dict(record.config)
+        config = stored_config
+        if budget is not None:
+            config = config.with_budget(budget)
+        if max_measurements is not None:
+            config = config.with_max_measurements(max_measurements)
         space = space or get_space(config.space, config.space_config)
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
         store.claim(search_id, owner_label(), force=force)
-        if new_budget is not None:  # only once it is ours: a refused resume changes nothing
+        if config != stored_config:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
         book = CandidateBook()
         book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()},
@@ -260,19 +273,42 @@ class SearchDriver:
             raise
         self._set_status(status)
         return SearchResult(self.search_id, status, self.engine, self.counters,
-                            self.engine.pareto_front())
+                            self.engine.pareto_front(),
+                            self.stop_reason() if status == "complete" else None)
 
     def trials_done(self) -> int:
         return sum(1 for t in self.engine.history() if t.state is not TrialState.PENDING)
 
+    def stop_reason(self) -> str | None:
+        """Why no new step starts (a :data:`STOP_REASONS` key), or None while one may:
+        ``budget`` (candidates), ``measurements`` (``max_measurements`` spent)."""
+        config = self.config
+        if config.budget is not None and self.trials_done() >= config.budget:
+            return "budget"
+        left = self.evaluation.measurements_left()
+        if left is not None and left <= 0:
+            return "measurements"
+        return None
+
+    def _batch_size(self) -> int:
+        """Candidates to ask now: the batch, within the candidate budget and, for a source
+        that measures every candidate, within the measurement budget."""
+        size = self.config.effective_batch_size()
+        if self.config.budget is not None:
+            size = min(size, self.config.budget - self.trials_done())
+        left = self.evaluation.candidates_left()
+        if left is not None and self.source.measures_every_candidate:
+            size = min(size, left)
+        return size
+
     def step(self) -> bool:
-        """One step (see the module docstring); False when the budget was already spent."""
+        """One step (see the module docstring); False when the search must stop
+        (:meth:`stop_reason`)."""
         batch = self.engine.pending()
         if not batch:
-            left = self.config.budget - self.trials_done()
-            if left <= 0:
+            if self.stop_reason() is not None:
                 return False
-            batch = self.engine.ask(min(self.config.effective_batch_size(), left))
+            batch = self.engine.ask(self._batch_size())
             self.book.asked(batch)
             self._commit()
         self.source.evaluate(self._prepare(batch))
@@ -362,9 +398,10 @@ class SearchDriver:
         if self.store is not None and self.search_id is not None:
             self.store.set_status(self.search_id, status, error=error)
 
-    def best_so_far(self) -> dict[str, float]:
-        """Per objective, the best value among the feasible front (empty before any)."""
-        front = [t for t in self.engine.pareto_front()
+    def best_so_far(self, front: Sequence[Trial] | None = None) -> dict[str, float]:
+        """Per objective, the best value among the feasible front (empty before any);
+        ``front`` is the engine's, when the caller has it already."""
+        front = [t for t in (self.engine.pareto_front() if front is None else front)
                  if t.evaluation is not None and t.evaluation.feasible]
         best: dict[str, float] = {}
         for o in self.engine.objectives:
@@ -385,7 +422,7 @@ class SearchDriver:
             phase=phase, trials=counters.trials, budget=self.config.budget,
             measured=counters.measured, device_runs=counters.device_runs,
             predicted=counters.predicted, front=len(front),
-            best=self.best_so_far() if phase == "step" else {}, detail=detail,
+            best=self.best_so_far(front) if phase == "step" else {}, detail=detail,
         ))  # fmt: skip
 
     def describe_predictors(self) -> dict[str, str]:
