@@ -1,6 +1,6 @@
 """Shared pieces of the ``fleetnas`` command line: the context object, option
-decorators (the database, file formats, benchmark settings) and the
-translation of named errors into one-line CLI errors.
+decorators (the database, file formats, benchmark settings), the duration
+type (``30m``) and the translation of named errors into one-line CLI errors.
 
 Every command module uses these so that options read and behave the same
 everywhere; errors become friendly only here, at the CLI boundary.
@@ -9,6 +9,7 @@ everywhere; errors become friendly only here, at the CLI boundary.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -225,3 +226,44 @@ def open_costdb(state: CliState, *, must_exist: bool) -> CostDB:
     path = existing_db_path(state.db_path) if must_exist else state.db_path
     with costdb_errors():
         return CostDB(path)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s)")
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+class Duration(click.ParamType):
+    """A time span as seconds: ``90``, ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            try:
+                seconds = float(text)
+            except ValueError:
+                parts = _DURATION_PART.findall(text)
+                if not parts or _DURATION_PART.sub("", text).strip():
+                    self.fail(f"{value!r}: expected a duration such as 90s, 30m, 2h or 1h30m",
+                              param, ctx)
+                seconds = sum(float(n) * _SECONDS[unit] for n, unit in parts)
+        if not seconds > 0:
+            self.fail(f"{value!r}: expected a positive duration", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
+def format_duration(seconds: float) -> str:
+    """``1h30m``, ``30m``, ``45s``, ``0.5s``: the way :class:`Duration` reads it back."""
+    if seconds < 1:
+        return f"{seconds:g}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")

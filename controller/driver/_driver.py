@@ -27,6 +27,7 @@ Not thread-safe: one driver, one thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -79,13 +80,16 @@ ProgressCallback = Callable[[SearchProgress], None]
 STOP_REASONS: Mapping[str, str] = {
     "budget": "the candidate budget is spent",
     "measurements": "the measurement budget is spent",
+    "timeout": "the time limit is reached",
 }
 
 
 @dataclass(frozen=True)
 class SearchResult:
     """How a run ended. ``front`` is the engine's Pareto front, best first; ``stop`` is
-    the :data:`STOP_REASONS` key of a complete search (``None`` when interrupted)."""
+    the :data:`STOP_REASONS` key of a complete search, ``timeout`` for one that
+    ``run``'s time limit interrupted (resumable), ``None`` for any other
+    interruption (``max_steps``)."""
 
     search_id: int | None
     status: str
@@ -249,18 +253,28 @@ class SearchDriver:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, *, max_steps: int | None = None) -> SearchResult:
-        """Step until the budget is spent (or ``max_steps`` steps); returns the result.
+    def run(self, *, max_steps: int | None = None, timeout_s: float | None = None,
+            clock: Callable[[], float] = time.monotonic) -> SearchResult:
+        """Step until a budget is spent (or ``max_steps`` steps, or ``timeout_s``); returns
+        the result.
 
-        The stored status becomes ``complete`` (budget spent), ``interrupted``
-        (``max_steps``, Ctrl-C, or SearchAborted: devices unavailable, which
-        is re-raised) or ``failed`` (any other exception, re-raised).
+        The stored status becomes ``complete`` (a budget spent), ``interrupted``
+        (``max_steps``; ``timeout_s`` seconds of ``clock`` passed, checked
+        after each step, so a step in flight finishes first and every run
+        makes progress; Ctrl-C; or
+        SearchAborted: devices unavailable, which is re-raised) or ``failed``
+        (any other exception, re-raised). An interrupted search resumes where
+        it stopped.
         """
-        status = "interrupted"
+        status, stop = "interrupted", None
+        deadline = None if timeout_s is None else clock() + timeout_s
         try:
             while max_steps is None or self._steps < max_steps:
                 if not self.step():
-                    status = "complete"
+                    status, stop = "complete", self.stop_reason()
+                    break
+                if deadline is not None and clock() >= deadline and self.stop_reason() is None:
+                    stop = "timeout"
                     break
         except SearchAborted as exc:
             self._set_status("interrupted", str(exc))
@@ -271,10 +285,10 @@ class SearchDriver:
         except Exception as exc:
             self._set_status("failed", f"{type(exc).__name__}: {exc}")
             raise
-        self._set_status(status)
+        self._set_status(status, f"stopped after {timeout_s:g} s (time limit)"
+                         if stop == "timeout" else None)
         return SearchResult(self.search_id, status, self.engine, self.counters,
-                            self.engine.pareto_front(),
-                            self.stop_reason() if status == "complete" else None)
+                            self.engine.pareto_front(), stop)
 
     def trials_done(self) -> int:
         return sum(1 for t in self.engine.history() if t.state is not TrialState.PENDING)

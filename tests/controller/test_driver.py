@@ -367,6 +367,46 @@ def test_resume_extends_the_budget_of_a_finished_search(db: CostDB) -> None:
     assert (record.budget, record.trials, record.status) == (35, 35, "complete")
 
 
+def test_a_time_limit_stops_after_the_step_it_expires_in_and_the_search_resumes(db: CostDB) -> None:
+    ticks = iter(range(0, 1000, 10))  # a clock that advances 10 s per reading
+    driver = SearchDriver.create(_config(budget=60), db=db, measurer=CallableMeasurer(true_latency),
+                                 callables={"accuracy": true_accuracy})
+    result = driver.run(timeout_s=25, clock=lambda: float(next(ticks)))
+    # read at the start (0) and after each step (10, 20, 30): three steps of 10 candidates
+    assert (result.status, result.stop, result.counters.trials) == ("interrupted", "timeout", 30)
+    search_id = driver.search_id or 0
+    record = SearchStore(db).get(search_id)
+    assert (record.status, record.trials, record.error) == (
+        "interrupted", 30, "stopped after 25 s (time limit)")
+    resumed = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                  callables={"accuracy": true_accuracy})
+    again = resumed.run(timeout_s=3600)
+    assert (again.status, again.stop, again.counters.trials) == ("complete", "budget", 60)
+    whole, _ = _run(_config(budget=60), db)
+    assert json.dumps(resumed.engine.state_dict(), sort_keys=True) == json.dumps(
+        whole.engine.state_dict(), sort_keys=True)
+
+
+def test_a_time_limit_does_not_turn_a_finished_search_into_an_interrupted_one(db: CostDB) -> None:
+    ticks = iter(range(0, 1000, 10))
+    driver = SearchDriver.create(_config(budget=10), db=db, measurer=CallableMeasurer(true_latency),
+                                 callables={"accuracy": true_accuracy})
+    result = driver.run(timeout_s=5, clock=lambda: float(next(ticks)))
+    assert (result.status, result.stop) == ("complete", "budget")
+
+
+def test_resume_extends_the_measurement_budget(db: CostDB) -> None:
+    driver, measurer = _run(_config(budget=None, max_measurements=20), db)
+    assert driver.counters.measured == measurer.calls == 20  # measured mode: 10 of 2 targets
+    search_id = driver.search_id or 0
+    assert SearchStore(db).get(search_id).budget is None
+    again = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                callables={"accuracy": true_accuracy}, max_measurements=40)
+    result = again.run()
+    assert (result.stop, result.counters.measured, result.counters.trials) == ("measurements", 40, 20)
+    assert SearchStore(db).get(search_id).config["max_measurements"] == 40
+
+
 def test_a_refused_resume_leaves_the_stored_budget_alone(db: CostDB) -> None:
     driver = SearchDriver.create(_config(budget=10), db=db, measurer=CallableMeasurer(true_latency),
                                  callables={"accuracy": true_accuracy})
