@@ -151,7 +151,7 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
-        self._features: dict[str, list[float]] = {}
+        self._features: dict[object, list[float]] = {}
         setup = SourceSetup(config, luts, self._arch_features, deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
@@ -371,7 +371,12 @@ class SearchDriver:
         return values, sources
 
     def _arch_features(self, arch: Arch) -> list[float]:
-        key = self.space.encode(arch)
+        key: object
+        try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
+            hash(arch)
+            key = arch
+        except TypeError:
+            key = self.space.encode(arch)
         if key not in self._features:
             self._features[key] = arch_features(self.space, arch)
         return self._features[key]

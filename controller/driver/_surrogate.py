@@ -10,7 +10,8 @@ measures where a prediction cannot be trusted and only there:
   choices) plus ``log(1 + FLOPs)`` and ``log(1 + params)``, standardised;
   latency is fitted as ``log(latency)``, so errors are relative;
 * the penalty is chosen among a fixed grid by the leave-one-out error, which
-  ridge regression gives in closed form from one SVD (``e_i / (1 - H_ii)``
+  ridge regression gives in closed form from one decomposition of the
+  features' Gram matrix (``e_i / (1 - H_ii)``
   with ``H`` the hat matrix, intercept unpenalised; exact for the features'
   standardisation on the full set, so close to, not equal to, explicit refits);
 * **outliers** do not steer the fit or inflate every interval: the fit is
@@ -84,19 +85,27 @@ def robust_scale(errors: np.ndarray) -> float:
     return float(MAD_SCALE * np.median(np.abs(errors))) if len(errors) else math.inf
 
 
+def _squared_distances(rows: np.ndarray, train: np.ndarray, train_sq: np.ndarray) -> np.ndarray:
+    """``|r - t|^2`` for every pair, as ``|r|^2 + |t|^2 - 2 r.t`` (one matrix product;
+    clipped at 0 against rounding)."""
+    return np.maximum((rows**2).sum(axis=1)[:, None] + train_sq[None, :] - 2.0 * rows @ train.T,
+                      0.0)
+
+
 def spacing(rows: np.ndarray) -> float:
     """The median distance from each row to its nearest other row (1.0 when undefined:
-    fewer than two distinct rows); ties (duplicate rows) are left out."""
+    fewer than two distinct rows); duplicates (within rounding) are not each other's."""
     if len(rows) < 2:
         return 1.0
+    rows_sq = (rows**2).sum(axis=1)
+    tolerance = 1e-9 * max(float(rows_sq.max()), 1.0)
     nearest = np.empty(len(rows))
-    for start in range(0, len(rows), _CHUNK):  # bounded memory: chunk x rows x features
-        block = rows[start:start + _CHUNK]
-        distances = np.sqrt(((block[:, None, :] - rows[None, :, :]) ** 2).sum(axis=2))
-        distances[distances == 0.0] = math.inf  # itself and its duplicates
+    for start in range(0, len(rows), _CHUNK):  # bounded memory: chunk x rows
+        distances = _squared_distances(rows[start:start + _CHUNK], rows, rows_sq)
+        distances[distances <= tolerance] = math.inf  # itself and its duplicates
         nearest[start:start + _CHUNK] = distances.min(axis=1)
     finite = nearest[np.isfinite(nearest)]
-    return float(np.median(finite)) if len(finite) else 1.0
+    return float(np.median(np.sqrt(finite))) if len(finite) else 1.0
 
 
 def local_sigmas(train: np.ndarray, errors: np.ndarray, query: np.ndarray, prior: float,
@@ -116,9 +125,10 @@ def local_sigmas(train: np.ndarray, errors: np.ndarray, query: np.ndarray, prior
     if k == 0 or not math.isfinite(prior):
         return np.full(len(query), prior)
     out = np.empty(len(query))
-    for start in range(0, len(query), _CHUNK):  # bounded memory: chunk x train x features
+    train_sq = (train**2).sum(axis=1)
+    for start in range(0, len(query), _CHUNK):  # bounded memory: chunk x train
         rows = query[start:start + _CHUNK]
-        squared_distances = ((rows[:, None, :] - train[None, :, :]) ** 2).sum(axis=2)
+        squared_distances = _squared_distances(rows, train, train_sq)
         nearest = np.argsort(squared_distances, axis=1, kind="stable")[:, :k]
         kernel = np.exp(-np.take_along_axis(squared_distances, nearest, axis=1) / bandwidth**2)
         weighted = (kernel * errors[nearest] ** 2).sum(axis=1)
@@ -260,26 +270,35 @@ class _Fitted:
 def _weighted_ridge(xc: np.ndarray, y: np.ndarray, w: np.ndarray,
                     alphas: Sequence[float]) -> _Fitted:
     """Ridge on rows weighted ``w`` (intercept unpenalised, the weighted mean), the penalty
-    chosen by the weighted mean squared leave-one-out residual (closed form, one SVD)."""
+    chosen by the weighted mean squared leave-one-out residual (closed form).
+
+    From the features' small Gram matrix ``G = Xw' Xw = V diag(s^2) V'`` (one
+    features x features decomposition: an SVD of the rows themselves costs
+    rows x features^2 in LAPACK and dominated a hybrid search's CPU time):
+    with ``P = Xw V``, the coefficients are ``V (V' Xw' yw / (s^2 + alpha))``
+    and the hat matrix's diagonal ``w_i / sum(w) + sum_k P_ik^2 / (s_k^2 + alpha)``.
+    """
     total = w.sum()
     mx = (w[:, None] * xc).sum(axis=0) / total
     my = float((w * y).sum() / total)
     root = np.sqrt(w)
     xw = root[:, None] * (xc - mx)
     yw = root * (y - my)
-    u, s, vt = np.linalg.svd(xw, full_matrices=False)
-    uty = u.T @ yw
+    _, s2, vt = np.linalg.svd(xw.T @ xw)  # symmetric PSD: s2 are its eigenvalues, vt its vectors
+    s2 = np.maximum(s2, 0.0)
+    projected = xw @ vt.T
+    projected_sq = projected**2
+    vty = vt @ (xw.T @ yw)
     best: _Fitted | None = None
     best_mse = math.inf
     for alpha in alphas:
-        shrink = s**2 / (s**2 + alpha)
-        coef = vt.T @ (s / (s**2 + alpha) * uty)
-        hat = w / total + (u**2) @ shrink
+        coef = vt.T @ (vty / (s2 + alpha))
+        hat = w / total + projected_sq @ (1.0 / (s2 + alpha))
         residual = y - ((xc - mx) @ coef + my)
         loo = residual / np.maximum(1.0 - hat, 1e-9)
         mse = float((w * loo**2).sum() / total)
         if best is None or mse < best_mse:
-            basis = vt.T * (s / (s**2 + alpha))
+            basis = vt.T * (np.sqrt(s2) / (s2 + alpha))
             best, best_mse = _Fitted(alpha, coef, my - float(mx @ coef), loo, mx, basis), mse
     assert best is not None
     return best
