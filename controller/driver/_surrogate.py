@@ -69,6 +69,8 @@ BANDWIDTH = 0.5
 #: 1 / Phi^-1(3/4): a median absolute deviation as a normal standard deviation
 MAD_SCALE = 1.4826
 _CHUNK = 64
+#: rows whose nearest-neighbour distance :func:`spacing` takes the median of
+SPACING_ROWS = 256
 
 
 def arch_features(space: SearchSpace, arch: Arch) -> list[float]:
@@ -93,17 +95,20 @@ def _squared_distances(rows: np.ndarray, train: np.ndarray, train_sq: np.ndarray
 
 
 def spacing(rows: np.ndarray) -> float:
-    """The median distance from each row to its nearest other row (1.0 when undefined:
-    fewer than two distinct rows); duplicates (within rounding) are not each other's."""
+    """The median distance from a row to its nearest other row (1.0 when undefined: fewer
+    than two distinct rows); duplicates (within rounding) are not each other's.
+
+    Over at most :data:`SPACING_ROWS` rows evenly spread through ``rows`` (each
+    against all of them): a median needs no more, and every refit computes it.
+    """
     if len(rows) < 2:
         return 1.0
     rows_sq = (rows**2).sum(axis=1)
     tolerance = 1e-9 * max(float(rows_sq.max()), 1.0)
-    nearest = np.empty(len(rows))
-    for start in range(0, len(rows), _CHUNK):  # bounded memory: chunk x rows
-        distances = _squared_distances(rows[start:start + _CHUNK], rows, rows_sq)
-        distances[distances <= tolerance] = math.inf  # itself and its duplicates
-        nearest[start:start + _CHUNK] = distances.min(axis=1)
+    picked = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), SPACING_ROWS)).astype(int))
+    distances = _squared_distances(rows[picked], rows, rows_sq)
+    distances[distances <= tolerance] = math.inf  # itself and its duplicates
+    nearest = distances.min(axis=1)
     finite = nearest[np.isfinite(nearest)]
     return float(np.median(np.sqrt(finite))) if len(finite) else 1.0
 
