@@ -59,7 +59,11 @@ class SearchProgress:
 
     ``phase`` is ``"estimate"``, ``"measure"`` (``detail`` says which job)
     or ``"step"`` (after each commit). ``best`` holds, per objective, the best
-    value on the current feasible front; ``front`` its size.
+    value on the current feasible front; ``front`` its size. ``elapsed_s`` is
+    the time since this run started; ``eta_s`` (steps only) the time it will
+    likely still take at this run's pace: the nearest of the candidate budget,
+    the measurement budget and the time limit (``None`` before a step or
+    without any bound).
     """
 
     phase: str
@@ -71,6 +75,8 @@ class SearchProgress:
     front: int
     best: Mapping[str, float] = field(default_factory=dict)
     detail: str = ""
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
 
 
 ProgressCallback = Callable[[SearchProgress], None]
@@ -151,10 +157,10 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
-        self._features: dict[object, list[float]] = {}
-        setup = SourceSetup(config, luts, self._arch_features, deferred)
+        setup = SourceSetup(config, luts, _FeatureCache(self.space), deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
+        self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
 
     # -- construction ----------------------------------------------------------------------
 
@@ -267,7 +273,9 @@ class SearchDriver:
         it stopped.
         """
         status, stop = "interrupted", None
-        deadline = None if timeout_s is None else clock() + timeout_s
+        started = clock()
+        deadline = None if timeout_s is None else started + timeout_s
+        self._pace = _Pace(clock, started, deadline, self.trials_done(), self.tally.measured)
         try:
             while max_steps is None or self._steps < max_steps:
                 if not self.step():
@@ -370,17 +378,6 @@ class SearchDriver:
                 values[name], sources[name] = float(self.space.count_flops(arch)), "analytic"
         return values, sources
 
-    def _arch_features(self, arch: Arch) -> list[float]:
-        key: object
-        try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
-            hash(arch)
-            key = arch
-        except TypeError:
-            key = self.space.encode(arch)
-        if key not in self._features:
-            self._features[key] = arch_features(self.space, arch)
-        return self._features[key]
-
     # -- storing and reporting --------------------------------------------------------------
 
     def _store_estimate(self, state: CandidateState) -> None:
@@ -437,16 +434,62 @@ class SearchDriver:
             counters = replace(counters, measured=self.tally.measured,
                                device_runs=self.tally.device_runs)
         front = self.engine.pareto_front() if phase == "step" else []
+        now = self._pace.clock()
         self.on_progress(SearchProgress(
             phase=phase, trials=counters.trials, budget=self.config.budget,
             measured=counters.measured, device_runs=counters.device_runs,
             predicted=counters.predicted, front=len(front),
             best=self.best_so_far(front) if phase == "step" else {}, detail=detail,
+            elapsed_s=now - self._pace.started,
+            eta_s=self._pace.eta(now, self.config, counters) if phase == "step" else None,
         ))  # fmt: skip
 
     def describe_predictors(self) -> dict[str, str]:
         """One line per predicted value: what predicts it and how well."""
         return self.source.describe()
+
+
+class _FeatureCache:
+    """``arch_features`` of each arch, computed once (the sources ask for them every refit)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self._rows: dict[object, list[float]] = {}
+
+    def __call__(self, arch: Arch) -> list[float]:
+        key: object
+        try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
+            hash(arch)
+            key = arch
+        except TypeError:
+            key = self.space.encode(arch)
+        if key not in self._rows:
+            self._rows[key] = arch_features(self.space, arch)
+        return self._rows[key]
+
+
+class _Pace:
+    """How fast this run goes, for the ETA: its clock, start, deadline and the counts it
+    started from."""
+
+    def __init__(self, clock: Callable[[], float], started: float, deadline: float | None,
+                 trials: int, measured: int) -> None:
+        self.clock, self.started, self.deadline = clock, started, deadline
+        self.trials, self.measured = trials, measured
+
+    def eta(self, now: float, config: SearchConfig, counters: Counters) -> float | None:
+        """The nearest bound's time left at this run's pace (see SearchProgress)."""
+        elapsed = now - self.started
+        left: list[float] = []
+        done = counters.trials - self.trials
+        if config.budget is not None and done > 0:
+            left.append(max(0, config.budget - counters.trials) * elapsed / done)
+        measured = counters.measured - self.measured
+        if config.max_measurements is not None and measured > 0:
+            left.append(max(0, config.max_measurements - counters.measured) * elapsed / measured)
+        if self.deadline is not None:
+            left.append(max(0.0, self.deadline - now))
+        return min(left) if left else None
 
 
 # -- building the parts a stored search needs ---------------------------------------------------

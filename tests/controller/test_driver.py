@@ -27,6 +27,7 @@ from fleetnas.controller.driver import (
     SearchConfig,
     SearchConfigError,
     SearchDriver,
+    SearchProgress,
     SearchStore,
     Target,
     parse_target,
@@ -393,6 +394,31 @@ def test_a_time_limit_does_not_turn_a_finished_search_into_an_interrupted_one(db
                                  callables={"accuracy": true_accuracy})
     result = driver.run(timeout_s=5, clock=lambda: float(next(ticks)))
     assert (result.status, result.stop) == ("complete", "budget")
+
+
+def test_progress_says_the_time_so_far_and_the_nearest_bound_at_this_runs_pace() -> None:
+    now = [100.0]
+
+    def one_second_each(arch: object, target: Target) -> float:
+        now[0] += 1.0  # a measurement takes a second, nothing else does
+        return true_latency(arch, target)
+
+    events: list[SearchProgress] = []
+    config = _config(budget=40, max_measurements=200)
+    driver = SearchDriver.create(config, measurer=CallableMeasurer(one_second_each),
+                                 callables={"accuracy": true_accuracy}, on_progress=events.append)
+    driver.run(clock=lambda: now[0])
+    steps = [(e.trials, e.elapsed_s, e.eta_s) for e in events if e.phase == "step"]
+    # 10 candidates (20 measurements, 20 s) a step: 30 candidates left take 60 s, ...
+    assert steps == [(10, 20.0, 60.0), (20, 40.0, 40.0), (30, 60.0, 20.0), (40, 80.0, 0.0)]
+    timed: list[SearchProgress] = []
+    again = SearchDriver.create(_config(budget=None, max_measurements=60),
+                                measurer=CallableMeasurer(one_second_each),
+                                callables={"accuracy": true_accuracy}, on_progress=timed.append)
+    again.run(clock=lambda: now[0], timeout_s=30)
+    # the measurement budget says 40 s more after the first step, the time limit 10 s
+    first = next(e for e in timed if e.phase == "step")
+    assert (first.elapsed_s, first.eta_s) == (20.0, 10.0)
 
 
 def test_resume_extends_the_measurement_budget(db: CostDB) -> None:
