@@ -1,6 +1,6 @@
 """Shared pieces of the ``fleetnas`` command line: the context object, option
-decorators (the database, file formats, benchmark settings) and the
-translation of named errors into one-line CLI errors.
+decorators (the database, file formats, benchmark settings), the duration
+type (``30m``) and the translation of named errors into one-line CLI errors.
 
 Every command module uses these so that options read and behave the same
 everywhere; errors become friendly only here, at the CLI boundary.
@@ -9,7 +9,8 @@ everywhere; errors become friendly only here, at the CLI boundary.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from fleetnas.agent.settings_args import METHODS, OPT_LEVELS, build_settings
+from fleetnas.agent.settings import Setting, flag_settings
+from fleetnas.agent.settings_args import build_settings
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import (
     CostDB,
@@ -98,88 +100,81 @@ def source_option(func: F) -> F:
     )(func)
 
 
-def _settings_flags() -> list[tuple[str, Callable[[Any], Any]]]:
-    """Every benchmark-settings flag as (its ``build_settings`` keyword, its click option)."""
-    return [
-        ("warmup", click.option("--warmup", type=int, help="Warm-up runs [agent default: 10].")),
-        ("min_runs", click.option("--min-runs", type=int, help="Timed runs at least.")),
-        ("max_runs", click.option("--max-runs", type=int, help="Timed runs at most.")),
-        ("min_duration", click.option("--min-duration", type=float,
-                                      help="Seconds of timed runs at least.")),
-        ("max_duration", click.option("--max-duration", type=float,
-                                      help="Seconds of timed runs at most.")),
-        ("threads", click.option("--threads", type=int,
-                                 help="Intra-op threads [agent default: 1].")),
-        ("inter_threads", click.option("--inter-threads", type=int,
-                                       help="Inter-op threads [agent default: 1].")),
-        ("providers", click.option("--provider", "providers", multiple=True,
-                                   help="Execution provider; repeat in order of preference.")),
-        ("opt_level", click.option("--opt-level", type=click.Choice(sorted(OPT_LEVELS)),
-                                   help="Graph optimisation [agent default: all].")),
-        ("shapes", click.option("--shape", "shapes", multiple=True, metavar="NAME=D1xD2x...",
-                                help="Concrete dims of a dynamic input; repeat per input.")),
-        ("seed", click.option("--seed", type=int, help="Seed of the random inputs.")),
-        ("method", click.option("--method", type=click.Choice(sorted(METHODS)),
-                                help="plain, or paired with the agent's reference model.")),
-        ("timeout", click.option("--timeout", type=float,
-                                 help="Wall-clock limit of one benchmark (s).")),
-    ]  # fmt: skip
+def _click_option(s: Setting, flag: str) -> Callable[[Any], Any]:
+    """The click option of one setting, spelled ``flag``, its help and default from the table.
 
-
-def _settings_names(*, seed: bool, shapes: bool) -> set[str]:
-    left_out = {name for name, kept in (("seed", seed), ("shapes", shapes)) if not kept}
-    return {name for name, _ in _settings_flags()} - left_out
-
-
-def settings_options(*, seed: bool = True, shapes: bool = True) -> Callable[[F], F]:
-    """The benchmark-settings flags, spelled as in ``fleetnas-agent bench``.
-
-    ``seed=False`` leaves out ``--seed`` (for a command whose ``--seed`` is
-    its own), ``shapes=False`` leaves out ``--shape``. Each flag reaches the
-    command as a keyword named like :func:`build_settings`'s parameter;
-    :func:`settings_from_values` turns them into a request.
+    A value reaches the command under the setting's keyword, ``None`` (or an
+    empty tuple) when the flag is absent: the agent's default applies.
     """
-    names = _settings_names(seed=seed, shapes=shapes)
+    options: dict[str, Any] = {"help": s.help_text() + "."}
+    if s.value_type is bool:  # a switch: present = on, absent = unset (the agent's default)
+        options.update(is_flag=True, default=None)
+    else:
+        options["type"] = click.Choice(s.choice_names) if s.choices else s.value_type
+        options["multiple"] = s.repeated
+        if s.metavar:
+            options["metavar"] = s.metavar
+    return click.option(flag, s.keyword, **options)
+
+
+def _flag_settings(omit: Collection[str]) -> list[Setting]:
+    unknown = set(omit) - {s.keyword for s in flag_settings()}
+    if unknown:
+        raise ValueError(f"omit names no settings flag: {sorted(unknown)}")
+    return [s for s in flag_settings() if s.keyword not in omit]
+
+
+def settings_options(*, omit: Collection[str] = (),
+                     renamed: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Every benchmark-settings flag of the agent's table (:data:`fleetnas.agent.settings.SETTINGS`),
+    spelled as in ``fleetnas-agent bench``; a setting added there appears here unchanged.
+
+    ``omit`` names settings (by their ``build_settings`` keyword) a command
+    leaves out because it has an option of its own by that name (``search
+    --seed``); ``renamed`` spells a setting's flag otherwise (``{"timeout":
+    "--benchmark-timeout"}``). Each value reaches the command as a keyword
+    named like :func:`build_settings`'s parameter; :func:`settings_from_values`
+    turns them into a request.
+    """
+    spelled = dict(renamed or {})
 
     def decorate(func: F) -> F:
-        for name, option in reversed(_settings_flags()):
-            if name in names:
-                func = option(func)
+        for s in reversed(_flag_settings(omit)):
+            func = _click_option(s, spelled.get(s.keyword, s.flag))(func)
         return func
 
     return decorate
 
 
 def settings_from_values(
-    values: Mapping[str, Any], *, seed: bool = True, shapes: bool = True
+    values: Mapping[str, Any], *, omit: Collection[str] = ()
 ) -> agent_pb2.BenchmarkSettings:
-    """The request the flags of ``settings_options(seed=..., shapes=...)`` spell.
+    """The request the flags of ``settings_options(omit=...)`` spell.
 
     ``values`` holds the command's parameters (others are ignored); pass the
-    same ``seed`` / ``shapes`` as to :func:`settings_options`. Only the flags
-    given are set. A bad value is a :class:`click.UsageError`.
+    same ``omit`` as to :func:`settings_options`. Only the flags given are
+    set. A bad value is a :class:`click.UsageError`.
     """
-    names = _settings_names(seed=seed, shapes=shapes)
     try:
-        return build_settings(**{name: values[name] for name in names})
+        return build_settings(**{s.keyword: values[s.keyword] for s in _flag_settings(omit)})
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
 
-def settings_request(*, seed: bool = True, shapes: bool = True,
+def settings_request(*, omit: Collection[str] = (), renamed: Mapping[str, str] | None = None,
                      into: str = "request") -> Callable[[F], F]:
     """The settings flags (as :func:`settings_options`), passed on as one typed
     ``BenchmarkSettings`` request named ``into`` (a bad value is a UsageError)."""
-    names = sorted(_settings_names(seed=seed, shapes=shapes))
+    keywords = [s.keyword for s in _flag_settings(omit)]
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in names}
-            kwargs[into] = settings_from_values(values, seed=seed, shapes=shapes)
+            values = {keyword: kwargs.pop(keyword) for keyword in keywords}
+            kwargs[into] = settings_from_values(values, omit=omit)
             return func(*args, **kwargs)
 
-        return settings_options(seed=seed, shapes=shapes)(cast(F, wrapper))
+        return settings_options(omit=omit, renamed=renamed)(cast(F, wrapper))
 
     return decorate
 
@@ -231,3 +226,44 @@ def open_costdb(state: CliState, *, must_exist: bool) -> CostDB:
     path = existing_db_path(state.db_path) if must_exist else state.db_path
     with costdb_errors():
         return CostDB(path)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s)")
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+class Duration(click.ParamType):
+    """A time span as seconds: ``90``, ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            try:
+                seconds = float(text)
+            except ValueError:
+                parts = _DURATION_PART.findall(text)
+                if not parts or _DURATION_PART.sub("", text).strip():
+                    self.fail(f"{value!r}: expected a duration such as 90s, 30m, 2h or 1h30m",
+                              param, ctx)
+                seconds = sum(float(n) * _SECONDS[unit] for n, unit in parts)
+        if not seconds > 0:
+            self.fail(f"{value!r}: expected a positive duration", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
+def format_duration(seconds: float) -> str:
+    """``1h30m``, ``30m``, ``45s``, ``0.5s``: the way :class:`Duration` reads it back."""
+    if seconds < 1:
+        return f"{seconds:g}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")

@@ -12,7 +12,10 @@ hands it to a :func:`progress` sink:
 * anywhere else (a log file, CI, a pipe), **one JSON line per event**::
 
       {"event": "progress", "task": "search", "done": 12, "total": 40,
-       "counts": {"measured": 20, "ran": 18}, "detail": "...", "note": "..."}
+       "counts": {"measured": 20, "ran": 18}, "detail": "...", "note": "...",
+       "elapsed_s": 61.2, "eta_s": 142.8}
+
+  (``elapsed_s`` and ``eta_s`` only for events that know them: a search's)
 
   so that a log shows how far the command got, and a tool can follow it.
 
@@ -34,6 +37,7 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from fleetnas.controller.cli._options import format_duration
 from fleetnas.controller.driver import SearchProgress
 from fleetnas.controller.lut import LutProgress
 from fleetnas.controller.report import format_value
@@ -46,7 +50,8 @@ class ProgressEvent:
 
     ``task`` names the bar (one bar per distinct task); ``counts`` are shown
     beside it; ``note`` is a line that stays (e.g. the best so far) and
-    ``detail`` what runs now.
+    ``detail`` what runs now; ``elapsed_s`` and ``eta_s`` the task's time so far
+    and likely still to go (``None``: unknown).
     """
 
     task: str
@@ -55,10 +60,15 @@ class ProgressEvent:
     counts: Mapping[str, int] = field(default_factory=dict)
     detail: str = ""
     note: str = ""
+    elapsed_s: float | None = None
+    eta_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": "progress", "task": self.task, "done": self.done, "total": self.total,
-                "counts": dict(self.counts), "detail": self.detail, "note": self.note}
+        out = {"event": "progress", "task": self.task, "done": self.done, "total": self.total,
+               "counts": dict(self.counts), "detail": self.detail, "note": self.note}
+        times = {"elapsed_s": self.elapsed_s, "eta_s": self.eta_s}
+        out.update({k: round(v, 1) for k, v in times.items() if v is not None})
+        return out
 
 
 ProgressSink = Callable[[ProgressEvent], None]
@@ -79,7 +89,8 @@ def search_event(p: SearchProgress) -> ProgressEvent:
         best = "  ".join(f"{name} {format_value(name, value)}" for name, value in p.best.items())
         note = f"best so far (front of {p.front}): {best}"
     return ProgressEvent("search", p.trials, p.budget, counts,
-                         detail=p.detail if p.phase != "step" else "", note=note)
+                         detail=p.detail if p.phase != "step" else "", note=note,
+                         elapsed_s=p.elapsed_s, eta_s=p.eta_s)
 
 
 def lut_event(label: str, p: LutProgress) -> ProgressEvent:
@@ -129,8 +140,11 @@ def _bars(stream: IO[str]) -> Iterator[ProgressSink]:
                 tasks[event.task] = bars.add_task(event.task, total=event.total, counts="")
             note[0] = event.note or note[0]
             bars.lines = Text("\n".join(x for x in (note[0], event.detail) if x), style="dim")
+            counts = _counts_text(event.counts)
+            if event.eta_s is not None:
+                counts += f"  ETA {format_duration(event.eta_s)}"
             bars.update(tasks[event.task], total=event.total, completed=event.done,
-                        counts=_counts_text(event.counts))
+                        counts=counts)
 
         yield show
 

@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from fleetnas.controller.cli._errors import exit_code, one_line_errors, sigterm_stops
-from fleetnas.controller.cli._options import collect_params
+from fleetnas.controller.cli._options import collect_params, format_duration
 from fleetnas.controller.cli._progress import search_progress
 from fleetnas.controller.driver import (
+    STOP_REASONS,
     DriverError,
     SearchAborted,
     SearchDriver,
@@ -160,18 +161,37 @@ def print_front(console: Console, engine: SearchEngine, title: str, *, everythin
                               caption=caption))
 
 
-def run_search(console: Console, driver: SearchDriver, *, quiet: bool) -> SearchResult:
-    """Run with progress; Ctrl-C, SIGTERM and aborts become CLI messages with the resume command."""
+def budget_text(driver: SearchDriver) -> str:
+    """How far a search is: ``12/40 candidates``, with its measurements and their budget."""
+    config = driver.config
+    text = f"{driver.trials_done()}" + (f"/{config.budget}" if config.budget else "")
+    text += " candidates"
+    if config.max_measurements is not None:
+        text += f", {driver.tally.measured}/{config.max_measurements} measurements"
+    return text
+
+
+def run_search(console: Console, driver: SearchDriver, *, quiet: bool,
+               timeout_s: float | None = None) -> SearchResult:
+    """Run with progress; Ctrl-C, SIGTERM and aborts become CLI messages with the resume
+    command; a run stopped by ``timeout_s`` says so (with the resume command) and returns."""
     with sigterm_stops(), search_progress(quiet) as on_progress:
         driver.on_progress = on_progress
         try:
-            return driver.run()
+            result = driver.run(timeout_s=timeout_s)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
             click.echo(f"interrupted ({exc or 'Ctrl-C'}): resume with `fleetnas search --resume "
                        f"{driver.search_id}` (nothing measured is lost)", err=True)
             raise click.exceptions.Exit(exit_code(exc)) from None
         except SearchAborted as exc:
             raise click.ClickException(str(exc)) from exc
+    if result.stop == "timeout":
+        assert timeout_s is not None
+        resume = (f": resume with `fleetnas search --resume {driver.search_id}`"
+                  if driver.search_id is not None else "")
+        click.echo(f"stopped after --timeout {format_duration(timeout_s)} at "
+                   f"{budget_text(driver)}{resume}", err=True)
+    return result
 
 
 def report_result(
@@ -183,9 +203,11 @@ def report_result(
         console.print(f"{escape(name)}: {escape(text)}")
     title = f"search {result.search_id}: Pareto front" if result.search_id else "Pareto front"
     print_front(console, result.engine, title)
-    console.print(summary_line(result.search_id, result))
+    stopped = f"; stopped: {STOP_REASONS[result.stop]}" if result.stop else ""
+    console.print(summary_line(result.search_id, result) + stopped)
     counters = result.counters
     summary: dict[str, Any] = {"id": result.search_id, "status": result.status,
+                               "stop": result.stop,
                                "config": driver.config.to_dict(), "trials": counters.trials,
                                "measured": counters.measured,
                                "device_runs": counters.device_runs,

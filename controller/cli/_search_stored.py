@@ -51,7 +51,7 @@ def list_searches(ctx: click.Context, as_json: bool) -> None:
         status = {"complete": "[green]complete[/]", "running": "[cyan]running[/]",
                   "failed": "[red]failed[/]"}.get(r.status, f"[yellow]{r.status}[/]")
         table.add_row(str(r.id), status, escape(r.space), r.mode, escape(targets),
-                      escape(objectives), f"{r.trials}/{r.budget}", str(r.measured),
+                      escape(objectives), f"{r.trials}/{r.budget or '-'}", str(r.measured),
                       str(r.device_runs), str(r.predicted), when(r.created_at))
     output_console().print(table)
 
@@ -100,7 +100,8 @@ def _print_header(console: Console, record: SearchRecord, config: SearchConfig) 
         ("constraints", ", ".join(config.constraints) or "-"),
         ("accuracy", config.accuracy or "-"),
         ("strategy", f"{strategy}, seed {config.seed}"),
-        ("candidates", f"{record.trials}/{record.budget}"),
+        ("candidates", f"{record.trials}/{record.budget or '-'}"),
+        ("measurements", f"{record.measured}/{config.max_measurements or '-'}"),
         ("created / finished", f"{when(record.created_at)} / {when(record.finished_at)}"),
     ]
     for name, value in rows:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from fleetnas.controller.cli._scheduling import (
     STARTING_LOCAL_AGENT,
     local_scheduler,
 )
+from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
 from fleetnas.controller.costdb import CostDB, Measurement
+from fleetnas.controller.driver import Target
 from fleetnas.controller.fleet import FleetFileError, fleet_path, load_fleet
 from fleetnas.controller.local_agents import LocalAgentError
 from fleetnas.controller.scheduler import (
@@ -45,17 +48,28 @@ from fleetnas.controller.scheduler import (
 )
 
 
-def _jobs(
-    models: Sequence[Path],
-    devices: Sequence[str],
-    classes: Sequence[str],
-    settings: agent_pb2.BenchmarkSettings,
-) -> list[Job]:
-    refs = [ModelRef.from_path(path) for path in models]
+@dataclass(frozen=True)
+class _Tag:
+    """A job's label: the model file, and the target as the tables show it."""
+
+    model: str
+    target: str
+    label: str | None = None
+
+    def __str__(self) -> str:
+        return self.model
+
+
+def _jobs(models: Sequence[Path], targets: Sequence[Target]) -> list[Job]:
+    """One job per (model, target), model-major; each with its target's own request."""
     jobs = []
-    for path, ref in zip(models, refs, strict=True):
-        jobs += [Job.on_device(ref, d, settings, tag=path.name) for d in devices]
-        jobs += [Job.on_class(ref, c, settings, tag=path.name) for c in classes]
+    for path in models:
+        ref = ModelRef.from_path(path)
+        for target in targets:
+            make = Job.on_class if target.is_class else Job.on_device
+            shown = target.label or (f"class {target.name}" if target.is_class else target.name)
+            jobs.append(make(ref, target.name, target.request(),
+                             tag=_Tag(path.name, shown, target.label)))
     return jobs
 
 
@@ -84,13 +98,29 @@ def _run_local(
         raise click.ClickException(str(exc).splitlines()[0]) from exc
 
 
+def _run_fleet(db: CostDB, path: Path, jobs: list[Job], quiet: bool, max_retries: int,
+               device_wait_s: float) -> list[JobOutcome]:
+    """Run the jobs on the fleet of ``path``; unknown devices and classes fail before any work."""
+    with fleet_errors():
+        try:
+            fleet = load_fleet(path)
+        except FleetFileError as exc:
+            raise click.ClickException(f"{exc}; or measure on this machine with --local") from exc
+        with Scheduler(fleet, db, max_retries=max_retries,
+                       device_wait_s=device_wait_s) as scheduler:
+            for job in jobs:
+                scheduler.eligible_devices(job)
+            return _run_with_progress(scheduler, jobs, quiet)
+
+
 def _ms(value: float) -> str:
     """Milliseconds with 4 significant digits (latencies span µs to seconds)."""
     return f"{value:.4g}"
 
 
-def _target(job: Job) -> str:
-    return f"class {job.target.name}" if job.target.is_class else job.target.name
+def _tag(job: Job) -> _Tag:
+    assert isinstance(job.tag, _Tag)
+    return job.tag
 
 
 def _stat_rows(m: Measurement) -> list[tuple[str, str]]:
@@ -136,7 +166,7 @@ def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
         m = o.measurement
         status = o.status.value if o.ok else f"[red]failed[/]: {escape(o.error_message or '')}"
         table.add_row(
-            escape(str(o.job.tag)), escape(_target(o.job)), escape(o.device or "-"), status,
+            escape(str(o.job.tag)), escape(_tag(o.job).target), escape(o.device or "-"), status,
             _ms(m.latency_ms) if m else "-", _ms(m.p90_ms) if m else "-",
             f"{m.cv:.3f}" if m else "-", str(len(m.samples_ms)) if m else "-",
         )
@@ -149,7 +179,8 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
     return {
         "model": str(outcome.job.tag),
         "model_sha256": outcome.job.model.sha256,
-        "target": {"class" if outcome.job.target.is_class else "device": outcome.job.target.name},
+        "target": {"class" if outcome.job.target.is_class else "device": outcome.job.target.name,
+                   **({"label": label} if (label := _tag(outcome.job).label) else {})},
         "status": outcome.status.value,
         "device": outcome.device,
         "error": None if error is None else {
@@ -168,12 +199,7 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
 @click.command()
 @click.argument("models", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--device", "devices", multiple=True, metavar="NAME",
-              help="Measure on this device of the fleet; repeatable.")
-@click.option("--class", "classes", multiple=True, metavar="CLASS",
-              help="Measure on any one device of this class; repeatable.")
-@click.option("--local", is_flag=True,
-              help="Measure on this machine with a throw-away loopback agent.")
+@target_options("Measure on")
 @settings_request()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True, type=int,
@@ -185,9 +211,7 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
 def measure(
     ctx: click.Context,
     models: tuple[Path, ...],
-    devices: tuple[str, ...],
-    classes: tuple[str, ...],
-    local: bool,
+    targets: TargetFlags,
     as_json: bool,
     max_retries: int,
     device_wait_s: float,
@@ -205,41 +229,25 @@ def measure(
         fleetnas measure model.onnx                          # no set-up: this machine
         fleetnas measure model.onnx --class pi4 --threads 1 --json
         fleetnas measure a.onnx b.onnx --device pi4-a --device jetson-1
+        fleetnas measure model.onnx --device x86:threads=1 --device x86:threads=2,label=x86-2t
     """
-    settings = request
     if max_retries < 0:
         raise click.UsageError(f"--max-retries must be >= 0, got {max_retries}")
-    if local and (devices or classes):
-        raise click.UsageError("--local measures on this machine; drop --device/--class")
     path = fleet_path(fleet_file)
-    if not local and not devices and not classes:
-        if path.exists():
-            with fleet_errors():
-                fleet = load_fleet(path)
-            raise click.UsageError(
-                f"say where to measure: --device NAME or --class CLASS ({path} has classes: "
-                f"{', '.join(fleet.classes()) or 'none'}), or --local for this machine"
-            )
-        local = True
-    db_path = db_path_of(ctx)
-    with costdb_errors(), CostDB(db_path) as db:
+    local = targets.local or not targets.named
+    if local and not targets.local and path.exists():
+        with fleet_errors():
+            fleet = load_fleet(path)
+        raise click.UsageError(
+            f"say where to measure: --device NAME or --class CLASS ({path} has classes: "
+            f"{', '.join(fleet.classes()) or 'none'}), or --local for this machine"
+        )
+    jobs = _jobs(models, [targets.local_target(request)] if local else targets.parse(request))
+    with costdb_errors(), CostDB(db_path_of(ctx)) as db:
         if local:
-            jobs = _jobs(models, [LOCAL_DEVICE], [], settings)
             outcomes = _run_local(db, jobs, as_json, max_retries)
         else:
-            with fleet_errors():
-                try:
-                    fleet = load_fleet(path)
-                except FleetFileError as exc:
-                    raise click.ClickException(
-                        f"{exc}; or measure on this machine with --local"
-                    ) from exc
-                jobs = _jobs(models, devices, classes, settings)
-                with Scheduler(fleet, db, max_retries=max_retries,
-                               device_wait_s=device_wait_s) as scheduler:
-                    for job in jobs:
-                        scheduler.eligible_devices(job)  # unknown names fail before any work
-                    outcomes = _run_with_progress(scheduler, jobs, as_json)
+            outcomes = _run_fleet(db, path, jobs, as_json, max_retries, device_wait_s)
     if as_json:
         click.echo(json.dumps([outcome_dict(o) for o in outcomes], indent=2))
     else:

@@ -24,23 +24,29 @@ from rich.markup import escape
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._options import collect_params, existing_db_path, settings_request
+from fleetnas.controller.cli._options import (
+    DURATION,
+    collect_params,
+    existing_db_path,
+    settings_request,
+)
 from fleetnas.controller.cli._progress import quiet_option
 from fleetnas.controller.cli._results import (
     Outputs,
+    budget_text,
     output_options,
     report_result,
     run_search,
     search_errors,
 )
 from fleetnas.controller.cli._scheduling import (
-    LOCAL_DEVICE,
     Scheduling,
     open_scheduler,
     scheduler_options,
 )
 from fleetnas.controller.cli._search_stored import list_searches, show
 from fleetnas.controller.cli._space import SpaceFlags, space_options
+from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
@@ -51,11 +57,9 @@ from fleetnas.controller.driver import (
     SearchConfig,
     SearchDriver,
     SearchStore,
-    Target,
     estimator_usages,
     find_luts,
     latency_source_class,
-    parse_target,
     strategy_spec,
 )
 from fleetnas.controller.scheduler import Scheduler
@@ -64,30 +68,8 @@ from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-@dataclass(frozen=True)
-class TargetFlags:
-    """``--device`` / ``--class`` (each ``NAME[:k=v,...]``) and ``--local``."""
-
-    devices: tuple[str, ...]
-    classes: tuple[str, ...]
-    local: bool
-
-    def targets(self, base: agent_pb2.BenchmarkSettings) -> list[Target]:
-        """The targets, each with ``base`` under its own settings; a UsageError when none."""
-        try:
-            targets = ([parse_target(text, "device", base) for text in self.devices]
-                       + [parse_target(text, "class", base) for text in self.classes])
-        except DriverError as exc:
-            raise click.UsageError(str(exc)) from exc
-        if self.local:
-            if targets:
-                raise click.UsageError("--local measures on this machine; drop --device/--class")
-            return [parse_target(LOCAL_DEVICE, "device", base)]
-        if not targets:
-            raise click.UsageError(
-                "say where latency is measured: --device NAME, --class NAME or --local")
-        return targets
+#: candidates of a search given neither --budget nor --max-measurements
+DEFAULT_BUDGET = 100
 
 
 @dataclass(frozen=True)
@@ -102,13 +84,18 @@ class GoalFlags:
 
 @dataclass(frozen=True)
 class RunFlags:
-    """How the search runs: strategy, source (``--mode``), budget, seed, batch, hybrid options."""
+    """How the search runs: strategy, source (``--mode``), budgets, seed, batch, hybrid options.
+
+    ``time_limit`` (``--timeout``, seconds) bounds this run only, not the stored search.
+    """
 
     strategy: str
     population: int
     sample_size: int | None
     mode: str
     budget: int | None
+    max_measurements: int | None
+    time_limit: float | None
     seed: int
     batch_size: int | None
     hybrid_z: float
@@ -131,11 +118,19 @@ def _config(space_flags: SpaceFlags, targets: TargetFlags, goals: GoalFlags, run
             accuracy_cost=goals.accuracy_cost,
             strategy=strategy_spec(run.strategy, population_size=run.population,
                                    sample_size=run.sample_size),
-            mode=run.mode, budget=run.budget or 100, seed=run.seed, batch_size=run.batch_size,
+            mode=run.mode, budget=_candidate_budget(run), max_measurements=run.max_measurements,
+            seed=run.seed, batch_size=run.batch_size,
             hybrid=HybridOptions(z=run.hybrid_z, warmup=run.hybrid_warmup), local=targets.local,
         )  # fmt: skip
     except (DriverError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def _candidate_budget(run: RunFlags) -> int | None:
+    """``--budget``, else 100, else none when ``--max-measurements`` bounds the search."""
+    if run.budget is not None:
+        return run.budget
+    return None if run.max_measurements is not None else DEFAULT_BUDGET
 
 
 def _space(config: SearchConfig) -> SearchSpace:
@@ -170,17 +165,11 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
 
 @click.group(invoke_without_command=True)
 @space_options(required=False)
-@_collect("targets", TargetFlags, ("devices", "classes", "local"))
+@target_options("Latency target")
 @_collect("goals", GoalFlags, ("objectives", "accuracy", "accuracy_cost", "constraints"))
-@_collect("run", RunFlags, ("strategy", "population", "sample_size", "mode", "budget", "seed",
-                             "batch_size", "hybrid_z", "hybrid_warmup"))
-@click.option("--device", "devices", multiple=True, metavar="NAME[:k=v,...]",
-              help="Latency target: a fleet device, optionally with its own settings "
-              "(threads, warmup, min-runs, max-duration, ..., label); repeatable.")
-@click.option("--class", "classes", multiple=True, metavar="NAME[:k=v,...]",
-              help="Latency target: any device of a class, optionally with its own settings; "
-              "repeatable.")
-@click.option("--local", is_flag=True, help="Measure on this machine (a throw-away loopback agent).")
+@_collect("run", RunFlags, ("strategy", "population", "sample_size", "mode", "budget",
+                             "max_measurements", "time_limit", "seed", "batch_size", "hybrid_z",
+                             "hybrid_warmup"))
 @click.option("--objective", "objectives", multiple=True, metavar="NAME[:min|max]",
               help="Objective besides latency[TARGET] (added for every target): accuracy "
               "(default), params, flops, peak_memory[TARGET]; repeatable.")
@@ -204,7 +193,15 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Latency source. measured: every candidate on every target; lut: LUT "
               "predictions only; hybrid: predict all, measure what could enter the front; "
               "or a registered source.")
-@click.option("--budget", type=click.IntRange(min=1), help="Candidates to evaluate [default: 100].")
+@click.option("--budget", type=click.IntRange(min=1),
+              help=f"Candidates to evaluate [default: {DEFAULT_BUDGET}; none with "
+              "--max-measurements].")
+@click.option("--max-measurements", type=click.IntRange(min=1), metavar="N",
+              help="Stop once N latencies are measured (one per candidate and target, from a "
+              "device or the cost DB), or at --budget if that comes first.")
+@click.option("--timeout", "time_limit", type=DURATION, metavar="DURATION",
+              help="Stop cleanly after this long (e.g. 30m, 2h, 1h30m; checked between steps): "
+              "the search stays resumable with --resume ID.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the search: the same seed and measurements give the same search "
               "(a benchmark's input seed is the per-target key seed=N).")
@@ -214,10 +211,11 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Hybrid: how many uncertainties a prediction may be off in the candidate's favour.")
 @click.option("--hybrid-warmup", default=10, show_default=True, type=click.IntRange(min=1),
               help="Hybrid without a LUT: measure everything until this many are measured.")
-@settings_request(seed=False, shapes=False)
+@settings_request(omit=("seed", "shapes"), renamed={"timeout": "--benchmark-timeout"})
 @scheduler_options
 @click.option("--resume", "resume_id", type=int, metavar="ID",
-              help="Continue stored search ID (after a kill or Ctrl-C); --budget extends it.")
+              help="Continue stored search ID (after a kill, Ctrl-C or --timeout); --budget and "
+              "--max-measurements extend it.")
 @click.option("--force", is_flag=True, help="With --resume: take over a search marked running elsewhere.")
 @output_options
 @quiet_option
@@ -248,17 +246,18 @@ def search(
     console = output_console()
     if resume_id is None:
         config = _config(space_flags, targets, goals, run, request)
-        _new(ctx, console, config, scheduling, outputs, quiet)
+        _new(ctx, console, config, run.time_limit, scheduling, outputs, quiet)
         return
-    if (space_flags.name or targets.devices or targets.classes or goals.constraints
+    if (space_flags.name or targets.named or goals.constraints
             or goals.objectives):
-        raise click.UsageError("--resume continues a stored search as it was configured; "
-                               "only --budget, --fleet, --force and the output options apply")
-    _resume(ctx, console, resume_id, run.budget, force, scheduling, outputs, quiet)
+        raise click.UsageError("--resume continues a stored search as it was configured; only "
+                               "--budget, --max-measurements, --timeout, --fleet, --force and "
+                               "the output options apply")
+    _resume(ctx, console, resume_id, run, force, scheduling, outputs, quiet)
 
 
-def _new(ctx: click.Context, console: Console, config: SearchConfig, scheduling: Scheduling,
-         outputs: Outputs, quiet: bool) -> None:
+def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: float | None,
+         scheduling: Scheduling, outputs: Outputs, quiet: bool) -> None:
     space = _space(config)
     with search_errors(), CostDB(db_path_of(ctx)) as db, _measurer(db, config, scheduling) as measurer:
         luts = find_luts(db, space, config, _fleet_of(measurer))
@@ -266,21 +265,20 @@ def _new(ctx: click.Context, console: Console, config: SearchConfig, scheduling:
         console.print(escape(f"search {driver.search_id}: {config.mode} search of "
                              f"{space.identity()} on "
                              + ", ".join(t.describe() for t in config.targets)), highlight=False)
-        result = run_search(console, driver, quiet=quiet)
+        result = run_search(console, driver, quiet=quiet, timeout_s=timeout)
         report_result(console, driver, result, outputs,
                       plot_path=outputs.plot(driver.search_id, by_default=True))
 
 
-def _resume(ctx: click.Context, console: Console, search_id: int, budget: int | None, force: bool,
+def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags, force: bool,
             scheduling: Scheduling, outputs: Outputs, quiet: bool) -> None:
     with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         config = SearchConfig.from_dict(SearchStore(db).get(search_id).config)
         with _measurer(db, config, scheduling) as measurer:
-            driver = SearchDriver.resume(search_id, db=db, measurer=measurer, budget=budget,
-                                         force=force)
-            console.print(f"resuming search {search_id} at {driver.trials_done()}/"
-                          f"{driver.config.budget} candidates", highlight=False)
-            result = run_search(console, driver, quiet=quiet)
+            driver = SearchDriver.resume(search_id, db=db, measurer=measurer, budget=run.budget,
+                                         max_measurements=run.max_measurements, force=force)
+            console.print(f"resuming search {search_id} at {budget_text(driver)}", highlight=False)
+            result = run_search(console, driver, quiet=quiet, timeout_s=run.time_limit)
             report_result(console, driver, result, outputs,
                           plot_path=outputs.plot(search_id, by_default=True))
 

@@ -44,6 +44,7 @@ from fleetnas.controller.driver._config import (
     strategy_spec,
 )
 from fleetnas.controller.driver._driver import (
+    STOP_REASONS,
     ProgressCallback,
     SearchDriver,
     SearchProgress,
@@ -101,6 +102,7 @@ __all__ = [
     "MODES",
     "PERMANENT_ERRORS",
     "SETTING_KEYS",
+    "STOP_REASONS",
     "CallableMeasurer",
     "CandidateMeasurement",
     "CandidateRecord",

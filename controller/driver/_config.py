@@ -21,7 +21,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from fleetnas.agent.settings_args import build_settings
+from fleetnas.agent.settings import flag_settings, setting_for_key
+from fleetnas.agent.settings_args import settings_from_pairs
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.driver._accuracy import check_accuracy_spec
 from fleetnas.controller.driver._errors import SearchConfigError
@@ -46,21 +47,9 @@ TARGET_KINDS = ("device", "class")
 ACCURACY_COSTS = ("auto", "cheap", "expensive")
 CONFIG_FORMAT = "fleetnas.search-config/1"
 
-#: ``NAME:key=value`` keys of a target, mapped to ``build_settings`` arguments
-SETTING_KEYS: dict[str, tuple[str, type]] = {
-    "threads": ("threads", int),
-    "inter-threads": ("inter_threads", int),
-    "warmup": ("warmup", int),
-    "min-runs": ("min_runs", int),
-    "max-runs": ("max_runs", int),
-    "min-duration": ("min_duration", float),
-    "max-duration": ("max_duration", float),
-    "seed": ("seed", int),
-    "timeout": ("timeout", float),
-    "opt-level": ("opt_level", str),
-    "method": ("method", str),
-    "provider": ("providers", str),
-}
+#: ``NAME:key=value`` keys of a target -> (``build_settings`` keyword, value type), generated
+#: from the agent's settings table: a setting added there is a target key here unchanged
+SETTING_KEYS: dict[str, tuple[str, type]] = {s.key: (s.keyword, s.value_type) for s in flag_settings()}
 
 #: the value names the driver computes itself (besides ``latency[T]``/``peak_memory[T]``)
 ANALYTIC = ("params", "flops")
@@ -169,15 +158,16 @@ def parse_target(
 ) -> Target:
     """``NAME`` or ``NAME:key=value,key=value`` -> Target; ``base`` is the shared request.
 
-    Keys are the settings flags without dashes in front (``threads``,
-    ``warmup``, ``min-runs``, ``max-duration``, ``opt-level``, ``method``,
-    ``provider``...), overriding ``base`` for this target, plus ``label``
-    (the objective's qualifier). Raises SearchConfigError.
+    Keys are the settings flags without dashes in front (:data:`SETTING_KEYS`:
+    ``threads``, ``warmup``, ``min-runs``, ``opt-level``, ``provider``,
+    ``runtime``, ``fp16``...), overriding ``base`` for this target (a
+    repeated key such as ``provider`` replaces the shared list), plus
+    ``label`` (the objective's qualifier). Raises SearchConfigError.
     """
     name, _, rest = text.strip().partition(":")
     if not name:
         raise SearchConfigError(f"target {text!r}: expected NAME or NAME:key=value,...")
-    values: dict[str, Any] = {}
+    pairs: list[tuple[str, str]] = []
     label = None
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, raw = item.partition("=")
@@ -186,26 +176,21 @@ def parse_target(
             raise SearchConfigError(f"target {text!r}: {item!r} is not key=value")
         if key == "label":
             label = raw.strip()
-            continue
-        if key not in SETTING_KEYS:
+        elif key not in SETTING_KEYS:
             raise SearchConfigError(
                 f"target {text!r}: unknown setting {key!r}; known: label, {', '.join(SETTING_KEYS)}"
             )
-        argument, kind_of = SETTING_KEYS[key]
-        try:
-            value = kind_of(raw.strip())
-        except ValueError:
-            raise SearchConfigError(f"target {text!r}: {key}={raw!r} is not a {kind_of.__name__}") from None
-        values[argument] = [value] if argument == "providers" else value
+        else:
+            pairs.append((key, raw))
     request = agent_pb2.BenchmarkSettings()
     if base is not None:
         request.CopyFrom(base)
     try:
-        override = build_settings(**values)
+        override = settings_from_pairs(pairs)
     except ValueError as exc:
         raise SearchConfigError(f"target {text!r}: {exc}") from exc
-    if override.providers:
-        del request.providers[:]
+    for key, _ in pairs:  # the target's value replaces the shared one, lists and false included
+        request.ClearField(setting_for_key(key).name)
     request.MergeFrom(override)
     return Target.of_kind(name, kind, _settings_dict(request), label)
 
@@ -282,6 +267,12 @@ def strategy_spec(kind: str, **knobs: Any) -> dict[str, Any]:
     return {"kind": kind, **{k: v for k, v in knobs.items() if k in accepted and v is not None}}
 
 
+def _check_count(name: str, value: object) -> None:
+    """SearchConfigError unless ``value`` is None or a positive integer."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise SearchConfigError(f"{name}={value!r}: expected a positive integer")
+
+
 def _canonical_objective(text: str | Objective) -> str:
     objective = parse_objective(text) if isinstance(text, str) else text
     return f"{objective.name}:{'max' if objective.direction == 'maximize' else 'min'}"
@@ -294,7 +285,12 @@ class SearchConfig:
     ``objectives`` are canonical ``name:min|max`` texts and always include
     one ``latency[T]`` per target; ``accuracy`` is an estimator spec (see
     :func:`fleetnas.controller.driver.make_estimator`) or ``None``;
-    ``budget`` counts evaluated candidates (complete or failed); ``local``
+    ``budget`` counts evaluated candidates (complete or failed), ``None``
+    for no limit (then ``max_measurements`` or ``timeout_s`` must bound the
+    search); ``max_measurements`` bounds the latency values taken from
+    measurements (``Counters.measured``: one per measured candidate and
+    target, from a device or the cost DB, so a rerun on a warm database stops
+    where the first run did); ``local``
     says the targets are one throw-away loopback agent (``--local``);
     ``luts`` maps a target key to the id of the LUT its predictions use.
     """
@@ -310,12 +306,13 @@ class SearchConfig:
         default_factory=lambda: {"kind": "nsga2", "population_size": 20}
     )
     mode: str = "measured"
-    budget: int = 100
+    budget: int | None = 100
     seed: int = 0
     batch_size: int | None = None
     hybrid: HybridOptions = field(default_factory=HybridOptions)
     local: bool = False
     luts: Mapping[str, int] = field(default_factory=dict)
+    max_measurements: int | None = None
 
     @classmethod
     def build(
@@ -330,12 +327,13 @@ class SearchConfig:
         accuracy_cost: str = "auto",
         strategy: Mapping[str, Any] | None = None,
         mode: str = "measured",
-        budget: int = 100,
+        budget: int | None = 100,
         seed: int = 0,
         batch_size: int | None = None,
         hybrid: HybridOptions | None = None,
         local: bool = False,
         computed: Iterable[str] = (),
+        max_measurements: int | None = None,
     ) -> SearchConfig:
         """A validated config; a ``latency[T]`` objective is added for each target not named.
 
@@ -367,6 +365,7 @@ class SearchConfig:
             batch_size=batch_size,
             hybrid=hybrid or HybridOptions(),
             local=local,
+            max_measurements=max_measurements,
         )
         config.validate(computed)
         return config
@@ -383,8 +382,13 @@ class SearchConfig:
             raise SearchConfigError(
                 f"accuracy_cost {self.accuracy_cost!r}: choose one of {', '.join(ACCURACY_COSTS)}"
             )
-        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
-            raise SearchConfigError(f"budget={self.budget!r}: expected a positive integer")
+        _check_count("budget", self.budget)
+        _check_count("max_measurements", self.max_measurements)
+        if self.budget is None and self.max_measurements is None:
+            raise SearchConfigError("no budget: give a candidate budget (--budget N) or a "
+                                    "measurement budget (--max-measurements N)")
+        if self.max_measurements is not None and not source.measures:
+            raise SearchConfigError(f"max_measurements: mode {self.mode} measures nothing")
         if self.batch_size is not None and self.batch_size < 1:
             raise SearchConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
         if self.accuracy is not None:
@@ -460,10 +464,14 @@ class SearchConfig:
         return self.make_strategy().default_batch_size()
 
     def with_budget(self, budget: int) -> SearchConfig:
-        """The same search with another budget (validated: a positive integer)."""
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise SearchConfigError(f"budget={budget!r}: expected a positive integer")
+        """The same search with another candidate budget (validated: a positive integer)."""
+        _check_count("budget", budget)
         return replace(self, budget=budget)
+
+    def with_max_measurements(self, max_measurements: int) -> SearchConfig:
+        """The same search with another measurement budget (a positive integer)."""
+        _check_count("max_measurements", max_measurements)
+        return replace(self, max_measurements=max_measurements)
 
     # -- storage -------------------------------------------------------------------------
 
@@ -485,6 +493,7 @@ class SearchConfig:
             "hybrid": self.hybrid.to_dict(),
             "local": self.local,
             "luts": dict(self.luts),
+            "max_measurements": self.max_measurements,
         }
 
     @classmethod
@@ -501,10 +510,11 @@ class SearchConfig:
             accuracy_cost=data["accuracy_cost"],
             strategy=dict(data["strategy"]),
             mode=data["mode"],
-            budget=int(data["budget"]),
+            budget=None if data["budget"] is None else int(data["budget"]),
             seed=int(data["seed"]),
             batch_size=data["batch_size"],
             hybrid=HybridOptions.from_dict(data["hybrid"]),
             local=bool(data.get("local", False)),
             luts={str(k): int(v) for k, v in (data.get("luts") or {}).items()},
+            max_measurements=data.get("max_measurements"),
         )

@@ -27,6 +27,7 @@ Not thread-safe: one driver, one thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -58,32 +59,50 @@ class SearchProgress:
 
     ``phase`` is ``"estimate"``, ``"measure"`` (``detail`` says which job)
     or ``"step"`` (after each commit). ``best`` holds, per objective, the best
-    value on the current feasible front; ``front`` its size.
+    value on the current feasible front; ``front`` its size. ``elapsed_s`` is
+    the time since this run started; ``eta_s`` (steps only) the time it will
+    likely still take at this run's pace: the nearest of the candidate budget,
+    the measurement budget and the time limit (``None`` before a step or
+    without any bound).
     """
 
     phase: str
     trials: int
-    budget: int
+    budget: int | None
     measured: int
     device_runs: int
     predicted: int
     front: int
     best: Mapping[str, float] = field(default_factory=dict)
     detail: str = ""
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
 
 
 ProgressCallback = Callable[[SearchProgress], None]
 
 
+#: why a search stops (:meth:`SearchDriver.stop_reason`), as the CLI says it
+STOP_REASONS: Mapping[str, str] = {
+    "budget": "the candidate budget is spent",
+    "measurements": "the measurement budget is spent",
+    "timeout": "the time limit is reached",
+}
+
+
 @dataclass(frozen=True)
 class SearchResult:
-    """How a run ended. ``front`` is the engine's Pareto front, best first."""
+    """How a run ended. ``front`` is the engine's Pareto front, best first; ``stop`` is
+    the :data:`STOP_REASONS` key of a complete search, ``timeout`` for one that
+    ``run``'s time limit interrupted (resumable), ``None`` for any other
+    interruption (``max_steps``)."""
 
     search_id: int | None
     status: str
     engine: SearchEngine
     counters: Counters
     front: list[Trial]
+    stop: str | None = None
 
 
 class SearchDriver:
@@ -138,10 +157,10 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
-        self._features: dict[str, list[float]] = {}
-        setup = SourceSetup(config, luts, self._arch_features, deferred)
+        setup = SourceSetup(config, luts, _FeatureCache(self.space), deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
+        self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
 
     # -- construction ----------------------------------------------------------------------
 
@@ -197,28 +216,32 @@ class SearchDriver:
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         budget: int | None = None,
+        max_measurements: int | None = None,
         force: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> SearchDriver:
         """The stored search ``search_id``, ready to :meth:`run` on from its last commit.
 
-        ``budget`` replaces the stored budget (to extend a finished search).
-        Raises SearchNotFound, SearchBusy (another live process runs it;
-        ``force`` ignores a ``running`` mark from another host), or
-        SearchConfigError when it cannot be rebuilt (a LUT was deleted...).
+        ``budget`` and ``max_measurements`` replace the stored ones (to extend a
+        finished search). Raises SearchNotFound, SearchBusy (another live
+        process runs it; ``force`` ignores a ``running`` mark from another
+        host), or SearchConfigError when it cannot be rebuilt (a LUT was
+        deleted...).
         """
         store = SearchStore(db)
         record = store.get(search_id)
-        config = SearchConfig.from_dict(record.config)
-        new_budget = budget if budget is not None and budget != config.budget else None
-        if new_budget is not None:
-            config = config.with_budget(new_budget)
+        stored_config = SearchConfig.from_dict(record.config)
+        config = stored_config
+        if budget is not None:
+            config = config.with_budget(budget)
+        if max_measurements is not None:
+            config = config.with_max_measurements(max_measurements)
         space = space or get_space(config.space, config.space_config)
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
         store.claim(search_id, owner_label(), force=force)
-        if new_budget is not None:  # only once it is ours: a refused resume changes nothing
+        if config != stored_config:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
         book = CandidateBook()
         book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()},
@@ -236,18 +259,30 @@ class SearchDriver:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, *, max_steps: int | None = None) -> SearchResult:
-        """Step until the budget is spent (or ``max_steps`` steps); returns the result.
+    def run(self, *, max_steps: int | None = None, timeout_s: float | None = None,
+            clock: Callable[[], float] = time.monotonic) -> SearchResult:
+        """Step until a budget is spent (or ``max_steps`` steps, or ``timeout_s``); returns
+        the result.
 
-        The stored status becomes ``complete`` (budget spent), ``interrupted``
-        (``max_steps``, Ctrl-C, or SearchAborted: devices unavailable, which
-        is re-raised) or ``failed`` (any other exception, re-raised).
+        The stored status becomes ``complete`` (a budget spent), ``interrupted``
+        (``max_steps``; ``timeout_s`` seconds of ``clock`` passed, checked
+        after each step, so a step in flight finishes first and every run
+        makes progress; Ctrl-C; or
+        SearchAborted: devices unavailable, which is re-raised) or ``failed``
+        (any other exception, re-raised). An interrupted search resumes where
+        it stopped.
         """
-        status = "interrupted"
+        status, stop = "interrupted", None
+        started = clock()
+        deadline = None if timeout_s is None else started + timeout_s
+        self._pace = _Pace(clock, started, deadline, self.trials_done(), self.tally.measured)
         try:
             while max_steps is None or self._steps < max_steps:
                 if not self.step():
-                    status = "complete"
+                    status, stop = "complete", self.stop_reason()
+                    break
+                if deadline is not None and clock() >= deadline and self.stop_reason() is None:
+                    stop = "timeout"
                     break
         except SearchAborted as exc:
             self._set_status("interrupted", str(exc))
@@ -258,21 +293,44 @@ class SearchDriver:
         except Exception as exc:
             self._set_status("failed", f"{type(exc).__name__}: {exc}")
             raise
-        self._set_status(status)
+        self._set_status(status, f"stopped after {timeout_s:g} s (time limit)"
+                         if stop == "timeout" else None)
         return SearchResult(self.search_id, status, self.engine, self.counters,
-                            self.engine.pareto_front())
+                            self.engine.pareto_front(), stop)
 
     def trials_done(self) -> int:
         return sum(1 for t in self.engine.history() if t.state is not TrialState.PENDING)
 
+    def stop_reason(self) -> str | None:
+        """Why no new step starts (a :data:`STOP_REASONS` key), or None while one may:
+        ``budget`` (candidates), ``measurements`` (``max_measurements`` spent)."""
+        config = self.config
+        if config.budget is not None and self.trials_done() >= config.budget:
+            return "budget"
+        left = self.evaluation.measurements_left()
+        if left is not None and left <= 0:
+            return "measurements"
+        return None
+
+    def _batch_size(self) -> int:
+        """Candidates to ask now: the batch, within the candidate budget and, for a source
+        that measures every candidate, within the measurement budget."""
+        size = self.config.effective_batch_size()
+        if self.config.budget is not None:
+            size = min(size, self.config.budget - self.trials_done())
+        left = self.evaluation.candidates_left()
+        if left is not None and self.source.measures_every_candidate:
+            size = min(size, left)
+        return size
+
     def step(self) -> bool:
-        """One step (see the module docstring); False when the budget was already spent."""
+        """One step (see the module docstring); False when the search must stop
+        (:meth:`stop_reason`)."""
         batch = self.engine.pending()
         if not batch:
-            left = self.config.budget - self.trials_done()
-            if left <= 0:
+            if self.stop_reason() is not None:
                 return False
-            batch = self.engine.ask(min(self.config.effective_batch_size(), left))
+            batch = self.engine.ask(self._batch_size())
             self.book.asked(batch)
             self._commit()
         self.source.evaluate(self._prepare(batch))
@@ -320,12 +378,6 @@ class SearchDriver:
                 values[name], sources[name] = float(self.space.count_flops(arch)), "analytic"
         return values, sources
 
-    def _arch_features(self, arch: Arch) -> list[float]:
-        key = self.space.encode(arch)
-        if key not in self._features:
-            self._features[key] = arch_features(self.space, arch)
-        return self._features[key]
-
     # -- storing and reporting --------------------------------------------------------------
 
     def _store_estimate(self, state: CandidateState) -> None:
@@ -362,9 +414,10 @@ class SearchDriver:
         if self.store is not None and self.search_id is not None:
             self.store.set_status(self.search_id, status, error=error)
 
-    def best_so_far(self) -> dict[str, float]:
-        """Per objective, the best value among the feasible front (empty before any)."""
-        front = [t for t in self.engine.pareto_front()
+    def best_so_far(self, front: Sequence[Trial] | None = None) -> dict[str, float]:
+        """Per objective, the best value among the feasible front (empty before any);
+        ``front`` is the engine's, when the caller has it already."""
+        front = [t for t in (self.engine.pareto_front() if front is None else front)
                  if t.evaluation is not None and t.evaluation.feasible]
         best: dict[str, float] = {}
         for o in self.engine.objectives:
@@ -381,16 +434,62 @@ class SearchDriver:
             counters = replace(counters, measured=self.tally.measured,
                                device_runs=self.tally.device_runs)
         front = self.engine.pareto_front() if phase == "step" else []
+        now = self._pace.clock()
         self.on_progress(SearchProgress(
             phase=phase, trials=counters.trials, budget=self.config.budget,
             measured=counters.measured, device_runs=counters.device_runs,
             predicted=counters.predicted, front=len(front),
-            best=self.best_so_far() if phase == "step" else {}, detail=detail,
+            best=self.best_so_far(front) if phase == "step" else {}, detail=detail,
+            elapsed_s=now - self._pace.started,
+            eta_s=self._pace.eta(now, self.config, counters) if phase == "step" else None,
         ))  # fmt: skip
 
     def describe_predictors(self) -> dict[str, str]:
         """One line per predicted value: what predicts it and how well."""
         return self.source.describe()
+
+
+class _FeatureCache:
+    """``arch_features`` of each arch, computed once (the sources ask for them every refit)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self._rows: dict[object, list[float]] = {}
+
+    def __call__(self, arch: Arch) -> list[float]:
+        key: object
+        try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
+            hash(arch)
+            key = arch
+        except TypeError:
+            key = self.space.encode(arch)
+        if key not in self._rows:
+            self._rows[key] = arch_features(self.space, arch)
+        return self._rows[key]
+
+
+class _Pace:
+    """How fast this run goes, for the ETA: its clock, start, deadline and the counts it
+    started from."""
+
+    def __init__(self, clock: Callable[[], float], started: float, deadline: float | None,
+                 trials: int, measured: int) -> None:
+        self.clock, self.started, self.deadline = clock, started, deadline
+        self.trials, self.measured = trials, measured
+
+    def eta(self, now: float, config: SearchConfig, counters: Counters) -> float | None:
+        """The nearest bound's time left at this run's pace (see SearchProgress)."""
+        elapsed = now - self.started
+        left: list[float] = []
+        done = counters.trials - self.trials
+        if config.budget is not None and done > 0:
+            left.append(max(0, config.budget - counters.trials) * elapsed / done)
+        measured = counters.measured - self.measured
+        if config.max_measurements is not None and measured > 0:
+            left.append(max(0, config.max_measurements - counters.measured) * elapsed / measured)
+        if self.deadline is not None:
+            left.append(max(0.0, self.deadline - now))
+        return min(left) if left else None
 
 
 # -- building the parts a stored search needs ---------------------------------------------------

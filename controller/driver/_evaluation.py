@@ -96,6 +96,21 @@ class Evaluation:
 
     # -- measuring -----------------------------------------------------------------------
 
+    def measurements_left(self) -> int | None:
+        """What is left of ``max_measurements`` (latency values); None without one."""
+        if self.config.max_measurements is None:
+            return None
+        return max(0, self.config.max_measurements - self.tally.measured)
+
+    def candidates_left(self) -> int | None:
+        """Candidates that may still be measured on every target within ``max_measurements``
+        (rounded up: the last one may pass the budget by less than a candidate's targets);
+        None without a measurement budget."""
+        left = self.measurements_left()
+        if left is None:
+            return None
+        return -(-left // max(len(self.config.targets), 1))
+
     def measure(self, candidates: Sequence[Candidate]) -> dict[int, CandidateMeasurement]:
         """Measure on every target; SearchAborted on a failure that is not the model's."""
         if not candidates:

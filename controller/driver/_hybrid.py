@@ -3,28 +3,49 @@
 Per step:
 
 1. predict every latency of the batch (the target's LUT where it has one, the
-   online surrogate elsewhere; accuracy too when it is expensive);
+   online surrogate elsewhere; accuracy too when it is expensive), each with
+   its **own** uncertainty (per arch: wide where the predictor has seen
+   nothing alike or misses archs alike, narrow elsewhere);
 2. once the predictors are warm (``HybridOptions.warmup`` measured, or
    ``lut_warmup`` with a LUT), measure only the candidates that could enter
-   the Pareto front (:func:`~._select.could_enter_front` on each prediction's
-   optimistic end); before that, measure every candidate;
+   the Pareto front (:func:`~._select.dominated_counts` on each prediction's
+   optimistic end, ``z`` of its uncertainties in its favour); before that,
+   measure every candidate;
 3. tell measured candidates their measurements, the rest their predictions;
    refit every predictor on every measurement so far;
 4. measure every predicted trial that is now on the front and revise it, until
    the front is all measured; re-predict every remaining prediction.
 
 So the front a hybrid search reports is measured, never predicted.
+
+**A measurement budget is spent.** With ``max_measurements``, the source
+measures at most what is left of it (the candidates most likely to enter the
+front first: those that could at the smallest ``z``), and in a step where no
+candidate could enter the front at ``z`` it widens the intervals along
+:data:`WIDER` until one could, or, past the last, measures the candidate the
+fewest measured trials dominate. Every step then measures something, so the
+budget is spent in at most ``max_measurements / targets`` steps, however few
+candidates late in a search could still enter the front. Only the front's own
+completion (step 4) may go past the budget, by the few members it measures.
+Everything here is a function of the engine's trials and the predictors
+refitted from them, so a resumed search makes the same choices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from fleetnas.controller.driver._candidates import CandidateState
 from fleetnas.controller.driver._predict import LutValuePredictor, Prediction
-from fleetnas.controller.driver._select import Point, could_enter_front
+from fleetnas.controller.driver._select import Point, dominated_counts
 from fleetnas.controller.driver._sources import PredictingSource
 from fleetnas.controller.search import Trial
+
+#: how much wider than ``z`` (added to it) the intervals go in a step where nothing could
+#: enter the front but a measurement budget is left to spend
+WIDER: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class Hybrid(PredictingSource):
@@ -40,12 +61,8 @@ class Hybrid(PredictingSource):
     def evaluate(self, batch: list[CandidateState]) -> None:
         ev = self.evaluation
         predictions = self.predict([s.candidate.arch for s in batch])
-        if self._warm():
-            optimistic = [self._optimistic(s.values, p) for s, p in zip(batch, predictions, strict=True)]
-            chosen = could_enter_front(optimistic, self._measured_points())
-        else:
-            chosen = [True] * len(batch)
-        measurements = ev.measure([s.candidate for s, pick in zip(batch, chosen, strict=True) if pick])
+        chosen = self._choose(batch, predictions)
+        measurements = ev.measure([batch[i].candidate for i in chosen])
         for state, predicted in zip(batch, predictions, strict=True):
             if state.id in measurements:
                 ev.tell_measured(state, measurements[state.id])
@@ -55,6 +72,38 @@ class Hybrid(PredictingSource):
         self._measure_front()
         self._refresh_predictions()
 
+    # -- choosing ------------------------------------------------------------------------
+
+    def _choose(self, batch: Sequence[CandidateState],
+                predictions: Sequence[Mapping[str, Prediction]]) -> list[int]:
+        """Indexes of the batch to measure, most promising first, within the budget left."""
+        allowance = self.evaluation.candidates_left()
+        if allowance is not None and allowance <= 0:
+            return []
+        if not self._warm():
+            return list(range(len(batch)))[:allowance]
+        measured = self._measured_points()
+        z = self.setup.config.hybrid.z
+        counts = self._counts(batch, predictions, measured, z)
+        chosen = [i for i in range(len(batch)) if counts[i] == 0]
+        if allowance is None:
+            return chosen
+        order = chosen
+        for extra in WIDER:  # a budget to spend and nothing could enter: look wider
+            if order:
+                break
+            counts = self._counts(batch, predictions, measured, z + extra)
+            order = [i for i in range(len(batch)) if counts[i] == 0]
+        if not order and batch:  # nothing could enter even at the widest: the least dominated
+            order = [int(np.argmin(counts))]
+        return order[:allowance]
+
+    def _counts(self, batch: Sequence[CandidateState], predictions: Sequence[Mapping[str, Prediction]],
+                measured: Sequence[Point], z: float) -> np.ndarray:
+        optimistic = [self._optimistic(s.values, p, z)
+                      for s, p in zip(batch, predictions, strict=True)]
+        return dominated_counts(optimistic, measured)
+
     def _warm(self) -> bool:
         h = self.setup.config.hybrid
         for predictor in self.predictors().values():
@@ -63,12 +112,14 @@ class Hybrid(PredictingSource):
                 return False
         return True
 
-    def _optimistic(self, values: Mapping[str, float], predicted: Mapping[str, Prediction]) -> Point:
-        """The candidate's point with every prediction at the end of its interval that favours it."""
+    def _optimistic(self, values: Mapping[str, float], predicted: Mapping[str, Prediction],
+                    z: float) -> Point:
+        """The candidate's point with every prediction ``z`` of its own uncertainties in its
+        favour (each constraint at the end that violates it least)."""
 
         def bounds(name: str) -> tuple[float, float]:
             if name in predicted:
-                return predicted[name].low, predicted[name].high
+                return predicted[name].interval(z)
             return values[name], values[name]
 
         engine = self.evaluation.engine
@@ -91,6 +142,8 @@ class Hybrid(PredictingSource):
             vector = [o.sign * trial.values[o.name] for o in engine.objectives]
             points.append((vector, trial.evaluation.total_violation))
         return points
+
+    # -- after the tells -----------------------------------------------------------------
 
     def _needs_measuring(self, trial: Trial) -> bool:
         """A complete trial with a predicted value that has not failed to measure."""
@@ -116,12 +169,13 @@ class Hybrid(PredictingSource):
         trials = [t for t in ev.engine.complete() if self._needs_measuring(t)]
         if not trials:
             return
-        predictions = self.predict([t.candidate.arch for t in trials])
-        for trial, predicted in zip(trials, predictions, strict=True):
+        archs = [t.candidate.arch for t in trials]
+        by_name = {name: p.values(archs) for name, p in self.predictors().items()}
+        for i, trial in enumerate(trials):
             changed = {
-                name: p for name, p in predicted.items()
-                if not ev.is_measured(trial, name) and trial.values[name] != p.value
+                name: by_name[name][i] for name in by_name
+                if not ev.is_measured(trial, name) and trial.values[name] != by_name[name][i][0]
             }  # fmt: skip
             if changed:
-                ev.revise(trial, {n: p.value for n, p in changed.items()},
-                          {n: p.source for n, p in changed.items()})
+                ev.revise(trial, {n: v for n, (v, _) in changed.items()},
+                          {n: source for n, (_, source) in changed.items()})

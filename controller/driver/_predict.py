@@ -11,8 +11,9 @@ predicts exactly what the original would have):
   :mod:`._surrogate`, for a target without a LUT (latency, log scale) and for
   an expensive accuracy estimate (linear scale).
 
-An interval is ``value`` moved ``z`` uncertainties either way: relative
-(multiplicative) for latency, absolute for accuracy.
+Every prediction carries its own uncertainty (per arch, not one figure for
+the predictor): an interval is ``value`` moved ``z`` of them either way,
+relative (multiplicative) for latency, absolute for accuracy.
 """
 
 from __future__ import annotations
@@ -25,8 +26,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from fleetnas.controller.driver._surrogate import RidgeSurrogate
-from fleetnas.controller.lut import MIN_CALIBRATION_ARCHS, CalibrationError, LatencyPredictor
+from fleetnas.controller.driver._surrogate import (
+    BANDWIDTH,
+    RidgeSurrogate,
+    local_sigmas,
+    robust_scale,
+    spacing,
+)
+from fleetnas.controller.lut import (
+    MIN_CALIBRATION_ARCHS,
+    CalibrationError,
+    LatencyPredictor,
+    fit_calibration,
+)
 from fleetnas.controller.spaces import Arch
 
 #: relative uncertainty of a LUT prediction before the search has measured enough to refit it
@@ -35,16 +47,43 @@ DEFAULT_LUT_SIGMA = 0.10
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predicted value and the interval ``[low, high]`` it likely lies in."""
+    """A predicted value, its own uncertainty, and the interval ``[low, high]`` it likely lies in.
+
+    ``sigma`` is this prediction's error scale: relative (on a log scale) when
+    ``relative``, else in the value's units; ``low``/``high`` are ``z``
+    sigmas either way (:meth:`interval` gives any other ``z``).
+    """
 
     value: float
     low: float
     high: float
     source: str
+    sigma: float = 0.0
+    relative: bool = True
+
+    def interval(self, z: float) -> tuple[float, float]:
+        """The interval ``z`` sigmas either way (``[0, inf]`` when sigma is infinite)."""
+        if not math.isfinite(self.sigma):
+            return (0.0 if self.relative else -math.inf), math.inf
+        if self.relative:
+            spread = math.exp(z * self.sigma)
+            return self.value / spread, self.value * spread
+        return self.value - z * self.sigma, self.value + z * self.sigma
+
+
+def _relative(value: float, sigma: float, z: float, source: str) -> Prediction:
+    low, high = Prediction(value, value, value, source, sigma).interval(z)
+    return Prediction(value, low, high, source, sigma)
+
+
+def _absolute(value: float, sigma: float, z: float, source: str) -> Prediction:
+    low, high = Prediction(value, value, value, source, sigma, relative=False).interval(z)
+    return Prediction(value, low, high, source, sigma, relative=False)
 
 
 class ValuePredictor(abc.ABC):
-    """Predicts one value of archs; refitted on the search's measurements."""
+    """Predicts one value of archs, each with its own uncertainty; refitted on the
+    search's measurements."""
 
     source: ClassVar[str]
 
@@ -59,17 +98,16 @@ class ValuePredictor(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, archs: Sequence[Arch]) -> list[Prediction]:
-        """A prediction per arch."""
+        """A prediction per arch, with its own uncertainty."""
+
+    @abc.abstractmethod
+    def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
+        """``(value, source)`` per arch: what :meth:`predict` says, without the
+        uncertainties (cheaper: for refreshing many told predictions)."""
 
     @abc.abstractmethod
     def describe(self) -> str:
         """One line for logs and the CLI: what predicts, and how well."""
-
-
-def _relative(value: float, sigma: float, z: float, source: str) -> Prediction:
-    spread = math.exp(z * sigma) if math.isfinite(sigma) else math.inf
-    low = value / spread if math.isfinite(spread) else 0.0
-    return Prediction(value, low, value * spread, source)
 
 
 def line_loo_errors(sums: Sequence[float], measured: Sequence[float]) -> list[float]:
@@ -95,18 +133,39 @@ def line_loo_errors(sums: Sequence[float], measured: Sequence[float]) -> list[fl
     return [float(e) if math.isfinite(e) else math.inf for e in errors]
 
 
+def line_leverage(sums: Sequence[float] | np.ndarray, measured: Sequence[float] | np.ndarray,
+                  query: Sequence[float] | np.ndarray,
+                  predicted: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per query sum, the relative prediction variance of the calibration line over the
+    noise variance: ``p^2 [1 s] N^-1 [1 s]'`` with ``N`` the line's weighted normal
+    matrix (weights ``1 / m**2``) and ``p`` the prediction. Zero when ``N`` is singular."""
+    s = np.asarray(sums, dtype=np.float64)
+    w = 1.0 / np.asarray(measured, dtype=np.float64) ** 2
+    normal = np.array([[w.sum(), (w * s).sum()], [(w * s).sum(), (w * s * s).sum()]])
+    q = np.asarray(query, dtype=np.float64)
+    if len(q) == 0 or abs(np.linalg.det(normal)) < 1e-300:
+        return np.zeros(len(q))
+    rows = np.stack([np.ones_like(q), q], axis=1)
+    quad = np.einsum("ij,jk,ik->i", rows, np.linalg.inv(normal), rows)
+    return np.asarray(predicted, dtype=np.float64) ** 2 * np.maximum(quad, 0.0)
+
+
 class LutValuePredictor(ValuePredictor):
     """LUT latency, recalibrated on the search's own measurements, checked against a surrogate.
 
     Until :data:`~fleetnas.controller.lut.MIN_CALIBRATION_ARCHS` archs are
     measured, predictions use the LUT's stored calibration (or the raw sum)
     with uncertainty :data:`DEFAULT_LUT_SIGMA`; then the calibration line is
-    refitted on all of them, its uncertainty being its leave-one-out relative
-    RMSE. A block sum can miss a lot on some devices (per-run overheads that
-    dominate small networks; several threads): so once ``surrogate_rows``
-    archs are measured, the ridge surrogate is fitted too, on the arch
-    features plus ``log`` of the LUT sum, and whichever of the two has the
-    lower leave-one-out error predicts (``source`` then says ``surrogate``).
+    refitted on all of them, its typical error being a robust scale of its
+    leave-one-out relative errors (an arch the line misses badly, such as a
+    degenerate one, widens the intervals near it, not everywhere), and each
+    arch's own error that, blended with its neighbours' (by block sum), times
+    the line's leverage at its sum. A block sum can miss a lot on some
+    devices (per-run overheads that dominate small networks; several
+    threads): so once ``surrogate_rows`` archs are measured, the ridge
+    surrogate is fitted too, on the arch features plus ``log`` of the LUT
+    sum, and whichever of the two has the lower typical leave-one-out error
+    predicts (``source`` then says ``surrogate``).
     """
 
     source = "lut"
@@ -132,34 +191,78 @@ class LutValuePredictor(ValuePredictor):
         self.surrogate_rows = surrogate_rows
         self.surrogate: RidgeSurrogate | None = None
         self.use_surrogate = False
+        self._sums: dict[str, float] = {}
+        # the fitted line's data: sums, measured, loo errors, log sums in their std, bandwidth
+        self._line: tuple[np.ndarray, np.ndarray, np.ndarray, float, float] | None = None
+
+    def raw_sum(self, arch: Arch) -> float:
+        """The LUT's block sum of ``arch`` (cached: archs come back every refit)."""
+        key = self.predictor.space.encode(arch)
+        if key not in self._sums:
+            self._sums[key] = self.predictor.raw_sum(arch)
+        return self._sums[key]
 
     def _row(self, arch: Arch) -> list[float]:
         assert self.features is not None
-        return [*self.features(arch), math.log(self.predictor.raw_sum(arch))]
+        return [*self.features(arch), math.log(self.raw_sum(arch))]
 
     def fit(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         self.n = len(archs)
         self.use_surrogate = False
         if self.n < MIN_CALIBRATION_ARCHS:
             return
+        sums = [self.raw_sum(a) for a in archs]
+        encodings = [self.predictor.space.encode(a) for a in archs]
         try:
-            self.predictor.calibrate(archs, values)
+            self.predictor.calibration = fit_calibration(sums, values, encodings)
         except CalibrationError:
             return  # e.g. all sums equal; keep the previous line
-        errors = line_loo_errors([self.predictor.raw_sum(a) for a in archs], values)
-        self.sigma = math.sqrt(sum(e * e for e in errors) / len(errors))
+        errors = np.asarray(line_loo_errors(sums, values))
+        finite = errors[np.isfinite(errors)]
+        self.sigma = robust_scale(finite) if len(finite) else math.inf
+        log_sums = np.log(np.asarray(sums, dtype=np.float64))
+        scale = float(np.std(log_sums)) or 1.0
+        self._line = (np.asarray(sums), np.asarray(values, dtype=np.float64),
+                      np.where(np.isfinite(errors), errors, 0.0), scale,
+                      BANDWIDTH * spacing(log_sums[:, None] / scale))
         if self.features is not None and self.n >= self.surrogate_rows:
             self.surrogate = RidgeSurrogate(log_target=True).fit(
                 [self._row(a) for a in archs], values)
             self.use_surrogate = self.surrogate.sigma < self.sigma
 
+    def _line_sigmas(self, sums: Sequence[float], predicted: np.ndarray) -> np.ndarray:
+        if self._line is None or not math.isfinite(self.sigma):
+            return np.full(len(sums), self.sigma)
+        fitted_sums, measured, loo, scale, bandwidth = self._line
+        local = local_sigmas(np.log(fitted_sums)[:, None] / scale, loo,
+                             np.log(np.asarray(sums))[:, None] / scale, self.sigma,
+                             bandwidth=bandwidth)
+        return local * np.sqrt(1.0 + line_leverage(fitted_sums, measured, sums, predicted))
+
     def predict(self, archs: Sequence[Arch]) -> list[Prediction]:
+        if not archs:
+            return []
         if self.use_surrogate and self.surrogate is not None:
-            sigma = max(self.surrogate.sigma, self.min_margin)
-            values = self.surrogate.predict([self._row(a) for a in archs])
-            return [_relative(float(v), sigma, self.z, "surrogate") for v in values]
-        sigma = max(self.sigma, self.min_margin)
-        return [_relative(self.predictor.predict(a), sigma, self.z, self.source) for a in archs]
+            rows = [self._row(a) for a in archs]
+            values = self.surrogate.predict(rows)
+            sigmas = self.surrogate.sigmas(rows)
+            source = "surrogate"
+        else:
+            sums = [self.raw_sum(a) for a in archs]
+            calibration = self.predictor.calibration
+            values = np.asarray([s if calibration is None else calibration.apply(s) for s in sums])
+            sigmas = self._line_sigmas(sums, values)
+            source = self.source
+        return [_relative(float(v), max(float(sg), self.min_margin), self.z, source)
+                for v, sg in zip(values, sigmas, strict=True)]
+
+    def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
+        if self.use_surrogate and self.surrogate is not None:
+            predicted = self.surrogate.predict([self._row(a) for a in archs])
+            return [(float(v), "surrogate") for v in predicted]
+        calibration = self.predictor.calibration
+        return [(s if calibration is None else calibration.apply(s), self.source)
+                for s in (self.raw_sum(a) for a in archs)]
 
     def describe(self) -> str:
         lut = self.predictor.lut
@@ -168,15 +271,16 @@ class LutValuePredictor(ValuePredictor):
         if self.surrogate is not None:
             text += f", surrogate on the sum ±{100 * self.surrogate.sigma:.1f}%"
             text += " (used)" if self.use_surrogate else " (not used)"
-        return text + f" (leave-one-out, {self.n} measured)"
+        return text + f" (typical leave-one-out error, per-arch intervals; {self.n} measured)"
 
 
 class SurrogateValuePredictor(ValuePredictor):
-    """The ridge surrogate on arch features (see :mod:`._surrogate`).
+    """The robust ridge surrogate on arch features (see :mod:`._surrogate`).
 
     ``features`` maps an arch to its feature row (the driver caches them).
     ``relative`` fits ``log(value)``: intervals are relative and
-    ``min_margin`` is relative; otherwise absolute, with no floor.
+    ``min_margin`` is relative; otherwise absolute, with no floor. Each
+    prediction carries the surrogate's per-arch error.
     """
 
     source = "surrogate"
@@ -201,13 +305,19 @@ class SurrogateValuePredictor(ValuePredictor):
     def predict(self, archs: Sequence[Arch]) -> list[Prediction]:
         if not archs:
             return []
-        values = self.model.predict([self.features(a) for a in archs])
-        sigma = self.model.sigma
+        rows = [self.features(a) for a in archs]
+        values = self.model.predict(rows)
+        sigmas = self.model.sigmas(rows)
         if self.relative:
-            sigma = max(sigma, self.min_margin)
-            return [_relative(float(v), sigma, self.z, self.source) for v in values]
-        half = self.z * sigma
-        return [Prediction(float(v), float(v) - half, float(v) + half, self.source) for v in values]
+            return [_relative(float(v), max(float(sg), self.min_margin), self.z, self.source)
+                    for v, sg in zip(values, sigmas, strict=True)]
+        return [_absolute(float(v), float(sg), self.z, self.source)
+                for v, sg in zip(values, sigmas, strict=True)]
+
+    def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
+        if not archs:
+            return []
+        return [(float(v), self.source) for v in self.model.predict([self.features(a) for a in archs])]
 
     def describe(self) -> str:
         sigma = self.model.sigma
@@ -215,4 +325,6 @@ class SurrogateValuePredictor(ValuePredictor):
             "untrained" if not math.isfinite(sigma)
             else f"±{100 * sigma:.1f}%" if self.relative else f"±{sigma:.4g}"
         )  # fmt: skip
-        return f"surrogate {error} (leave-one-out) after {self.n} measured"
+        outliers = f", {self.model.outliers} outliers down-weighted" if self.model.outliers else ""
+        return (f"surrogate {error} (typical leave-one-out error, per-arch intervals{outliers}) "
+                f"after {self.n} measured")

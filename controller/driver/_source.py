@@ -80,6 +80,9 @@ class LatencySource(abc.ABC):
     summary: ClassVar[str]
     #: measures candidates: the driver must be given a Measurer
     measures: ClassVar[bool]
+    #: measures every candidate on every target: the driver asks no more candidates
+    #: than a measurement budget has room for
+    measures_every_candidate: ClassVar[bool] = False
     #: predicts with a target's LUT where one serves it (the CLI looks them up)
     uses_luts: ClassVar[bool] = False
     #: every target must have a LUT

@@ -32,6 +32,7 @@ class Measured(LatencySource):
     name = "measured"
     summary = "every candidate on every target"
     measures = True
+    measures_every_candidate = True
     needs_targets = False
     knows_peak_memory = True
 

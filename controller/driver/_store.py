@@ -72,7 +72,9 @@ class SearchRecord:
     ``measured`` counts latency values taken from measurements (the device
     measurements the search used), ``device_runs`` the benchmarks it ran
     itself (the rest came from the cost DB's cache), ``predicted`` the
-    latency values currently predicted (LUT or surrogate).
+    latency values currently predicted (LUT or surrogate). ``budget`` is
+    the candidate budget, ``None`` for none (a search bounded by its
+    measurement budget or time; stored as 0, the column being NOT NULL).
     """
 
     id: int
@@ -80,7 +82,7 @@ class SearchRecord:
     mode: str
     config: dict[str, Any]
     status: str
-    budget: int
+    budget: int | None
     trials: int
     measured: int
     device_runs: int
@@ -96,7 +98,8 @@ class SearchRecord:
     def from_row(cls, row: Mapping[str, Any]) -> SearchRecord:
         """From a ``searches`` row read by name (the JSON config decoded)."""
         values = {f.name: row[f.name] for f in fields(cls)}
-        return cls(**{**values, "config": json.loads(values["config"])})
+        return cls(**{**values, "config": json.loads(values["config"]),
+                      "budget": values["budget"] or None})
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ class SearchStore:
 
     # -- searches -------------------------------------------------------------------------
 
-    def create(self, *, space: str, mode: str, config: Mapping[str, Any], budget: int,
+    def create(self, *, space: str, mode: str, config: Mapping[str, Any], budget: int | None,
                owner: str | None = None) -> SearchRecord:
         """A new search, status ``running``; returns it with its id."""
         now = time.time()
@@ -199,7 +202,7 @@ class SearchStore:
             ) from exc
         return self.get(search_id)
 
-    def _insert(self, space: str, mode: str, config: Mapping[str, Any], budget: int,
+    def _insert(self, space: str, mode: str, config: Mapping[str, Any], budget: int | None,
                 owner: str | None, now: float) -> int:
         with self.db.write_transaction() as conn:
             cursor = conn.execute(
@@ -209,7 +212,7 @@ class SearchStore:
                                       created_at, updated_at, finished_at)
                 VALUES (?, ?, ?, 'running', ?, 0, 0, 0, 0, NULL, 0, ?, NULL, ?, ?, NULL)
                 """,
-                (space, mode, _dumps(dict(config)), budget, owner, now, now),
+                (space, mode, _dumps(dict(config)), budget or 0, owner, now, now),
             )
             search_id = cursor.lastrowid
         assert search_id is not None
@@ -283,12 +286,12 @@ class SearchStore:
                 (status, error, now, finished, status, search_id),
             )
 
-    def set_config(self, search_id: int, config: Mapping[str, Any], budget: int) -> None:
+    def set_config(self, search_id: int, config: Mapping[str, Any], budget: int | None) -> None:
         """Replace the configuration (e.g. a larger budget on resume)."""
         with self.db.write_transaction() as conn:
             conn.execute(
                 "UPDATE searches SET config = ?, budget = ?, updated_at = ? WHERE id = ?",
-                (_dumps(dict(config)), budget, time.time(), search_id),
+                (_dumps(dict(config)), budget or 0, time.time(), search_id),
             )
 
     def commit(

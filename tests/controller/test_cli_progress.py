@@ -55,6 +55,24 @@ def test_on_a_terminal_it_draws_bars_not_json() -> None:
     assert '"event"' not in text
 
 
+def test_a_search_event_carries_its_elapsed_time_and_eta_in_json_and_on_the_bar() -> None:
+    event = search_event(SearchProgress("step", 10, 40, 18, 12, 0, 3, elapsed_s=61.23,
+                                        eta_s=183.71))
+    stream = io.StringIO()
+    with progress(False, stream=stream) as sink:
+        assert sink is not None
+        sink(event)
+        sink(lut_event("blocks", LutProgress("export", 3, 16, "cell/a")))
+    search_line, lut_line = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (search_line["elapsed_s"], search_line["eta_s"]) == (61.2, 183.7)
+    assert "eta_s" not in lut_line and "elapsed_s" not in lut_line  # a LUT phase knows neither
+    terminal = Terminal()
+    with progress(False, stream=terminal) as sink:
+        assert sink is not None
+        sink(event)
+    assert "ETA 3m4s" in terminal.getvalue()
+
+
 def test_quiet_means_no_sink_at_all() -> None:
     stream = io.StringIO()
     with progress(True, stream=stream) as sink:

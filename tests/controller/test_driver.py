@@ -27,6 +27,7 @@ from fleetnas.controller.driver import (
     SearchConfig,
     SearchConfigError,
     SearchDriver,
+    SearchProgress,
     SearchStore,
     Target,
     parse_target,
@@ -247,12 +248,13 @@ def test_ridge_leave_one_out_error_equals_explicit_refits() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((25, 4))
     y = np.exp(0.3 * x[:, 0] - 0.2 * x[:, 1] + 0.05 * rng.standard_normal(25))
-    model = RidgeSurrogate(log_target=True).fit(x.tolist(), y.tolist())
+    model = RidgeSurrogate(log_target=True, robust=False).fit(x.tolist(), y.tolist())
     assert model.alpha is not None
     errors = []
     for i in range(25):
         keep = np.arange(25) != i
-        one = RidgeSurrogate(log_target=True, alphas=[model.alpha]).fit(x[keep].tolist(), y[keep].tolist())
+        one = RidgeSurrogate(log_target=True, alphas=[model.alpha],
+                             robust=False).fit(x[keep].tolist(), y[keep].tolist())
         errors.append(math.log(one.predict([x[i].tolist()])[0]) - math.log(y[i]))
     # closed form vs refits: equal up to the refits re-standardising the features
     assert model.sigma == pytest.approx(math.sqrt(sum(e * e for e in errors) / 25), rel=1e-4)
@@ -364,6 +366,71 @@ def test_resume_extends_the_budget_of_a_finished_search(db: CostDB) -> None:
     assert again.run().counters.trials == 35
     record = SearchStore(db).get(search_id)
     assert (record.budget, record.trials, record.status) == (35, 35, "complete")
+
+
+def test_a_time_limit_stops_after_the_step_it_expires_in_and_the_search_resumes(db: CostDB) -> None:
+    ticks = iter(range(0, 1000, 10))  # a clock that advances 10 s per reading
+    driver = SearchDriver.create(_config(budget=60), db=db, measurer=CallableMeasurer(true_latency),
+                                 callables={"accuracy": true_accuracy})
+    result = driver.run(timeout_s=25, clock=lambda: float(next(ticks)))
+    # read at the start (0) and after each step (10, 20, 30): three steps of 10 candidates
+    assert (result.status, result.stop, result.counters.trials) == ("interrupted", "timeout", 30)
+    search_id = driver.search_id or 0
+    record = SearchStore(db).get(search_id)
+    assert (record.status, record.trials, record.error) == (
+        "interrupted", 30, "stopped after 25 s (time limit)")
+    resumed = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                  callables={"accuracy": true_accuracy})
+    again = resumed.run(timeout_s=3600)
+    assert (again.status, again.stop, again.counters.trials) == ("complete", "budget", 60)
+    whole, _ = _run(_config(budget=60), db)
+    assert json.dumps(resumed.engine.state_dict(), sort_keys=True) == json.dumps(
+        whole.engine.state_dict(), sort_keys=True)
+
+
+def test_a_time_limit_does_not_turn_a_finished_search_into_an_interrupted_one(db: CostDB) -> None:
+    ticks = iter(range(0, 1000, 10))
+    driver = SearchDriver.create(_config(budget=10), db=db, measurer=CallableMeasurer(true_latency),
+                                 callables={"accuracy": true_accuracy})
+    result = driver.run(timeout_s=5, clock=lambda: float(next(ticks)))
+    assert (result.status, result.stop) == ("complete", "budget")
+
+
+def test_progress_says_the_time_so_far_and_the_nearest_bound_at_this_runs_pace() -> None:
+    now = [100.0]
+
+    def one_second_each(arch: object, target: Target) -> float:
+        now[0] += 1.0  # a measurement takes a second, nothing else does
+        return true_latency(arch, target)
+
+    events: list[SearchProgress] = []
+    config = _config(budget=40, max_measurements=200)
+    driver = SearchDriver.create(config, measurer=CallableMeasurer(one_second_each),
+                                 callables={"accuracy": true_accuracy}, on_progress=events.append)
+    driver.run(clock=lambda: now[0])
+    steps = [(e.trials, e.elapsed_s, e.eta_s) for e in events if e.phase == "step"]
+    # 10 candidates (20 measurements, 20 s) a step: 30 candidates left take 60 s, ...
+    assert steps == [(10, 20.0, 60.0), (20, 40.0, 40.0), (30, 60.0, 20.0), (40, 80.0, 0.0)]
+    timed: list[SearchProgress] = []
+    again = SearchDriver.create(_config(budget=None, max_measurements=60),
+                                measurer=CallableMeasurer(one_second_each),
+                                callables={"accuracy": true_accuracy}, on_progress=timed.append)
+    again.run(clock=lambda: now[0], timeout_s=30)
+    # the measurement budget says 40 s more after the first step, the time limit 10 s
+    first = next(e for e in timed if e.phase == "step")
+    assert (first.elapsed_s, first.eta_s) == (20.0, 10.0)
+
+
+def test_resume_extends_the_measurement_budget(db: CostDB) -> None:
+    driver, measurer = _run(_config(budget=None, max_measurements=20), db)
+    assert driver.counters.measured == measurer.calls == 20  # measured mode: 10 of 2 targets
+    search_id = driver.search_id or 0
+    assert SearchStore(db).get(search_id).budget is None
+    again = SearchDriver.resume(search_id, db=db, measurer=CallableMeasurer(true_latency),
+                                callables={"accuracy": true_accuracy}, max_measurements=40)
+    result = again.run()
+    assert (result.stop, result.counters.measured, result.counters.trials) == ("measurements", 40, 20)
+    assert SearchStore(db).get(search_id).config["max_measurements"] == 40
 
 
 def test_a_refused_resume_leaves_the_stored_budget_alone(db: CostDB) -> None:

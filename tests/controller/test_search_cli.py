@@ -176,6 +176,46 @@ def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     assert str(nowhere) in unopenable.output and "pass another --db" in unopenable.output
 
 
+def test_a_timeout_stops_cleanly_and_a_measurement_budget_ends_the_resumed_search(
+    setup: Setup, tmp_path: Path
+) -> None:
+    db_path = tmp_path / "cost.db"
+    # 1 ms: over after the first step (4 candidates, 4 measurements), before the second
+    first = invoke(*setup.search_args(db_path, "--mode", "measured", "--population", "4",
+                                      "--max-measurements", "12", "--timeout", "0.001s",
+                                      "--no-plot"))
+    assert first.exit_code == 0, first.output
+    with CostDB(db_path) as db:
+        (record,) = SearchStore(db).searches()
+    assert (record.status, record.trials, record.measured, record.budget) == (
+        "interrupted", 4, 4, None)
+    assert (f"stopped after --timeout 0.001s at 4 candidates, 4/12 measurements: resume with "
+            f"`fleetnas search --resume {record.id}`") in first.output
+    again = invoke("--db", str(db_path), "search", "--resume", str(record.id), "--fleet",
+                   str(setup.fleet_path), "--cache-dir", str(setup.root / "onnx"), "--quiet",
+                   "--no-plot", "--timeout", "1h")
+    assert again.exit_code == 0, again.output
+    assert f"resuming search {record.id} at 4 candidates, 4/12 measurements" in again.output
+    assert "stopped: the measurement budget is spent" in again.output
+    with CostDB(db_path) as db:
+        done = SearchStore(db).get(record.id)
+    assert (done.status, done.trials, done.measured) == ("complete", 12, 12)
+
+
+def test_budget_flags_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    db_path = tmp_path / "cost.db"
+    base = ["--db", str(db_path), "search", "--space", "nb201", "--local", "--quiet"]
+    bad_time = invoke(*base, "--timeout", "5x")
+    assert bad_time.exit_code == 2
+    assert "'5x': expected a duration such as 90s, 30m, 2h or 1h30m" in bad_time.output
+    zero = invoke(*base, "--timeout", "0")
+    assert zero.exit_code == 2 and "expected a positive duration" in zero.output
+    nothing_measured = invoke(*base, "--mode", "lut", "--max-measurements", "5")
+    assert nothing_measured.exit_code == 2
+    assert "max_measurements: mode lut measures nothing" in nothing_measured.output
+    assert not db_path.exists()
+
+
 @pytest.mark.parametrize("command", [["search", "list"], ["search", "show", "1"],
                                      ["search", "--resume", "1", "--local"], ["export", "1"]])
 def test_read_only_commands_never_create_a_database(tmp_path: Path, command: list[str]) -> None:
