@@ -34,7 +34,6 @@ def resolved_settings(
         method=method,
         timeout_s=timeout_s,
         memory_cap_bytes=2 << 30,
-        profile_runs=10,
     )
 
 
