@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from google.protobuf import json_format
 from rich.markup import escape
 from rich.table import Table
 
+from fleetnas.agent.proto_json import message_dict
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console, when
 from fleetnas.controller.cli._options import CliState, costdb_errors
@@ -292,7 +292,7 @@ def _probe_dict(
     def as_dict(message: Any) -> Any:
         if message is None:
             return None
-        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+        return message_dict(message)
 
     return {
         "name": probe.name,

@@ -59,6 +59,12 @@ def test_fleet_add_list_status_remove(runner: CliRunner, tmp_path: Path, agents:
     assert "down" in rows["dead"] and "unreachable" in rows["dead"]
     assert "(1/2 up)" in status.output
 
+    # --json keeps an idle agent's zero/false fields, and 64-bit sizes as numbers.
+    shown = runner.invoke(cli, ["fleet", "status", "--json", "--timeout", "1"], env=env)
+    live = {e["name"]: e for e in json.loads(shown.stdout)}
+    assert live["live"]["status"]["busy"] is False and live["live"]["status"]["queue_length"] == 0
+    assert isinstance(live["live"]["description"]["memory"]["total_bytes"], int)
+
     # Without the token in the environment, the device is down and says which variable to set.
     no_token = runner.invoke(cli, ["fleet", "status", "--json"], env={"FLEETNAS_LIVE_TOKEN": ""})
     entries = {e["name"]: e for e in json.loads(no_token.stdout)}
