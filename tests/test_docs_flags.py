@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from fleetnas.agent import cli as agent_cli
+from fleetnas.agent.settings import flag_settings
 from fleetnas.controller.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ PAGE_OF: dict[str, str] = {
     "fleetnas fleet": "docs/fleet.md",
     "fleetnas lut": "docs/lut.md",
     "fleetnas measure": "docs/fleet.md",
+    "fleetnas report": "docs/report.md",
     "fleetnas search": "docs/search.md",
     "fleetnas-agent": "docs/agent.md",
 }
@@ -95,7 +97,15 @@ def mentions(text: str, flag: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) is not None
 
 
+#: the benchmark-settings flags, generated on every measuring command from agent/settings.py's
+#: table: documented once, with that table, in the agent's page
+SETTINGS_PAGE = "docs/agent.md"
+SETTINGS_FLAGS = frozenset(s.flag for s in flag_settings())
+
+
 def documented(flag: str, page: str) -> bool:
+    if flag in SETTINGS_FLAGS and mentions(_text(SETTINGS_PAGE), flag):
+        return True
     return mentions(_text(page), flag)
 
 
