@@ -30,7 +30,7 @@ from fleetnas.controller.compress import DatasetInputs
 
 # The project's exporter (TorchScript path, validated, deterministic for a module);
 # private in controller/export, used here rather than written a second time.
-from fleetnas.controller.export._export import OPSET, _to_onnx
+from fleetnas.controller.export import OPSET, module_to_onnx
 
 
 # --- ResNet-18 ---------------------------------------------------------------------
@@ -221,4 +221,4 @@ def _sgd(
 
 def to_onnx(module: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     """The module as ONNX (input ``x``, output ``y``), exported as controller/export exports archs."""
-    return _to_onnx(module.eval(), tuple(input_shape), OPSET)
+    return module_to_onnx(module.eval(), tuple(input_shape), OPSET)

@@ -43,7 +43,7 @@ from fleetnas.controller.compress._quantize import (
     quantize_int8_dynamic,
     quantize_int8_static,
 )
-from fleetnas.controller.export._cache import OnnxCache, cache_key
+from fleetnas.controller.export import ModelCache, cache_key
 
 #: bump when a converter starts to write different bytes for the same input
 FORMAT_VERSION = 1
@@ -169,7 +169,7 @@ def make_variant(
         calibration_source=cal.source if cal else None,
         random_calibration=cal.random if cal else False,
     )
-    cache = OnnxCache(Path(cache_dir)) if cache_dir is not None else None
+    cache = ModelCache(Path(cache_dir)) if cache_dir is not None else None
     key = cache_key(description)
     if cache is not None:
         hit = cache.get(key)

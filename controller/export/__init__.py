@@ -14,12 +14,13 @@ code turns archs and blocks into jobs. See ``docs/spaces.md`` and
 
 from __future__ import annotations
 
-from fleetnas.controller.export._cache import default_cache_dir
+from fleetnas.controller.export._cache import ModelCache, cache_key, default_cache_dir
 from fleetnas.controller.export._converters import (
     INPUT_NAME,
     OPSET,
     TFLITE_EXTRA_HINT,
     converter_for,
+    module_to_onnx,
 )
 from fleetnas.controller.export._export import (
     FORMAT_VERSION,
@@ -41,6 +42,7 @@ __all__ = [
     "BLOCK_ARCH_PREFIX",
     "FORMAT_VERSION",
     "INPUT_NAME",
+    "ModelCache",
     "OPSET",
     "TFLITE_EXTRA_HINT",
     "ConverterMissing",
@@ -49,11 +51,13 @@ __all__ = [
     "arch_module",
     "block_model_arch",
     "block_module",
+    "cache_key",
     "converter_for",
     "default_cache_dir",
     "export_arch",
     "export_block",
     "model_ref",
+    "module_to_onnx",
     "register_arch",
     "register_block",
 ]

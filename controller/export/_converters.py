@@ -106,6 +106,12 @@ def _to_onnx(module: Any, input_shape: tuple[int, ...], opset: int) -> tuple[byt
     return data, INPUT_NAME
 
 
+def module_to_onnx(module: Any, input_shape: tuple[int, ...], opset: int) -> bytes:
+    """Any torch module in eval mode as validated ONNX (input ``INPUT_NAME``), exported
+    exactly as archs are; raises ExportError."""
+    return _to_onnx(module, input_shape, opset)[0]
+
+
 def _onnx_identity(opset: int) -> dict[str, Any]:
     # Exactly the keys ONNX exports always had: existing caches keep hitting.
     return {"exporter": "torchscript", "opset": opset}
