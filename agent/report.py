@@ -104,6 +104,17 @@ def _runtime_info(r: agent_pb2.RuntimeInfo) -> str:
     return f"{r.version}: {', '.join(r.accelerators)}"
 
 
+def _frequency(cpu: agent_pb2.CpuInfo) -> str:
+    """The CPU's frequency range and current value; "unknown" for what the host does not
+    tell (a VM or container without cpufreq reports zeros, never a real 0 MHz)."""
+    if cpu.freq_max_mhz <= 0:
+        span = "range unknown"
+    else:
+        span = f"{cpu.freq_min_mhz:.0f}-{cpu.freq_max_mhz:.0f} MHz"
+    now = f"{cpu.freq_current_mhz:.0f} MHz" if cpu.freq_current_mhz > 0 else "unknown"
+    return f"{span}, now {now}"
+
+
 def format_description(desc: agent_pb2.DeviceDescription) -> str:
     cpu = desc.cpu
     rows = [
@@ -111,7 +122,7 @@ def format_description(desc: agent_pb2.DeviceDescription) -> str:
         ("host", f"{desc.hostname} (fingerprint {desc.host_fingerprint})"),
         ("cpu", f"{cpu.model} [{cpu.architecture}]"),
         ("cores", _cores(cpu)),
-        ("frequency", f"{cpu.freq_min_mhz:.0f}-{cpu.freq_max_mhz:.0f} MHz, now {cpu.freq_current_mhz:.0f}"),
+        ("frequency", _frequency(cpu)),
         ("memory", f"{desc.memory.total_bytes / 2**30:.1f} GiB"),
         ("os", f"{desc.os.distribution or desc.os.system} / kernel {desc.os.kernel}"),
         ("board", desc.board_model or "-"),

@@ -1,4 +1,5 @@
-"""--json outputs keep zero/false fields and 64-bit integers as numbers."""
+"""What the CLIs print: --json keeps zero/false fields and 64-bit integers as numbers; describe says
+"unknown" for what the host does not tell."""
 
 from __future__ import annotations
 
@@ -26,3 +27,14 @@ def test_nested_repeated_and_optional_fields() -> None:
     assert data["state_before"]["memory_available_bytes"] == 2**35
     assert data["settings"]["intra_op_threads"] == 0  # optional, set to zero: printed
     assert "warmup_runs" not in data["settings"]  # optional, never set: not reported
+
+
+def test_describe_says_unknown_for_frequencies_the_host_does_not_tell() -> None:
+    from fleetnas.agent.report import format_description
+
+    blank = agent_pb2.DeviceDescription(cpu=agent_pb2.CpuInfo(model="vm cpu"))
+    assert "0-0 MHz" not in format_description(blank)
+    assert "range unknown, now unknown" in format_description(blank)
+    known = agent_pb2.DeviceDescription(
+        cpu=agent_pb2.CpuInfo(freq_min_mhz=600, freq_max_mhz=1800, freq_current_mhz=1500))
+    assert "600-1800 MHz, now 1500 MHz" in format_description(known)
