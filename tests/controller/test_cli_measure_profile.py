@@ -15,6 +15,7 @@ from tests.controller.conftest import fleetnas_cli
 
 TINY = [*test_cli_measure.TINY, "--threads", "1"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REFERENCE_TFLITE = Path(__file__).parents[2] / "agent" / "assets" / "reference.tflite"
 runner = test_cli_measure.runner  # the fixture: a CliRunner in tmp_path, no fleet file
 
 
@@ -87,3 +88,24 @@ def test_profile_plot_without_profile_is_a_usage_error(runner: CliRunner, tmp_pa
     assert done.exit_code == 2
     assert "--profile-plot needs --profile" in done.output
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "fleetnas.db").exists()
+
+
+def test_a_litert_model_has_no_profile_in_process_and_says_why(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    model = tmp_path / "ref.tflite"
+    model.write_bytes(REFERENCE_TFLITE.read_bytes())
+    plot = tmp_path / "ops.png"
+    done = runner.invoke(fleetnas_cli(), ["measure", str(model), "--local", *TINY, "--profile",
+                                          "--profile-plot", str(plot)])
+    assert done.exit_code == 1, done.output
+    with CostDB(tmp_path / "fleetnas.db") as db:
+        (measurement,) = db.measurements()
+        assert measurement.settings["runtime"] == "litert"
+        assert db.get_profile(measurement.uid) is None
+    # the agent's warning is the reason given
+    (warning,) = [w for w in measurement.warnings if "profile" in w]
+    (note,) = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert note.startswith("note: ref.tflite on local: no operator profile (") and warning in note
+    assert f"no operator profile came back: {plot} not written" in done.stderr
+    assert not plot.exists()
