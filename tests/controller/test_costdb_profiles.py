@@ -8,9 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB, ImportFormatError, InvalidRecord, Profile
+from fleetnas.controller.costdb._codec import decode_csv, encode_csv
 from tests.controller.test_costdb_helpers import make_result
 
 V3_DUMP = Path(__file__).parent / "data" / "costdb_v3.sql"
@@ -158,3 +161,36 @@ def test_a_database_from_before_profiles_migrates_and_merges(tmp_path: Path) -> 
         uid = db.record_measurement("pi-1", profiled_result("new")).uid
         profile = db.get_profile(uid)
         assert isinstance(profile, Profile) and profile.proto() == make_profile()
+
+
+_times = st.floats(min_value=0.0, max_value=1e4, allow_nan=False, allow_infinity=False)
+_names = st.text(min_size=0, max_size=12)
+
+
+@st.composite
+def operator_profiles(draw: st.DrawFn) -> agent_pb2.OperatorProfile:
+    profile = agent_pb2.OperatorProfile(
+        source=draw(st.sampled_from(agent_pb2.ProfileSource.values())),
+        profiled_runs=draw(st.integers(0, 1000)), total_ms=draw(_times),
+        run_median_ms=draw(_times),
+    )
+    for _ in range(draw(st.integers(0, 5))):
+        profile.operators.add(node_name=draw(_names), op_type=draw(_names),
+                              median_ms=draw(_times), share=draw(st.floats(0, 1)),
+                              provider=draw(_names), runs=draw(st.integers(0, 1000)))
+    for _ in range(draw(st.integers(0, 3))):
+        profile.op_types.add(op_type=draw(_names), nodes=draw(st.integers(0, 100)),
+                             total_ms=draw(_times), share=draw(st.floats(0, 1)))
+    return profile
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operator_profiles(), st.text("0123456789abcdef", min_size=32, max_size=32))
+def test_a_profile_round_trips_through_json_sqlite_and_csv(
+    message: agent_pb2.OperatorProfile, uid: str
+) -> None:
+    profile = Profile.from_message(uid, message)
+    assert Profile.from_dict(json.loads(json.dumps(profile.to_dict()))).proto() == message
+    assert Profile.from_row(profile.to_row()).proto() == message
+    (column,) = [c for c in Profile.COLUMNS if c.name == "profile"]
+    assert Profile(uid, decode_csv(column, encode_csv(column, profile.profile))).proto() == message
