@@ -22,7 +22,8 @@ from fleetnas.controller.costdb import ImportReport
 def _report(report: ImportReport, what: str) -> None:
     click.echo(
         f"{what}: added {report.added} measurements, skipped {report.skipped_duplicates} "
-        f"duplicates; new devices {report.devices_added}, new models {report.models_added}"
+        f"duplicates; new devices {report.devices_added}, new models {report.models_added}, "
+        f"new profiles {report.profiles_added}"
     )
 
 
@@ -109,7 +110,7 @@ def export(state: CliState, file: Path, fmt: str | None) -> None:
         report = database.export(file, fmt=fmt)
     click.echo(
         f"exported {report.measurements} measurements, {report.devices} devices, "
-        f"{report.models} models to {file}"
+        f"{report.models} models, {report.profiles} profiles to {file}"
     )
 
 

@@ -6,6 +6,11 @@ the device (or any device of the class) and recorded. With no fleet file and
 no target, or with ``--local``, one throw-away agent is started on loopback
 for this command, so a new user can measure with no set-up at all; its
 results are recorded as device ``local``.
+
+With ``--profile`` every job is measured afresh (a profile needs a run; the
+settings hash leaves ``profile`` out, so a cached measurement may have none),
+its operator profile is stored with the measurement and shown (see
+:mod:`._profile`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from rich.table import Table
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._options import costdb_errors, settings_request
+from fleetnas.controller.cli._profile import DEFAULT_TOP, print_profile, save_profile_plot
 from fleetnas.controller.cli._progress import job_progress
 from fleetnas.controller.cli._scheduling import (
     LOCAL_DEVICE,
@@ -32,7 +38,7 @@ from fleetnas.controller.cli._scheduling import (
 )
 from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
-from fleetnas.controller.costdb import CostDB, Measurement
+from fleetnas.controller.costdb import CostDB, Measurement, message_to_dict
 from fleetnas.controller.driver import Target
 from fleetnas.controller.fleet import FleetFileError, fleet_path, load_fleet
 from fleetnas.controller.local_agents import LocalAgentError
@@ -74,18 +80,19 @@ def _jobs(models: Sequence[Path], targets: Sequence[Target]) -> list[Job]:
 
 
 def _run_with_progress(
-    scheduler: Scheduler, jobs: list[Job], quiet: bool
+    scheduler: Scheduler, jobs: list[Job], quiet: bool, use_cache: bool
 ) -> list[JobOutcome]:
     with job_progress(quiet or len(jobs) < 2) as on_progress:
-        return scheduler.run(jobs, on_progress=on_progress)
+        return scheduler.run(jobs, on_progress=on_progress, use_cache=use_cache)
 
 
 def _run_local(
-    db: CostDB, jobs: list[Job], quiet: bool, max_retries: int
+    db: CostDB, jobs: list[Job], quiet: bool, max_retries: int, use_cache: bool
 ) -> list[JobOutcome]:
     """Answer from the cache if possible; otherwise start one loopback agent for the misses."""
     cache = CacheLookup(db)
-    hits = [cache.find(job.model.sha256, [LOCAL_DEVICE], job.settings) for job in jobs]
+    hits = [cache.find(job.model.sha256, [LOCAL_DEVICE], job.settings) if use_cache else None
+            for job in jobs]
     if all(hits):
         return [JobOutcome(i, job, OutcomeStatus.CACHED, LOCAL_DEVICE, hit)
                 for i, (job, hit) in enumerate(zip(jobs, hits, strict=True))]
@@ -93,13 +100,13 @@ def _run_local(
     try:
         with local_scheduler(db, max_retries=max_retries, device_wait_s=10.0,
                              announce=announce) as scheduler:
-            return _run_with_progress(scheduler, jobs, quiet)
+            return _run_with_progress(scheduler, jobs, quiet, use_cache)
     except LocalAgentError as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from exc
 
 
 def _run_fleet(db: CostDB, path: Path, jobs: list[Job], quiet: bool, max_retries: int,
-               device_wait_s: float) -> list[JobOutcome]:
+               device_wait_s: float, use_cache: bool) -> list[JobOutcome]:
     """Run the jobs on the fleet of ``path``; unknown devices and classes fail before any work."""
     with fleet_errors():
         try:
@@ -110,7 +117,7 @@ def _run_fleet(db: CostDB, path: Path, jobs: list[Job], quiet: bool, max_retries
                        device_wait_s=device_wait_s) as scheduler:
             for job in jobs:
                 scheduler.eligible_devices(job)
-            return _run_with_progress(scheduler, jobs, quiet)
+            return _run_with_progress(scheduler, jobs, quiet, use_cache)
 
 
 def _ms(value: float) -> str:
@@ -173,8 +180,11 @@ def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
     console.print(table)
 
 
-def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
-    """A JSON-ready view of one outcome (the measurement in the cost DB's export form)."""
+def outcome_dict(
+    outcome: JobOutcome, profile: agent_pb2.OperatorProfile | None = None
+) -> dict[str, Any]:
+    """A JSON-ready view of one outcome (the measurement in the cost DB's export form, its
+    operator profile as the agent's message, ``None`` when not profiled)."""
     error = outcome.error
     return {
         "model": str(outcome.job.tag),
@@ -193,7 +203,42 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
             for a in outcome.attempts
         ],
         "measurement": outcome.measurement.to_dict() if outcome.measurement else None,
+        "profile": None if profile is None else message_to_dict(profile),
     }
+
+
+Profiles = dict[int, agent_pb2.OperatorProfile]
+
+
+def _profiles_of(db: CostDB, outcomes: list[JobOutcome]) -> Profiles:
+    """The stored operator profile of each measured outcome that has one, by outcome index."""
+    found: Profiles = {}
+    for i, o in enumerate(outcomes):
+        stored = db.get_profile(o.measurement.uid) if o.measurement else None
+        if stored is not None:
+            found[i] = stored.proto()
+    return found
+
+
+def _show_profiles(console: Console | None, outcomes: list[JobOutcome], profiles: Profiles,
+                   top: int, plot: Path | None) -> None:
+    """Print the profile tables of every profiled outcome (unless ``console`` is None) and
+    say why an outcome has none, on stderr; then write the plot when asked."""
+    titled = []
+    for i, o in enumerate(outcomes):
+        title = f"{o.job.tag} on {o.device}"
+        if i in profiles:
+            if console is not None:
+                print_profile(console, profiles[i], title, top=top)
+            titled.append((title, profiles[i]))
+        elif o.ok:
+            why = "; ".join(o.measurement.warnings) if o.measurement else ""
+            click.echo(f"note: {title}: no operator profile ({why or 'the agent sent none'})",
+                       err=True)
+    if plot is not None:
+        if not titled:
+            raise click.ClickException(f"no operator profile came back: {plot} not written")
+        click.echo(f"wrote {save_profile_plot(titled, plot)}", err=True)
 
 
 @click.command()
@@ -202,6 +247,10 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
 @target_options("Measure on")
 @settings_request()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--profile-top", default=DEFAULT_TOP, show_default=True, type=click.IntRange(1),
+              help="With --profile: how many nodes the table shows, slowest first.")
+@click.option("--profile-plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --profile: write a PNG bar chart of the time by op type to FILE.")
 @click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True, type=int,
               help="Retries of a job on other devices of its class after transient failures.")
 @click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
@@ -213,6 +262,8 @@ def measure(
     models: tuple[Path, ...],
     targets: TargetFlags,
     as_json: bool,
+    profile_top: int,
+    profile_plot: Path | None,
     max_retries: int,
     device_wait_s: float,
     fleet_file: Path | None,
@@ -230,9 +281,12 @@ def measure(
         fleetnas measure model.onnx --class pi4 --threads 1 --json
         fleetnas measure a.onnx b.onnx --device pi4-a --device jetson-1
         fleetnas measure model.onnx --device x86:threads=1 --device x86:threads=2,label=x86-2t
+        fleetnas measure model.onnx --local --profile --profile-plot ops.png
     """
     if max_retries < 0:
         raise click.UsageError(f"--max-retries must be >= 0, got {max_retries}")
+    if profile_plot is not None and not request.profile:
+        raise click.UsageError("--profile-plot needs --profile")
     path = fleet_path(fleet_file)
     local = targets.local or not targets.named
     if local and not targets.local and path.exists():
@@ -244,18 +298,24 @@ def measure(
         )
     jobs = _jobs(models, [targets.local_target(request)] if local else targets.parse(request))
     with costdb_errors(), CostDB(db_path_of(ctx)) as db:
+        use_cache = not request.profile
         if local:
-            outcomes = _run_local(db, jobs, as_json, max_retries)
+            outcomes = _run_local(db, jobs, as_json, max_retries, use_cache)
         else:
-            outcomes = _run_fleet(db, path, jobs, as_json, max_retries, device_wait_s)
+            outcomes = _run_fleet(db, path, jobs, as_json, max_retries, device_wait_s, use_cache)
+        profiles = _profiles_of(db, outcomes) if request.profile else {}
     if as_json:
-        click.echo(json.dumps([outcome_dict(o) for o in outcomes], indent=2))
+        console = None
+        click.echo(json.dumps([outcome_dict(o, profiles.get(i))
+                               for i, o in enumerate(outcomes)], indent=2))
     else:
         console = output_console()
         if len(outcomes) == 1 and outcomes[0].ok:
             _print_one(console, outcomes[0])
         else:
             _print_many(console, outcomes)
+    if request.profile:
+        _show_profiles(console, outcomes, profiles, profile_top, profile_plot)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         for o in failed:

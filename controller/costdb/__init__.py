@@ -1,8 +1,8 @@
 """The cost database: every measurement the fleet ever made, in one SQLite file.
 
-Open one with :class:`CostDB`; records are :class:`Device`, :class:`Model` and
-:class:`Measurement`; :func:`settings_hash` is the identity of a measurement's
-settings, the third part of the cache key (model, device, settings). See
+Open one with :class:`CostDB`; records are :class:`Device`, :class:`Model`,
+:class:`Measurement` and a measurement's operator :class:`Profile`;
+:func:`settings_hash` is the identity of a measurement's settings, the third part of the cache key (model, device, settings). See
 ``docs/costdb.md`` for the schema, the pooling formats and how to browse a
 database with standard SQLite tools.
 """
@@ -36,6 +36,7 @@ from fleetnas.controller.costdb._errors import (
 from fleetnas.controller.costdb._hardware import hardware_change, hardware_id
 from fleetnas.controller.costdb._migrations import LATEST_VERSION, MIGRATIONS, Migration
 from fleetnas.controller.costdb._pooling import FORMATS, ExportReport, ImportReport
+from fleetnas.controller.costdb._profiles import Profile
 from fleetnas.controller.costdb._records import Device, Measurement, Model, measurement_uid
 from fleetnas.controller.costdb._settings_hash import (
     RUN_LIMIT_FIELDS,
@@ -67,6 +68,7 @@ __all__ = [
     "Migration",
     "Model",
     "NotACostDB",
+    "Profile",
     "SchemaTooNew",
     "Summary",
     "canonical_json",

@@ -1,4 +1,5 @@
-"""The cost database: :class:`CostDB`, the store of devices, models and measurements.
+"""The cost database: :class:`CostDB`, the store of devices, models, measurements and
+their operator profiles.
 
 It is built on :class:`~._connection.SQLiteFile` (plain :mod:`sqlite3`, WAL,
 ``BEGIN IMMEDIATE`` writes, migrations on open; see there for concurrency).
@@ -38,6 +39,7 @@ from fleetnas.controller.costdb._pooling import (
     read_export,
     write_export,
 )
+from fleetnas.controller.costdb._profiles import INSERT_PROFILE, PROFILE_BY_UID, Profile
 from fleetnas.controller.costdb._records import Device, Measurement, Model
 from fleetnas.controller.costdb._statements import (
     BY_UID,
@@ -188,13 +190,20 @@ class CostDB(SQLiteFile):
         the measurement, with the ``hardware_id`` of the device's stored
         description when that describes the host the result came from (same
         host fingerprint), else ``None``: record the device first
-        (:meth:`upsert_device`) with the description of the agent that ran it. Recording the same result again (same ``uid``) changes
-        nothing and returns the stored copy, with its original ``id`` and
-        ``recorded_at``. Raises :class:`InvalidRecord` for a malformed result.
+        (:meth:`upsert_device`) with the description of the agent that ran it.
+        The result's operator profile, when it has one, is stored in the same
+        transaction (:meth:`get_profile` reads it back). Recording the same
+        result again (same ``uid``) changes nothing and returns the stored
+        copy, with its original ``id`` and ``recorded_at``. Raises
+        :class:`InvalidRecord` for a malformed result.
         """
         measurement = Measurement.from_result(
             device, result, source=source, recorded_at=time.time()
         )
+        profile = (
+            Profile.from_message(measurement.uid, result.profile)
+            if result.HasField("profile") else None
+        )  # fmt: skip
         with self.write_transaction() as conn:
             measurement = replace(measurement, hardware_id=_hardware_of(conn, measurement))
             conn.execute(
@@ -202,6 +211,8 @@ class CostDB(SQLiteFile):
                 (measurement.model_sha256, size_bytes, measurement.recorded_at),
             )
             cursor = conn.execute(INSERT_MEASUREMENT, measurement.to_row())
+            if profile is not None:
+                conn.execute(INSERT_PROFILE, profile.to_row())
             if cursor.rowcount == 1:
                 return measurement.with_id(cursor.lastrowid)
             row = named_row(conn.execute(BY_UID, (measurement.uid,)))
@@ -246,6 +257,12 @@ class CostDB(SQLiteFile):
         """The measurement with that ``uid``, or ``None``."""
         row = self.query_one(BY_UID, (uid,))
         return None if row is None else Measurement.from_row(row)
+
+    def get_profile(self, uid: str) -> Profile | None:
+        """The operator profile of the measurement with that ``uid``, or ``None`` (not
+        profiled, or no such measurement). Raises CorruptRow for a garbled row."""
+        row = self.query_one(PROFILE_BY_UID, (uid,))
+        return None if row is None else Profile.from_row(row)
 
     def measurements(
         self,

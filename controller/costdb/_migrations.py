@@ -3,10 +3,11 @@
 A migration is a numbered function over a ``sqlite_utils.Database``; the list
 :data:`MIGRATIONS` is the schema's history, in order, and is append-only: to
 change the schema, add a migration at the end (never edit an applied one).
-The tables of the records (devices, models, measurements) are not written
-out here: migration 1 creates them from the records' fields that carry
-``since=1``, and a later migration adds the fields that name it (see
-:mod:`._records`), so the schema is stated once.
+The tables of the records (devices, models, measurements, measurement
+profiles) are not written out here: migration 1 creates them from the
+records' fields that carry ``since=1``, and a later migration adds the fields
+(or the table) that name it (see :mod:`._records`, :mod:`._profiles`), so the
+schema is stated once.
 Each applied migration is recorded in the ``migrations`` table
 (``version``, ``name``, ``applied_at``).
 
@@ -34,6 +35,7 @@ import sqlite_utils
 from fleetnas.controller.costdb._codec import add_columns_sql, create_table_sql
 from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
 from fleetnas.controller.costdb._hardware import hardware_id
+from fleetnas.controller.costdb._profiles import PROFILES_SINCE, Profile
 from fleetnas.controller.costdb._records import Device, Measurement, Model
 
 
@@ -227,11 +229,17 @@ def _hardware_identity(db: sqlite_utils.Database) -> None:
     backfill_hardware_ids(db.conn)
 
 
+# Version 5: per-operator profiles, one row per profiled measurement (see ._profiles).
+def _operator_profiles(db: sqlite_utils.Database) -> None:
+    db.execute(create_table_sql(Profile.TABLE, Profile.COLUMNS, PROFILES_SINCE))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
     Migration(3, "search_tables", _search_tables),
     Migration(4, "hardware_identity", _hardware_identity),
+    Migration(PROFILES_SINCE, "operator_profiles", _operator_profiles),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -4,11 +4,13 @@ Two file formats carry the same records:
 
 * **JSON lines** (``.jsonl``): line 1 is a header
   ``{"format": "fleetnas-costdb", "version": 1, ...}``; every further line is
-  one record with a ``"type"`` of ``"device"``, ``"model"`` or
-  ``"measurement"`` and the record's fields (see ``docs/costdb.md``).
+  one record with a ``"type"`` of ``"device"``, ``"model"``,
+  ``"measurement"`` or ``"profile"`` (a measurement's operator profile, after
+  the measurements) and the record's fields (see ``docs/costdb.md``).
 * **CSV** (``.csv``): one row per measurement, its fields as columns, followed
   by its device's fields (``device_*``, empty when the device row is unknown)
-  and its model's (``model_*``). Structured values (samples, settings,
+  and its model's (``model_*``), then its operator profile as JSON
+  (``profile``, empty when not profiled). Structured values (samples, settings,
   warnings, paired details, descriptions) are JSON in their cell; ``None`` is
   an empty cell; floats are written with ``repr`` so they read back exactly.
 
@@ -45,6 +47,12 @@ from fleetnas.controller.costdb._migrations import (
     backfill_hardware_ids,
     check_history,
 )
+from fleetnas.controller.costdb._profiles import (
+    INSERT_PROFILE,
+    PROFILE_COLUMNS,
+    PROFILES_SINCE,
+    Profile,
+)
 from fleetnas.controller.costdb._records import Device, Measurement, Model
 from fleetnas.controller.costdb._statements import (
     DEVICE_COLUMNS,
@@ -58,8 +66,9 @@ from fleetnas.controller.costdb._statements import (
 ExportFormat = Literal["jsonl", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
 JSONL_FORMAT_NAME = "fleetnas-costdb"
-#: 2 added ``hardware_id`` to measurements (version 1 files import, without it)
-JSONL_VERSION = 2
+#: 2 added ``hardware_id`` to measurements (version 1 files import, without it);
+#: 3 added ``profile`` records (older files import, with no profiles)
+JSONL_VERSION = 3
 LOCAL_SOURCE = "local"
 _CSV_FIELD_LIMIT = 1 << 28
 
@@ -71,6 +80,7 @@ class Records:
     devices: list[Device] = field(default_factory=list)
     models: list[Model] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class ImportReport:
     skipped_duplicates: int
     devices_added: int
     models_added: int
+    profiles_added: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ class ExportReport:
     devices: int
     models: int
     measurements: int
+    profiles: int = 0
 
 
 def detect_format(path: str | Path, fmt: str | None) -> ExportFormat:
@@ -114,6 +126,7 @@ def write_jsonl(
     devices: Iterable[Device],
     models: Iterable[Model],
     measurements: Iterable[Measurement],
+    profiles: Iterable[Profile] = (),
 ) -> ExportReport:
     """Write a header then every record, one compact JSON object per line."""
     header = {
@@ -123,24 +136,28 @@ def write_jsonl(
         "exported_at": time.time(),
     }
     handle.write(json.dumps(header) + "\n")
-    counts = {"device": 0, "model": 0, "measurement": 0}
+    counts = {"device": 0, "model": 0, "measurement": 0, "profile": 0}
     groups: tuple[tuple[str, Iterable[Any]], ...] = (
         ("device", devices),
         ("model", models),
         ("measurement", measurements),
+        ("profile", profiles),
     )
     for kind, records in groups:
         for record in records:
             line = {"type": kind, **record.to_dict()}
             handle.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
             counts[kind] += 1
-    return ExportReport(counts["device"], counts["model"], counts["measurement"])
+    return ExportReport(
+        counts["device"], counts["model"], counts["measurement"], counts["profile"]
+    )
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any]], Device | Model | Measurement]] = {
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Device | Model | Measurement | Profile]] = {
     "device": Device.from_dict,
     "model": Model.from_dict,
     "measurement": Measurement.from_dict,
+    "profile": Profile.from_dict,
 }
 
 
@@ -164,6 +181,7 @@ def read_jsonl(path: str | Path) -> Records:
     """Every record of a JSON-lines export, validated (see the module docstring)."""
     path = Path(path)
     records = Records()
+    uids: set[str] = set()
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if number == 1:
@@ -191,8 +209,14 @@ def read_jsonl(path: str | Path) -> Records:
                 records.devices.append(record)
             elif isinstance(record, Model):
                 records.models.append(record)
+            elif isinstance(record, Profile):
+                if record.measurement_uid not in uids:  # it must follow its measurement
+                    raise ImportFormatError(path, number, f"profile of measurement "
+                                            f"{record.measurement_uid}: not in the file before it")
+                records.profiles.append(record)
             else:
                 records.measurements.append(record)
+                uids.add(record.uid)
     return records
 
 
@@ -205,12 +229,14 @@ def _prefixed(prefix: str, column: Column) -> str:
 
 _DEVICE_CSV = tuple((c, _prefixed("device_", c)) for c in Device.COLUMNS if c.name != "name")
 _MODEL_CSV = tuple((c, _prefixed("model_", c)) for c in Model.COLUMNS if c.name != "sha256")
+_PROFILE_CSV = next(c for c in Profile.COLUMNS if c.name == "profile")
 #: columns an older export may lack (added after version 1 of the formats)
-_CSV_OPTIONAL = frozenset({"hardware_id"})
+_CSV_OPTIONAL = frozenset({"hardware_id", _PROFILE_CSV.name})
 CSV_HEADER: tuple[str, ...] = (
     *(c.name for c in Measurement.COLUMNS),
     *(name for _, name in _DEVICE_CSV),
     *(name for _, name in _MODEL_CSV),
+    _PROFILE_CSV.name,
 )
 
 
@@ -219,13 +245,15 @@ def write_csv(
     devices: Iterable[Device],
     models: Iterable[Model],
     measurements: Iterable[Measurement],
+    profiles: Iterable[Profile] = (),
 ) -> ExportReport:
-    """One row per measurement with its device and model flattened into it."""
+    """One row per measurement with its device, model and profile flattened into it."""
     by_name = {d.name: d for d in devices}
     by_sha = {m.sha256: m for m in models}
+    by_uid = {p.measurement_uid: p for p in profiles}
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    count = 0
+    count = profiled = 0
     devices_used: set[str] = set()
     models_used: set[str] = set()
     for m in measurements:
@@ -234,13 +262,17 @@ def write_csv(
         row += [encode_csv(c, getattr(device, c.name)) if device else "" for c, _ in _DEVICE_CSV]
         model = by_sha.get(m.model_sha256)
         row += [encode_csv(c, getattr(model, c.name)) if model else "" for c, _ in _MODEL_CSV]
+        profile = by_uid.get(m.uid)
+        row.append(encode_csv(_PROFILE_CSV, profile.profile) if profile else "")
         writer.writerow(row)
         count += 1
+        profiled += profile is not None
         if device:
             devices_used.add(device.name)
         if model:
             models_used.add(model.sha256)
-    return ExportReport(devices=len(devices_used), models=len(models_used), measurements=count)
+    return ExportReport(devices=len(devices_used), models=len(models_used), measurements=count,
+                        profiles=profiled)
 
 
 def _decode_group(
@@ -288,6 +320,9 @@ def read_csv(path: str | Path) -> Records:
                     model = _decode_group(cells, _MODEL_CSV, ("sha256", measurement.model_sha256))
                     records.models.append(Model(**model).validate())
                     seen_models.add(measurement.model_sha256)
+                if cells.get(_PROFILE_CSV.name):
+                    profile = decode_csv(_PROFILE_CSV, cells[_PROFILE_CSV.name])
+                    records.profiles.append(Profile(measurement.uid, profile).validate())
             except InvalidRecord as exc:
                 raise ImportFormatError(path, reader.line_num, str(exc)) from exc
             except csv.Error as exc:
@@ -339,6 +374,8 @@ def read_costdb(path: str | Path) -> Records:
             _read_table(path, conn, Device, "name", records.devices)
             _read_table(path, conn, Model, "sha256", records.models)
             _read_table(path, conn, Measurement, "id", records.measurements)
+            if history[-1][0] >= PROFILES_SINCE:
+                _read_table(path, conn, Profile, "measurement_uid", records.profiles)
         conn.execute("COMMIT")
         return records
     finally:
@@ -378,6 +415,8 @@ def read_all(conn: sqlite3.Connection) -> Records:
             f"SELECT {MODEL_COLUMNS} FROM models ORDER BY sha256")],
         measurements=[Measurement.from_row(r) for r in rows(
             f"SELECT {MEASUREMENT_COLUMNS} FROM measurements ORDER BY id")],
+        profiles=[Profile.from_row(r) for r in rows(
+            f"SELECT {PROFILE_COLUMNS} FROM {Profile.TABLE} ORDER BY measurement_uid")],
     )  # fmt: skip
 
 
@@ -385,7 +424,9 @@ def write_export(path: str | Path, fmt: ExportFormat, records: Records) -> Expor
     """Write ``records`` to ``path`` in ``fmt``; the file appears only once complete."""
     writer = write_csv if fmt == "csv" else write_jsonl
     with atomic_write(path) as handle:
-        return writer(handle, records.devices, records.models, records.measurements)
+        return writer(
+            handle, records.devices, records.models, records.measurements, records.profiles
+        )
 
 
 def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportReport:
@@ -398,13 +439,17 @@ def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportRep
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     devices_before, models_before = count("devices"), count("models")
+    profiles_before = count(Profile.TABLE)
     conn.executemany(INSERT_DEVICE_IF_NEW, (d.to_row() for d in records.devices))
     conn.executemany(UPSERT_MODEL, (m.to_row() for m in records.models))
     added, skipped = insert_measurements(conn, incoming)
+    # after the measurements they belong to; a known profile is kept as it is
+    conn.executemany(INSERT_PROFILE, (p.to_row() for p in records.profiles))
     backfill_hardware_ids(conn)  # records from files that predate hardware_id
     return ImportReport(
         added=added,
         skipped_duplicates=skipped,
         devices_added=count("devices") - devices_before,
         models_added=count("models") - models_before,
+        profiles_added=count(Profile.TABLE) - profiles_before,
     )

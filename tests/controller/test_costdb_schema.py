@@ -16,6 +16,7 @@ from fleetnas.controller.costdb import (
     Device,
     Measurement,
     Model,
+    Profile,
     settings_from_dict,
     settings_hash,
 )
@@ -59,7 +60,7 @@ def test_a_database_written_before_opens_and_reads_back_by_name(v3_file: Path) -
 
 def test_the_record_tables_are_the_records_fields(v3_file: Path, tmp_path: Path) -> None:
     with CostDB(tmp_path / "new.db") as fresh, CostDB(v3_file) as upgraded:
-        for cls in (Device, Model, Measurement):
+        for cls in (Device, Model, Measurement, Profile):
             names = [c.name for c in cls.COLUMNS]
             new = _columns(fresh.db.conn, cls.TABLE)
             assert sorted(new) == sorted(names)
