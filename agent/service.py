@@ -49,6 +49,8 @@ from fleetnas.agent.shells import DeviceShell
 from fleetnas.api.v1 import agent_pb2, agent_pb2_grpc
 
 MAX_HASHES_PER_QUERY = 10_000
+#: how often a cancelled benchmark that had nothing to stop yet is tried again (s)
+CANCEL_RETRY_S = 0.02
 # A worker's stderr tail or a traceback: enough to debug, never a 4 MB log line.
 MAX_LOG_PRIVATE_CHARS = 8000
 T = TypeVar("T")
@@ -262,10 +264,23 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         lock = threading.Lock()
         running = [True]
 
-        def on_rpc_done() -> None:
-            with lock:
-                if running[0] and self._shell.cancel_current():
-                    get_logger().warning("benchmark cancelled by the client", extra={"sha256": sha})
+        def keep_cancelling() -> None:
+            # Until the job has ended: it may be between steps with nothing to stop yet
+            # (sampling the device), or replace a killed worker (a spare killed while it
+            # was being handed the job looks like one that died idle).
+            logged = False
+            while True:
+                with lock:
+                    if not running[0]:
+                        return
+                    if self._shell.cancel_current() and not logged:
+                        get_logger().warning("benchmark cancelled by the client",
+                                             extra={"sha256": sha})
+                        logged = True
+                time.sleep(CANCEL_RETRY_S)
+
+        def on_rpc_done() -> None:  # on a gRPC thread: never wait there
+            threading.Thread(target=keep_cancelling, name="cancel-benchmark", daemon=True).start()
 
         registered = context.add_callback(on_rpc_done)
         try:

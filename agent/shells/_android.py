@@ -58,6 +58,7 @@ class AndroidShell(DeviceShell):
                                  on_error=self._refresh_failed)  # fmt: skip
         self._failing = False
         self._closed = False
+        self._canceller: threading.Thread | None = None
 
     @classmethod
     def open(cls, config: AgentConfig) -> AndroidShell:
@@ -118,8 +119,12 @@ class AndroidShell(DeviceShell):
     def cancel_current(self) -> bool:
         if not self.phone.bench.running:
             return False
+        if self._canceller is not None and self._canceller.is_alive():
+            return True  # already being stopped (the service asks until the job ends)
         # Stopping takes adb calls; never on the gRPC thread that reports the disconnect.
-        threading.Thread(target=self.phone.cancel, name="phone-cancel", daemon=True).start()
+        self._canceller = threading.Thread(target=self.phone.cancel, name="phone-cancel",
+                                           daemon=True)
+        self._canceller.start()
         return True
 
     def close(self) -> None:
