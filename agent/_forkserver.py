@@ -138,6 +138,10 @@ class ForkedChild(Child):
         with self._lock:
             return f" (the fork server could not start it: {self._failure})" if self._failure else ""
 
+    def never_forked(self) -> bool:
+        with self._lock:
+            return self._failure is not None
+
 
 class ForkServer:
     """One zygote process and its control socket (see the module docstring). Thread-safe."""

@@ -133,6 +133,11 @@ class Child(ABC):
         """What to add to its exit status in an error (why it never started, say)."""
         return ""
 
+    def never_forked(self) -> bool:
+        """Whether a fork server failed before it could start this worker (the launcher then
+        falls back: starting another worker is worth it). False for spawned workers."""
+        return False
+
 
 class Launcher(ABC):
     """How the runner starts workers: spawned fresh, or forked from a warm zygote."""
@@ -381,6 +386,11 @@ class WorkerProcess:
             code = self.child.wait()
             return f"stopped answering ({describe_exit(code)} by the runner)"
         return describe_exit(code) + self.child.exit_note()
+
+    @property
+    def never_forked(self) -> bool:
+        """See :meth:`Child.never_forked`."""
+        return self.child.never_forked()
 
     @property
     def label(self) -> str:

@@ -284,10 +284,20 @@ class BenchmarkRunner:
                 return self._wait_ready(spare)
             except errors.WorkerCrashed as exc:
                 log.warning("warm spare worker died (%s); starting a fresh one", exc)
-        with self._lock:
-            if self._closed:
-                raise errors.ShuttingDown("the benchmark runner is closed")
-        return self._wait_ready(WorkerProcess(self._scratch, self._launcher))
+        for attempt in (1, 2):
+            with self._lock:
+                if self._closed:
+                    raise errors.ShuttingDown("the benchmark runner is closed")
+            worker = WorkerProcess(self._scratch, self._launcher)
+            try:
+                return self._wait_ready(worker)
+            except errors.WorkerCrashed as exc:
+                # A zygote that refused (it found a thread) or died fails the requests it
+                # had queued; the launcher falls back, so one more worker is worth it.
+                if attempt == 2 or not worker.never_forked:
+                    raise
+                log.warning("the fork server could not start a worker (%s); trying again", exc)
+        raise AssertionError("unreachable")
 
     def _wait_ready(self, worker: WorkerProcess) -> WorkerProcess:
         with self._lock:
