@@ -45,6 +45,7 @@ from fleetnas.controller.driver import (
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import local_agents
 from fleetnas.controller.lut import (
+    CalibrationError,
     LatencyPredictor,
     LutStore,
     build_lut,
@@ -185,14 +186,19 @@ def _build_luts(run: _Run, db: CostDB, scheduler: Scheduler, devices: list[Devic
                                cache_dir=run.cache_dir, on_progress=on_progress)
         if not report.complete or report.lut is None:
             raise click.ClickException(f"the LUT on {device.name} is incomplete: {report.failed[:3]}")
-        with lut_progress(run.quiet, f"calibration {device.name}") as on_progress:
-            calibration = calibrate_lut(report.lut, db=db, scheduler=scheduler,
-                                        k=size.calibration_n, cache_dir=run.cache_dir,
-                                        on_progress=on_progress)
-        run.console.print(
-            f"  {class_name}: {report.blocks} blocks ({report.measured} measured, "
-            f"{report.cached} from the cost DB), calibrated on {calibration.n} "
-            f"networks, fit error {calibration.fit_rmspe:.1f}%", highlight=False)
+        built = (f"  {class_name}: {report.blocks} blocks ({report.measured} measured, "
+                 f"{report.cached} from the cost DB)")
+        try:
+            with lut_progress(run.quiet, f"calibration {device.name}") as on_progress:
+                calibration = calibrate_lut(report.lut, db=db, scheduler=scheduler,
+                                            k=size.calibration_n, cache_dir=run.cache_dir,
+                                            on_progress=on_progress)
+        except CalibrationError as exc:  # a tiny LUT on a noisy host: say so, keep going
+            run.console.print(f"{built}; not calibrated ({escape(str(exc))}): the search "
+                              "predicts with the raw block sums", highlight=False)
+        else:
+            run.console.print(f"{built}, calibrated on {calibration.n} networks, fit error "
+                              f"{calibration.fit_rmspe:.1f}%", highlight=False)
         calibrated = LutStore(db).get(report.lut.id)  # with the line just fitted
         luts[class_name] = LatencyPredictor.from_lut(db, run.space, calibrated)
     return luts

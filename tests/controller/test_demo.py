@@ -45,7 +45,9 @@ def test_the_demo_runs_end_to_end_and_a_rerun_measures_nothing(tmp_path: Path) -
         luts = LutStore(db).find(space_name="nb201")
         assert sorted((lut.device, lut.threads, lut.status) for lut in luts) == [
             ("cpu-1t-0", 1, "complete"), ("cpu-2t-0", 2, "complete")]
-        assert all(lut.calibration is not None for lut in luts)
+        # calibrated, or (a tiny LUT on a noisy host: the slope came out <= 0) said so
+        uncalibrated = sum(lut.calibration is None for lut in luts)
+        assert " ".join(first.stdout.split()).count("; not calibrated (") == uncalibrated
         (record,) = SearchStore(db).searches()
         config = SearchConfig.from_dict(record.config)
         assert (record.status, record.mode, record.trials) == ("complete", "hybrid", 12)

@@ -128,8 +128,10 @@ def test_a_lut_search_report_pairs_its_predictions_with_the_later_measurements(
     assert result.exit_code == 0, result.output
     assert "LUT 1: nb201" in page
     pairs = _table_rows(page, "versus")
-    # the measured search's first generation is the same four uniform samples
-    assert len(pairs) == 4
+    # the measured search's first generation is the same four uniform samples; its second
+    # follows the measured latencies, so it may or may not repeat the LUT search's children
+    n = len(pairs)
+    assert 4 <= n <= 8
     with CostDB(stored.db_path) as db:
         for row in pairs:
             cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
@@ -142,8 +144,8 @@ def test_a_lut_search_report_pairs_its_predictions_with_the_later_measurements(
             assert float(error.split()[0]) == pytest.approx(
                 100 * (predicted / m.latency_ms - 1), abs=0.15)
     summary = _table_rows(page, "versus-summary")
-    assert len(summary) == 1 and "<td class=\"num\">4</td>" in summary[0]
-    assert "8 predicted latencies; 4 have a measurement, 4 have none." in page
+    assert len(summary) == 1 and f"<td class=\"num\">{n}</td>" in summary[0]
+    assert f"8 predicted latencies; {n} have a measurement, {8 - n} have none." in page
 
 
 def test_every_value_from_the_db_is_escaped(stored: Stored, tmp_path: Path) -> None:
@@ -230,7 +232,7 @@ def test_the_report_renders_in_headless_chromium(stored: Stored, tmp_path: Path)
     with CostDB(stored.db_path) as db:
         front = front_rows(load_search(SearchStore(db), LUT_SEARCH).engine)
     assert len(_table_rows(dom, "front")) == len(front) > 0
-    assert len(_table_rows(dom, "versus")) == 4
+    assert 4 <= len(_table_rows(dom, "versus")) == len(_table_rows(page, "versus"))
 
     shot = tmp_path / "report.png"
     _chromium(tmp_path / "profile-shot", "--window-size=1280,2400", f"--screenshot={shot}",
