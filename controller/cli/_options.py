@@ -28,6 +28,8 @@ from fleetnas.controller.costdb import (
     DeviceNotFound,
     ImportFormatError,
     InvalidRecord,
+    ModelAlreadyNamed,
+    NameTaken,
     NotACostDB,
     SchemaTooNew,
 )
@@ -185,6 +187,8 @@ _HINTS: tuple[tuple[type[CostDBError], str], ...] = (
     (DatabaseBusy, "another process holds it locked; retry, or find it with `fuser FILE`"),
     (ImportFormatError, "fix that line, or export the file again with `fleetnas db export`"),
     (DeviceNotFound, "see `fleetnas db stats` for the device names"),
+    (NameTaken, "choose another --name (`fleetnas db models` lists the names)"),
+    (ModelAlreadyNamed, "pass --rename to give it the new name, or keep the old one"),
     (InvalidRecord, "fix the record and try again"),
 )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from fleetnas.controller.cli._console import output_console, when
@@ -147,3 +150,50 @@ def merge(state: CliState, other: Path, source: str | None) -> None:
     with costdb_errors(), database:
         report = database.merge(other, source=source)
     _report(report, f"merged {other}")
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _inputs(inputs: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {'x'.join(map(str, spec.get('dims', [])))}"
+                     for name, spec in inputs.items()) or "-"
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_state
+def models(state: CliState, as_json: bool) -> None:
+    """List the models named with `fleetnas measure --name`, with their measurements.
+
+    \b
+    Example:
+        fleetnas measure model.onnx --name mlp --tag team=vision
+        fleetnas db models
+        fleetnas db models --json
+    """
+    database = open_costdb(state, must_exist=True)
+    with costdb_errors(), database:
+        named = database.user_models()
+    if as_json:
+        click.echo(json.dumps([summary.to_dict() for summary in named], indent=2))
+        return
+    console = output_console()
+    if not named:
+        console.print("No named models yet; name one with `fleetnas measure FILE --name NAME`.")
+        return
+    table = Table(title="Named models")
+    for name in ("name", "sha256", "precision", "params", "FLOPs", "inputs", "tags",
+                 "measurements", "devices", "last measured (UTC)"):
+        table.add_column(name, justify="right" if name in ("params", "FLOPs", "measurements")
+                         else "left", overflow="fold")
+    for s in named:
+        table.add_row(
+            escape(s.model.name), s.model.sha256[:12], s.model.precision, _count(s.params),
+            _count(s.flops), escape(_inputs(s.model.inputs)),
+            escape(", ".join(f"{k}={v}" for k, v in s.model.tags.items()) or "-"),
+            str(s.measurements), escape(", ".join(s.devices) or "-"),
+            when(s.last_measured_at),
+        )
+    console.print(table)

@@ -16,8 +16,6 @@ its operator profile is stored with the measurement and shown (see
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,106 +26,19 @@ from rich.table import Table
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
+from fleetnas.controller.cli._measuring import job_tag, plan_jobs, run_jobs, run_options
+from fleetnas.controller.cli._naming import Naming, naming_options
 from fleetnas.controller.cli._options import costdb_errors, settings_request
 from fleetnas.controller.cli._profile import DEFAULT_TOP, print_profile, save_profile_plot
-from fleetnas.controller.cli._progress import job_progress
-from fleetnas.controller.cli._scheduling import (
-    LOCAL_DEVICE,
-    STARTING_LOCAL_AGENT,
-    local_scheduler,
-)
 from fleetnas.controller.cli._targets import TargetFlags, target_options
-from fleetnas.controller.cli.fleet import db_path_of, fleet_errors, fleet_option
+from fleetnas.controller.cli.fleet import db_path_of, fleet_option
 from fleetnas.controller.costdb import CostDB, Measurement, message_to_dict
-from fleetnas.controller.driver import Target
-from fleetnas.controller.fleet import FleetFileError, fleet_path, load_fleet
-from fleetnas.controller.local_agents import LocalAgentError
-from fleetnas.controller.scheduler import (
-    DEFAULT_DEVICE_WAIT_S,
-    DEFAULT_MAX_RETRIES,
-    CacheLookup,
-    Job,
-    JobOutcome,
-    ModelRef,
-    OutcomeStatus,
-    Scheduler,
-)
-
-
-@dataclass(frozen=True)
-class _Tag:
-    """A job's label: the model file, and the target as the tables show it."""
-
-    model: str
-    target: str
-    label: str | None = None
-
-    def __str__(self) -> str:
-        return self.model
-
-
-def _jobs(models: Sequence[Path], targets: Sequence[Target]) -> list[Job]:
-    """One job per (model, target), model-major; each with its target's own request."""
-    jobs = []
-    for path in models:
-        ref = ModelRef.from_path(path)
-        for target in targets:
-            make = Job.on_class if target.is_class else Job.on_device
-            shown = target.label or (f"class {target.name}" if target.is_class else target.name)
-            jobs.append(make(ref, target.name, target.request(),
-                             tag=_Tag(path.name, shown, target.label)))
-    return jobs
-
-
-def _run_with_progress(
-    scheduler: Scheduler, jobs: list[Job], quiet: bool, use_cache: bool
-) -> list[JobOutcome]:
-    with job_progress(quiet or len(jobs) < 2) as on_progress:
-        return scheduler.run(jobs, on_progress=on_progress, use_cache=use_cache)
-
-
-def _run_local(
-    db: CostDB, jobs: list[Job], quiet: bool, max_retries: int, use_cache: bool
-) -> list[JobOutcome]:
-    """Answer from the cache if possible; otherwise start one loopback agent for the misses."""
-    cache = CacheLookup(db)
-    hits = [cache.find(job.model.sha256, [LOCAL_DEVICE], job.settings) if use_cache else None
-            for job in jobs]
-    if all(hits):
-        return [JobOutcome(i, job, OutcomeStatus.CACHED, LOCAL_DEVICE, hit)
-                for i, (job, hit) in enumerate(zip(jobs, hits, strict=True))]
-    announce = None if quiet else f"{STARTING_LOCAL_AGENT} (use --device/--class for a fleet)"
-    try:
-        with local_scheduler(db, max_retries=max_retries, device_wait_s=10.0,
-                             announce=announce) as scheduler:
-            return _run_with_progress(scheduler, jobs, quiet, use_cache)
-    except LocalAgentError as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from exc
-
-
-def _run_fleet(db: CostDB, path: Path, jobs: list[Job], quiet: bool, max_retries: int,
-               device_wait_s: float, use_cache: bool) -> list[JobOutcome]:
-    """Run the jobs on the fleet of ``path``; unknown devices and classes fail before any work."""
-    with fleet_errors():
-        try:
-            fleet = load_fleet(path)
-        except FleetFileError as exc:
-            raise click.ClickException(f"{exc}; or measure on this machine with --local") from exc
-        with Scheduler(fleet, db, max_retries=max_retries,
-                       device_wait_s=device_wait_s) as scheduler:
-            for job in jobs:
-                scheduler.eligible_devices(job)
-            return _run_with_progress(scheduler, jobs, quiet, use_cache)
+from fleetnas.controller.scheduler import JobOutcome
 
 
 def _ms(value: float) -> str:
     """Milliseconds with 4 significant digits (latencies span µs to seconds)."""
     return f"{value:.4g}"
-
-
-def _tag(job: Job) -> _Tag:
-    assert isinstance(job.tag, _Tag)
-    return job.tag
 
 
 def _stat_rows(m: Measurement) -> list[tuple[str, str]]:
@@ -173,7 +84,7 @@ def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
         m = o.measurement
         status = o.status.value if o.ok else f"[red]failed[/]: {escape(o.error_message or '')}"
         table.add_row(
-            escape(str(o.job.tag)), escape(_tag(o.job).target), escape(o.device or "-"), status,
+            escape(str(o.job.tag)), escape(job_tag(o.job).target), escape(o.device or "-"), status,
             _ms(m.latency_ms) if m else "-", _ms(m.p90_ms) if m else "-",
             f"{m.cv:.3f}" if m else "-", str(len(m.samples_ms)) if m else "-",
         )
@@ -190,7 +101,7 @@ def outcome_dict(
         "model": str(outcome.job.tag),
         "model_sha256": outcome.job.model.sha256,
         "target": {"class" if outcome.job.target.is_class else "device": outcome.job.target.name,
-                   **({"label": label} if (label := _tag(outcome.job).label) else {})},
+                   **({"label": label} if (label := job_tag(outcome.job).label) else {})},
         "status": outcome.status.value,
         "device": outcome.device,
         "error": None if error is None else {
@@ -251,10 +162,8 @@ def _show_profiles(console: Console | None, outcomes: list[JobOutcome], profiles
               help="With --profile: how many nodes the table shows, slowest first.")
 @click.option("--profile-plot", type=click.Path(dir_okay=False, path_type=Path),
               help="With --profile: write a PNG bar chart of the time by op type to FILE.")
-@click.option("--max-retries", default=DEFAULT_MAX_RETRIES, show_default=True, type=int,
-              help="Retries of a job on other devices of its class after transient failures.")
-@click.option("--wait", "device_wait_s", default=DEFAULT_DEVICE_WAIT_S, show_default=True,
-              type=float, help="Seconds a job waits for a down device to come back.")
+@naming_options
+@run_options
 @fleet_option
 @click.pass_context
 def measure(
@@ -264,6 +173,7 @@ def measure(
     as_json: bool,
     profile_top: int,
     profile_plot: Path | None,
+    naming: Naming,
     max_retries: int,
     device_wait_s: float,
     fleet_file: Path | None,
@@ -282,27 +192,24 @@ def measure(
         fleetnas measure a.onnx b.onnx --device pi4-a --device jetson-1
         fleetnas measure model.onnx --device x86:threads=1 --device x86:threads=2,label=x86-2t
         fleetnas measure model.onnx --local --profile --profile-plot ops.png
+        fleetnas measure m.onnx --name resnet18-int8 --tag team=vision --tag owner=ana
+
+    --name stores the model under that name with its tags, detected precision,
+    params, FLOPs and input shapes (`fleetnas db models` lists them). Names
+    are unique and a model has one: a second name for the same bytes is an
+    error unless --rename is given. --tag alone adds tags to a model's
+    stored name (or names it after its file).
     """
-    if max_retries < 0:
-        raise click.UsageError(f"--max-retries must be >= 0, got {max_retries}")
     if profile_plot is not None and not request.profile:
         raise click.UsageError("--profile-plot needs --profile")
-    path = fleet_path(fleet_file)
-    local = targets.local or not targets.named
-    if local and not targets.local and path.exists():
-        with fleet_errors():
-            fleet = load_fleet(path)
-        raise click.UsageError(
-            f"say where to measure: --device NAME or --class CLASS ({path} has classes: "
-            f"{', '.join(fleet.classes()) or 'none'}), or --local for this machine"
-        )
-    jobs = _jobs(models, [targets.local_target(request)] if local else targets.parse(request))
+    naming.check(models)
+    plan = plan_jobs(models, targets, request, fleet_file)
     with costdb_errors(), CostDB(db_path_of(ctx)) as db:
-        use_cache = not request.profile
-        if local:
-            outcomes = _run_local(db, jobs, as_json, max_retries, use_cache)
-        else:
-            outcomes = _run_fleet(db, path, jobs, as_json, max_retries, device_wait_s, use_cache)
+        for line in naming.apply(db, models):
+            if not as_json:
+                click.echo(line, err=True)
+        outcomes = run_jobs(db, plan, quiet=as_json, max_retries=max_retries,
+                            device_wait_s=device_wait_s, use_cache=not request.profile)
         profiles = _profiles_of(db, outcomes) if request.profile else {}
     if as_json:
         console = None

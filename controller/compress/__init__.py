@@ -51,6 +51,7 @@ from fleetnas.controller.compress._errors import (
 )
 from fleetnas.controller.compress._fp16 import Fp16Options, convert_fp16
 from fleetnas.controller.compress._graph import TensorSpec
+from fleetnas.controller.compress._identity import ModelIdentity, model_identity
 from fleetnas.controller.compress._inputs import DatasetInputs
 from fleetnas.controller.compress._precision import (
     GENE_PRECISIONS,
@@ -90,6 +91,7 @@ __all__ = [
     "FP32Options",
     "Fp16Options",
     "InvalidModel",
+    "ModelIdentity",
     "ModelInfo",
     "NotCompressible",
     "Precision",
@@ -109,6 +111,7 @@ __all__ = [
     "detect_precision",
     "evaluate_onnx",
     "make_variant",
+    "model_identity",
     "model_logits",
     "parse_precision",
     "parse_precisions",

@@ -30,6 +30,8 @@ from fleetnas.controller.costdb._errors import (
     DeviceNotFound,
     ImportFormatError,
     InvalidRecord,
+    ModelAlreadyNamed,
+    NameTaken,
     NotACostDB,
     SchemaTooNew,
 )
@@ -44,6 +46,7 @@ from fleetnas.controller.costdb._settings_hash import (
     settings_hash,
     settings_to_dict,
 )
+from fleetnas.controller.costdb._user_models import UserModel, UserModelSummary
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_S",
@@ -67,10 +70,14 @@ __all__ = [
     "Measurement",
     "Migration",
     "Model",
+    "ModelAlreadyNamed",
+    "NameTaken",
     "NotACostDB",
     "Profile",
     "SchemaTooNew",
     "Summary",
+    "UserModel",
+    "UserModelSummary",
     "canonical_json",
     "hardware_change",
     "hardware_id",

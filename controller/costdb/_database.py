@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,13 @@ from fleetnas.controller.costdb._statements import (
     UPSERT_DEVICE,
     UPSERT_MODEL,
     insert_measurements,
+)
+from fleetnas.controller.costdb._user_models import (
+    UserModel,
+    UserModelSummary,
+    find_user_model,
+    name_model,
+    user_model_summaries,
 )
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "LOCAL_SOURCE", "CostDB", "DeviceSummary", "Summary"]
@@ -172,6 +179,42 @@ class CostDB(SQLiteFile):
         """The model with that hash, or ``None``."""
         row = self.query_one(MODEL_BY_SHA, (sha256,))
         return None if row is None else Model.from_row(row)
+
+    # -- user models (see ._user_models) ------------------------------------------------
+
+    def name_model(
+        self,
+        sha256: str,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        format: str = "onnx",
+        precision: str = "unknown",
+        inputs: Mapping[str, Any] | None = None,
+        size_bytes: int | None = None,
+        params: int | None = None,
+        flops: int | None = None,
+        rename: bool = False,
+    ) -> UserModel:
+        """Name the model ``sha256`` (creating its ``models`` row, filling in its counts) under
+        the naming rule of :mod:`._user_models`; returns the stored row. Raises NameTaken,
+        ModelAlreadyNamed (unless ``rename``) and InvalidRecord."""
+        now = time.time()
+        model = UserModel(sha256, name, dict(tags or {}), format, precision, dict(inputs or {}),
+                          now, now)
+        counts = Model(sha256, size_bytes, None, None, params, flops, now)
+        with self.write_transaction() as conn:
+            return name_model(conn, model, counts, rename=rename)
+
+    def get_user_model(self, key: str) -> UserModel | None:
+        """The user model named ``key`` (or with sha256 ``key``), or ``None``."""
+        with self.read_snapshot() as conn:
+            return find_user_model(conn, key)
+
+    def user_models(self) -> list[UserModelSummary]:
+        """Every named model with its counts and measurements, by name."""
+        with self.read_snapshot() as conn:
+            return user_model_summaries(conn)
 
     # -- measurements ------------------------------------------------------------------
 

@@ -94,3 +94,28 @@ class ImportFormatError(CostDBError, ValueError):
         self.path = str(path)
         self.line = line
         self.detail = detail
+
+
+class NameTaken(CostDBError, ValueError):
+    """A model name is already held by a model with other bytes (names are unique)."""
+
+    def __init__(self, name: str, holder_sha256: str) -> None:
+        super().__init__(name, holder_sha256)
+        self.name = name
+        self.holder_sha256 = holder_sha256
+
+    def __str__(self) -> str:
+        return f"the name {self.name!r} is already model {self.holder_sha256[:12]}"
+
+
+class ModelAlreadyNamed(CostDBError, ValueError):
+    """These bytes already have another name (a model has one name)."""
+
+    def __init__(self, sha256: str, name: str, wanted: str) -> None:
+        super().__init__(sha256, name, wanted)
+        self.sha256 = sha256
+        self.name = name
+        self.wanted = wanted
+
+    def __str__(self) -> str:
+        return f"model {self.sha256[:12]} is already named {self.name!r}, not {self.wanted!r}"

@@ -37,6 +37,7 @@ from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
 from fleetnas.controller.costdb._hardware import hardware_id
 from fleetnas.controller.costdb._profiles import PROFILES_SINCE, Profile
 from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._user_models import USER_MODELS_SINCE, UserModel
 
 
 @dataclass(frozen=True)
@@ -234,12 +235,18 @@ def _operator_profiles(db: sqlite_utils.Database) -> None:
     db.execute(create_table_sql(Profile.TABLE, Profile.COLUMNS, PROFILES_SINCE))
 
 
+# Version 6: user models with names (see ._user_models), one row per named model.
+def _user_models(db: sqlite_utils.Database) -> None:
+    db.execute(create_table_sql(UserModel.TABLE, UserModel.COLUMNS, USER_MODELS_SINCE))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
     Migration(3, "search_tables", _search_tables),
     Migration(4, "hardware_identity", _hardware_identity),
     Migration(PROFILES_SINCE, "operator_profiles", _operator_profiles),
+    Migration(USER_MODELS_SINCE, "user_models", _user_models),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
