@@ -18,12 +18,14 @@ from fleetnas.controller.cli._options import CliState, db_option
 # name -> "module:attribute" of a click command or group; one line per module.
 SUBCOMMANDS: dict[str, str] = {
     "agent": "fleetnas.controller.cli.agent:agent",
+    "compare": "fleetnas.controller.cli.compare:compare",
     "db": "fleetnas.controller.cli.db:db",
     "demo": "fleetnas.controller.cli.demo:demo",
     "export": "fleetnas.controller.cli.export:export",
     "fleet": "fleetnas.controller.cli.fleet:fleet",
     "lut": "fleetnas.controller.cli.lut:lut",
     "measure": "fleetnas.controller.cli.measure:measure",
+    "quantize": "fleetnas.controller.cli.quantize:quantize",
     "report": "fleetnas.controller.cli.report:report",
     "search": "fleetnas.controller.cli.search:search",
 }
