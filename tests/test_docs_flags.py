@@ -32,12 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE_OF: dict[str, str] = {
     "fleetnas": "README.md",              # the group's own options (--db)
     "fleetnas agent": "docs/fleet.md",    # fleetnas agent local
+    "fleetnas compare": "docs/compress.md",
     "fleetnas db": "docs/costdb.md",
     "fleetnas demo": "docs/demo.md",
     "fleetnas export": "docs/spaces.md",  # export of archs: docs/spaces.md "ONNX export"
     "fleetnas fleet": "docs/fleet.md",
     "fleetnas lut": "docs/lut.md",
     "fleetnas measure": "docs/fleet.md",
+    "fleetnas quantize": "docs/compress.md",
     "fleetnas report": "docs/report.md",
     "fleetnas search": "docs/search.md",
     "fleetnas-agent": "docs/agent.md",
