@@ -26,7 +26,7 @@ def _report(report: ImportReport, what: str) -> None:
     click.echo(
         f"{what}: added {report.added} measurements, skipped {report.skipped_duplicates} "
         f"duplicates; new devices {report.devices_added}, new models {report.models_added}, "
-        f"new profiles {report.profiles_added}"
+        f"new profiles {report.profiles_added}, new model names {report.names_added}"
     )
 
 
@@ -113,7 +113,8 @@ def export(state: CliState, file: Path, fmt: str | None) -> None:
         report = database.export(file, fmt=fmt)
     click.echo(
         f"exported {report.measurements} measurements, {report.devices} devices, "
-        f"{report.models} models, {report.profiles} profiles to {file}"
+        f"{report.models} models, {report.profiles} profiles, {report.names} model names "
+        f"to {file}"
     )
 
 

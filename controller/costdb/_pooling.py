@@ -5,12 +5,14 @@ Two file formats carry the same records:
 * **JSON lines** (``.jsonl``): line 1 is a header
   ``{"format": "fleetnas-costdb", "version": 1, ...}``; every further line is
   one record with a ``"type"`` of ``"device"``, ``"model"``,
-  ``"measurement"`` or ``"profile"`` (a measurement's operator profile, after
-  the measurements) and the record's fields (see ``docs/costdb.md``).
+  ``"measurement"``, ``"profile"`` (a measurement's operator profile, after
+  the measurements) or ``"user_model"`` (a model's name and tags, after the
+  models; local names win on import) and the record's fields (see
+  ``docs/costdb.md``).
 * **CSV** (``.csv``): one row per measurement, its fields as columns, followed
   by its device's fields (``device_*``, empty when the device row is unknown)
   and its model's (``model_*``), then its operator profile as JSON
-  (``profile``, empty when not profiled). Structured values (samples, settings,
+  (``profile``, empty when not profiled); model names are not in CSV. Structured values (samples, settings,
   warnings, paired details, descriptions) are JSON in their cell; ``None`` is
   an empty cell; floats are written with ``repr`` so they read back exactly.
 
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeAlias
 
 from fleetnas.controller.atomic_files import atomic_writer
 from fleetnas.controller.costdb._codec import Column, decode_csv, encode_csv, named_rows
@@ -62,13 +64,20 @@ from fleetnas.controller.costdb._statements import (
     UPSERT_MODEL,
     insert_measurements,
 )
+from fleetnas.controller.costdb._user_models import (
+    INSERT_USER_MODEL_IF_NEW,
+    USER_MODEL_COLUMNS,
+    USER_MODELS_SINCE,
+    UserModel,
+)
 
 ExportFormat = Literal["jsonl", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
 JSONL_FORMAT_NAME = "fleetnas-costdb"
 #: 2 added ``hardware_id`` to measurements (version 1 files import, without it);
-#: 3 added ``profile`` records (older files import, with no profiles)
-JSONL_VERSION = 3
+#: 3 added ``profile`` records (older files import, with no profiles);
+#: 4 added ``user_model`` records (older files import, with no names)
+JSONL_VERSION = 4
 LOCAL_SOURCE = "local"
 _CSV_FIELD_LIMIT = 1 << 28
 
@@ -81,6 +90,7 @@ class Records:
     models: list[Model] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
+    user_models: list[UserModel] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class ImportReport:
     devices_added: int
     models_added: int
     profiles_added: int = 0
+    names_added: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class ExportReport:
     models: int
     measurements: int
     profiles: int = 0
+    names: int = 0
 
 
 def detect_format(path: str | Path, fmt: str | None) -> ExportFormat:
@@ -127,6 +139,7 @@ def write_jsonl(
     models: Iterable[Model],
     measurements: Iterable[Measurement],
     profiles: Iterable[Profile] = (),
+    user_models: Iterable[UserModel] = (),
 ) -> ExportReport:
     """Write a header then every record, one compact JSON object per line."""
     header = {
@@ -136,10 +149,11 @@ def write_jsonl(
         "exported_at": time.time(),
     }
     handle.write(json.dumps(header) + "\n")
-    counts = {"device": 0, "model": 0, "measurement": 0, "profile": 0}
+    counts = {"device": 0, "model": 0, "measurement": 0, "profile": 0, "user_model": 0}
     groups: tuple[tuple[str, Iterable[Any]], ...] = (
         ("device", devices),
         ("model", models),
+        ("user_model", user_models),
         ("measurement", measurements),
         ("profile", profiles),
     )
@@ -149,15 +163,18 @@ def write_jsonl(
             handle.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
             counts[kind] += 1
     return ExportReport(
-        counts["device"], counts["model"], counts["measurement"], counts["profile"]
+        counts["device"], counts["model"], counts["measurement"], counts["profile"],
+        counts["user_model"],
     )
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any]], Device | Model | Measurement | Profile]] = {
+Built: TypeAlias = Device | Model | Measurement | Profile | UserModel
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Built]] = {
     "device": Device.from_dict,
     "model": Model.from_dict,
     "measurement": Measurement.from_dict,
     "profile": Profile.from_dict,
+    "user_model": UserModel.from_dict,
 }
 
 
@@ -182,6 +199,7 @@ def read_jsonl(path: str | Path) -> Records:
     path = Path(path)
     records = Records()
     uids: set[str] = set()
+    models: set[str] = set()
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if number == 1:
@@ -209,6 +227,12 @@ def read_jsonl(path: str | Path) -> Records:
                 records.devices.append(record)
             elif isinstance(record, Model):
                 records.models.append(record)
+                models.add(record.sha256)
+            elif isinstance(record, UserModel):
+                if record.sha256 not in models:  # it must follow its model
+                    raise ImportFormatError(path, number, f"name {record.name!r} of model "
+                                            f"{record.sha256[:12]}: not in the file before it")
+                records.user_models.append(record)
             elif isinstance(record, Profile):
                 if record.measurement_uid not in uids:  # it must follow its measurement
                     raise ImportFormatError(path, number, f"profile of measurement "
@@ -376,6 +400,8 @@ def read_costdb(path: str | Path) -> Records:
             _read_table(path, conn, Measurement, "id", records.measurements)
             if history[-1][0] >= PROFILES_SINCE:
                 _read_table(path, conn, Profile, "measurement_uid", records.profiles)
+            if history[-1][0] >= USER_MODELS_SINCE:
+                _read_table(path, conn, UserModel, "name", records.user_models)
         conn.execute("COMMIT")
         return records
     finally:
@@ -417,16 +443,20 @@ def read_all(conn: sqlite3.Connection) -> Records:
             f"SELECT {MEASUREMENT_COLUMNS} FROM measurements ORDER BY id")],
         profiles=[Profile.from_row(r) for r in rows(
             f"SELECT {PROFILE_COLUMNS} FROM {Profile.TABLE} ORDER BY measurement_uid")],
+        user_models=[UserModel.from_row(r) for r in rows(
+            f"SELECT {USER_MODEL_COLUMNS} FROM {UserModel.TABLE} ORDER BY name")],
     )  # fmt: skip
 
 
 def write_export(path: str | Path, fmt: ExportFormat, records: Records) -> ExportReport:
     """Write ``records`` to ``path`` in ``fmt``; the file appears only once complete."""
-    writer = write_csv if fmt == "csv" else write_jsonl
     with atomic_write(path) as handle:
-        return writer(
-            handle, records.devices, records.models, records.measurements, records.profiles
-        )
+        if fmt == "csv":
+            return write_csv(
+                handle, records.devices, records.models, records.measurements, records.profiles
+            )
+        return write_jsonl(handle, records.devices, records.models, records.measurements,
+                           records.profiles, records.user_models)
 
 
 def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportReport:
@@ -439,9 +469,10 @@ def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportRep
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     devices_before, models_before = count("devices"), count("models")
-    profiles_before = count(Profile.TABLE)
+    profiles_before, names_before = count(Profile.TABLE), count(UserModel.TABLE)
     conn.executemany(INSERT_DEVICE_IF_NEW, (d.to_row() for d in records.devices))
     conn.executemany(UPSERT_MODEL, (m.to_row() for m in records.models))
+    conn.executemany(INSERT_USER_MODEL_IF_NEW, (u.to_row() for u in records.user_models))
     added, skipped = insert_measurements(conn, incoming)
     # after the measurements they belong to; a known profile is kept as it is
     conn.executemany(INSERT_PROFILE, (p.to_row() for p in records.profiles))
@@ -452,4 +483,5 @@ def ingest(conn: sqlite3.Connection, records: Records, source: str) -> ImportRep
         devices_added=count("devices") - devices_before,
         models_added=count("models") - models_before,
         profiles_added=count(Profile.TABLE) - profiles_before,
+        names_added=count(UserModel.TABLE) - names_before,
     )

@@ -16,6 +16,10 @@ The naming rule:
   with another name it is :class:`ModelAlreadyNamed`, unless ``rename`` is
   set, which moves the model to the new name (its tags kept and merged).
 
+Names travel with ``db export`` (JSON lines) and ``db merge``; on import a
+name or model that already has a local row keeps it (local names win), so an
+import never renames anything. CSV exports carry measurements only.
+
 Every naming runs in one write transaction (read, check, write), so two
 processes naming at once cannot break either rule.
 """
@@ -33,6 +37,7 @@ from fleetnas.controller.costdb._codec import (
     Column,
     column,
     encode_json,
+    fields_from_json,
     insert_sql,
     named_row,
     named_rows,
@@ -100,6 +105,11 @@ class UserModel:
         """A JSON-ready dict."""
         return {c.name: encode_json(c, getattr(self, c.name)) for c in self.COLUMNS}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UserModel:
+        """Build and validate. Raises :class:`InvalidRecord`."""
+        return cls(**fields_from_json(cls.COLUMNS, data)).validate()
+
 
 def validate_name(name: str) -> str:
     """``name`` if it is a usable model name (non-empty, printable, unpadded, <= 200
@@ -148,6 +158,9 @@ _UPDATE = (
     "UPDATE user_models SET name = :name, tags = :tags, format = :format, "
     "precision = :precision, inputs = :inputs, updated_at = :updated_at WHERE sha256 = :sha256"
 )
+#: the import's insert: a name or a model known here keeps its local row (local names win)
+INSERT_USER_MODEL_IF_NEW = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+USER_MODEL_COLUMNS = _COLUMNS
 _BY_SHA = f"SELECT {_COLUMNS} FROM user_models WHERE sha256 = ?"
 _BY_NAME = f"SELECT {_COLUMNS} FROM user_models WHERE name = ?"
 _SUMMARIES = f"""

@@ -10,6 +10,7 @@ import pytest
 from fleetnas.controller.costdb import (
     LATEST_VERSION,
     CostDB,
+    ImportFormatError,
     InvalidRecord,
     ModelAlreadyNamed,
     NameTaken,
@@ -72,3 +73,39 @@ def test_bad_names_and_tags_are_refused(name: str, tags: dict[str, str], match: 
     with pytest.raises(InvalidRecord, match=match):
         db.name_model(A, name, tags=tags)
     assert db.user_models() == []
+
+
+def test_names_travel_with_exports_and_merges_and_local_names_win(tmp_path: Path) -> None:
+    with CostDB(tmp_path / "alice.db") as alice:
+        alice.name_model(A, "mlp", tags={"team": "vision"}, precision="fp32", params=72)
+        alice.name_model(B, "mlp-b", precision="int8")
+        report = alice.export(tmp_path / "alice.jsonl")
+        assert report.names == 2 and report.models == 2
+    with CostDB(tmp_path / "bob.db") as bob:
+        bob.name_model(B, "bobs-name")  # the same bytes, named here first
+        imported = bob.import_file(tmp_path / "alice.jsonl")
+        assert imported.names_added == 1 and imported.models_added == 1
+        names = {s.model.sha256: s.model for s in bob.user_models()}
+    assert names[A].name == "mlp" and names[A].tags == {"team": "vision"}
+    assert names[B].name == "bobs-name"  # an import never renames a local model
+    with CostDB(tmp_path / "carol.db") as carol:
+        carol.name_model(hashlib.sha256(b"other").hexdigest(), "mlp")  # the name is taken here
+        merged = carol.merge(tmp_path / "alice.db")
+        assert merged.names_added == 1
+        assert {s.model.name for s in carol.user_models()} == {"mlp", "mlp-b"}
+        assert carol.get_user_model("mlp") != carol.get_user_model(A)
+
+
+def test_an_export_whose_name_comes_before_its_model_is_refused(tmp_path: Path) -> None:
+    with CostDB(tmp_path / "a.db") as db:
+        db.name_model(A, "mlp")
+        db.export(tmp_path / "a.jsonl")
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    model_line = next(i for i, line in enumerate(lines) if '"type":"model"' in line)
+    name_line = next(i for i, line in enumerate(lines) if '"type":"user_model"' in line)
+    lines[model_line], lines[name_line] = lines[name_line], lines[model_line]
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    with CostDB(tmp_path / "b.db") as db, pytest.raises(ImportFormatError, match="not in the file before"):
+        db.import_file(tmp_path / "bad.jsonl")
+    with CostDB(tmp_path / "b.db") as db:
+        assert db.user_models() == [] and db.get_model(A) is None
