@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import string
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetnas.controller.costdb import (
     LATEST_VERSION,
@@ -14,6 +18,7 @@ from fleetnas.controller.costdb import (
     InvalidRecord,
     ModelAlreadyNamed,
     NameTaken,
+    UserModel,
 )
 from tests import onnx_models
 
@@ -109,3 +114,24 @@ def test_an_export_whose_name_comes_before_its_model_is_refused(tmp_path: Path) 
         db.import_file(tmp_path / "bad.jsonl")
     with CostDB(tmp_path / "b.db") as db:
         assert db.user_models() == [] and db.get_model(A) is None
+
+
+_tag_keys = st.text(string.ascii_letters + string.digits + "_.:/-", min_size=1, max_size=10)
+_printable = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
+
+
+@settings(max_examples=40)
+@given(
+    name=_printable.map(str.strip).filter(bool),
+    tags=st.dictionaries(_tag_keys, _printable, max_size=4),
+    dims=st.lists(st.one_of(st.integers(1, 512), st.sampled_from(["batch", "n"])), max_size=4),
+    precision=st.sampled_from(["fp32", "fp16", "int8", "int8-dynamic", "mixed", "unknown"]),
+)
+def test_user_model_round_trips_through_sqlite_and_json(
+    name: str, tags: dict[str, str], dims: list[int | str], precision: str
+) -> None:
+    db = CostDB(memory=True)
+    stored = db.name_model(A, name, tags=tags, precision=precision,
+                           inputs={"x": {"dims": dims, "dtype": "float32"}})
+    assert db.get_user_model(name) == stored
+    assert UserModel.from_dict(json.loads(json.dumps(stored.to_dict()))) == stored
