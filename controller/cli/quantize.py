@@ -25,7 +25,7 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.atomic_files import write_bytes_atomic
 from fleetnas.controller.cli._comparison import save_comparison_plot
 from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._measuring import run_options
+from fleetnas.controller.cli._measuring import plan_jobs, run_options
 from fleetnas.controller.cli._options import settings_request
 from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.compare import compare_models, report_failures, show_comparison
@@ -147,6 +147,8 @@ def quantize(
     measuring = measure_them or targets.named or targets.local
     if plot is not None and not measuring:
         raise click.UsageError("--plot needs --measure (or a --device/--class/--local target)")
+    if measuring:  # a target that cannot be used fails before any file is written
+        plan_jobs([model], targets, request, fleet_file)
     written = _variants(model, precisions, calibration, out_dir or model.parent)
     if as_json and not measuring:
         click.echo(json.dumps({"variants": written}, indent=2))

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from fleetnas.controller.compress import detect_precision
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.fleet import save_fleet
+from fleetnas.controller.fleet import Device, Fleet, save_fleet
 from tests import onnx_models
 from tests.controller.conftest import AgentPool, fleet_of, fleetnas_cli
 
@@ -148,3 +148,14 @@ def test_quantize_refuses_an_already_quantized_model_and_a_missing_file(
     assert again.exit_code == 1 and "already int8-dynamic" in _error_line(again.output)
     missing = runner.invoke(cli, ["quantize", "nope.onnx"])
     assert missing.exit_code == 2 and "nope.onnx" in _error_line(missing.output)
+
+
+def test_quantize_with_a_fleet_file_but_no_target_writes_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # the file is only read (nothing is contacted before the error)
+    save_fleet(Fleet.of([Device("pi4-a", "pi4", "127.0.0.1:9")]), tmp_path / "fleet.toml")
+    model = _write(tmp_path / "m.onnx", onnx_models.mlp(8, 1))
+    result = runner.invoke(fleetnas_cli(), ["quantize", str(model), "--measure"])
+    assert result.exit_code == 2 and "say where to measure" in _error_line(result.output)
+    assert not list(tmp_path.glob("m.*.onnx"))
