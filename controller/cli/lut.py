@@ -669,3 +669,7 @@ def import_(
            f"{info.calibration.b:+.4f} ms")
         + f" ({time.monotonic() - started:.1f} s)"
     )
+
+
+# ``lut transfer`` lives in its own module; importing it registers it on the group.
+from fleetnas.controller.cli import lut_transfer as _lut_transfer  # noqa: E402,F401
