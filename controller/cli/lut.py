@@ -431,6 +431,10 @@ def _refresh(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
         result = refresh_lut(space, info, db=db, scheduler=scheduler, max_cv=refresh.max_cv,
                              max_blocks=refresh.max_remeasure, statistic=_statistic(refresh),
                              cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+    if not result.selected:
+        click.echo(f"nothing to re-measure: no entry of {info.label()} is over --max-cv "
+                   f"{refresh.max_cv:g}")
+        return _complete(result.build)
     _print_build(space, target, result.build)
     table = Table(title=escape(f"entries measured again ({info.label()})"))
     for column in ("block", "before ms", "after ms", "change", "noise before", "noise after"):

@@ -105,7 +105,9 @@ def refresh_lut(
     """Measure a LUT's stale or noisy entries again (see the module docstring).
 
     ``statistic`` other than the LUT's restates every entry with it first, as
-    :func:`build_lut` does (noise, and so the selection, does not depend on it).
+    :func:`build_lut` does (noise, and so the selection, does not depend on it);
+    when no block is selected nothing is measured and the statistic is left
+    as it is.
 
     ``space`` must be the LUT's (LutMismatch otherwise); ValueError for a
     negative ``max_cv`` or a ``max_blocks`` below 1. UnknownDevice when the
@@ -128,11 +130,14 @@ def refresh_lut(
     # Noisiest first; no entry or no measurement (unknown) before everything.
     keys.sort(key=lambda k: -math.inf if noise.get(k) is None else -(noise[k] or 0.0))
     chosen = keys if max_blocks is None else keys[:max_blocks]
-    build = build_lut(
-        space, lut.device, settings_from_dict(lut.settings), db=db, scheduler=scheduler,
-        cache_dir=cache_dir, on_progress=on_progress, use_cache=False, only=chosen,
-        statistic=statistic or lut.statistic,
-    )  # fmt: skip
+    if not chosen:  # nothing over max_cv: nothing to measure (nor to restate)
+        build = BuildReport(lut=store.get(lut.id), blocks=0, cached=0, measured=0)
+    else:
+        build = build_lut(
+            space, lut.device, settings_from_dict(lut.settings), db=db, scheduler=scheduler,
+            cache_dir=cache_dir, on_progress=on_progress, use_cache=False, only=chosen,
+            statistic=statistic or lut.statistic,
+        )  # fmt: skip
     after = store.entries(lut.id)
     noise_after = _noise_of(db, after)
     rows = []
