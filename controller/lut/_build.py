@@ -224,6 +224,11 @@ class _EntryWriter:
         )  # fmt: skip
 
 
+def _check_statistic(statistic: str | None) -> None:
+    if statistic is not None and statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+
+
 def build_lut(
     space: SearchSpace,
     device: str,
@@ -252,8 +257,7 @@ def build_lut(
     KeyboardInterrupt the entries stored so far are kept and the interrupt
     propagates; run the build again to resume.
     """
-    if statistic is not None and statistic not in STATISTICS:
-        raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+    _check_statistic(statistic)
     model_format = scheduler.model_format_for(Target.device(device), settings)  # UnknownDevice
     all_blocks = distinct_blocks(space)
     blocks = all_blocks if only is None else [b for b in all_blocks if b.key in set(only)]
@@ -301,12 +305,10 @@ def build_lut(
         cached=writer.cached,
         measured=writer.measured,
         failed=tuple(writer.failed),
-        export_s=exported - started,
-        measure_s=time.monotonic() - exported,
-        remeasured=writer.remeasured(),
-        statistic_before=writer.statistic_before,
+        export_s=exported - started, measure_s=time.monotonic() - exported,
+        remeasured=writer.remeasured(), statistic_before=writer.statistic_before,
         restated=writer.restated,
-    )
+    )  # fmt: skip
 
 
 def remeasure_lut(
