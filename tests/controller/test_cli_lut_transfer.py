@@ -1,6 +1,6 @@
 """``fleetnas lut transfer`` against two real loopback agents: a source and a new device.
 
-The source measures 14 archs of a tiny NAS-Bench-201 space (plain jobs, into
+The source measures 10 archs of a tiny NAS-Bench-201 space (plain jobs, into
 the cost DB); the new device (graph optimisation disabled, so it is not the
 source) is then predicted from 5 of its own protocol measurements, and scored
 with ``--eval`` on 4 fresh archs. One protocol round per arch keeps it fast.
@@ -41,14 +41,14 @@ def test_transfer_measures_n_reference_archs_and_scores_fresh_ones(
     db_path, cache = tmp_path / "cost.db", tmp_path / "onnx"
     with CostDB(db_path) as db, Scheduler(fleet_of([source, target]), db) as scheduler:
         jobs = []
-        for arch in reference_archs(SPACE, 14, seed=0):
+        for arch in reference_archs(SPACE, 10, seed=0):
             exported = export_arch(SPACE, arch, cache_dir=cache)
             db.record_model(exported.sha256, len(exported.onnx_bytes), space=SPACE.identity(),
                             arch=SPACE.encode(arch))
             jobs.append(Job.on_device(exported.onnx_bytes, source.name, tiny_settings()))
         assert all(o.ok for o in scheduler.run(jobs))
     base = ["--db", str(db_path), "lut", "transfer", *SPACE_ARGS, "--device", target.name,
-            "--fleet", str(fleet_path), "--cache-dir", str(cache), "--min-source-archs", "14"]
+            "--fleet", str(fleet_path), "--cache-dir", str(cache), "--min-source-archs", "10"]
 
     result = invoke(*base, "--n", "5", "--eval", "4", "--from", source.name,
                     "--from", "nobody", "--json", *FAST)
@@ -57,7 +57,7 @@ def test_transfer_measures_n_reference_archs_and_scores_fresh_ones(
     assert doc["n"] == 5 and doc["device"] == target.name
     assert set(doc["reference_archs"]) == {SPACE.encode(a) for a in reference_archs(SPACE, 5)}
     assert [s["device"] for s in doc["sources"]] == [source.name]  # never the new device
-    assert doc["sources"][0]["archs"] == 14
+    assert doc["sources"][0]["archs"] == 10
     assert "--from nobody: not a source" in result.stderr
     ev = doc["eval"]
     assert ev["n"] == 4 and len(ev["rows"]) == 4
