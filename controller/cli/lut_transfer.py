@@ -165,12 +165,12 @@ def _print(device: str, space: str, result: TransferResult,
         refs.add_row(escape(arch), f"{ms:.4f}")
     console.print(refs)
     click.echo(f"measured {len(result.measured)} reference archs on {device} "
-               f"({result.device_s:.1f} s of device time); nearest source: "
+               f"({result.device_s:.1f} s of device time now); nearest source: "
                f"{result.nearest or '-'}; leave-one-out RMSPE {result.fit.loo_rmspe:.1f}%")
     if evaluation is not None:
         acc = evaluation.accuracy
         tau = "-" if acc.kendall_tau is None else f"{acc.kendall_tau:.3f}"
         click.echo(f"eval on {acc.n} fresh archs: Kendall tau {tau}, within ±10% "
                    f"{100 * acc.within_10:.1f}%, RMSPE {acc.rmspe:.1f}% "
-                   f"({evaluation.device_s:.1f} s of device time"
+                   f"({evaluation.device_s:.1f} s of device time now"
                    + (f", {len(evaluation.failed)} failed)" if evaluation.failed else ")"))
