@@ -229,6 +229,11 @@ def _check_statistic(statistic: str | None) -> None:
         raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
 
 
+def _selected_blocks(blocks: list[Block], only: Collection[str] | None) -> list[Block]:
+    wanted = None if only is None else set(only)
+    return blocks if wanted is None else [b for b in blocks if b.key in wanted]
+
+
 def build_lut(
     space: SearchSpace,
     device: str,
@@ -260,7 +265,7 @@ def build_lut(
     _check_statistic(statistic)
     model_format = scheduler.model_format_for(Target.device(device), settings)  # UnknownDevice
     all_blocks = distinct_blocks(space)
-    blocks = all_blocks if only is None else [b for b in all_blocks if b.key in set(only)]
+    blocks = _selected_blocks(all_blocks, only)
     started = time.monotonic()
     refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress,
                          model_format=model_format)
