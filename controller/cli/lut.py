@@ -55,6 +55,7 @@ from fleetnas.controller.lut import (
     calibrate_lut,
     check_lut,
     cli_name,
+    entry_noise,
     evaluate_lut,
     export_lut,
     export_paths,
@@ -655,6 +656,10 @@ def show(
     Example:
         fleetnas lut show --device pi4-a
         fleetnas lut show --space nb201 --device local --blocks
+
+    With --blocks, each entry's noise is the CV of its measurement's runs (for a
+    paired one, at least the reference's drift): what `lut build --remeasure
+    --max-cv` compares; "-" when the measurement is not in this cost DB.
     """
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
@@ -681,9 +686,12 @@ def show(
             table = Table(title=escape(f"entries of {luts[0].label()}"))
             table.add_column("block")
             table.add_column("latency ms", justify="right")
+            table.add_column("noise", justify="right")
             table.add_column("model")
             for entry in entries.values():
+                m = db.get_measurement(entry.measurement_uid or "")
                 table.add_row(escape(entry.block_key), f"{entry.latency_ms:.4f}",
+                              _share(None if m is None else entry_noise(m)),
                               entry.model_sha256[:12])
             console.print(table)
 

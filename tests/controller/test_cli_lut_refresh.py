@@ -118,6 +118,10 @@ def test_remeasure_over_max_cv_is_bounded_and_takes_the_noisiest_first(built: Bu
             m = db.get_measurement(entry.measurement_uid or "")
             assert m is not None
             noise[key] = entry_noise(m)
+    shown = invoke(*built.args("lut", "show", *SPACE_ARGS, "--device", "a0", "--blocks"))
+    assert shown.exit_code == 0 and "noise" in shown.stdout
+    noisiest = max(noise, key=lambda k: noise[k])
+    assert f"{100 * noise[noisiest]:.1f}%" in shown.stdout
     out = _build(built, "--remeasure", "--max-cv", "0", "--max-remeasure", "3")
     _, after, count_after = _state(built)
     assert count_after == count + 3
