@@ -133,12 +133,19 @@ def test_remeasure_over_max_cv_is_bounded_and_takes_the_noisiest_first(built: Bu
         assert key in out  # the per-entry before/after table
 
 
-def test_remeasure_without_max_cv_refreshes_every_entry(built: Built) -> None:
+def test_remeasure_without_max_cv_refreshes_every_entry_with_the_statistic_asked_for(built: Built) -> None:
     _, before, count = _state(built)
-    out = _build(built, "--remeasure")
+    out = _build(built, "--remeasure", "--statistic", "p10")
     info, after, count_after = _state(built)
     assert count_after == count + 16 and info.status == "complete"
     assert all(after[k].measurement_uid != before[k].measurement_uid for k in before)
+    # With --statistic, the fresh entries are of the new statistic.
+    assert info.statistic == "p10"
+    with CostDB(built.db_path) as db:
+        for entry in after.values():
+            m = db.get_measurement(entry.measurement_uid or "")
+            assert m is not None
+            assert entry.latency_ms == pytest.approx(robust_latency(m.samples_ms, "p10"))
     assert "re-measured 16 of 16 selected blocks" in out
     # A huge threshold selects nothing: nothing is measured.
     assert "nothing to re-measure" in _build(built, "--remeasure", "--max-cv", "100")
