@@ -265,6 +265,7 @@ def lut() -> None:
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160
         fleetnas lut eval --space mbv3 --device pi4-a --n 100
         fleetnas lut show
+        fleetnas lut transfer --space mbv3 --device new-pi --n 20 --eval 30
     """
 
 
