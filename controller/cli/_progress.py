@@ -189,6 +189,16 @@ def lut_progress(quiet: bool, label: str) -> Iterator[Callable[[LutProgress], No
 
 
 @contextmanager
+def phase_progress(quiet: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A ``(phase, done, total)`` callback (``controller.predict``'s) for ``label`` (None when quiet)."""
+    with progress(quiet) as sink:
+        if sink is None:
+            yield None
+            return
+        yield lambda phase, done, total: sink(ProgressEvent(f"{phase} {label}", done, total))
+
+
+@contextmanager
 def search_progress(quiet: bool) -> Iterator[Callable[[SearchProgress], None] | None]:
     """A driver ``on_progress`` callback (None when quiet)."""
     with progress(quiet) as sink:

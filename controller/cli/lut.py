@@ -43,18 +43,26 @@ from fleetnas.controller.lut import (
     DEFAULT_CHECK_N,
     DEFAULT_EVAL_N,
     DEFAULT_EXPORT_DIR,
+    DEFAULT_LUT_STATISTIC,
+    DEFAULT_REMEASURE_ATTEMPTS,
     DEFAULT_STALE_THRESHOLD,
+    STATISTICS,
+    BuildReport,
     LutError,
     LutInfo,
     LutStore,
     build_lut,
     calibrate_lut,
     check_lut,
+    cli_name,
+    entry_noise,
     evaluate_lut,
     export_lut,
     export_paths,
+    from_cli_name,
     import_lut,
     is_empty_request,
+    refresh_lut,
 )
 from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.spaces import SearchSpace, UnknownSpace, get_space
@@ -192,7 +200,7 @@ def _calibration_text(lut: LutInfo) -> str:
 
 def _lut_table(store: LutStore, luts: list[LutInfo]) -> Table:
     table = Table(title="latency LUTs")
-    for column in ("space", "device", "settings", "status", "entries", "coverage",
+    for column in ("space", "device", "settings", "statistic", "status", "entries", "coverage",
                    "calibration", "last eval", "last check"):
         table.add_column(column, justify="right" if column in ("entries", "coverage") else "left")
     for lut in luts:
@@ -209,7 +217,8 @@ def _lut_table(store: LutStore, luts: list[LutInfo]) -> Table:
         status = "[green]complete[/]" if lut.status == "complete" else "[yellow]building[/]"
         table.add_row(
             escape(lut.space), escape(lut.device),
-            f"{lut.settings_hash} ({lut.threads} thr, {lut.method})", status,
+            f"{lut.settings_hash} ({lut.threads} thr, {lut.method})", cli_name(lut.statistic),
+            status,
             f"{lut.entries}/{lut.blocks_total}", _pct(lut.coverage), _calibration_text(lut),
             eval_text, check_text,
         )  # fmt: skip
@@ -256,7 +265,42 @@ def lut() -> None:
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160
         fleetnas lut eval --space mbv3 --device pi4-a --n 100
         fleetnas lut show
+        fleetnas lut transfer --space mbv3 --device new-pi --n 20 --eval 30
     """
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """How ``lut build`` treats entries: the statistic, and what it measures again."""
+
+    statistic: str | None
+    remeasure: bool
+    max_cv: float | None
+    max_remeasure: int | None
+
+
+def refresh_options(func: F) -> F:
+    """``--statistic``, ``--remeasure``, ``--max-cv`` and ``--max-remeasure``, as ``refresh``."""
+    func = collect_params(func, "refresh", Refresh,
+                          ("statistic", "remeasure", "max_cv", "max_remeasure"))
+    for option in reversed([
+        click.option("--statistic", type=click.Choice([cli_name(s) for s in STATISTICS]),
+                     help="Statistic of each block's raw samples an entry is "
+                     f"[default: the LUT's own; {cli_name(DEFAULT_LUT_STATISTIC)} for a new "
+                     "LUT]. Changing it recomputes the entries from the stored samples."),
+        click.option("--remeasure", is_flag=True,
+                     help="Refresh an existing (stale) LUT: measure its entries again, afresh "
+                     "(all, or those over --max-cv), with its own settings."),
+        click.option("--max-cv", type=click.FloatRange(min=0),
+                     help="Noise threshold (CV of the samples; for paired, also reference "
+                     "drift), e.g. 0.05. With --remeasure: only entries over it. Without: "
+                     f"blocks over it are measured again up to {DEFAULT_REMEASURE_ATTEMPTS} "
+                     "times."),
+        click.option("--max-remeasure", type=click.IntRange(min=1), metavar="N",
+                     help="With --remeasure: at most N blocks, the noisiest first."),
+    ]):  # fmt: skip
+        func = option(func)
+    return func
 
 
 @lut.command()
@@ -267,6 +311,7 @@ def lut() -> None:
               type=click.IntRange(min=0),
               help="End-to-end archs to calibrate on once the LUT is complete (0: skip).")
 @_arch_seed("Seed of the calibration archs.")
+@refresh_options
 @quiet_option
 @click.pass_context
 def build(
@@ -275,6 +320,7 @@ def build(
     where: Where,
     calibration_n: int,
     arch_seed: int,
+    refresh: Refresh,
     quiet: bool,
     request: agent_pb2.BenchmarkSettings,
 ) -> None:
@@ -283,19 +329,28 @@ def build(
     Blocks already measured on the device with the same settings are taken
     from the cost database, so an interrupted build resumes where it
     stopped: run the same command again. Then calibrates the LUT on
-    --calibration-n whole networks.
+    --calibration-n whole networks. --statistic on an existing LUT
+    recomputes its entries from the stored raw samples (no measuring);
+    --remeasure refreshes a stale one.
 
     \b
     Example:
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160 --resolution 192
-        fleetnas lut build --space nb201 --local --threads 1
+        fleetnas lut build --space nb201 --local --threads 1 --statistic p10
+        fleetnas lut build --space nb201 --device pi4-a --remeasure --max-cv 0.05 --max-remeasure 20
     """
     space = _space(space_flags)
+    if refresh.max_remeasure is not None and not refresh.remeasure:
+        raise click.UsageError("--max-remeasure bounds --remeasure: add --remeasure")
     with sigterm_stops():
         try:
             with _measuring(ctx, where) as (db, scheduler, target):
-                _build(db, scheduler, target, space, request, where, calibration_n, arch_seed,
-                       quiet)
+                if refresh.remeasure:
+                    info = _refresh(db, scheduler, target, space, request, where, refresh, quiet)
+                else:
+                    info = _build(db, scheduler, target, space, request, where, refresh, quiet)
+                _calibrate_built(db, scheduler, info, request, where, calibration_n, arch_seed,
+                                 quiet)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
             device = LOCAL_DEVICE if where.local else where.device
             with CostDB(db_path_of(ctx)) as db:
@@ -307,11 +362,24 @@ def build(
 
 
 def _build(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
-           request: agent_pb2.BenchmarkSettings, where: Where, calibration_n: int,
-           arch_seed: int, quiet: bool) -> None:
+           request: agent_pb2.BenchmarkSettings, where: Where, refresh: Refresh,
+           quiet: bool) -> LutInfo:
     with lut_progress(quiet, "blocks") as on_progress:
         report = build_lut(space, target, request, db=db, scheduler=scheduler,
-                           cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+                           cache_dir=where.scheduling.cache_dir, on_progress=on_progress,
+                           max_cv=refresh.max_cv, statistic=_statistic(refresh))
+    _print_build(space, target, report)
+    if report.remeasured:
+        click.echo(f"{len(report.remeasured)} noisy blocks (CV over {refresh.max_cv:g}) were "
+                   "measured again; each entry keeps its least noisy measurement")
+    return _complete(report)
+
+
+def _statistic(refresh: Refresh) -> str | None:
+    return None if refresh.statistic is None else from_cli_name(refresh.statistic)
+
+
+def _print_build(space: SearchSpace, target: str, report: BuildReport) -> None:
     table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
         ("distinct blocks", report.blocks),
         ("from the cost DB", report.cached),
@@ -320,26 +388,82 @@ def _build(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
         ("export (s)", f"{report.export_s:.1f}"),
         ("measure (s)", f"{report.measure_s:.1f}"),
         ("settings", report.lut.settings_hash if report.lut else "-"),
+        ("statistic", cli_name(report.lut.statistic) if report.lut else "-"),
         ("status", report.lut.status if report.lut else "-"),
     ])  # fmt: skip
     output_console().print(table)
+    if report.statistic_before is not None and report.lut is not None:
+        click.echo(f"statistic {cli_name(report.statistic_before)} -> "
+                   f"{cli_name(report.lut.statistic)}: {report.restated} entries recomputed "
+                   "from their stored raw samples (nothing re-measured); calibration cleared")
     for key, reason in report.failed[:10]:
         click.echo(f"error: block {key}: {reason}", err=True)
+
+
+def _complete(report: BuildReport) -> LutInfo:
     if not report.complete:
         raise click.ClickException(
             f"{len(report.failed)} of {report.blocks} blocks failed; fix the cause and run "
             "the same command again (measured blocks are kept)"
         )
     assert report.lut is not None
+    return report.lut
+
+
+def _calibrate_built(db: CostDB, scheduler: Scheduler, info: LutInfo,
+                     request: agent_pb2.BenchmarkSettings, where: Where, calibration_n: int,
+                     arch_seed: int, quiet: bool) -> None:
     if calibration_n:
         with lut_progress(quiet, "calibration archs") as on_progress:
             calibration = calibrate_lut(
-                report.lut, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
+                info, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
                 cache_dir=where.scheduling.cache_dir, timeout_s=_timeout(request),
                 on_progress=on_progress,
             )  # fmt: skip
         click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
                    f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
+
+
+def _refresh(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
+             request: agent_pb2.BenchmarkSettings, where: Where, refresh: Refresh,
+             quiet: bool) -> LutInfo:
+    """``--remeasure``: the existing LUT the flags select, its entries measured again."""
+    info = _select(db, space.name, target, space.identity(), None, request)
+    with lut_progress(quiet, "blocks") as on_progress:
+        result = refresh_lut(space, info, db=db, scheduler=scheduler, max_cv=refresh.max_cv,
+                             max_blocks=refresh.max_remeasure, statistic=_statistic(refresh),
+                             cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+    if not result.selected:
+        click.echo(f"nothing to re-measure: no entry of {info.label()} is over --max-cv "
+                   f"{refresh.max_cv:g}")
+        return _complete(result.build)
+    _print_build(space, target, result.build)
+    table = Table(title=escape(f"entries measured again ({info.label()})"))
+    for column in ("block", "before ms", "after ms", "change", "noise before", "noise after"):
+        table.add_column(column, justify="left" if column == "block" else "right")
+    for row in result.entries:
+        change = ("-" if row.before_ms is None or row.after_ms is None
+                  else f"{100 * (row.after_ms / row.before_ms - 1):+.1f}%")
+        table.add_row(escape(row.block_key), _ms(row.before_ms), _ms(row.after_ms), change,
+                      _share(row.before_noise), _share(row.after_noise))  # fmt: skip
+    output_console().print(table)
+    refreshed = sum(1 for r in result.entries if r.after_ms is not None)
+    line = (f"re-measured {refreshed} of {result.selected} selected blocks"
+            + (f" ({result.left} left by --max-remeasure: run again for them)"
+               if result.left else ""))
+    if refresh.max_cv is not None:
+        line += (f"; entries over --max-cv {refresh.max_cv:g}: {result.over_before} before, "
+                 f"{result.over_after} after")
+    click.echo(line)
+    return _complete(result.build)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{100 * value:.1f}%"
 
 
 @lut.command()
@@ -533,6 +657,10 @@ def show(
     Example:
         fleetnas lut show --device pi4-a
         fleetnas lut show --space nb201 --device local --blocks
+
+    With --blocks, each entry's noise is the CV of its measurement's runs (for a
+    paired one, at least the reference's drift): what `lut build --remeasure
+    --max-cv` compares; "-" when the measurement is not in this cost DB.
     """
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
@@ -559,9 +687,12 @@ def show(
             table = Table(title=escape(f"entries of {luts[0].label()}"))
             table.add_column("block")
             table.add_column("latency ms", justify="right")
+            table.add_column("noise", justify="right")
             table.add_column("model")
             for entry in entries.values():
+                m = db.get_measurement(entry.measurement_uid or "")
                 table.add_row(escape(entry.block_key), f"{entry.latency_ms:.4f}",
+                              _share(None if m is None else entry_noise(m)),
                               entry.model_sha256[:12])
             console.print(table)
 
@@ -573,7 +704,8 @@ def _lut_dict(store: LutStore, info: LutInfo) -> dict[str, Any]:
         "id": info.id, "space": info.space, "space_name": info.space_name,
         "space_config": info.space_config, "space_version": info.space_version,
         "device": info.device, "settings_hash": info.settings_hash, "threads": info.threads,
-        "method": info.method, "status": info.status, "entries": info.entries,
+        "method": info.method, "statistic": cli_name(info.statistic), "status": info.status,
+        "entries": info.entries,
         "blocks_total": info.blocks_total, "coverage": info.coverage,
         "calibration": None if info.calibration is None else info.calibration.to_dict(),
         "last_eval": None if ev is None else {"created_at": ev.created_at,
@@ -669,3 +801,7 @@ def import_(
            f"{info.calibration.b:+.4f} ms")
         + f" ({time.monotonic() - started:.1f} s)"
     )
+
+
+# ``lut transfer`` lives in its own module; importing it registers it on the group.
+from fleetnas.controller.cli import lut_transfer as _lut_transfer  # noqa: E402,F401

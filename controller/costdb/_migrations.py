@@ -240,6 +240,13 @@ def _user_models(db: sqlite_utils.Database) -> None:
     db.execute(create_table_sql(UserModel.TABLE, UserModel.COLUMNS, USER_MODELS_SINCE))
 
 
+# Version 7: the robust statistic a LUT's entries are computed with from their
+# measurement's raw samples (controller/lut/_robust.py); LUTs stored before it
+# copied the measurement's latency_ms, the median.
+def _lut_statistic(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE luts ADD COLUMN statistic TEXT NOT NULL DEFAULT 'median'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
@@ -247,6 +254,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "hardware_identity", _hardware_identity),
     Migration(PROFILES_SINCE, "operator_profiles", _operator_profiles),
     Migration(USER_MODELS_SINCE, "user_models", _user_models),
+    Migration(7, "lut_statistic", _lut_statistic),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

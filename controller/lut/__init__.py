@@ -73,7 +73,22 @@ from fleetnas.controller.lut._io import (
 from fleetnas.controller.lut._metrics import Accuracy, accuracy, kendall_tau_b
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
-from fleetnas.controller.lut._robust import STATISTICS, robust_latency, sample_cv
+from fleetnas.controller.lut._refresh import (
+    RefreshedEntry,
+    RefreshReport,
+    entry_noise,
+    refresh_lut,
+)
+from fleetnas.controller.lut._robust import (
+    DEFAULT_LUT_STATISTIC,
+    STATISTICS,
+    cli_name,
+    entry_latency,
+    from_cli_name,
+    measurement_samples,
+    robust_latency,
+    sample_cv,
+)
 from fleetnas.controller.lut._settings import is_empty_request, settings_mismatches
 from fleetnas.controller.lut._store import (
     BLOCK_ARCH_PREFIX,
@@ -84,6 +99,15 @@ from fleetnas.controller.lut._store import (
 )
 
 __all__ = [
+    "RefreshReport",
+    "RefreshedEntry",
+    "entry_noise",
+    "refresh_lut",
+    "DEFAULT_LUT_STATISTIC",
+    "cli_name",
+    "entry_latency",
+    "from_cli_name",
+    "measurement_samples",
     "BLOCK_ARCH_PREFIX",
     "DEFAULT_CALIBRATION_N",
     "DEFAULT_CHECK_N",

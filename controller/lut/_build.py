@@ -29,13 +29,22 @@
    :attr:`BuildReport.remeasured` records every attempt's CV. (Off by default:
    which threshold pays for itself is a bench_lut question not yet measured.)
 
+6. **Statistic.** An entry is :func:`~fleetnas.controller.lut.entry_latency`
+   of its measurement with the LUT's statistic (``statistic``; an existing LUT
+   keeps its own when ``None``, a new one gets
+   :data:`~fleetnas.controller.lut.DEFAULT_LUT_STATISTIC`). Building an
+   existing LUT with another statistic first recomputes its entries from their
+   stored measurements' raw samples (no device time) and clears its
+   calibration, in one transaction (:meth:`LutStore.restate`); the build's
+   cache hits then rewrite each entry with the same statistic.
+
 Failed blocks are reported, not raised; the LUT then stays ``building``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +53,12 @@ from fleetnas.controller.costdb import CostDB, settings_from_dict
 from fleetnas.controller.export import register_block
 from fleetnas.controller.lut._errors import LutMismatch
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
-from fleetnas.controller.lut._robust import sample_cv
+from fleetnas.controller.lut._robust import (
+    DEFAULT_LUT_STATISTIC,
+    STATISTICS,
+    entry_latency,
+    sample_cv,
+)
 from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
 from fleetnas.controller.scheduler import (
     Job,
@@ -84,6 +98,10 @@ class BuildReport:
     export_s: float = 0.0
     measure_s: float = 0.0
     remeasured: tuple[Remeasured, ...] = field(default=())  # blocks over ``max_cv``
+    #: the LUT's statistic before this build, when the build changed it (else ``None``)
+    statistic_before: str | None = None
+    #: entries recomputed from stored raw samples because the statistic changed
+    restated: int = 0
 
     @property
     def complete(self) -> bool:
@@ -119,8 +137,12 @@ def export_blocks(
 class _EntryWriter:
     """Turns measure-phase outcomes into LUT entries, creating the LUT on the first."""
 
-    def __init__(self, store: LutStore, space: SearchSpace, device: str, blocks_total: int) -> None:
+    def __init__(self, store: LutStore, space: SearchSpace, device: str, blocks_total: int,
+                 statistic: str | None = None) -> None:
         self.store = store
+        self.statistic = statistic  # None: the LUT's own (read when it is created)
+        self.statistic_before: str | None = None
+        self.restated = 0
         self.space = space
         self.device = device
         self.blocks_total = blocks_total
@@ -144,7 +166,9 @@ class _EntryWriter:
                 space_config=self.space.config(), space_version=self.space.version,
                 device=self.device, settings_hash=m.settings_hash, settings=m.settings,
                 blocks_total=self.blocks_total,
+                statistic=self.statistic or DEFAULT_LUT_STATISTIC,
             )  # fmt: skip
+            self._adopt_statistic()
         elif m.settings_hash != self.lut.settings_hash:
             self.failed.append((key, (
                 f"measured with settings {m.settings_hash}, not the LUT's "
@@ -161,9 +185,28 @@ class _EntryWriter:
                 self.measured += 1
         elif cvs[-1] >= min(cvs[:-1]):
             return  # a re-measure no less noisy than the entry it has
-        self.pending.append(LutEntry(key, m.model_sha256, m.latency_ms, m.uid))
+        assert self.statistic is not None
+        self.pending.append(LutEntry(key, m.model_sha256, entry_latency(m, self.statistic), m.uid))
         if len(self.pending) >= _FLUSH_EVERY or outcome.status is OutcomeStatus.MEASURED:
             self.flush()
+
+    def _adopt_statistic(self) -> None:
+        """Use the LUT's statistic, or restate its entries with the one asked for."""
+        assert self.lut is not None
+        if self.statistic is None or self.statistic == self.lut.statistic:
+            self.statistic = self.lut.statistic
+            return
+        latencies = {}
+        for key, entry in self.store.entries(self.lut.id).items():
+            m = self.store.db.get_measurement(entry.measurement_uid or "")
+            try:
+                if m is not None:
+                    latencies[key] = entry_latency(m, self.statistic)
+            except ValueError:
+                continue  # no samples: this build's outcome for the block rewrites it
+        self.statistic_before = self.lut.statistic
+        self.restated = self.store.restate(self.lut.id, self.statistic, latencies)
+        self.lut = self.store.get(self.lut.id)
 
     def flush(self) -> None:
         if self.lut is not None and self.pending:
@@ -181,6 +224,16 @@ class _EntryWriter:
         )  # fmt: skip
 
 
+def _check_statistic(statistic: str | None) -> None:
+    if statistic is not None and statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+
+
+def _selected_blocks(blocks: list[Block], only: Collection[str] | None) -> list[Block]:
+    wanted = None if only is None else set(only)
+    return blocks if wanted is None else [b for b in blocks if b.key in wanted]
+
+
 def build_lut(
     space: SearchSpace,
     device: str,
@@ -193,27 +246,33 @@ def build_lut(
     use_cache: bool = True,
     max_cv: float | None = None,
     remeasure_attempts: int = DEFAULT_REMEASURE_ATTEMPTS,
+    statistic: str | None = None,
+    only: Collection[str] | None = None,
 ) -> BuildReport:
     """Measure every distinct block of ``space`` on ``device``; see the module docstring.
 
     ``use_cache=False`` measures every block afresh (the entries then name the
     new measurements); ``max_cv`` and ``remeasure_attempts`` re-measure noisy
-    blocks (step 5).
+    blocks (step 5); ``statistic`` is step 6 (ValueError for an unknown one).
+    ``only`` (block keys) measures those blocks alone: the other entries stay
+    as they are.
 
     ``device`` is a device of the scheduler's fleet (raises UnknownDevice
     before any work otherwise); ``settings`` is the benchmark request. On
     KeyboardInterrupt the entries stored so far are kept and the interrupt
     propagates; run the build again to resume.
     """
+    _check_statistic(statistic)
     model_format = scheduler.model_format_for(Target.device(device), settings)  # UnknownDevice
-    blocks = distinct_blocks(space)
+    all_blocks = distinct_blocks(space)
+    blocks = _selected_blocks(all_blocks, only)
     started = time.monotonic()
     refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress,
                          model_format=model_format)
     exported = time.monotonic()
 
     store = LutStore(db)
-    writer = _EntryWriter(store, space, device, len(blocks))
+    writer = _EntryWriter(store, space, device, len(all_blocks), statistic)
     jobs = [Job.on_device(ref, device, settings, tag=block.key) for ref, block in zip(refs, blocks, strict=True)]
 
     def progress_of(phase: str) -> Callable[[Progress], None]:
@@ -242,7 +301,7 @@ def build_lut(
     lut = writer.lut
     if lut is not None:
         stored = store.entries(lut.id).keys()
-        if all(block.key in stored for block in blocks):
+        if all(block.key in stored for block in all_blocks):
             store.set_status(lut.id, "complete")
         lut = store.get(lut.id)
     return BuildReport(
@@ -251,10 +310,10 @@ def build_lut(
         cached=writer.cached,
         measured=writer.measured,
         failed=tuple(writer.failed),
-        export_s=exported - started,
-        measure_s=time.monotonic() - exported,
-        remeasured=writer.remeasured(),
-    )
+        export_s=exported - started, measure_s=time.monotonic() - exported,
+        remeasured=writer.remeasured(), statistic_before=writer.statistic_before,
+        restated=writer.restated,
+    )  # fmt: skip
 
 
 def remeasure_lut(

@@ -44,6 +44,7 @@ from fleetnas.controller.atomic_files import write_text_atomic
 from fleetnas.controller.costdb import CostDB, canonical_json, settings_hash
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import CalibrationError, LutFormatError, LutMismatch
+from fleetnas.controller.lut._robust import DEFAULT_LUT_STATISTIC, STATISTICS
 from fleetnas.controller.lut._settings import resolved_from_dict, settings_mismatches
 from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
 from fleetnas.controller.spaces import SearchSpace, get_space
@@ -169,6 +170,7 @@ def lut_document(db: CostDB, lut: LutInfo) -> dict[str, Any]:
             "exported_by": f"fleetnas {_fleetnas_version()}",
             "source": lut.source,
         },
+        "statistic": lut.statistic,
         "calibration": None if lut.calibration is None else lut.calibration.to_dict(),
         "last_eval": None if last_eval is None else {
             "created_at": last_eval.created_at, **last_eval.accuracy.to_dict()},
@@ -237,6 +239,8 @@ class LutFile:
     entries: tuple[LutEntry, ...]
     calibration: Calibration | None
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the entries' statistic (files written before it: the median)
+    statistic: str = DEFAULT_LUT_STATISTIC
 
 
 def _need(cond: bool, what: str) -> None:
@@ -304,12 +308,15 @@ def _from_document(doc: Any) -> LutFile:
         except CalibrationError as exc:
             raise LutFormatError(str(exc)) from exc
     provenance = doc.get("provenance") if isinstance(doc.get("provenance"), dict) else {}
+    statistic = doc.get("statistic", DEFAULT_LUT_STATISTIC)
+    _need(statistic in STATISTICS,
+          f"statistic {statistic!r:.40} is not one of {', '.join(STATISTICS)}")
     device_class = device.get("class")
     return LutFile(
         space_name=space["name"], space_config=space["config"], space_version=space["version"],
         device=device["name"], device_class=device_class if isinstance(device_class, str) else None,
         settings_hash=doc["settings_hash"], settings=doc["settings"], entries=entries,
-        calibration=calibration, provenance=provenance,
+        calibration=calibration, provenance=provenance, statistic=statistic,
     )  # fmt: skip
 
 
@@ -447,6 +454,7 @@ def import_lut(
         space_version=space.version, device=target_device,
         settings_hash=parsed.settings_hash, settings=parsed.settings,
         blocks_total=len(all_keys), source=source or Path(path).name,
+        statistic=parsed.statistic,
     )  # fmt: skip
     store.put_entries(lut.id, parsed.entries, origin_space=space.name)
     if parsed.calibration is not None:

@@ -11,7 +11,15 @@ the statistics offered are
 * ``min``: the least disturbed run;
 * ``trimmed_mean``: the mean of the samples left after cutting
   :data:`TRIM_PROPORTION` of them from each end (a symmetric trim keeps it
-  comparable to the mean on a quiet host).
+  comparable to the mean on a quiet host);
+* ``p10``: the 10th percentile (as the agent interpolates), the shared-host
+  protocol's default (``controller/predict/_protocol.py``): low, so the runs
+  that interference slowed do not count, but not the single extreme ``min``.
+
+A LUT stores the statistic its entries were computed with (``luts.statistic``,
+:data:`DEFAULT_LUT_STATISTIC` for a new LUT); :func:`entry_latency` is an
+entry's value from its measurement. The CLI spells ``trimmed_mean`` as
+``trimmed-mean`` (:func:`cli_name`, :func:`from_cli_name`).
 
 :func:`sample_cv` is the noise figure a re-measure decision reads. Which
 statistic predicts end-to-end latency best on a device is a bench_lut
@@ -24,6 +32,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from fleetnas.agent.stats import mean_std_cv, percentile
+from fleetnas.controller.costdb import Measurement
 
 #: the share of samples a trimmed mean drops from each end
 TRIM_PROPORTION = 0.1
@@ -54,7 +63,21 @@ STATISTICS: dict[str, Callable[[list[float]], float]] = {
     "median": _median,
     "min": min,
     "trimmed_mean": _trimmed_mean,
+    "p10": lambda values: percentile(sorted(values), 10.0),
 }
+#: the statistic of a LUT built without one: the measurement's own ``latency_ms`` (as
+#: LUTs were before the choice existed; which one scores best is bench_lut's question)
+DEFAULT_LUT_STATISTIC = "median"
+
+
+def cli_name(statistic: str) -> str:
+    """How the CLI spells a statistic (``trimmed-mean``)."""
+    return statistic.replace("_", "-")
+
+
+def from_cli_name(name: str) -> str:
+    """The :data:`STATISTICS` key of a CLI spelling (``trimmed-mean`` -> ``trimmed_mean``)."""
+    return name.replace("-", "_")
 
 
 def robust_latency(samples_ms: Sequence[float], statistic: str = "median") -> float:
@@ -75,3 +98,24 @@ def robust_latency(samples_ms: Sequence[float], statistic: str = "median") -> fl
 def sample_cv(samples_ms: Sequence[float]) -> float:
     """The samples' coefficient of variation (population std / mean, as the agent's ``cv``)."""
     return mean_std_cv(_checked(samples_ms))[2]
+
+
+def measurement_samples(m: Measurement) -> list[float]:
+    """A measurement's timed runs (ms): its samples, or for a paired measurement the
+    per-pair ratios times the reference's calibrated latency (so slow host drift cancels)."""
+    if m.paired is not None and m.paired.get("ratios"):
+        calibrated = float(m.paired["reference_calibrated_ms"])
+        return [float(r) * calibrated for r in m.paired["ratios"]]
+    return list(m.samples_ms)
+
+
+def entry_latency(m: Measurement, statistic: str) -> float:
+    """A LUT entry's latency (ms) from its measurement: ``median`` is the measurement's own
+    ``latency_ms`` (what an entry was before statistics could be chosen); the others are
+    computed from :func:`measurement_samples`. Raises ValueError for an unknown statistic,
+    or a measurement without samples when one is needed."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+    if statistic == "median":
+        return float(m.latency_ms)
+    return robust_latency(measurement_samples(m), statistic)

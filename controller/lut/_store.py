@@ -31,6 +31,7 @@ from fleetnas.controller.export import BLOCK_ARCH_PREFIX
 from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import AmbiguousLut, LutNotFound
 from fleetnas.controller.lut._metrics import Accuracy
+from fleetnas.controller.lut._robust import DEFAULT_LUT_STATISTIC, STATISTICS
 from fleetnas.controller.lut._settings import settings_mismatches
 
 __all__ = ["BLOCK_ARCH_PREFIX", "LutEntry", "LutInfo", "LutReport", "LutStore"]
@@ -77,6 +78,8 @@ class LutInfo:
     created_at: float
     updated_at: float
     entries: int
+    #: the robust statistic of the entries' raw samples (``_robust.STATISTICS``)
+    statistic: str = DEFAULT_LUT_STATISTIC
 
     @property
     def coverage(self) -> float:
@@ -106,7 +109,7 @@ class LutInfo:
             settings=_json(row, "luts", "settings"), status=row["status"],
             blocks_total=row["blocks_total"], calibration=_calibration(row, "luts"),
             source=row["source"], created_at=row["created_at"], updated_at=row["updated_at"],
-            entries=row["entries"],
+            entries=row["entries"], statistic=row["statistic"],
         )  # fmt: skip
 
 
@@ -152,6 +155,11 @@ class LutReport:
         )  # fmt: skip
 
 
+def _check_statistic(statistic: str) -> None:
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic {statistic!r}: choose one of {', '.join(STATISTICS)}")
+
+
 class LutStore:
     """The LUT tables of one cost database. Thread-safe as ``CostDB`` is."""
 
@@ -172,25 +180,29 @@ class LutStore:
         settings: Mapping[str, Any],
         blocks_total: int,
         source: str = LOCAL_SOURCE,
+        statistic: str = DEFAULT_LUT_STATISTIC,
     ) -> LutInfo:
-        """The LUT with this identity, created (status ``building``) if missing.
+        """The LUT with this identity, created (status ``building``, entries computed with
+        ``statistic``) if missing.
 
-        An existing LUT keeps its entries, status and calibration;
-        ``blocks_total`` and ``updated_at`` are refreshed.
+        An existing LUT keeps its entries, status, calibration and statistic
+        (:meth:`restate` changes that); ``blocks_total`` and ``updated_at`` are refreshed.
         """
+        _check_statistic(statistic)
         now = time.time()
         with self.db.write_transaction() as conn:
             conn.execute(
                 """
                 INSERT INTO luts (space, space_name, space_config, space_version, device,
                                   settings_hash, settings, status, blocks_total, calibration,
-                                  source, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'building', ?, NULL, ?, ?, ?)
+                                  source, created_at, updated_at, statistic)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'building', ?, NULL, ?, ?, ?, ?)
                 ON CONFLICT (space, device, settings_hash) DO UPDATE SET
                     blocks_total = excluded.blocks_total, updated_at = excluded.updated_at
                 """,
                 (space, space_name, canonical_json(dict(space_config)), space_version, device,
-                 settings_hash, canonical_json(dict(settings)), blocks_total, source, now, now),
+                 settings_hash, canonical_json(dict(settings)), blocks_total, source, now, now,
+                 statistic),
             )  # fmt: skip
             row = named_row(conn.execute(
                 f"SELECT {_LUT_COLUMNS} FROM luts "
@@ -298,6 +310,24 @@ class LutStore:
                 "UPDATE luts SET calibration = ?, updated_at = ? WHERE id = ?",
                 (text, time.time(), lut_id),
             )
+
+    def restate(self, lut_id: int, statistic: str, latencies: Mapping[str, float]) -> int:
+        """Set the LUT's statistic and its entries' latencies (block key -> ms, computed with
+        it), and clear its calibration (fitted on the old sums), in one transaction.
+
+        Entries not in ``latencies`` keep their value. Returns how many were rewritten.
+        """
+        _check_statistic(statistic)
+        with self.db.write_transaction() as conn:
+            conn.execute(
+                "UPDATE luts SET statistic = ?, calibration = NULL, updated_at = ? WHERE id = ?",
+                (statistic, time.time(), lut_id),
+            )
+            conn.executemany(
+                "UPDATE lut_entries SET latency_ms = ? WHERE lut_id = ? AND block_key = ?",
+                ((float(ms), lut_id, key) for key, ms in latencies.items()),
+            )
+        return len(latencies)
 
     def delete(self, lut_id: int) -> None:
         """Remove a LUT with its entries and reports (measurements and models stay)."""

@@ -26,6 +26,7 @@ Three parts, each usable alone (see ``docs/predict.md``):
 
       result = transfer(db, space, "new-pi", 20, scheduler=scheduler)
       result.predictor.predict(arch)
+      evaluate_transfer(result, db, space, "new-pi", 30, scheduler=scheduler).accuracy
 """
 
 from fleetnas.controller.predict._descriptors import FEATURES, DescriptorError, descriptor
@@ -64,6 +65,7 @@ from fleetnas.controller.predict._protocol import (
     round_samples,
 )
 from fleetnas.controller.predict._transfer import (
+    DEFAULT_MIN_SOURCE_ARCHS,
     Descriptors,
     Source,
     TransferError,
@@ -79,8 +81,17 @@ from fleetnas.controller.predict._transfer import (
     reference_archs,
     transfer,
 )
+from fleetnas.controller.predict._transfer_eval import (
+    EVAL_PURPOSE,
+    TransferEval,
+    evaluate_transfer,
+)
 
 __all__ = [
+    "DEFAULT_MIN_SOURCE_ARCHS",
+    "EVAL_PURPOSE",
+    "TransferEval",
+    "evaluate_transfer",
     "DEFAULT_STATISTIC",
     "FEATURES",
     "KERNEL_ARCH_PREFIX",

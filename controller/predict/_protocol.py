@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from fleetnas.agent.stats import percentile
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB, Measurement
+from fleetnas.controller.lut import measurement_samples
 from fleetnas.controller.scheduler import CacheLookup, Job, ModelRef, Scheduler
 from fleetnas.controller.scheduler import Progress as JobProgress
 
@@ -102,11 +103,8 @@ DEFAULT_STATISTIC = "p10"
 
 def round_samples(m: Measurement) -> list[float]:
     """A round's timed runs (ms): the samples, or for a paired measurement the per-pair
-    ratios times the reference's calibrated latency."""
-    if m.paired is not None and m.paired.get("ratios"):
-        calibrated = float(m.paired["reference_calibrated_ms"])
-        return [float(r) * calibrated for r in m.paired["ratios"]]
-    return list(m.samples_ms)
+    ratios times the reference's calibrated latency (:func:`lut.measurement_samples`)."""
+    return measurement_samples(m)
 
 
 @dataclass(frozen=True)
