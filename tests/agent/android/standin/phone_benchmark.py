@@ -20,6 +20,23 @@ forever, as a process does on a phone that was unplugged), ``exit_status``
 with ``exit_message`` (prints the message, ``\\n`` for a line break, and
 exits with the status before loading the model).
 
+With ``--enable_op_profiling=true`` the regular runs are profiled and the
+"Operator-wise Profiling Info for Regular Benchmark Runs" tables printed in
+the classic layout (``[start]`` column, tabs; recorded in
+``data/benchmark_model_op_profile_mobilenet_riscv.txt``). Python LiteRT has
+no op profiler, so per-node times are **measured by differences**: the
+stand-in builds the model's prefix sub-models (its first k operators, the
+k-th one's outputs made the graph's outputs, k = 1..n) and, in every
+profiled run, invokes each prefix once; node k's time in that run is
+T(prefix k) - T(prefix k-1) (node 1's includes the interpreter's per-invoke
+overhead), its ``[avg ms]`` the mean of those over the runs (clamped at 0).
+The node times therefore sum to the full model's mean time (the last prefix
+is the model), measured in the same runs, and the ``Timings`` line is that
+full model's time per run. With XNNPACK on, the real tool reports a fully
+delegated graph as one ``TfLiteXNNPackDelegate`` node; the stand-in does
+the same (it assumes the delegate took every op, which holds for its test
+models) and times the whole model as that node.
+
 It runs with ``python -S`` (a fresh interpreter per run; the runtime's
 packages are put on ``sys.path`` from ``$FAKE_PHONE/site.txt`` only when it
 loads the runtime), so a fault costs no import time.
@@ -113,6 +130,126 @@ def timed_loop(run, min_runs, min_s, max_s, faults_on):
     return times
 
 
+def prefix_models(path):
+    """The model's prefix sub-models as bytes: its first k operators, k = 1..n (the last
+    is the model itself); and per operator (op type, output tensor names)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as f:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(f.read()), 0)
+    graph = model.subgraphs[0]
+    operators, outputs = list(graph.operators), list(graph.outputs)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    described, prefixes = [], []
+    for k, op in enumerate(operators, start=1):
+        code = model.operatorCodes[op.opcodeIndex]
+        tensors = [graph.tensors[t].name.decode() for t in op.outputs]
+        described.append((names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM"),
+                          tensors))
+        graph.operators = operators[:k]
+        graph.outputs = list(op.outputs) if k < len(operators) else outputs
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        prefixes.append(bytes(builder.Output()))
+    return prefixes, described
+
+
+def profile_row(node_type, start, first, avg, pct, cdf, name):
+    return (f"\t{node_type:>24}\t{start:>17.3f}\t{first:>9.3f}\t{avg:>9.3f}\t{pct:>7.3f}%"
+            f"\t{cdf:>7.3f}%\t{0:>10.3f}\t{1:>9}\t{name}")
+
+
+def print_profile(header, nodes, run_times_us):
+    """One profile in benchmark_model's classic layout; ``nodes``: (type, name, first_ms,
+    avg_ms) in run order."""
+    total = sum(avg for _, _, _, avg in nodes) or 1.0
+    columns = ("\t             [node type]\t          [start]\t  [first]\t [avg ms]\t     [%]"
+               "\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]")
+    print(header)
+
+    def table(title, rows):
+        print(f"============================== {title} ==============================")
+        print(columns)
+        cdf = 0.0
+        for node_type, name, first, avg, start in rows:
+            cdf += avg / total * 100
+            print(profile_row(node_type, start, first, avg, avg / total * 100, cdf, name))
+        print()
+
+    starts, at = [], 0.0
+    for _, _, _, avg in nodes:
+        starts.append(at)
+        at += avg
+    rows = [(*node, start) for node, start in zip(nodes, starts, strict=True)]
+    table("Run Order", rows)
+    table("Top by Computation Time", sorted(rows, key=lambda r: -r[3])[:10])
+    print(f"Number of nodes executed: {len(nodes)}")
+    print("============================== Summary by node type ==============================")
+    print("\t             [Node type]\t  [count]\t  [avg ms]\t    [avg %]\t    [cdf %]"
+          "\t  [mem KB]\t[times called]")
+    by_type = {}
+    for node_type, _, _, avg in nodes:
+        count, summed = by_type.get(node_type, (0, 0.0))
+        by_type[node_type] = (count + 1, summed + avg)
+    cdf = 0.0
+    for node_type, (count, summed) in sorted(by_type.items(), key=lambda kv: -kv[1][1]):
+        cdf += summed / total * 100
+        print(f"\t{node_type:>24}\t{count:>9}\t{summed:>10.3f}\t{summed / total * 100:>10.3f}%"
+              f"\t{cdf:>10.3f}%\t{0:>10.3f}\t{count:>9}")
+    print()
+    print("Timings (microseconds): " + stat_line(run_times_us))
+    print("Memory (bytes): count=0")
+    print(f"{len(nodes)} nodes observed\n\n\n")
+
+
+def profiled_loop(interpreters, runs, max_s):
+    """``runs`` rounds, each invoking every prefix once (faults checked after each round);
+    per round the prefixes' times in µs."""
+    rounds = []
+    start = time.perf_counter()
+    while len(rounds) < runs:
+        times = []
+        for interpreter in interpreters:
+            t0 = time.perf_counter()
+            interpreter.invoke()
+            times.append((time.perf_counter() - t0) * 1e6)
+        rounds.append(times)
+        fault_point(len(rounds))
+        if time.perf_counter() - start > max_s:
+            break
+    return rounds
+
+
+def node_times(rounds, described, xnnpack):
+    """(type, name, first_ms, avg_ms) per node from prefix times (module docstring)."""
+    if xnnpack:
+        full = [r[-1] / 1000 for r in rounds]
+        outputs = ", ".join(t for _, tensors in described[-1:] for t in tensors)
+        return [("TfLiteXNNPackDelegate", f"[{outputs}]:{len(described)}", full[0],
+                 sum(full) / len(full))]
+    nodes = []
+    for i, (op_type, tensors) in enumerate(described):
+        diffs = [(r[i] - (r[i - 1] if i else 0.0)) / 1000 for r in rounds]
+        nodes.append((op_type, f"[{', '.join(tensors)}]:{i}", diffs[0],
+                      max(0.0, sum(diffs) / len(diffs))))
+    return nodes
+
+
+def make_interpreter(model, threads, xnnpack):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    kind = {"model_path": model} if isinstance(model, str) else {"model_content": model}
+    interpreter = Interpreter(**kind, num_threads=threads if threads > 0 else 1,
+                              experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.ones(detail["shape"], detail["dtype"]))
+    return interpreter
+
+
 def benchmark_model(args):
     flags = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
     graph = flags["graph"]
@@ -123,19 +260,18 @@ def benchmark_model(args):
     print(f"INFO: Num threads: [{threads}]")
     print(f"INFO: Graph: [{graph}]")
     print(f"INFO: #threads used for CPU inference: [{threads}]")
+    profiling = flags.get("enable_op_profiling", "false") == "true"
+    if profiling:
+        print("INFO: Enable op profiling: [1]")
     print(f"INFO: Loaded model {graph}", flush=True)
     load_runtime_path()
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     t0 = time.perf_counter()
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = Interpreter(model_path=graph, num_threads=threads if threads > 0 else 1,
-                              experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], np.ones(detail["shape"], detail["dtype"]))
+    interpreter = make_interpreter(graph, threads, xnnpack)
     init_us = (time.perf_counter() - t0) * 1e6
+    prefixes, described = prefix_models(graph) if profiling else ([], [])
+    # the last prefix is the model itself: the full interpreter stands for it
+    profiled = [interpreter] if xnnpack else [
+        *(make_interpreter(m, threads, xnnpack) for m in prefixes[:-1]), interpreter]
     if xnnpack:
         print("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
     print(f"INFO: The input model file size (MB): {os.path.getsize(graph) / 1e6:g}")
@@ -148,7 +284,13 @@ def benchmark_model(args):
     ):
         print(f"INFO: Running benchmark for at least {runs} iterations and at least {min_s:g} "
               f"seconds but terminate if exceeding {max_s:g} seconds.")
-        times = timed_loop(interpreter.invoke, runs, min_s, max_s, faults_on)
+        if profiling and faults_on:
+            rounds = profiled_loop(profiled, runs, max_s)
+            times = [r[-1] for r in rounds]
+        else:
+            times = timed_loop(interpreter.invoke, runs, min_s, max_s, faults_on)
+            for other in profiled[:-1]:  # the prefixes are warmed up with the model
+                other.invoke()
         print("INFO: " + stat_line(times) + "\n", flush=True)
         phases.append(times)
     warm, timed = phases
@@ -160,6 +302,12 @@ def benchmark_model(args):
           "only APPROXIMATE to the actual memory footprint of the model at runtime. Take the "
           "information at your discretion.")
     print("INFO: Memory footprint delta from the start of the tool (MB): init=1.5 overall=3.25")
+    if profiling:
+        print_profile("INFO: Profiling Info for Benchmark Initialization:",
+                      [("AllocateTensors", "AllocateTensors/0", init_us / 1000, init_us / 1000)],
+                      [init_us])
+        print_profile("INFO: Operator-wise Profiling Info for Regular Benchmark Runs:",
+                      node_times(rounds, described, xnnpack), timed)
     add_heat()
     return 0
 
