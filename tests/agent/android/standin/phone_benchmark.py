@@ -18,24 +18,36 @@ It also behaves like a process on a phone: it records its pid in
 forever), ``unplug_after_runs`` (sets the phone ``absent`` and sleeps
 forever, as a process does on a phone that was unplugged), ``exit_status``
 with ``exit_message`` (prints the message, ``\\n`` for a line break, and
-exits with the status before loading the model).
+exits with the status before loading the model), ``no_op_profile`` (ignores
+``--enable_op_profiling``, as a build without the profiler would).
 
 With ``--enable_op_profiling=true`` the regular runs are profiled and the
 "Operator-wise Profiling Info for Regular Benchmark Runs" tables printed in
 the classic layout (``[start]`` column, tabs; recorded in
 ``data/benchmark_model_op_profile_mobilenet_riscv.txt``). Python LiteRT has
-no op profiler, so per-node times are **measured by differences**: the
-stand-in builds the model's prefix sub-models (its first k operators, the
-k-th one's outputs made the graph's outputs, k = 1..n) and, in every
-profiled run, invokes each prefix once; node k's time in that run is
-T(prefix k) - T(prefix k-1) (node 1's includes the interpreter's per-invoke
-overhead), its ``[avg ms]`` the mean of those over the runs (clamped at 0).
-The node times therefore sum to the full model's mean time (the last prefix
-is the model), measured in the same runs, and the ``Timings`` line is that
-full model's time per run. With XNNPACK on, the real tool reports a fully
+no op profiler, so each node is **timed on its own**: the stand-in cuts the
+model into one-operator models (operator k alone, its non-constant inputs
+made graph inputs, fed with ones) and, in the profiled phase, invokes the
+whole model ``num_runs`` times (its times are the ``Timings`` line and the
+phase's ``count=`` line), then each one-operator model ``num_runs`` times in
+turn (a block each, so each runs with its own working set in cache, as it
+does inside the whole model); node k's ``[avg ms]`` is the mean of its
+one-operator model's times (each includes one interpreter invoke's
+overhead, a few µs). Nothing ties
+the node times to the whole model's: their sum is an independent
+measurement of it. With XNNPACK on, the real tool reports a fully
 delegated graph as one ``TfLiteXNNPackDelegate`` node; the stand-in does
 the same (it assumes the delegate took every op, which holds for its test
 models) and times the whole model as that node.
+
+``benchmark_model``'s invokes (timed and profiled) are timed by the calling
+thread's **CPU time** (``time.thread_time``), not wall time: a real phone
+runs the benchmark pinned to cores of its own, while this stand-in shares a
+busy host whose load would move every mean by tens of percent from one run
+to the next; CPU time leaves out the time other processes held the core.
+LiteRT runs a one-thread model on the calling thread; with more threads the
+caller works (and waits) alongside its pool, so its CPU time stays close to
+the invoke's wall time on an idle core.
 
 It runs with ``python -S`` (a fresh interpreter per run; the runtime's
 packages are put on ``sys.path`` from ``$FAKE_PHONE/site.txt`` only when it
@@ -51,6 +63,8 @@ import time
 PHONE = os.environ.get("FAKE_PHONE", ".")
 NAME = os.path.basename(sys.argv[0])
 STARTED = time.monotonic()
+# benchmark_model's runs are timed by the calling thread's CPU time (see the docstring)
+PHONE_CLOCK = time.thread_time
 
 
 def faults():
@@ -116,13 +130,14 @@ def stat_line(times_us):
             f"avg={mean:g} std={round(std)}")
 
 
-def timed_loop(run, min_runs, min_s, max_s, faults_on):
+def timed_loop(run, min_runs, min_s, max_s, faults_on, clock=time.perf_counter):
+    """Times of ``run()`` in µs by ``clock`` (durations ``min_s``/``max_s``: wall time)."""
     times = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_s:
-        t0 = time.perf_counter()
+        t0 = clock()
         run()
-        times.append((time.perf_counter() - t0) * 1e6)
+        times.append((clock() - t0) * 1e6)
         if faults_on:
             fault_point(len(times))
         if time.perf_counter() - start > max_s:
@@ -130,29 +145,35 @@ def timed_loop(run, min_runs, min_s, max_s, faults_on):
     return times
 
 
-def prefix_models(path):
-    """The model's prefix sub-models as bytes: its first k operators, k = 1..n (the last
-    is the model itself); and per operator (op type, output tensor names)."""
+def op_models(path):
+    """One model per operator of the model (that operator alone, as bytes) and per operator
+    (op type, output tensor names)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     with open(path, "rb") as f:
         model = schema.ModelT.InitFromPackedBuf(bytearray(f.read()), 0)
     graph = model.subgraphs[0]
-    operators, outputs = list(graph.operators), list(graph.outputs)
+    operators = list(graph.operators)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    described, prefixes = [], []
-    for k, op in enumerate(operators, start=1):
+
+    def constant(t):
+        buffer = graph.tensors[t].buffer
+        return buffer > 0 and model.buffers[buffer].data is not None
+
+    described, singles = [], []
+    for op in operators:
         code = model.operatorCodes[op.opcodeIndex]
         tensors = [graph.tensors[t].name.decode() for t in op.outputs]
         described.append((names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM"),
                           tensors))
-        graph.operators = operators[:k]
-        graph.outputs = list(op.outputs) if k < len(operators) else outputs
+        graph.operators = [op]
+        graph.inputs = [t for t in op.inputs if t >= 0 and not constant(t)]
+        graph.outputs = list(op.outputs)
         builder = flatbuffers.Builder(1024)
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        prefixes.append(bytes(builder.Output()))
-    return prefixes, described
+        singles.append(bytes(builder.Output()))
+    return singles, described
 
 
 def profile_row(node_type, start, first, avg, pct, cdf, name):
@@ -204,35 +225,24 @@ def print_profile(header, nodes, run_times_us):
 
 
 def profiled_loop(interpreters, runs, max_s):
-    """``runs`` rounds, each invoking every prefix once (faults checked after each round);
-    per round the prefixes' times in µs."""
-    rounds = []
-    start = time.perf_counter()
-    while len(rounds) < runs:
-        times = []
-        for interpreter in interpreters:
-            t0 = time.perf_counter()
-            interpreter.invoke()
-            times.append((time.perf_counter() - t0) * 1e6)
-        rounds.append(times)
-        fault_point(len(rounds))
-        if time.perf_counter() - start > max_s:
-            break
-    return rounds
+    """Per interpreter, in turn, its ``runs`` invokes' times in µs (faults checked after
+    each of the first's, the whole model's)."""
+    return [timed_loop(interpreter.invoke, runs, 0.0, max_s, i == 0, clock=PHONE_CLOCK)
+            for i, interpreter in enumerate(interpreters)]
 
 
-def node_times(rounds, described, xnnpack):
-    """(type, name, first_ms, avg_ms) per node from prefix times (module docstring)."""
+def node_times(blocks, described, xnnpack):
+    """(type, name, first_ms, avg_ms) per node; blocks[0] are the whole model's times,
+    blocks[1 + k] operator k's alone (module docstring)."""
     if xnnpack:
-        full = [r[-1] / 1000 for r in rounds]
+        full = [t / 1000 for t in blocks[0]]
         outputs = ", ".join(t for _, tensors in described[-1:] for t in tensors)
         return [("TfLiteXNNPackDelegate", f"[{outputs}]:{len(described)}", full[0],
                  sum(full) / len(full))]
     nodes = []
     for i, (op_type, tensors) in enumerate(described):
-        diffs = [(r[i] - (r[i - 1] if i else 0.0)) / 1000 for r in rounds]
-        nodes.append((op_type, f"[{', '.join(tensors)}]:{i}", diffs[0],
-                      max(0.0, sum(diffs) / len(diffs))))
+        times = [t / 1000 for t in blocks[1 + i]]
+        nodes.append((op_type, f"[{', '.join(tensors)}]:{i}", times[0], sum(times) / len(times)))
     return nodes
 
 
@@ -260,7 +270,9 @@ def benchmark_model(args):
     print(f"INFO: Num threads: [{threads}]")
     print(f"INFO: Graph: [{graph}]")
     print(f"INFO: #threads used for CPU inference: [{threads}]")
-    profiling = flags.get("enable_op_profiling", "false") == "true"
+    # faults.txt ``no_op_profile``: a build that ignores the flag (prints no tables)
+    profiling = flags.get("enable_op_profiling", "false") == "true" and (
+        "no_op_profile" not in faults())
     if profiling:
         print("INFO: Enable op profiling: [1]")
     print(f"INFO: Loaded model {graph}", flush=True)
@@ -268,10 +280,9 @@ def benchmark_model(args):
     t0 = time.perf_counter()
     interpreter = make_interpreter(graph, threads, xnnpack)
     init_us = (time.perf_counter() - t0) * 1e6
-    prefixes, described = prefix_models(graph) if profiling else ([], [])
-    # the last prefix is the model itself: the full interpreter stands for it
+    singles, described = op_models(graph) if profiling else ([], [])
     profiled = [interpreter] if xnnpack else [
-        *(make_interpreter(m, threads, xnnpack) for m in prefixes[:-1]), interpreter]
+        interpreter, *(make_interpreter(m, threads, xnnpack) for m in singles)]
     if xnnpack:
         print("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
     print(f"INFO: The input model file size (MB): {os.path.getsize(graph) / 1e6:g}")
@@ -285,11 +296,12 @@ def benchmark_model(args):
         print(f"INFO: Running benchmark for at least {runs} iterations and at least {min_s:g} "
               f"seconds but terminate if exceeding {max_s:g} seconds.")
         if profiling and faults_on:
-            rounds = profiled_loop(profiled, runs, max_s)
-            times = [r[-1] for r in rounds]
+            blocks = profiled_loop(profiled, runs, max_s)
+            times = blocks[0]
         else:
-            times = timed_loop(interpreter.invoke, runs, min_s, max_s, faults_on)
-            for other in profiled[:-1]:  # the prefixes are warmed up with the model
+            times = timed_loop(interpreter.invoke, runs, min_s, max_s, faults_on,
+                               clock=PHONE_CLOCK)
+            for other in profiled[1:]:  # the one-operator models are warmed up with it
                 other.invoke()
         print("INFO: " + stat_line(times) + "\n", flush=True)
         phases.append(times)
@@ -307,7 +319,7 @@ def benchmark_model(args):
                       [("AllocateTensors", "AllocateTensors/0", init_us / 1000, init_us / 1000)],
                       [init_us])
         print_profile("INFO: Operator-wise Profiling Info for Regular Benchmark Runs:",
-                      node_times(rounds, described, xnnpack), timed)
+                      node_times(blocks, described, xnnpack), timed)
     add_heat()
     return 0
 
