@@ -228,9 +228,10 @@ class PhoneBench:
         """Step 6: the profiled run, parsed (its errors are the timed run's)."""
         spec = settings.profile_spec()
         command = tool.command(self._bin(tool.binary.name), remote_model, spec)
-        done = self._execute(tool, mask, command, sha, settings.timeout_s)
-        stdout, _, result_text = done.stdout.partition("\n" + RESULT_MARKER + "\n")
-        return tool.parse_profile(stdout, result_text if tool.result_file else None, spec)
+        output = tool.output_file(spec)
+        done = self._execute(tool, mask, command, sha, settings.timeout_s, output)
+        stdout, marked, result_text = done.stdout.partition("\n" + RESULT_MARKER + "\n")
+        return tool.parse_profile(stdout, result_text if marked else None, spec)
 
     def run_sustained(
         self, model_path: Path, model_sha256: str, model_format: str,
@@ -325,7 +326,7 @@ class PhoneBench:
         spec = settings.spec()
         command = tool.command(self._bin(tool.binary.name), remote_model, spec)
         started_at, t0 = time.time(), self._clock()
-        done = self._execute(tool, mask, command, sha, settings.timeout_s)
+        done = self._execute(tool, mask, command, sha, settings.timeout_s, tool.result_file)
         wall = self._clock() - t0
         stdout, _, result_text = done.stdout.partition("\n" + RESULT_MARKER + "\n")
         parsed: ToolResult = tool.parse(stdout, result_text if tool.result_file else None, spec)
@@ -411,9 +412,12 @@ class PhoneBench:
         return remote_model
 
     def _execute(
-        self, tool: BenchmarkTool, mask: str, command: str, sha: str, timeout_s: float
+        self, tool: BenchmarkTool, mask: str, command: str, sha: str, timeout_s: float,
+        output: str | None,
     ) -> ShellResult:
-        result = f"{self._work}/run/{tool.result_file}" if tool.result_file else ""
+        """Run ``command``; ``output``: the file (a glob of the tool's own, never from the
+        wire) in the run folder whose text follows RESULT_MARKER in the stdout."""
+        result = f"{self._work}/run/{output}" if output else ""
         script = "\n".join([
             f"cd {self._work}/run || exit 97",
             f"rm -f {result}" if result else "true",
@@ -422,8 +426,8 @@ class PhoneBench:
             "wait $!",
             "__bench_rc=$?",
             f"rm -f {self._pid_file()}",
-            f"if [ -f {result} ]; then printf '\\n{RESULT_MARKER}\\n'; cat {result}; fi"
-            if result else "true",
+            f"for f in {result}; do if [ -f \"$f\" ]; then printf '\\n{RESULT_MARKER}\\n'; "
+            "cat \"$f\"; rm -f \"$f\"; fi; done" if result else "true",
             "(exit $__bench_rc)",
         ])
         try:

@@ -13,10 +13,11 @@ A result says plainly where its numbers come from (``samples_source``):
   the tool's **mean** (so that nothing downstream ever takes a 0 for a
   latency), with ``p90_ms``/``p99_ms`` 0 (unknown).
 
-A per-operator profile (``profile_runs`` > 0, ``benchmark_model`` only) comes
-from a run of its own after the timed one, so the profiler's bookkeeping
-never touches the timed statistics; its times are the tool's means
-(``OperatorProfile.times_are_means``).
+A per-operator profile (``profile_runs`` > 0) comes from a run of its own
+after the timed one, so the profiler's bookkeeping never touches the timed
+statistics: ``benchmark_model``'s op profiler (its times are the tool's
+means: ``OperatorProfile.times_are_means``) or onnxruntime's profiling JSON
+from ``onnxruntime_perf_test -p`` (medians, as in-process).
 """
 
 from __future__ import annotations

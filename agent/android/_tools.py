@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from fleetnas.agent.android import _errors, _op_profile, _parse
+from fleetnas.agent.android._adb import last_lines
 from fleetnas.agent.android._device import ABIS
+from fleetnas.agent.backends._profile import build_profile, ort_run_ms, parse_ort_profile
 from fleetnas.agent.errors import InvalidSettings, ModelInvalid
 from fleetnas.agent.reference import sha256_file
 from fleetnas.agent.runtimes import LITERT, LITERT_CPU, ONNXRUNTIME
@@ -108,8 +110,9 @@ class BenchmarkTool(ABC):
     (and the result file, if :attr:`result_file` is set) into a
     :class:`ToolResult`, raising ToolOutputUnreadable when they hold no
     timing. Instances are immutable and thread-safe. A tool that can profile per
-    operator sets :attr:`can_profile`: :meth:`argv` of a ``RunSpec`` with ``profile``
-    turns its profiler on and :meth:`parse_profile` reads what that run printed.
+    operator has an empty :attr:`no_profile_reason`: :meth:`argv` of a ``RunSpec`` with
+    ``profile`` turns its profiler on and :meth:`parse_profile` reads what that run printed
+    (and the file :meth:`output_file` names, printed after the run).
     """
 
     name: ClassVar[str]
@@ -171,6 +174,11 @@ class BenchmarkTool(ABC):
     @abstractmethod
     def parse(self, stdout: str, result_file_text: str | None, spec: RunSpec) -> ToolResult:
         """The run's result from what the tool printed (and wrote)."""
+
+    def output_file(self, spec: RunSpec) -> str | None:
+        """The file (a glob, in the run folder, matching one file) the run of ``spec``
+        writes that :meth:`parse` / :meth:`parse_profile` read; None for none."""
+        return self.result_file
 
     def parse_profile(
         self, stdout: str, result_file_text: str | None, spec: RunSpec
@@ -260,9 +268,9 @@ class OrtPerfTest(BenchmarkTool):
     runtime = ONNXRUNTIME
     wire_format = agent_pb2.MODEL_FORMAT_ONNX
     accelerators = ("CPUExecutionProvider",)
-    no_profile_reason = ("per-operator profiles of .onnx models on phones are not produced "
-                         "yet (onnxruntime_perf_test -p is not wired in); profile .tflite "
-                         "models, or the .onnx model on an onnxruntime agent")
+    no_profile_reason = ""
+    #: ``-p PREFIX``: onnxruntime writes its profile to ``PREFIX_<date>_<time>.json``
+    profile_prefix = "ort_profile"
 
     def argv(self, binary: str, model: str, spec: RunSpec) -> list[str]:
         # perf_test has no warm-up count: it runs warmup + runs iterations
@@ -277,9 +285,38 @@ class OrtPerfTest(BenchmarkTool):
             "-e", "cpu",
             "-o", str(ORT_OPT_LEVELS.get(spec.graph_optimization, 99)),
             "-s",
+            *(["-p", self.profile_prefix] if spec.profile else []),
             model,
             str(self.result_file),
         ]
+
+    def output_file(self, spec: RunSpec) -> str | None:
+        return f"{self.profile_prefix}_*.json" if spec.profile else self.result_file
+
+    def parse_profile(
+        self, stdout: str, result_file_text: str | None, spec: RunSpec
+    ) -> agent_pb2.OperatorProfile:
+        """onnxruntime's profile JSON (``-p``), parsed as in-process (``parse_ort_profile``):
+        the last ``spec.runs`` runs (perf_test's own first run and the warm-up left out),
+        per node its median over them."""
+        if not result_file_text:
+            raise _errors.ToolOutputUnreadable(
+                "onnxruntime_perf_test -p wrote no profile JSON on the phone; its last "
+                "lines:\n" + last_lines(stdout, 10)
+            )
+        try:
+            runs = parse_ort_profile(result_file_text)
+            run_ms = ort_run_ms(result_file_text)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _errors.ToolOutputUnreadable(
+                f"onnxruntime_perf_test's profile JSON is not readable: {exc}"
+            ) from None
+        keep = min(spec.runs, len(runs))
+        if not keep or not any(runs[-keep:]):
+            raise _errors.ToolOutputUnreadable(
+                f"onnxruntime_perf_test's profile holds {len(runs)} runs and no node times"
+            )
+        return build_profile(runs[-keep:], run_ms[-keep:], agent_pb2.PROFILE_SOURCE_ORT_PROFILING)
 
     def parse(self, stdout: str, result_file_text: str | None, spec: RunSpec) -> ToolResult:
         report = _parse.parse_perf_test(stdout)

@@ -224,7 +224,7 @@ def test_describe_a_tflite_only_phone_for_v1_clients(
     assert not described.runtime.available_providers  # a v1 client finds no onnxruntime
 
 
-def test_bench_profile_over_adb_returns_the_phone_tools_profile(
+def test_bench_profile_over_adb_returns_the_phone_tools_profiles(
     start_phone_agent: StartPhoneAgent, phone: FakePhone, onnx_model: tuple[Path, str],
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -259,7 +259,9 @@ def test_bench_profile_over_adb_returns_the_phone_tools_profile(
     phone.set_faults()
     onnx_path, onnx_sha = onnx_model
     assert client.ensure_model(onnx_path.read_bytes()) == onnx_sha
-    with pytest.raises(errors.InvalidSettings, match="per-operator profiles of .onnx"):
-        client.benchmark(onnx_sha, quick(profile=True))
+    raw = client.benchmark(onnx_sha, quick(profile=True, profile_runs=4))
+    assert raw.profile.source == agent_pb2.PROFILE_SOURCE_ORT_PROFILING
+    assert raw.profile.profiled_runs == 4 and not raw.profile.times_are_means
+    assert {op.provider for op in raw.profile.operators} == {"CPUExecutionProvider"}
     assert not client.benchmark(sha, quick()).HasField("profile")
     assert phone.live_processes() == []

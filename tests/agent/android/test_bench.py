@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from fleetnas.agent.android import Adb, AndroidPhone, PhoneBench, ToolOutputUnreadable
+from fleetnas.agent.android import (
+    Adb,
+    AndroidPhone,
+    LiteRtBenchmarkModel,
+    PhoneBench,
+    ToolOutputUnreadable,
+)
 from fleetnas.agent.android._op_profile import CPU_KERNELS
 from fleetnas.agent.errors import InvalidSettings
 from fleetnas.agent.settings import resolve_settings
@@ -158,15 +164,39 @@ def test_per_node_times_of_a_3_layer_model_sum_to_its_latency(
 
 def test_profile_errors_are_precise(
     phone: FakePhone, bench: PhoneBench, tflite_model: tuple[Path, str],
-    onnx_model: tuple[Path, str],
+    onnx_model: tuple[Path, str], tools: dict[str, Path],
 ) -> None:
     path, sha = tflite_model
     phone.set_faults(no_op_profile=1)  # a benchmark_model build that ignores the flag
     with pytest.raises(ToolOutputUnreadable, match="no operator profile of its regular runs"):
         bench.run(path, sha, "tflite", fast_settings(profile_runs=3))
-    phone.set_faults()
     onnx_path, onnx_sha = onnx_model
-    with pytest.raises(InvalidSettings, match="profile: per-operator profiles of .onnx"):
+    with pytest.raises(ToolOutputUnreadable, match="-p wrote no profile JSON"):
         bench.run(onnx_path, onnx_sha, "onnx", fast_settings(profile_runs=3))
-    assert not any(p.endswith(".onnx") for p in phone.pushes())  # refused before the phone
+    phone.set_faults()
     assert bench.run(path, sha, "tflite", fast_settings()).profile is None
+    only_tflite = PhoneBench(Adb(phone.serial), bench.description,
+                             [LiteRtBenchmarkModel(tools["benchmark_model"])])
+    with pytest.raises(InvalidSettings, match="no benchmark binary for .onnx"):
+        only_tflite.run(onnx_path, onnx_sha, "onnx", fast_settings(profile_runs=3))
+
+
+def test_onnx_profiles_come_from_perf_test_p_pulled_from_the_phone(
+    phone: FakePhone, bench: PhoneBench, onnx_model: tuple[Path, str]
+) -> None:
+    path, sha = onnx_model
+    # graph optimisation off: the profile's nodes are the model's own, 2 x (MatMul, Add, Relu)
+    result = bench.run(path, sha, "onnx", fast_settings(
+        runs=20, profile_runs=7, graph_optimization=agent_pb2.GRAPH_OPTIMIZATION_DISABLE))
+    profile = result.profile
+    assert profile is not None and profile.source == agent_pb2.PROFILE_SOURCE_ORT_PROFILING
+    assert not profile.times_are_means and profile.profiled_runs == 7
+    assert {op.runs for op in profile.operators} == {7}
+    assert {op.provider for op in profile.operators} == {"CPUExecutionProvider"}
+    assert [op.op_type for op in profile.operators] == ["MatMul", "Add", "Relu"] * 2
+    assert sum(op.share for op in profile.operators) == pytest.approx(1.0)
+    assert 0 < profile.total_ms <= profile.run_median_ms  # run overhead outside the nodes
+    assert len(result.samples_ms) == 20  # the timed run is the unprofiled one
+    timed, profiled = phone.taskset_log()[-2:]
+    assert " -p " not in timed and " -p ort_profile " in profiled and " -r 8 " in profiled
+    assert not list(phone.remote("/data/local/tmp/fleetnas/run").glob("ort_profile_*"))

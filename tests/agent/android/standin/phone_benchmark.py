@@ -19,7 +19,9 @@ forever), ``unplug_after_runs`` (sets the phone ``absent`` and sleeps
 forever, as a process does on a phone that was unplugged), ``exit_status``
 with ``exit_message`` (prints the message, ``\\n`` for a line break, and
 exits with the status before loading the model), ``no_op_profile`` (ignores
-``--enable_op_profiling``, as a build without the profiler would).
+``--enable_op_profiling`` / ``-p``, as a build without the profiler would).
+``onnxruntime_perf_test -p PREFIX`` turns on onnxruntime's own profiler, as
+the real tool does (``EnableProfiling(PREFIX)``: ``PREFIX_<date>.json``).
 
 With ``--enable_op_profiling=true`` the regular runs are profiled and the
 "Operator-wise Profiling Info for Regular Benchmark Runs" tables printed in
@@ -350,6 +352,10 @@ def perf_test(args):
         "1": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "2": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     }.get(options.get("-o", "99"), ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    if "-p" in options and "no_op_profile" not in faults():
+        # as perf_test's EnableProfiling(prefix): onnxruntime writes <prefix>_<date>.json
+        so.enable_profiling = True
+        so.profile_file_prefix = options["-p"]
     t0 = time.perf_counter()
     session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     created = time.perf_counter() - t0
@@ -387,6 +393,8 @@ def perf_test(args):
             out.write(f"{stem},{value:g},52428800,50,{index}\n")
         if "-s" in options:
             out.write("\n" + "".join(f"{n} Latency is {v:g}sec\n" for n, v in stats))
+    if so.enable_profiling:
+        session.end_profiling()
     add_heat()
     return 0
 
