@@ -17,7 +17,11 @@ One :meth:`PhoneBench.run`:
    126 that it cannot be executed, 128+N that signal N killed it, any
    other status a crash — each a named error ending with the tool's last
    lines;
-5. **after** state, warnings, result.
+5. **after** state, warnings, result;
+6. **profile** (only with ``settings.profile_runs``): step 4 once more with
+   the tool's per-operator profiler on, in a run of its own, so the timed
+   statistics are never the profiler's (``benchmark_model`` profiles every
+   timed run it makes: profiling the timed run would slow it).
 
 Past the timeout the host-side adb is killed *and* the tool is killed on
 the phone through its pid file (verified gone): no process is left
@@ -40,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from fleetnas.agent.android import _errors
@@ -51,6 +56,7 @@ from fleetnas.agent.android._state import PhoneState, PhoneStateSampler, phone_w
 from fleetnas.agent.android._tools import BenchmarkTool, ToolResult
 from fleetnas.agent.errors import AgentError, InvalidSettings
 from fleetnas.agent.model_store import validate_sha256
+from fleetnas.api.v1 import agent_pb2
 
 DEFAULT_WORK_DIR = "/data/local/tmp/fleetnas"
 RESULT_MARKER = "@@fleetnas-result-file"
@@ -203,11 +209,29 @@ class PhoneBench:
         BenchmarkCancelled after :meth:`cancel`.
         """
         tool, mask = self._choose(model_format, settings)
+        if settings.profile_runs and tool.no_profile_reason:
+            raise InvalidSettings(f"profile: {tool.no_profile_reason}")
         with self._control.running():
             remote_model = self._prepare_checked(tool, Path(model_path), model_sha256)
             before, record = self._cool_down(settings)
-            return self._measure(tool, mask, remote_model, model_sha256, settings, before,
-                                 record)
+            result = self._measure(tool, mask, remote_model, model_sha256, settings, before,
+                                   record)
+            if not settings.profile_runs:
+                return result
+            return replace(result, profile=self._profile(tool, mask, remote_model,
+                                                         model_sha256, settings))
+
+    def _profile(
+        self, tool: BenchmarkTool, mask: str, remote_model: str, sha: str,
+        settings: PhoneBenchSettings,
+    ) -> agent_pb2.OperatorProfile:
+        """Step 6: the profiled run, parsed (its errors are the timed run's)."""
+        spec = settings.profile_spec()
+        command = tool.command(self._bin(tool.binary.name), remote_model, spec)
+        output = tool.output_file(spec)
+        done = self._execute(tool, mask, command, sha, settings.timeout_s, output)
+        stdout, marked, result_text = done.stdout.partition("\n" + RESULT_MARKER + "\n")
+        return tool.parse_profile(stdout, result_text if marked else None, spec)
 
     def run_sustained(
         self, model_path: Path, model_sha256: str, model_format: str,
@@ -302,7 +326,7 @@ class PhoneBench:
         spec = settings.spec()
         command = tool.command(self._bin(tool.binary.name), remote_model, spec)
         started_at, t0 = time.time(), self._clock()
-        done = self._execute(tool, mask, command, sha, settings.timeout_s)
+        done = self._execute(tool, mask, command, sha, settings.timeout_s, tool.result_file)
         wall = self._clock() - t0
         stdout, _, result_text = done.stdout.partition("\n" + RESULT_MARKER + "\n")
         parsed: ToolResult = tool.parse(stdout, result_text if tool.result_file else None, spec)
@@ -388,9 +412,12 @@ class PhoneBench:
         return remote_model
 
     def _execute(
-        self, tool: BenchmarkTool, mask: str, command: str, sha: str, timeout_s: float
+        self, tool: BenchmarkTool, mask: str, command: str, sha: str, timeout_s: float,
+        output: str | None,
     ) -> ShellResult:
-        result = f"{self._work}/run/{tool.result_file}" if tool.result_file else ""
+        """Run ``command``; ``output``: the file (a glob of the tool's own, never from the
+        wire) in the run folder whose text follows RESULT_MARKER in the stdout."""
+        result = f"{self._work}/run/{output}" if output else ""
         script = "\n".join([
             f"cd {self._work}/run || exit 97",
             f"rm -f {result}" if result else "true",
@@ -399,8 +426,8 @@ class PhoneBench:
             "wait $!",
             "__bench_rc=$?",
             f"rm -f {self._pid_file()}",
-            f"if [ -f {result} ]; then printf '\\n{RESULT_MARKER}\\n'; cat {result}; fi"
-            if result else "true",
+            f"for f in {result}; do if [ -f \"$f\" ]; then printf '\\n{RESULT_MARKER}\\n'; "
+            "cat \"$f\"; rm -f \"$f\"; fi; done" if result else "true",
             "(exit $__bench_rc)",
         ])
         try:

@@ -12,18 +12,25 @@ A result says plainly where its numbers come from (``samples_source``):
   warning begins ``tool statistics:``, and ``LatencyStats.median_ms`` holds
   the tool's **mean** (so that nothing downstream ever takes a 0 for a
   latency), with ``p90_ms``/``p99_ms`` 0 (unknown).
+
+A per-operator profile (``profile_runs`` > 0) comes from a run of its own
+after the timed one, so the profiler's bookkeeping never touches the timed
+statistics: ``benchmark_model``'s op profiler (its times are the tool's
+means: ``OperatorProfile.times_are_means``) or onnxruntime's profiling JSON
+from ``onnxruntime_perf_test -p`` (medians, as in-process).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fleetnas.agent.android._cooldown import CoolDownPolicy, CoolDownRecord
 from fleetnas.agent.android._state import PhoneState
 from fleetnas.agent.android._tools import SOURCE_RAW, SOURCE_TOOL_STATISTICS, RunSpec, Statistics
 from fleetnas.agent.errors import InvalidSettings
 from fleetnas.agent.runtimes import LITERT_CPU, ONNXRUNTIME
+from fleetnas.agent.settings import DEFAULT_PROFILE_RUNS
 from fleetnas.agent.stats import latency_stats
 from fleetnas.api.v1 import agent_pb2
 
@@ -45,7 +52,8 @@ SAMPLES_SOURCES = {
 class PhoneBenchSettings:
     """How to benchmark on a phone. ``threads`` 0 = the tool's default; ``cluster`` one of
     the phone's roles (``little``, ``big``, ``prime`` where present, ``all``);
-    ``cooldown`` None skips the cool-down wait. InvalidSettings on bad values."""
+    ``cooldown`` None skips the cool-down wait; ``profile_runs`` > 0 adds a profiled run of
+    that many runs (one warm-up) after the timed one. InvalidSettings on bad values."""
 
     threads: int = 1
     warmup_runs: int = 10
@@ -57,9 +65,10 @@ class PhoneBenchSettings:
     graph_optimization: int = agent_pb2.GRAPH_OPTIMIZATION_ALL
     timeout_s: float = 600.0
     cooldown: CoolDownPolicy | None = field(default_factory=CoolDownPolicy)
+    profile_runs: int = 0
 
     def __post_init__(self) -> None:
-        for name, low in (("threads", 0), ("warmup_runs", 0), ("runs", 1)):
+        for name, low in (("threads", 0), ("warmup_runs", 0), ("runs", 1), ("profile_runs", 0)):
             value = getattr(self, name)
             if not (isinstance(value, int) and low <= value <= MAX_RUNS):
                 raise InvalidSettings(f"{name} must be an integer in [{low}, {MAX_RUNS}], "
@@ -72,6 +81,7 @@ class PhoneBenchSettings:
             raise InvalidSettings(f"timeout_s must be > 0, got {self.timeout_s!r}")
 
     def spec(self) -> RunSpec:
+        """The timed run."""
         return RunSpec(
             threads=self.threads,
             warmup_runs=self.warmup_runs,
@@ -81,6 +91,11 @@ class PhoneBenchSettings:
             use_xnnpack=self.use_xnnpack,
             graph_optimization=self.graph_optimization,
         )
+
+    def profile_spec(self) -> RunSpec:
+        """The profiled run: one warm-up, exactly ``profile_runs`` runs, the profiler on."""
+        return replace(self.spec(), warmup_runs=1, runs=max(1, self.profile_runs),
+                       min_duration_s=0.0, profile=True)
 
     @classmethod
     def from_proto(
@@ -97,7 +112,9 @@ class PhoneBenchSettings:
         have no such limit; ``max_duration_s`` bounds the runs instead). The
         paired method, providers other than the CPU and input shapes are not
         available on phones yet: InvalidSettings. ``seed`` has no effect (the
-        tools generate their own inputs).
+        tools generate their own inputs). ``profile`` asks for ``profile_runs``
+        (default 10) profiled runs; whether the model's tool can profile is
+        checked when the tool is chosen (``PhoneBench``).
         """
         if settings.method == agent_pb2.METHOD_PAIRED:
             raise InvalidSettings("method: the paired method is not available on phones yet")
@@ -105,9 +122,6 @@ class PhoneBenchSettings:
         if other:
             raise InvalidSettings(f"providers: only the CPU is available on phones "
                                   f"({' or '.join(PHONE_ACCELERATORS)}), got {other}")
-        if settings.profile:
-            raise InvalidSettings("profile: per-operator profiles are not available on "
-                                  "phones yet")
         if len(settings.input_shapes):
             raise InvalidSettings("input_shapes: not available on phones yet (the tools use "
                                   "the model's own static shapes)")
@@ -123,6 +137,8 @@ class PhoneBenchSettings:
             graph_optimization=settings.graph_optimization or agent_pb2.GRAPH_OPTIMIZATION_ALL,
             timeout_s=settings.timeout_s,
             cooldown=cooldown if cooldown is not None else CoolDownPolicy(),
+            profile_runs=(settings.profile_runs or DEFAULT_PROFILE_RUNS) if settings.profile
+            else 0,
         )
 
 
@@ -152,6 +168,7 @@ class PhoneBenchResult:
     fingerprint: str
     tool_version: str = ""
     runtime: str = ""
+    profile: agent_pb2.OperatorProfile | None = None  # from a run of its own (module doc)
 
     @property
     def headline_ms(self) -> float:
@@ -212,6 +229,7 @@ class PhoneBenchResult:
             timed_inferences=len(self.samples_ms) or self.statistics.count,
             runtime_version=self.tool_version,
             onnxruntime_version=self.tool_version if self.runtime == ONNXRUNTIME else "",
+            profile=self.profile,
         )
 
 

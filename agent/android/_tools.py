@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from fleetnas.agent.android import _errors, _parse
+from fleetnas.agent.android import _errors, _op_profile, _parse
+from fleetnas.agent.android._adb import last_lines
 from fleetnas.agent.android._device import ABIS
-from fleetnas.agent.errors import ModelInvalid
+from fleetnas.agent.backends._profile import build_profile, ort_run_ms, parse_ort_profile
+from fleetnas.agent.errors import InvalidSettings, ModelInvalid
 from fleetnas.agent.reference import sha256_file
 from fleetnas.agent.runtimes import LITERT, LITERT_CPU, ONNXRUNTIME
 from fleetnas.api.v1 import agent_pb2
@@ -97,6 +99,7 @@ class RunSpec:
     max_duration_s: float
     use_xnnpack: bool
     graph_optimization: int
+    profile: bool = False  # the tool's per-operator profiler on (a run of its own)
 
 
 class BenchmarkTool(ABC):
@@ -106,7 +109,10 @@ class BenchmarkTool(ABC):
     tool's working directory on the phone); :meth:`parse` turns its stdout
     (and the result file, if :attr:`result_file` is set) into a
     :class:`ToolResult`, raising ToolOutputUnreadable when they hold no
-    timing. Instances are immutable and thread-safe.
+    timing. Instances are immutable and thread-safe. A tool that can profile per
+    operator has an empty :attr:`no_profile_reason`: :meth:`argv` of a ``RunSpec`` with
+    ``profile`` turns its profiler on and :meth:`parse_profile` reads what that run printed
+    (and the file :meth:`output_file` names, printed after the run).
     """
 
     name: ClassVar[str]
@@ -117,6 +123,8 @@ class BenchmarkTool(ABC):
     runtime: ClassVar[str]
     wire_format: ClassVar[int]
     accelerators: ClassVar[tuple[str, ...]]
+    #: why per-operator profiles are not available from this tool ("" = they are)
+    no_profile_reason: ClassVar[str] = "this tool gives no per-operator profile"
 
     def __init__(self, binary: Path, *, libraries: Sequence[Path] = ()) -> None:
         """``binary``: host path of the tool built for the phone; ``libraries``: shared
@@ -167,6 +175,18 @@ class BenchmarkTool(ABC):
     def parse(self, stdout: str, result_file_text: str | None, spec: RunSpec) -> ToolResult:
         """The run's result from what the tool printed (and wrote)."""
 
+    def output_file(self, spec: RunSpec) -> str | None:
+        """The file (a glob, in the run folder, matching one file) the run of ``spec``
+        writes that :meth:`parse` / :meth:`parse_profile` read; None for none."""
+        return self.result_file
+
+    def parse_profile(
+        self, stdout: str, result_file_text: str | None, spec: RunSpec
+    ) -> agent_pb2.OperatorProfile:
+        """The per-operator profile of a ``spec.profile`` run. ToolOutputUnreadable when
+        the output holds none; InvalidSettings where the tool cannot profile."""
+        raise InvalidSettings(f"profile: {self.no_profile_reason}")
+
     def command(self, binary: str, model: str, spec: RunSpec) -> str:
         """:meth:`argv` quoted for the phone's shell."""
         return " ".join(shlex.quote(part) for part in self.argv(binary, model, spec))
@@ -184,10 +204,12 @@ class LiteRtBenchmarkModel(BenchmarkTool):
     runtime = LITERT
     wire_format = agent_pb2.MODEL_FORMAT_TFLITE
     accelerators = (LITERT_CPU,)
+    no_profile_reason = ""
 
     def argv(self, binary: str, model: str, spec: RunSpec) -> list[str]:
         # --warmup_min_secs=0: exactly warmup_runs warm-up runs (the tool's
         # default also runs for at least 0.5 s).
+        profiling = ["--enable_op_profiling=true"] if spec.profile else []
         return [
             binary,
             f"--graph={model}",
@@ -198,7 +220,17 @@ class LiteRtBenchmarkModel(BenchmarkTool):
             f"--min_secs={spec.min_duration_s:g}",
             f"--max_secs={spec.max_duration_s:g}",
             f"--use_xnnpack={'true' if spec.use_xnnpack else 'false'}",
+            *profiling,
         ]
+
+    def parse_profile(
+        self, stdout: str, result_file_text: str | None, spec: RunSpec
+    ) -> agent_pb2.OperatorProfile:
+        """The "Operator-wise Profiling Info for Regular Benchmark Runs" tables
+        (``_op_profile.py``): per node its **mean** time per run (``times_are_means``)."""
+        applied = spec.use_xnnpack and "XNNPACK delegate" in stdout
+        return _op_profile.to_operator_profile(_op_profile.parse_op_profile(stdout),
+                                               delegate="XNNPACK" if applied else "")
 
     def parse(self, stdout: str, result_file_text: str | None, spec: RunSpec) -> ToolResult:
         report = _parse.parse_benchmark_model(stdout)
@@ -223,7 +255,7 @@ class LiteRtBenchmarkModel(BenchmarkTool):
             init_ms=_ms(report.init_us),
             first_run_ms=_ms(report.first_inference_us),
             peak_memory_bytes=int(peak_mb * 1024 * 1024) if peak_mb is not None else None,
-            provider="XNNPACK" if spec.use_xnnpack and report.xnnpack else "CPU (builtin kernels)",
+            provider="XNNPACK" if spec.use_xnnpack and report.xnnpack else _op_profile.CPU_KERNELS,
         )
 
 
@@ -236,6 +268,9 @@ class OrtPerfTest(BenchmarkTool):
     runtime = ONNXRUNTIME
     wire_format = agent_pb2.MODEL_FORMAT_ONNX
     accelerators = ("CPUExecutionProvider",)
+    no_profile_reason = ""
+    #: ``-p PREFIX``: onnxruntime writes its profile to ``PREFIX_<date>_<time>.json``
+    profile_prefix = "ort_profile"
 
     def argv(self, binary: str, model: str, spec: RunSpec) -> list[str]:
         # perf_test has no warm-up count: it runs warmup + runs iterations
@@ -250,9 +285,38 @@ class OrtPerfTest(BenchmarkTool):
             "-e", "cpu",
             "-o", str(ORT_OPT_LEVELS.get(spec.graph_optimization, 99)),
             "-s",
+            *(["-p", self.profile_prefix] if spec.profile else []),
             model,
             str(self.result_file),
         ]
+
+    def output_file(self, spec: RunSpec) -> str | None:
+        return f"{self.profile_prefix}_*.json" if spec.profile else self.result_file
+
+    def parse_profile(
+        self, stdout: str, result_file_text: str | None, spec: RunSpec
+    ) -> agent_pb2.OperatorProfile:
+        """onnxruntime's profile JSON (``-p``), parsed as in-process (``parse_ort_profile``):
+        the last ``spec.runs`` runs (perf_test's own first run and the warm-up left out),
+        per node its median over them."""
+        if not result_file_text:
+            raise _errors.ToolOutputUnreadable(
+                "onnxruntime_perf_test -p wrote no profile JSON on the phone; its last "
+                "lines:\n" + last_lines(stdout, 10)
+            )
+        try:
+            runs = parse_ort_profile(result_file_text)
+            run_ms = ort_run_ms(result_file_text)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _errors.ToolOutputUnreadable(
+                f"onnxruntime_perf_test's profile JSON is not readable: {exc}"
+            ) from None
+        keep = min(spec.runs, len(runs))
+        if not keep or not any(runs[-keep:]):
+            raise _errors.ToolOutputUnreadable(
+                f"onnxruntime_perf_test's profile holds {len(runs)} runs and no node times"
+            )
+        return build_profile(runs[-keep:], run_ms[-keep:], agent_pb2.PROFILE_SOURCE_ORT_PROFILING)
 
     def parse(self, stdout: str, result_file_text: str | None, spec: RunSpec) -> ToolResult:
         report = _parse.parse_perf_test(stdout)

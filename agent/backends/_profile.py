@@ -85,6 +85,23 @@ def build_profile(
     return profile
 
 
+def ort_run_ms(text: str) -> list[float]:
+    """The wall time (ms) of each run (``model_run`` event) in onnxruntime's profile JSON,
+    in order; ValueError when the text is not such a profile."""
+    try:
+        events = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"the onnxruntime profile is not JSON: {exc}") from None
+    if not isinstance(events, list):
+        raise ValueError("the onnxruntime profile is not a list of events")
+    runs = sorted(
+        (float(e["ts"]), float(e["dur"]) / 1000.0)
+        for e in events
+        if isinstance(e, dict) and e.get("cat") == "Session" and e.get("name") == "model_run"
+    )
+    return [ms for _, ms in runs]
+
+
 def parse_ort_profile(text: str, *, skip_runs: int = 0) -> list[list[NodeTime]]:
     """Node times per run from onnxruntime's profile JSON, the first ``skip_runs`` runs left
     out (warm-up). ValueError when the text is not such a profile."""

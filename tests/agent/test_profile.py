@@ -10,7 +10,12 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
-from fleetnas.agent.backends._profile import NodeTime, build_profile, parse_ort_profile
+from fleetnas.agent.backends._profile import (
+    NodeTime,
+    build_profile,
+    ort_run_ms,
+    parse_ort_profile,
+)
 from fleetnas.agent.reference import CalibrationStore
 from fleetnas.agent.runner import BenchmarkRunner
 from fleetnas.agent.settings import resolve_settings
@@ -140,6 +145,10 @@ def test_the_parser_splits_node_events_by_run_and_skips_warm_up() -> None:
     ]
     with pytest.raises(ValueError, match="not JSON"):
         parse_ort_profile("{oops")
+    events.insert(1, _event("Session", "model_run", 500, 250))  # out of order: sorted by ts
+    assert ort_run_ms(json.dumps(events)) == [0.25, 0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="not a list"):
+        ort_run_ms("{}")
 
 
 def test_the_summary_takes_medians_per_node_and_sums_op_types() -> None:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
-from fleetnas.agent import __version__, errors
+from fleetnas.agent import __version__, cli, errors
 from fleetnas.agent.android import phone_fingerprint
 from fleetnas.agent.client import AgentClient
 from fleetnas.api.v1 import agent_pb2
+from tests import tflite_models as tflite_models_3
 from tests.agent.agent_process import wait_for
 from tests.agent.android import tflite_models
 from tests.agent.android.conftest import StartPhoneAgent
@@ -220,3 +222,46 @@ def test_describe_a_tflite_only_phone_for_v1_clients(
     assert described.host_fingerprint == "lab-phone-1"  # --host-fingerprint wins
     assert described.cpu.usable_cores == 4  # benchmarks are pinned to cpu0-3
     assert not described.runtime.available_providers  # a v1 client finds no onnxruntime
+
+
+def test_bench_profile_over_adb_returns_the_phone_tools_profiles(
+    start_phone_agent: StartPhoneAgent, phone: FakePhone, onnx_model: tuple[Path, str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, client = start_phone_agent()
+    model = tmp_path / "three.tflite"
+    model.write_bytes(tflite_models_3.conv_net(16, 32, 3))
+    # `fleetnas-agent bench --profile` against the phone agent, as a user runs it; the
+    # stand-in times the XNNPACK-delegated model as one node in a run of its own, checked
+    # against the timed run's mean (taken again, at most twice, when the host's load moved
+    # it by more than 10%: issue 15)
+    for _ in range(3):
+        assert cli.main(["bench", str(model), "--address", f"127.0.0.1:{server.port}",
+                         "--profile", "--profile-runs", "50", "--warmup", "5", "--min-runs",
+                         "100", "--min-duration", "0", "--max-duration", "10",
+                         "--json"]) == 0
+        result = json_format.Parse(capsys.readouterr().out, agent_pb2.BenchmarkResult())
+        if result.profile.total_ms == pytest.approx(result.stats.mean_ms, rel=0.10):
+            break
+    profile = result.profile
+    assert profile.source == agent_pb2.PROFILE_SOURCE_BENCHMARK_MODEL
+    assert profile.times_are_means and profile.profiled_runs == 50
+    assert [(op.op_type, op.provider) for op in profile.operators] == [
+        ("TfLiteXNNPackDelegate", "XNNPACK")]
+    assert profile.total_ms == pytest.approx(result.stats.mean_ms, rel=0.10)
+    assert result.provider == "XNNPACK" and result.timed_inferences == 100
+    assert "--enable_op_profiling=true" in phone.taskset_log()[-1]
+
+    sha = client.ensure_model(model.read_bytes())
+    phone.set_faults(no_op_profile=1)
+    with pytest.raises(errors.ToolOutputUnreadable, match="no operator profile of its regular"):
+        client.benchmark(sha, quick(profile=True))
+    phone.set_faults()
+    onnx_path, onnx_sha = onnx_model
+    assert client.ensure_model(onnx_path.read_bytes()) == onnx_sha
+    raw = client.benchmark(onnx_sha, quick(profile=True, profile_runs=4))
+    assert raw.profile.source == agent_pb2.PROFILE_SOURCE_ORT_PROFILING
+    assert raw.profile.profiled_runs == 4 and not raw.profile.times_are_means
+    assert {op.provider for op in raw.profile.operators} == {"CPUExecutionProvider"}
+    assert not client.benchmark(sha, quick()).HasField("profile")
+    assert phone.live_processes() == []

@@ -628,20 +628,22 @@ class OpTypeTiming(_message.Message):
     def __init__(self, op_type: _Optional[str] = ..., nodes: _Optional[int] = ..., total_ms: _Optional[float] = ..., share: _Optional[float] = ...) -> None: ...
 
 class OperatorProfile(_message.Message):
-    __slots__ = ("source", "profiled_runs", "operators", "op_types", "total_ms", "run_median_ms")
+    __slots__ = ("source", "profiled_runs", "operators", "op_types", "total_ms", "run_median_ms", "times_are_means")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PROFILED_RUNS_FIELD_NUMBER: _ClassVar[int]
     OPERATORS_FIELD_NUMBER: _ClassVar[int]
     OP_TYPES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     RUN_MEDIAN_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_ARE_MEANS_FIELD_NUMBER: _ClassVar[int]
     source: ProfileSource
     profiled_runs: int
     operators: _containers.RepeatedCompositeFieldContainer[OperatorTiming]
     op_types: _containers.RepeatedCompositeFieldContainer[OpTypeTiming]
     total_ms: float
     run_median_ms: float
-    def __init__(self, source: _Optional[_Union[ProfileSource, str]] = ..., profiled_runs: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorTiming, _Mapping]]] = ..., op_types: _Optional[_Iterable[_Union[OpTypeTiming, _Mapping]]] = ..., total_ms: _Optional[float] = ..., run_median_ms: _Optional[float] = ...) -> None: ...
+    times_are_means: bool
+    def __init__(self, source: _Optional[_Union[ProfileSource, str]] = ..., profiled_runs: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorTiming, _Mapping]]] = ..., op_types: _Optional[_Iterable[_Union[OpTypeTiming, _Mapping]]] = ..., total_ms: _Optional[float] = ..., run_median_ms: _Optional[float] = ..., times_are_means: _Optional[bool] = ...) -> None: ...
 
 class Energy(_message.Message):
     __slots__ = ("source", "method", "scope", "readable", "reason", "interval_s", "inferences", "joules", "resolution_j", "mj_per_inference", "uncertainty_mj", "mean_power_w", "samples", "idle_power_w", "net_mj_per_inference", "net_uncertainty_mj")
