@@ -27,8 +27,13 @@ def _source(profile: agent_pb2.OperatorProfile) -> str:
     return name.removeprefix("PROFILE_SOURCE_").lower()
 
 
+def statistic(profile: agent_pb2.OperatorProfile) -> str:
+    """``"mean"`` where the tool reports per-node means (benchmark_model), else ``"median"``."""
+    return "mean" if profile.times_are_means else "median"
+
+
 def node_table(profile: agent_pb2.OperatorProfile, title: str, top: int) -> Table:
-    """The ``top`` nodes by median time, slowest first."""
+    """The ``top`` nodes by time (median, or mean where the tool gives means), slowest first."""
     nodes = sorted(profile.operators, key=lambda op: -op.median_ms)[:top]
     shown = f"top {len(nodes)} of {len(profile.operators)}" if top < len(profile.operators) else (
         f"all {len(nodes)}")
@@ -36,8 +41,9 @@ def node_table(profile: agent_pb2.OperatorProfile, title: str, top: int) -> Tabl
         f"{title}: {shown} nodes ({_source(profile)}, {profile.profiled_runs} runs, "
         f"sum {profile.total_ms:.4g} ms, run {profile.run_median_ms:.4g} ms)"
     ))
-    for name in ("#", "node", "op type", "median ms", "share", "provider"):
-        table.add_column(name, justify="right" if name in ("#", "median ms", "share") else "left")
+    time_column = f"{statistic(profile)} ms"
+    for name in ("#", "node", "op type", time_column, "share", "provider"):
+        table.add_column(name, justify="right" if name in ("#", time_column, "share") else "left")
     for rank, op in enumerate(nodes, start=1):
         table.add_row(str(rank), escape(op.node_name), escape(op.op_type), f"{op.median_ms:.4g}",
                       f"{op.share:.1%}", escape(op.provider or "-"))
@@ -77,7 +83,7 @@ def save_profile_plot(
         bars = ax.barh([t.op_type for t in types], [t.total_ms for t in types], color="#4c72b0")
         ax.bar_label(bars, labels=[f"{t.share:.0%}" for t in types], padding=3, fontsize=8)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("total median time (ms)")
+        ax.set_xlabel(f"total {statistic(profile)} time (ms)")
         ax.margins(x=0.15)
     fig.tight_layout()
     return save_png(fig, path)

@@ -109,3 +109,21 @@ def test_a_litert_model_has_no_profile_in_process_and_says_why(
     assert note.startswith("note: ref.tflite on local: no operator profile (") and warning in note
     assert f"no operator profile came back: {plot} not written" in done.stderr
     assert not plot.exists()
+
+
+def test_a_profile_of_means_is_labelled_mean_not_median() -> None:
+    from rich.console import Console
+
+    from fleetnas.api.v1 import agent_pb2
+    from fleetnas.controller.cli._profile import node_table
+
+    def shown(profile: agent_pb2.OperatorProfile) -> str:
+        console = Console(width=200, record=True)
+        console.print(node_table(profile, "net", top=5))
+        return console.export_text()
+
+    op = agent_pb2.OperatorTiming(node_name="conv", op_type="CONV_2D", median_ms=1.0, share=1.0)
+    means = agent_pb2.OperatorProfile(operators=[op], times_are_means=True, total_ms=1.0)
+    medians = agent_pb2.OperatorProfile(operators=[op], total_ms=1.0)
+    assert "mean ms" in shown(means) and "median" not in shown(means)
+    assert "median ms" in shown(medians)
