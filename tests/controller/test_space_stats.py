@@ -181,3 +181,21 @@ def test_dry_run_prints_the_plan_and_creates_nothing(setup: Setup, tmp_path: Pat
     assert unknown.exit_code == 0, unknown.output
     assert "no measurement recorded" in unknown.stdout and "unknown" in unknown.stdout
     assert not fresh.exists()
+
+
+def test_the_progress_lines_split_each_candidates_time(setup: Setup, tmp_path: Path) -> None:
+    db = tmp_path / "split.db"
+    args = ["--db", str(db), "search", *SPACE_ARGS, "--class", "cpu", "--fleet",
+            str(setup.fleet_path), "--cache-dir", str(tmp_path / "onnx"), *TINY, "--mode",
+            "measured", "--budget", "4", "--population", "4", "--no-plot"]
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "240"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    steps = [s for s in steps if "per_candidate_s" in s]
+    assert steps, result.stderr
+    last = steps[-1]
+    split = last["per_candidate_s"]
+    assert set(split) == {"export", "measure", "accuracy"}
+    assert split["export"] > 0 and split["measure"] > 0 and split["accuracy"] > 0
+    # The phases are parts of the run: together no longer than it took (rounding aside).
+    assert sum(split.values()) * last["done"] <= last["elapsed_s"] + 0.1
