@@ -28,6 +28,7 @@ from fleetnas.controller.driver import (
     plan_search,
     resolve_percentiles,
 )
+from fleetnas.controller.fleet import Fleet, fleet_path, load_fleet
 from fleetnas.controller.spaces import SearchSpace
 
 
@@ -36,13 +37,20 @@ def _open(db_path: Path) -> CostDB:
     return CostDB(db_path) if db_path.is_file() else CostDB(memory=True)
 
 
+def _fleet(fleet_file: Path | None, local: bool) -> Fleet | None:
+    """The fleet file's devices (for a class's members), None with ``--local``."""
+    return None if local else load_fleet(fleet_path(fleet_file), missing_ok=True)
+
+
 def resolve_constraints(console: Console, db_path: Path, space: SearchSpace,
-                        constraints: Sequence[str], targets: Sequence[Target]) -> tuple[str, ...]:
+                        constraints: Sequence[str], targets: Sequence[Target], *,
+                        fleet_file: Path | None = None, local: bool = False) -> tuple[str, ...]:
     """The constraints with percentile bounds in ms; prints what each one resolved to."""
     if not any(is_percentile_bound(c) for c in constraints):
         return tuple(constraints)
     with search_errors(), _open(db_path) as db:
-        texts, resolved = resolve_percentiles(db, space, constraints, targets)
+        texts, resolved = resolve_percentiles(db, space, constraints, targets,
+                                              fleet=_fleet(fleet_file, local))
     for bound in resolved:
         console.print(escape(f"{bound.describe()}: searching with {bound.resolved!r}"),
                       highlight=False)
@@ -61,10 +69,10 @@ def _measurements_text(plan: SearchPlan) -> str:
 
 
 def print_plan(console: Console, db_path: Path, space: SearchSpace, config: SearchConfig,
-               timeout_s: float | None) -> SearchPlan:
+               timeout_s: float | None, *, fleet_file: Path | None = None) -> SearchPlan:
     """Print what the search would do and how long its measurements would take; return it."""
     with search_errors(), _open(db_path) as db:
-        plan = plan_search(db, space, config)
+        plan = plan_search(db, space, config, _fleet(fleet_file, config.local))
     lines = [
         f"dry run: a {config.mode} search of {space.identity()} (nothing is measured or stored)",
         "budget: " + (f"{config.budget} candidates" if config.budget else "no candidate budget")
@@ -74,7 +82,7 @@ def print_plan(console: Console, db_path: Path, space: SearchSpace, config: Sear
         f"latency measurements: {_measurements_text(plan)}",
     ]
     for target in plan.targets:
-        devices = ", ".join(target.devices) or "no device known to the cost DB"
+        devices = ", ".join(target.devices) or "no device in the fleet file or the cost DB"
         if target.seconds_each is None:
             speed = "no measurement recorded with these settings"
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -108,7 +109,8 @@ def _collect(into: str, make: Callable[..., Any], names: Sequence[str]) -> Calla
 
 
 def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targets: TargetFlags,
-            goals: GoalFlags, run: RunFlags, request: agent_pb2.BenchmarkSettings) -> SearchConfig:
+            goals: GoalFlags, run: RunFlags, request: agent_pb2.BenchmarkSettings,
+            fleet_file: Path | None) -> SearchConfig:
     """The new search's config, percentile bounds resolved (and printed) first."""
     if space_flags.name is None:
         raise click.UsageError("say which space to search: --space NAME (or --resume ID)")
@@ -119,7 +121,8 @@ def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targe
         raise click.UsageError(str(exc)) from exc
     except (DriverError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
-    constraints = resolve_constraints(console, db_path_of(ctx), space, goals.constraints, chosen)
+    constraints = resolve_constraints(console, db_path_of(ctx), space, goals.constraints, chosen,
+                                      fleet_file=fleet_file, local=targets.local)
     try:
         return SearchConfig.build(
             space=space_flags.name, space_config=space_flags.config(),
@@ -259,9 +262,11 @@ def search(
         return
     console = output_console()
     if resume_id is None:
-        config = _config(ctx, console, space_flags, targets, goals, run, request)
+        config = _config(ctx, console, space_flags, targets, goals, run, request,
+                         scheduling.fleet_file)
         if dry_run:
-            print_plan(console, db_path_of(ctx), _space(config), config, run.time_limit)
+            print_plan(console, db_path_of(ctx), _space(config), config, run.time_limit,
+                       fleet_file=scheduling.fleet_file)
             return
         _new(ctx, console, config, run.time_limit, scheduling, outputs, quiet)
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -180,7 +181,23 @@ def test_dry_run_prints_the_plan_and_creates_nothing(setup: Setup, tmp_path: Pat
     unknown = setup.search("--mode", "measured", "--budget", "3", "--dry-run", db=fresh)
     assert unknown.exit_code == 0, unknown.output
     assert "no measurement recorded" in unknown.stdout and "unknown" in unknown.stdout
+    # The class's devices come from the fleet file when the cost DB knows none.
+    assert re.search(r"class cpu \(.*\) on s0: 3 at most", unknown.stdout), unknown.stdout
     assert not fresh.exists()
+
+
+def test_bad_input_is_one_line_and_names_the_fix(setup: Setup) -> None:
+    unknown = setup.run("space", "stats", "--space", "nope", "--device", "s0")
+    assert unknown.exit_code != 0 and "nope" in unknown.output and "Traceback" not in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1
+    nobody = setup.stats("--device", "ghost")
+    assert nobody.exit_code == 1 and "fleetnas lut build --space nb201 --device ghost" in nobody.output
+    zero = setup.stats("--device", "s0", "--n", "0")
+    assert zero.exit_code == 2 and "--n" in zero.output
+    bad = setup.search("--constraint", "latency[cpu] <= p140", "--dry-run")
+    assert bad.exit_code != 0 and "not within p0..p100" in bad.output
+    other = setup.search("--constraint", "latency[gpu] <= p40", "--dry-run")
+    assert other.exit_code != 0 and "no target 'gpu'" in other.output
 
 
 def test_the_progress_lines_split_each_candidates_time(setup: Setup, tmp_path: Path) -> None:
