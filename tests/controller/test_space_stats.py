@@ -92,7 +92,7 @@ def test_percentiles_from_data_then_from_a_lut(setup: Setup, tmp_path: Path) -> 
     assert no_data.exit_code == 1 and "fleetnas lut build --space nb201 --device" in no_data.output
     assert not setup.db_path.exists()  # nothing was created
 
-    first = setup.search("--mode", "measured", "--budget", "8", "--population", "4")
+    first = setup.search("--mode", "measured", "--budget", "6", "--population", "3")
     assert first.exit_code == 0, first.output
     measured = _measured_latencies(setup.db_path)
     result = setup.stats("--device", "s0", "--source", "measured", "--json")
@@ -142,8 +142,6 @@ def test_a_percentile_constraint_is_resolved_printed_and_stored(setup: Setup) ->
         config = SearchConfig.from_dict(SearchStore(db).get(stored[0].id).config)
     assert config.constraints == (f"latency[cpu] <= {p40:.6g} ms",)
     # A resume rebuilds the config from the DB: the number it started with, never resolved again.
-    more = setup.search("--mode", "measured", "--budget", "6", "--population", "4", "--seed", "7")
-    assert more.exit_code == 0, more.output
     resumed = setup.run("search", "--resume", str(stored[0].id), "--budget", "8", "--quiet",
                         "--fleet", str(setup.fleet_path))
     assert resumed.exit_code == 0, resumed.output
