@@ -42,6 +42,7 @@ PAGE_OF: dict[str, str] = {
     "fleetnas quantize": "docs/compress.md",
     "fleetnas report": "docs/report.md",
     "fleetnas search": "docs/search.md",
+    "fleetnas space": "docs/lut.md",
     "fleetnas-agent": "docs/agent.md",
 }
 SKIPPED = {"--help", "-h", "--version"}

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "quantize": "fleetnas.controller.cli.quantize:quantize",
     "report": "fleetnas.controller.cli.report:report",
     "search": "fleetnas.controller.cli.search:search",
+    "space": "fleetnas.controller.cli.space:space",
 }
 
 

@@ -39,6 +39,7 @@ from fleetnas.controller.scheduler import (
     ModelRef,
     OutcomeStatus,
     Scheduler,
+    model_batch,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +52,7 @@ class JobTag:
     model: str
     target: str
     label: str | None = None
+    batch: int | None = None  # the model's batch under the job's settings (throughput)
 
     def __str__(self) -> str:
         return self.model
@@ -64,8 +66,9 @@ def _jobs(models: Sequence[Path], targets: Sequence[Target]) -> list[Job]:
         for target in targets:
             make = Job.on_class if target.is_class else Job.on_device
             shown = target.label or (f"class {target.name}" if target.is_class else target.name)
-            jobs.append(make(ref, target.name, target.request(),
-                             tag=JobTag(path.name, shown, target.label)))
+            request = target.request()
+            jobs.append(make(ref, target.name, request,
+                             tag=JobTag(path.name, shown, target.label, model_batch(ref, request))))
     return jobs
 
 

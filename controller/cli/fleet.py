@@ -160,7 +160,9 @@ def add(
         _record(db_path_of(ctx), updated, [probe])
         click.echo(f"added {name} to {path}: up, {hardware_summary(probe.description)}")
     else:
-        click.echo(f"added {name} to {path}; not answering now: {probe.reason}")
+        click.echo(f"added {name} to {path}; not answering now: {probe.reason}. If the "
+                   f"address is wrong, fix it with `fleetnas fleet add {name} --address "
+                   "HOST:PORT --replace`")
 
 
 @fleet.command()

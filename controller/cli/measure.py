@@ -33,7 +33,7 @@ from fleetnas.controller.cli._profile import DEFAULT_TOP, print_profile, save_pr
 from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.fleet import db_path_of, fleet_option
 from fleetnas.controller.costdb import CostDB, Measurement, message_to_dict
-from fleetnas.controller.scheduler import JobOutcome
+from fleetnas.controller.scheduler import JobOutcome, throughput
 
 
 def _ms(value: float) -> str:
@@ -41,9 +41,18 @@ def _ms(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _stat_rows(m: Measurement) -> list[tuple[str, str]]:
+def _throughput_text(batch: int | None, m: Measurement) -> str:
+    """``1234 items/s (batch 8)`` for a batch over 1, else empty."""
+    items = throughput(batch, m.latency_ms)
+    if batch is None or batch <= 1 or items is None:
+        return ""
+    return f"{items:.4g} items/s (batch {batch})"
+
+
+def _stat_rows(m: Measurement, batch: int | None = None) -> list[tuple[str, str]]:
     rows = [
         ("latency (ms)", _ms(m.latency_ms) + (" (paired)" if m.method == "paired" else "")),
+        *([("throughput", text)] if (text := _throughput_text(batch, m)) else []),
         ("median (ms)", _ms(m.median_ms)),
         ("mean (ms)", _ms(m.mean_ms)),
         ("p90 / p99 (ms)", f"{_ms(m.p90_ms)} / {_ms(m.p99_ms)}"),
@@ -69,15 +78,15 @@ def _print_one(console: Console, outcome: JobOutcome) -> None:
     table.add_column("stat", style="bold")
     table.add_column("value")
     assert outcome.measurement is not None
-    for name, value in _stat_rows(outcome.measurement):
+    for name, value in _stat_rows(outcome.measurement, job_tag(outcome.job).batch):
         table.add_row(name, escape(value))
     console.print(table)
 
 
 def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
     table = Table()
-    for column in ("model", "target", "device", "status", "latency ms", "p90 ms", "CV",
-                   "runs"):
+    for column in ("model", "target", "device", "status", "latency ms", "p90 ms", "items/s",
+                   "CV", "runs"):
         table.add_column(column, justify="right" if "ms" in column or column in ("CV", "runs")
                          else "left")
     for o in outcomes:
@@ -86,9 +95,15 @@ def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
         table.add_row(
             escape(str(o.job.tag)), escape(job_tag(o.job).target), escape(o.device or "-"), status,
             _ms(m.latency_ms) if m else "-", _ms(m.p90_ms) if m else "-",
-            f"{m.cv:.3f}" if m else "-", str(len(m.samples_ms)) if m else "-",
+            _items_text(job_tag(o.job).batch, m), f"{m.cv:.3f}" if m else "-",
+            str(len(m.samples_ms)) if m else "-",
         )
     console.print(table)
+
+
+def _items_text(batch: int | None, m: Measurement | None) -> str:
+    items = None if m is None else throughput(batch, m.latency_ms)
+    return "-" if items is None else f"{items:.4g}"
 
 
 def outcome_dict(
@@ -114,6 +129,9 @@ def outcome_dict(
             for a in outcome.attempts
         ],
         "measurement": outcome.measurement.to_dict() if outcome.measurement else None,
+        "batch": job_tag(outcome.job).batch,
+        "throughput_items_per_s": None if outcome.measurement is None else throughput(
+            job_tag(outcome.job).batch, outcome.measurement.latency_ms),
         "profile": None if profile is None else message_to_dict(profile),
     }
 

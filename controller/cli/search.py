@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -44,6 +45,7 @@ from fleetnas.controller.cli._scheduling import (
     open_scheduler,
     scheduler_options,
 )
+from fleetnas.controller.cli._search_plan import dry_run_option, print_plan, resolve_constraints
 from fleetnas.controller.cli._search_stored import list_searches, show
 from fleetnas.controller.cli._space import SpaceFlags, space_options
 from fleetnas.controller.cli._targets import TargetFlags, target_options
@@ -106,15 +108,26 @@ def _collect(into: str, make: Callable[..., Any], names: Sequence[str]) -> Calla
     return lambda func: collect_params(func, into, make, names)
 
 
-def _config(space_flags: SpaceFlags, targets: TargetFlags, goals: GoalFlags, run: RunFlags,
-            request: agent_pb2.BenchmarkSettings) -> SearchConfig:
+def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targets: TargetFlags,
+            goals: GoalFlags, run: RunFlags, request: agent_pb2.BenchmarkSettings,
+            fleet_file: Path | None) -> SearchConfig:
+    """The new search's config, percentile bounds resolved (and printed) first."""
     if space_flags.name is None:
         raise click.UsageError("say which space to search: --space NAME (or --resume ID)")
     try:
+        chosen = targets.targets(request)
+        space = get_space(space_flags.name, space_flags.config())
+    except UnknownSpace as exc:
+        raise click.UsageError(str(exc)) from exc
+    except (DriverError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    constraints = resolve_constraints(console, db_path_of(ctx), space, goals.constraints, chosen,
+                                      fleet_file=fleet_file, local=targets.local)
+    try:
         return SearchConfig.build(
             space=space_flags.name, space_config=space_flags.config(),
-            targets=targets.targets(request), objectives=list(goals.objectives) or ["accuracy"],
-            constraints=goals.constraints, accuracy=goals.accuracy,
+            targets=chosen, objectives=list(goals.objectives) or ["accuracy"],
+            constraints=constraints, accuracy=goals.accuracy,
             accuracy_cost=goals.accuracy_cost,
             strategy=strategy_spec(run.strategy, population_size=run.population,
                                    sample_size=run.sample_size),
@@ -180,7 +193,9 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               show_default=True, help="Expensive accuracy is predicted too in hybrid mode "
               "(auto: training is expensive).")
 @click.option("--constraint", "constraints", multiple=True, metavar="TEXT",
-              help="E.g. 'latency[pi4] <= 30 ms' or 'params <= 5 M'; repeatable.")
+              help="E.g. 'latency[pi4] <= 30 ms', 'params <= 5 M', or a percentile of the "
+              "space's latency on the target, 'latency[pi4] <= p40' (from its LUT, else its "
+              "measured archs; see `fleetnas space stats`); repeatable.")
 @click.option("--strategy", type=click.Choice(available_strategies()), default="nsga2",
               show_default=True, help="NSGA-II, aging (regularized) evolution, random search, "
               "or a registered strategy.")
@@ -217,13 +232,14 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Continue stored search ID (after a kill, Ctrl-C or --timeout); --budget and "
               "--max-measurements extend it.")
 @click.option("--force", is_flag=True, help="With --resume: take over a search marked running elsewhere.")
+@dry_run_option
 @output_options
 @quiet_option
 @click.pass_context
 def search(
     ctx: click.Context, space_flags: SpaceFlags, targets: TargetFlags, goals: GoalFlags,
     run: RunFlags, request: agent_pb2.BenchmarkSettings, scheduling: Scheduling,
-    resume_id: int | None, force: bool, outputs: Outputs, quiet: bool,
+    resume_id: int | None, force: bool, dry_run: bool, outputs: Outputs, quiet: bool,
 ) -> None:
     """Search for the best accuracy/latency trade-offs on one or several targets.
 
@@ -238,6 +254,7 @@ def search(
         fleetnas search --space nb201 --local --budget 40
         fleetnas search --space nb201 --class pi4:threads=1 --class orin \\
             --constraint "latency[pi4] <= 30 ms" --mode hybrid --budget 200
+        fleetnas search --space nb201 --class pi4 --constraint "latency[pi4] <= p40" --dry-run
         fleetnas search --resume 3
         fleetnas search list
     """
@@ -245,11 +262,15 @@ def search(
         return
     console = output_console()
     if resume_id is None:
-        config = _config(space_flags, targets, goals, run, request)
+        config = _config(ctx, console, space_flags, targets, goals, run, request,
+                         scheduling.fleet_file)
+        if dry_run:
+            print_plan(console, db_path_of(ctx), _space(config), config, run.time_limit,
+                       fleet_file=scheduling.fleet_file)
+            return
         _new(ctx, console, config, run.time_limit, scheduling, outputs, quiet)
         return
-    if (space_flags.name or targets.named or goals.constraints
-            or goals.objectives):
+    if space_flags.name or targets.named or goals.constraints or goals.objectives or dry_run:
         raise click.UsageError("--resume continues a stored search as it was configured; only "
                                "--budget, --max-measurements, --timeout, --fleet, --force and "
                                "the output options apply")

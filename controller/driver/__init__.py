@@ -69,6 +69,12 @@ from fleetnas.controller.driver._measure import (
     SchedulerMeasurer,
     TargetResult,
 )
+from fleetnas.controller.driver._percentile import (
+    ResolvedBound,
+    is_percentile_bound,
+    resolve_percentiles,
+)
+from fleetnas.controller.driver._plan import SearchPlan, TargetPlan, plan_search
 from fleetnas.controller.driver._predict import (
     LutValuePredictor,
     Prediction,
@@ -122,6 +128,7 @@ __all__ = [
     "PredictingSource",
     "Prediction",
     "ProgressCallback",
+    "ResolvedBound",
     "RidgeSurrogate",
     "SchedulerMeasurer",
     "SearchAborted",
@@ -130,6 +137,7 @@ __all__ = [
     "SearchConfigError",
     "SearchDriver",
     "SearchNotFound",
+    "SearchPlan",
     "SearchProgress",
     "SearchRecord",
     "SearchResult",
@@ -138,6 +146,7 @@ __all__ = [
     "StoredSearch",
     "SurrogateValuePredictor",
     "Target",
+    "TargetPlan",
     "UnknownLatencySource",
     "TargetResult",
     "ValuePredictor",
@@ -149,10 +158,13 @@ __all__ = [
     "find_lut_predictor",
     "find_luts",
     "is_expensive",
+    "is_percentile_bound",
     "latency_source_class",
     "load_search",
     "make_estimator",
     "parse_target",
+    "plan_search",
+    "resolve_percentiles",
     "strategy_from_spec",
     "strategy_spec",
     "target_devices",

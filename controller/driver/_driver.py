@@ -37,7 +37,7 @@ from fleetnas.controller.driver._accuracy import is_expensive, make_estimator
 from fleetnas.controller.driver._candidates import CandidateBook, CandidateState
 from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
-from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, Tally
+from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTimes, Tally
 from fleetnas.controller.driver._measure import Measurer
 from fleetnas.controller.driver._resume import load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
@@ -63,7 +63,9 @@ class SearchProgress:
     the time since this run started; ``eta_s`` (steps only) the time it will
     likely still take at this run's pace: the nearest of the candidate budget,
     the measurement budget and the time limit (``None`` before a step or
-    without any bound).
+    without any bound). ``per_candidate_s`` (steps only) splits this run's
+    time per candidate evaluated into ``export``, ``measure`` and
+    ``accuracy`` seconds (empty before the first candidate).
     """
 
     phase: str
@@ -77,6 +79,7 @@ class SearchProgress:
     detail: str = ""
     elapsed_s: float = 0.0
     eta_s: float | None = None
+    per_candidate_s: Mapping[str, float] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[SearchProgress], None]
@@ -276,6 +279,7 @@ class SearchDriver:
         started = clock()
         deadline = None if timeout_s is None else started + timeout_s
         self._pace = _Pace(clock, started, deadline, self.trials_done(), self.tally.measured)
+        self.evaluation.times = PhaseTimes()
         try:
             while max_steps is None or self._steps < max_steps:
                 if not self.step():
@@ -356,7 +360,9 @@ class SearchDriver:
                     assert self.estimator is not None
                     self._report("estimate", f"accuracy {i + 1}/{len(batch)}")
                     try:
-                        values[ACCURACY] = float(self.estimator.estimate(self.space, candidate.arch))
+                        with self.evaluation.times.timing("accuracy"):
+                            values[ACCURACY] = float(self.estimator.estimate(self.space,
+                                                                             candidate.arch))
                     except EstimatorError as exc:
                         self.evaluation.fail(candidate.id, f"accuracy: {exc}")
                         continue
@@ -442,6 +448,8 @@ class SearchDriver:
             best=self.best_so_far(front) if phase == "step" else {}, detail=detail,
             elapsed_s=now - self._pace.started,
             eta_s=self._pace.eta(now, self.config, counters) if phase == "step" else None,
+            per_candidate_s=self.evaluation.times.per_candidate(counters.trials - self._pace.trials)
+            if phase == "step" else {},
         ))  # fmt: skip
 
     def describe_predictors(self) -> dict[str, str]:

@@ -17,7 +17,9 @@ that the driver can store it before anything else runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,33 @@ class Tally:
     device_runs: int = 0
 
 
+@dataclass
+class PhaseTimes:
+    """Seconds this run spent per phase of a candidate: exporting, measuring (scheduling,
+    uploads, benchmarks, cache look-ups) and estimating accuracy."""
+
+    export_s: float = 0.0
+    measure_s: float = 0.0
+    accuracy_s: float = 0.0
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        """Add the time the block takes to ``phase`` (``export``, ``measure`` or ``accuracy``)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            name = f"{phase}_s"
+            setattr(self, name, getattr(self, name) + time.monotonic() - started)
+
+    def per_candidate(self, candidates: int) -> dict[str, float]:
+        """Each phase's seconds per candidate over ``candidates`` (empty when none)."""
+        if candidates <= 0:
+            return {}
+        return {"export": self.export_s / candidates, "measure": self.measure_s / candidates,
+                "accuracy": self.accuracy_s / candidates}  # fmt: skip
+
+
 class Evaluation:
     """The driver's services to a latency source for one search (see the module docstring).
 
@@ -90,6 +119,7 @@ class Evaluation:
         self.estimator = estimator
         self.deferred = tuple(deferred)
         self.tally = tally or Tally()
+        self.times = PhaseTimes()
         self.report = report or (lambda phase, detail: None)
         self.search_id = search_id
         self.on_estimate: Callable[[CandidateState], None] = lambda state: None
@@ -121,8 +151,13 @@ class Evaluation:
         def progress(done: int, total: int, label: str) -> None:
             self.report("measure", f"{done}/{total} {label}")
 
-        results = self.measurer.measure(self.engine.space, requests, self.config.targets,
-                                        on_progress=progress)
+        exported = self.measurer.export_seconds()
+        with self.times.timing("measure"):
+            results = self.measurer.measure(self.engine.space, requests, self.config.targets,
+                                            on_progress=progress)
+        export_s = self.measurer.export_seconds() - exported
+        self.times.export_s += export_s
+        self.times.measure_s -= export_s
         out: dict[int, CandidateMeasurement] = {}
         for measurement in results:
             for result in measurement.results.values():
@@ -169,8 +204,9 @@ class Evaluation:
                 continue  # estimated before a resume
             assert name == ACCURACY and self.estimator is not None
             try:
-                state.values[name] = float(self.estimator.estimate(self.engine.space,
-                                                                   state.candidate.arch))
+                with self.times.timing("accuracy"):
+                    state.values[name] = float(self.estimator.estimate(self.engine.space,
+                                                                       state.candidate.arch))
             except EstimatorError as exc:
                 return f"accuracy: {exc}"
             state.sources[name] = MEASURED

@@ -22,6 +22,7 @@ stops the search so the user can fix the cause and resume.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,11 @@ class Measurer(abc.ABC):
     def check_targets(self, targets: Sequence[Target]) -> None:  # noqa: B027
         """Raise before any work when a target cannot be measured here (default: accept)."""
 
+    def export_seconds(self) -> float:
+        """Seconds :meth:`measure` spent exporting so far (the driver reports the rest of
+        its time as measuring); 0 for a measurer that exports nothing."""
+        return 0.0
+
 
 class SchedulerMeasurer(Measurer):
     """Export, record the model, measure through the scheduler (see the module docstring)."""
@@ -133,6 +139,10 @@ class SchedulerMeasurer(Measurer):
         self.scheduler = scheduler
         self.db = db
         self.cache_dir = cache_dir
+        self._export_s = 0.0
+
+    def export_seconds(self) -> float:
+        return self._export_s
 
     def check_targets(self, targets: Sequence[Target]) -> None:
         for target in targets:
@@ -142,8 +152,12 @@ class SchedulerMeasurer(Measurer):
     def _export(self, space: SearchSpace, request: MeasureRequest, model_format: int) -> ModelRef:
         from fleetnas.controller.export import register_arch
 
-        return register_arch(self.db, space, request.arch, cache_dir=self.cache_dir,
-                             model_format=model_format)
+        started = time.monotonic()
+        try:
+            return register_arch(self.db, space, request.arch, cache_dir=self.cache_dir,
+                                 model_format=model_format)
+        finally:
+            self._export_s += time.monotonic() - started
 
     def _formats(self, targets: Sequence[Target]) -> dict[str, int]:
         """Each target's model format by target key (its runtime's, see the module docstring)."""

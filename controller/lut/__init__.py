@@ -90,6 +90,17 @@ from fleetnas.controller.lut._robust import (
     sample_cv,
 )
 from fleetnas.controller.lut._settings import is_empty_request, settings_mismatches
+from fleetnas.controller.lut._stats import (
+    DEFAULT_STATS_N,
+    PERCENTILES,
+    SUGGESTED_BOUNDS,
+    Distribution,
+    NoLatencyData,
+    SpaceStats,
+    device_predictor,
+    lut_stats,
+    measured_stats,
+)
 from fleetnas.controller.lut._store import (
     BLOCK_ARCH_PREFIX,
     LutEntry,
@@ -108,6 +119,15 @@ __all__ = [
     "entry_latency",
     "from_cli_name",
     "measurement_samples",
+    "measured_stats",
+    "lut_stats",
+    "device_predictor",
+    "SpaceStats",
+    "NoLatencyData",
+    "Distribution",
+    "SUGGESTED_BOUNDS",
+    "PERCENTILES",
+    "DEFAULT_STATS_N",
     "BLOCK_ARCH_PREFIX",
     "DEFAULT_CALIBRATION_N",
     "DEFAULT_CHECK_N",

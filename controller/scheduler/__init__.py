@@ -34,8 +34,11 @@ from fleetnas.controller.scheduler._scheduler import (
     ProgressCallback,
     Scheduler,
 )
+from fleetnas.controller.scheduler._throughput import model_batch, throughput
 
 __all__ = [
+    "model_batch",
+    "throughput",
     "DEFAULT_DEVICE_WAIT_S",
     "DEFAULT_MAX_RETRIES",
     "Attempt",

@@ -135,3 +135,25 @@ def test_agent_local_serves_writes_the_fleet_and_stops_on_ctrl_c(tmp_path: Path)
     assert len(logs) == 2
     for log in logs:
         assert "stopped" in log.read_text()  # drained and stopped, not killed
+
+
+def test_a_batch_over_one_reports_throughput_next_to_latency(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    model = tmp_path / "dyn.onnx"
+    model.write_bytes(onnx_models.dynamic_batch_mlp(64))
+    cli = fleetnas_cli()
+    result = runner.invoke(cli, ["measure", str(model), *TINY, "--shape", "x=8x64", "--json"])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)
+    latency = entry["measurement"]["latency_ms"]
+    assert entry["batch"] == 8
+    assert entry["throughput_items_per_s"] == pytest.approx(8 * 1000 / latency)
+    table = runner.invoke(cli, ["measure", str(model), *TINY, "--shape", "x=8x64"],
+                          env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert f"{8 * 1000 / latency:.4g} items/s (batch 8)" in table.stdout  # the cached figure
+    single = runner.invoke(cli, ["measure", str(_model(tmp_path)), *TINY, "--json"])
+    (one,) = json.loads(single.stdout)
+    assert one["batch"] == 1 and one["throughput_items_per_s"] == pytest.approx(
+        1000 / one["measurement"]["latency_ms"])

@@ -95,3 +95,17 @@ def test_one_time_format_everywhere() -> None:
     assert when(t, now=t + 3600) == "2025-12-01 23:55 UTC"
     assert when(None) == "-" and when(0, empty="never") == "never"
     assert when(t + 60, now=t) == "2025-12-01 23:56 UTC"  # in the future: a date, not "-60 s ago"
+
+
+def test_a_search_step_splits_its_time_per_candidate_in_json_and_on_the_bar() -> None:
+    split = {"export": 0.4213, "measure": 1.2871, "accuracy": 0.0519}
+    event = search_event(SearchProgress("step", 10, 40, 18, 12, 0, 3, per_candidate_s=split))
+    assert event.to_dict()["per_candidate_s"] == {"export": 0.421, "measure": 1.287,
+                                                  "accuracy": 0.052}
+    terminal = Terminal()
+    with progress(False, stream=terminal) as sink:
+        assert sink is not None
+        sink(event)
+    assert "per candidate: export 0.42s  measure 1.3s  accuracy 0.052s" in terminal.getvalue()
+    before = search_event(SearchProgress("estimate", 0, 40, 0, 0, 0, 0))
+    assert "per_candidate_s" not in before.to_dict() and before.times_text() == ""

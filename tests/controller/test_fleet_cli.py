@@ -163,3 +163,13 @@ def test_fleet_add_takes_the_class_and_defaults_the_agent_describes(
     assert [d.name for d in load_fleet(tmp_path / "fleet.toml")] == ["pi-a", "pi-b"]
     taken = runner.invoke(cli, ["fleet", "add", "pi-a", "--address", agent.address])
     assert taken.exit_code == 1 and "--replace" in taken.output
+    # A device added while down names the fix; adding it again needs --replace.
+    down = runner.invoke(cli, ["fleet", "add", "pi-c", "--address", _dead_address(),
+                               "--class", "pi4"])
+    assert down.exit_code == 0 and "not answering now" in down.output
+    assert "fleetnas fleet add pi-c --address HOST:PORT --replace" in down.output
+    again = runner.invoke(cli, ["fleet", "add", "pi-c", "--address", agent.address])
+    assert again.exit_code == 1 and "pass --replace" in again.output
+    fixed = runner.invoke(cli, ["fleet", "add", "pi-c", "--address", agent.address, "--replace"])
+    assert fixed.exit_code == 0 and "up," in fixed.output
+    assert {d.name: d.address for d in load_fleet(tmp_path / "fleet.toml")}["pi-c"] == agent.address

@@ -156,6 +156,28 @@ def test_export_writes_a_valid_onnx_that_matches_its_arch_string(setup: Setup, t
     too_far = invoke("--db", str(db_path), "export", "1", "--rank", "99", "-o", str(out))
     assert too_far.exit_code == 1 and "pick --rank 1.." in too_far.output
 
+    # --format torch: the same network, trainable; its outputs are the ONNX model's.
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    pt = tmp_path / "out" / "net.pt"
+    torch_export = invoke("--db", str(db_path), "export", "1", "--rank", "2", "--format", "torch",
+                          "-o", str(pt), "--cache-dir", str(setup.root / "onnx"))
+    assert torch_export.exit_code == 0, torch_export.output
+    builder = json.loads(pt.with_suffix(".json").read_text())["builder"]
+    space = get_space(builder["space"], builder["space_config"])
+    net = space.build(space.decode(arch_text))
+    net.load_state_dict(torch.load(pt))
+    assert f"{type(net).__module__}.{type(net).__qualname__}" == builder["module_class"]
+    x = np.random.default_rng(0).standard_normal(sidecar["input_shape"]).astype(np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {sidecar["input_name"]: x})[0]
+    with torch.no_grad():
+        got = net.eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert any(p.requires_grad for p in net.parameters())  # trainable, not a frozen graph
+
 
 def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     db_path = tmp_path / "cost.db"
