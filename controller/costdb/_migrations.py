@@ -36,7 +36,7 @@ from fleetnas.controller.costdb._codec import add_columns_sql, create_table_sql
 from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
 from fleetnas.controller.costdb._hardware import hardware_id
 from fleetnas.controller.costdb._profiles import PROFILES_SINCE, Profile
-from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._records import ENERGY_SINCE, Device, Measurement, Model
 
 
 @dataclass(frozen=True)
@@ -234,12 +234,19 @@ def _operator_profiles(db: sqlite_utils.Database) -> None:
     db.execute(create_table_sql(Profile.TABLE, Profile.COLUMNS, PROFILES_SINCE))
 
 
+# Version 6: each measurement's energy per inference (Measurement.energy_*; NULL where no
+# meter read anything, and for every row measured before).
+def _energy_columns(db: sqlite_utils.Database) -> None:
+    _run(db, tuple(add_columns_sql(Measurement.TABLE, Measurement.COLUMNS, ENERGY_SINCE)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
     Migration(3, "search_tables", _search_tables),
     Migration(4, "hardware_identity", _hardware_identity),
     Migration(PROFILES_SINCE, "operator_profiles", _operator_profiles),
+    Migration(ENERGY_SINCE, "energy_per_inference", _energy_columns),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -12,6 +12,12 @@ of its class) with the target's own settings, recording each result as it
 arrives. :class:`CallableMeasurer` calls a Python function instead: benches
 and experiments with a ground-truth latency oracle.
 
+Energy per inference (``energy[T]``) comes with the same measurement: the
+cost DB's ``energy_mj`` of the recorded result, ``None`` with the meter's
+reason where nothing was readable. :meth:`Measurer.check_energy` refuses,
+before any work, targets whose devices have no readable meter (their
+``Describe`` says so).
+
 Failures are data. A failure that is a property of the model on that device
 (invalid model, unsupported operator, benchmark timeout, memory cap, model
 too large, export failure) is ``permanent``: the driver fails the candidate.
@@ -37,6 +43,7 @@ from fleetnas.agent.errors import (
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import Target
+from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.scheduler import Job, JobOutcome, ModelRef, OutcomeStatus, Scheduler
 from fleetnas.controller.scheduler import Target as SchedulerTarget
 from fleetnas.controller.spaces import Arch, SearchSpace
@@ -60,11 +67,14 @@ class TargetResult:
 
     ``ran`` is true when a benchmark ran for this request (false: the cost
     DB's cache answered). ``permanent`` classifies a failure (see the module
-    docstring).
+    docstring). ``energy_mj`` is the measurement's energy per inference,
+    ``None`` when no meter read it (``energy_reason`` then says why, when known).
     """
 
     latency_ms: float | None
     peak_memory_bytes: float | None = None
+    energy_mj: float | None = None
+    energy_reason: str | None = None
     measurement_uid: str | None = None
     device: str | None = None
     ran: bool = False
@@ -125,6 +135,10 @@ class Measurer(abc.ABC):
     def check_targets(self, targets: Sequence[Target]) -> None:  # noqa: B027
         """Raise before any work when a target cannot be measured here (default: accept)."""
 
+    def check_energy(self, targets: Sequence[Target]) -> None:  # noqa: B027
+        """Raise SearchConfigError before any work when a target's energy cannot be measured
+        (``targets`` are those an ``energy[T]`` names; default: accept)."""
+
 
 class SchedulerMeasurer(Measurer):
     """Export, record the model, measure through the scheduler (see the module docstring)."""
@@ -138,6 +152,25 @@ class SchedulerMeasurer(Measurer):
         for target in targets:
             job = Job.on_class(b"", target.name) if target.is_class else Job.on_device(b"", target.name)
             self.scheduler.eligible_devices(job)  # UnknownDevice / UnknownClass
+
+    def check_energy(self, targets: Sequence[Target]) -> None:
+        """Refuse a target with a device whose Describe shows no readable energy meter,
+        naming the device and each telemetry source's reason. A device that does not
+        answer is not judged here: its first result is (see the driver)."""
+        for target in targets:
+            for name in self.scheduler.devices_of(SchedulerTarget(target.name, target.is_class)):
+                description = self.scheduler.describe_device(name)
+                if description is None:
+                    continue
+                if any(t.available for t in description.telemetry):
+                    continue
+                reasons = "; ".join(f"{t.name}: {t.reason}" for t in description.telemetry)
+                raise SearchConfigError(
+                    f"energy[{target.key}]: device {name} has no readable energy meter "
+                    f"({reasons or 'its agent reports no telemetry sources'}); measure energy "
+                    "on a device with NVML, a Jetson's INA3221 rails or readable RAPL, or "
+                    f"drop energy[{target.key}]"
+                )
 
     def _export(self, space: SearchSpace, request: MeasureRequest, model_format: int) -> ModelRef:
         from fleetnas.controller.export import register_arch
@@ -219,6 +252,7 @@ def _result(outcome: JobOutcome) -> TargetResult:
     if outcome.ok and m is not None:
         return TargetResult(
             latency_ms=m.latency_ms, peak_memory_bytes=float(m.peak_rss_bytes),
+            energy_mj=m.energy_mj, energy_reason=m.energy_reason,
             measurement_uid=m.uid, device=outcome.device,
             ran=outcome.status is OutcomeStatus.MEASURED and outcome.duplicate_of is None,
         )  # fmt: skip

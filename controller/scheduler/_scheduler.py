@@ -226,6 +226,10 @@ class Scheduler:
                          None)  # fmt: skip
         return model_format_for(request, described)
 
+    def describe_device(self, name: str) -> agent_pb2.DeviceDescription | None:
+        """The heartbeats' latest description, else its agent's now, else the DB's, or None."""
+        return self._live_description(name) or self._session(name).describe() or self._cache().description(name)
+
     def lookup(self, jobs: Sequence[Job]) -> list[JobOutcome | None]:
         """Cache only: a CACHED outcome per job found in the cost DB, else ``None``.
 
