@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,7 @@ class SchedulerMeasurer(Measurer):
         self.scheduler = scheduler
         self.db = db
         self.cache_dir = cache_dir
+        self.energy_targets: list[Target] = []  # set by check_energy
 
     def check_targets(self, targets: Sequence[Target]) -> None:
         for target in targets:
@@ -156,7 +157,9 @@ class SchedulerMeasurer(Measurer):
     def check_energy(self, targets: Sequence[Target]) -> None:
         """Refuse a target with a device whose Describe shows no readable energy meter,
         naming the device and each telemetry source's reason. A device that does not
-        answer is not judged here: its first result is (see the driver)."""
+        answer is not judged here: its first result is (see the driver). From then on the
+        jobs of these targets need energy: a cached measurement without it is measured again."""
+        self.energy_targets = list(targets)
         for target in targets:
             for name in self.scheduler.devices_of(SchedulerTarget(target.name, target.is_class)):
                 description = self.scheduler.describe_device(name)
@@ -210,13 +213,15 @@ class SchedulerMeasurer(Measurer):
                     errors[request.candidate_id] = f"export failed: {exc}"
                     break
         jobs: list[Job] = []
+        energy = {t.key for t in self.energy_targets}
         for request in requests:
             if request.candidate_id in errors:
                 continue
             for target in targets:
                 make = Job.on_class if target.is_class else Job.on_device
-                jobs.append(make(refs[request.candidate_id, formats[target.key]], target.name,
-                                 target.request(), tag=(request.candidate_id, target.key)))
+                job = make(refs[request.candidate_id, formats[target.key]], target.name,
+                           target.request(), tag=(request.candidate_id, target.key))
+                jobs.append(replace(job, needs_energy=target.key in energy))
         outcomes: dict[tuple[int, str], JobOutcome] = {}
 
         def progress(p: Any) -> None:

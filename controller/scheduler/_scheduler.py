@@ -254,7 +254,8 @@ class Scheduler:
                 # still answer from the cache: devices of a class are interchangeable.
                 known = [d.name for d in self.db.list_devices(device_class=job.target.name)]
                 devices = tuple(dict.fromkeys([*devices, *known]))
-            hit = cache.find(job.model.sha256, devices, job.settings, job.model.model_format)
+            hit = cache.find(job.model.sha256, devices, job.settings, job.model.model_format,
+                             needs_energy=job.needs_energy)
             answers.append(
                 None if hit is None
                 else JobOutcome(index, job, OutcomeStatus.CACHED, hit.device, hit)
