@@ -28,6 +28,7 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB, Measurement
 from fleetnas.controller.driver import SearchStore
 from fleetnas.controller.fleet import Device, Fleet, save_fleet
+from fleetnas.controller.search import parse_constraint
 from tests import onnx_models
 from tests.agent.fake_root import write_tree
 from tests.controller.conftest import fleetnas_cli
@@ -250,3 +251,16 @@ def test_a_result_s_first_readable_meter_is_the_headline_and_unreadable_is_null(
     assert m.energy_reason == "nvml: not supported on this GPU"
     del result.energy[:]
     assert Measurement.from_result("d", result, recorded_at=0.0).energy_reason is None
+
+
+@pytest.mark.parametrize(("text", "bound"), [("energy[jetson] <= 20 mJ", 20.0),
+                                             ("energy[jetson] <= 0.02 J", 20.0),
+                                             ("energy[jetson] <= 500 µJ", 0.5),
+                                             ("energy[jetson] <= 5", 5.0)])
+def test_energy_constraints_are_in_millijoules(text: str, bound: float) -> None:
+    assert parse_constraint(text).bound == pytest.approx(bound)
+
+
+def test_an_energy_constraint_in_a_time_unit_is_refused() -> None:
+    with pytest.raises(ValueError, match="unit 'ms'"):
+        parse_constraint("energy[jetson] <= 20 ms")
