@@ -272,13 +272,24 @@ def _result(outcome: JobOutcome) -> TargetResult:
 class CallableMeasurer(Measurer):
     """``fn(arch, target) -> latency ms`` stands in for devices (benches, experiments).
 
+    ``energy(arch, target) -> mJ per inference``, when given, stands in for the
+    devices' energy meters (without it a search needing ``energy[T]`` is refused).
     ``calls`` counts the (candidate, target) evaluations; a ValueError or
-    ArithmeticError from ``fn`` is a permanent failure of that candidate.
+    ArithmeticError from ``fn`` (or ``energy``) is a permanent failure of that candidate.
     """
 
-    def __init__(self, fn: Callable[[Arch, Target], float]) -> None:
+    def __init__(self, fn: Callable[[Arch, Target], float],
+                 energy: Callable[[Arch, Target], float] | None = None) -> None:
         self.fn = fn
+        self.energy = energy
         self.calls = 0
+
+    def check_energy(self, targets: Sequence[Target]) -> None:
+        if targets and self.energy is None:
+            raise SearchConfigError(
+                f"energy[{targets[0].key}]: this CallableMeasurer has no energy function; "
+                "pass CallableMeasurer(fn, energy=...)"
+            )
 
     def measure(
         self,
@@ -297,7 +308,8 @@ class CallableMeasurer(Measurer):
                 self.calls += 1
                 try:
                     value = float(self.fn(request.arch, target))
-                    results[target.key] = TargetResult(latency_ms=value, ran=True)
+                    mj = None if self.energy is None else float(self.energy(request.arch, target))
+                    results[target.key] = TargetResult(latency_ms=value, energy_mj=mj, ran=True)
                 except (ValueError, ArithmeticError) as exc:
                     results[target.key] = TargetResult(None, error=str(exc), permanent=True)
                 done += 1

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,9 +27,17 @@ from fleetnas.agent.server import AgentServer, create_server
 from fleetnas.agent.telemetry import RaplSource
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB, Measurement
-from fleetnas.controller.driver import SearchStore
+from fleetnas.controller.driver import (
+    CallableMeasurer,
+    SearchConfig,
+    SearchConfigError,
+    SearchDriver,
+    SearchStore,
+    Target,
+)
 from fleetnas.controller.fleet import Device, Fleet, save_fleet
 from fleetnas.controller.search import parse_constraint
+from fleetnas.controller.spaces import get_space
 from tests import onnx_models
 from tests.agent.fake_root import write_tree
 from tests.controller.conftest import fleetnas_cli
@@ -285,3 +294,33 @@ def test_energy_constraints_are_in_millijoules(text: str, bound: float) -> None:
 def test_an_energy_constraint_in_a_time_unit_is_refused() -> None:
     with pytest.raises(ValueError, match="unit 'ms'"):
         parse_constraint("energy[jetson] <= 20 ms")
+
+
+def test_an_energy_constraint_shapes_the_front_with_a_stand_in_meter(tmp_path: Path) -> None:
+    """The driver alone: energy from a deterministic function of the arch, a real SQLite DB."""
+    space = get_space("nb201", SPACE_CONFIG)
+
+    def latency(arch: object, target: Target) -> float:
+        return 0.1 + space.count_flops(arch) / 1e6
+
+    def energy(arch: object, target: Target) -> float:  # a device drawing 3 W
+        return 3.0 * latency(arch, target) + (zlib.crc32(space.encode(arch).encode()) % 7)
+
+    config = SearchConfig.build(
+        space="nb201", space_config=SPACE_CONFIG, targets=[Target.device_class("pi")],
+        objectives=["params:max", "energy[pi]"], constraints=["energy[pi] <= 4 mJ"],
+        accuracy=None, strategy={"kind": "nsga2", "population_size": 6}, mode="measured",
+        budget=18, seed=3)  # fmt: skip
+    with pytest.raises(SearchConfigError, match=r"energy\[pi\]: this CallableMeasurer has no"):
+        SearchDriver.create(config, measurer=CallableMeasurer(latency))
+    with CostDB(tmp_path / "cost.db") as db:
+        driver = SearchDriver.create(config, db=db, measurer=CallableMeasurer(latency, energy))
+        driver.run()
+        trials = driver.engine.complete()
+        assert len(trials) == 18
+        for t in trials:
+            assert t.values["energy[pi]"] == energy(t.candidate.arch, config.targets[0])
+        front = driver.engine.pareto_front()
+        feasible = [t for t in trials if t.values["energy[pi]"] <= 4.0]
+        assert front and 0 < len(feasible) < len(trials)  # the bound bites, and is met
+        assert all(t.values["energy[pi]"] <= 4.0 for t in front)
