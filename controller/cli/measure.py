@@ -234,7 +234,8 @@ def _energy_dict(m: Measurement | None) -> dict[str, Any] | None:
     if m is None or m.energy_mj is None:
         return None
     return {"mj_per_inference": m.energy_mj, "uncertainty_mj": m.energy_uncertainty_mj,
-            "net_mj_per_inference": m.energy_net_mj, "method": m.energy_method,
+            "net_mj_per_inference": m.energy_net_mj,
+            "net_uncertainty_mj": m.energy_net_uncertainty_mj, "method": m.energy_method,
             "scope": m.energy_scope}
 
 

@@ -227,6 +227,8 @@ def _energy_fields(energies: Sequence[agent_pb2.Energy]) -> dict[str, Any]:
                     e.uncertainty_mj if e.HasField("uncertainty_mj") else None),
                 "energy_net_mj": (
                     e.net_mj_per_inference if e.HasField("net_mj_per_inference") else None),
+                "energy_net_uncertainty_mj": (
+                    e.net_uncertainty_mj if e.HasField("net_uncertainty_mj") else None),
                 "energy_method": e.method or None,
                 "energy_scope": e.scope or None,
                 "energy_reason": None,
@@ -281,7 +283,8 @@ class Measurement:
     Energy per inference (migration 6, from the result's first readable
     ``Energy``): ``energy_mj`` is the gross mJ per inference of the timed loop,
     ``energy_uncertainty_mj`` its method-bound uncertainty, ``energy_net_mj``
-    the figure net of idle (only when the agent measured an idle baseline),
+    the figure net of idle and ``energy_net_uncertainty_mj`` its uncertainty
+    (only when the agent measured an idle baseline),
     ``energy_method``/``energy_scope`` the meter (``rapl-counter`` over
     ``package-0 + package-0/dram``...). Where no meter read anything they
     are ``None``, never 0, and ``energy_reason`` says why (``None`` when the
@@ -331,6 +334,8 @@ class Measurement:
     energy_mj: float | None = field(default=None, metadata=column(since=ENERGY_SINCE))
     energy_uncertainty_mj: float | None = field(default=None, metadata=column(since=ENERGY_SINCE))
     energy_net_mj: float | None = field(default=None, metadata=column(since=ENERGY_SINCE))
+    energy_net_uncertainty_mj: float | None = field(
+        default=None, metadata=column(since=ENERGY_SINCE))
     energy_method: str | None = field(default=None, metadata=column(since=ENERGY_SINCE))
     energy_scope: str | None = field(default=None, metadata=column(since=ENERGY_SINCE))
     energy_reason: str | None = field(default=None, metadata=column(since=ENERGY_SINCE))
@@ -451,7 +456,8 @@ class Measurement:
         return self
 
     def _validate_energy(self) -> None:
-        figures = ("energy_uncertainty_mj", "energy_net_mj", "energy_method", "energy_scope")
+        figures = ("energy_uncertainty_mj", "energy_net_mj", "energy_net_uncertainty_mj",
+                   "energy_method", "energy_scope")
         for name in ("energy_method", "energy_scope", "energy_reason"):
             if getattr(self, name) == "":
                 raise InvalidRecord(f"{name}: empty (unknown is null)")
@@ -464,7 +470,7 @@ class Measurement:
             raise InvalidRecord("energy_reason: set although energy_mj is known")
         if not self.energy_method:
             raise InvalidRecord("energy_method: energy_mj needs the meter's method")
-        for name in ("energy_mj", "energy_uncertainty_mj"):
+        for name in ("energy_mj", "energy_uncertainty_mj", "energy_net_uncertainty_mj"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InvalidRecord(f"{name}: {value} is negative")

@@ -98,6 +98,7 @@ def energy_fields(draw: st.DrawFn) -> dict[str, object]:
         "energy_mj": draw(nonneg),
         "energy_uncertainty_mj": draw(st.none() | nonneg),
         "energy_net_mj": draw(st.none() | finite),
+        "energy_net_uncertainty_mj": draw(st.none() | nonneg),
         "energy_method": draw(name),
         "energy_scope": draw(st.none() | text.filter(bool)),
     }

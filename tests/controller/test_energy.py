@@ -179,6 +179,25 @@ def test_a_measurement_stores_rapl_energy_per_inference_and_measure_shows_it(
         assert back.uid == m.uid and back.energy_mj is None and back.energy_reason is None
 
 
+def test_an_idle_baseline_stores_the_net_figure_and_measure_prints_it(
+    fleet_dir: tuple[Path, Serve], counter: Path
+) -> None:
+    root, serve = fleet_dir
+    serve("box", DeviceTelemetry.probe(root=counter, idle_s=0.2))
+    (root / "mlp.onnx").write_bytes(onnx_models.mlp(32, 2))
+    result = CliRunner().invoke(fleetnas_cli(), ["measure", "mlp.onnx", "--device", "box",
+                                                 *TINY], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "net of idle" in result.stdout
+    with CostDB(root / "fleetnas.db") as db:
+        (m,) = db.measurements()
+    assert m.energy_mj is not None and m.energy_net_mj is not None
+    assert m.energy_uncertainty_mj is not None and m.energy_net_uncertainty_mj is not None
+    assert m.energy_net_uncertainty_mj >= m.energy_uncertainty_mj  # idle's error is added
+    # constant power: the loop draws what idle draws, so the net figure is about 0
+    assert abs(m.energy_net_mj) <= m.energy_net_uncertainty_mj + 0.5 * m.energy_mj
+
+
 def test_a_measured_search_with_latency_and_energy_objectives_has_energy_on_its_front(
     fleet_dir: tuple[Path, Serve], counter: Path
 ) -> None:
@@ -270,9 +289,11 @@ def test_a_result_s_first_readable_meter_is_the_headline_and_unreadable_is_null(
     result.energy.add(source="nvml", method="nvml-energy-counter", scope="GPU 0",
                       readable=False, reason="not supported on this GPU")
     result.energy.add(source="rapl", method="rapl-counter", scope="package-0", readable=True,
-                      mj_per_inference=3.5, uncertainty_mj=0.25, net_mj_per_inference=1.5)
+                      mj_per_inference=3.5, uncertainty_mj=0.25, net_mj_per_inference=1.5,
+                      net_uncertainty_mj=0.5)
     m = Measurement.from_result("d", result, recorded_at=0.0)
-    assert (m.energy_mj, m.energy_uncertainty_mj, m.energy_net_mj) == (3.5, 0.25, 1.5)
+    assert (m.energy_mj, m.energy_uncertainty_mj) == (3.5, 0.25)
+    assert (m.energy_net_mj, m.energy_net_uncertainty_mj) == (1.5, 0.5)
     assert (m.energy_method, m.energy_scope, m.energy_reason) == ("rapl-counter", "package-0",
                                                                   None)
     del result.energy[1]
