@@ -49,10 +49,27 @@ def _throughput_text(batch: int | None, m: Measurement) -> str:
     return f"{items:.4g} items/s (batch {batch})"
 
 
+def energy_text(m: Measurement) -> str | None:
+    """``"12.3 ± 0.4 mJ (rapl-counter, package-0)"`` plus the net figure when measured;
+    ``"none: <reason>"`` where the agent's meters read nothing; ``None`` where it has none."""
+    if m.energy_mj is None:
+        return None if m.energy_reason is None else f"none: {m.energy_reason}"
+    text = _ms(m.energy_mj)
+    if m.energy_uncertainty_mj is not None:
+        text += f" ± {m.energy_uncertainty_mj:.2g}"
+    meter = ", ".join(p for p in (m.energy_method, m.energy_scope) if p)
+    text += f" mJ ({meter})"
+    if m.energy_net_mj is not None:
+        text += f"; net of idle {_ms(m.energy_net_mj)} mJ"
+    return text
+
+
 def _stat_rows(m: Measurement, batch: int | None = None) -> list[tuple[str, str]]:
+    energy = energy_text(m)
     rows = [
         ("latency (ms)", _ms(m.latency_ms) + (" (paired)" if m.method == "paired" else "")),
         *([("throughput", text)] if (text := _throughput_text(batch, m)) else []),
+        *([("energy / inference", energy)] if energy else []),
         ("median (ms)", _ms(m.median_ms)),
         ("mean (ms)", _ms(m.mean_ms)),
         ("p90 / p99 (ms)", f"{_ms(m.p90_ms)} / {_ms(m.p99_ms)}"),
@@ -85,18 +102,21 @@ def _print_one(console: Console, outcome: JobOutcome) -> None:
 
 def _print_many(console: Console, outcomes: list[JobOutcome]) -> None:
     table = Table()
-    for column in ("model", "target", "device", "status", "latency ms", "p90 ms", "items/s",
-                   "CV", "runs"):
+    energy = any(o.measurement and o.measurement.energy_mj is not None for o in outcomes)
+    columns = ("model", "target", "device", "status", "latency ms",
+               *(("energy mJ",) if energy else ()), "p90 ms", "items/s", "CV", "runs")
+    for column in columns:
         table.add_column(column, justify="right" if "ms" in column or column in ("CV", "runs")
-                         else "left")
+                         or "mJ" in column else "left")
     for o in outcomes:
         m = o.measurement
         status = o.status.value if o.ok else f"[red]failed[/]: {escape(o.error_message or '')}"
+        mj = "-" if m is None or m.energy_mj is None else _ms(m.energy_mj)
         table.add_row(
             escape(str(o.job.tag)), escape(job_tag(o.job).target), escape(o.device or "-"), status,
-            _ms(m.latency_ms) if m else "-", _ms(m.p90_ms) if m else "-",
-            _items_text(job_tag(o.job).batch, m), f"{m.cv:.3f}" if m else "-",
-            str(len(m.samples_ms)) if m else "-",
+            _ms(m.latency_ms) if m else "-", *((mj,) if energy else ()),
+            _ms(m.p90_ms) if m else "-", _items_text(job_tag(o.job).batch, m),
+            f"{m.cv:.3f}" if m else "-", str(len(m.samples_ms)) if m else "-",
         )
     console.print(table)
 
@@ -132,8 +152,19 @@ def outcome_dict(
         "batch": job_tag(outcome.job).batch,
         "throughput_items_per_s": None if outcome.measurement is None else throughput(
             job_tag(outcome.job).batch, outcome.measurement.latency_ms),
+        # the measurement's energy_* fields, as one object (None: no energy was readable)
+        "energy": _energy_dict(outcome.measurement),
         "profile": None if profile is None else message_to_dict(profile),
     }
+
+
+def _energy_dict(m: Measurement | None) -> dict[str, Any] | None:
+    if m is None or m.energy_mj is None:
+        return None
+    return {"mj_per_inference": m.energy_mj, "uncertainty_mj": m.energy_uncertainty_mj,
+            "net_mj_per_inference": m.energy_net_mj,
+            "net_uncertainty_mj": m.energy_net_uncertainty_mj, "method": m.energy_method,
+            "scope": m.energy_scope}
 
 
 Profiles = dict[int, agent_pb2.OperatorProfile]

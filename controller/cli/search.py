@@ -185,7 +185,8 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
                              "hybrid_warmup"))
 @click.option("--objective", "objectives", multiple=True, metavar="NAME[:min|max]",
               help="Objective besides latency[TARGET] (added for every target): accuracy "
-              "(default), params, flops, peak_memory[TARGET]; repeatable.")
+              "(default), params, flops, peak_memory[TARGET], energy[TARGET] (mJ per "
+              "inference, measured mode only); repeatable.")
 @click.option("--accuracy", "accuracy", default="naswot", show_default=True, metavar="SPEC",
               help=f"{', '.join(estimator_usages())} (DATA: digits, synthetic, .npz, "
               "image folder).")
@@ -193,9 +194,9 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               show_default=True, help="Expensive accuracy is predicted too in hybrid mode "
               "(auto: training is expensive).")
 @click.option("--constraint", "constraints", multiple=True, metavar="TEXT",
-              help="E.g. 'latency[pi4] <= 30 ms', 'params <= 5 M', or a percentile of the "
-              "space's latency on the target, 'latency[pi4] <= p40' (from its LUT, else its "
-              "measured archs; see `fleetnas space stats`); repeatable.")
+              help="E.g. 'latency[pi4] <= 30 ms', 'energy[jetson] <= 20 mJ', 'params <= 5 M', or "
+              "a percentile of the space's latency on the target, 'latency[pi4] <= p40' (from its "
+              "LUT, else its measured archs; see `fleetnas space stats`); repeatable.")
 @click.option("--strategy", type=click.Choice(available_strategies()), default="nsga2",
               show_default=True, help="NSGA-II, aging (regularized) evolution, random search, "
               "or a registered strategy.")
@@ -255,6 +256,8 @@ def search(
         fleetnas search --space nb201 --class pi4:threads=1 --class orin \\
             --constraint "latency[pi4] <= 30 ms" --mode hybrid --budget 200
         fleetnas search --space nb201 --class pi4 --constraint "latency[pi4] <= p40" --dry-run
+        fleetnas search --space nb201 --class jetson --objective accuracy \\
+            --objective "energy[jetson]" --constraint "energy[jetson] <= 20 mJ" --mode measured
         fleetnas search --resume 3
         fleetnas search list
     """

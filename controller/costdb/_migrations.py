@@ -36,7 +36,7 @@ from fleetnas.controller.costdb._codec import add_columns_sql, create_table_sql
 from fleetnas.controller.costdb._errors import NotACostDB, SchemaTooNew
 from fleetnas.controller.costdb._hardware import hardware_id
 from fleetnas.controller.costdb._profiles import PROFILES_SINCE, Profile
-from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._records import ENERGY_SINCE, Device, Measurement, Model
 from fleetnas.controller.costdb._user_models import USER_MODELS_SINCE, UserModel
 
 
@@ -247,6 +247,12 @@ def _lut_statistic(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE luts ADD COLUMN statistic TEXT NOT NULL DEFAULT 'median'")
 
 
+# Version 8: each measurement's energy per inference (Measurement.energy_*; NULL where no
+# meter read anything, and for every row measured before).
+def _energy_columns(db: sqlite_utils.Database) -> None:
+    _run(db, tuple(add_columns_sql(Measurement.TABLE, Measurement.COLUMNS, ENERGY_SINCE)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
@@ -255,6 +261,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(PROFILES_SINCE, "operator_profiles", _operator_profiles),
     Migration(USER_MODELS_SINCE, "user_models", _user_models),
     Migration(7, "lut_statistic", _lut_statistic),
+    Migration(ENERGY_SINCE, "energy_per_inference", _energy_columns),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

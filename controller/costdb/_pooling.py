@@ -55,7 +55,7 @@ from fleetnas.controller.costdb._profiles import (
     PROFILES_SINCE,
     Profile,
 )
-from fleetnas.controller.costdb._records import Device, Measurement, Model
+from fleetnas.controller.costdb._records import LATER_COLUMNS, Device, Measurement, Model
 from fleetnas.controller.costdb._statements import (
     DEVICE_COLUMNS,
     INSERT_DEVICE_IF_NEW,
@@ -76,8 +76,9 @@ FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
 JSONL_FORMAT_NAME = "fleetnas-costdb"
 #: 2 added ``hardware_id`` to measurements (version 1 files import, without it);
 #: 3 added ``profile`` records (older files import, with no profiles);
-#: 4 added ``user_model`` records (older files import, with no names)
-JSONL_VERSION = 4
+#: 4 added ``user_model`` records (older files import, with no names);
+#: 5 added the ``energy_*`` fields to measurements (older files import, without energy)
+JSONL_VERSION = 5
 LOCAL_SOURCE = "local"
 _CSV_FIELD_LIMIT = 1 << 28
 
@@ -255,7 +256,7 @@ _DEVICE_CSV = tuple((c, _prefixed("device_", c)) for c in Device.COLUMNS if c.na
 _MODEL_CSV = tuple((c, _prefixed("model_", c)) for c in Model.COLUMNS if c.name != "sha256")
 _PROFILE_CSV = next(c for c in Profile.COLUMNS if c.name == "profile")
 #: columns an older export may lack (added after version 1 of the formats)
-_CSV_OPTIONAL = frozenset({"hardware_id", _PROFILE_CSV.name})
+_CSV_OPTIONAL = frozenset({*LATER_COLUMNS, _PROFILE_CSV.name})
 CSV_HEADER: tuple[str, ...] = (
     *(c.name for c in Measurement.COLUMNS),
     *(name for _, name in _DEVICE_CSV),

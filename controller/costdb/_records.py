@@ -53,6 +53,8 @@ from fleetnas.controller.costdb._settings_hash import (
 
 UID_CHARS = 32
 METHODS = ("plain", "paired")
+#: the migration that added the energy columns (``energy_*``) to measurements
+ENERGY_SINCE = 8
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SETTINGS_HASH = re.compile(rf"[0-9a-f]{{{SETTINGS_HASH_CHARS}}}")
 _HARDWARE_ID = re.compile(rf"[0-9a-f]{{{HARDWARE_ID_CHARS}}}")
@@ -210,6 +212,31 @@ def _state_fields(state: agent_pb2.DeviceState, when: str) -> dict[str, Any]:
     }
 
 
+def _energy_fields(energies: Sequence[agent_pb2.Energy]) -> dict[str, Any]:
+    """The headline energy of a result, as Measurement fields (see :class:`Measurement`).
+
+    The first readable meter in the agent's order (NVML, Jetson, RAPL) is the
+    headline; with none readable, every figure is ``None`` and ``energy_reason``
+    joins the meters' reasons (``None`` too when the agent has no meter at all).
+    """
+    for e in energies:
+        if e.readable and e.HasField("mj_per_inference"):
+            return {
+                "energy_mj": e.mj_per_inference,
+                "energy_uncertainty_mj": (
+                    e.uncertainty_mj if e.HasField("uncertainty_mj") else None),
+                "energy_net_mj": (
+                    e.net_mj_per_inference if e.HasField("net_mj_per_inference") else None),
+                "energy_net_uncertainty_mj": (
+                    e.net_uncertainty_mj if e.HasField("net_uncertainty_mj") else None),
+                "energy_method": e.method or None,
+                "energy_scope": e.scope or None,
+                "energy_reason": None,
+            }
+    reason = "; ".join(f"{e.source}: {e.reason or 'unreadable'}" for e in energies)
+    return {"energy_reason": reason or None}
+
+
 def measurement_uid(
     device: str,
     model_sha256: str,
@@ -252,6 +279,16 @@ class Measurement:
     only measurements of its current hardware. ``id`` is the row id in the
     database it was read from (``None`` before it is stored). Neither is
     part of its identity (``uid``).
+
+    Energy per inference (migration 8, from the result's first readable
+    ``Energy``): ``energy_mj`` is the gross mJ per inference of the timed loop,
+    ``energy_uncertainty_mj`` its method-bound uncertainty, ``energy_net_mj``
+    the figure net of idle and ``energy_net_uncertainty_mj`` its uncertainty
+    (only when the agent measured an idle baseline),
+    ``energy_method``/``energy_scope`` the meter (``rapl-counter`` over
+    ``package-0 + package-0/dram``...). Where no meter read anything they
+    are ``None``, never 0, and ``energy_reason`` says why (``None`` when the
+    agent reported no meter at all). Not part of the identity either.
     """
 
     uid: str = field(metadata=column(constraint="UNIQUE"))
@@ -294,6 +331,14 @@ class Measurement:
     recorded_at: float
     source: str
     hardware_id: str | None = field(default=None, metadata=column(since=4))
+    energy_mj: float | None = field(default=None, metadata=column(since=ENERGY_SINCE))
+    energy_uncertainty_mj: float | None = field(default=None, metadata=column(since=ENERGY_SINCE))
+    energy_net_mj: float | None = field(default=None, metadata=column(since=ENERGY_SINCE))
+    energy_net_uncertainty_mj: float | None = field(
+        default=None, metadata=column(since=ENERGY_SINCE))
+    energy_method: str | None = field(default=None, metadata=column(since=ENERGY_SINCE))
+    energy_scope: str | None = field(default=None, metadata=column(since=ENERGY_SINCE))
+    energy_reason: str | None = field(default=None, metadata=column(since=ENERGY_SINCE))
     id: int | None = field(default=None, metadata=column(constraint="PRIMARY KEY"))
 
     TABLE: ClassVar[str]
@@ -357,6 +402,7 @@ class Measurement:
             started_at=result.started_at,
             recorded_at=recorded_at,
             source=source,
+            **_energy_fields(result.energy),
         )
         return measurement.validate()
 
@@ -386,6 +432,7 @@ class Measurement:
                 raise InvalidRecord(f"{col.name}: {value} is not finite")
         if not all(math.isfinite(s) for s in self.samples_ms):
             raise InvalidRecord("samples_ms: every sample must be finite")
+        self._validate_energy()
         _check_int64("peak_rss_bytes", self.peak_rss_bytes)
         try:
             recomputed = settings_hash(settings_from_dict(self.settings))
@@ -407,6 +454,26 @@ class Measurement:
         if self.uid != expected_uid:
             raise InvalidRecord(f"uid: {self.uid!r} does not match the measurement's content")
         return self
+
+    def _validate_energy(self) -> None:
+        figures = ("energy_uncertainty_mj", "energy_net_mj", "energy_net_uncertainty_mj",
+                   "energy_method", "energy_scope")
+        for name in ("energy_method", "energy_scope", "energy_reason"):
+            if getattr(self, name) == "":
+                raise InvalidRecord(f"{name}: empty (unknown is null)")
+        if self.energy_mj is None:
+            stray = [name for name in figures if getattr(self, name) is not None]
+            if stray:
+                raise InvalidRecord(f"{', '.join(stray)}: set without energy_mj")
+            return
+        if self.energy_reason is not None:
+            raise InvalidRecord("energy_reason: set although energy_mj is known")
+        if not self.energy_method:
+            raise InvalidRecord("energy_method: energy_mj needs the meter's method")
+        for name in ("energy_mj", "energy_uncertainty_mj", "energy_net_uncertainty_mj"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidRecord(f"{name}: {value} is negative")
 
     # -- views -------------------------------------------------------------------------
 
@@ -442,10 +509,12 @@ class Measurement:
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         """Build and validate; ``id`` may be missing. Raises :class:`InvalidRecord`."""
         return cls(
-            **fields_from_json(cls.COLUMNS, data, optional=("id", "hardware_id"))
+            **fields_from_json(cls.COLUMNS, data, optional=("id", *LATER_COLUMNS))
         ).validate()
 
 
+#: measurement columns added after the first schema: files written before may lack them
+LATER_COLUMNS: tuple[str, ...] = tuple(c.name for c in Measurement.COLUMNS if c.since > 1)
 _read_device = row_reader(Device.TABLE, Device.COLUMNS, "name")
 _read_model = row_reader(Model.TABLE, Model.COLUMNS, "sha256")
 _read_measurement = row_reader(Measurement.TABLE, Measurement.COLUMNS, "uid")

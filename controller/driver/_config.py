@@ -51,8 +51,12 @@ CONFIG_FORMAT = "fleetnas.search-config/1"
 #: from the agent's settings table: a setting added there is a target key here unchanged
 SETTING_KEYS: dict[str, tuple[str, type]] = {s.key: (s.keyword, s.value_type) for s in flag_settings()}
 
-#: the value names the driver computes itself (besides ``latency[T]``/``peak_memory[T]``)
+#: the value names the driver computes itself (besides ``latency[T]``/``peak_memory[T]``/
+#: ``energy[T]``)
 ANALYTIC = ("params", "flops")
+#: per-target values a device measures, and the source flag that says a mode knows them
+MEASURED_ONLY = {"peak_memory": ("knows_peak_memory", "peak memory"),
+                 "energy": ("knows_energy", "energy per inference")}
 
 
 def _settings_dict(request: agent_pb2.BenchmarkSettings) -> dict[str, Any]:
@@ -422,24 +426,35 @@ class SearchConfig:
                     "pass --accuracy naswot|synflow|train:DATA|plugin:MODULE:FUNCTION"
                 )
             return
-        if base in ("latency", "peak_memory") and qualifier is not None:
+        if (base == "latency" or base in MEASURED_ONLY) and qualifier is not None:
             if qualifier not in keys:
                 raise SearchConfigError(
                     f"{name}: no target {qualifier!r} (targets: {', '.join(keys) or 'none'}); "
                     "add --device or --class"
                 )
-            if base == "peak_memory" and not source.knows_peak_memory:
-                modes = [m for m in BUILTIN_SOURCES if latency_source_class(m).knows_peak_memory]
-                raise SearchConfigError(
-                    f"{name}: peak memory is only known in --mode {' or '.join(modes)}"
-                )
+            if base in MEASURED_ONLY:
+                flag, what = MEASURED_ONLY[base]
+                if not getattr(source, flag):
+                    modes = [m for m in BUILTIN_SOURCES if getattr(latency_source_class(m), flag)]
+                    why = (" (measured only: LUTs and surrogates do not predict it, so every "
+                           "candidate would be measured)" if base == "energy" else "")
+                    raise SearchConfigError(
+                        f"{name}: {what} is only known in --mode {' or '.join(modes)}{why}"
+                    )
             return
         if name in ANALYTIC:
             return
         raise SearchConfigError(
             f"{name!r}: the driver computes accuracy, latency[TARGET], peak_memory[TARGET], "
-            f"params and flops; anything else needs a callable objective (Python API)"
+            f"energy[TARGET], params and flops; anything else needs a callable objective "
+            f"(Python API)"
         )
+
+    def energy_targets(self) -> list[Target]:
+        """The targets an ``energy[T]`` objective or constraint names (in target order)."""
+        names = {o.name for o in self.objective_list()}
+        names |= {parse_constraint(c).name for c in self.constraints}
+        return [t for t in self.targets if f"energy[{t.key}]" in names]
 
     # -- derived -------------------------------------------------------------------------
 

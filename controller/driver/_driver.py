@@ -200,6 +200,7 @@ class SearchDriver:
                      callables=callables, store=store, on_progress=on_progress)
         if measurer is not None:
             measurer.check_targets(config.targets)
+            measurer.check_energy(config.energy_targets())
         if store is not None:
             record = store.create(space=space.identity(), mode=config.mode,
                                   config=config.to_dict(), budget=config.budget,
@@ -258,6 +259,7 @@ class SearchDriver:
                      counters=counters, on_progress=on_progress, book=book)
         if measurer is not None:
             measurer.check_targets(config.targets)
+            measurer.check_energy(config.energy_targets())
         return driver
 
     # -- running -----------------------------------------------------------------------------

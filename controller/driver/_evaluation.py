@@ -31,7 +31,12 @@ from fleetnas.controller.driver._candidates import (
 )
 from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._errors import SearchAborted
-from fleetnas.controller.driver._measure import CandidateMeasurement, Measurer, MeasureRequest
+from fleetnas.controller.driver._measure import (
+    CandidateMeasurement,
+    Measurer,
+    MeasureRequest,
+    TargetResult,
+)
 from fleetnas.controller.driver._predict import Prediction
 from fleetnas.controller.search import Candidate, SearchEngine, Trial, split_name
 from fleetnas.controller.spaces import Arch
@@ -45,6 +50,18 @@ ACCURACY = "accuracy"
 
 Report = Callable[[str, str], None]
 """``(phase, detail)``: progress of the step in flight."""
+
+
+def energy_missing(key: str, candidate_id: int, result: TargetResult) -> str:
+    """Why a measured candidate has no ``energy[key]``: the device, the measurement, the
+    meter's reason and what to do."""
+    where = f"device {result.device}" if result.device else f"target {key}"
+    reason = result.energy_reason or "the agent reported no energy meter"
+    return (
+        f"energy[{key}]: {where} measured candidate {candidate_id} "
+        f"(measurement {result.measurement_uid or '?'}) without energy: {reason}. Give the "
+        "agent a readable meter (see docs/telemetry.md), or drop the energy objective"
+    )
 
 
 def latency_key(name: str) -> str | None:
@@ -115,6 +132,7 @@ class Evaluation:
         self.book = book
         self.names = list(names)
         self.latency_names = [n for n in self.names if latency_key(n) is not None]
+        self.energy_keys = [t.key for t in config.energy_targets()]
         self.measurer = measurer
         self.estimator = estimator
         self.deferred = tuple(deferred)
@@ -172,8 +190,18 @@ class Evaluation:
                     f"candidate {measurement.candidate_id}: {failure[0]}; fix the cause "
                     f"(devices up? settings valid?) and {resume}"
                 )
+            self._check_energy(measurement)
             out[measurement.candidate_id] = measurement
         return out
+
+    def _check_energy(self, measurement: CandidateMeasurement) -> None:
+        """SearchAborted when a measured result lacks an ``energy[T]`` the search needs: the
+        device's meter cannot be read (its Describe looked fine, or a cached measurement
+        was taken without one)."""
+        for key in self.energy_keys:
+            result = measurement.results.get(key)
+            if result is not None and result.ok and result.energy_mj is None:
+                raise SearchAborted(energy_missing(key, measurement.candidate_id, result))
 
     def measured_values(
         self, measurement: CandidateMeasurement
@@ -191,6 +219,10 @@ class Evaluation:
             if memory in self.names and result.peak_memory_bytes is not None:
                 values[memory] = result.peak_memory_bytes
                 sources[memory] = MEASURED
+            energy = f"energy[{target.key}]"
+            if target.key in self.energy_keys and result.energy_mj is not None:
+                values[energy] = result.energy_mj
+                sources[energy] = MEASURED
             if result.measurement_uid:
                 uids[target.objective] = result.measurement_uid
         return values, sources, uids

@@ -12,6 +12,12 @@ of its class) with the target's own settings, recording each result as it
 arrives. :class:`CallableMeasurer` calls a Python function instead: benches
 and experiments with a ground-truth latency oracle.
 
+Energy per inference (``energy[T]``) comes with the same measurement: the
+cost DB's ``energy_mj`` of the recorded result, ``None`` with the meter's
+reason where nothing was readable. :meth:`Measurer.check_energy` refuses,
+before any work, targets whose devices have no readable meter (their
+``Describe`` says so).
+
 Failures are data. A failure that is a property of the model on that device
 (invalid model, unsupported operator, benchmark timeout, memory cap, model
 too large, export failure) is ``permanent``: the driver fails the candidate.
@@ -24,7 +30,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ from fleetnas.agent.errors import (
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import Target
+from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.scheduler import Job, JobOutcome, ModelRef, OutcomeStatus, Scheduler
 from fleetnas.controller.scheduler import Target as SchedulerTarget
 from fleetnas.controller.spaces import Arch, SearchSpace
@@ -61,11 +68,14 @@ class TargetResult:
 
     ``ran`` is true when a benchmark ran for this request (false: the cost
     DB's cache answered). ``permanent`` classifies a failure (see the module
-    docstring).
+    docstring). ``energy_mj`` is the measurement's energy per inference,
+    ``None`` when no meter read it (``energy_reason`` then says why, when known).
     """
 
     latency_ms: float | None
     peak_memory_bytes: float | None = None
+    energy_mj: float | None = None
+    energy_reason: str | None = None
     measurement_uid: str | None = None
     device: str | None = None
     ran: bool = False
@@ -131,6 +141,10 @@ class Measurer(abc.ABC):
         its time as measuring); 0 for a measurer that exports nothing."""
         return 0.0
 
+    def check_energy(self, targets: Sequence[Target]) -> None:  # noqa: B027
+        """Raise SearchConfigError before any work when a target's energy cannot be measured
+        (``targets`` are those an ``energy[T]`` names; default: accept)."""
+
 
 class SchedulerMeasurer(Measurer):
     """Export, record the model, measure through the scheduler (see the module docstring)."""
@@ -140,6 +154,7 @@ class SchedulerMeasurer(Measurer):
         self.db = db
         self.cache_dir = cache_dir
         self._export_s = 0.0
+        self.energy_targets: list[Target] = []  # set by check_energy
 
     def export_seconds(self) -> float:
         return self._export_s
@@ -148,6 +163,27 @@ class SchedulerMeasurer(Measurer):
         for target in targets:
             job = Job.on_class(b"", target.name) if target.is_class else Job.on_device(b"", target.name)
             self.scheduler.eligible_devices(job)  # UnknownDevice / UnknownClass
+
+    def check_energy(self, targets: Sequence[Target]) -> None:
+        """Refuse a target with a device whose Describe shows no readable energy meter,
+        naming the device and each telemetry source's reason. A device that does not
+        answer is not judged here: its first result is (see the driver). From then on the
+        jobs of these targets need energy: a cached measurement without it is measured again."""
+        self.energy_targets = list(targets)
+        for target in targets:
+            for name in self.scheduler.devices_of(SchedulerTarget(target.name, target.is_class)):
+                description = self.scheduler.describe_device(name)
+                if description is None:
+                    continue
+                if any(t.available for t in description.telemetry):
+                    continue
+                reasons = "; ".join(f"{t.name}: {t.reason}" for t in description.telemetry)
+                raise SearchConfigError(
+                    f"energy[{target.key}]: device {name} has no readable energy meter "
+                    f"({reasons or 'its agent reports no telemetry sources'}); measure energy "
+                    "on a device with NVML, a Jetson's INA3221 rails or readable RAPL, or "
+                    f"drop energy[{target.key}]"
+                )
 
     def _export(self, space: SearchSpace, request: MeasureRequest, model_format: int) -> ModelRef:
         from fleetnas.controller.export import register_arch
@@ -191,13 +227,15 @@ class SchedulerMeasurer(Measurer):
                     errors[request.candidate_id] = f"export failed: {exc}"
                     break
         jobs: list[Job] = []
+        energy = {t.key for t in self.energy_targets}
         for request in requests:
             if request.candidate_id in errors:
                 continue
             for target in targets:
                 make = Job.on_class if target.is_class else Job.on_device
-                jobs.append(make(refs[request.candidate_id, formats[target.key]], target.name,
-                                 target.request(), tag=(request.candidate_id, target.key)))
+                job = make(refs[request.candidate_id, formats[target.key]], target.name,
+                           target.request(), tag=(request.candidate_id, target.key))
+                jobs.append(replace(job, needs_energy=target.key in energy))
         outcomes: dict[tuple[int, str], JobOutcome] = {}
 
         def progress(p: Any) -> None:
@@ -233,6 +271,7 @@ def _result(outcome: JobOutcome) -> TargetResult:
     if outcome.ok and m is not None:
         return TargetResult(
             latency_ms=m.latency_ms, peak_memory_bytes=float(m.peak_rss_bytes),
+            energy_mj=m.energy_mj, energy_reason=m.energy_reason,
             measurement_uid=m.uid, device=outcome.device,
             ran=outcome.status is OutcomeStatus.MEASURED and outcome.duplicate_of is None,
         )  # fmt: skip
@@ -247,13 +286,24 @@ def _result(outcome: JobOutcome) -> TargetResult:
 class CallableMeasurer(Measurer):
     """``fn(arch, target) -> latency ms`` stands in for devices (benches, experiments).
 
+    ``energy(arch, target) -> mJ per inference``, when given, stands in for the
+    devices' energy meters (without it a search needing ``energy[T]`` is refused).
     ``calls`` counts the (candidate, target) evaluations; a ValueError or
-    ArithmeticError from ``fn`` is a permanent failure of that candidate.
+    ArithmeticError from ``fn`` (or ``energy``) is a permanent failure of that candidate.
     """
 
-    def __init__(self, fn: Callable[[Arch, Target], float]) -> None:
+    def __init__(self, fn: Callable[[Arch, Target], float],
+                 energy: Callable[[Arch, Target], float] | None = None) -> None:
         self.fn = fn
+        self.energy = energy
         self.calls = 0
+
+    def check_energy(self, targets: Sequence[Target]) -> None:
+        if targets and self.energy is None:
+            raise SearchConfigError(
+                f"energy[{targets[0].key}]: this CallableMeasurer has no energy function; "
+                "pass CallableMeasurer(fn, energy=...)"
+            )
 
     def measure(
         self,
@@ -272,7 +322,8 @@ class CallableMeasurer(Measurer):
                 self.calls += 1
                 try:
                     value = float(self.fn(request.arch, target))
-                    results[target.key] = TargetResult(latency_ms=value, ran=True)
+                    mj = None if self.energy is None else float(self.energy(request.arch, target))
+                    results[target.key] = TargetResult(latency_ms=value, energy_mj=mj, ran=True)
                 except (ValueError, ArithmeticError) as exc:
                     results[target.key] = TargetResult(None, error=str(exc), permanent=True)
                 done += 1

@@ -91,6 +91,10 @@ class LatencySource(abc.ABC):
     needs_targets: ClassVar[bool] = True
     #: peak memory (``peak_memory[T]``) is known for every candidate
     knows_peak_memory: ClassVar[bool] = False
+    #: energy per inference (``energy[T]``) is known for every candidate: energy is
+    #: measured only (no LUT or surrogate predicts it), so only a source that measures
+    #: every candidate on every target knows it
+    knows_energy: ClassVar[bool] = False
     #: an expensive accuracy estimate is predicted too and computed only where measured
     defers_expensive: ClassVar[bool] = False
 

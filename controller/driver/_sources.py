@@ -35,6 +35,7 @@ class Measured(LatencySource):
     measures_every_candidate = True
     needs_targets = False
     knows_peak_memory = True
+    knows_energy = True
 
     def evaluate(self, batch: list[CandidateState]) -> None:
         measurements = self.evaluation.measure([s.candidate for s in batch])

@@ -100,10 +100,13 @@ def value_names(engine: SearchEngine) -> list[str]:
 
 
 def unit_of(name: str) -> str:
-    """The display unit of a value: ``ms`` for latency, ``MiB`` for memory, else ``""``."""
+    """The display unit of a value: ``ms`` for latency, ``MiB`` for memory, ``mJ`` for
+    energy, else ``""``."""
     base, _ = split_name(name)
     if base.startswith("latency"):
         return "ms"
+    if base == "energy":
+        return "mJ"
     if "memory" in base:
         return "MiB"
     return ""
@@ -116,6 +119,8 @@ def format_value(name: str, value: float | None) -> str:
     base, _ = split_name(name)
     if base.startswith("latency"):
         return f"{value:.4g} ms"
+    if base == "energy":
+        return f"{value:.4g} mJ"
     if "memory" in base:
         return f"{value / 2**20:.1f} MiB"
     if base in ("params", "flops", "macs"):

@@ -112,8 +112,14 @@ class CacheLookup:
         devices: Iterable[str],
         request: agent_pb2.BenchmarkSettings,
         model_format: int = agent_pb2.MODEL_FORMAT_ONNX,
+        *,
+        needs_energy: bool = False,
     ) -> Measurement | None:
-        """The cached measurement on the first of ``devices`` that has one, else ``None``."""
+        """The cached measurement on the first of ``devices`` that has one, else ``None``.
+
+        With ``needs_energy``, a newest measurement without energy per inference
+        (taken before energy was stored, or by a meter that read nothing) is a miss.
+        """
         for device in devices:
             s_hash = self.settings_hash_for(device, request, model_format)
             if s_hash is None:
@@ -121,6 +127,6 @@ class CacheLookup:
             hit = self._db.lookup(
                 model_sha256, device, s_hash, hardware_id=self._hardware[device]
             )
-            if hit is not None:
+            if hit is not None and not (needs_energy and hit.energy_mj is None):
                 return hit
         return None

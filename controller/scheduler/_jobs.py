@@ -111,13 +111,16 @@ class Job:
 
     ``tag`` is the caller's own label (an arch encoding, a file name); the
     scheduler only carries it through. ``settings`` is copied, so changing
-    the caller's message later does not change the job.
+    the caller's message later does not change the job. ``needs_energy``:
+    a cached measurement without energy per inference is a miss (the job is
+    measured again), for a search with an ``energy[T]`` objective.
     """
 
     model: ModelRef
     target: Target
     settings: agent_pb2.BenchmarkSettings = field(default_factory=agent_pb2.BenchmarkSettings)
     tag: object = None
+    needs_energy: bool = False
 
     def __post_init__(self) -> None:
         copy = agent_pb2.BenchmarkSettings()
@@ -148,13 +151,14 @@ class Job:
         return cls(_model_ref(model), Target.device_class(device_class),
                    settings or agent_pb2.BenchmarkSettings(), tag)
 
-    def identity(self) -> tuple[str, bool, str, bytes]:
+    def identity(self) -> tuple[str, bool, str, bytes, bool]:
         """Two jobs with the same identity are the same measurement request."""
         return (
             self.model.sha256,
             self.target.is_class,
             self.target.name,
             self.settings.SerializeToString(deterministic=True),
+            self.needs_energy,
         )
 
 

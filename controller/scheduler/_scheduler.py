@@ -226,6 +226,10 @@ class Scheduler:
                          None)  # fmt: skip
         return model_format_for(request, described)
 
+    def describe_device(self, name: str) -> agent_pb2.DeviceDescription | None:
+        """The heartbeats' latest description, else its agent's now, else the DB's, or None."""
+        return self._live_description(name) or self._session(name).describe() or self._cache().description(name)
+
     def lookup(self, jobs: Sequence[Job]) -> list[JobOutcome | None]:
         """Cache only: a CACHED outcome per job found in the cost DB, else ``None``.
 
@@ -250,7 +254,8 @@ class Scheduler:
                 # still answer from the cache: devices of a class are interchangeable.
                 known = [d.name for d in self.db.list_devices(device_class=job.target.name)]
                 devices = tuple(dict.fromkeys([*devices, *known]))
-            hit = cache.find(job.model.sha256, devices, job.settings, job.model.model_format)
+            hit = cache.find(job.model.sha256, devices, job.settings, job.model.model_format,
+                             needs_energy=job.needs_energy)
             answers.append(
                 None if hit is None
                 else JobOutcome(index, job, OutcomeStatus.CACHED, hit.device, hit)

@@ -9,6 +9,7 @@ the canonical unit of the value's family, chosen from the name's base:
 base name                      canonical  units accepted
 =============================  =========  ==========================================
 ``latency``/``time`` ...       ms         ``ms``, ``s``, ``us``/``µs`` (none = ms)
+``energy`` (per inference)     mJ         ``mJ``, ``J``, ``uJ``/``µJ`` (none = mJ)
 ``peak_memory``/``memory``     bytes      ``B``, ``KB``, ``MB``, ``GB``, ``KiB``, ``MiB``, ``GiB``
 ``params``/``flops``/``macs``  count      ``K``, ``M``, ``G`` (none = count)
 accuracy-like                  fraction   ``%`` (none = fraction)
@@ -43,6 +44,7 @@ _BYTES = {
     "MiB": 1024.0**2,
     "GiB": 1024.0**3,
 }
+_ENERGY = {"": 1.0, "mJ": 1.0, "J": 1000.0, "uJ": 1e-3, "µJ": 1e-3}
 _COUNT = {"": 1.0, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9}
 _FRACTION = {"": 1.0, "%": 0.01}
 
@@ -51,6 +53,8 @@ def _units_for(base: str) -> tuple[str, dict[str, float]]:
     lowered = base.lower()
     if lowered.startswith("latency") or lowered in ("time", "runtime"):
         return "time", _TIME
+    if lowered == "energy":
+        return "energy", _ENERGY
     if "memory" in lowered:
         return "memory", _BYTES
     if lowered in ("params", "flops", "macs"):

@@ -3,11 +3,11 @@
 An objective is a name and a direction. Names are free-form identifiers with
 an optional bracketed qualifier that names a device or device class:
 ``accuracy``, ``params``, ``flops``, ``latency[rpi4]``, ``latency[jetson]``,
-``peak_memory[rpi4]``. Several latency objectives (one per device class) are
+``peak_memory[rpi4]``, ``energy[jetson]``. Several latency objectives (one per device class) are
 the normal multi-device case, not a special one.
 
 Values told to the engine are in canonical units: latency in milliseconds,
-memory in bytes, params and FLOPs as plain counts, accuracy as a fraction (or
+energy in millijoules per inference, memory in bytes, params and FLOPs as plain counts, accuracy as a fraction (or
 whatever scale the estimator returns: only the order matters to the search).
 
 :class:`CallableObjective` wraps any Python callable ``arch -> float``; the

@@ -84,7 +84,24 @@ def measurements(draw: st.DrawFn) -> Measurement:
         recorded_at=draw(finite),
         source=draw(name),
         id=draw(st.none() | st.integers(1, 2**62)),
+        **draw(energy_fields()),
     ).validate()
+
+
+@st.composite
+def energy_fields(draw: st.DrawFn) -> dict[str, object]:
+    """Either a readable meter's figures (net optional) or none with an optional reason."""
+    if draw(st.booleans()):
+        return {"energy_reason": draw(st.none() | text.filter(bool))}
+    nonneg = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+    return {
+        "energy_mj": draw(nonneg),
+        "energy_uncertainty_mj": draw(st.none() | nonneg),
+        "energy_net_mj": draw(st.none() | finite),
+        "energy_net_uncertainty_mj": draw(st.none() | nonneg),
+        "energy_method": draw(name),
+        "energy_scope": draw(st.none() | text.filter(bool)),
+    }
 
 
 def _to_dict(pb: agent_pb2.BenchmarkSettings) -> dict:
