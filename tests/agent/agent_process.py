@@ -93,8 +93,36 @@ def waiting_worker(agent_pid: int) -> psutil.Process:
     return found
 
 
-def wait_until_measuring(worker: psutil.Process, cpu_s: float = 0.3) -> None:
-    """Return once ``worker`` (from :func:`waiting_worker`) has burnt ``cpu_s`` more CPU:
-    the job was handed to it and it is measuring. Call it after sending the job."""
-    idle = sum(worker.cpu_times()[:2])
-    wait_for(lambda: sum(worker.cpu_times()[:2]) > idle + cpu_s, 60, "the worker to measure")
+def wait_until_measuring(worker: psutil.Process, cpu_s: float = 0.3,
+                         agent_pid: int | None = None) -> psutil.Process:
+    """The process measuring the job just sent, once it has burnt ``cpu_s`` more CPU.
+
+    Normally ``worker`` (from :func:`waiting_worker`) takes the job. On a loaded host the
+    runner may replace that spare before the job reaches it (a spare that never forked is
+    followed by another); then, given ``agent_pid``, the measuring process is the agent's
+    descendant whose CPU grows by ``cpu_s`` from when it was first seen.
+    """
+    baselines: dict[int, float] = {}
+
+    def cpu(process: psutil.Process) -> float:
+        return float(sum(process.cpu_times()[:2]))
+
+    def measuring() -> psutil.Process | None:
+        candidates = [worker]
+        if agent_pid is not None and gone(worker.pid):
+            try:
+                candidates = psutil.Process(agent_pid).children(recursive=True)
+            except psutil.Error:
+                return None
+        for process in candidates:
+            try:
+                used = cpu(process)
+            except psutil.Error:
+                continue
+            if used > baselines.setdefault(process.pid, used) + cpu_s:
+                return process
+        return None
+
+    found = wait_for(measuring, 60, "the worker to measure")
+    assert found is not None
+    return found

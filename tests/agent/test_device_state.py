@@ -317,11 +317,15 @@ def test_the_agents_own_children_do_not_count_as_other_programs():
 
     sampler = StateSampler(cpu_window_s=0.05)
     sampler.sample()
+    started = time.monotonic()
     burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
     subprocess.run([sys.executable, "-c", burn], check=True, timeout=60)
     state = sampler.sample()
-    one_core = 100.0 / (os.cpu_count() or 1)
-    assert state.cpu_percent - state.others_cpu_percent >= 0.6 * one_core, state
+    # the child's 0.4 s of CPU as a share of the host's CPU time over the window: on a loaded
+    # host the window is longer (and the host busier), so the share is judged against it
+    child_share = 100.0 * 0.4 / ((time.monotonic() - started) * (os.cpu_count() or 1))
+    own = state.cpu_percent - state.others_cpu_percent
+    assert own >= 0.6 * child_share, (own, child_share, state)
 
 
 def test_latest_never_waits_for_the_cpu_window(tmp_path):

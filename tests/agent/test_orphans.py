@@ -72,7 +72,7 @@ def test_sigkilled_agent_takes_its_running_worker_with_it(tmp_path: Path, procs)
     worker = waiting_worker(proc.pid)
     caller = threading.Thread(target=call, daemon=True)
     caller.start()
-    wait_until_measuring(worker)
+    worker = wait_until_measuring(worker, agent_pid=proc.pid)
     workers = worker_pids(proc.pid)
 
     proc.send_signal(signal.SIGKILL)

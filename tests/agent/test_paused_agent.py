@@ -53,7 +53,7 @@ class MeasuringJob:
         self._thread = threading.Thread(target=self._call, args=(port, sha, settings),
                                         daemon=True)  # fmt: skip
         self._thread.start()
-        wait_until_measuring(self.worker, cpu_s=0.05)
+        self.worker = wait_until_measuring(self.worker, cpu_s=0.05, agent_pid=self.agent.pid)
 
     def _call(self, port: int, sha: str, settings: agent_pb2.BenchmarkSettings) -> None:
         with AgentClient(f"127.0.0.1:{port}") as client:
@@ -70,12 +70,14 @@ class MeasuringJob:
 
 def test_a_result_written_while_the_agent_was_stopped_is_kept(tmp_path: Path, procs) -> None:
     timeout_s = 5.0
-    # 9000 runs of ~0.1 ms (~8 bytes each in the result): an answer larger than the pipe, so
-    # the worker is still writing it, blocked, when the stopped agent's deadline passes. A
-    # count, not a duration: on a busy host 1 s held only ~7000 runs, under a pipe's worth.
+    # 9000 runs of a ~0.05 ms MLP (~8 bytes each in the result): an answer larger than the
+    # pipe, so the worker is still writing it, blocked, when the stopped agent's deadline
+    # passes. A count, not a duration: on a busy host 1 s held only ~7000 runs, under a pipe's
+    # worth. Not a smaller model: a forked worker ran 9000 runs of a 16-wide MLP in 0.05 s,
+    # finished before the agent could be stopped.
     settings = fast_settings(warmup_runs=10, min_runs=9000, max_runs=100_000, min_duration_s=0.0,
                              max_duration_s=3.0, timeout_s=timeout_s)  # fmt: skip
-    job = MeasuringJob(tmp_path / "cache", procs, onnx_models.mlp(width=16, depth=1), settings)
+    job = MeasuringJob(tmp_path / "cache", procs, onnx_models.mlp(width=512, depth=4), settings)
     proc = job.agent
 
     proc.send_signal(signal.SIGSTOP)
