@@ -60,6 +60,8 @@ EPILOG_BENCH = """examples:
 
 # The cache folders of throw-away agents (bench, demo without --address).
 THROWAWAY_PREFIX = "fleetnas-agent-bench-"
+# How an unset default reads in --help where "none" would mislead.
+_UNSET_SHOWN = {"cache_budget_mb": "auto"}
 # Settings listed once: dest, flag, type, help (defaults come from AgentConfig).
 _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("host", "--host", str, "interface to listen on; off loopback a token is required"),
@@ -68,7 +70,9 @@ _SERVE_OPTIONS: list[tuple[str, str, type, str]] = [
     ("tls_key", "--tls-key", Path, "PEM private key for --tls-cert"),
     ("tls_client_ca", "--tls-client-ca", Path, "PEM CA that client certs must chain to (mTLS)"),
     ("cache_dir", "--cache-dir", Path, "model cache, scratch and calibration folder"),
-    ("cache_budget_mb", "--cache-budget-mb", int, "byte budget of the model cache (LRU eviction)"),
+    ("cache_budget_mb", "--cache-budget-mb", int,
+     "budget of the model cache in MiB (LRU eviction); auto = a quarter of the free disk where "
+     "--cache-dir lives, at most 2048, at least --max-model-mb"),
     ("max_model_mb", "--max-model-mb", int, "largest model accepted"),
     ("max_queue", "--max-queue", int, "benchmarks allowed to wait behind the running one"),
     ("max_timeout_s", "--max-timeout", float, "longest wall-clock time one benchmark may take (s)"),
@@ -130,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     for dest, flag, typ, help_text in _SERVE_OPTIONS:
         default = getattr(defaults, dest)
-        shown = "%(default)s" if default not in (None, "") else "none"
+        shown = "%(default)s" if default not in (None, "") else _UNSET_SHOWN.get(dest, "none")
         serve.add_argument(flag, dest=dest, type=typ, default=default,
                            help=f"{help_text} (default: {shown})")
     serve.add_argument("--default-provider", dest="default_providers", action="append",

@@ -15,6 +15,7 @@ import ipaddress
 import math
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,25 @@ def default_memory_cap_mb() -> int:
     return int(min(8192, max(256, total_mb // 2)))
 
 
+#: The automatic model-cache budget: this share of the free disk where the cache lives, capped.
+AUTO_CACHE_DISK_SHARE = 0.25
+AUTO_CACHE_MAX_MB = 2048
+
+
+def auto_cache_budget_mb(cache_dir: Path, max_model_mb: int, free_bytes: int | None = None) -> int:
+    """The model-cache budget when none is given: a quarter of the free disk of the file system
+    holding ``cache_dir`` (or its nearest existing parent; ``free_bytes`` if given), at most
+    2048 MiB and at least ``max_model_mb`` (one model must fit). 2 GiB on an 8 GB SD card would
+    be a lot."""
+    if free_bytes is None:
+        path = Path(cache_dir).absolute()
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        free_bytes = shutil.disk_usage(path).free
+    free_mb = free_bytes // MIB
+    return int(max(max_model_mb, min(AUTO_CACHE_MAX_MB, free_mb * AUTO_CACHE_DISK_SHARE)))
+
+
 def is_loopback(host: str) -> bool:
     """True for localhost and addresses in 127.0.0.0/8 or ::1."""
     if host == "localhost":
@@ -75,7 +95,7 @@ class AgentConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
-    cache_budget_mb: int = 2048
+    cache_budget_mb: int | None = None  # None: auto_cache_budget_mb, resolved at start
     max_model_mb: int = 256
     max_queue: int = 8
     max_timeout_s: float = 600.0
@@ -112,7 +132,10 @@ class AgentConfig:
 
     @property
     def cache_budget_bytes(self) -> int:
-        return self.cache_budget_mb * MIB
+        budget = self.cache_budget_mb
+        if budget is None:
+            budget = auto_cache_budget_mb(self.cache_dir, self.max_model_mb)
+        return budget * MIB
 
     @property
     def memory_cap_bytes(self) -> int:
@@ -180,7 +203,7 @@ class AgentConfig:
                 raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
         if self.max_model_mb <= 0:
             raise ConfigError(f"--max-model-mb must be positive, got {self.max_model_mb}")
-        if self.cache_budget_mb < self.max_model_mb:
+        if self.cache_budget_mb is not None and self.cache_budget_mb < self.max_model_mb:
             raise ConfigError(
                 f"--cache-budget-mb ({self.cache_budget_mb}) must be at least "
                 f"--max-model-mb ({self.max_model_mb})"

@@ -31,7 +31,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from fleetnas.agent.auth import TokenAuthInterceptor
-from fleetnas.agent.config import AgentConfig, ConfigError
+from fleetnas.agent.config import AgentConfig, ConfigError, auto_cache_budget_mb
 from fleetnas.agent.device_telemetry import DeviceTelemetry
 from fleetnas.agent.job_gate import JobGate
 from fleetnas.agent.logs import get_logger
@@ -171,6 +171,9 @@ def create_server(
     # Workers and the zygote run in folders of their own: every path they get must be
     # absolute, so a relative --cache-dir is taken relative to where the agent started.
     config = dataclasses.replace(config, cache_dir=Path(config.cache_dir).absolute())
+    if config.cache_budget_mb is None:  # sized once, to the disk as it is at start
+        config = dataclasses.replace(config, cache_budget_mb=auto_cache_budget_mb(
+            config.cache_dir, config.max_model_mb))
     shell = open_shell(config, telemetry=telemetry, runner_class=runner_class)
     try:
         description = _description(config, shell)

@@ -17,10 +17,14 @@ from fleetnas.controller.local_agents import (
     stop_local_agents,
 )
 
+#: Where `agent local` keeps its agents' models and logs, next to the project's fleet file.
+LOCAL_AGENTS_DIR = Path(".fleetnas") / "local-agents"
 
-def default_local_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fleetnas-local-agents"
+
+def default_local_dir(fleet_file: Path) -> Path:
+    """The project's own folder for local agents: beside ``fleet_file``, so two projects on
+    one machine never share (or evict) each other's cached models."""
+    return fleet_file.absolute().parent / LOCAL_AGENTS_DIR
 
 
 @click.group()
@@ -43,7 +47,8 @@ def agent() -> None:
 @click.option("--token-env", metavar="VAR",
               help="Require the token in this env var (and record it by name in the fleet).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the agents keep models and logs [default: ~/.cache/fleetnas-local-agents].")
+              help="Where the agents keep models and logs [default: .fleetnas/local-agents next to "
+                   "the fleet file].")
 @click.option("--memory-cap-mb", type=int, help="Memory cap of each benchmark worker.")
 @click.option("--max-timeout", type=float, help="Longest one benchmark may take (s).")
 @click.option("--distinct-hosts", is_flag=True,
@@ -88,7 +93,7 @@ def local(
         fleet = load_fleet(path, missing_ok=True)
         for i in range(count):  # fail on a bad name before starting anything
             Device(f"{name_prefix}-{i}", device_class, "127.0.0.1:1", token_env=token_env)
-    base = cache_dir or default_local_dir()
+    base = cache_dir or default_local_dir(path)
     fingerprints = [f"local-{os.getpid()}-{i}" for i in range(count)] if distinct_hosts else None
     try:
         agents = start_local_agents(count, base, name_prefix=name_prefix,

@@ -62,3 +62,27 @@ def test_thread_pool_has_a_thread_for_every_budget_slot(tmp_path):
     with pytest.raises(ConfigError, match=f"raise it to {config.handler_threads}"):
         AgentConfig(cache_dir=tmp_path, max_queue=3, max_uploads=2,
                     grpc_workers=config.handler_threads - 1).validate()
+
+
+@pytest.mark.parametrize("free_gb,max_model_mb,budget_mb", [
+    (100, 256, 2048),  # a big disk: the cap
+    (4, 256, 1024),    # a 4 GB-free SD card: a quarter of it
+    (0.4, 256, 256),   # nearly full: still room for one model
+])
+def test_the_automatic_cache_budget_follows_the_free_disk(tmp_path, free_gb, max_model_mb,
+                                                          budget_mb):
+    from fleetnas.agent.config import auto_cache_budget_mb
+
+    free = int(free_gb * 2**30)
+    assert auto_cache_budget_mb(tmp_path, max_model_mb, free_bytes=free) == budget_mb
+
+
+def test_an_agent_without_a_budget_reports_the_one_sized_to_its_disk(tmp_path, start_agent):
+    import shutil
+
+    _, client = start_agent(cache_dir=tmp_path / "not" / "made" / "yet", max_model_mb=8)
+    reported = client.describe().limits.cache_budget_bytes
+    free_mb = shutil.disk_usage(tmp_path).free // 2**20
+    assert 8 * 2**20 <= reported <= 2048 * 2**20
+    # a quarter of this disk, up to the cap: within 1% of what the disk had free at start
+    assert reported == pytest.approx(min(2048, free_mb / 4) * 2**20, rel=0.01)

@@ -131,8 +131,9 @@ def test_agent_local_serves_writes_the_fleet_and_stops_on_ctrl_c(tmp_path: Path)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "127.0.0.1:" in out and "stopping agents" in err
-    logs = sorted((tmp_path / "cache" / "fleetnas-local-agents").glob("*/agent.log"))
-    assert len(logs) == 2
+    # the project's own folder beside its fleet file, not the user's global cache
+    logs = sorted((tmp_path / ".fleetnas" / "local-agents").glob("*/agent.log"))
+    assert len(logs) == 2 and not (tmp_path / "cache" / "fleetnas-local-agents").exists()
     for log in logs:
         assert "stopped" in log.read_text()  # drained and stopped, not killed
 
