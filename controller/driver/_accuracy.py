@@ -49,12 +49,20 @@ class EstimatorKind(abc.ABC):
     ``name`` is the kind (the part before the first ``:``); ``usage`` how it
     is written (for messages and ``--help``); ``expensive`` whether one
     estimate costs enough that hybrid mode predicts it too (``accuracy_cost
-    auto``). :meth:`check` must not import torch.
+    auto``); ``measures`` what its value is, as people read it on tables,
+    plots and exports (``"naswot score"``; ``"accuracy"`` only for an
+    accuracy on held-out data; ``None``: ``"NAME score"``). :meth:`check`
+    must not import torch.
     """
 
     name: ClassVar[str]
     usage: ClassVar[str]
     expensive: ClassVar[bool] = False
+    measures: ClassVar[str | None] = None
+
+    def label(self) -> str:
+        """What a value of this kind is: ``measures``, else ``"NAME score"``."""
+        return self.measures or f"{self.name} score"
 
     @abc.abstractmethod
     def check(self, spec: str, argument: str) -> None:
@@ -74,6 +82,7 @@ class _NoArgument(EstimatorKind):
 class Naswot(_NoArgument):
     name = "naswot"
     usage = "naswot"
+    measures = "naswot score"
 
     def create(self, spec: str, argument: str) -> AccuracyEstimator:
         from fleetnas.controller.accuracy import NaswotEstimator
@@ -84,6 +93,7 @@ class Naswot(_NoArgument):
 class Synflow(_NoArgument):
     name = "synflow"
     usage = "synflow"
+    measures = "synflow score"
 
     def create(self, spec: str, argument: str) -> AccuracyEstimator:
         from fleetnas.controller.accuracy import SynflowEstimator
@@ -95,6 +105,7 @@ class Train(EstimatorKind):
     name = "train"
     usage = "train:DATA[,epochs=N]"
     expensive = True
+    measures = "accuracy"
 
     def check(self, spec: str, argument: str) -> None:
         _train_options(spec, argument)
@@ -109,6 +120,7 @@ class Train(EstimatorKind):
 class Plugin(EstimatorKind):
     name = "plugin"
     usage = "plugin:MODULE:FUNCTION"
+    measures = "plugin score"
 
     def check(self, spec: str, argument: str) -> None:
         if argument.count(":") != 1:
@@ -181,6 +193,16 @@ def check_accuracy_spec(spec: str) -> None:
     """Raise SearchConfigError unless ``spec`` names a known kind with a valid argument."""
     kind, argument = estimator_kind(spec)
     kind.check(spec, argument)
+
+
+def accuracy_label(spec: str) -> str:
+    """What the ``accuracy`` value of a search with estimator ``spec`` is, for people:
+    ``"naswot score"``, ``"accuracy"`` (held-out data)...; ``"accuracy"`` for a kind
+    no longer installed (a stored search still loads)."""
+    try:
+        return estimator_kind(spec)[0].label()
+    except SearchConfigError:
+        return "accuracy"
 
 
 def is_expensive(spec: str, cost: str = "auto") -> bool:
