@@ -51,11 +51,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def search_errors() -> AbstractContextManager[None]:
     """Named errors of searches, LUTs, spaces, fleets and the cost DB as one-line CLI errors."""
-    from fleetnas.controller.accuracy import DatasetError, PluginError
+    from fleetnas.controller.accuracy import DatasetError, EstimatorError, PluginError
     from fleetnas.controller.export import ExportError
 
     return one_line_errors(DriverError, LutError, UnknownSpace, ExportError, DatasetError,
-                           PluginError)
+                           PluginError, EstimatorError)
 
 
 @dataclass(frozen=True)

@@ -419,7 +419,8 @@ class SearchConfig:
             if self.accuracy is None:
                 raise SearchConfigError(
                     "accuracy is an objective or constraint but no estimator is set; "
-                    "pass --accuracy naswot|synflow|train:DATA|plugin:MODULE:FUNCTION"
+                    "pass --accuracy naswot|synflow|train:DATA|table:FILE.csv|supernet:DATA|"
+                    "plugin:MODULE:FUNCTION"
                 )
             return
         if base in ("latency", "peak_memory") and qualifier is not None:

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetnas.controller.costdb import CostDB
@@ -161,6 +162,23 @@ class SearchDriver:
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
+        #: what the estimator's ``prepare`` checked or did (a table's coverage, a supernet)
+        self.estimator_notes: list[str] = []
+        if needs_accuracy and estimator is not None:
+            self.estimator_notes = self._prepare_estimator(estimator)
+
+    def _prepare_estimator(self, estimator: AccuracyEstimator) -> list[str]:
+        """``estimator.prepare`` on the space, keeping its files beside the cost DB (if any),
+        its progress reported as ``estimate`` events."""
+        from fleetnas.controller.accuracy import EstimatorSetup
+
+        path = None if self.store is None else self.store.db.path
+        workdir = None if path is None else Path(path).resolve().parent
+
+        def progress(task: str, done: int, total: int | None, detail: str) -> None:
+            self._report("estimate", f"{task} {done}/{total or '?'}: {detail}")
+
+        return estimator.prepare(self.space, EstimatorSetup(workdir=workdir, progress=progress))
 
     # -- construction ----------------------------------------------------------------------
 

@@ -203,6 +203,11 @@ def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     no_space = invoke("--db", str(db_path), "search", "--space", "bogus", "--local")
     assert no_space.exit_code == 2
     assert "unknown search space 'bogus'" in no_space.output and "nb201" in no_space.output
+    table = tmp_path / "acc.csv"
+    table.write_text("arch,accuracy\n|conv~0|,0.9\n")
+    untabled = invoke(*setup.search_args(db_path, "--accuracy", f"table:{table}", "--budget", "2"))
+    assert untabled.exit_code == 1 and len(untabled.output.strip().splitlines()) == 1
+    assert f"accuracy table {table} line 2: arch '|conv~0|'" in untabled.output
     nowhere = tmp_path / "missing-folder" / "cost.db"
     unopenable = invoke("--db", str(nowhere), "search", "--space", "nb201", "--local", "--quiet")
     assert unopenable.exit_code == 1 and len(unopenable.output.strip().splitlines()) == 1
