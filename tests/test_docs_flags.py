@@ -40,6 +40,7 @@ PAGE_OF: dict[str, str] = {
     "fleetnas measure": "docs/fleet.md",
     "fleetnas report": "docs/report.md",
     "fleetnas search": "docs/search.md",
+    "fleetnas supernet": "docs/supernet.md",
     "fleetnas-agent": "docs/agent.md",
 }
 SKIPPED = {"--help", "-h", "--version"}

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "measure": "fleetnas.controller.cli.measure:measure",
     "report": "fleetnas.controller.cli.report:report",
     "search": "fleetnas.controller.cli.search:search",
+    "supernet": "fleetnas.controller.cli.supernet:supernet",
 }
 
 
