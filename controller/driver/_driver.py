@@ -163,22 +163,8 @@ class SearchDriver:
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
         #: what the estimator's ``prepare`` checked or did (a table's coverage, a supernet)
-        self.estimator_notes: list[str] = []
-        if needs_accuracy and estimator is not None:
-            self.estimator_notes = self._prepare_estimator(estimator)
-
-    def _prepare_estimator(self, estimator: AccuracyEstimator) -> list[str]:
-        """``estimator.prepare`` on the space, keeping its files beside the cost DB (if any),
-        its progress reported as ``estimate`` events."""
-        from fleetnas.controller.accuracy import EstimatorSetup
-
-        path = None if self.store is None else self.store.db.path
-        workdir = None if path is None else Path(path).resolve().parent
-
-        def progress(task: str, done: int, total: int | None, detail: str) -> None:
-            self._report("estimate", f"{task} {done}/{total or '?'}: {detail}")
-
-        return estimator.prepare(self.space, EstimatorSetup(workdir=workdir, progress=progress))
+        self.estimator_notes = (_prepare(estimator, self.space, store, self._report)
+                                if needs_accuracy and estimator is not None else [])
 
     # -- construction ----------------------------------------------------------------------
 
@@ -465,6 +451,21 @@ class SearchDriver:
     def describe_predictors(self) -> dict[str, str]:
         """One line per predicted value: what predicts it and how well."""
         return self.source.describe()
+
+
+def _prepare(estimator: AccuracyEstimator, space: SearchSpace, store: SearchStore | None,
+             report: Callable[[str, str], None]) -> list[str]:
+    """``estimator.prepare`` on ``space``, keeping its files beside the cost DB (if any),
+    its progress reported as ``estimate`` events."""
+    from fleetnas.controller.accuracy import EstimatorSetup
+
+    path = None if store is None else store.db.path
+    workdir = None if path is None else Path(path).resolve().parent
+
+    def progress(task: str, done: int, total: int | None, detail: str) -> None:
+        report("estimate", f"{task} {done}/{total or '?'}: {detail}")
+
+    return estimator.prepare(space, EstimatorSetup(workdir=workdir, progress=progress))
 
 
 class _FeatureCache:
