@@ -456,8 +456,12 @@ class SearchDriver:
 def _prepare(estimator: AccuracyEstimator, space: SearchSpace, store: SearchStore | None,
              report: Callable[[str, str], None]) -> list[str]:
     """``estimator.prepare`` on ``space``, keeping its files beside the cost DB (if any),
-    its progress reported as ``estimate`` events."""
+    its progress reported as ``estimate`` events. An estimator from a plugin that only
+    has ``estimate`` (written before ``prepare`` existed) has nothing to prepare."""
     from fleetnas.controller.accuracy import EstimatorSetup
+
+    if not callable(getattr(estimator, "prepare", None)):
+        return []
 
     path = None if store is None else store.db.path
     workdir = None if path is None else Path(path).resolve().parent
