@@ -38,6 +38,7 @@ PAGE_OF: dict[str, str] = {
     "fleetnas fleet": "docs/fleet.md",
     "fleetnas lut": "docs/lut.md",
     "fleetnas measure": "docs/fleet.md",
+    "fleetnas proxies": "docs/search.md",
     "fleetnas report": "docs/report.md",
     "fleetnas search": "docs/search.md",
     "fleetnas supernet": "docs/supernet.md",

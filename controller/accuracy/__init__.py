@@ -17,6 +17,11 @@ Importing this package imports torch. See ``docs/search.md``.
 from __future__ import annotations
 
 from fleetnas.controller.accuracy._base import AccuracyEstimator, EstimatorSetup, SetupProgress
+from fleetnas.controller.accuracy._compare import (
+    Comparison,
+    EstimatorRanking,
+    compare_estimators,
+)
 from fleetnas.controller.accuracy._data import (
     Dataset,
     adapt_images,
@@ -48,9 +53,11 @@ from fleetnas.controller.accuracy._training import ShortTrainingEstimator
 __all__ = [
     "ACTIVATIONS",
     "AccuracyEstimator",
+    "Comparison",
     "Dataset",
     "DatasetError",
     "EstimatorError",
+    "EstimatorRanking",
     "EstimatorSetup",
     "NaswotEstimator",
     "PluginError",
@@ -61,6 +68,7 @@ __all__ = [
     "TableError",
     "TableEstimator",
     "adapt_images",
+    "compare_estimators",
     "fit_head",
     "load_callable",
     "load_dataset",

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "fleet": "fleetnas.controller.cli.fleet:fleet",
     "lut": "fleetnas.controller.cli.lut:lut",
     "measure": "fleetnas.controller.cli.measure:measure",
+    "proxies": "fleetnas.controller.cli.proxies:proxies",
     "report": "fleetnas.controller.cli.report:report",
     "search": "fleetnas.controller.cli.search:search",
     "supernet": "fleetnas.controller.cli.supernet:supernet",
