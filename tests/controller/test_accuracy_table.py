@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 import zlib
 from pathlib import Path
@@ -19,6 +20,7 @@ from fleetnas.controller.driver import (
     SearchStore,
     Target,
     check_accuracy_spec,
+    load_search,
     make_estimator,
 )
 from fleetnas.controller.spaces import get_space
@@ -127,3 +129,25 @@ def test_a_table_that_does_not_parse_stops_the_search_before_it_is_stored(tmp_pa
         with pytest.raises(TableError, match="line 2: arch 'k3e3d2'"):
             SearchDriver.create(config, db=db, measurer=CallableMeasurer(lambda a, t: 1.0))
         assert SearchStore(db).searches() == []
+
+
+def test_a_search_stored_without_labels_loads_with_the_label_of_its_spec(tmp_path: Path) -> None:
+    """A state written before objectives had labels (no "label" key) still loads, labelled."""
+    config = SearchConfig.build(space="nb201", targets=[Target.device("d")], mode="measured",
+                                accuracy="synflow", budget=2,
+                                strategy={"kind": "random"})
+    with CostDB(tmp_path / "cost.db") as db:
+        driver = SearchDriver.create(config, db=db, measurer=CallableMeasurer(lambda a, t: 1.0))
+        driver.run()
+        store = SearchStore(db)
+        assert driver.search_id is not None
+        state = store.state(driver.search_id)
+        assert state is not None and state["objectives"][0]["label"] == "synflow score"
+        for objective in state["objectives"]:
+            objective.pop("label", None)
+        with db.write_transaction() as conn:
+            conn.execute("UPDATE searches SET state = ? WHERE id = ?",
+                         (json.dumps(state), driver.search_id))
+        stored = load_search(store, driver.search_id)
+        assert stored.engine.objectives[0].display_name == "synflow score"
+        assert len(stored.engine.complete()) == 2
