@@ -64,7 +64,8 @@ class SearchProgress:
     the time since this run started; ``eta_s`` (steps only) the time it will
     likely still take at this run's pace: the nearest of the candidate budget,
     the measurement budget and the time limit (``None`` before a step or
-    without any bound).
+    without any bound). ``labels`` maps a value's name to what people read
+    (``{"accuracy": "naswot score"}``, see ``Objective.label``).
     """
 
     phase: str
@@ -78,6 +79,7 @@ class SearchProgress:
     detail: str = ""
     elapsed_s: float = 0.0
     eta_s: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[SearchProgress], None]
@@ -446,6 +448,7 @@ class SearchDriver:
             best=self.best_so_far(front) if phase == "step" else {}, detail=detail,
             elapsed_s=now - self._pace.started,
             eta_s=self._pace.eta(now, self.config, counters) if phase == "step" else None,
+            labels={o.name: o.label for o in self.engine.objectives if o.label},
         ))  # fmt: skip
 
     def describe_predictors(self) -> dict[str, str]:
