@@ -39,10 +39,12 @@ PAGE_OF: dict[str, str] = {
     "fleetnas fleet": "docs/fleet.md",
     "fleetnas lut": "docs/lut.md",
     "fleetnas measure": "docs/fleet.md",
+    "fleetnas proxies": "docs/search.md",
     "fleetnas quantize": "docs/compress.md",
     "fleetnas report": "docs/report.md",
     "fleetnas search": "docs/search.md",
     "fleetnas space": "docs/lut.md",
+    "fleetnas supernet": "docs/supernet.md",
     "fleetnas-agent": "docs/agent.md",
 }
 SKIPPED = {"--help", "-h", "--version"}

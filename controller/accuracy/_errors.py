@@ -13,3 +13,7 @@ class DatasetError(ValueError):
 
 class PluginError(ValueError):
     """A ``module:function`` plugin that cannot be loaded or returned something unusable."""
+
+
+class TableError(DatasetError):
+    """An accuracy table that cannot be read, does not fit the space, or lacks an arch."""

@@ -25,10 +25,12 @@ SUBCOMMANDS: dict[str, str] = {
     "fleet": "fleetnas.controller.cli.fleet:fleet",
     "lut": "fleetnas.controller.cli.lut:lut",
     "measure": "fleetnas.controller.cli.measure:measure",
+    "proxies": "fleetnas.controller.cli.proxies:proxies",
     "quantize": "fleetnas.controller.cli.quantize:quantize",
     "report": "fleetnas.controller.cli.report:report",
     "search": "fleetnas.controller.cli.search:search",
     "space": "fleetnas.controller.cli.space:space",
+    "supernet": "fleetnas.controller.cli.supernet:supernet",
 }
 
 

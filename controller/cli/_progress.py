@@ -98,7 +98,8 @@ def search_event(p: SearchProgress) -> ProgressEvent:
     counts = {"measured": p.measured, "ran": p.device_runs, "predicted": p.predicted}
     note = ""
     if p.phase == "step" and p.best:
-        best = "  ".join(f"{name} {format_value(name, value)}" for name, value in p.best.items())
+        best = "  ".join(f"{p.labels.get(name, name)} {format_value(name, value)}"
+                         for name, value in p.best.items())
         note = f"best so far (front of {p.front}): {best}"
     return ProgressEvent("search", p.trials, p.budget, counts,
                          detail=p.detail if p.phase != "step" else "", note=note,

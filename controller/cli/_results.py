@@ -38,6 +38,7 @@ from fleetnas.controller.report import (
     front_table,
     json_document,
     plot_front,
+    value_labels,
     value_names,
     write_csv,
     write_json,
@@ -50,11 +51,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def search_errors() -> AbstractContextManager[None]:
     """Named errors of searches, LUTs, spaces, fleets and the cost DB as one-line CLI errors."""
-    from fleetnas.controller.accuracy import DatasetError, PluginError
+    from fleetnas.controller.accuracy import DatasetError, EstimatorError, PluginError
     from fleetnas.controller.export import ExportError
 
     return one_line_errors(DriverError, LutError, UnknownSpace, ExportError, DatasetError,
-                           PluginError)
+                           PluginError, EstimatorError)
 
 
 @dataclass(frozen=True)
@@ -125,16 +126,16 @@ def write_outputs(
     everything: bool = False,
 ) -> None:
     """The --csv / --json files and the plot at ``plot_path`` (none when None)."""
-    names = value_names(engine)
+    names, labels = value_names(engine), value_labels(engine)
     front = front_rows(engine)
     rows = all_rows(engine)
     if outputs.csv_path is not None:
-        write_csv(rows if everything else front, names, outputs.csv_path)
+        write_csv(rows if everything else front, names, outputs.csv_path, labels)
         console.print(f"wrote {escape(str(outputs.csv_path))}")
     if outputs.json_path is not None:
         document = json_document(
             summary, [o.to_dict() for o in engine.objectives],
-            [c.text for c in engine.constraints], front, rows, names,
+            [c.text for c in engine.constraints], front, rows, names, labels,
         )  # fmt: skip
         if outputs.json_path == "-":
             click.echo(json.dumps(document, indent=2))

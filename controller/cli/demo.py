@@ -5,7 +5,8 @@
    benchmark setting, so the two classes really are two targets);
 2. builds a small latency LUT of NAS-Bench-201's blocks on each and
    calibrates it on a few whole networks;
-3. runs a short multi-device hybrid search (accuracy by NASWOT, latency on
+3. runs a short multi-device hybrid search (the NASWOT score, shown as such,
+   as the accuracy objective; latency on
    both classes, a latency constraint on ``cpu-1t``): LUT predictions for
    everything, device measurements only for what could enter the front;
 4. prints the Pareto front and writes the plot, CSV, JSON and the best
@@ -41,6 +42,7 @@ from fleetnas.controller.driver import (
     SearchDriver,
     SearchResult,
     Target,
+    accuracy_label,
 )
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import local_agents
@@ -111,7 +113,8 @@ def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) 
 
     Starts two local agents (class cpu-1t measures with 1 thread, cpu-2t
     with 2), builds and calibrates a NAS-Bench-201 latency LUT on each,
-    runs a hybrid search for accuracy (NASWOT) against latency on both with
+    runs a hybrid search for the NASWOT score (a training-free proxy for
+    accuracy, shown as "naswot score") against latency on both with
     a latency constraint, prints the Pareto front and writes the plot, CSV,
     JSON and the best network's ONNX into --dir. Takes a few minutes; a
     second run answers every measurement from the demo's cost database.
@@ -219,7 +222,8 @@ def _search_config(run: _Run, luts: dict[str, LatencyPredictor], size: DemoSize,
     )  # fmt: skip
     run.console.print(
         f"[bold]3/4[/] hybrid search: {config.budget} candidates, NSGA-II, "
-        f"maximise accuracy (NASWOT), minimise latency on cpu-1t and cpu-2t, "
+        f"maximise {accuracy_label(config.accuracy or '')} (a training-free proxy, not an "
+        "accuracy), minimise latency on cpu-1t and cpu-2t, "
         f"subject to {escape(constraint)} (the space's 60th percentile here)", highlight=False)
     return config
 

@@ -31,7 +31,7 @@ from fleetnas.controller.cli._options import (
     existing_db_path,
     settings_request,
 )
-from fleetnas.controller.cli._progress import quiet_option
+from fleetnas.controller.cli._progress import quiet_option, search_progress
 from fleetnas.controller.cli._results import (
     Outputs,
     budget_text,
@@ -189,7 +189,7 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               "inference, measured mode only); repeatable.")
 @click.option("--accuracy", "accuracy", default="naswot", show_default=True, metavar="SPEC",
               help=f"{', '.join(estimator_usages())} (DATA: digits, synthetic, .npz, "
-              "image folder).")
+              "image folder). Proxies (naswot, synflow) are shown as scores, not accuracy.")
 @click.option("--accuracy-cost", type=click.Choice(["auto", "cheap", "expensive"]), default="auto",
               show_default=True, help="Expensive accuracy is predicted too in hybrid mode "
               "(auto: training is expensive).")
@@ -285,10 +285,13 @@ def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: fl
     space = _space(config)
     with search_errors(), CostDB(db_path_of(ctx)) as db, _measurer(db, config, scheduling) as measurer:
         luts = find_luts(db, space, config, _fleet_of(measurer))
-        driver = SearchDriver.create(config, db=db, space=space, measurer=measurer, luts=luts)
+        with search_progress(quiet) as on_progress:  # a supernet may train first
+            driver = SearchDriver.create(config, db=db, space=space, measurer=measurer,
+                                         luts=luts, on_progress=on_progress)
         console.print(escape(f"search {driver.search_id}: {config.mode} search of "
                              f"{space.identity()} on "
                              + ", ".join(t.describe() for t in config.targets)), highlight=False)
+        _print_notes(console, driver)
         result = run_search(console, driver, quiet=quiet, timeout_s=timeout)
         report_result(console, driver, result, outputs,
                       plot_path=outputs.plot(driver.search_id, by_default=True))
@@ -299,12 +302,22 @@ def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags,
     with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         config = SearchConfig.from_dict(SearchStore(db).get(search_id).config)
         with _measurer(db, config, scheduling) as measurer:
-            driver = SearchDriver.resume(search_id, db=db, measurer=measurer, budget=run.budget,
-                                         max_measurements=run.max_measurements, force=force)
+            with search_progress(quiet) as on_progress:
+                driver = SearchDriver.resume(search_id, db=db, measurer=measurer,
+                                             budget=run.budget,
+                                             max_measurements=run.max_measurements,
+                                             force=force, on_progress=on_progress)
             console.print(f"resuming search {search_id} at {budget_text(driver)}", highlight=False)
+            _print_notes(console, driver)
             result = run_search(console, driver, quiet=quiet, timeout_s=run.time_limit)
             report_result(console, driver, result, outputs,
                           plot_path=outputs.plot(search_id, by_default=True))
+
+
+def _print_notes(console: Console, driver: SearchDriver) -> None:
+    """What the accuracy estimator checked or did before the search (coverage, a supernet)."""
+    for line in driver.estimator_notes:
+        console.print(escape(line), highlight=False)
 
 
 search.add_command(list_searches)

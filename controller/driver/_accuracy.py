@@ -11,6 +11,12 @@ spec                           estimator
 ``train:DATA[,epochs=N]``      :class:`ShortTrainingEstimator` on ``load_dataset(DATA)``
                                (``digits``, ``synthetic``, a ``.npz`` or a folder);
                                expensive
+``table:FILE.csv[,dataset=D]`` :class:`TableEstimator`: the accuracy a CSV gives
+                               the arch (checked against the space); cheap
+``supernet:DATA[,epochs=N]``   a weight-sharing supernet trained once on DATA (or
+                               reused from ``supernets/`` beside the cost DB), then
+                               each arch's inherited-weights validation accuracy;
+                               cheap once trained
 ``plugin:MODULE:FUNCTION``     :class:`PluginEstimator` (cheap unless told otherwise)
 =============================  ===================================================
 
@@ -41,6 +47,9 @@ ACCURACY_GROUP = "fleetnas.accuracy"
 
 _TRAIN_OPTIONS = {"epochs": int, "batch_size": int, "max_train_samples": int,
                   "max_val_samples": int, "seed": int, "lr": float}
+#: ``supernet:DATA,...`` options: TrainConfig fields, then EvalConfig's (``bn_batches``...)
+SUPERNET_OPTIONS = {**_TRAIN_OPTIONS, "bn_batches": int, "eval_batch_size": int}
+_DATA_HINT = "DATA: digits, synthetic, a .npz file or an image folder"
 
 
 class EstimatorKind(abc.ABC):
@@ -49,12 +58,20 @@ class EstimatorKind(abc.ABC):
     ``name`` is the kind (the part before the first ``:``); ``usage`` how it
     is written (for messages and ``--help``); ``expensive`` whether one
     estimate costs enough that hybrid mode predicts it too (``accuracy_cost
-    auto``). :meth:`check` must not import torch.
+    auto``); ``measures`` what its value is, as people read it on tables,
+    plots and exports (``"naswot score"``; ``"accuracy"`` only for an
+    accuracy on held-out data; ``None``: ``"NAME score"``). :meth:`check`
+    must not import torch.
     """
 
     name: ClassVar[str]
     usage: ClassVar[str]
     expensive: ClassVar[bool] = False
+    measures: ClassVar[str | None] = None
+
+    def label(self) -> str:
+        """What a value of this kind is: ``measures``, else ``"NAME score"``."""
+        return self.measures or f"{self.name} score"
 
     @abc.abstractmethod
     def check(self, spec: str, argument: str) -> None:
@@ -74,6 +91,7 @@ class _NoArgument(EstimatorKind):
 class Naswot(_NoArgument):
     name = "naswot"
     usage = "naswot"
+    measures = "naswot score"
 
     def create(self, spec: str, argument: str) -> AccuracyEstimator:
         from fleetnas.controller.accuracy import NaswotEstimator
@@ -84,6 +102,7 @@ class Naswot(_NoArgument):
 class Synflow(_NoArgument):
     name = "synflow"
     usage = "synflow"
+    measures = "synflow score"
 
     def create(self, spec: str, argument: str) -> AccuracyEstimator:
         from fleetnas.controller.accuracy import SynflowEstimator
@@ -95,20 +114,55 @@ class Train(EstimatorKind):
     name = "train"
     usage = "train:DATA[,epochs=N]"
     expensive = True
+    measures = "accuracy"
 
     def check(self, spec: str, argument: str) -> None:
-        _train_options(spec, argument)
+        _options(spec, argument, self.usage, _TRAIN_OPTIONS)
 
     def create(self, spec: str, argument: str) -> AccuracyEstimator:
         from fleetnas.controller.accuracy import ShortTrainingEstimator, load_dataset
 
-        data, options = _train_options(spec, argument)
+        data, options = _options(spec, argument, self.usage, _TRAIN_OPTIONS)
         return ShortTrainingEstimator(load_dataset(data), **options)  # type: ignore[arg-type]
+
+
+class Table(EstimatorKind):
+    name = "table"
+    usage = "table:FILE.csv[,dataset=D]"
+    measures = "accuracy"
+
+    def check(self, spec: str, argument: str) -> None:
+        _table_options(spec, argument)
+
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        from fleetnas.controller.accuracy import TableEstimator
+
+        path, dataset = _table_options(spec, argument)
+        return TableEstimator(path, dataset=dataset)
+
+
+class Supernet(EstimatorKind):
+    name = "supernet"
+    usage = "supernet:DATA[,epochs=N]"
+    measures = "supernet accuracy"
+
+    def check(self, spec: str, argument: str) -> None:
+        _options(spec, argument, self.usage, SUPERNET_OPTIONS)
+
+    def create(self, spec: str, argument: str) -> AccuracyEstimator:
+        from fleetnas.controller.accuracy.supernet import StoredSupernetEstimator
+
+        data, options = _options(spec, argument, self.usage, SUPERNET_OPTIONS)
+        try:
+            return StoredSupernetEstimator.from_options(data, options)
+        except ValueError as exc:  # a TrainConfig / EvalConfig value out of range
+            raise SearchConfigError(f"accuracy {spec!r}: {exc}") from None
 
 
 class Plugin(EstimatorKind):
     name = "plugin"
     usage = "plugin:MODULE:FUNCTION"
+    measures = "plugin score"
 
     def check(self, spec: str, argument: str) -> None:
         if argument.count(":") != 1:
@@ -120,26 +174,38 @@ class Plugin(EstimatorKind):
         return PluginEstimator(argument)
 
 
-def _train_options(spec: str, rest: str) -> tuple[str, dict[str, int | float]]:
+def _options(spec: str, rest: str, usage: str, known: dict[str, type]
+             ) -> tuple[str, dict[str, int | float]]:
+    """``DATA,key=value,...`` -> ``(DATA, {key: number})``; SearchConfigError naming the fix."""
     data, *items = rest.split(",")
     if not data:
-        raise SearchConfigError(
-            f"accuracy {spec!r}: expected train:DATA[,epochs=N] "
-            "(DATA: digits, synthetic, a .npz file or an image folder)"
-        )
+        raise SearchConfigError(f"accuracy {spec!r}: expected {usage} ({_DATA_HINT})")
     options: dict[str, int | float] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in _TRAIN_OPTIONS:
+        if not sep or key not in known:
             raise SearchConfigError(
-                f"accuracy {spec!r}: option {item!r}; known: {', '.join(_TRAIN_OPTIONS)}"
+                f"accuracy {spec!r}: option {item!r}; known: {', '.join(known)}"
             )
         try:
-            options[key] = _TRAIN_OPTIONS[key](value)
+            options[key] = known[key](value)
         except ValueError:
             raise SearchConfigError(f"accuracy {spec!r}: {key}={value!r} is not a number") from None
     return data, options
+
+
+def _table_options(spec: str, rest: str) -> tuple[str, str | None]:
+    path, *items = rest.split(",")
+    if not path:
+        raise SearchConfigError(f"accuracy {spec!r}: expected table:FILE.csv[,dataset=NAME]")
+    dataset = None
+    for item in items:
+        key, sep, value = item.partition("=")
+        if key.strip() != "dataset" or not sep or not value.strip():
+            raise SearchConfigError(f"accuracy {spec!r}: option {item!r}; known: dataset=NAME")
+        dataset = value.strip()
+    return path, dataset
 
 
 class UnknownEstimatorKind(SearchConfigError, LookupError):
@@ -148,7 +214,7 @@ class UnknownEstimatorKind(SearchConfigError, LookupError):
 
 ESTIMATOR_KINDS: Registry[type[EstimatorKind]] = Registry(
     ACCURACY_GROUP, "accuracy estimator",
-    {cls.name: cls for cls in (Naswot, Synflow, Train, Plugin)},
+    {cls.name: cls for cls in (Naswot, Synflow, Train, Table, Supernet, Plugin)},
     subclass_check(EstimatorKind, "name", "accuracy estimator", SearchConfigError),
     unknown=UnknownEstimatorKind, broken=SearchConfigError,
 )  # fmt: skip
@@ -172,8 +238,7 @@ def estimator_kind(spec: str) -> tuple[EstimatorKind, str]:
         return ESTIMATOR_KINDS.load(kind)(), argument
     except UnknownEstimatorKind:
         raise SearchConfigError(
-            f"accuracy {spec!r}: expected {', '.join(estimator_usages())} (DATA: digits, "
-            "synthetic, a .npz file or an image folder)"
+            f"accuracy {spec!r}: expected {', '.join(estimator_usages())} ({_DATA_HINT})"
         ) from None
 
 
@@ -181,6 +246,16 @@ def check_accuracy_spec(spec: str) -> None:
     """Raise SearchConfigError unless ``spec`` names a known kind with a valid argument."""
     kind, argument = estimator_kind(spec)
     kind.check(spec, argument)
+
+
+def accuracy_label(spec: str) -> str:
+    """What the ``accuracy`` value of a search with estimator ``spec`` is, for people:
+    ``"naswot score"``, ``"accuracy"`` (held-out data)...; ``"accuracy"`` for a kind
+    no longer installed (a stored search still loads)."""
+    try:
+        return estimator_kind(spec)[0].label()
+    except SearchConfigError:
+        return "accuracy"
 
 
 def is_expensive(spec: str, cost: str = "auto") -> bool:
@@ -192,7 +267,7 @@ def is_expensive(spec: str, cost: str = "auto") -> bool:
 
 def make_estimator(spec: str) -> AccuracyEstimator:
     """The estimator ``spec`` names (imports torch). Raises SearchConfigError,
-    DatasetError (a dataset that cannot be read) or PluginError."""
+    DatasetError (a dataset or table that cannot be read) or PluginError."""
     kind, argument = estimator_kind(spec)
     kind.check(spec, argument)
     return kind.create(spec, argument)

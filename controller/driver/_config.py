@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from fleetnas.agent.settings import flag_settings, setting_for_key
 from fleetnas.agent.settings_args import settings_from_pairs
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.driver._accuracy import check_accuracy_spec
+from fleetnas.controller.driver._accuracy import accuracy_label, check_accuracy_spec
 from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.driver._source import BUILTIN_SOURCES, LatencySource, latency_source_class
 from fleetnas.controller.scheduler import Target as Placement
@@ -423,7 +423,8 @@ class SearchConfig:
             if self.accuracy is None:
                 raise SearchConfigError(
                     "accuracy is an objective or constraint but no estimator is set; "
-                    "pass --accuracy naswot|synflow|train:DATA|plugin:MODULE:FUNCTION"
+                    "pass --accuracy naswot|synflow|train:DATA|table:FILE.csv|supernet:DATA|"
+                    "plugin:MODULE:FUNCTION"
                 )
             return
         if (base == "latency" or base in MEASURED_ONLY) and qualifier is not None:
@@ -459,7 +460,15 @@ class SearchConfig:
     # -- derived -------------------------------------------------------------------------
 
     def objective_list(self) -> list[Objective]:
-        return [parse_objective(text) for text in self.objectives]
+        """The objectives; ``accuracy`` labelled with what the estimator measures
+        (:func:`accuracy_label`: ``"naswot score"`` for a proxy)."""
+        out = []
+        for text in self.objectives:
+            objective = parse_objective(text)
+            if objective.name == "accuracy" and self.accuracy is not None:
+                objective = replace(objective, label=accuracy_label(self.accuracy))
+            out.append(objective)
+        return out
 
     def target(self, key: str) -> Target:
         for t in self.targets:

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetnas.controller.costdb import CostDB
@@ -44,7 +45,7 @@ from fleetnas.controller.driver._source import LatencySource, SourceSetup, laten
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
 from fleetnas.controller.driver._surrogate import arch_features
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
-from fleetnas.controller.search import Candidate, SearchEngine, Trial, TrialState
+from fleetnas.controller.search import Candidate, Objective, SearchEngine, Trial, TrialState
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class SearchProgress:
     without any bound). ``per_candidate_s`` (steps only) splits this run's
     time per candidate evaluated into ``export``, ``measure`` and
     ``accuracy`` seconds (empty before the first candidate).
+    ``labels`` maps a value's name to what people read
+    (``{"accuracy": "naswot score"}``, see ``Objective.label``).
     """
 
     phase: str
@@ -80,6 +83,7 @@ class SearchProgress:
     elapsed_s: float = 0.0
     eta_s: float | None = None
     per_candidate_s: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[SearchProgress], None]
@@ -106,6 +110,17 @@ class SearchResult:
     counters: Counters
     front: list[Trial]
     stop: str | None = None
+
+
+def best_so_far(objectives: Sequence[Objective], front: Sequence[Trial]) -> dict[str, float]:
+    """Per objective, the best value among the feasible members of ``front`` (empty before any)."""
+    feasible = [t for t in front if t.evaluation is not None and t.evaluation.feasible]
+    best: dict[str, float] = {}
+    for o in objectives:
+        if feasible:
+            values = [t.values[o.name] for t in feasible]
+            best[o.name] = min(values) if o.direction == "minimize" else max(values)
+    return best
 
 
 class SearchDriver:
@@ -164,6 +179,9 @@ class SearchDriver:
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
+        #: what the estimator's ``prepare`` checked or did (a table's coverage, a supernet)
+        self.estimator_notes = (_prepare(estimator, self.space, store, self._report)
+                                if needs_accuracy and estimator is not None else [])
 
     # -- construction ----------------------------------------------------------------------
 
@@ -422,18 +440,6 @@ class SearchDriver:
         if self.store is not None and self.search_id is not None:
             self.store.set_status(self.search_id, status, error=error)
 
-    def best_so_far(self, front: Sequence[Trial] | None = None) -> dict[str, float]:
-        """Per objective, the best value among the feasible front (empty before any);
-        ``front`` is the engine's, when the caller has it already."""
-        front = [t for t in (self.engine.pareto_front() if front is None else front)
-                 if t.evaluation is not None and t.evaluation.feasible]
-        best: dict[str, float] = {}
-        for o in self.engine.objectives:
-            if front:
-                values = [t.values[o.name] for t in front]
-                best[o.name] = min(values) if o.direction == "minimize" else max(values)
-        return best
-
     def _report(self, phase: str, detail: str = "") -> None:
         if self.on_progress is None:
             return
@@ -447,16 +453,36 @@ class SearchDriver:
             phase=phase, trials=counters.trials, budget=self.config.budget,
             measured=counters.measured, device_runs=counters.device_runs,
             predicted=counters.predicted, front=len(front),
-            best=self.best_so_far(front) if phase == "step" else {}, detail=detail,
+            best=best_so_far(self.engine.objectives, front) if phase == "step" else {}, detail=detail,
             elapsed_s=now - self._pace.started,
             eta_s=self._pace.eta(now, self.config, counters) if phase == "step" else None,
             per_candidate_s=self.evaluation.times.per_candidate(counters.trials - self._pace.trials)
             if phase == "step" else {},
+            labels={o.name: o.label for o in self.engine.objectives if o.label},
         ))  # fmt: skip
 
     def describe_predictors(self) -> dict[str, str]:
         """One line per predicted value: what predicts it and how well."""
         return self.source.describe()
+
+
+def _prepare(estimator: AccuracyEstimator, space: SearchSpace, store: SearchStore | None,
+             report: Callable[[str, str], None]) -> list[str]:
+    """``estimator.prepare`` on ``space``, keeping its files beside the cost DB (if any),
+    its progress reported as ``estimate`` events. An estimator from a plugin that only
+    has ``estimate`` (written before ``prepare`` existed) has nothing to prepare."""
+    from fleetnas.controller.accuracy import EstimatorSetup
+
+    if not callable(getattr(estimator, "prepare", None)):
+        return []
+
+    path = None if store is None else store.db.path
+    workdir = None if path is None else Path(path).resolve().parent
+
+    def progress(task: str, done: int, total: int | None, detail: str) -> None:
+        report("estimate", f"{task} {done}/{total or '?'}: {detail}")
+
+    return estimator.prepare(space, EstimatorSetup(workdir=workdir, progress=progress))
 
 
 class _FeatureCache:

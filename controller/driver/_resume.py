@@ -87,12 +87,13 @@ def load_search(
                               constraints=list(config.constraints), seed=config.seed)
         return StoredSearch(record, config, engine, rows)
     if state.get("format") != STEP_FORMAT:
-        return StoredSearch(record, config, SearchEngine.from_state_dict(state, space), rows,
-                            legacy=True)
+        engine = SearchEngine.from_state_dict(state, space, objectives=config.objective_list())
+        return StoredSearch(record, config, engine, rows, legacy=True)
     names = [o.name for o in config.objective_list()]
     names += [parse_constraint(c).name for c in config.constraints]
     latency_names = [n for n in names if latency_key(n) is not None]
-    engine = SearchEngine.restore(state, space, trial_records(rows, latency_names))
+    engine = SearchEngine.restore(state, space, trial_records(rows, latency_names),
+                                  objectives=config.objective_list())
     inflight = {int(cid): (dict(x["values"]), dict(x["sources"]))
                 for cid, x in (state.get("inflight") or {}).items()}
     return StoredSearch(record, config, engine, rows, inflight=inflight)

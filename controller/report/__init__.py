@@ -39,6 +39,7 @@ from fleetnas.controller.report._rows import (
     objective_label,
     plane_front,
     unit_of,
+    value_labels,
     value_names,
 )
 from fleetnas.controller.report._search_report import (
@@ -79,6 +80,7 @@ __all__ = [
     "reference_point",
     "render_report",
     "unit_of",
+    "value_labels",
     "value_names",
     "write_csv",
     "write_json",

@@ -2,10 +2,11 @@
 
 CSV: one row per trial with ``rank`` (empty off the front), ``candidate_id``,
 ``arch``, one column per value in canonical units (latency ms, memory bytes,
-counts), ``feasible``, ``violation``, ``source`` (latencies measured /
+counts; headed by the value's label when it has one, e.g. ``naswot score``
+for an ``accuracy`` estimated by a proxy), ``feasible``, ``violation``, ``source`` (latencies measured /
 predicted / mixed), ``model_sha256``. JSON: ``{"search": {...}, "objectives":
 [...], "constraints": [...], "front": [...], "trials": [...]}`` with each row's
-per-value sources and measurement uids too.
+per-value sources and measurement uids too, values keyed like the CSV columns.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ CSV_FIXED = ("rank", "candidate_id", "arch")
 CSV_TAIL = ("feasible", "violation", "source", "model_sha256")
 
 
-def csv_text(rows: Sequence[ResultRow], names: Sequence[str]) -> str:
-    """CSV of ``rows`` with one column per name (see the module docstring)."""
+def csv_text(rows: Sequence[ResultRow], names: Sequence[str],
+             labels: Mapping[str, str] | None = None) -> str:
+    """CSV of ``rows`` with one column per name, headed by its label in ``labels``
+    when it has one (see the module docstring)."""
     import io
 
+    labels = labels or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_FIXED, *names, *CSV_TAIL])
+    writer.writerow([*CSV_FIXED, *(labels.get(n, n) for n in names), *CSV_TAIL])
     for r in rows:
         writer.writerow([
             "" if r.rank is None else r.rank, r.candidate_id, r.encoding,
@@ -40,9 +44,10 @@ def csv_text(rows: Sequence[ResultRow], names: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def write_csv(rows: Sequence[ResultRow], names: Sequence[str], path: str | Path) -> Path:
+def write_csv(rows: Sequence[ResultRow], names: Sequence[str], path: str | Path,
+              labels: Mapping[str, str] | None = None) -> Path:
     """Write :func:`csv_text` to ``path`` atomically; returns the path."""
-    return write_text_atomic(path, csv_text(rows, names))
+    return write_text_atomic(path, csv_text(rows, names, labels))
 
 
 def json_document(
@@ -52,16 +57,18 @@ def json_document(
     front: Sequence[ResultRow],
     trials: Sequence[ResultRow] | None,
     names: Sequence[str],
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document (see the module docstring); ``trials`` may be omitted."""
+    """The JSON document (see the module docstring); ``trials`` may be omitted;
+    ``labels`` key values by what they are (``{"accuracy": "naswot score"}``)."""
     document: dict[str, Any] = {
         "search": dict(summary),
         "objectives": [dict(o) for o in objectives],
         "constraints": list(constraints),
-        "front": [r.to_dict(list(names)) for r in front],
+        "front": [r.to_dict(list(names), labels) for r in front],
     }
     if trials is not None:
-        document["trials"] = [r.to_dict(list(names)) for r in trials]
+        document["trials"] = [r.to_dict(list(names), labels) for r in trials]
     return document
 
 

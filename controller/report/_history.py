@@ -100,7 +100,7 @@ def _curves(objectives: Sequence[Objective]) -> dict[str, list[Objective]]:
     others = [o for o in objectives if o is not y_obj]
     if y_obj is not None and len(others) > 1:
         for o in others:
-            curves[f"{y_obj.name} × {o.name}"] = [y_obj, o]
+            curves[f"{y_obj.display_name} × {o.display_name}"] = [y_obj, o]
     return curves
 
 

@@ -157,7 +157,8 @@ def _plane_fronts(report: SearchReport) -> Iterator[Safe]:
         rows = [[r.rank or "-", r.candidate_id, _value_cell(r, y_obj.name),
                  _value_cell(r, x_obj.name), tag("span", r.encoding, class_="arch")]
                 for r in members]
-        yield join([tag("h3", f"{y_obj.name} × {x_obj.name}: {len(members)} on this front"),
+        plane = f"{y_obj.display_name} × {x_obj.display_name}"
+        yield join([tag("h3", f"{plane}: {len(members)} on this front"),
                     table(["rank (all objectives)", "id", objective_label(y_obj),
                            objective_label(x_obj), "arch"], rows, numeric=(0, 1, 2, 3))])
 

@@ -43,7 +43,7 @@ def _scale(name: str) -> float:
 def _axis_label(objective: Objective) -> str:
     unit = unit_of(objective.name)
     arrow = "higher is better" if objective.direction == "maximize" else "lower is better"
-    return f"{objective.name}" + (f" ({unit})" if unit else "") + f" — {arrow}"
+    return objective.display_name + (f" ({unit})" if unit else "") + f" — {arrow}"
 
 
 #: at most this many front members get a rank label per panel

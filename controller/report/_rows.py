@@ -41,13 +41,15 @@ class ResultRow:
     def on_front(self) -> bool:
         return self.rank is not None
 
-    def to_dict(self, names: list[str]) -> dict[str, Any]:
-        """JSON-ready: identity, each named value, provenance."""
+    def to_dict(self, names: list[str], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """JSON-ready: identity, each named value (keyed by its label in ``labels``,
+        e.g. ``"naswot score"``, else by its name), provenance."""
+        labels = labels or {}
         return {
             "rank": self.rank,
             "candidate_id": self.candidate_id,
             "arch": self.encoding,
-            **{name: self.values.get(name) for name in names},
+            **{labels.get(name, name): self.values.get(name) for name in names},
             "feasible": self.feasible,
             "violation": self.violation,
             "source": self.source,
@@ -99,6 +101,12 @@ def value_names(engine: SearchEngine) -> list[str]:
     return names + [c.name for c in engine.constraints if c.name not in names]
 
 
+def value_labels(engine: SearchEngine) -> dict[str, str]:
+    """What people read for each labelled objective (``{"accuracy": "naswot score"}``):
+    headings of tables, plots, CSV columns and JSON keys."""
+    return {o.name: o.display_name for o in engine.objectives if o.label}
+
+
 def unit_of(name: str) -> str:
     """The display unit of a value: ``ms`` for latency, ``MiB`` for memory, ``mJ`` for
     energy, else ``""``."""
@@ -133,4 +141,4 @@ def format_value(name: str, value: float | None) -> str:
 
 def objective_label(objective: Objective) -> str:
     arrow = "↑" if objective.direction == "maximize" else "↓"
-    return f"{objective.name} {arrow}"
+    return f"{objective.display_name} {arrow}"

@@ -29,7 +29,7 @@ def front_table(
     table.add_column("id", justify="right")
     for o in objectives:
         arrow = "↑" if o.direction == "maximize" else "↓"
-        table.add_column(escape(f"{o.name} {arrow}"), justify="right")
+        table.add_column(escape(f"{o.display_name} {arrow}"), justify="right")
     for name in extra_names:
         table.add_column(escape(name), justify="right")
     table.add_column("latency from")

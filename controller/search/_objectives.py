@@ -49,11 +49,15 @@ class Objective:
     """One objective: ``name`` (see module docstring) and ``direction``.
 
     ``sign`` is +1 for minimise and -1 for maximise, so ``sign * value`` is the
-    minimisation form every search algorithm works on.
+    minimisation form every search algorithm works on. ``label`` is what
+    people read (tables, plots, CSV/JSON keys), e.g. ``"naswot score"`` for an
+    ``accuracy`` objective estimated by a proxy; ``None`` shows ``name``.
+    Equality ignores it: the search and its stored state key on ``name``.
     """
 
     name: str
     direction: str = MINIMIZE
+    label: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         split_name(self.name)
@@ -77,9 +81,17 @@ class Objective:
     def sign(self) -> float:
         return 1.0 if self.direction == MINIMIZE else -1.0
 
+    @property
+    def display_name(self) -> str:
+        """``label`` when set, else ``name``: the heading people read."""
+        return self.label or self.name
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description (a callable objective's function is not included)."""
-        return {"name": self.name, "direction": self.direction}
+        out: dict[str, Any] = {"name": self.name, "direction": self.direction}
+        if self.label is not None:
+            out["label"] = self.label
+        return out
 
 
 @dataclass(frozen=True, init=False)
@@ -93,9 +105,11 @@ class CallableObjective(Objective):
 
     fn: Callable[[Any], float] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
-    def __init__(self, name: str, fn: Callable[[Any], float], direction: str = MINIMIZE) -> None:
+    def __init__(self, name: str, fn: Callable[[Any], float], direction: str = MINIMIZE,
+                 label: str | None = None) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "label", label)
         object.__setattr__(self, "fn", fn)
         self.__post_init__()
 

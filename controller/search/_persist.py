@@ -127,7 +127,7 @@ def _strategy(stored: Mapping[str, Any], strategy: Strategy | None) -> Strategy:
 
 def _objectives(stored: Sequence[Mapping[str, Any]], objectives: Sequence[Objective] | None
                 ) -> Sequence[Objective]:
-    stored_objectives = [Objective(o["name"], o["direction"]) for o in stored]
+    stored_objectives = [Objective(o["name"], o["direction"], o.get("label")) for o in stored]
     if objectives is None:
         return stored_objectives
     if [(o.name, o.direction) for o in objectives] != [

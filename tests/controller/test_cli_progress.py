@@ -42,6 +42,9 @@ def test_off_a_terminal_each_event_is_one_json_line() -> None:
     assert lines[2]["task"] == "search" and lines[2]["counts"] == {"measured": 18, "ran": 12,
                                                                     "predicted": 2}
     assert lines[2]["note"] == "best so far (front of 3): accuracy 0.93  latency[pi] 1.5 ms"
+    labelled = search_event(SearchProgress("step", 10, 40, 18, 12, 2, 3, {"accuracy": 412.0},
+                                           labels={"accuracy": "naswot score"}))
+    assert labelled.note == "best so far (front of 3): naswot score 412"
 
 
 def test_on_a_terminal_it_draws_bars_not_json() -> None:

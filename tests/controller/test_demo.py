@@ -25,9 +25,11 @@ def test_the_demo_runs_end_to_end_and_a_rerun_measures_nothing(tmp_path: Path) -
     for step in ("1/4", "2/4", "3/4", "4/4", "Pareto front", "timings:"):
         assert step in first.stdout
     assert (workdir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (workdir / "pareto.csv").read_text().startswith(
-        "rank,candidate_id,arch,accuracy,latency[cpu-1t],latency[cpu-2t],feasible"
+    assert (workdir / "pareto.csv").read_text().startswith(  # a proxy's value is a score
+        "rank,candidate_id,arch,naswot score,latency[cpu-1t],latency[cpu-2t],feasible"
     )
+    assert "naswot score ↑" in first.stdout and "accuracy ↑" not in first.stdout
+    assert "maximise naswot score (a training-free proxy, not an accuracy)" in first.stdout
     onnx.checker.check_model(onnx.load(str(workdir / "best.onnx")))
     document = json.loads((workdir / "pareto.json").read_text())
     (constraint,) = document["constraints"]

@@ -126,7 +126,7 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 def test_without_plugins_the_builtins_are_there() -> None:
     assert available_strategies(entry_points=[]) == ["nsga2", "aging", "random"]
     assert LATENCY_SOURCES.names([]) == ["measured", "lut", "hybrid"]
-    assert ESTIMATOR_KINDS.names([]) == ["naswot", "synflow", "train", "plugin"]
+    assert ESTIMATOR_KINDS.names([]) == ["naswot", "synflow", "train", "table", "supernet", "plugin"]
 
 
 def test_a_registered_strategy_is_used_by_spec_and_by_restore(installed_plugin: Path) -> None:

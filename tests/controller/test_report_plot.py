@@ -59,3 +59,12 @@ def test_a_label_with_no_room_is_left_out_and_counted() -> None:
     notes = [t.get_text() for t in ax.texts if "not labelled" in t.get_text()]
     assert 0 < len(drawn) < 30
     assert notes == [f"{30 - len(drawn)} rank(s) not labelled: no room (see the table)"]
+
+
+def test_an_objective_with_a_label_is_drawn_under_its_label() -> None:
+    """A proxy's ``accuracy`` objective labelled ``naswot score`` heads the axis as such."""
+    labelled = [Objective("accuracy", "maximize", "naswot score"), Objective("latency[pi]")]
+    fig = front_figure(_clustered_front(), labelled)
+    (ax,) = fig.axes
+    assert ax.get_ylabel().startswith("naswot score") and "accuracy" not in ax.get_ylabel()
+    assert ax.get_xlabel().startswith("latency[pi] (ms)")

@@ -96,7 +96,7 @@ def test_search_prints_the_front_and_writes_json_csv_and_plot(setup: Setup, tmp_
             model = db.get_model(row["model_sha256"])
             assert model is not None and model.arch == row["arch"] and model.space == SPACE.identity()
     csv_lines = (tmp_path / "s.csv").read_text().splitlines()
-    assert csv_lines[0] == ("rank,candidate_id,arch,accuracy,latency[cpu],feasible,violation,"
+    assert csv_lines[0] == ("rank,candidate_id,arch,naswot score,latency[cpu],feasible,violation,"
                             "source,model_sha256")
     assert len(csv_lines) == 1 + len(front)
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -106,6 +106,39 @@ def test_search_prints_the_front_and_writes_json_csv_and_plot(setup: Setup, tmp_
     shown = invoke("--db", str(db_path), "search", "show", "1", "--all")
     assert shown.exit_code == 0 and "all candidates" in shown.stdout
     assert front[0]["arch"] in shown.stdout
+
+
+def test_a_proxy_is_shown_as_a_score_and_training_as_accuracy(setup: Setup, tmp_path: Path) -> None:
+    """naswot values read "naswot score" on the table, JSON, CSV, plot, report and search show;
+    short training on held-out digits reads "accuracy"."""
+    db_path = tmp_path / "cost.db"
+    proxy = invoke(*setup.search_args(
+        db_path, "--mode", "measured", "--budget", "3", "--population", "3", "--accuracy",
+        "naswot", "--json", str(tmp_path / "p.json"), "--csv", str(tmp_path / "p.csv"),
+        "--plot", str(tmp_path / "p.png"),
+    ))  # fmt: skip
+    assert proxy.exit_code == 0, proxy.output
+    assert "naswot score ↑" in proxy.stdout and "accuracy ↑" not in proxy.stdout
+    document = json.loads((tmp_path / "p.json").read_text())
+    assert {"name": "accuracy", "direction": "maximize", "label": "naswot score"} in document["objectives"]
+    assert all("naswot score" in row and "accuracy" not in row for row in document["trials"])
+    assert (tmp_path / "p.csv").read_text().splitlines()[0].split(",")[3] == "naswot score"
+    shown = invoke("--db", str(db_path), "search", "show", "1")
+    assert "naswot score ↑" in shown.stdout and "accuracy ↑" not in shown.stdout
+    html = invoke("--db", str(db_path), "report", "1", "-o", str(tmp_path / "r.html"), "--quiet")
+    assert html.exit_code == 0, html.output
+    page = (tmp_path / "r.html").read_text()
+    assert "naswot score ↑" in page and "accuracy ↑" not in page
+
+    trained = invoke(*setup.search_args(
+        db_path, "--mode", "measured", "--budget", "2", "--population", "2", "--accuracy",
+        "train:digits,epochs=1,max_train_samples=64,max_val_samples=64", "--json",
+        str(tmp_path / "t.json"), "--no-plot",
+    ))  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "accuracy ↑" in trained.stdout and "score" not in trained.stdout
+    rows = json.loads((tmp_path / "t.json").read_text())["trials"]
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
 
 
 def test_constraints_are_respected_end_to_end(setup: Setup, tmp_path: Path) -> None:
@@ -192,6 +225,11 @@ def test_friendly_errors(setup: Setup, tmp_path: Path) -> None:
     no_space = invoke("--db", str(db_path), "search", "--space", "bogus", "--local")
     assert no_space.exit_code == 2
     assert "unknown search space 'bogus'" in no_space.output and "nb201" in no_space.output
+    table = tmp_path / "acc.csv"
+    table.write_text("arch,accuracy\n|conv~0|,0.9\n")
+    untabled = invoke(*setup.search_args(db_path, "--accuracy", f"table:{table}", "--budget", "2"))
+    assert untabled.exit_code == 1 and len(untabled.output.strip().splitlines()) == 1
+    assert f"accuracy table {table} line 2: arch '|conv~0|'" in untabled.output
     nowhere = tmp_path / "missing-folder" / "cost.db"
     unopenable = invoke("--db", str(nowhere), "search", "--space", "nb201", "--local", "--quiet")
     assert unopenable.exit_code == 1 and len(unopenable.output.strip().splitlines()) == 1

@@ -106,3 +106,17 @@ class TestConstraints:
         assert lower.violation(0.8) == pytest.approx(0.1)
         zero = Constraint("x", ">=", 0.0, "x >= 0")
         assert zero.relative_violation(-2.0) == 2.0
+
+
+def test_a_label_changes_what_people_read_not_what_the_search_keys_on() -> None:
+    from fleetnas.controller.driver import SearchConfig, Target
+
+    labelled = Objective("accuracy", "maximize", "naswot score")
+    assert labelled == Objective("accuracy", "maximize") and labelled.display_name == "naswot score"
+    assert labelled.to_dict() == {"name": "accuracy", "direction": "maximize", "label": "naswot score"}
+    assert Objective("params").display_name == "params" and "label" not in Objective("params").to_dict()
+    labels = {spec: SearchConfig.build(space="nb201", targets=[Target.device("x")],
+                                       accuracy=spec).objective_list()[0].label
+              for spec in ("naswot", "synflow", "train:digits", "plugin:m:f")}
+    assert labels == {"naswot": "naswot score", "synflow": "synflow score",
+                      "train:digits": "accuracy", "plugin:m:f": "plugin score"}

@@ -61,6 +61,7 @@ from fleetnas.controller.accuracy.supernet._sampling import (
     make_rule,
 )
 from fleetnas.controller.accuracy.supernet._store import SupernetStore, TrainedSupernet
+from fleetnas.controller.accuracy.supernet._stored import StoredSupernetEstimator, store_root
 from fleetnas.controller.accuracy.supernet._train import (
     ProgressCallback,
     SupernetProgress,
@@ -84,6 +85,7 @@ __all__ = [
     "RankCorrelation",
     "SamplingRule",
     "SandwichRule",
+    "StoredSupernetEstimator",
     "SubnetScore",
     "Supernet",
     "SupernetError",
@@ -106,6 +108,7 @@ __all__ = [
     "resolved",
     "subnet_accuracy",
     "supernet_class",
+    "store_root",
     "supernet_key",
     "train",
 ]

@@ -1,0 +1,106 @@
+"""The supernet estimator of a search: trained on first use, or reused from the store.
+
+``--accuracy supernet:DATA[,epochs=N,...]`` makes a :class:`StoredSupernetEstimator`.
+Its :meth:`~StoredSupernetEstimator.prepare` (run once by the search before
+its first estimate) gets the space's supernet from the :class:`SupernetStore`
+under ``workdir/supernets`` (the cost DB's folder: the same store that
+``fleetnas supernet train|eval|show`` uses): loaded when a completely
+trained one of the same (space, dataset hash, training config) is there,
+resumed when a run was interrupted, trained otherwise, with progress. From
+then on each estimate is a :class:`SupernetEstimator` evaluation: inherited
+weights, BN recalibrated, validation top-1 in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fleetnas.controller.accuracy._base import AccuracyEstimator, EstimatorSetup
+from fleetnas.controller.accuracy._data import Dataset, load_dataset
+from fleetnas.controller.accuracy.supernet._config import EvalConfig, TrainConfig
+from fleetnas.controller.accuracy.supernet._errors import SupernetNotFound
+from fleetnas.controller.accuracy.supernet._estimator import SupernetEstimator
+from fleetnas.controller.accuracy.supernet._registry import resolved
+from fleetnas.controller.accuracy.supernet._store import SupernetStore
+from fleetnas.controller.accuracy.supernet._train import SupernetProgress
+from fleetnas.controller.spaces import SearchSpace
+
+#: the store's folder under an estimator's workdir
+STORE_FOLDER = "supernets"
+
+_TRAIN_KEYS = ("epochs", "batch_size", "max_train_samples", "seed", "lr")
+_EVAL_KEYS = {"max_val_samples": "max_val_samples", "bn_batches": "bn_batches",
+              "eval_batch_size": "batch_size", "seed": "seed"}
+
+
+def store_root(workdir: Path | None) -> Path:
+    """Where the supernets of a project live: ``workdir/supernets`` (``./supernets``)."""
+    return (workdir or Path(".")) / STORE_FOLDER
+
+
+class StoredSupernetEstimator(AccuracyEstimator):
+    """A supernet's subnet accuracy, the supernet coming from the store (see module doc).
+
+    ``estimate`` before ``prepare`` prepares with the default setup
+    (``./supernets``, no progress).
+    """
+
+    name = "supernet"
+    cost: ClassVar[str] = "training the supernet once; then a BN recalibration + one validation pass"
+
+    def __init__(self, dataset: Dataset, train_config: TrainConfig,
+                 eval_config: EvalConfig | None = None) -> None:
+        self.dataset = dataset
+        self.train_config = train_config
+        self.eval_config = eval_config or EvalConfig()
+        self._ready: SupernetEstimator | None = None
+
+    @classmethod
+    def from_options(cls, data: str, options: Mapping[str, int | float]) -> StoredSupernetEstimator:
+        """From a spec's parts: ``data`` for :func:`load_dataset`, ``options`` TrainConfig
+        fields (``epochs``, ``batch_size``, ``max_train_samples``, ``seed``, ``lr``) and
+        EvalConfig's (``max_val_samples``, ``bn_batches``, ``eval_batch_size``). ValueError
+        for a bad value; DatasetError for data that cannot be loaded."""
+        train = TrainConfig(**{k: options[k] for k in _TRAIN_KEYS if k in options})  # type: ignore[arg-type]
+        evaluation = EvalConfig(**{field: options[k] for k, field in _EVAL_KEYS.items()  # type: ignore[arg-type]
+                                   if k in options})
+        return cls(load_dataset(data), train, evaluation)
+
+    def prepare(self, space: SearchSpace, setup: EstimatorSetup) -> list[str]:
+        """Load, resume or train the supernet; one line saying which, with its key and folder."""
+        store = SupernetStore(store_root(setup.workdir))
+        config = resolved(self.train_config, space)
+        key = store.key(space, self.dataset, config)
+        try:
+            before = store.manifest(key)
+        except SupernetNotFound:
+            before = None
+        progress = setup.progress
+
+        def on_progress(p: SupernetProgress) -> None:
+            if progress is not None and p.phase == "train":
+                progress("supernet training", (p.epoch - 1) * p.steps + p.step,
+                         p.epochs * p.steps, f"epoch {p.epoch}/{p.epochs}, loss {p.loss:.3f}")
+
+        self._ready = SupernetEstimator.from_store(
+            store.root, space, self.dataset, config, eval_config=self.eval_config,
+            progress=on_progress,
+        )  # fmt: skip
+        manifest = self._ready.trained.manifest
+        if before is not None and before.complete:
+            how = "reused"
+        elif before is not None:
+            how = f"resumed at epoch {before.epochs_done} and trained"
+        else:
+            how = "trained"
+        accuracy = ", ".join(f"{k} subnet {v:.3f}" for k, v in (manifest.accuracy or {}).items())
+        return [f"supernet {key} ({how}: {manifest.epochs_done} epochs on {self.dataset.name}; "
+                f"validation accuracy {accuracy or '-'}) in {store.root}"]
+
+    def estimate(self, space: SearchSpace, arch: Any) -> float:
+        if self._ready is None:
+            self.prepare(space, EstimatorSetup())
+        assert self._ready is not None
+        return self._ready.estimate(space, arch)
