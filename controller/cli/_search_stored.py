@@ -22,7 +22,14 @@ from fleetnas.controller.cli._results import (
 )
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.driver import SearchConfig, SearchRecord, SearchStore, Target, load_search
+from fleetnas.controller.driver import (
+    SearchConfig,
+    SearchRecord,
+    SearchStore,
+    Target,
+    accuracy_note,
+    load_search,
+)
 
 
 @click.command("list")
@@ -98,7 +105,7 @@ def _print_header(console: Console, record: SearchRecord, config: SearchConfig) 
         ("targets", "; ".join(t.describe() for t in config.targets)),
         ("objectives", ", ".join(config.objectives)),
         ("constraints", ", ".join(config.constraints) or "-"),
-        ("accuracy", config.accuracy or "-"),
+        ("accuracy", accuracy_note(config) or config.accuracy or "-"),
         ("strategy", f"{strategy}, seed {config.seed}"),
         ("candidates", f"{record.trials}/{record.budget or '-'}"),
         ("measurements", f"{record.measured}/{config.max_measurements or '-'}"),

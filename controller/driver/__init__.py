@@ -43,6 +43,12 @@ from fleetnas.controller.driver._config import (
     strategy_from_spec,
     strategy_spec,
 )
+from fleetnas.controller.driver._deploy import (
+    DeployedModels,
+    accuracy_note,
+    calibration_source,
+    search_space,
+)
 from fleetnas.controller.driver._driver import (
     STOP_REASONS,
     ProgressCallback,
@@ -107,6 +113,7 @@ __all__ = [
     "CandidateMeasurement",
     "CandidateRecord",
     "CandidateState",
+    "DeployedModels",
     "Counters",
     "DriverError",
     "EstimatorKind",
@@ -141,7 +148,9 @@ __all__ = [
     "UnknownLatencySource",
     "TargetResult",
     "ValuePredictor",
+    "accuracy_note",
     "arch_features",
+    "calibration_source",
     "check_accuracy_spec",
     "constraint_dominates",
     "could_enter_front",
@@ -153,6 +162,7 @@ __all__ = [
     "load_search",
     "make_estimator",
     "parse_target",
+    "search_space",
     "strategy_from_spec",
     "strategy_spec",
     "target_devices",

@@ -36,6 +36,7 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._accuracy import is_expensive, make_estimator
 from fleetnas.controller.driver._candidates import CandidateBook, CandidateState
 from fleetnas.controller.driver._config import SearchConfig
+from fleetnas.controller.driver._deploy import search_space
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, Tally
 from fleetnas.controller.driver._measure import Measurer
@@ -184,7 +185,7 @@ class SearchDriver:
         target; ``hybrid``: any). With a ``db``, each must come from a stored
         LUT (its id is kept in the config for resuming).
         """
-        space = space or get_space(config.space, config.space_config)
+        space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
         if db is not None:
             config = replace(config, luts=_lut_ids(luts))
@@ -236,7 +237,7 @@ class SearchDriver:
             config = config.with_budget(budget)
         if max_measurements is not None:
             config = config.with_max_measurements(max_measurements)
-        space = space or get_space(config.space, config.space_config)
+        space = search_space(space or get_space(config.space, config.space_config), config)
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
