@@ -34,6 +34,7 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import DEFAULT_PRECISIONS, SearchConfig
 from fleetnas.controller.scheduler import ModelRef
+from fleetnas.controller.search import parse_constraint
 from fleetnas.controller.spaces import GENE_SEPARATOR, PrecisionSpace, SearchSpace
 
 
@@ -48,7 +49,9 @@ def search_space(space: SearchSpace, config: SearchConfig) -> SearchSpace:
 
 def accuracy_note(config: SearchConfig) -> str | None:
     """What the front's accuracy means when candidates carry precision genes (None without)."""
-    if not config.precision_genes() or config.accuracy is None:
+    used = [o.name for o in config.objective_list()]
+    used += [parse_constraint(c).name for c in config.constraints]
+    if not config.precision_genes() or config.accuracy is None or "accuracy" not in used:
         return None
     return (f"accuracy: {config.accuracy} score of the fp32 network; precision not evaluated "
             "(a quantized member's accuracy is unknown, not equal)")

@@ -87,7 +87,7 @@ def test_per_device_allowed_precisions_reach_the_devices(setup: Setup, tmp_path:
     db_path = tmp_path / "cost.db"
     result = invoke(*setup.args(
         db_path, "--mode", "measured", "--precision", "fp32,int8", "--device", "p0",
-        "--device", "p1:precision=fp32", "--budget", "6", "--population", "3", "--seed", "1",
+        "--device", "p1:precision=fp32", "--budget", "4", "--population", "2", "--seed", "1",
         "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "s.csv"),
     ))  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -116,7 +116,8 @@ def test_a_stored_search_resumes_with_the_same_genes(setup: Setup, tmp_path: Pat
     db_path = tmp_path / "cost.db"
     first = invoke(*setup.args(
         db_path, "--mode", "measured", "--precision", "int8|fp32", "--device", "p0",
-        "--device", "p1:precision=fp32", "--budget", "3", "--population", "3", "--seed", "1",
+        "--device", "p1:precision=fp32", "--budget", "2", "--population", "2", "--seed", "1",
+        "--objective", "params",
     ))  # fmt: skip
     assert first.exit_code == 0, first.output
     with CostDB(db_path) as db:
@@ -126,14 +127,14 @@ def test_a_stored_search_resumes_with_the_same_genes(setup: Setup, tmp_path: Pat
     assert all(isinstance(a, PrecisionArch) and a.precisions[1] == "fp32" for a in before.values())
     assert stored.config.precisions == ("int8", "fp32")
 
-    again = invoke("--db", str(db_path), "search", "--resume", "1", "--budget", "6", "--quiet",
+    again = invoke("--db", str(db_path), "search", "--resume", "1", "--budget", "4", "--quiet",
                    "--no-plot", "--fleet", str(setup.fleet_path),
                    "--cache-dir", str(setup.root / "cache"))
     assert again.exit_code == 0, again.output
     with CostDB(db_path) as db:
         resumed = load_search(SearchStore(db), 1)
     after = {t.id: t.candidate.arch for t in resumed.engine.history()}
-    assert len(after) == 6 and all(after[i] == a for i, a in before.items())
+    assert len(after) == 4 and all(after[i] == a for i, a in before.items())
     assert all(a.precisions[1] == "fp32" for a in after.values())
 
 
