@@ -211,7 +211,7 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Tournament size of aging evolution [default: 10, at most the population].")
 @click.option("--precision", "precisions", default="fp32", show_default=True, metavar="LIST",
               help="Precisions a target's gene may take (fp32, fp16, int8, int8-dynamic; e.g. "
-              "fp32,int8) unless it names its own (--device pi4:precision=int8|fp32); any "
+              "fp32,int8) unless it names its own (--device 'pi4:precision=int8|fp32'); any "
               "besides fp32 needs --mode measured.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), metavar="NPZ",
               help="Data to calibrate int8 variants on [default: a train:DATA estimator's "
