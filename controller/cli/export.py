@@ -4,7 +4,10 @@ The rank is the row's position in the search's Pareto front, as ``fleetnas
 search show ID`` prints it (1 = best by the first objective). The ONNX file
 is the same bytes the search measured (exports are deterministic); the
 sidecar ``.json`` holds the arch string, the space, the values and their
-provenance, and the ``.txt`` the arch string alone.
+provenance, and the ``.txt`` the arch string alone. A member of a search
+with precision genes is written as its fp32 network (what the search
+exported before converting), with ``precision`` (target -> precision) in the
+sidecar.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from fleetnas.controller.cli._results import search_errors
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import SearchStore, load_search
+from fleetnas.controller.spaces import PrecisionSpace
 from fleetnas.controller.report import ResultRow, front_rows
 
 
@@ -47,6 +51,10 @@ def write_export(
     row = rows[rank - 1]
     space = engine.space
     arch = space.decode(row.encoding)
+    precision: dict[str, str] = {}
+    if isinstance(space, PrecisionSpace):  # the fp32 network: the one every target got first
+        precision = space.genes_of(arch)
+        space, arch = space.base, arch.arch
     exported = export_arch(space, arch, cache_dir=cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(exported.onnx_bytes)
@@ -60,6 +68,8 @@ def write_export(
         "feasible": row.feasible, "measurements": dict(row.measurements),
         "params": space.count_params(arch), "flops": space.count_flops(arch),
     }  # fmt: skip
+    if precision:  # each target's precision gene: make those variants with `fleetnas quantize`
+        sidecar["precision"] = precision
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     out.with_suffix(".txt").write_text(row.encoding + "\n", encoding="utf-8")
     return row, exported.sha256

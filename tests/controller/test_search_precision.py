@@ -137,6 +137,18 @@ def test_a_stored_search_resumes_with_the_same_genes(setup: Setup, tmp_path: Pat
     assert len(after) == 4 and all(after[i] == a for i, a in before.items())
     assert all(a.precisions[1] == "fp32" for a in after.values())
 
+    out = tmp_path / "net.onnx"  # export writes the fp32 network the search measured first
+    written = invoke("--db", str(db_path), "export", "1", "--rank", "1", "-o", str(out),
+                     "--cache-dir", str(setup.root / "cache"))
+    assert written.exit_code == 0, written.output
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    with CostDB(db_path) as db:
+        row = next(r for r in SearchStore(db).candidates(1)
+                   if r.candidate_id == sidecar["candidate_id"])
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == sidecar["sha256"] == row.model_sha256
+    assert detect_precision(out.read_bytes()).precision is Precision.FP32
+    assert sidecar["precision"]["p1"] == "fp32" and set(sidecar["precision"]) == {"p0", "p1"}
+
 
 def test_lut_and_hybrid_modes_refuse_a_precision_gene(setup: Setup, tmp_path: Path) -> None:
     for mode in ("lut", "hybrid"):
