@@ -25,8 +25,8 @@ from fleetnas.controller.cli._results import search_errors
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import SearchStore, load_search
-from fleetnas.controller.spaces import PrecisionSpace
 from fleetnas.controller.report import ResultRow, front_rows
+from fleetnas.controller.spaces import PrecisionSpace
 
 
 def write_export(
