@@ -177,3 +177,25 @@ def test_default_config_has_no_genes_and_stores_as_before() -> None:
     assert "precisions" not in config.to_dict()["targets"][0]
     space = get_space("nb201", SPACE_CONFIG)
     assert search_space(space, config) is space
+
+
+def test_calibration_data_replaces_random_calibration(setup: Setup, tmp_path: Path) -> None:
+    import numpy as np
+
+    data = tmp_path / "cal.npz"  # one array for the single input, fed as it is
+    np.savez(data, x=np.random.default_rng(0).normal(size=(8, 3, 32, 32)).astype(np.float32))
+    db_path = tmp_path / "cost.db"
+    result = invoke(*setup.args(
+        db_path, "--mode", "measured", "--device", "p0:precision=int8", "--calibration", str(data),
+        "--budget", "2", "--population", "2", "--objective", "params",
+    ))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "calibrated on random" not in result.output
+    assert "precision not evaluated" not in result.output  # accuracy is no objective here
+    assert _sent_precisions(db_path, setup.root) == {"p0": {Precision.INT8}}
+    with CostDB(db_path) as db:
+        config = SearchConfig.from_dict(SearchStore(db).get(1).config)
+    assert config.calibration == str(data)
+    missing = invoke(*setup.args(db_path, "--mode", "measured", "--device", "p0:precision=int8",
+                                 "--calibration", str(tmp_path / "nope.npz")))
+    assert missing.exit_code == 2 and "does not exist" in missing.output
