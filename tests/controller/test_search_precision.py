@@ -137,6 +137,10 @@ def test_a_stored_search_resumes_with_the_same_genes(setup: Setup, tmp_path: Pat
     assert len(after) == 4 and all(after[i] == a for i, a in before.items())
     assert all(a.precisions[1] == "fp32" for a in after.values())
 
+    shown = invoke("--db", str(db_path), "search", "show", "1", "--all")
+    assert shown.exit_code == 0, shown.output
+    assert "precision=fp32" in shown.output and "p1=fp32" in shown.output
+
     out = tmp_path / "net.onnx"  # export writes the fp32 network the search measured first
     written = invoke("--db", str(db_path), "export", "1", "--rank", "1", "-o", str(out),
                      "--cache-dir", str(setup.root / "cache"))
