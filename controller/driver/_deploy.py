@@ -54,7 +54,7 @@ def accuracy_note(config: SearchConfig) -> str | None:
     if not config.precision_genes() or config.accuracy is None or "accuracy" not in used:
         return None
     return (f"accuracy: {config.accuracy} score of the fp32 network; precision not evaluated "
-            "(a quantized member's accuracy is unknown, not equal)")
+            "(members that differ only in precision share one score)")
 
 
 def calibration_source(config: SearchConfig) -> str | None:
