@@ -198,6 +198,7 @@ class SearchDriver:
                      callables=callables, store=store, on_progress=on_progress)
         if measurer is not None:
             measurer.check_targets(config.targets)
+            measurer.check_precisions(config.targets, config.precision_genes())
         if store is not None:
             record = store.create(space=space.identity(), mode=config.mode,
                                   config=config.to_dict(), budget=config.budget,
@@ -256,6 +257,7 @@ class SearchDriver:
                      counters=counters, on_progress=on_progress, book=book)
         if measurer is not None:
             measurer.check_targets(config.targets)
+            measurer.check_precisions(config.targets, config.precision_genes())
         return driver
 
     # -- running -----------------------------------------------------------------------------

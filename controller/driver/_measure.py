@@ -27,7 +27,7 @@ stops the search so the user can fix the cause and resume.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,12 @@ class Measurer(abc.ABC):
     def check_targets(self, targets: Sequence[Target]) -> None:  # noqa: B027
         """Raise before any work when a target cannot be measured here (default: accept)."""
 
+    def check_precisions(  # noqa: B027
+        self, targets: Sequence[Target], genes: Mapping[str, Sequence[str]]
+    ) -> None:
+        """Raise before any work when a target cannot take its allowed precisions (target
+        key -> precisions; ``{}``: no genes) (default: accept)."""
+
 
 class SchedulerMeasurer(Measurer):
     """Export, record the model, measure through the scheduler (see the module docstring).
@@ -153,6 +159,18 @@ class SchedulerMeasurer(Measurer):
         for target in targets:
             job = Job.on_class(b"", target.name) if target.is_class else Job.on_device(b"", target.name)
             self.scheduler.eligible_devices(job)  # UnknownDevice / UnknownClass
+
+    def check_precisions(self, targets: Sequence[Target],
+                         genes: Mapping[str, Sequence[str]]) -> None:
+        """Variants are made from the ONNX export: a target of another runtime (LiteRT takes
+        ``.tflite``) may only be fp32 (SearchConfigError)."""
+        formats = self._formats(targets) if genes else {}
+        for key, model_format in formats.items():
+            if model_format != agent_pb2.MODEL_FORMAT_ONNX and list(genes[key]) != ["fp32"]:
+                raise SearchConfigError(
+                    f"target {key} runs models of another format than ONNX (e.g. LiteRT's "
+                    f".tflite); precision {'|'.join(genes[key])} is made from the ONNX export: "
+                    f"give it precision=fp32 (--device {key}:precision=fp32)")
 
     def _export(self, space: SearchSpace, arch: Arch, model_format: int) -> ModelRef:
         from fleetnas.controller.export import register_arch

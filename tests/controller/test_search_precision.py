@@ -203,3 +203,14 @@ def test_calibration_data_replaces_random_calibration(setup: Setup, tmp_path: Pa
     missing = invoke(*setup.args(db_path, "--mode", "measured", "--device", "p0:precision=int8",
                                  "--calibration", str(tmp_path / "nope.npz")))
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_litert_target_may_only_be_fp32(setup: Setup, tmp_path: Path) -> None:
+    db_path = tmp_path / "cost.db"
+    result = invoke(*setup.args(db_path, "--mode", "measured", "--precision", "fp32,int8",
+                                "--device", "p0:runtime=litert", "--budget", "2"))
+    assert result.exit_code != 0
+    assert "precision fp32|int8 is made from the ONNX export" in result.output
+    assert "p0:precision=fp32" in result.output and "Traceback" not in result.output
+    with CostDB(db_path) as db:
+        assert db.db.execute("SELECT count(*) FROM measurements").fetchone()[0] == 0
