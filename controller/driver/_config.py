@@ -180,9 +180,11 @@ def canonical_precisions(names: Sequence[str] | str, context: str = "") -> tuple
     SearchConfigError (prefixed by ``context``) for an unknown, repeated or
     missing name. Imports the compress package's precision table lazily.
     """
+    text = names if isinstance(names, str) else ",".join(str(n) for n in names)
+    if text == "fp32":  # the default: no need to import the compress package (onnx, torch)
+        return DEFAULT_PRECISIONS
     from fleetnas.controller.compress import UnknownPrecision, parse_precisions
 
-    text = names if isinstance(names, str) else ",".join(str(n) for n in names)
     try:
         return tuple(p.value for p in parse_precisions(text))
     except UnknownPrecision as exc:
