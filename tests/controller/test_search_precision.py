@@ -214,3 +214,21 @@ def test_a_litert_target_may_only_be_fp32(setup: Setup, tmp_path: Path) -> None:
     assert "p0:precision=fp32" in result.output and "Traceback" not in result.output
     with CostDB(db_path) as db:
         assert db.db.execute("SELECT count(*) FROM measurements").fetchone()[0] == 0
+
+
+def test_calibration_data_that_does_not_fit_stops_the_search(setup: Setup, tmp_path: Path) -> None:
+    import numpy as np
+
+    data = tmp_path / "small.npz"  # 16x16 images for a 32x32 input
+    np.savez(data, x=np.zeros((4, 3, 16, 16), dtype=np.float32))
+    db_path = tmp_path / "cost.db"
+    result = invoke(*setup.args(
+        db_path, "--mode", "measured", "--device", "p0:precision=int8", "--calibration", str(data),
+        "--budget", "2", "--population", "2", "--objective", "params",
+    ))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "calibration:" in result.output and "(check --calibration)" in result.output
+    assert "Traceback" not in result.output
+    with CostDB(db_path) as db:
+        assert db.db.execute("SELECT count(*) FROM measurements").fetchone()[0] == 0
+        assert SearchStore(db).get(1).status == "failed"
