@@ -30,6 +30,7 @@ from fleetnas.controller.driver import (
     SearchDriver,
     SearchRecord,
     SearchResult,
+    accuracy_note,
 )
 from fleetnas.controller.lut import LutError
 from fleetnas.controller.report import (
@@ -204,6 +205,9 @@ def report_result(
         console.print(f"{escape(name)}: {escape(text)}")
     title = f"search {result.search_id}: Pareto front" if result.search_id else "Pareto front"
     print_front(console, result.engine, title)
+    note = accuracy_note(driver.config)
+    if note is not None:
+        console.print(escape(note), highlight=False)
     stopped = f"; stopped: {STOP_REASONS[result.stop]}" if result.stop else ""
     console.print(summary_line(result.search_id, result) + stopped)
     counters = result.counters
@@ -213,5 +217,7 @@ def report_result(
                                "measured": counters.measured,
                                "device_runs": counters.device_runs,
                                "predicted": counters.predicted}  # fmt: skip
+    if note is not None:
+        summary["notes"] = [note]
     write_outputs(console, result.search_id, result.engine, summary, outputs,
                   plot_path=plot_path)

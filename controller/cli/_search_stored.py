@@ -28,6 +28,7 @@ from fleetnas.controller.driver import (
     SearchStore,
     Target,
     accuracy_label,
+    accuracy_note,
     load_search,
 )
 
@@ -107,6 +108,7 @@ def _print_header(console: Console, record: SearchRecord, config: SearchConfig) 
         ("constraints", ", ".join(config.constraints) or "-"),
         ("accuracy estimator", f"{config.accuracy} (values: {accuracy_label(config.accuracy)})"
          if config.accuracy else "-"),
+        *([("accuracy note", note)] if (note := accuracy_note(config)) else []),
         ("strategy", f"{strategy}, seed {config.seed}"),
         ("candidates", f"{record.trials}/{record.budget or '-'}"),
         ("measurements", f"{record.measured}/{config.max_measurements or '-'}"),

@@ -37,14 +37,21 @@ class TargetFlags:
         """Whether any ``--device`` or ``--class`` was given."""
         return bool(self.devices or self.classes)
 
-    def parse(self, base: agent_pb2.BenchmarkSettings) -> list[Target]:
+    def parse(self, base: agent_pb2.BenchmarkSettings, *, genes: bool = False) -> list[Target]:
         """The named targets (devices first), each with ``base`` under its own settings;
-        a UsageError naming the bad text."""
+        a UsageError naming the bad text. ``genes``: whether a ``precision=`` key means
+        something here (a search's precision gene); elsewhere it is refused."""
         try:
-            return ([parse_target(text, "device", base) for text in self.devices]
-                    + [parse_target(text, "class", base) for text in self.classes])
+            targets = ([parse_target(text, "device", base) for text in self.devices]
+                       + [parse_target(text, "class", base) for text in self.classes])
         except DriverError as exc:
             raise click.UsageError(str(exc)) from exc
+        given = [t.key for t in targets if t.precisions is not None]
+        if given and not genes:
+            raise click.UsageError(
+                f"{given[0]}: precision= is a search gene (fleetnas search); here models run "
+                "as they are: make variants with `fleetnas quantize MODEL`")
+        return targets
 
     def local_target(self, base: agent_pb2.BenchmarkSettings) -> Target:
         """The throw-away loopback agent's target; a UsageError when targets are named too."""
@@ -52,11 +59,11 @@ class TargetFlags:
             raise click.UsageError("--local measures on this machine; drop --device/--class")
         return parse_target(LOCAL_DEVICE, "device", base)
 
-    def targets(self, base: agent_pb2.BenchmarkSettings) -> list[Target]:
+    def targets(self, base: agent_pb2.BenchmarkSettings, *, genes: bool = False) -> list[Target]:
         """:meth:`parse`, or the local target with ``--local``; a UsageError when none."""
         if self.local:
             return [self.local_target(base)]
-        targets = self.parse(base)
+        targets = self.parse(base, genes=genes)
         if not targets:
             raise click.UsageError(
                 "say where latency is measured: --device NAME, --class NAME or --local")
@@ -75,7 +82,7 @@ def target_options(what: str) -> Callable[[F], F]:
             click.option("--device", "devices", multiple=True, metavar="NAME[:k=v,...]",
                          help=f"{what}: a fleet device, optionally with its own settings (the "
                          "settings flags without dashes: threads=2,warmup=20,...; label=NAME "
-                         "names it); repeatable."),
+                         "names it; search: precision=int8|fp32); repeatable."),
             click.option("--class", "classes", multiple=True, metavar="NAME[:k=v,...]",
                          help=f"{what}: any one device of a class, optionally with its own "
                          "settings; repeatable."),

@@ -11,7 +11,10 @@ provenance, and the ``.txt`` the arch string alone.
 weights) as ``.pt``, and in the sidecar a ``builder`` (the space, its
 config, the arch, the module's class) so that
 ``get_space(space, space_config).build(space.decode(arch)).load_state_dict(torch.load(pt))``
-rebuilds it.
+rebuilds it. A member of a search
+with precision genes is written as its fp32 network (what the search
+exported before converting), with ``precision`` (target -> precision) in the
+sidecar.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import SearchStore, load_search
 from fleetnas.controller.report import ResultRow, front_rows
+from fleetnas.controller.spaces import PrecisionSpace
 
 FORMATS = ("onnx", "torch")
 
@@ -75,6 +79,10 @@ def write_export(
     row = rows[rank - 1]
     space = engine.space
     arch = space.decode(row.encoding)
+    precision: dict[str, str] = {}
+    if isinstance(space, PrecisionSpace):  # the fp32 network: the one every target got first
+        precision = space.genes_of(arch)
+        space, arch = space.base, arch.arch
     exported = export_arch(space, arch, cache_dir=cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     builder = None
@@ -94,6 +102,8 @@ def write_export(
     }  # fmt: skip
     if builder is not None:
         sidecar["builder"] = builder
+    if precision:  # each target's precision gene: make those variants with `fleetnas quantize`
+        sidecar["precision"] = precision
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     out.with_suffix(".txt").write_text(row.encoding + "\n", encoding="utf-8")
     return row, exported.sha256

@@ -5,7 +5,10 @@ cost database step by step; ``--resume ID`` continues one that was killed or
 interrupted (nothing is measured twice); ``search show ID`` and ``search
 list`` read stored searches (:mod:`._search_stored`). Latency targets are
 ``--device NAME`` or ``--class NAME``, each optionally with its own benchmark
-settings: ``--class cpu-2t:threads=2``. The options reach the command as
+settings: ``--class cpu-2t:threads=2``, and its own allowed precisions:
+``--device pi4:precision=int8|fp32`` (else ``--precision``'s; any
+precision besides fp32 makes precision a per-target gene, measured only:
+``docs/search.md``, "Precision as a gene"). The options reach the command as
 typed groups; building the search, finding its LUTs and resuming it are the
 driver library's (``SearchConfig.build``, ``find_luts``,
 ``SearchDriver.resume``). See ``docs/search.md``.
@@ -59,6 +62,7 @@ from fleetnas.controller.driver import (
     SearchConfig,
     SearchDriver,
     SearchStore,
+    calibration_source,
     estimator_usages,
     find_luts,
     latency_source_class,
@@ -82,6 +86,19 @@ class GoalFlags:
     accuracy: str
     accuracy_cost: str
     constraints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeployFlags:
+    """``--precision`` (the allowed precisions of every target without its own) and
+    ``--calibration`` (the data int8 variants are calibrated on)."""
+
+    precisions: str
+    calibration: str | None
+
+    @property
+    def given(self) -> bool:
+        return self.precisions != "fp32" or self.calibration is not None
 
 
 @dataclass(frozen=True)
@@ -109,13 +126,13 @@ def _collect(into: str, make: Callable[..., Any], names: Sequence[str]) -> Calla
 
 
 def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targets: TargetFlags,
-            goals: GoalFlags, run: RunFlags, request: agent_pb2.BenchmarkSettings,
-            fleet_file: Path | None) -> SearchConfig:
+            goals: GoalFlags, run: RunFlags, deploy: DeployFlags,
+            request: agent_pb2.BenchmarkSettings, fleet_file: Path | None) -> SearchConfig:
     """The new search's config, percentile bounds resolved (and printed) first."""
     if space_flags.name is None:
         raise click.UsageError("say which space to search: --space NAME (or --resume ID)")
     try:
-        chosen = targets.targets(request)
+        chosen = targets.targets(request, genes=True)
         space = get_space(space_flags.name, space_flags.config())
     except UnknownSpace as exc:
         raise click.UsageError(str(exc)) from exc
@@ -134,6 +151,7 @@ def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targe
             mode=run.mode, budget=_candidate_budget(run), max_measurements=run.max_measurements,
             seed=run.seed, batch_size=run.batch_size,
             hybrid=HybridOptions(z=run.hybrid_z, warmup=run.hybrid_warmup), local=targets.local,
+            precisions=deploy.precisions, calibration=deploy.calibration,
         )  # fmt: skip
     except (DriverError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
@@ -165,7 +183,9 @@ def _measurer(db: CostDB, config: SearchConfig, scheduling: Scheduling) -> Itera
     if_missing = (": add devices with `fleetnas fleet add NAME --address HOST:PORT --class "
                   "CLASS`, or search on this machine with --local")
     with open_scheduler(db, scheduling, local=config.local, if_missing=if_missing) as scheduler:
-        yield SchedulerMeasurer(scheduler, db, cache_dir=scheduling.cache_dir)
+        yield SchedulerMeasurer(scheduler, db, cache_dir=scheduling.cache_dir,
+                                calibration=calibration_source(config),
+                                on_warning=lambda m: click.echo(f"warning: {m}", err=True))
 
 
 def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
@@ -183,6 +203,7 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
 @_collect("run", RunFlags, ("strategy", "population", "sample_size", "mode", "budget",
                              "max_measurements", "time_limit", "seed", "batch_size", "hybrid_z",
                              "hybrid_warmup"))
+@_collect("deploy", DeployFlags, ("precisions", "calibration"))
 @click.option("--objective", "objectives", multiple=True, metavar="NAME[:min|max]",
               help="Objective besides latency[TARGET] (added for every target): accuracy "
               "(default), params, flops, peak_memory[TARGET], energy[TARGET] (mJ per "
@@ -204,6 +225,13 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Population size (NSGA-II, aging evolution).")
 @click.option("--sample-size", type=click.IntRange(min=1),
               help="Tournament size of aging evolution [default: 10, at most the population].")
+@click.option("--precision", "precisions", default="fp32", show_default=True, metavar="LIST",
+              help="Precisions a target's gene may take (fp32, fp16, int8, int8-dynamic; e.g. "
+              "fp32,int8) unless it names its own (--device 'pi4:precision=int8|fp32'); any "
+              "besides fp32 needs --mode measured.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), metavar="NPZ",
+              help="Data to calibrate int8 variants on [default: a train:DATA estimator's "
+              "data, else random data, with a warning].")
 @click.option("--mode", type=click.Choice(LATENCY_SOURCES.names()), default="hybrid",
               show_default=True,
               help="Latency source. measured: every candidate on every target; lut: LUT "
@@ -239,8 +267,9 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
 @click.pass_context
 def search(
     ctx: click.Context, space_flags: SpaceFlags, targets: TargetFlags, goals: GoalFlags,
-    run: RunFlags, request: agent_pb2.BenchmarkSettings, scheduling: Scheduling,
-    resume_id: int | None, force: bool, dry_run: bool, outputs: Outputs, quiet: bool,
+    run: RunFlags, deploy: DeployFlags, request: agent_pb2.BenchmarkSettings,
+    scheduling: Scheduling, resume_id: int | None, force: bool, dry_run: bool, outputs: Outputs,
+    quiet: bool,
 ) -> None:
     """Search for the best accuracy/latency trade-offs on one or several targets.
 
@@ -258,6 +287,8 @@ def search(
         fleetnas search --space nb201 --class pi4 --constraint "latency[pi4] <= p40" --dry-run
         fleetnas search --space nb201 --class jetson --objective accuracy \\
             --objective "energy[jetson]" --constraint "energy[jetson] <= 20 mJ" --mode measured
+        fleetnas search --space nb201 --mode measured --precision fp32,int8 \\
+            --device pi4 --device x86:precision=fp32 --budget 40
         fleetnas search --resume 3
         fleetnas search list
     """
@@ -265,7 +296,7 @@ def search(
         return
     console = output_console()
     if resume_id is None:
-        config = _config(ctx, console, space_flags, targets, goals, run, request,
+        config = _config(ctx, console, space_flags, targets, goals, run, deploy, request,
                          scheduling.fleet_file)
         if dry_run:
             print_plan(console, db_path_of(ctx), _space(config), config, run.time_limit,
@@ -273,7 +304,8 @@ def search(
             return
         _new(ctx, console, config, run.time_limit, scheduling, outputs, quiet)
         return
-    if space_flags.name or targets.named or goals.constraints or goals.objectives or dry_run:
+    if (space_flags.name or targets.named or goals.constraints or goals.objectives
+            or deploy.given or dry_run):
         raise click.UsageError("--resume continues a stored search as it was configured; only "
                                "--budget, --max-measurements, --timeout, --fleet, --force and "
                                "the output options apply")

@@ -44,6 +44,12 @@ from fleetnas.controller.driver._config import (
     strategy_from_spec,
     strategy_spec,
 )
+from fleetnas.controller.driver._deploy import (
+    DeployedModels,
+    accuracy_note,
+    calibration_source,
+    search_space,
+)
 from fleetnas.controller.driver._driver import (
     STOP_REASONS,
     ProgressCallback,
@@ -114,6 +120,7 @@ __all__ = [
     "CandidateMeasurement",
     "CandidateRecord",
     "CandidateState",
+    "DeployedModels",
     "Counters",
     "DriverError",
     "EstimatorKind",
@@ -151,7 +158,9 @@ __all__ = [
     "UnknownLatencySource",
     "TargetResult",
     "ValuePredictor",
+    "accuracy_note",
     "arch_features",
+    "calibration_source",
     "check_accuracy_spec",
     "constraint_dominates",
     "could_enter_front",
@@ -167,6 +176,7 @@ __all__ = [
     "parse_target",
     "plan_search",
     "resolve_percentiles",
+    "search_space",
     "strategy_from_spec",
     "strategy_spec",
     "target_devices",

@@ -51,6 +51,9 @@ CONFIG_FORMAT = "fleetnas.search-config/1"
 #: from the agent's settings table: a setting added there is a target key here unchanged
 SETTING_KEYS: dict[str, tuple[str, type]] = {s.key: (s.keyword, s.value_type) for s in flag_settings()}
 
+#: a search's precisions by default: fp32 only, i.e. no precision gene
+DEFAULT_PRECISIONS: tuple[str, ...] = ("fp32",)
+
 #: the value names the driver computes itself (besides ``latency[T]``/``peak_memory[T]``/
 #: ``energy[T]``)
 ANALYTIC = ("params", "flops")
@@ -71,13 +74,17 @@ class Target:
     one device, or any device of a class); ``settings`` is a
     ``BenchmarkSettings`` request in its JSON form (proto field names; unset
     fields take the agent's defaults). ``label`` names the objective when
-    given (``latency[label]``), else the placement's name does. Build with
-    :meth:`device` or :meth:`device_class`.
+    given (``latency[label]``), else the placement's name does.
+    ``precisions`` are the precisions this target's gene may take (canonical
+    names, e.g. ``("int8", "fp32")``); ``None`` takes the search's
+    (:attr:`SearchConfig.precisions`). Build with :meth:`device` or
+    :meth:`device_class`.
     """
 
     where: Placement
     settings: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
+    precisions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.where, Placement):
@@ -90,18 +97,22 @@ class Target:
             self.request()
         except json_format.ParseError as exc:
             raise SearchConfigError(f"target {self.key!r}: bad settings {dict(self.settings)!r}: {exc}") from exc
+        if self.precisions is not None:
+            object.__setattr__(self, "precisions", canonical_precisions(
+                self.precisions, f"target {self.key!r}: "))
 
     @classmethod
     def device(cls, name: str, settings: Mapping[str, Any] | None = None,
-               label: str | None = None) -> Target:
+               label: str | None = None, precisions: Sequence[str] | None = None) -> Target:
         """The device ``name`` of the fleet."""
-        return cls(Placement.device(name), dict(settings or {}), label)
+        return cls(Placement.device(name), dict(settings or {}), label, _tuple(precisions))
 
     @classmethod
     def device_class(cls, name: str, settings: Mapping[str, Any] | None = None,
-                     label: str | None = None) -> Target:
+                     label: str | None = None,
+                     precisions: Sequence[str] | None = None) -> Target:
         """Any device of the class ``name``."""
-        return cls(Placement.device_class(name), dict(settings or {}), label)
+        return cls(Placement.device_class(name), dict(settings or {}), label, _tuple(precisions))
 
     @property
     def name(self) -> str:
@@ -136,25 +147,52 @@ class Target:
         text = f"{self.kind} {self.name}"
         if self.label:
             text += f" as {self.label}"
+        if self.precisions is not None:
+            shown = ", ".join(filter(None, [shown, "precision=" + "|".join(self.precisions)]))
         return text + (f" ({shown})" if shown else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "settings": dict(self.settings),
-                "label": self.label}
+        """JSON-safe; ``precisions`` only when set (targets stored before it read the same)."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "settings": dict(self.settings),
+               "label": self.label}
+        if self.precisions is not None:
+            out["precisions"] = list(self.precisions)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
         return cls.of_kind(str(data["name"]), str(data.get("kind", "device")),
-                           data.get("settings"), data.get("label"))
+                           data.get("settings"), data.get("label"), data.get("precisions"))
 
     @classmethod
     def of_kind(cls, name: str, kind: str, settings: Mapping[str, Any] | None = None,
-                label: str | None = None) -> Target:
+                label: str | None = None, precisions: Sequence[str] | None = None) -> Target:
         """``kind`` is ``"device"`` or ``"class"`` (the stored and typed spelling)."""
         if kind not in TARGET_KINDS:
             raise SearchConfigError(f"target {name!r}: kind {kind!r}, expected device or class")
         make = cls.device_class if kind == "class" else cls.device
-        return make(name, settings, label)
+        return make(name, settings, label, precisions)
+
+
+def _tuple(precisions: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if precisions is None else tuple(precisions)
+
+
+def canonical_precisions(names: Sequence[str] | str, context: str = "") -> tuple[str, ...]:
+    """``"fp32,int8"``, ``"int8|fp32"`` or a sequence of names -> canonical names in order.
+
+    SearchConfigError (prefixed by ``context``) for an unknown, repeated or
+    missing name. Imports the compress package's precision table lazily.
+    """
+    text = names if isinstance(names, str) else ",".join(str(n) for n in names)
+    if text == "fp32":  # the default: no need to import the compress package (onnx, torch)
+        return DEFAULT_PRECISIONS
+    from fleetnas.controller.compress import UnknownPrecision, parse_precisions
+
+    try:
+        return tuple(p.value for p in parse_precisions(text))
+    except UnknownPrecision as exc:
+        raise SearchConfigError(f"{context}{exc}") from None
 
 
 def parse_target(
@@ -166,13 +204,16 @@ def parse_target(
     ``threads``, ``warmup``, ``min-runs``, ``opt-level``, ``provider``,
     ``runtime``, ``fp16``...), overriding ``base`` for this target (a
     repeated key such as ``provider`` replaces the shared list), plus
-    ``label`` (the objective's qualifier). Raises SearchConfigError.
+    ``label`` (the objective's qualifier) and ``precision`` (the precisions
+    this target's gene may take, ``|``-separated: ``int8|fp32``; no benchmark
+    setting). Raises SearchConfigError.
     """
     name, _, rest = text.strip().partition(":")
     if not name:
         raise SearchConfigError(f"target {text!r}: expected NAME or NAME:key=value,...")
     pairs: list[tuple[str, str]] = []
     label = None
+    precisions: tuple[str, ...] | None = None
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, raw = item.partition("=")
         key = key.strip().lstrip("-").replace("_", "-")
@@ -180,9 +221,12 @@ def parse_target(
             raise SearchConfigError(f"target {text!r}: {item!r} is not key=value")
         if key == "label":
             label = raw.strip()
+        elif key == "precision":
+            precisions = canonical_precisions(raw, f"target {text!r}: ")
         elif key not in SETTING_KEYS:
             raise SearchConfigError(
-                f"target {text!r}: unknown setting {key!r}; known: label, {', '.join(SETTING_KEYS)}"
+                f"target {text!r}: unknown setting {key!r}; known: label, precision, "
+                f"{', '.join(SETTING_KEYS)}"
             )
         else:
             pairs.append((key, raw))
@@ -196,7 +240,7 @@ def parse_target(
     for key, _ in pairs:  # the target's value replaces the shared one, lists and false included
         request.ClearField(setting_for_key(key).name)
     request.MergeFrom(override)
-    return Target.of_kind(name, kind, _settings_dict(request), label)
+    return Target.of_kind(name, kind, _settings_dict(request), label, precisions)
 
 
 @dataclass(frozen=True)
@@ -296,7 +340,11 @@ class SearchConfig:
     target, from a device or the cost DB, so a rerun on a warm database stops
     where the first run did); ``local``
     says the targets are one throw-away loopback agent (``--local``);
-    ``luts`` maps a target key to the id of the LUT its predictions use.
+    ``luts`` maps a target key to the id of the LUT its predictions use;
+    ``precisions`` are the precisions a target's gene may take unless the
+    target names its own (``("fp32",)``: no precision gene, the search of
+    before genes existed); ``calibration`` is the ``.npz`` an ``int8``
+    variant is calibrated on (``None``: random data, with a warning).
     """
 
     space: str
@@ -317,6 +365,8 @@ class SearchConfig:
     local: bool = False
     luts: Mapping[str, int] = field(default_factory=dict)
     max_measurements: int | None = None
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS
+    calibration: str | None = None
 
     @classmethod
     def build(
@@ -338,6 +388,8 @@ class SearchConfig:
         local: bool = False,
         computed: Iterable[str] = (),
         max_measurements: int | None = None,
+        precisions: Sequence[str] | str = DEFAULT_PRECISIONS,
+        calibration: str | None = None,
     ) -> SearchConfig:
         """A validated config; a ``latency[T]`` objective is added for each target not named.
 
@@ -370,6 +422,8 @@ class SearchConfig:
             hybrid=hybrid or HybridOptions(),
             local=local,
             max_measurements=max_measurements,
+            precisions=canonical_precisions(precisions, "--precision: "),
+            calibration=calibration,
         )
         config.validate(computed)
         return config
@@ -413,6 +467,31 @@ class SearchConfig:
         for name in [*objective_names, *(parse_constraint(c).name for c in self.constraints)]:
             self._check_computable(name, keys, extra, source)
         strategy_from_spec(self.strategy)
+        self._check_precisions()
+
+    def _check_precisions(self) -> None:
+        """Precision genes are measured only: a LUT entry is an fp32 block."""
+        canonical_precisions(self.precisions, "precisions: ")
+        genes = self.precision_genes()
+        if genes and self.mode != "measured":
+            key, allowed = next((k, v) for k, v in genes.items() if v != DEFAULT_PRECISIONS)
+            raise SearchConfigError(
+                f"precision {'|'.join(allowed)} on {key}: --mode {self.mode} predicts latency "
+                "from LUT entries, which are fp32 blocks, so a quantized candidate would get an "
+                "fp32 figure; search precisions with --mode measured"
+            )
+
+    def allowed_precisions(self, target: Target) -> tuple[str, ...]:
+        """The precisions ``target``'s gene may take: its own, else the search's."""
+        return target.precisions if target.precisions is not None else self.precisions
+
+    def precision_genes(self) -> dict[str, tuple[str, ...]]:
+        """Target key -> allowed precisions, in target order; ``{}`` when every target is
+        fp32 only (then candidates carry no precision gene)."""
+        genes = {t.key: self.allowed_precisions(t) for t in self.targets}
+        if all(v == DEFAULT_PRECISIONS for v in genes.values()):
+            return {}
+        return genes
 
     def _check_computable(self, name: str, keys: Sequence[str], extra: set[str],
                           source: type[LatencySource]) -> None:
@@ -518,6 +597,9 @@ class SearchConfig:
             "local": self.local,
             "luts": dict(self.luts),
             "max_measurements": self.max_measurements,
+            **({} if self.precisions == DEFAULT_PRECISIONS else
+               {"precisions": list(self.precisions)}),
+            **({} if self.calibration is None else {"calibration": self.calibration}),
         }
 
     @classmethod
@@ -541,4 +623,6 @@ class SearchConfig:
             local=bool(data.get("local", False)),
             luts={str(k): int(v) for k, v in (data.get("luts") or {}).items()},
             max_measurements=data.get("max_measurements"),
+            precisions=tuple(data.get("precisions", DEFAULT_PRECISIONS)),
+            calibration=data.get("calibration"),
         )

@@ -37,6 +37,7 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._accuracy import is_expensive, make_estimator
 from fleetnas.controller.driver._candidates import CandidateBook, CandidateState
 from fleetnas.controller.driver._config import SearchConfig
+from fleetnas.controller.driver._deploy import search_space
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTimes, Tally
 from fleetnas.controller.driver._measure import Measurer
@@ -110,6 +111,14 @@ class SearchResult:
     counters: Counters
     front: list[Trial]
     stop: str | None = None
+
+
+def check_measurer(measurer: Measurer, config: SearchConfig) -> None:
+    """Before any work: the measurer can reach every target, measure the energy an
+    ``energy[T]`` asks for and make the precisions the genes allow (SearchConfigError)."""
+    measurer.check_targets(config.targets)
+    measurer.check_energy(config.energy_targets())
+    measurer.check_precisions(config.targets, config.precision_genes())
 
 
 def best_so_far(objectives: Sequence[Objective], front: Sequence[Trial]) -> dict[str, float]:
@@ -205,7 +214,7 @@ class SearchDriver:
         target; ``hybrid``: any). With a ``db``, each must come from a stored
         LUT (its id is kept in the config for resuming).
         """
-        space = space or get_space(config.space, config.space_config)
+        space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
         if db is not None:
             config = replace(config, luts=_lut_ids(luts))
@@ -217,8 +226,7 @@ class SearchDriver:
         driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
                      callables=callables, store=store, on_progress=on_progress)
         if measurer is not None:
-            measurer.check_targets(config.targets)
-            measurer.check_energy(config.energy_targets())
+            check_measurer(measurer, config)
         if store is not None:
             record = store.create(space=space.identity(), mode=config.mode,
                                   config=config.to_dict(), budget=config.budget,
@@ -258,7 +266,7 @@ class SearchDriver:
             config = config.with_budget(budget)
         if max_measurements is not None:
             config = config.with_max_measurements(max_measurements)
-        space = space or get_space(config.space, config.space_config)
+        space = search_space(space or get_space(config.space, config.space_config), config)
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
@@ -276,8 +284,7 @@ class SearchDriver:
                      callables=callables, store=store, search_id=search_id,
                      counters=counters, on_progress=on_progress, book=book)
         if measurer is not None:
-            measurer.check_targets(config.targets)
-            measurer.check_energy(config.energy_targets())
+            check_measurer(measurer, config)
         return driver
 
     # -- running -----------------------------------------------------------------------------

@@ -9,7 +9,12 @@ record the model with its origin in the cost DB
 one job per (candidate, target) to the scheduler, which answers from the
 cost DB first and otherwise measures on the target's device (or any device
 of its class) with the target's own settings, recording each result as it
-arrives. :class:`CallableMeasurer` calls a Python function instead: benches
+arrives. A candidate with precision genes (a
+:class:`~fleetnas.controller.spaces.PrecisionSpace` arch) is exported as its
+network, and each target is sent the variant of its gene's precision
+(:class:`~fleetnas.controller.driver._deploy.DeployedModels`): the cost DB
+then holds, per device, the model that device actually ran.
+:class:`CallableMeasurer` calls a Python function instead: benches
 and experiments with a ground-truth latency oracle.
 
 Energy per inference (``energy[T]``) comes with the same measurement: the
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,10 +49,11 @@ from fleetnas.agent.errors import (
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import Target
+from fleetnas.controller.driver._deploy import DeployedModels
 from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.scheduler import Job, JobOutcome, ModelRef, OutcomeStatus, Scheduler
 from fleetnas.controller.scheduler import Target as SchedulerTarget
-from fleetnas.controller.spaces import Arch, SearchSpace
+from fleetnas.controller.spaces import Arch, PrecisionSpace, SearchSpace
 
 #: errors that say "this model cannot run there", not "the device is unavailable"
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -145,14 +151,28 @@ class Measurer(abc.ABC):
         """Raise SearchConfigError before any work when a target's energy cannot be measured
         (``targets`` are those an ``energy[T]`` names; default: accept)."""
 
+    def check_precisions(  # noqa: B027
+        self, targets: Sequence[Target], genes: Mapping[str, Sequence[str]]
+    ) -> None:
+        """Raise before any work when a target cannot take its allowed precisions (target
+        key -> precisions; ``{}``: no genes) (default: accept)."""
+
 
 class SchedulerMeasurer(Measurer):
-    """Export, record the model, measure through the scheduler (see the module docstring)."""
+    """Export, record the model, measure through the scheduler (see the module docstring).
 
-    def __init__(self, scheduler: Scheduler, db: CostDB, *, cache_dir: str | Path | None = None) -> None:
+    ``calibration`` (an ``.npz`` or dataset spec; None: random data with a
+    warning, given once to ``on_warning``) calibrates the int8 variants of
+    candidates with precision genes.
+    """
+
+    def __init__(self, scheduler: Scheduler, db: CostDB, *, cache_dir: str | Path | None = None,
+                 calibration: str | None = None,
+                 on_warning: Callable[[str], None] | None = None) -> None:
         self.scheduler = scheduler
         self.db = db
         self.cache_dir = cache_dir
+        self.deployed = DeployedModels(db, calibration, cache_dir, on_warning)
         self._export_s = 0.0
         self.energy_targets: list[Target] = []  # set by check_energy
 
@@ -185,15 +205,43 @@ class SchedulerMeasurer(Measurer):
                     f"drop energy[{target.key}]"
                 )
 
-    def _export(self, space: SearchSpace, request: MeasureRequest, model_format: int) -> ModelRef:
+    def check_precisions(self, targets: Sequence[Target],
+                         genes: Mapping[str, Sequence[str]]) -> None:
+        """Variants are made from the ONNX export: a target of another runtime (LiteRT takes
+        ``.tflite``) may only be fp32 (SearchConfigError)."""
+        formats = self._formats(targets) if genes else {}
+        for key, model_format in formats.items():
+            if model_format != agent_pb2.MODEL_FORMAT_ONNX and list(genes[key]) != ["fp32"]:
+                raise SearchConfigError(
+                    f"target {key} runs models of another format than ONNX (e.g. LiteRT's "
+                    f".tflite); precision {'|'.join(genes[key])} is made from the ONNX export: "
+                    f"give it precision=fp32 (--device {key}:precision=fp32)")
+
+    def _export(self, space: SearchSpace, arch: Arch, model_format: int) -> ModelRef:
         from fleetnas.controller.export import register_arch
 
         started = time.monotonic()
         try:
-            return register_arch(self.db, space, request.arch, cache_dir=self.cache_dir,
+            return register_arch(self.db, space, arch, cache_dir=self.cache_dir,
                                  model_format=model_format)
         finally:
             self._export_s += time.monotonic() - started
+
+    def _deploy(self, space: SearchSpace, request: MeasureRequest, fp32: dict[int, ModelRef],
+                formats: dict[str, int], targets: Sequence[Target]) -> dict[str, ModelRef]:
+        """The model each target is sent (by target key): the export in its format, or for
+        a precision gene other than fp32 the recorded variant of the ONNX export."""
+        if not isinstance(space, PrecisionSpace):
+            return {t.key: fp32[formats[t.key]] for t in targets}
+        from fleetnas.controller.compress import CalibrationError
+
+        try:
+            return {t.key: self.deployed.ref(fp32[formats[t.key]],
+                                             space.precision_of(request.arch, t.key),
+                                             space=space.base, arch=request.arch.arch)
+                    for t in targets}  # fmt: skip
+        except CalibrationError as exc:  # the user's data, not the candidate: stop the search
+            raise SearchConfigError(f"calibration: {exc} (check --calibration)") from exc
 
     def _formats(self, targets: Sequence[Target]) -> dict[str, int]:
         """Each target's model format by target key (its runtime's, see the module docstring)."""
@@ -211,21 +259,37 @@ class SchedulerMeasurer(Measurer):
         *,
         on_progress: MeasureProgress | None = None,
     ) -> list[CandidateMeasurement]:
+        from fleetnas.controller.compress import CompressError
         from fleetnas.controller.export import ConverterMissing, ExportError
 
         formats = self._formats(targets)
         refs: dict[tuple[int, int], ModelRef] = {}  # (candidate, format) -> model
+        sent: dict[int, dict[str, ModelRef]] = {}  # candidate -> target key -> model
         errors: dict[int, str] = {}
+        network = space.base if isinstance(space, PrecisionSpace) else space
         for request in requests:  # export everything first: torch never runs beside a benchmark
+            arch = request.arch.arch if network is not space else request.arch
             for model_format in dict.fromkeys(formats.values()):
                 try:
                     refs[request.candidate_id, model_format] = self._export(
-                        space, request, model_format)
+                        network, arch, model_format)
                 except ConverterMissing:
                     raise  # not the candidate's fault: stop, the message names the install
                 except ExportError as exc:
                     errors[request.candidate_id] = f"export failed: {exc}"
                     break
+            if request.candidate_id in errors:
+                continue
+            mine = {fmt: ref for (cid, fmt), ref in refs.items() if cid == request.candidate_id}
+            started = time.monotonic()  # making a precision variant counts as exporting
+            try:
+                sent[request.candidate_id] = self._deploy(space, request, mine, formats, targets)
+            except SearchConfigError:
+                raise
+            except (CompressError, ValueError) as exc:
+                errors[request.candidate_id] = f"precision variant failed: {exc}"
+            finally:
+                self._export_s += time.monotonic() - started
         jobs: list[Job] = []
         energy = {t.key for t in self.energy_targets}
         for request in requests:
@@ -233,7 +297,7 @@ class SchedulerMeasurer(Measurer):
                 continue
             for target in targets:
                 make = Job.on_class if target.is_class else Job.on_device
-                job = make(refs[request.candidate_id, formats[target.key]], target.name,
+                job = make(sent[request.candidate_id][target.key], target.name,
                            target.request(), tag=(request.candidate_id, target.key))
                 jobs.append(replace(job, needs_energy=target.key in energy))
         outcomes: dict[tuple[int, str], JobOutcome] = {}

@@ -23,6 +23,7 @@ from typing import Any
 
 from fleetnas.controller.driver._candidates import trial_metadata
 from fleetnas.controller.driver._config import SearchConfig
+from fleetnas.controller.driver._deploy import search_space
 from fleetnas.controller.driver._evaluation import latency_key
 from fleetnas.controller.driver._store import CandidateRecord, SearchRecord, SearchStore
 from fleetnas.controller.search import STEP_FORMAT, SearchEngine, parse_constraint
@@ -79,7 +80,7 @@ def load_search(
     """
     record = store.get(search_id)
     config = config or SearchConfig.from_dict(record.config)
-    space = space or get_space(config.space, config.space_config)
+    space = search_space(space or get_space(config.space, config.space_config), config)
     rows = store.candidates(search_id)
     state = store.state(search_id)
     if state is None:  # stored before its first commit

@@ -4,7 +4,8 @@ CSV: one row per trial with ``rank`` (empty off the front), ``candidate_id``,
 ``arch``, one column per value in canonical units (latency ms, memory bytes,
 counts; headed by the value's label when it has one, e.g. ``naswot score``
 for an ``accuracy`` estimated by a proxy), ``feasible``, ``violation``, ``source`` (latencies measured /
-predicted / mixed), ``model_sha256``. JSON: ``{"search": {...}, "objectives":
+predicted / mixed), ``model_sha256``, and ``precision`` (``pi4=int8 x86=fp32``)
+when any row has precision genes. JSON: ``{"search": {...}, "objectives":
 [...], "constraints": [...], "front": [...], "trials": [...]}`` with each row's
 per-value sources and measurement uids too, values keyed like the CSV columns.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetnas.controller.atomic_files import write_text_atomic
-from fleetnas.controller.report._rows import ResultRow
+from fleetnas.controller.report._rows import ResultRow, precision_text
 
 CSV_FIXED = ("rank", "candidate_id", "arch")
 CSV_TAIL = ("feasible", "violation", "source", "model_sha256")
@@ -33,13 +34,15 @@ def csv_text(rows: Sequence[ResultRow], names: Sequence[str],
     labels = labels or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_FIXED, *(labels.get(n, n) for n in names), *CSV_TAIL])
+    genes = any(r.precisions for r in rows)
+    writer.writerow([*CSV_FIXED, *(labels.get(n, n) for n in names), *CSV_TAIL,
+                     *(["precision"] if genes else [])])
     for r in rows:
         writer.writerow([
             "" if r.rank is None else r.rank, r.candidate_id, r.encoding,
             *("" if r.values.get(n) is None else repr(float(r.values[n])) for n in names),
             "true" if r.feasible else "false", repr(r.violation), r.source or "",
-            r.model_sha256 or "",
+            r.model_sha256 or "", *([precision_text(r)] if genes else []),
         ])  # fmt: skip
     return buffer.getvalue()
 

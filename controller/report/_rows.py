@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetnas.controller.search import Objective, SearchEngine, Trial, pareto_indices, split_name
+from fleetnas.controller.spaces import split_precision_genes
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,17 @@ class ResultRow:
     def on_front(self) -> bool:
         return self.rank is not None
 
+    @property
+    def precisions(self) -> dict[str, str]:
+        """Target key -> precision of a candidate with precision genes (``{}`` without)."""
+        return split_precision_genes(self.encoding)[1]
+
     def to_dict(self, names: list[str], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
         """JSON-ready: identity, each named value (keyed by its label in ``labels``,
-        e.g. ``"naswot score"``, else by its name), provenance."""
+        e.g. ``"naswot score"``, else by its name), provenance; ``precision`` (target key ->
+        precision) for a candidate with precision genes."""
         labels = labels or {}
+        genes = self.precisions
         return {
             "rank": self.rank,
             "candidate_id": self.candidate_id,
@@ -57,7 +65,13 @@ class ResultRow:
             "model_sha256": self.model_sha256,
             "measurements": dict(self.measurements),
             "generation": self.generation,
+            **({"precision": genes} if genes else {}),
         }
+
+
+def precision_text(row: ResultRow) -> str:
+    """``pi4=int8 x86=fp32``, or ``""`` for a candidate without precision genes."""
+    return " ".join(f"{k}={v}" for k, v in row.precisions.items())
 
 
 def _row(trial: Trial, rank: int | None) -> ResultRow:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 from rich.table import Table
 
-from fleetnas.controller.report._rows import ResultRow, format_value
+from fleetnas.controller.report._rows import ResultRow, format_value, precision_text
 from fleetnas.controller.search import Objective
 
 
@@ -21,7 +21,7 @@ def front_table(
 ) -> Table:
     """Rank, candidate, each objective (with ↑/↓), constraint inputs, source, arch.
 
-    A predicted latency is marked ``~`` (it was never measured), an
+    Rows with precision genes add a ``precision`` column (per target). A predicted latency is marked ``~`` (it was never measured), an
     infeasible row is red.
     """
     table = Table(title=escape(title), caption=escape(caption) if caption else None)
@@ -33,6 +33,9 @@ def front_table(
     for name in extra_names:
         table.add_column(escape(name), justify="right")
     table.add_column("latency from")
+    genes = any(r.precisions for r in rows)
+    if genes:
+        table.add_column("precision")
     table.add_column("arch", overflow="fold")
     for r in rows:
         cells = []
@@ -45,6 +48,7 @@ def front_table(
         style = None if r.feasible else "red"
         table.add_row(
             "" if r.rank is None else str(r.rank), str(r.candidate_id), *cells,
-            escape(r.source or "-"), escape(r.encoding), style=style,
+            escape(r.source or "-"), *([escape(precision_text(r))] if genes else []),
+            escape(r.encoding), style=style,
         )  # fmt: skip
     return table

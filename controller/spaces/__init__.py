@@ -17,6 +17,12 @@ from fleetnas.controller.spaces._base import (
 )
 from fleetnas.controller.spaces._mbv3 import MBv3Arch, MobileNetV3Space
 from fleetnas.controller.spaces._nb201 import NB201Arch, NB201Space
+from fleetnas.controller.spaces._precision import (
+    GENE_SEPARATOR,
+    PrecisionArch,
+    PrecisionSpace,
+    split_precision_genes,
+)
 from fleetnas.controller.spaces._registry import (
     BUILTIN_SPACES,
     ENTRY_POINT_GROUP,
@@ -31,12 +37,15 @@ from fleetnas.controller.spaces._registry import (
 __all__ = [
     "BUILTIN_SPACES",
     "ENTRY_POINT_GROUP",
+    "GENE_SEPARATOR",
     "Arch",
     "Block",
     "MBv3Arch",
     "MobileNetV3Space",
     "NB201Arch",
     "NB201Space",
+    "PrecisionArch",
+    "PrecisionSpace",
     "SearchSpace",
     "SpacePluginError",
     "UnknownArch",
@@ -46,4 +55,5 @@ __all__ = [
     "get_space",
     "installed_entry_points",
     "load_space",
+    "split_precision_genes",
 ]

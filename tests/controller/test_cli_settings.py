@@ -96,7 +96,7 @@ def test_a_target_overrides_the_shared_settings_lists_and_switches_included() ->
     assert list(untouched.providers) == ["A", "B"] and untouched.fp16 is True
     with pytest.raises(SearchConfigError, match=r"fp16='maybe'"):
         parse_target("gpu:fp16=maybe", "device")
-    with pytest.raises(SearchConfigError, match="unknown setting 'warp'; known: label, warmup"):
+    with pytest.raises(SearchConfigError, match="unknown setting 'warp'; known: label, precision, warmup"):
         parse_target("gpu:warp=2", "device")
 
 
