@@ -55,7 +55,12 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.lut import sample_archs
 from fleetnas.controller.predict._descriptors import FEATURES, descriptor
-from fleetnas.controller.predict._protocol import Progress, Protocol, measure_robust
+from fleetnas.controller.predict._protocol import (
+    Progress,
+    Protocol,
+    ProtocolReport,
+    measure_robust,
+)
 from fleetnas.controller.scheduler import ModelRef, Scheduler
 from fleetnas.controller.spaces import Arch, SearchSpace, UnknownArch
 
@@ -329,6 +334,41 @@ class TransferResult:
         return self.predictor.fit
 
 
+def measure_archs(
+    db: CostDB,
+    space: SearchSpace,
+    device: str,
+    archs: Sequence[Arch],
+    descriptors: Descriptors,
+    *,
+    scheduler: Scheduler,
+    request: agent_pb2.BenchmarkSettings | None,
+    protocol: Protocol | None,
+    reuse_since: float | None,
+    on_progress: Progress | None,
+) -> tuple[dict[str, float], ProtocolReport]:
+    """Record ``archs``' models in the cost DB and measure them on ``device`` by the shared-host
+    protocol: latency (ms) by arch encoding, and the protocol's report. TransferError when
+    fewer than 2 could be measured."""
+    refs: dict[str, ModelRef] = {}
+    for arch in archs:
+        exported = descriptors.model(arch)
+        encoding = space.encode(arch)
+        db.record_model(exported.sha256, len(exported.onnx_bytes), space=space.identity(),
+                        arch=encoding, params=space.count_params(arch),
+                        flops=space.count_flops(arch))
+        refs[encoding] = ModelRef.from_bytes(exported.onnx_bytes)
+    report = measure_robust(
+        refs, device, request or agent_pb2.BenchmarkSettings(), db=db, scheduler=scheduler,
+        protocol=protocol, reuse_since=reuse_since, on_progress=on_progress,
+    )  # fmt: skip
+    measured = {tag: r.latency_ms for tag, r in report.results.items()}
+    if len(measured) < 2:
+        raise TransferError(f"only {len(measured)} of {len(archs)} archs could be measured on "
+                            f"{device}: {dict(list(report.failed.items())[:3])}")
+    return measured, report
+
+
 def transfer(
     db: CostDB,
     space: SearchSpace,
@@ -370,23 +410,9 @@ def transfer(
             "the cost DB; measure archs on at least one other device first (or import a "
             "colleague's measurements with `fleetnas db import`)"
         )
-    archs = reference_archs(space, n, seed)
-    refs: dict[str, ModelRef] = {}
-    for arch in archs:
-        exported = descriptors.model(arch)
-        encoding = space.encode(arch)
-        db.record_model(exported.sha256, len(exported.onnx_bytes), space=space.identity(),
-                        arch=encoding, params=space.count_params(arch),
-                        flops=space.count_flops(arch))
-        refs[encoding] = ModelRef.from_bytes(exported.onnx_bytes)
-    report = measure_robust(
-        refs, device, request or agent_pb2.BenchmarkSettings(), db=db, scheduler=scheduler,
-        protocol=protocol, reuse_since=reuse_since, on_progress=on_progress,
-    )  # fmt: skip
-    measured = {tag: r.latency_ms for tag, r in report.results.items()}
-    if len(measured) < 2:
-        raise TransferError(f"only {len(measured)} of {n} archs could be measured on {device}: "
-                            f"{dict(list(report.failed.items())[:3])}")
+    measured, report = measure_archs(db, space, device, reference_archs(space, n, seed), descriptors,
+                                     scheduler=scheduler, request=request, protocol=protocol,
+                                     reuse_since=reuse_since, on_progress=on_progress)
     started = time.monotonic()
     predictor = fit_predictor(space, known, measured, descriptors)
     if on_progress is not None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.lut import Accuracy, accuracy, sample_archs
-from fleetnas.controller.predict._protocol import Progress, Protocol, measure_robust
-from fleetnas.controller.predict._transfer import TransferError, TransferResult
-from fleetnas.controller.scheduler import ModelRef, Scheduler
+from fleetnas.controller.predict._protocol import Progress, Protocol
+from fleetnas.controller.predict._transfer import TransferResult, measure_archs
+from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.spaces import SearchSpace
 
 EVAL_PURPOSE = "transfer-eval"
@@ -58,23 +58,10 @@ def evaluate_transfer(
     if m < 2:
         raise ValueError(f"--eval needs at least 2 archs, got {m}")
     archs = sample_archs(space, m, EVAL_PURPOSE, seed, exclude=sorted(result.measured))
-    descriptors = result.predictor.descriptors
-    refs: dict[str, ModelRef] = {}
-    for arch in archs:
-        exported = descriptors.model(arch)
-        encoding = space.encode(arch)
-        db.record_model(exported.sha256, len(exported.onnx_bytes), space=space.identity(),
-                        arch=encoding, params=space.count_params(arch),
-                        flops=space.count_flops(arch))
-        refs[encoding] = ModelRef.from_bytes(exported.onnx_bytes)
-    report = measure_robust(
-        refs, device, request or agent_pb2.BenchmarkSettings(), db=db, scheduler=scheduler,
-        protocol=protocol, reuse_since=reuse_since, on_progress=on_progress,
-    )  # fmt: skip
-    measured = {tag: r.latency_ms for tag, r in report.results.items()}
-    if len(measured) < 2:
-        raise TransferError(f"only {len(measured)} of {len(archs)} eval archs could be measured "
-                            f"on {device}: {dict(list(report.failed.items())[:3])}")
+    measured, report = measure_archs(db, space, device, archs, result.predictor.descriptors,
+                                     scheduler=scheduler, request=request,
+                                     protocol=protocol, reuse_since=reuse_since,
+                                     on_progress=on_progress)
     encodings = sorted(measured)
     predicted = result.predictor.predict_many([space.decode(e) for e in encodings])
     rows = {e: (p, measured[e]) for e, p in zip(encodings, predicted, strict=True)}
