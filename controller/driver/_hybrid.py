@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from fleetnas.controller.driver._blas import single_blas_thread
 from fleetnas.controller.driver._candidates import CandidateState
 from fleetnas.controller.driver._predict import LutValuePredictor, Prediction
 from fleetnas.controller.driver._select import Point, dominated_counts
@@ -59,6 +60,10 @@ class Hybrid(PredictingSource):
     uses_features = True
 
     def evaluate(self, batch: list[CandidateState]) -> None:
+        with single_blas_thread():  # small matrices: more BLAS threads only spin (see _blas)
+            self._evaluate(batch)
+
+    def _evaluate(self, batch: list[CandidateState]) -> None:
         ev = self.evaluation
         predictions = self.predict([s.candidate.arch for s in batch])
         chosen = self._choose(batch, predictions)
