@@ -222,7 +222,8 @@ class Evaluation:
     def revise(self, trial: Trial, values: Mapping[str, float], sources: Mapping[str, str], *,
                measurements: Mapping[str, str] | None = None, model_sha256: str | None = None,
                measure_failed: str | None = None) -> None:
-        """Merge ``values`` and their sources over a complete trial's."""
+        """Merge ``values`` and their sources over a complete trial's (metadata the same
+        as the trial's is not told again: the engine keeps the one it has)."""
         assert trial.evaluation is not None
         old = trial.evaluation.metadata
         metadata = trial_metadata(
@@ -231,7 +232,7 @@ class Evaluation:
             model_sha256=model_sha256 or old.get("model_sha256"),
             measure_failed=measure_failed or old.get("measure_failed"),
         )  # fmt: skip
-        self.engine.revise(trial.id, values, metadata=metadata)
+        self.engine.revise(trial.id, values, metadata=None if metadata == old else metadata)
         self.book.changed(trial.id)
 
     def fail(self, candidate_id: int, reason: str) -> None:

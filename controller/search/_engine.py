@@ -222,7 +222,9 @@ class SearchEngine:
 
         ``values`` and ``metadata`` are merged over the told ones; the trial
         keeps its place in the tell order. Raises CandidateStateError when the
-        candidate is not complete.
+        candidate is not complete. Without ``metadata`` (or with an empty one)
+        the revised trial keeps the very metadata mapping it had (checked when
+        it was told; a hybrid search revises hundreds of predictions a step).
         """
         trial = self.trial(candidate_id)
         if trial.state is not TrialState.COMPLETE or trial.evaluation is None:
@@ -230,8 +232,10 @@ class SearchEngine:
                 f"candidate {candidate_id} is {trial.state.value}, cannot revise it"
             )
         merged_values = {**trial.evaluation.values, **values}
-        merged_metadata = {**trial.evaluation.metadata, **(metadata or {})}
-        evaluation = self._evaluate(merged_values, merged_metadata)
+        if metadata:
+            evaluation = self._evaluate(merged_values, {**trial.evaluation.metadata, **metadata})
+        else:
+            evaluation = self._evaluate(merged_values, trial.evaluation.metadata, checked=True)
         self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
         return self._trials[candidate_id]
 
@@ -243,7 +247,10 @@ class SearchEngine:
             )
         return trial
 
-    def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any]) -> Evaluation:
+    def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any], *,
+                  checked: bool = False) -> Evaluation:
+        """The evaluation of ``values``; ``metadata`` is copied through JSON (which checks
+        it) unless ``checked`` (an evaluation's own, copied when it was made)."""
         clean: dict[str, float] = {}
         for name, value in values.items():
             clean[str(name)] = finite_float(f"value {name!r}", value)
@@ -251,10 +258,13 @@ class SearchEngine:
         missing = sorted({n for n in required if n not in clean})
         if missing:
             raise ValueError(f"values lack {missing} (told: {sorted(clean)})")
-        try:
-            metadata_copy = json.loads(json.dumps(dict(metadata)))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
+        if checked:
+            metadata_copy = metadata
+        else:
+            try:
+                metadata_copy = json.loads(json.dumps(dict(metadata)))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
         violations = {c.text: c.violation(clean[c.name]) for c in self.constraints}
         total = sum(c.relative_violation(clean[c.name]) for c in self.constraints)
         return Evaluation(clean, violations, total, metadata_copy)
