@@ -274,6 +274,16 @@ class LutValuePredictor(ValuePredictor):
         return text + f" (typical leave-one-out error, per-arch intervals; {self.n} measured)"
 
 
+def feature_matrix(features: Callable[[Arch], Sequence[float]], archs: Sequence[Arch]) -> np.ndarray:
+    """The rows of ``archs`` as a matrix: ``features.rows(archs)`` when the callable has it
+    (the driver's :class:`~._features.FeatureCache`, which shares one matrix between the
+    predictors of a step), else one row per arch."""
+    rows = getattr(features, "rows", None)
+    if rows is not None:
+        return np.asarray(rows(archs))
+    return np.asarray([features(a) for a in archs], dtype=np.float64)
+
+
 class SurrogateValuePredictor(ValuePredictor):
     """The robust ridge surrogate on arch features (see :mod:`._surrogate`).
 
@@ -300,12 +310,12 @@ class SurrogateValuePredictor(ValuePredictor):
 
     def fit(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         self.n = len(archs)
-        self.model.fit([self.features(a) for a in archs], values)
+        self.model.fit(feature_matrix(self.features, archs), values)
 
     def predict(self, archs: Sequence[Arch]) -> list[Prediction]:
         if not archs:
             return []
-        rows = [self.features(a) for a in archs]
+        rows = feature_matrix(self.features, archs)
         values = self.model.predict(rows)
         sigmas = self.model.sigmas(rows)
         if self.relative:
@@ -317,7 +327,8 @@ class SurrogateValuePredictor(ValuePredictor):
     def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
         if not archs:
             return []
-        return [(float(v), self.source) for v in self.model.predict([self.features(a) for a in archs])]
+        return [(float(v), self.source)
+                for v in self.model.predict(feature_matrix(self.features, archs))]
 
     def describe(self) -> str:
         sigma = self.model.sigma

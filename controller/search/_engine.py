@@ -131,6 +131,8 @@ class SearchEngine:
         texts = [c.text for c in self.constraints]
         if len(set(texts)) != len(texts):
             raise ValueError(f"constraints={texts!r}: repeated constraint")
+        self._required = frozenset([o.name for o in self.objectives]
+                                   + [c.name for c in self.constraints])
         self.seed = seed
         self.max_retries = positive_int("SearchEngine", "max_retries", max_retries)
         self._rng = random.Random(seed)
@@ -235,7 +237,8 @@ class SearchEngine:
         if metadata:
             evaluation = self._evaluate(merged_values, {**trial.evaluation.metadata, **metadata})
         else:
-            evaluation = self._evaluate(merged_values, trial.evaluation.metadata, checked=True)
+            evaluation = self._evaluate(merged_values, trial.evaluation.metadata, checked=True,
+                                        clean=trial.evaluation.values)
         self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
         return self._trials[candidate_id]
 
@@ -248,16 +251,20 @@ class SearchEngine:
         return trial
 
     def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any], *,
-                  checked: bool = False) -> Evaluation:
+                  checked: bool = False, clean: Mapping[str, float] | None = None) -> Evaluation:
         """The evaluation of ``values``; ``metadata`` is copied through JSON (which checks
-        it) unless ``checked`` (an evaluation's own, copied when it was made)."""
-        clean: dict[str, float] = {}
+        it) unless ``checked`` (an evaluation's own, copied when it was made). A value that
+        is the very object ``clean`` (an evaluation's checked values) holds under its name
+        is taken as it is."""
+        checked_values: dict[str, float] = {}
         for name, value in values.items():
-            clean[str(name)] = finite_float(f"value {name!r}", value)
-        required = [o.name for o in self.objectives] + [c.name for c in self.constraints]
-        missing = sorted({n for n in required if n not in clean})
-        if missing:
-            raise ValueError(f"values lack {missing} (told: {sorted(clean)})")
+            if clean is not None and clean.get(name) is value:
+                checked_values[name] = value
+            else:
+                checked_values[str(name)] = finite_float(f"value {name!r}", value)
+        if not checked_values.keys() >= self._required:
+            missing = sorted(self._required - checked_values.keys())
+            raise ValueError(f"values lack {missing} (told: {sorted(checked_values)})")
         if checked:
             metadata_copy = metadata
         else:
@@ -265,9 +272,9 @@ class SearchEngine:
                 metadata_copy = json.loads(json.dumps(dict(metadata)))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
-        violations = {c.text: c.violation(clean[c.name]) for c in self.constraints}
-        total = sum(c.relative_violation(clean[c.name]) for c in self.constraints)
-        return Evaluation(clean, violations, total, metadata_copy)
+        violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
+        total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
+        return Evaluation(checked_values, violations, total, metadata_copy)
 
     # -- driving helpers ----------------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+"""The surrogate's feature rows of archs, each computed once per search.
+
+The hybrid and LUT sources ask for the rows of every measured arch at every
+refit and of every predicted arch at every refresh: an arch's row
+(:func:`~._surrogate.arch_features`: the space's features plus log FLOPs and
+params) is computed the first time and kept for the search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fleetnas.controller.driver._surrogate import arch_features
+from fleetnas.controller.spaces import Arch, SearchSpace
+
+
+class FeatureCache:
+    """``arch_features`` of each arch, computed once (the sources ask for them every refit)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self._rows: dict[object, list[float]] = {}
+        self._last: tuple[tuple[int, ...], list[Arch], np.ndarray] | None = None
+
+    def __call__(self, arch: Arch) -> list[float]:
+        key: object
+        try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
+            hash(arch)
+            key = arch
+        except TypeError:
+            key = self.space.encode(arch)
+        if key not in self._rows:
+            self._rows[key] = arch_features(self.space, arch)
+        return self._rows[key]
+
+    def rows(self, archs: Sequence[Arch]) -> np.ndarray:
+        """The feature rows of ``archs`` as one read-only float matrix. The last matrix is
+        kept: every predictor of a step asks for the same archs (each target's latency is
+        measured on the same candidates), so the others get it without building it again."""
+        key = tuple(id(a) for a in archs)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[2]
+        matrix = np.asarray([self(a) for a in archs], dtype=np.float64)
+        matrix.flags.writeable = False
+        self._last = (key, list(archs), matrix)  # the archs held: their ids stay theirs
+        return matrix
