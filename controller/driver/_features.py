@@ -22,9 +22,21 @@ class FeatureCache:
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
         self._rows: dict[object, list[float]] = {}
+        self._by_id: dict[int, tuple[Arch, list[float]]] = {}
         self._last: tuple[tuple[int, ...], list[Arch], np.ndarray] | None = None
 
     def __call__(self, arch: Arch) -> list[float]:
+        # by identity first: a search passes its candidates' own arch objects again and
+        # again, and an int hashes faster than an arch; the entry holds the arch, so no
+        # other object can take its id while the entry lives
+        seen = self._by_id.get(id(arch))
+        if seen is not None and seen[0] is arch:
+            return seen[1]
+        row = self._by_value(arch)
+        self._by_id[id(arch)] = (arch, row)
+        return row
+
+    def _by_value(self, arch: Arch) -> list[float]:
         key: object
         try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
             hash(arch)

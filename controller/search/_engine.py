@@ -272,8 +272,11 @@ class SearchEngine:
                 metadata_copy = json.loads(json.dumps(dict(metadata)))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
-        violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
-        total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
+        violations: dict[str, float] = {}
+        total = 0
+        if self.constraints:
+            violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
+            total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
         return Evaluation(checked_values, violations, total, metadata_copy)
 
     # -- driving helpers ----------------------------------------------------------------------
