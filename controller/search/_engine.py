@@ -35,6 +35,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
 from fleetnas.controller.search._objectives import CallableObjective, Objective, parse_objective
 from fleetnas.controller.search._pareto import constrained_front, hypervolume
@@ -361,9 +363,20 @@ class SearchEngine:
         complete = self.complete()
         if not complete:
             return []
-        points = [self._point(t) for t in complete]
-        violations = [t.evaluation.total_violation for t in complete if t.evaluation is not None]
-        front = constrained_front(points, violations)  # vectorised: every step calls this
+        evaluations: list[Evaluation] = []
+        for t in complete:
+            if t.evaluation is None:
+                self._point(t)  # raises: a complete trial has values
+            else:
+                evaluations.append(t.evaluation)
+        names = [o.name for o in self.objectives]
+        signs = np.asarray([o.sign for o in self.objectives], dtype=np.float64)
+        # the minimisation vectors as one matrix (sign x value, as _point computes them)
+        matrix = np.asarray([[e.values[n] for n in names] for e in evaluations],
+                            dtype=np.float64).reshape(len(evaluations), len(names)) * signs
+        violations = [e.total_violation for e in evaluations]
+        front = constrained_front(matrix, violations)  # vectorised: every step calls this
+        points = {i: tuple(float(x) for x in matrix[i]) for i in front}
         return [complete[i] for i in sorted(front, key=lambda i: (points[i], complete[i].id))]
 
     def hypervolume(self, reference: Mapping[str, float]) -> float:

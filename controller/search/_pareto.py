@@ -99,8 +99,14 @@ def _dominated_by_any(by: np.ndarray, points: np.ndarray) -> np.ndarray:
     """For each row of ``points``: does some row of ``by`` dominate it (minimisation)?"""
     if not len(by) or not len(points):
         return np.zeros(len(points), dtype=bool)
-    no_worse = (by[:, None, :] <= points[None, :, :]).all(axis=2)
-    better = (by[:, None, :] < points[None, :, :]).any(axis=2)
+    # one objective at a time, on by x points tables (a reduction over a last axis of a few
+    # objectives cost more than all the comparisons)
+    no_worse = np.ones((len(by), len(points)), dtype=bool)
+    better = np.zeros((len(by), len(points)), dtype=bool)
+    for m in range(points.shape[1]):
+        column, against = by[:, m, None], points[None, :, m]
+        no_worse &= column <= against
+        better |= column < against
     return np.asarray((no_worse & better).any(axis=0), dtype=bool)
 
 
@@ -127,7 +133,8 @@ def _non_dominated_mask(points: np.ndarray) -> np.ndarray:
     return mask
 
 
-def constrained_front(points: Sequence[Point], violations: Sequence[float]) -> list[int]:
+def constrained_front(points: Sequence[Point] | np.ndarray,
+                      violations: Sequence[float]) -> list[int]:
     """Front 0 under Deb's constraint-domination, in input order, vectorised.
 
     The indices of :func:`constrained_non_dominated_sort`'s first front: the
