@@ -95,19 +95,27 @@ def constrained_non_dominated_sort(
 _CHUNK = 64
 
 
-def _dominated_by_any(by: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """For each row of ``points``: does some row of ``by`` dominate it (minimisation)?"""
-    if not len(by) or not len(points):
-        return np.zeros(len(points), dtype=bool)
-    # one objective at a time, on by x points tables (a reduction over a last axis of a few
-    # objectives cost more than all the comparisons)
+def dominance_table(by: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``table[i, j]``: does row ``i`` of ``by`` dominate row ``j`` of ``points``
+    (minimisation; exactly :func:`dominates`)? Both are ``rows x objectives`` arrays.
+
+    Built one objective at a time on ``by x points`` tables: a reduction over
+    a last axis of a few objectives costs more than all the comparisons.
+    """
     no_worse = np.ones((len(by), len(points)), dtype=bool)
     better = np.zeros((len(by), len(points)), dtype=bool)
     for m in range(points.shape[1]):
         column, against = by[:, m, None], points[None, :, m]
         no_worse &= column <= against
         better |= column < against
-    return np.asarray((no_worse & better).any(axis=0), dtype=bool)
+    return no_worse & better
+
+
+def _dominated_by_any(by: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """For each row of ``points``: does some row of ``by`` dominate it (minimisation)?"""
+    if not len(by) or not len(points):
+        return np.zeros(len(points), dtype=bool)
+    return np.asarray(dominance_table(by, points).any(axis=0), dtype=bool)
 
 
 def _non_dominated_mask(points: np.ndarray) -> np.ndarray:
