@@ -192,19 +192,26 @@ class LutValuePredictor(ValuePredictor):
         self.surrogate: RidgeSurrogate | None = None
         self.use_surrogate = False
         self._sums: dict[str, float] = {}
+        self._sums_by_id: dict[int, tuple[Arch, float]] = {}
         # the fitted line's data: sums, measured, loo errors, log sums in their std, bandwidth
         self._line: tuple[np.ndarray, np.ndarray, np.ndarray, float, float] | None = None
 
     def raw_sum(self, arch: Arch) -> float:
         """The LUT's block sum of ``arch`` (cached: archs come back every refit)."""
+        seen = self._sums_by_id.get(id(arch))  # the entry holds the arch: its id stays its
+        if seen is not None and seen[0] is arch:
+            return seen[1]
         key = self.predictor.space.encode(arch)
         if key not in self._sums:
             self._sums[key] = self.predictor.raw_sum(arch)
+        self._sums_by_id[id(arch)] = (arch, self._sums[key])
         return self._sums[key]
 
-    def _row(self, arch: Arch) -> list[float]:
+    def _rows(self, archs: Sequence[Arch]) -> np.ndarray:
+        """The surrogate's rows: each arch's features, then ``log`` of its LUT sum."""
         assert self.features is not None
-        return [*self.features(arch), math.log(self.raw_sum(arch))]
+        log_sums = np.asarray([math.log(self.raw_sum(a)) for a in archs], dtype=np.float64)
+        return np.column_stack([feature_matrix(self.features, archs), log_sums])
 
     def fit(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         self.n = len(archs)
@@ -227,7 +234,7 @@ class LutValuePredictor(ValuePredictor):
                       BANDWIDTH * spacing(log_sums[:, None] / scale))
         if self.features is not None and self.n >= self.surrogate_rows:
             self.surrogate = RidgeSurrogate(log_target=True).fit(
-                [self._row(a) for a in archs], values)
+                self._rows(archs), values)
             self.use_surrogate = self.surrogate.sigma < self.sigma
 
     def _line_sigmas(self, sums: Sequence[float], predicted: np.ndarray) -> np.ndarray:
@@ -243,7 +250,7 @@ class LutValuePredictor(ValuePredictor):
         if not archs:
             return []
         if self.use_surrogate and self.surrogate is not None:
-            rows = [self._row(a) for a in archs]
+            rows = self._rows(archs)
             values = self.surrogate.predict(rows)
             sigmas = self.surrogate.sigmas(rows)
             source = "surrogate"
@@ -258,7 +265,7 @@ class LutValuePredictor(ValuePredictor):
 
     def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
         if self.use_surrogate and self.surrogate is not None:
-            predicted = self.surrogate.predict([self._row(a) for a in archs])
+            predicted = self.surrogate.predict(self._rows(archs))
             return [(float(v), "surrogate") for v in predicted]
         calibration = self.predictor.calibration
         return [(s if calibration is None else calibration.apply(s), self.source)
