@@ -254,10 +254,8 @@ class SearchEngine:
 
     def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any], *,
                   checked: bool = False, clean: Mapping[str, float] | None = None) -> Evaluation:
-        """The evaluation of ``values``; ``metadata`` is copied through JSON (which checks
-        it) unless ``checked`` (an evaluation's own, copied when it was made). A value that
-        is the very object ``clean`` (an evaluation's checked values) holds under its name
-        is taken as it is."""
+        """``metadata`` is copied through JSON (which checks it) unless ``checked``; a value
+        that is the very object ``clean`` (checked values) holds is taken as it is."""
         checked_values: dict[str, float] = {}
         for name, value in values.items():
             if clean is not None and clean.get(name) is value:
@@ -274,11 +272,8 @@ class SearchEngine:
                 metadata_copy = json.loads(json.dumps(dict(metadata)))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
-        violations: dict[str, float] = {}
-        total = 0
-        if self.constraints:
-            violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
-            total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
+        violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
+        total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
         return Evaluation(checked_values, violations, total, metadata_copy)
 
     # -- driving helpers ----------------------------------------------------------------------
@@ -363,18 +358,10 @@ class SearchEngine:
         complete = self.complete()
         if not complete:
             return []
-        evaluations: list[Evaluation] = []
         for t in complete:
             if t.evaluation is None:
                 self._point(t)  # raises: a complete trial has values
-            else:
-                evaluations.append(t.evaluation)
-        names = [o.name for o in self.objectives]
-        signs = np.asarray([o.sign for o in self.objectives], dtype=np.float64)
-        # the minimisation vectors as one matrix (sign x value, as _point computes them)
-        matrix = np.asarray([[e.values[n] for n in names] for e in evaluations],
-                            dtype=np.float64).reshape(len(evaluations), len(names)) * signs
-        violations = [e.total_violation for e in evaluations]
+        matrix, violations = _minimisation_matrix(self.objectives, complete)
         front = constrained_front(matrix, violations)  # vectorised: every step calls this
         points = {i: tuple(float(x) for x in matrix[i]) for i in front}
         return [complete[i] for i in sorted(front, key=lambda i: (points[i], complete[i].id))]
@@ -454,3 +441,15 @@ class SearchEngine:
         if not is_step_state(state):
             raise ValueError(f"state format {state.get('format')!r}, expected {STEP_FORMAT!r}")
         return restore(cls, state, space, trials, strategy=strategy, objectives=objectives)
+
+
+def _minimisation_matrix(objectives: Sequence[Objective],
+                         complete: Sequence[Trial]) -> tuple[np.ndarray, list[float]]:
+    """The complete trials' minimisation vectors as one matrix (sign x value, as
+    ``SearchEngine._point`` computes them) and their total violations."""
+    evaluations = [t.evaluation for t in complete if t.evaluation is not None]
+    names = [o.name for o in objectives]
+    signs = np.asarray([o.sign for o in objectives], dtype=np.float64)
+    matrix = np.asarray([[e.values[n] for n in names] for e in evaluations],
+                        dtype=np.float64).reshape(len(evaluations), len(names)) * signs
+    return matrix, [e.total_violation for e in evaluations]
