@@ -40,11 +40,11 @@ from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._deploy import search_space
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTimes, Tally
+from fleetnas.controller.driver._features import FeatureCache
 from fleetnas.controller.driver._measure import Measurer
 from fleetnas.controller.driver._resume import load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
-from fleetnas.controller.driver._surrogate import arch_features
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
 from fleetnas.controller.search import Candidate, Objective, SearchEngine, Trial, TrialState
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
@@ -184,7 +184,7 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
-        setup = SourceSetup(config, luts, _FeatureCache(self.space), deferred)
+        setup = SourceSetup(config, luts, FeatureCache(self.space), deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
@@ -429,11 +429,8 @@ class SearchDriver:
             self.store.put_inflight(self.search_id, state.id, state.values, state.sources)
 
     def _current_counters(self) -> Counters:
-        predicted = 0
-        latency_names = self.evaluation.latency_names
-        for trial in self.engine.complete():
-            predicted += sum(1 for n in latency_names if not self.evaluation.is_measured(trial, n))
-        return Counters(self.trials_done(), self.tally.measured, self.tally.device_runs, predicted)
+        return Counters(self.trials_done(), self.tally.measured, self.tally.device_runs,
+                        self.evaluation.predicted_count())
 
     def _commit(self) -> None:
         self.counters = self._current_counters()
@@ -490,25 +487,6 @@ def _prepare(estimator: AccuracyEstimator, space: SearchSpace, store: SearchStor
         report("estimate", f"{task} {done}/{total or '?'}: {detail}")
 
     return estimator.prepare(space, EstimatorSetup(workdir=workdir, progress=progress))
-
-
-class _FeatureCache:
-    """``arch_features`` of each arch, computed once (the sources ask for them every refit)."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-        self._rows: dict[object, list[float]] = {}
-
-    def __call__(self, arch: Arch) -> list[float]:
-        key: object
-        try:  # a hashable arch (a frozen dataclass) is its own key: encoding it costs more
-            hash(arch)
-            key = arch
-        except TypeError:
-            key = self.space.encode(arch)
-        if key not in self._rows:
-            self._rows[key] = arch_features(self.space, arch)
-        return self._rows[key]
 
 
 class _Pace:

@@ -290,16 +290,23 @@ class Evaluation:
     def revise(self, trial: Trial, values: Mapping[str, float], sources: Mapping[str, str], *,
                measurements: Mapping[str, str] | None = None, model_sha256: str | None = None,
                measure_failed: str | None = None) -> None:
-        """Merge ``values`` and their sources over a complete trial's."""
+        """Merge ``values`` and their sources over a complete trial's (metadata the same
+        as the trial's is not told again: the engine keeps the one it has)."""
         assert trial.evaluation is not None
         old = trial.evaluation.metadata
+        if (measurements is None and model_sha256 is None and measure_failed is None
+                and _same_sources(old, sources)):
+            # new values only (a refreshed prediction): trial_metadata would rebuild ``old``
+            self.engine.revise(trial.id, values)
+            self.book.changed(trial.id)
+            return
         metadata = trial_metadata(
             {**old.get("sources", {}), **sources}, self.latency_names,
             measurements={**old.get("measurements", {}), **(measurements or {})},
             model_sha256=model_sha256 or old.get("model_sha256"),
             measure_failed=measure_failed or old.get("measure_failed"),
         )  # fmt: skip
-        self.engine.revise(trial.id, values, metadata=metadata)
+        self.engine.revise(trial.id, values, metadata=None if metadata == old else metadata)
         self.book.changed(trial.id)
 
     def fail(self, candidate_id: int, reason: str) -> None:
@@ -318,5 +325,26 @@ class Evaluation:
     def measured_rows(self, name: str) -> tuple[list[Arch], list[float]]:
         """Every complete trial's measured ``name``, by candidate id: what predictors fit on."""
         trials = sorted(self.engine.complete(), key=lambda t: t.id)
-        rows = [(t.candidate.arch, t.values[name]) for t in trials if self.is_measured(t, name)]
-        return [a for a, _ in rows], [v for _, v in rows]
+        archs: list[Arch] = []
+        values: list[float] = []
+        for t in trials:
+            if t.evaluation is not None and t.evaluation.metadata.get("sources", {}).get(name) == MEASURED:
+                archs.append(t.candidate.arch)
+                values.append(t.values[name])
+        return archs, values
+
+    def predicted_count(self) -> int:
+        """Latency values of complete trials that are not measured (predicted)."""
+        names = self.latency_names
+        predicted = 0
+        for trial in self.engine.complete():
+            sources = {} if trial.evaluation is None else trial.evaluation.metadata.get("sources", {})
+            predicted += sum(1 for n in names if sources.get(n) != MEASURED)
+        return predicted
+
+
+def _same_sources(metadata: Mapping[str, Any], sources: Mapping[str, str]) -> bool:
+    """Whether ``metadata`` is :func:`trial_metadata`'s and already says ``sources``."""
+    old = metadata.get("sources")
+    return (old is not None and "source" in metadata and "measurements" in metadata
+            and all(old.get(n) == s for n, s in sources.items()))

@@ -33,11 +33,13 @@ refitted from them, so a resumed search makes the same choices.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from fleetnas.controller.driver._candidates import CandidateState
+from fleetnas.controller.driver._blas import single_blas_thread
+from fleetnas.controller.driver._candidates import MEASURED, CandidateState
 from fleetnas.controller.driver._predict import LutValuePredictor, Prediction
 from fleetnas.controller.driver._select import Point, dominated_counts
 from fleetnas.controller.driver._sources import PredictingSource
@@ -58,7 +60,16 @@ class Hybrid(PredictingSource):
     defers_expensive = True
     uses_features = True
 
+    @functools.cached_property
+    def _names(self) -> tuple[str, ...]:
+        """The predicted values' names (the predictors are made once, with the source)."""
+        return tuple(self.predictors())
+
     def evaluate(self, batch: list[CandidateState]) -> None:
+        with single_blas_thread():  # small matrices: more BLAS threads only spin (see _blas)
+            self._evaluate(batch)
+
+    def _evaluate(self, batch: list[CandidateState]) -> None:
         ev = self.evaluation
         predictions = self.predict([s.candidate.arch for s in batch])
         chosen = self._choose(batch, predictions)
@@ -149,7 +160,8 @@ class Hybrid(PredictingSource):
         """A complete trial with a predicted value that has not failed to measure."""
         if trial.evaluation is None or trial.evaluation.metadata.get("measure_failed"):
             return False
-        return any(not self.evaluation.is_measured(trial, name) for name in self.predictors())
+        sources = trial.evaluation.metadata.get("sources", {})  # what is_measured reads
+        return any(sources.get(name) != MEASURED for name in self._names)
 
     def _measure_front(self) -> None:
         """Measure the predicted trials on the front until the front is all measured."""
@@ -172,9 +184,11 @@ class Hybrid(PredictingSource):
         archs = [t.candidate.arch for t in trials]
         by_name = {name: p.values(archs) for name, p in self.predictors().items()}
         for i, trial in enumerate(trials):
+            assert trial.evaluation is not None
+            sources = trial.evaluation.metadata.get("sources", {})  # what is_measured reads
             changed = {
                 name: by_name[name][i] for name in by_name
-                if not ev.is_measured(trial, name) and trial.values[name] != by_name[name][i][0]
+                if sources.get(name) != MEASURED and trial.values[name] != by_name[name][i][0]
             }  # fmt: skip
             if changed:
                 ev.revise(trial, {n: v for n, (v, _) in changed.items()},

@@ -192,19 +192,26 @@ class LutValuePredictor(ValuePredictor):
         self.surrogate: RidgeSurrogate | None = None
         self.use_surrogate = False
         self._sums: dict[str, float] = {}
+        self._sums_by_id: dict[int, tuple[Arch, float]] = {}
         # the fitted line's data: sums, measured, loo errors, log sums in their std, bandwidth
         self._line: tuple[np.ndarray, np.ndarray, np.ndarray, float, float] | None = None
 
     def raw_sum(self, arch: Arch) -> float:
         """The LUT's block sum of ``arch`` (cached: archs come back every refit)."""
+        seen = self._sums_by_id.get(id(arch))  # the entry holds the arch: its id stays its
+        if seen is not None and seen[0] is arch:
+            return seen[1]
         key = self.predictor.space.encode(arch)
         if key not in self._sums:
             self._sums[key] = self.predictor.raw_sum(arch)
+        self._sums_by_id[id(arch)] = (arch, self._sums[key])
         return self._sums[key]
 
-    def _row(self, arch: Arch) -> list[float]:
+    def _rows(self, archs: Sequence[Arch]) -> np.ndarray:
+        """The surrogate's rows: each arch's features, then ``log`` of its LUT sum."""
         assert self.features is not None
-        return [*self.features(arch), math.log(self.raw_sum(arch))]
+        log_sums = np.asarray([math.log(self.raw_sum(a)) for a in archs], dtype=np.float64)
+        return np.column_stack([feature_matrix(self.features, archs), log_sums])
 
     def fit(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         self.n = len(archs)
@@ -227,7 +234,7 @@ class LutValuePredictor(ValuePredictor):
                       BANDWIDTH * spacing(log_sums[:, None] / scale))
         if self.features is not None and self.n >= self.surrogate_rows:
             self.surrogate = RidgeSurrogate(log_target=True).fit(
-                [self._row(a) for a in archs], values)
+                self._rows(archs), values)
             self.use_surrogate = self.surrogate.sigma < self.sigma
 
     def _line_sigmas(self, sums: Sequence[float], predicted: np.ndarray) -> np.ndarray:
@@ -243,7 +250,7 @@ class LutValuePredictor(ValuePredictor):
         if not archs:
             return []
         if self.use_surrogate and self.surrogate is not None:
-            rows = [self._row(a) for a in archs]
+            rows = self._rows(archs)
             values = self.surrogate.predict(rows)
             sigmas = self.surrogate.sigmas(rows)
             source = "surrogate"
@@ -258,7 +265,7 @@ class LutValuePredictor(ValuePredictor):
 
     def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
         if self.use_surrogate and self.surrogate is not None:
-            predicted = self.surrogate.predict([self._row(a) for a in archs])
+            predicted = self.surrogate.predict(self._rows(archs))
             return [(float(v), "surrogate") for v in predicted]
         calibration = self.predictor.calibration
         return [(s if calibration is None else calibration.apply(s), self.source)
@@ -272,6 +279,16 @@ class LutValuePredictor(ValuePredictor):
             text += f", surrogate on the sum ±{100 * self.surrogate.sigma:.1f}%"
             text += " (used)" if self.use_surrogate else " (not used)"
         return text + f" (typical leave-one-out error, per-arch intervals; {self.n} measured)"
+
+
+def feature_matrix(features: Callable[[Arch], Sequence[float]], archs: Sequence[Arch]) -> np.ndarray:
+    """The rows of ``archs`` as a matrix: ``features.rows(archs)`` when the callable has it
+    (the driver's :class:`~._features.FeatureCache`, which shares one matrix between the
+    predictors of a step), else one row per arch."""
+    rows = getattr(features, "rows", None)
+    if rows is not None:
+        return np.asarray(rows(archs))
+    return np.asarray([features(a) for a in archs], dtype=np.float64)
 
 
 class SurrogateValuePredictor(ValuePredictor):
@@ -300,12 +317,12 @@ class SurrogateValuePredictor(ValuePredictor):
 
     def fit(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         self.n = len(archs)
-        self.model.fit([self.features(a) for a in archs], values)
+        self.model.fit(feature_matrix(self.features, archs), values)
 
     def predict(self, archs: Sequence[Arch]) -> list[Prediction]:
         if not archs:
             return []
-        rows = [self.features(a) for a in archs]
+        rows = feature_matrix(self.features, archs)
         values = self.model.predict(rows)
         sigmas = self.model.sigmas(rows)
         if self.relative:
@@ -317,7 +334,8 @@ class SurrogateValuePredictor(ValuePredictor):
     def values(self, archs: Sequence[Arch]) -> list[tuple[float, str]]:
         if not archs:
             return []
-        return [(float(v), self.source) for v in self.model.predict([self.features(a) for a in archs])]
+        return [(float(v), self.source)
+                for v in self.model.predict(feature_matrix(self.features, archs))]
 
     def describe(self) -> str:
         sigma = self.model.sigma

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fleetnas.controller.search import dominates
+from fleetnas.controller.search._pareto import dominance_table
 
 _CHUNK = 256
 
@@ -64,9 +65,7 @@ def dominated_counts(optimistic: Sequence[Point], measured: Sequence[Point]) -> 
         m, mv = m_all[start:start + _CHUNK], mv_all[start:start + _CHUNK]
         m_feasible = mv <= 0.0
         # rows: measured points; columns: candidates
-        le = (m[:, None, :] <= c[None, :, :]).all(axis=2)
-        lt = (m[:, None, :] < c[None, :, :]).any(axis=2)
-        pareto = le & lt
+        pareto = dominance_table(m, c)
         both_feasible = m_feasible[:, None] & c_feasible[None, :]
         by_feasibility = m_feasible[:, None] & ~c_feasible[None, :]
         infeasible_pair = ~m_feasible[:, None] & ~c_feasible[None, :]

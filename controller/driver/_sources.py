@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from fleetnas.controller.driver._blas import single_blas_thread
 from fleetnas.controller.driver._candidates import CandidateState
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation
 from fleetnas.controller.driver._predict import (
@@ -88,13 +89,15 @@ class PredictingSource(LatencySource):
 
     def refit(self) -> None:
         """Refit every predictor on every measurement so far (complete trials, by id)."""
-        for name, predictor in self._predictors.items():
-            archs, values = self.evaluation.measured_rows(name)
-            predictor.fit(archs, values)
+        with single_blas_thread():
+            for name, predictor in self._predictors.items():
+                archs, values = self.evaluation.measured_rows(name)
+                predictor.fit(archs, values)
 
     def predict(self, archs: Sequence[Arch]) -> list[dict[str, Prediction]]:
         """Every predicted value of each arch."""
-        by_name = {name: p.predict(archs) for name, p in self._predictors.items()}
+        with single_blas_thread():
+            by_name = {name: p.predict(archs) for name, p in self._predictors.items()}
         return [{name: by_name[name][i] for name in by_name} for i in range(len(archs))]
 
 

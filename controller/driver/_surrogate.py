@@ -113,6 +113,24 @@ def spacing(rows: np.ndarray) -> float:
     return float(np.median(np.sqrt(finite))) if len(finite) else 1.0
 
 
+#: the last rows :func:`shared_spacing` measured and their spacing (one tuple: replaced whole)
+_last_spacing: tuple[np.ndarray, float] | None = None
+
+
+def shared_spacing(rows: np.ndarray) -> float:
+    """:func:`spacing` of ``rows``, remembered for the next call: the surrogates of a
+    search's targets fit on the same standardised rows (every target measures the same
+    candidates), so all but the first get it by one comparison. Exact: a hit needs rows
+    equal to the remembered ones element for element."""
+    global _last_spacing
+    last = _last_spacing
+    if last is not None and last[0].shape == rows.shape and np.array_equal(last[0], rows):
+        return last[1]
+    value = spacing(rows)
+    _last_spacing = (rows.copy(), value)
+    return value
+
+
 def local_sigmas(train: np.ndarray, errors: np.ndarray, query: np.ndarray, prior: float,
                  *, bandwidth: float, neighbours: int = NEIGHBOURS,
                  prior_weight: float = PRIOR_WEIGHT) -> np.ndarray:
@@ -217,7 +235,7 @@ class RidgeSurrogate:
         self.alpha, self._weights, self._intercept = fitted.alpha, fitted.weights, fitted.intercept
         self._mean_x, self._scale_x = mean, scale
         self._train, self._loo = xc, fitted.loo
-        self._bandwidth = BANDWIDTH * spacing(xc)
+        self._bandwidth = BANDWIDTH * shared_spacing(xc)
         self._center, self._basis = fitted.center, fitted.basis
         self.sigma = (robust_scale(fitted.loo) if self.robust
                       else float(np.sqrt(np.mean(fitted.loo**2))))

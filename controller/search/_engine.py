@@ -35,6 +35,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from fleetnas.controller.search._constraints import Constraint, parse_constraint
 from fleetnas.controller.search._objectives import CallableObjective, Objective, parse_objective
 from fleetnas.controller.search._pareto import constrained_front, hypervolume
@@ -131,6 +133,8 @@ class SearchEngine:
         texts = [c.text for c in self.constraints]
         if len(set(texts)) != len(texts):
             raise ValueError(f"constraints={texts!r}: repeated constraint")
+        self._required = frozenset([o.name for o in self.objectives]
+                                   + [c.name for c in self.constraints])
         self.seed = seed
         self.max_retries = positive_int("SearchEngine", "max_retries", max_retries)
         self._rng = random.Random(seed)
@@ -222,7 +226,9 @@ class SearchEngine:
 
         ``values`` and ``metadata`` are merged over the told ones; the trial
         keeps its place in the tell order. Raises CandidateStateError when the
-        candidate is not complete.
+        candidate is not complete. Without ``metadata`` (or with an empty one)
+        the revised trial keeps the very metadata mapping it had (checked when
+        it was told; a hybrid search revises hundreds of predictions a step).
         """
         trial = self.trial(candidate_id)
         if trial.state is not TrialState.COMPLETE or trial.evaluation is None:
@@ -230,8 +236,11 @@ class SearchEngine:
                 f"candidate {candidate_id} is {trial.state.value}, cannot revise it"
             )
         merged_values = {**trial.evaluation.values, **values}
-        merged_metadata = {**trial.evaluation.metadata, **(metadata or {})}
-        evaluation = self._evaluate(merged_values, merged_metadata)
+        if metadata:
+            evaluation = self._evaluate(merged_values, {**trial.evaluation.metadata, **metadata})
+        else:
+            evaluation = self._evaluate(merged_values, trial.evaluation.metadata, checked=True,
+                                        clean=trial.evaluation.values)
         self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
         return self._trials[candidate_id]
 
@@ -243,21 +252,29 @@ class SearchEngine:
             )
         return trial
 
-    def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any]) -> Evaluation:
-        clean: dict[str, float] = {}
+    def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any], *,
+                  checked: bool = False, clean: Mapping[str, float] | None = None) -> Evaluation:
+        """``metadata`` is copied through JSON (which checks it) unless ``checked``; a value
+        that is the very object ``clean`` (checked values) holds is taken as it is."""
+        checked_values: dict[str, float] = {}
         for name, value in values.items():
-            clean[str(name)] = finite_float(f"value {name!r}", value)
-        required = [o.name for o in self.objectives] + [c.name for c in self.constraints]
-        missing = sorted({n for n in required if n not in clean})
-        if missing:
-            raise ValueError(f"values lack {missing} (told: {sorted(clean)})")
-        try:
-            metadata_copy = json.loads(json.dumps(dict(metadata)))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
-        violations = {c.text: c.violation(clean[c.name]) for c in self.constraints}
-        total = sum(c.relative_violation(clean[c.name]) for c in self.constraints)
-        return Evaluation(clean, violations, total, metadata_copy)
+            if clean is not None and clean.get(name) is value:
+                checked_values[name] = value
+            else:
+                checked_values[str(name)] = finite_float(f"value {name!r}", value)
+        if not checked_values.keys() >= self._required:
+            missing = sorted(self._required - checked_values.keys())
+            raise ValueError(f"values lack {missing} (told: {sorted(checked_values)})")
+        if checked:
+            metadata_copy = metadata
+        else:
+            try:
+                metadata_copy = json.loads(json.dumps(dict(metadata)))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
+        violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
+        total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
+        return Evaluation(checked_values, violations, total, metadata_copy)
 
     # -- driving helpers ----------------------------------------------------------------------
 
@@ -341,9 +358,12 @@ class SearchEngine:
         complete = self.complete()
         if not complete:
             return []
-        points = [self._point(t) for t in complete]
-        violations = [t.evaluation.total_violation for t in complete if t.evaluation is not None]
-        front = constrained_front(points, violations)  # vectorised: every step calls this
+        for t in complete:
+            if t.evaluation is None:
+                self._point(t)  # raises: a complete trial has values
+        matrix, violations = _minimisation_matrix(self.objectives, complete)
+        front = constrained_front(matrix, violations)  # vectorised: every step calls this
+        points = {i: tuple(float(x) for x in matrix[i]) for i in front}
         return [complete[i] for i in sorted(front, key=lambda i: (points[i], complete[i].id))]
 
     def hypervolume(self, reference: Mapping[str, float]) -> float:
@@ -421,3 +441,15 @@ class SearchEngine:
         if not is_step_state(state):
             raise ValueError(f"state format {state.get('format')!r}, expected {STEP_FORMAT!r}")
         return restore(cls, state, space, trials, strategy=strategy, objectives=objectives)
+
+
+def _minimisation_matrix(objectives: Sequence[Objective],
+                         complete: Sequence[Trial]) -> tuple[np.ndarray, list[float]]:
+    """The complete trials' minimisation vectors as one matrix (sign x value, as
+    ``SearchEngine._point`` computes them) and their total violations."""
+    evaluations = [t.evaluation for t in complete if t.evaluation is not None]
+    names = [o.name for o in objectives]
+    signs = np.asarray([o.sign for o in objectives], dtype=np.float64)
+    matrix = np.asarray([[e.values[n] for n in names] for e in evaluations],
+                        dtype=np.float64).reshape(len(evaluations), len(names)) * signs
+    return matrix, [e.total_violation for e in evaluations]

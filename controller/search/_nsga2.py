@@ -19,10 +19,12 @@ count, so the generation waits for enough successful ones.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from fleetnas.controller.search._operators import (
     Crossover,
+    Key,
     Mutation,
     ParetoFitness,
     Selection,
@@ -69,6 +71,9 @@ class NSGA2Strategy(Strategy):
             owner, "selection", selection or TournamentSelection(2), Selection
         )
         self._fitness = ParetoFitness()
+        # the last fitness keys and the (points, violations) they rank: every proposal of a
+        # generation ranks the same parents, so the sort runs once per change (a pure cache)
+        self._keys_memo: tuple[tuple[tuple[Key, ...], tuple[float, ...]], list[Key]] | None = None
         self._generation = 0
         self._parents: list[int] = []
         self._consumed = 0
@@ -88,7 +93,7 @@ class NSGA2Strategy(Strategy):
         if not self._parents:
             return Proposal(view.space.sample(rng), (), 0)
         trials, points, violations = population_points(view, self._parents)
-        keys = self._fitness.keys(points, violations)
+        keys = self._keys(points, violations)
         first = trials[self.selection.select(keys, rng)]
         second = trials[self.selection.select(keys, rng)]
         if rng.random() < self.crossover_prob:
@@ -99,6 +104,13 @@ class NSGA2Strategy(Strategy):
         if rng.random() < self.mutation_prob:
             child = self.mutation(view.space, child, rng)
         return Proposal(child, parents, self._generation)
+
+    def _keys(self, points: Sequence[Key], violations: Sequence[float]) -> list[Key]:
+        """The fitness keys of these points, recomputed only when they change."""
+        ranked = (tuple(points), tuple(violations))
+        if self._keys_memo is None or self._keys_memo[0] != ranked:
+            self._keys_memo = (ranked, self._fitness.keys(points, violations))
+        return list(self._keys_memo[1])  # a copy: a selection may keep or change its keys
 
     def _next_parents(self, view: SearchView) -> tuple[list[int], int, int]:
         """(parents, consumed, generation) after the environmental selection, if one is due."""

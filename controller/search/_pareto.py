@@ -95,13 +95,27 @@ def constrained_non_dominated_sort(
 _CHUNK = 64
 
 
+def dominance_table(by: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``table[i, j]``: does row ``i`` of ``by`` dominate row ``j`` of ``points``
+    (minimisation; exactly :func:`dominates`)? Both are ``rows x objectives`` arrays.
+
+    Built one objective at a time on ``by x points`` tables: a reduction over
+    a last axis of a few objectives costs more than all the comparisons.
+    """
+    no_worse = np.ones((len(by), len(points)), dtype=bool)
+    better = np.zeros((len(by), len(points)), dtype=bool)
+    for m in range(points.shape[1]):
+        column, against = by[:, m, None], points[None, :, m]
+        no_worse &= column <= against
+        better |= column < against
+    return no_worse & better
+
+
 def _dominated_by_any(by: np.ndarray, points: np.ndarray) -> np.ndarray:
     """For each row of ``points``: does some row of ``by`` dominate it (minimisation)?"""
     if not len(by) or not len(points):
         return np.zeros(len(points), dtype=bool)
-    no_worse = (by[:, None, :] <= points[None, :, :]).all(axis=2)
-    better = (by[:, None, :] < points[None, :, :]).any(axis=2)
-    return np.asarray((no_worse & better).any(axis=0), dtype=bool)
+    return np.asarray(dominance_table(by, points).any(axis=0), dtype=bool)
 
 
 def _non_dominated_mask(points: np.ndarray) -> np.ndarray:
@@ -127,7 +141,8 @@ def _non_dominated_mask(points: np.ndarray) -> np.ndarray:
     return mask
 
 
-def constrained_front(points: Sequence[Point], violations: Sequence[float]) -> list[int]:
+def constrained_front(points: Sequence[Point] | np.ndarray,
+                      violations: Sequence[float]) -> list[int]:
     """Front 0 under Deb's constraint-domination, in input order, vectorised.
 
     The indices of :func:`constrained_non_dominated_sort`'s first front: the

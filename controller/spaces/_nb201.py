@@ -93,6 +93,9 @@ class NB201Space(SearchSpace):
         self.cells_per_stage = cells_per_stage
         self.channels = channels
         self.num_classes = num_classes
+        # (params, MACs) of each block this space's blocks() made: a few dozen distinct ones,
+        # counted for every arch a search proposes (its surrogate's features)
+        self._block_costs: dict[Block, tuple[int, int]] = {}
 
     # --- identity -----------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -193,11 +196,19 @@ class NB201Space(SearchSpace):
         return sorted(found)
 
     def count_params(self, arch: Any) -> int:
-        return sum(block_params(b) for b in self.blocks(arch))
+        return sum(self._block_cost(b)[0] for b in self.blocks(arch))
 
     def count_flops(self, arch: Any) -> int:
         """MACs of the convolutions and the classifier (see :func:`block_flops`)."""
-        return sum(block_flops(b) for b in self.blocks(arch))
+        return sum(self._block_cost(b)[1] for b in self.blocks(arch))
+
+    def _block_cost(self, block: Block) -> tuple[int, int]:
+        """``(block_params, block_flops)`` of a block from :meth:`blocks` (cached: those
+        blocks are valid and their params plain ints and op names)."""
+        cost = self._block_costs.get(block)
+        if cost is None:
+            cost = self._block_costs[block] = (block_params(block), block_flops(block))
+        return cost
 
     def build(self, arch: Any) -> Any:
         """The network; ``net.block_modules()`` lists its modules in :meth:`blocks` order."""
