@@ -133,17 +133,18 @@ def test_per_node_times_of_a_3_layer_model_sum_to_its_latency(
     # whole model (run_median_ms: its mean there), and the timed run times the whole model
     # in a process of its own: the sum is checked against both, independent measurements.
     # Many runs on both sides, so each mean spans several of the host's load bursts; a
-    # measurement off by more than 10% is taken again, at most twice (issue 15: re-measure
-    # when busy).
+    # measurement off by more than 10% from either is taken again, at most four times (issue
+    # 15: re-measure when busy; at load 6-8 on 2 cores one in three pairs was 10-15% apart).
     path, sha = three_layers
     settings = fast_settings(runs=100, warmup_runs=5, profile_runs=50, use_xnnpack=False)
     attempts = []
-    for _ in range(3):
+    for _ in range(5):
         result = bench.run(path, sha, "tflite", settings)
         profile = result.profile
         assert profile is not None
         attempts.append((result.statistics.mean_ms, profile.run_median_ms, profile.total_ms))
-        if profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.10):
+        if (profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.10)
+                and profile.total_ms == pytest.approx(profile.run_median_ms, rel=0.10)):
             break
     assert profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.10), attempts
     assert profile.total_ms == pytest.approx(profile.run_median_ms, rel=0.10), attempts
