@@ -30,7 +30,7 @@ SPACE_CONFIG = {"channels": 8, "cells_per_stage": 1}
 TINY = ["--warmup", "1", "--min-runs", "3", "--max-runs", "5", "--min-duration", "0",
         "--max-duration", "0.05"]
 VAL_SAMPLES = 120
-TRAIN = f"train:digits,epochs=1,max_train_samples=256,max_val_samples={VAL_SAMPLES}"
+TRAIN = f"train:digits,epochs=1,max_train_samples=256,batch_size=16,max_val_samples={VAL_SAMPLES}"
 #: int8 static QDQ calibrated on digits may lose some top-1 against fp32, never this much
 DROP_TOLERANCE = 0.15
 
