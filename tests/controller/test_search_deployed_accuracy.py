@@ -109,3 +109,24 @@ def test_each_target_is_scored_as_deployed_and_the_objective_is_the_worst(
     by_id = {t["candidate_id"]: t for t in trials}
     for row in rows:
         assert float(row["accuracy[d0]"]) == by_id[int(row["candidate_id"])]["accuracy[d0]"]
+
+
+def test_calibration_data_that_does_not_fit_the_trained_net_stops_the_search(
+    fleet: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    data = tmp_path / "small.npz"  # 16x16 images for a 32x32 input
+    np.savez(data, x=np.zeros((4, 3, 16, 16), dtype=np.float32))
+    fleet_path, _ = fleet
+    result = invoke(
+        "--db", str(tmp_path / "cost.db"), "search", "--space", "nb201", "--space-config",
+        json.dumps(SPACE_CONFIG), "--fleet", str(fleet_path), "--cache-dir",
+        str(tmp_path / "cache"), *TINY, "--quiet", "--no-plot", "--mode", "measured",
+        "--accuracy", "train:digits,epochs=1,max_train_samples=32,max_val_samples=8",
+        "--device", "d0:precision=int8", "--calibration", str(data),
+        "--budget", "2", "--population", "2",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "calibration:" in result.output and "(check --calibration)" in result.output
+    assert "Traceback" not in result.output
