@@ -116,6 +116,10 @@ class DeployedModels:
             self._made[key] = self._make(fp32, precision, space, arch)
         return self._made[key]
 
+    def forget(self) -> None:
+        """Drop the variants kept in memory (they stay in the cache directory, if any)."""
+        self._made.clear()
+
     def _make(self, fp32: ModelRef, precision: str, space: SearchSpace, arch: Any) -> ModelRef:
         from fleetnas.controller.compress import RandomCalibrationWarning, make_variant
 

@@ -30,7 +30,8 @@ cache, or for fp32 the trained export itself, which is not kept).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +59,26 @@ def drop_key(key: str) -> str:
     return f"accuracy_drop[{key}]"
 
 
+#: trained exports kept by a scorer, most recent first out (members differing only in
+#: precision are trained once)
+KEEP_TRAINED = 16
+
+
 @dataclass
 class DeployedScorer:
-    """Scores candidates of a :class:`PrecisionSpace` as deployed (module docstring)."""
+    """Scores candidates of a :class:`PrecisionSpace` as deployed (module docstring).
+
+    Keeps the last :data:`KEEP_TRAINED` trained exports by the wrapped arch's
+    encoding and every score by (model sha256, precision), so candidates that
+    differ only in precision are trained once and a model is evaluated once
+    (training is deterministic for a seed, so this changes no value). Not
+    thread-safe.
+    """
 
     estimator: ShortTrainingEstimator
     deployed: DeployedModels
+    _trained: OrderedDict[str, ModelRef] = field(default_factory=OrderedDict)
+    _scores: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
 
     def values(self, space: SearchSpace, arch: Any) -> tuple[dict[str, float], dict[str, str]]:
         """``(values, sources)`` of ``arch``: ``accuracy`` and each target's two values.
@@ -72,22 +87,21 @@ class DeployedScorer:
         :meth:`DeployedModels.ref` raises (CompressError).
         """
         from fleetnas.controller.compress import evaluate_onnx
-        from fleetnas.controller.export import OPSET, module_to_onnx
 
         assert isinstance(space, PrecisionSpace)
         genes = space.genes_of(arch)
-        module = self.estimator.train(space, arch)
-        data = module_to_onnx(module, tuple(space.input_shape(arch)), OPSET)
-        fp32 = ModelRef(hashlib.sha256(data).hexdigest(), len(data), data=data,
-                        model_format=agent_pb2.MODEL_FORMAT_ONNX)
+        fp32 = self._export(space, arch)
         options: dict[str, Any] = {"max_samples": self.estimator.max_val_samples,
                                    "seed": self.estimator.seed}
         scored: dict[str, tuple[float, str]] = {}
         for precision in dict.fromkeys(["fp32", *genes.values()]):
-            ref = self.deployed.ref(fp32, precision, space=space.base, arch=arch.arch)
-            assert ref.data is not None
-            result = evaluate_onnx(ref.data, self.estimator.dataset, **options)
-            scored[precision] = (result.top1, ref.sha256)
+            if (fp32.sha256, precision) not in self._scores:
+                ref = self.deployed.ref(fp32, precision, space=space.base, arch=arch.arch)
+                assert ref.data is not None
+                result = evaluate_onnx(ref.data, self.estimator.dataset, **options)
+                self._scores[fp32.sha256, precision] = (result.top1, ref.sha256)
+            scored[precision] = self._scores[fp32.sha256, precision]
+        self.deployed.forget()  # the scores are kept; a search's variants would fill memory
         reference = scored["fp32"][0]
         values: dict[str, float] = {}
         sources: dict[str, str] = {}
@@ -98,6 +112,23 @@ class DeployedScorer:
             sources[accuracy_key(key)] = sources[drop_key(key)] = DEPLOYED_SOURCE + sha
         values[ACCURACY] = min(values[accuracy_key(k)] for k in genes)
         return values, sources
+
+    def _export(self, space: PrecisionSpace, arch: Any) -> ModelRef:
+        """The trained network of ``arch`` as an fp32 ONNX model (kept, see the class)."""
+        from fleetnas.controller.export import OPSET, module_to_onnx
+
+        key = space.base.encode(arch.arch)
+        if key in self._trained:
+            self._trained.move_to_end(key)
+            return self._trained[key]
+        module = self.estimator.train(space, arch)
+        data = module_to_onnx(module, tuple(space.input_shape(arch)), OPSET)
+        ref = ModelRef(hashlib.sha256(data).hexdigest(), len(data), data=data,
+                       model_format=agent_pb2.MODEL_FORMAT_ONNX)
+        self._trained[key] = ref
+        while len(self._trained) > KEEP_TRAINED:
+            self._trained.popitem(last=False)
+        return ref
 
 
 def deployed_accuracy_for(config: SearchConfig, estimator: AccuracyEstimator | None, *,

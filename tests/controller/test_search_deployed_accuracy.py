@@ -13,18 +13,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from fleetnas.controller.accuracy import load_dataset
+from fleetnas.controller.accuracy import ShortTrainingEstimator, load_dataset
 from fleetnas.controller.cli import main
 from fleetnas.controller.compress import Precision, detect_precision, evaluate_onnx
-from fleetnas.controller.driver import DEPLOYED_NOTE
+from fleetnas.controller.driver import DEPLOYED_NOTE, DeployedModels, DeployedScorer
 from fleetnas.controller.fleet import Device, Fleet, save_fleet
 from fleetnas.controller.local_agents import LocalAgent, start_local_agents, stop_local_agents
+from fleetnas.controller.spaces import PrecisionArch, PrecisionSpace, SearchSpace, get_space
 
 SPACE_CONFIG = {"channels": 8, "cells_per_stage": 1}
 TINY = ["--warmup", "1", "--min-runs", "3", "--max-runs", "5", "--min-duration", "0",
@@ -130,3 +133,29 @@ def test_calibration_data_that_does_not_fit_the_trained_net_stops_the_search(
     assert result.exit_code == 1, result.output
     assert "calibration:" in result.output and "(check --calibration)" in result.output
     assert "Traceback" not in result.output
+
+
+class CountingEstimator(ShortTrainingEstimator):
+    """The real estimator, counting its trainings."""
+
+    trainings = 0
+
+    def train(self, space: SearchSpace, arch: Any) -> Any:
+        self.trainings += 1
+        return super().train(space, arch)
+
+
+def test_members_that_differ_only_in_precision_are_trained_once(tmp_path: Path) -> None:
+    space = PrecisionSpace(get_space("nb201", SPACE_CONFIG), {"a": ("int8", "fp32"),
+                                                              "b": ("fp32",)})
+    estimator = CountingEstimator(load_dataset("digits"), max_train_samples=64,
+                                  max_val_samples=40, batch_size=16)
+    scorer = DeployedScorer(estimator, DeployedModels(None, "digits", tmp_path))
+    base = space.base.sample(random.Random(3))
+    int8, _ = scorer.values(space, PrecisionArch(base, ("int8", "fp32")))
+    fp32, sources = scorer.values(space, PrecisionArch(base, ("fp32", "fp32")))
+    assert estimator.trainings == 1
+    assert fp32["accuracy[a]"] == fp32["accuracy[b]"] == int8["accuracy[b]"] == fp32["accuracy"]
+    assert int8["accuracy"] == min(int8["accuracy[a]"], int8["accuracy[b]"])
+    assert int8["accuracy_drop[a]"] == pytest.approx(int8["accuracy[b]"] - int8["accuracy[a]"])
+    assert sources["accuracy[a]"] == sources["accuracy[b]"]  # the same trained fp32 model
