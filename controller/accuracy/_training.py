@@ -117,13 +117,31 @@ class ShortTrainingEstimator(AccuracyEstimator):
         )
 
     def estimate(self, space: SearchSpace, arch: Any) -> float:
+        module, x_val, y_val = self._trained(space, arch)
+        return _accuracy(module, x_val, y_val, self.dataset.num_classes, self.batch_size)
+
+    def train(self, space: SearchSpace, arch: Any) -> nn.Module:
+        """The network :meth:`estimate` scores, trained exactly as there, in eval mode.
+
+        Its input is the dataset standardised per channel with the training
+        split's statistics (of the capped split with ``max_train_samples``;
+        :class:`~fleetnas.controller.compress.DatasetInputs`, which evaluates
+        exported models, uses the whole split); its first ``num_classes``
+        logits are the classes. The search exports it to score each target's
+        deployed model.
+        """
+        module, _, _ = self._trained(space, arch)
+        return module.eval()
+
+    def _trained(self, space: SearchSpace, arch: Any
+                 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
         x_train, y_train, x_val, y_val = self._splits(input_chw(space, arch))
         classes = self.dataset.num_classes
         with torch.random.fork_rng(devices=[]):
             module = build_seeded(space, arch, self.seed)
             module, _ = fit_head(module, classes, x_train[:2])
             self._train(module, x_train, y_train, classes)
-            return _accuracy(module, x_val, y_val, classes, self.batch_size)
+        return module, x_val, y_val
 
     def _train(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int) -> None:
         n = len(y)

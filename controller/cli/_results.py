@@ -38,6 +38,7 @@ from fleetnas.controller.report import (
     front_rows,
     front_table,
     json_document,
+    per_target_names,
     plot_front,
     value_labels,
     value_names,
@@ -127,7 +128,7 @@ def write_outputs(
     everything: bool = False,
 ) -> None:
     """The --csv / --json files and the plot at ``plot_path`` (none when None)."""
-    names, labels = value_names(engine), value_labels(engine)
+    names, labels = value_names(engine) + per_target_names(engine), value_labels(engine)
     front = front_rows(engine)
     rows = all_rows(engine)
     if outputs.csv_path is not None:

@@ -45,11 +45,13 @@ from fleetnas.controller.driver._config import (
     strategy_spec,
 )
 from fleetnas.controller.driver._deploy import (
+    DEPLOYED_NOTE,
     DeployedModels,
     accuracy_note,
     calibration_source,
     search_space,
 )
+from fleetnas.controller.driver._deployed_accuracy import DeployedScorer, deployed_accuracy_for
 from fleetnas.controller.driver._driver import (
     STOP_REASONS,
     ProgressCallback,
@@ -120,7 +122,9 @@ __all__ = [
     "CandidateMeasurement",
     "CandidateRecord",
     "CandidateState",
+    "DEPLOYED_NOTE",
     "DeployedModels",
+    "DeployedScorer",
     "Counters",
     "DriverError",
     "EstimatorKind",
@@ -159,6 +163,7 @@ __all__ = [
     "TargetResult",
     "ValuePredictor",
     "accuracy_note",
+    "deployed_accuracy_for",
     "arch_features",
     "calibration_source",
     "check_accuracy_spec",

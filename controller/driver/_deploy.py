@@ -18,8 +18,10 @@ origin is no encoding of the space, so fp32-only readers of the DB (LUT
 evaluation, transfer predictors) leave it out; caching works by content hash
 as for every model.
 
-Accuracy is not precision-aware: estimators score the fp32 network
-(:func:`accuracy_note` says so wherever the front is shown).
+Accuracy: a ``train:DATA`` estimator's candidates are scored as each target
+deploys them (:mod:`._deployed_accuracy`, with this module's variants);
+other estimators score the fp32 network (:func:`accuracy_note` says which
+wherever the front is shown).
 """
 
 from __future__ import annotations
@@ -48,12 +50,20 @@ def search_space(space: SearchSpace, config: SearchConfig) -> SearchSpace:
     return PrecisionSpace(space, genes)
 
 
+#: the note of a search whose trained candidates are scored as each target deploys them
+DEPLOYED_NOTE = "accuracy: held-out accuracy of each target's deployed model (worst target)"
+
+
 def accuracy_note(config: SearchConfig) -> str | None:
-    """What the front's accuracy means when candidates carry precision genes (None without)."""
+    """What the front's accuracy means when candidates carry precision genes (None without):
+    with ``train:DATA`` each target's deployed model is evaluated (:data:`DEPLOYED_NOTE`),
+    any other estimator scores the fp32 network."""
     used = [o.name for o in config.objective_list()]
     used += [parse_constraint(c).name for c in config.constraints]
     if not config.precision_genes() or config.accuracy is None or "accuracy" not in used:
         return None
+    if config.accuracy.partition(":")[0] == "train":  # scored as deployed (_deployed_accuracy)
+        return DEPLOYED_NOTE
     return (f"accuracy: {accuracy_label(config.accuracy)} of the fp32 network; precision not evaluated "
             "(members that differ only in precision share one score)")
 
@@ -78,13 +88,15 @@ class DeployedModels:
     """Makes and records the precision variants a search sends (module docstring).
 
     ``cache_dir`` (the export cache) also keeps the variants, under
-    ``variants/``. Variants made in this object's life are kept by
+    ``variants/``. Without a ``db`` (``None``) variants are made but not
+    recorded: the trained networks whose deployed accuracy is evaluated
+    (:mod:`._deployed_accuracy`) are never measured. Variants made in this object's life are kept by
     (source sha256, precision), so a candidate sent to two targets at int8 is
     quantized once. ``on_warning`` receives the random-calibration warning's
     text, once (default: :func:`warnings.warn` it as a RandomCalibrationWarning).
     """
 
-    db: CostDB
+    db: CostDB | None
     calibration: str | None = None
     cache_dir: str | Path | None = None
     on_warning: Callable[[str], None] | None = None
@@ -103,6 +115,10 @@ class DeployedModels:
         if key not in self._made:
             self._made[key] = self._make(fp32, precision, space, arch)
         return self._made[key]
+
+    def forget(self) -> None:
+        """Drop the variants kept in memory (they stay in the cache directory, if any)."""
+        self._made.clear()
 
     def _make(self, fp32: ModelRef, precision: str, space: SearchSpace, arch: Any) -> ModelRef:
         from fleetnas.controller.compress import RandomCalibrationWarning, make_variant
@@ -126,10 +142,11 @@ class DeployedModels:
                         warnings.warn(str(w.message), RandomCalibrationWarning, stacklevel=2)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        self.db.record_model(
-            variant.sha256, len(variant.onnx_bytes), space=space.network_identity(),
-            arch=variant_arch(space.encode(arch), precision),
-            params=space.count_params(arch), flops=space.count_flops(arch),
-        )  # fmt: skip
+        if self.db is not None:
+            self.db.record_model(
+                variant.sha256, len(variant.onnx_bytes), space=space.network_identity(),
+                arch=variant_arch(space.encode(arch), precision),
+                params=space.count_params(arch), flops=space.count_flops(arch),
+            )  # fmt: skip
         return ModelRef(variant.sha256, len(variant.onnx_bytes), data=variant.onnx_bytes,
                         model_format=agent_pb2.MODEL_FORMAT_ONNX)

@@ -38,6 +38,7 @@ from fleetnas.controller.driver._accuracy import is_expensive, make_estimator
 from fleetnas.controller.driver._candidates import CandidateBook, CandidateState
 from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._deploy import search_space
+from fleetnas.controller.driver._deployed_accuracy import deployed_accuracy_for
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTimes, Tally
 from fleetnas.controller.driver._features import FeatureCache
@@ -184,6 +185,9 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
+        if needs_accuracy:
+            self.evaluation.deployed = deployed_accuracy_for(
+                config, estimator, cache_dir=getattr(measurer, "cache_dir", None))
         setup = SourceSetup(config, luts, FeatureCache(self.space), deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
@@ -387,13 +391,13 @@ class SearchDriver:
                     assert self.estimator is not None
                     self._report("estimate", f"accuracy {i + 1}/{len(batch)}")
                     try:
-                        with self.evaluation.times.timing("accuracy"):
-                            values[ACCURACY] = float(self.estimator.estimate(self.space,
-                                                                             candidate.arch))
+                        accuracy, origins = self.evaluation.estimate_accuracy(candidate.arch,
+                                                                              "estimator")
                     except EstimatorError as exc:
                         self.evaluation.fail(candidate.id, f"accuracy: {exc}")
                         continue
-                    sources[ACCURACY] = "estimator"
+                    values.update(accuracy)
+                    sources.update(origins)
                 self.book.prepared(state, values, sources)
                 self._store_estimate(state)
             alive.append(state)

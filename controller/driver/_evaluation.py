@@ -30,7 +30,7 @@ from fleetnas.controller.driver._candidates import (
     trial_metadata,
 )
 from fleetnas.controller.driver._config import SearchConfig
-from fleetnas.controller.driver._errors import SearchAborted
+from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._measure import (
     CandidateMeasurement,
     Measurer,
@@ -43,6 +43,7 @@ from fleetnas.controller.spaces import Arch
 
 if TYPE_CHECKING:
     from fleetnas.controller.accuracy import AccuracyEstimator
+    from fleetnas.controller.driver._deployed_accuracy import DeployedScorer
 
 log = logging.getLogger("fleetnas.search")
 
@@ -141,6 +142,8 @@ class Evaluation:
         self.report = report or (lambda phase, detail: None)
         self.search_id = search_id
         self.on_estimate: Callable[[CandidateState], None] = lambda state: None
+        #: scores each target's deployed model instead of the estimator (set by the driver)
+        self.deployed: DeployedScorer | None = None
 
     # -- measuring -----------------------------------------------------------------------
 
@@ -234,16 +237,37 @@ class Evaluation:
         for name in self.deferred:
             if state.sources.get(name) == MEASURED:
                 continue  # estimated before a resume
-            assert name == ACCURACY and self.estimator is not None
+            assert name == ACCURACY
             try:
-                with self.times.timing("accuracy"):
-                    state.values[name] = float(self.estimator.estimate(self.engine.space,
-                                                                       state.candidate.arch))
+                values, sources = self.estimate_accuracy(state.candidate.arch, MEASURED)
             except EstimatorError as exc:
                 return f"accuracy: {exc}"
-            state.sources[name] = MEASURED
+            state.values.update(values)
+            state.sources.update(sources)
             self.on_estimate(state)
         return None
+
+    def estimate_accuracy(self, arch: Arch, source: str) -> tuple[dict[str, float], dict[str, str]]:
+        """``({"accuracy": v}, {"accuracy": source})`` from the estimator, or with
+        :attr:`deployed` the deployed values (``accuracy`` the worst target's; see
+        :mod:`._deployed_accuracy`). EstimatorError when the candidate cannot be scored;
+        SearchConfigError when the calibration data cannot be used."""
+        from fleetnas.controller.accuracy import EstimatorError
+        from fleetnas.controller.compress import CalibrationError, CompressError
+        from fleetnas.controller.export import ExportError
+
+        assert self.estimator is not None
+        with self.times.timing("accuracy"):
+            if self.deployed is None:
+                value = float(self.estimator.estimate(self.engine.space, arch))
+                return {ACCURACY: value}, {ACCURACY: source}
+            try:
+                values, sources = self.deployed.values(self.engine.space, arch)
+            except CalibrationError as exc:
+                raise SearchConfigError(f"calibration: {exc} (check --calibration)") from exc
+            except (CompressError, ExportError) as exc:
+                raise EstimatorError(f"deployed model: {exc}") from exc
+            return values, {**sources, ACCURACY: source}
 
     # -- telling -------------------------------------------------------------------------
 

@@ -115,6 +115,28 @@ def value_names(engine: SearchEngine) -> list[str]:
     return names + [c.name for c in engine.constraints if c.name not in names]
 
 
+#: per-target values a search adds to its objectives (``accuracy[pi4]``: deployed accuracy)
+PER_TARGET_VALUES = ("accuracy", "accuracy_drop")
+
+
+def per_target_names(engine: SearchEngine) -> list[str]:
+    """The ``accuracy[KEY]`` / ``accuracy_drop[KEY]`` values complete trials carry beyond the
+    objectives (a trained search with precision genes scores each target's deployed model),
+    in the order the first trial holding them gives; ``[]`` without."""
+    used = set(value_names(engine))
+    out: dict[str, None] = {}
+    for trial in sorted(engine.complete(), key=lambda t: t.id):
+        assert trial.evaluation is not None
+        for name in trial.evaluation.values:
+            try:
+                base, key = split_name(name)
+            except ValueError:
+                continue
+            if key is not None and base in PER_TARGET_VALUES and name not in used:
+                out.setdefault(name)
+    return list(out)
+
+
 def value_labels(engine: SearchEngine) -> dict[str, str]:
     """What people read for each labelled objective (``{"accuracy": "naswot score"}``):
     headings of tables, plots, CSV columns and JSON keys."""

@@ -115,3 +115,26 @@ def test_fp32_only_is_the_search_of_before() -> None:
     assert calibration_source(config) == "digits"  # a train:DATA estimator's data
     arch = PrecisionArch(BASE.sample(random.Random(0)), ("fp32",))
     assert arch.precisions == ("fp32",)
+
+
+def test_only_a_training_estimator_scores_the_deployed_models() -> None:
+    from fleetnas.controller.accuracy import NaswotEstimator, ShortTrainingEstimator, load_dataset
+    from fleetnas.controller.driver import DEPLOYED_NOTE, DeployedScorer, deployed_accuracy_for
+
+    pi4 = Target.device("pi4", precisions=["int8", "fp32"])
+
+    def config(accuracy: str, targets: list[Target]) -> SearchConfig:
+        return SearchConfig.build(space="nb201", targets=targets, mode="measured",
+                                  accuracy=accuracy, objectives=["accuracy", "latency[pi4]"])
+
+    trained = config("train:digits,epochs=1", [pi4])
+    assert accuracy_note(trained) == DEPLOYED_NOTE
+    estimator = ShortTrainingEstimator(load_dataset("digits"))
+    scorer = deployed_accuracy_for(trained, estimator)
+    assert isinstance(scorer, DeployedScorer) and scorer.deployed.db is None
+    assert scorer.deployed.calibration == "digits"  # the measurement side's calibration
+    # no genes: the estimator's own score; a proxy: the fp32 network's, and the note says so
+    assert deployed_accuracy_for(config("train:digits", [Target.device("pi4")]), estimator) is None
+    assert deployed_accuracy_for(config("naswot", [pi4]), NaswotEstimator()) is None
+    for proxy in ("naswot", "synflow", "plugin:m:f", "supernet:digits"):
+        assert "precision not evaluated" in (accuracy_note(config(proxy, [pi4])) or "")
