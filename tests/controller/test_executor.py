@@ -41,23 +41,6 @@ ARCHS = [SPACE.encode(SPACE.sample(random.Random(i))) for i in range(6)]
 RESULT_TIMEOUT_S = 180.0
 
 
-@pytest.fixture(scope="module")
-def ray_instance() -> Iterator[None]:
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), old]))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
 MakeExecutor = Callable[..., Executor]
 
 
