@@ -389,6 +389,11 @@ def _print_notes(console: Console, driver: SearchDriver) -> None:
     """What the accuracy estimator checked or did before the search (coverage, a supernet)."""
     for line in driver.estimator_notes:
         console.print(escape(line), highlight=False)
+    if driver.remote is not None and driver.config.executor is not None:
+        store = getattr(driver.remote.executor.store, "path", None)
+        console.print(escape(f"accuracy estimates on the {driver.config.executor.describe()}"
+                             + (f", each saved in {store} as it finishes" if store else "")),
+                      highlight=False)
 
 
 search.add_command(list_searches)

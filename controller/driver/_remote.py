@@ -121,7 +121,9 @@ def open_executor(options: ExecutorOptions | None, db_path: str | Path | None, *
         if options.kind == "local":
             if ray_address is not None:
                 raise SearchConfigError("--ray-address: this search uses the local executor")
+            # --workers N: N tasks at once (each asks for one CPU), whatever the CPU count
             executor = LocalExecutor(workers=options.workers, max_retries=options.max_retries,
+                                     cpus=None if options.workers is None else float(options.workers),
                                      store=store)
         else:
             address = ray_address or options.ray_address

@@ -114,6 +114,8 @@ def test_a_local_pool_gives_the_inline_front_and_saves_every_estimate(setup: Set
     pool = invoke(pool_db, *setup.args("--budget", "4", "--accuracy", TRAIN, "--executor", "local",
                                        "--workers", "2", "--json", str(tmp_path / "pool.json")))
     assert pool.exit_code == 0, pool.output
+    assert f"accuracy estimates on the local executor, 2 workers, each saved in {pool_db.parent}" \
+        in " ".join(pool.output.split())
     front = _front(tmp_path / "pool.json")
     assert front and front == _front(tmp_path / "inline.json")  # seeded training: same values
     assert _config(pool_db)["executor"] == {"kind": "local", "workers": 2, "ray_address": None,
