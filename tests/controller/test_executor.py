@@ -35,7 +35,6 @@ from fleetnas.controller.executor import (
 from fleetnas.controller.spaces import get_space
 from tests.controller.test_executor_tasks import PROBE, arch_value, log_lines
 
-REPO = Path(__file__).resolve().parents[2]
 SPACE = get_space("nb201", {"channels": 8, "cells_per_stage": 1})
 ARCHS = [SPACE.encode(SPACE.sample(random.Random(i))) for i in range(6)]
 RESULT_TIMEOUT_S = 180.0
