@@ -6,7 +6,9 @@ One **step** of :meth:`SearchDriver.run`:
    resumed search left) and store them as pending;
 2. compute what needs no device: params, FLOPs, callables, the accuracy
    estimate (unless the source defers an expensive one); each estimate is
-   stored as it finishes;
+   stored as it finishes. With an executor (:mod:`._remote`) the estimates
+   are only submitted here and collected once the step's measurements are
+   done, so both run at once;
 3. hand the batch to the search's :class:`~._source.LatencySource` (chosen by
    ``config.mode``), which measures and predicts latencies and tells or fails
    every candidate (see :mod:`._sources` and :mod:`._hybrid`);
