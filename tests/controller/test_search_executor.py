@@ -108,8 +108,15 @@ def test_a_local_pool_gives_the_inline_front_and_saves_every_estimate(setup: Set
     inline_db, pool_db = tmp_path / "inline" / "cost.db", tmp_path / "pool" / "cost.db"
     inline_db.parent.mkdir()
     pool_db.parent.mkdir()
-    inline = invoke(inline_db, *setup.args("--budget", "4", "--accuracy", TRAIN,
-                                           "--json", str(tmp_path / "inline.json")))
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each task runs: a training's arithmetic depends on it
+    try:
+        inline = invoke(inline_db, *setup.args("--budget", "4", "--accuracy", TRAIN,
+                                               "--json", str(tmp_path / "inline.json")))
+    finally:
+        torch.set_num_threads(threads)
     assert inline.exit_code == 0, inline.output
     pool = invoke(pool_db, *setup.args("--budget", "4", "--accuracy", TRAIN, "--executor", "local",
                                        "--workers", "2", "--json", str(tmp_path / "pool.json")))
@@ -117,7 +124,7 @@ def test_a_local_pool_gives_the_inline_front_and_saves_every_estimate(setup: Set
     assert f"accuracy estimates on the local executor, 2 workers, each saved in {pool_db.parent}" \
         in " ".join(pool.output.split())
     front = _front(tmp_path / "pool.json")
-    assert front and front == _front(tmp_path / "inline.json")  # seeded training: same values
+    assert front and front == _front(tmp_path / "inline.json")  # seeded, same threads: same values
     assert _config(pool_db)["executor"] == {"kind": "local", "workers": 2, "ray_address": None,
                                             "max_retries": 2}
     assert "executor" not in _config(inline_db) and _evaluations(inline_db) == []
