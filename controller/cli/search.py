@@ -55,17 +55,21 @@ from fleetnas.controller.cli._targets import TargetFlags, target_options
 from fleetnas.controller.cli.fleet import db_path_of
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
+    EXECUTOR_KINDS,
     LATENCY_SOURCES,
     DriverError,
+    ExecutorOptions,
     HybridOptions,
     SchedulerMeasurer,
     SearchConfig,
+    SearchConfigError,
     SearchDriver,
     SearchStore,
     calibration_source,
     estimator_usages,
     find_luts,
     latency_source_class,
+    open_executor,
     strategy_spec,
 )
 from fleetnas.controller.scheduler import Scheduler
@@ -121,12 +125,29 @@ class RunFlags:
     hybrid_warmup: int
 
 
+@dataclass(frozen=True)
+class ExecutorFlags:
+    """``--executor``, ``--workers``, ``--ray-address``: where accuracy estimates run."""
+
+    executor: str | None
+    workers: int | None
+    ray_address: str | None
+
+    def options(self) -> ExecutorOptions | None:
+        """The new search's executor (None: inline); SearchConfigError for a bad combination."""
+        if self.executor is None:
+            if self.workers is not None or self.ray_address is not None:
+                raise SearchConfigError("--workers and --ray-address need --executor local|ray")
+            return None
+        return ExecutorOptions(self.executor, self.workers, self.ray_address)
+
+
 def _collect(into: str, make: Callable[..., Any], names: Sequence[str]) -> Callable[[F], F]:
     return lambda func: collect_params(func, into, make, names)
 
 
 def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targets: TargetFlags,
-            goals: GoalFlags, run: RunFlags, deploy: DeployFlags,
+            goals: GoalFlags, run: RunFlags, deploy: DeployFlags, executing: ExecutorFlags,
             request: agent_pb2.BenchmarkSettings, fleet_file: Path | None) -> SearchConfig:
     """The new search's config, percentile bounds resolved (and printed) first."""
     if space_flags.name is None:
@@ -152,6 +173,7 @@ def _config(ctx: click.Context, console: Console, space_flags: SpaceFlags, targe
             seed=run.seed, batch_size=run.batch_size,
             hybrid=HybridOptions(z=run.hybrid_z, warmup=run.hybrid_warmup), local=targets.local,
             precisions=deploy.precisions, calibration=deploy.calibration,
+            executor=executing.options(),
         )  # fmt: skip
     except (DriverError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
@@ -204,6 +226,7 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
                              "max_measurements", "time_limit", "seed", "batch_size", "hybrid_z",
                              "hybrid_warmup"))
 @_collect("deploy", DeployFlags, ("precisions", "calibration"))
+@_collect("executing", ExecutorFlags, ("executor", "workers", "ray_address"))
 @click.option("--objective", "objectives", multiple=True, metavar="NAME[:min|max]",
               help="Objective besides latency[TARGET] (added for every target): accuracy "
               "(default), params, flops, peak_memory[TARGET], energy[TARGET] (mJ per "
@@ -253,6 +276,16 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               help="Candidates per step [default: NSGA-II's population, 5 for aging, 10 random].")
 @click.option("--hybrid-z", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Hybrid: how many uncertainties a prediction may be off in the candidate's favour.")
+@click.option("--executor", type=click.Choice(EXECUTOR_KINDS),
+              help="Run accuracy estimates (train, naswot, synflow, plugin) as tasks on a local "
+              "process pool or on Ray, while the devices measure; each result is saved as it "
+              "finishes [default: inline, one at a time]. Stored with the search.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="With --executor: worker processes (local) or CPUs of a new local Ray "
+              "instance [default: the CPU count].")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --executor ray: the cluster to join (e.g. ray://head:10001, auto); "
+              "on --resume, overrides the stored one.")
 @click.option("--hybrid-warmup", default=10, show_default=True, type=click.IntRange(min=1),
               help="Hybrid without a LUT: measure everything until this many are measured.")
 @settings_request(omit=("seed", "shapes"), renamed={"timeout": "--benchmark-timeout"})
@@ -267,7 +300,8 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
 @click.pass_context
 def search(
     ctx: click.Context, space_flags: SpaceFlags, targets: TargetFlags, goals: GoalFlags,
-    run: RunFlags, deploy: DeployFlags, request: agent_pb2.BenchmarkSettings,
+    run: RunFlags, deploy: DeployFlags, executing: ExecutorFlags,
+    request: agent_pb2.BenchmarkSettings,
     scheduling: Scheduling, resume_id: int | None, force: bool, dry_run: bool, outputs: Outputs,
     quiet: bool,
 ) -> None:
@@ -289,6 +323,8 @@ def search(
             --objective "energy[jetson]" --constraint "energy[jetson] <= 20 mJ" --mode measured
         fleetnas search --space nb201 --mode measured --precision fp32,int8 \\
             --device pi4 --device x86:precision=fp32 --budget 40
+        fleetnas search --space nb201 --local --mode measured --budget 20 \\
+            --accuracy train:digits,epochs=2 --executor local --workers 2
         fleetnas search --resume 3
         fleetnas search list
     """
@@ -296,8 +332,8 @@ def search(
         return
     console = output_console()
     if resume_id is None:
-        config = _config(ctx, console, space_flags, targets, goals, run, deploy, request,
-                         scheduling.fleet_file)
+        config = _config(ctx, console, space_flags, targets, goals, run, deploy, executing,
+                         request, scheduling.fleet_file)
         if dry_run:
             print_plan(console, db_path_of(ctx), _space(config), config, run.time_limit,
                        fleet_file=scheduling.fleet_file)
@@ -305,21 +341,22 @@ def search(
         _new(ctx, console, config, run.time_limit, scheduling, outputs, quiet)
         return
     if (space_flags.name or targets.named or goals.constraints or goals.objectives
-            or deploy.given or dry_run):
+            or deploy.given or dry_run or executing.executor or executing.workers):
         raise click.UsageError("--resume continues a stored search as it was configured; only "
-                               "--budget, --max-measurements, --timeout, --fleet, --force and "
-                               "the output options apply")
-    _resume(ctx, console, resume_id, run, force, scheduling, outputs, quiet)
+                               "--budget, --max-measurements, --timeout, --ray-address, --fleet, "
+                               "--force and the output options apply")
+    _resume(ctx, console, resume_id, run, force, scheduling, outputs, quiet, executing.ray_address)
 
 
 def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: float | None,
          scheduling: Scheduling, outputs: Outputs, quiet: bool) -> None:
     space = _space(config)
-    with search_errors(), CostDB(db_path_of(ctx)) as db, _measurer(db, config, scheduling) as measurer:
+    with (search_errors(), CostDB(db_path_of(ctx)) as db, _measurer(db, config, scheduling) as measurer,
+          open_executor(config.executor, db.path) as executor):
         luts = find_luts(db, space, config, _fleet_of(measurer))
         with search_progress(quiet) as on_progress:  # a supernet may train first
             driver = SearchDriver.create(config, db=db, space=space, measurer=measurer,
-                                         luts=luts, on_progress=on_progress)
+                                         luts=luts, on_progress=on_progress, executor=executor)
         console.print(escape(f"search {driver.search_id}: {config.mode} search of "
                              f"{space.identity()} on "
                              + ", ".join(t.describe() for t in config.targets)), highlight=False)
@@ -330,15 +367,17 @@ def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: fl
 
 
 def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags, force: bool,
-            scheduling: Scheduling, outputs: Outputs, quiet: bool) -> None:
+            scheduling: Scheduling, outputs: Outputs, quiet: bool, ray_address: str | None) -> None:
     with search_errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
         config = SearchConfig.from_dict(SearchStore(db).get(search_id).config)
-        with _measurer(db, config, scheduling) as measurer:
+        with (_measurer(db, config, scheduling) as measurer,
+              open_executor(config.executor, db.path, ray_address=ray_address) as executor):
             with search_progress(quiet) as on_progress:
                 driver = SearchDriver.resume(search_id, db=db, measurer=measurer,
                                              budget=run.budget,
                                              max_measurements=run.max_measurements,
-                                             force=force, on_progress=on_progress)
+                                             force=force, on_progress=on_progress,
+                                             executor=executor)
             console.print(f"resuming search {search_id} at {budget_text(driver)}", highlight=False)
             _print_notes(console, driver)
             result = run_search(console, driver, quiet=quiet, timeout_s=run.time_limit)
@@ -350,6 +389,11 @@ def _print_notes(console: Console, driver: SearchDriver) -> None:
     """What the accuracy estimator checked or did before the search (coverage, a supernet)."""
     for line in driver.estimator_notes:
         console.print(escape(line), highlight=False)
+    if driver.remote is not None and driver.config.executor is not None:
+        store = getattr(driver.remote.executor.store, "path", None)
+        console.print(escape(f"accuracy estimates on the {driver.config.executor.describe()}"
+                             + (f", each saved in {store} as it finishes" if store else "")),
+                      highlight=False)
 
 
 search.add_command(list_searches)

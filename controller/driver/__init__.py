@@ -90,6 +90,14 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
+from fleetnas.controller.driver._remote import (
+    EVALUATIONS_FILE,
+    EXECUTOR_KINDS,
+    ExecutorOptions,
+    RemoteEstimates,
+    open_executor,
+    remote_task_spec,
+)
 from fleetnas.controller.driver._resume import StoredSearch, load_search, trial_records
 from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
 from fleetnas.controller.driver._source import (
@@ -112,6 +120,8 @@ from fleetnas.controller.driver._surrogate import RidgeSurrogate, arch_features
 __all__ = [
     "ACCURACY_GROUP",
     "ESTIMATOR_KINDS",
+    "EVALUATIONS_FILE",
+    "EXECUTOR_KINDS",
     "LATENCY_SOURCES",
     "SOURCE_GROUP",
     "MODES",
@@ -129,6 +139,7 @@ __all__ = [
     "DriverError",
     "EstimatorKind",
     "Evaluation",
+    "ExecutorOptions",
     "Hybrid",
     "HybridOptions",
     "LatencySource",
@@ -140,6 +151,7 @@ __all__ = [
     "PredictingSource",
     "Prediction",
     "ProgressCallback",
+    "RemoteEstimates",
     "ResolvedBound",
     "RidgeSurrogate",
     "SchedulerMeasurer",
@@ -178,8 +190,10 @@ __all__ = [
     "latency_source_class",
     "load_search",
     "make_estimator",
+    "open_executor",
     "parse_target",
     "plan_search",
+    "remote_task_spec",
     "resolve_percentiles",
     "search_space",
     "strategy_from_spec",

@@ -35,7 +35,7 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.registry import Registry, subclass_check
@@ -81,6 +81,12 @@ class EstimatorKind(abc.ABC):
     def create(self, spec: str, argument: str) -> AccuracyEstimator:
         """The estimator; may raise DatasetError or PluginError."""
 
+    def task(self, spec: str, argument: str) -> tuple[str, dict[str, Any], str | None] | None:
+        """How an executor builds the same estimator on a worker: ``(kind, options, data)``,
+        ``kind`` one of :data:`fleetnas.controller.executor.ESTIMATOR_KINDS` and ``data``
+        a ``load_dataset`` spec (or None); None (the default) when it runs inline only."""
+        return None
+
 
 class _NoArgument(EstimatorKind):
     def check(self, spec: str, argument: str) -> None:
@@ -98,6 +104,9 @@ class Naswot(_NoArgument):
 
         return NaswotEstimator()
 
+    def task(self, spec: str, argument: str) -> tuple[str, dict[str, Any], str | None]:
+        return "naswot", {}, None
+
 
 class Synflow(_NoArgument):
     name = "synflow"
@@ -108,6 +117,9 @@ class Synflow(_NoArgument):
         from fleetnas.controller.accuracy import SynflowEstimator
 
         return SynflowEstimator()
+
+    def task(self, spec: str, argument: str) -> tuple[str, dict[str, Any], str | None]:
+        return "synflow", {}, None
 
 
 class Train(EstimatorKind):
@@ -124,6 +136,10 @@ class Train(EstimatorKind):
 
         data, options = _options(spec, argument, self.usage, _TRAIN_OPTIONS)
         return ShortTrainingEstimator(load_dataset(data), **options)  # type: ignore[arg-type]
+
+    def task(self, spec: str, argument: str) -> tuple[str, dict[str, Any], str | None]:
+        data, options = _options(spec, argument, self.usage, _TRAIN_OPTIONS)
+        return "short_training", dict(options), data
 
 
 class Table(EstimatorKind):
@@ -172,6 +188,9 @@ class Plugin(EstimatorKind):
         from fleetnas.controller.accuracy import PluginEstimator
 
         return PluginEstimator(argument)
+
+    def task(self, spec: str, argument: str) -> tuple[str, dict[str, Any], str | None]:
+        return "plugin", {"spec": argument}, None
 
 
 def _options(spec: str, rest: str, usage: str, known: dict[str, type]

@@ -26,6 +26,7 @@ from fleetnas.agent.settings_args import settings_from_pairs
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.driver._accuracy import accuracy_label, check_accuracy_spec
 from fleetnas.controller.driver._errors import SearchConfigError
+from fleetnas.controller.driver._remote import ExecutorOptions
 from fleetnas.controller.driver._source import BUILTIN_SOURCES, LatencySource, latency_source_class
 from fleetnas.controller.scheduler import Target as Placement
 from fleetnas.controller.search import (
@@ -344,7 +345,9 @@ class SearchConfig:
     ``precisions`` are the precisions a target's gene may take unless the
     target names its own (``("fp32",)``: no precision gene, the search of
     before genes existed); ``calibration`` is the ``.npz`` an ``int8``
-    variant is calibrated on (``None``: random data, with a warning).
+    variant is calibrated on (``None``: random data, with a warning);
+    ``executor`` says where accuracy estimates run (``None``: inline, in the
+    driver; see :mod:`._remote`).
     """
 
     space: str
@@ -367,6 +370,7 @@ class SearchConfig:
     max_measurements: int | None = None
     precisions: tuple[str, ...] = DEFAULT_PRECISIONS
     calibration: str | None = None
+    executor: ExecutorOptions | None = None
 
     @classmethod
     def build(
@@ -390,6 +394,7 @@ class SearchConfig:
         max_measurements: int | None = None,
         precisions: Sequence[str] | str = DEFAULT_PRECISIONS,
         calibration: str | None = None,
+        executor: ExecutorOptions | None = None,
     ) -> SearchConfig:
         """A validated config; a ``latency[T]`` objective is added for each target not named.
 
@@ -424,6 +429,7 @@ class SearchConfig:
             max_measurements=max_measurements,
             precisions=canonical_precisions(precisions, "--precision: "),
             calibration=calibration,
+            executor=executor,
         )
         config.validate(computed)
         return config
@@ -600,6 +606,7 @@ class SearchConfig:
             **({} if self.precisions == DEFAULT_PRECISIONS else
                {"precisions": list(self.precisions)}),
             **({} if self.calibration is None else {"calibration": self.calibration}),
+            **({} if self.executor is None else {"executor": self.executor.to_dict()}),
         }
 
     @classmethod
@@ -625,4 +632,5 @@ class SearchConfig:
             max_measurements=data.get("max_measurements"),
             precisions=tuple(data.get("precisions", DEFAULT_PRECISIONS)),
             calibration=data.get("calibration"),
+            executor=None if data.get("executor") is None else ExecutorOptions.from_dict(data["executor"]),
         )

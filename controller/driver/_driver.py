@@ -6,7 +6,9 @@ One **step** of :meth:`SearchDriver.run`:
    resumed search left) and store them as pending;
 2. compute what needs no device: params, FLOPs, callables, the accuracy
    estimate (unless the source defers an expensive one); each estimate is
-   stored as it finishes;
+   stored as it finishes. With an executor (:mod:`._remote`) the estimates
+   are only submitted here and collected once the step's measurements are
+   done, so both run at once;
 3. hand the batch to the search's :class:`~._source.LatencySource` (chosen by
    ``config.mode``), which measures and predicts latencies and tells or fails
    every candidate (see :mod:`._sources` and :mod:`._hybrid`);
@@ -43,6 +45,7 @@ from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTimes, Tally
 from fleetnas.controller.driver._features import FeatureCache
 from fleetnas.controller.driver._measure import Measurer
+from fleetnas.controller.driver._remote import RemoteEstimates, inline_note, remote_estimates
 from fleetnas.controller.driver._resume import load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
@@ -52,6 +55,7 @@ from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
 if TYPE_CHECKING:
     from fleetnas.controller.accuracy import AccuracyEstimator
+    from fleetnas.controller.executor import Executor
 
 log = logging.getLogger("fleetnas.search")
 
@@ -150,6 +154,7 @@ class SearchDriver:
         counters: Counters | None = None,
         on_progress: ProgressCallback | None = None,
         book: CandidateBook | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -185,16 +190,16 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
-        if needs_accuracy:
-            self.evaluation.deployed = deployed_accuracy_for(
-                config, estimator, cache_dir=getattr(measurer, "cache_dir", None))
+        self.remote = (_wire_accuracy(self.evaluation, estimator, measurer, executor,
+                                      self._remote_value) if needs_accuracy else None)
         setup = SourceSetup(config, luts, FeatureCache(self.space), deferred)
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
         #: what the estimator's ``prepare`` checked or did (a table's coverage, a supernet)
-        self.estimator_notes = (_prepare(estimator, self.space, store, self._report)
-                                if needs_accuracy and estimator is not None else [])
+        self.estimator_notes = (_estimator_notes(self.evaluation, estimator, executor, store,
+                                                 self.remote, self._report)
+                                if needs_accuracy else [])
 
     # -- construction ----------------------------------------------------------------------
 
@@ -210,13 +215,16 @@ class SearchDriver:
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         on_progress: ProgressCallback | None = None,
+        executor: Executor | None = None,
     ) -> SearchDriver:
         """A new search; stored in ``db`` (and resumable) when one is given.
 
         ``space`` defaults to ``get_space(config.space, config.space_config)``.
         ``luts`` maps target keys to LUT predictors (mode ``lut``: every
         target; ``hybrid``: any). With a ``db``, each must come from a stored
-        LUT (its id is kept in the config for resuming).
+        LUT (its id is kept in the config for resuming). ``executor`` runs the
+        accuracy estimates (see :mod:`._remote`; ``config.executor`` says which
+        kind a resume should open, :func:`open_executor` opens it).
         """
         space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
@@ -228,7 +236,8 @@ class SearchDriver:
         )  # fmt: skip
         store = None if db is None else SearchStore(db)
         driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
-                     callables=callables, store=store, on_progress=on_progress)
+                     callables=callables, store=store, on_progress=on_progress,
+                     executor=executor)
         if measurer is not None:
             check_measurer(measurer, config)
         if store is not None:
@@ -253,6 +262,7 @@ class SearchDriver:
         max_measurements: int | None = None,
         force: bool = False,
         on_progress: ProgressCallback | None = None,
+        executor: Executor | None = None,
     ) -> SearchDriver:
         """The stored search ``search_id``, ready to :meth:`run` on from its last commit.
 
@@ -286,7 +296,7 @@ class SearchDriver:
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
         driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
                      callables=callables, store=store, search_id=search_id,
-                     counters=counters, on_progress=on_progress, book=book)
+                     counters=counters, on_progress=on_progress, book=book, executor=executor)
         if measurer is not None:
             check_measurer(measurer, config)
         return driver
@@ -369,6 +379,7 @@ class SearchDriver:
             self.book.asked(batch)
             self._commit()
         self.source.evaluate(self._prepare(batch))
+        self.evaluation.finish_step()
         self._steps += 1
         self._commit()
         self._report("step")
@@ -386,7 +397,12 @@ class SearchDriver:
         for i, candidate in enumerate(batch):
             state = self.book.get(candidate)
             if not state.prepared:
-                values, sources = self._static_values(candidate.arch)
+                values, sources = _static_values(self.space, self.names, self.callables, candidate.arch)
+                if estimate and self.remote is not None:  # prepared once its estimate comes
+                    state.values, state.sources = values, sources
+                    self.remote.submit(state, "estimator")
+                    alive.append(state)
+                    continue
                 if estimate:
                     assert self.estimator is not None
                     self._report("estimate", f"accuracy {i + 1}/{len(batch)}")
@@ -403,19 +419,15 @@ class SearchDriver:
             alive.append(state)
         return alive
 
-    def _static_values(self, arch: Arch) -> tuple[dict[str, float], dict[str, str]]:
-        values: dict[str, float] = {}
-        sources: dict[str, str] = {}
-        for name in self.names:
-            if name in self.callables:
-                values[name], sources[name] = float(self.callables[name](arch)), "callable"
-            elif name == "params":
-                values[name], sources[name] = float(self.space.count_params(arch)), "analytic"
-            elif name == "flops":
-                values[name], sources[name] = float(self.space.count_flops(arch)), "analytic"
-        return values, sources
-
     # -- storing and reporting --------------------------------------------------------------
+
+    def _remote_value(self, state: CandidateState) -> None:
+        """An estimate came from the executor: the candidate is prepared, its row stored."""
+        if self.engine.trial(state.id).state is TrialState.FAILED:
+            return
+        if not state.prepared:
+            self.book.prepared(state, state.values, state.sources)
+        self._store_estimate(state)
 
     def _store_estimate(self, state: CandidateState) -> None:
         """Store what was just computed for a candidate, before anything else runs: an
@@ -433,8 +445,7 @@ class SearchDriver:
             self.store.put_inflight(self.search_id, state.id, state.values, state.sources)
 
     def _current_counters(self) -> Counters:
-        return Counters(self.trials_done(), self.tally.measured, self.tally.device_runs,
-                        self.evaluation.predicted_count())
+        return _counters(self.evaluation, self.trials_done())
 
     def _commit(self) -> None:
         self.counters = self._current_counters()
@@ -472,6 +483,56 @@ class SearchDriver:
     def describe_predictors(self) -> dict[str, str]:
         """One line per predicted value: what predicts it and how well."""
         return self.source.describe()
+
+
+def _static_values(space: SearchSpace, names: Sequence[str],
+                   callables: Mapping[str, Callable[[Arch], float]],
+                   arch: Arch) -> tuple[dict[str, float], dict[str, str]]:
+    """An arch's values that need no device and no estimator: callables, params, FLOPs."""
+    values: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for name in names:
+        if name in callables:
+            values[name], sources[name] = float(callables[name](arch)), "callable"
+        elif name == "params":
+            values[name], sources[name] = float(space.count_params(arch)), "analytic"
+        elif name == "flops":
+            values[name], sources[name] = float(space.count_flops(arch)), "analytic"
+    return values, sources
+
+
+def _wire_accuracy(evaluation: Evaluation, estimator: AccuracyEstimator | None,
+                   measurer: Measurer | None, executor: Executor | None,
+                   on_value: Callable[[CandidateState], None]) -> RemoteEstimates | None:
+    """Where a search's accuracy values come from: each target's deployed model scored in
+    this process (precision genes with a training estimator), else the executor's side of
+    the estimates (returned; None: inline)."""
+    config = evaluation.config
+    evaluation.deployed = deployed_accuracy_for(config, estimator,
+                                                cache_dir=getattr(measurer, "cache_dir", None))
+    remote = (None if evaluation.deployed is not None
+              else remote_estimates(executor, config.accuracy, evaluation.engine.space, on_value))
+    evaluation.remote = remote
+    return remote
+
+
+def _estimator_notes(evaluation: Evaluation, estimator: AccuracyEstimator | None,
+                     executor: Executor | None, store: SearchStore | None,
+                     remote: RemoteEstimates | None, report: Callable[[str, str], None]) -> list[str]:
+    """What the estimator's ``prepare`` checked or did (a table's coverage, a supernet), and
+    why estimates run inline when an executor was given."""
+    space = evaluation.engine.space
+    notes = _prepare(estimator, space, store, report) if estimator is not None else []
+    if executor is not None and remote is None:
+        notes.append(inline_note(evaluation.config.accuracy, executor,
+                                 deployed=evaluation.deployed is not None))
+    return notes
+
+
+def _counters(evaluation: Evaluation, trials: int) -> Counters:
+    """The search's counters now (``trials`` done; predicted: latency values not measured)."""
+    return Counters(trials, evaluation.tally.measured, evaluation.tally.device_runs,
+                    evaluation.predicted_count())
 
 
 def _prepare(estimator: AccuracyEstimator, space: SearchSpace, store: SearchStore | None,

@@ -11,7 +11,11 @@ next commit, and a failure that is not the model's stops the search
 A *deferred* value (an expensive accuracy estimate in hybrid mode) is
 computed only for candidates that are measured, here, right after their
 measurement; each finished estimate is handed to ``on_estimate`` at once so
-that the driver can store it before anything else runs.
+that the driver can store it before anything else runs. With an executor
+(``remote``), the deferred estimates of the candidates about to be measured
+are submitted before the measurement starts and collected after it ends, so
+both run at once; estimates the driver submitted before the step
+(:meth:`Evaluation.settle`) are collected there too, before any tell.
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ from fleetnas.controller.driver._measure import (
     TargetResult,
 )
 from fleetnas.controller.driver._predict import Prediction
-from fleetnas.controller.search import Candidate, SearchEngine, Trial, split_name
+from fleetnas.controller.search import Candidate, SearchEngine, Trial, TrialState, split_name
 from fleetnas.controller.spaces import Arch
 
 if TYPE_CHECKING:
     from fleetnas.controller.accuracy import AccuracyEstimator
     from fleetnas.controller.driver._deployed_accuracy import DeployedScorer
+    from fleetnas.controller.driver._remote import RemoteEstimates
 
 log = logging.getLogger("fleetnas.search")
 
@@ -144,6 +149,8 @@ class Evaluation:
         self.on_estimate: Callable[[CandidateState], None] = lambda state: None
         #: scores each target's deployed model instead of the estimator (set by the driver)
         self.deployed: DeployedScorer | None = None
+        #: where accuracy estimates run when an executor runs them (None: here, inline)
+        self.remote: RemoteEstimates | None = None
 
     # -- measuring -----------------------------------------------------------------------
 
@@ -172,10 +179,16 @@ class Evaluation:
         def progress(done: int, total: int, label: str) -> None:
             self.report("measure", f"{done}/{total} {label}")
 
+        if self.remote is not None and ACCURACY in self.deferred:
+            for candidate in candidates:  # the executor estimates while the devices measure
+                state = self.book.get(candidate)
+                if state.sources.get(ACCURACY) != MEASURED:
+                    self.remote.submit(state, MEASURED)
         exported = self.measurer.export_seconds()
         with self.times.timing("measure"):
             results = self.measurer.measure(self.engine.space, requests, self.config.targets,
                                             on_progress=progress)
+        self.settle()
         export_s = self.measurer.export_seconds() - exported
         self.times.export_s += export_s
         self.times.measure_s -= export_s
@@ -230,10 +243,36 @@ class Evaluation:
                 uids[target.objective] = result.measurement_uid
         return values, sources, uids
 
+    def settle(self) -> None:
+        """Wait for the executor's estimates in flight (see the module docstring)."""
+        if self.remote is not None and self.remote.waiting:
+            self.report("estimate", f"waiting for {self.remote.waiting} accuracy estimates "
+                        f"on the {self.remote.executor.kind} executor")
+            with self.times.timing("accuracy"):
+                self.remote.settle()
+
+    def remote_failure(self, state: CandidateState) -> str | None:
+        """Why the executor could not estimate ``state``'s candidate (None: it could, or none ran)."""
+        self.settle()
+        return None if self.remote is None else self.remote.failures.pop(state.id, None)
+
+    def finish_step(self) -> None:
+        """Collect estimates still in flight; fail a pending candidate whose estimate failed."""
+        if self.remote is None:
+            return
+        self.settle()
+        for candidate_id, reason in sorted(self.remote.failures.items()):
+            if self.engine.trial(candidate_id).state is TrialState.PENDING:
+                self.fail(candidate_id, reason)
+        self.remote.failures.clear()
+
     def _estimate_deferred(self, state: CandidateState) -> str | None:
         """Compute the deferred values of a measured candidate into ``state``; the failure text."""
         from fleetnas.controller.accuracy import EstimatorError
 
+        failed = self.remote_failure(state)
+        if failed is not None:
+            return failed
         for name in self.deferred:
             if state.sources.get(name) == MEASURED:
                 continue  # estimated before a resume
@@ -274,7 +313,8 @@ class Evaluation:
     def tell_measured(self, state: CandidateState, measurement: CandidateMeasurement) -> None:
         """Tell a pending candidate its measurement (and deferred values), or fail it."""
         failure = measurement.failure()
-        reason = failure[0] if failure is not None else self._estimate_deferred(state)
+        reason = failure[0] if failure is not None else (self.remote_failure(state)
+                                                         or self._estimate_deferred(state))
         if reason is not None:
             self.fail(state.id, reason)
             return
@@ -283,7 +323,12 @@ class Evaluation:
                    measurements=uids, model_sha256=measurement.model_sha256)
 
     def tell_predicted(self, state: CandidateState, predicted: Mapping[str, Prediction]) -> None:
-        """Tell a pending candidate its pre-tell values plus these predictions."""
+        """Tell a pending candidate its pre-tell values plus these predictions (or fail it,
+        when the executor could not estimate it)."""
+        reason = self.remote_failure(state)
+        if reason is not None:
+            self.fail(state.id, reason)
+            return
         values = {**state.values, **{n: p.value for n, p in predicted.items()}}
         sources = {**state.sources, **{n: p.source for n, p in predicted.items()}}
         self._tell(state, values, sources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -106,3 +107,25 @@ def fleetnas_cli() -> click.Group:
             module_name, attribute = target.split(":")
             main.add_command(getattr(importlib.import_module(module_name), attribute), name)
     return main
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[None]:
+    """A real local Ray instance for the module (``ray.init(num_cpus=2)``), shut down after;
+    its workers import this checkout (and the tests' modules) through PYTHONPATH."""
+    import ray
+
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), old]))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old

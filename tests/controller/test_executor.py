@@ -35,27 +35,9 @@ from fleetnas.controller.executor import (
 from fleetnas.controller.spaces import get_space
 from tests.controller.test_executor_tasks import PROBE, arch_value, log_lines
 
-REPO = Path(__file__).resolve().parents[2]
 SPACE = get_space("nb201", {"channels": 8, "cells_per_stage": 1})
 ARCHS = [SPACE.encode(SPACE.sample(random.Random(i))) for i in range(6)]
 RESULT_TIMEOUT_S = 180.0
-
-
-@pytest.fixture(scope="module")
-def ray_instance() -> Iterator[None]:
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), old]))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 MakeExecutor = Callable[..., Executor]

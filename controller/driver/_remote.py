@@ -1,0 +1,213 @@
+"""A search's accuracy estimates on an executor (``--executor local|ray``), beside its measurements.
+
+:class:`ExecutorOptions` is how a search says where its estimates run
+(stored with the config, so ``--resume`` uses the same kind; the Ray address
+may be overridden). :func:`open_executor` builds the executor, with an
+:class:`~fleetnas.controller.executor.EvaluationStore` in
+``evaluations.db`` beside the cost DB: every finished estimate is saved
+there by the executor's thread the moment it finishes, while the driver
+still waits on device measurements, so a killed search never runs one
+again (the resumed search's task has the same key and is answered from the
+store).
+
+:class:`RemoteEstimates` is what the driver and its
+:class:`~._evaluation.Evaluation` use: :meth:`~RemoteEstimates.submit` a
+candidate's estimate (returns at once), :meth:`~RemoteEstimates.settle`
+waits for every submitted one, writes each value into its candidate's state
+and hands the state to ``on_value`` (which stores it in the search's rows),
+and keeps the failure text of each candidate whose estimate failed
+(``failures``: a permanent error of the estimator, or a worker that died on
+every one of ``1 + max_retries`` attempts) for the driver to fail it with.
+
+Which estimator kinds run remotely: those whose
+:class:`~._accuracy.EstimatorKind` names an executor kind
+(:meth:`~._accuracy.EstimatorKind.task`): ``train``, ``naswot``,
+``synflow``, ``plugin``. The others (``table``, ``supernet``) stay inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleetnas.controller.driver._accuracy import estimator_kind
+from fleetnas.controller.driver._candidates import CandidateState
+from fleetnas.controller.driver._errors import SearchConfigError
+
+if TYPE_CHECKING:
+    from fleetnas.controller.executor import EstimatorSpec, Executor
+    from fleetnas.controller.executor._tasks import DatasetRef
+    from fleetnas.controller.spaces import SearchSpace
+
+ACCURACY = "accuracy"
+EXECUTOR_KINDS = ("local", "ray")
+#: the result store's file, beside the cost DB
+EVALUATIONS_FILE = "evaluations.db"
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """``--executor KIND [--workers N] [--ray-address ADDR]`` of a search."""
+
+    kind: str
+    workers: int | None = None
+    ray_address: str | None = None
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTOR_KINDS:
+            raise SearchConfigError(f"--executor {self.kind!r}: choose one of {', '.join(EXECUTOR_KINDS)}")
+        if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
+            raise SearchConfigError(f"--workers {self.workers!r}: expected an integer >= 1")
+        if self.ray_address is not None and self.kind != "ray":
+            raise SearchConfigError("--ray-address needs --executor ray")
+        if self.ray_address is not None and self.workers is not None:
+            raise SearchConfigError("--workers sizes a local Ray instance; a cluster at "
+                                    "--ray-address has the size it was started with: drop --workers")
+        if self.max_retries < 0:
+            raise SearchConfigError(f"max_retries {self.max_retries!r}: expected >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "workers": self.workers, "ray_address": self.ray_address,
+                "max_retries": self.max_retries}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecutorOptions:
+        return cls(str(data["kind"]), data.get("workers"), data.get("ray_address"),
+                   int(data.get("max_retries", 2)))
+
+    def describe(self) -> str:
+        where = f" at {self.ray_address}" if self.ray_address else ""
+        workers = f", {self.workers} workers" if self.workers else ""
+        return f"{self.kind} executor{where}{workers}"
+
+
+def remote_task_spec(spec: str) -> tuple[EstimatorSpec, DatasetRef | None] | None:
+    """The executor's estimator (and dataset) for accuracy ``spec``; None when it runs inline."""
+    from fleetnas.controller.executor import DatasetRef, EstimatorSpec
+
+    kind, argument = estimator_kind(spec)
+    task = kind.task(spec, argument)
+    if task is None:
+        return None
+    name, options, data = task
+    return EstimatorSpec(name, options), None if data is None else DatasetRef(data)
+
+
+@contextmanager
+def open_executor(options: ExecutorOptions | None, db_path: str | Path | None, *,
+                  ray_address: str | None = None) -> Iterator[Executor | None]:
+    """The executor ``options`` name (None without), closed (its workers gone) on exit.
+
+    ``ray_address`` overrides the stored address (a resumed search on another
+    cluster). SearchConfigError when it cannot start (Ray not installed...).
+    """
+    if options is None:
+        if ray_address is not None:
+            raise SearchConfigError("--ray-address: this search runs its estimates inline "
+                                    "(it was started without --executor ray)")
+        yield None
+        return
+    from fleetnas.controller.executor import EvaluationStore, LocalExecutor, RayExecutor
+
+    store = None
+    if db_path is not None and str(db_path) != ":memory:":
+        store = EvaluationStore(Path(db_path).resolve().parent / EVALUATIONS_FILE)
+    executor: Executor
+    try:
+        if options.kind == "local":
+            if ray_address is not None:
+                raise SearchConfigError("--ray-address: this search uses the local executor")
+            # --workers N: N tasks at once (each asks for one CPU), whatever the CPU count
+            executor = LocalExecutor(workers=options.workers, max_retries=options.max_retries,
+                                     cpus=None if options.workers is None else float(options.workers),
+                                     store=store)
+        else:
+            address = ray_address or options.ray_address
+            executor = RayExecutor(address, num_cpus=None if address else options.workers,
+                                   max_retries=options.max_retries, store=store)
+    except (ImportError, ValueError, ConnectionError, RuntimeError) as exc:
+        if store is not None:
+            store.close()
+        raise SearchConfigError(f"{options.describe()}: cannot start it ({exc})") from exc
+    try:
+        yield executor
+    finally:
+        executor.close()
+        if store is not None:
+            store.close()
+
+
+def remote_estimates(executor: Executor | None, spec: str | None, space: SearchSpace,
+                     on_value: Callable[[CandidateState], None]) -> RemoteEstimates | None:
+    """The executor's side of accuracy ``spec``'s estimates (None: they run inline)."""
+    task = None if executor is None or spec is None else remote_task_spec(spec)
+    if executor is None or task is None:
+        return None
+    return RemoteEstimates(executor, space, *task, on_value=on_value)
+
+
+def inline_note(spec: str | None, executor: Executor, *, deployed: bool = False) -> str:
+    """What a search says when its estimator kind runs inline despite an executor
+    (``deployed``: a training search with precision genes, whose deployed models are scored
+    in the search's process)."""
+    if deployed:
+        return (f"accuracy {spec} runs inline: each target's deployed model is scored here, not "
+                f"on the {executor.kind} executor")
+    return (f"accuracy {spec} runs inline: the {executor.kind} executor runs train, naswot, "
+            "synflow and plugin estimates")
+
+
+class RemoteEstimates:
+    """A search's accuracy estimates on ``executor`` (see the module docstring). One thread."""
+
+    def __init__(self, executor: Executor, space: SearchSpace, estimator: EstimatorSpec,
+                 dataset: DatasetRef | None,
+                 on_value: Callable[[CandidateState], None] = lambda state: None) -> None:
+        self.executor = executor
+        self.space = space
+        self.estimator = estimator
+        self.dataset = dataset
+        self.on_value = on_value
+        self.failures: dict[int, str] = {}
+        self._waiting: dict[str, tuple[CandidateState, str]] = {}
+
+    def submit(self, state: CandidateState, source: str) -> None:
+        """Start the estimate of ``state``'s candidate; ``source`` labels its value when it comes."""
+        from fleetnas.controller.executor import EvalTask, Resources
+
+        task_id = f"candidate-{state.id}"
+        if task_id in self._waiting:
+            return
+        task = EvalTask.of(task_id, self.space, state.candidate.arch, self.estimator,
+                           dataset=self.dataset, resources=Resources(cpus=1))
+        self._waiting[task_id] = (state, source)
+        self.executor.submit(task)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def settle(self) -> None:
+        """Wait for every submitted estimate; each value goes into its state, then ``on_value``."""
+        if not self._waiting:
+            return
+        for result in self.executor.results():
+            entry = self._waiting.pop(result.task_id, None)
+            if entry is None:
+                continue
+            state, source = entry
+            if result.ok:
+                assert result.value is not None
+                state.values[ACCURACY] = float(result.value)
+                state.sources[ACCURACY] = source
+                self.on_value(state)
+            else:
+                tries = f"{result.attempts} attempt{'s' if result.attempts != 1 else ''}"
+                self.failures[state.id] = (f"accuracy: {result.error} ({result.failure} failure "
+                                           f"on the {self.executor.kind} executor, {tries})")
+            if not self._waiting:
+                return
