@@ -88,6 +88,7 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
+from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
 from fleetnas.controller.driver._resume import StoredSearch, load_search, trial_records
 from fleetnas.controller.driver._select import constraint_dominates, could_enter_front
 from fleetnas.controller.driver._source import (
@@ -106,6 +107,11 @@ from fleetnas.controller.driver._store import (
     SearchStore,
 )
 from fleetnas.controller.driver._surrogate import RidgeSurrogate, arch_features
+from fleetnas.controller.driver._transfers import (
+    find_transfers,
+    stored_transfers,
+    transfer_predictors,
+)
 
 __all__ = [
     "ACCURACY_GROUP",
@@ -167,6 +173,10 @@ __all__ = [
     "estimator_usages",
     "find_lut_predictor",
     "find_luts",
+    "find_transfers",
+    "stored_transfers",
+    "transfer_predictors",
+    "TransferValuePredictor",
     "accuracy_label",
     "is_expensive",
     "is_percentile_bound",

@@ -45,7 +45,9 @@ from fleetnas.controller.driver._resume import load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
 from fleetnas.controller.driver._surrogate import arch_features
+from fleetnas.controller.driver._transfers import stored_transfers, transfer_predictors
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
+from fleetnas.controller.predict import StoredTransfer, TransferPredictor
 from fleetnas.controller.search import Candidate, Objective, SearchEngine, Trial, TrialState
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
@@ -142,6 +144,7 @@ class SearchDriver:
         *,
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
+        transfers: Mapping[str, TransferPredictor] | None = None,
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         store: SearchStore | None = None,
@@ -173,7 +176,7 @@ class SearchDriver:
                         and is_expensive(config.accuracy, config.accuracy_cost))  # fmt: skip
         if source_class.measures and measurer is None:
             raise SearchConfigError(f"mode {config.mode} measures candidates: pass a measurer")
-        luts = _checked_luts(config, source_class, luts or {})
+        luts = _checked_luts(config, source_class, luts or {}, transfers or {})
         self.book = book or CandidateBook()
         counters = counters or Counters()
         self.tally = Tally(counters.measured, counters.device_runs)
@@ -184,7 +187,8 @@ class SearchDriver:
             search_id=lambda: self.search_id,
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
-        setup = SourceSetup(config, luts, _FeatureCache(self.space), deferred)
+        setup = SourceSetup(config, luts, _FeatureCache(self.space), deferred,
+                            {k: v for k, v in (transfers or {}).items() if k not in luts})
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
@@ -203,6 +207,7 @@ class SearchDriver:
         space: SearchSpace | None = None,
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
+        transfers: Mapping[str, StoredTransfer] | None = None,
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         on_progress: ProgressCallback | None = None,
@@ -212,10 +217,14 @@ class SearchDriver:
         ``space`` defaults to ``get_space(config.space, config.space_config)``.
         ``luts`` maps target keys to LUT predictors (mode ``lut``: every
         target; ``hybrid``: any). With a ``db``, each must come from a stored
-        LUT (its id is kept in the config for resuming).
+        LUT (its id is kept in the config for resuming). ``transfers`` maps
+        the keys of targets without a LUT to stored transfer fits
+        (:func:`find_transfers`); their ids are kept in the config, always.
         """
         space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
+        fits = {k: v for k, v in (transfers or {}).items() if k not in luts}
+        config = replace(config, transfers={k: v.id for k, v in fits.items()})
         if db is not None:
             config = replace(config, luts=_lut_ids(luts))
         engine = SearchEngine(
@@ -223,7 +232,8 @@ class SearchDriver:
             constraints=list(config.constraints), seed=config.seed,
         )  # fmt: skip
         store = None if db is None else SearchStore(db)
-        driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
+        driver = cls(config, engine, measurer=measurer, luts=luts,
+                     transfers=transfer_predictors(space, fits), estimator=estimator,
                      callables=callables, store=store, on_progress=on_progress)
         if measurer is not None:
             check_measurer(measurer, config)
@@ -270,6 +280,7 @@ class SearchDriver:
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
+        transfers = transfer_predictors(space, stored_transfers(db, config))
         store.claim(search_id, owner_label(), force=force)
         if config != stored_config:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
@@ -280,8 +291,8 @@ class SearchDriver:
             for trial in engine.history():
                 book.changed(trial.id)
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
-        driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
-                     callables=callables, store=store, search_id=search_id,
+        driver = cls(config, engine, measurer=measurer, luts=luts, transfers=transfers,
+                     estimator=estimator, callables=callables, store=store, search_id=search_id,
                      counters=counters, on_progress=on_progress, book=book)
         if measurer is not None:
             check_measurer(measurer, config)
@@ -551,17 +562,19 @@ def _lut_ids(luts: Mapping[str, LatencyPredictor]) -> dict[str, int]:
 
 
 def _checked_luts(
-    config: SearchConfig, source: type[LatencySource], luts: Mapping[str, LatencyPredictor]
+    config: SearchConfig, source: type[LatencySource], luts: Mapping[str, LatencyPredictor],
+    transfers: Mapping[str, TransferPredictor],
 ) -> dict[str, LatencyPredictor]:
-    unknown = sorted(set(luts) - {t.key for t in config.targets})
+    unknown = sorted((set(luts) | set(transfers)) - {t.key for t in config.targets})
     if unknown:
-        raise SearchConfigError(f"LUTs given for {unknown}, which are not targets")
+        raise SearchConfigError(f"LUTs or transfer fits given for {unknown}, which are not targets")
     if source.needs_luts:
-        missing = [t.key for t in config.targets if t.key not in luts]
+        missing = [t.key for t in config.targets if t.key not in luts and t.key not in transfers]
         if missing:
             raise SearchConfigError(
-                f"mode {config.mode}: no LUT for {missing}; build one with `fleetnas lut build`, "
-                "or use --mode hybrid (a surrogate stands in where no LUT exists)"
+                f"mode {config.mode}: no LUT for {missing}; build one with `fleetnas lut build` "
+                "(or fit a new device with `fleetnas lut transfer`), or use --mode hybrid "
+                "(a surrogate stands in where no LUT exists)"
             )
     return dict(luts)
 
