@@ -6,12 +6,14 @@ own protocol measurements (one round each) and stores the fit. A search in
 mode ``lut`` on the new device then measures nothing and predicts exactly
 what the stored fit's ``predict_many`` says; a resume after the DB grew (the
 source measured more, a newer fit was stored) still predicts with the first
-fit; mode ``hybrid`` measures some candidates and predicts the rest with it.
+fit; mode ``hybrid`` measures some candidates and predicts the rest with the fit
+rescaled by the median ratio measured / fitted of the measured ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +25,12 @@ from click.testing import CliRunner, Result
 from fleetnas.controller.cli import main
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
+    SchedulerMeasurer,
     SearchConfig,
     SearchDriver,
     SearchStore,
     Target,
+    TransferValuePredictor,
     find_transfers,
 )
 from fleetnas.controller.export import export_arch
@@ -41,6 +45,8 @@ SPACE_CONFIG = {"channels": 4, "cells_per_stage": 1}
 SPACE = get_space("nb201", SPACE_CONFIG)
 SPACE_ARGS = ["--space", "nb201", "--space-config", json.dumps(SPACE_CONFIG)]
 FAST = ["--rounds", "1", "--max-rounds", "1", "--quiet"]
+TINY_REQUEST = {"warmup_runs": 2, "min_runs": 5, "max_runs": 20, "min_duration_s": 0.0,
+                "max_duration_s": 0.2}
 TINY = ["--warmup", "2", "--min-runs", "5", "--max-runs", "20", "--min-duration", "0",
         "--max-duration", "0.2"]
 
@@ -203,20 +209,46 @@ def test_a_resume_after_the_db_grew_predicts_with_the_first_fit(setup: Setup,
     assert values != _fit_predictions(db_path, newer, sorted(values))  # the test can tell
 
 
+def _smaller(arch: object) -> float:
+    """An accuracy that, like latency, favours small archs: the front stays small."""
+    return -float(SPACE.count_params(arch))  # type: ignore[arg-type]
+
+
 def test_a_hybrid_search_measures_some_and_predicts_the_rest_with_the_fit(
     setup: Setup, tmp_path: Path
 ) -> None:
     db_path = setup.copy_db(tmp_path / "cost.db")
     key = setup.target.name
-    result = invoke(*setup.search_args(db_path, "--mode", "hybrid", "--device", key,
-                                       "--budget", "24", "--population", "4", "--hybrid-z", "0"))
-    assert result.exit_code == 0, result.output
-    with CostDB(db_path) as db:
-        (record,) = SearchStore(db).searches()
-    latencies = _latencies(db_path, record.id, key)
+    config = SearchConfig.build(
+        space="nb201", space_config=SPACE_CONFIG, targets=[Target.device(key, dict(TINY_REQUEST))],
+        objectives=["accuracy"], accuracy=None, computed=["accuracy"], mode="hybrid", budget=16,
+        strategy={"kind": "nsga2", "population_size": 4}, seed=3,
+    )  # fmt: skip
+    with CostDB(db_path) as db, Scheduler(fleet_of([setup.source, setup.target]), db) as sch:
+        before = db.count_measurements(device=key)
+        driver = SearchDriver.create(
+            config, db=db, space=SPACE, transfers=find_transfers(db, SPACE, config),
+            measurer=SchedulerMeasurer(sch, db, cache_dir=setup.root / "onnx"),
+            callables={"accuracy": _smaller},
+        )  # fmt: skip
+        assert isinstance(driver.source.predictors()[f"latency[{key}]"], TransferValuePredictor)
+        result = driver.run()
+        predictor = driver.source.predictors()[f"latency[{key}]"]
+        assert isinstance(predictor, TransferValuePredictor)
+        assert result.status == "complete"
+        ran = db.count_measurements(device=key) - before
+        assert driver.search_id is not None
+        search_id = driver.search_id
+    latencies = _latencies(db_path, search_id, key)
+    fitted = _fit_predictions(db_path, setup.fit_id, sorted(latencies))
     predicted = {e: v for e, (v, s) in latencies.items() if s == "transfer"}
     measured = [e for e, (_, s) in latencies.items() if s == "measured"]
-    assert measured and predicted and len(measured) + len(predicted) == len(latencies) == 24
-    assert predicted == _fit_predictions(db_path, setup.fit_id, sorted(predicted))
-    assert record.measured == len(measured)
-
+    assert measured and predicted and len(measured) + len(predicted) == len(latencies) == 16
+    # The predictions are the fit's, times one scale: the median measured / fitted ratio.
+    ratios = sorted(latencies[e][0] / fitted[e] for e in measured)
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else math.sqrt(ratios[mid - 1] * ratios[mid])
+    assert predictor.scale == pytest.approx(median, rel=1e-9)
+    for encoding, value in predicted.items():
+        assert value == pytest.approx(predictor.scale * fitted[encoding], rel=1e-12)
+    assert 0 < ran <= len(measured)  # only what hybrid chose ran on the device
