@@ -159,6 +159,9 @@ def test_a_lut_search_on_a_device_without_a_lut_predicts_with_the_stored_fit(
     assert len(latencies) == 8 and {s for _, s in latencies.values()} == {"transfer"}
     expected = _fit_predictions(db_path, setup.fit_id, sorted(latencies))
     assert {e: v for e, (v, _) in latencies.items()} == expected  # exactly, not approximately
+    shown = invoke("--db", str(db_path), "search", "show", str(record.id))
+    assert shown.exit_code == 0, shown.output
+    assert f"transfer fits: {setup.target.name}: {setup.fit_id[:12]}" in shown.stdout
 
 
 def test_mode_lut_on_a_device_with_neither_lut_nor_fit_names_the_fix(setup: Setup,
