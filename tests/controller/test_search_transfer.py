@@ -27,6 +27,7 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
     SchedulerMeasurer,
     SearchConfig,
+    SearchConfigError,
     SearchDriver,
     SearchStore,
     Target,
@@ -210,6 +211,11 @@ def test_a_resume_after_the_db_grew_predicts_with_the_first_fit(setup: Setup,
     values = {e: v for e, (v, _) in latencies.items()}
     assert values == _fit_predictions(db_path, setup.fit_id, sorted(values))
     assert values != _fit_predictions(db_path, newer, sorted(values))  # the test can tell
+    with CostDB(db_path) as db:  # the fit deleted behind the search's back: a named error
+        with db.write_transaction() as conn:
+            conn.execute("DELETE FROM transfer_fits WHERE id = ?", (setup.fit_id,))
+        with pytest.raises(SearchConfigError, match=r"transfer fit \w{12}, which is gone"):
+            SearchDriver.resume(search_id, db=db, callables={"accuracy": SPACE.count_params})
 
 
 def _smaller(arch: object) -> float:
