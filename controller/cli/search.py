@@ -321,7 +321,9 @@ def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: fl
         transfers = find_transfers(db, space, config, _fleet_of(measurer), skip=luts)
         with search_progress(quiet) as on_progress:  # a supernet may train first
             driver = SearchDriver.create(config, db=db, space=space, measurer=measurer,
-                                         luts=luts, transfers=transfers, on_progress=on_progress)
+                                         luts=luts, transfers=transfers,
+                                         export_cache=scheduling.cache_dir,
+                                         on_progress=on_progress)
         console.print(escape(f"search {driver.search_id}: {config.mode} search of "
                              f"{space.identity()} on "
                              + ", ".join(t.describe() for t in config.targets)), highlight=False)
@@ -340,7 +342,8 @@ def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags,
                 driver = SearchDriver.resume(search_id, db=db, measurer=measurer,
                                              budget=run.budget,
                                              max_measurements=run.max_measurements,
-                                             force=force, on_progress=on_progress)
+                                             force=force, export_cache=scheduling.cache_dir,
+                                             on_progress=on_progress)
             console.print(f"resuming search {search_id} at {budget_text(driver)}", highlight=False)
             _print_notes(console, driver)
             result = run_search(console, driver, quiet=quiet, timeout_s=run.time_limit)

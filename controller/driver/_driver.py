@@ -208,6 +208,7 @@ class SearchDriver:
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
         transfers: Mapping[str, StoredTransfer] | None = None,
+        export_cache: str | Path | None = None,
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         on_progress: ProgressCallback | None = None,
@@ -217,9 +218,9 @@ class SearchDriver:
         ``space`` defaults to ``get_space(config.space, config.space_config)``.
         ``luts`` maps target keys to LUT predictors (mode ``lut``: every
         target; ``hybrid``: any). With a ``db``, each must come from a stored
-        LUT (its id is kept in the config for resuming). ``transfers`` maps
-        the keys of targets without a LUT to stored transfer fits
-        (:func:`find_transfers`); their ids are kept in the config, always.
+        LUT (its id is kept in the config for resuming). ``transfers``: stored
+        fits for targets without a LUT (:func:`find_transfers`; ids kept in the
+        config), their archs exported into ``export_cache`` for descriptors.
         """
         space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
@@ -233,7 +234,7 @@ class SearchDriver:
         )  # fmt: skip
         store = None if db is None else SearchStore(db)
         driver = cls(config, engine, measurer=measurer, luts=luts,
-                     transfers=transfer_predictors(space, fits), estimator=estimator,
+                     transfers=transfer_predictors(space, fits, export_cache), estimator=estimator,
                      callables=callables, store=store, on_progress=on_progress)
         if measurer is not None:
             check_measurer(measurer, config)
@@ -258,15 +259,16 @@ class SearchDriver:
         budget: int | None = None,
         max_measurements: int | None = None,
         force: bool = False,
+        export_cache: str | Path | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> SearchDriver:
         """The stored search ``search_id``, ready to :meth:`run` on from its last commit.
 
         ``budget`` and ``max_measurements`` replace the stored ones (to extend a
-        finished search). Raises SearchNotFound, SearchBusy (another live
-        process runs it; ``force`` ignores a ``running`` mark from another
-        host), or SearchConfigError when it cannot be rebuilt (a LUT was
-        deleted...).
+        finished search); ``export_cache`` is as for :meth:`create`. Raises
+        SearchNotFound, SearchBusy (another live process runs it; ``force``
+        ignores a ``running`` mark from another host), or SearchConfigError
+        when it cannot be rebuilt (a LUT or transfer fit was deleted...).
         """
         store = SearchStore(db)
         record = store.get(search_id)
@@ -280,7 +282,7 @@ class SearchDriver:
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
-        transfers = transfer_predictors(space, stored_transfers(db, config))
+        transfers = transfer_predictors(space, stored_transfers(db, config), export_cache)
         store.claim(search_id, owner_label(), force=force)
         if config != stored_config:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)

@@ -13,6 +13,7 @@ newer one, so it predicts exactly what the original did.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import SearchConfig
@@ -56,15 +57,18 @@ def find_transfers(
 
 
 def transfer_predictors(space: SearchSpace, fits: Mapping[str, StoredTransfer],
-                        ) -> dict[str, TransferPredictor]:
-    """The predictor of each stored fit; SearchConfigError for a fit of another space."""
+                        cache_dir: str | Path | None = None) -> dict[str, TransferPredictor]:
+    """The predictor of each stored fit; SearchConfigError for a fit of another space.
+
+    Each predicted arch is exported once for its descriptors (into the export cache
+    ``cache_dir`` when given, so a resume or a later search exports nothing again)."""
     out = {}
     for key, row in fits.items():
         if row.space != space.identity():
             raise SearchConfigError(f"transfer fit {row.id[:12]} for {key} is of {row.space}, "
                                     f"not {space.identity()}")
         try:
-            out[key] = predictor_from_params(space, row.params)
+            out[key] = predictor_from_params(space, row.params, cache_dir)
         except TransferError as exc:
             raise SearchConfigError(f"transfer fit {row.id[:12]} for {key}: {exc}") from exc
     return out
