@@ -668,6 +668,9 @@ def show(
     """
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
+        if transfers and blocks:
+            raise click.UsageError("--blocks lists one LUT's entries and --transfers the "
+                                   "transfer fits: use one of them")
         if transfers:
             _lut_transfer.show_transfer_fits(db, space_flags.name, device, as_json)
             return

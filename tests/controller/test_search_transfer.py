@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 from fleetnas.controller.cli import main
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
+    HybridOptions,
     SchedulerMeasurer,
     SearchConfig,
     SearchConfigError,
@@ -140,6 +141,8 @@ def test_lut_transfer_stores_its_fit_once_and_lut_show_lists_it(setup: Setup,
     assert fit["sources"] == [f"{setup.source.name}/{fit['sources'][0].split('/')[1]}"]
     table = invoke("--db", str(db_path), "lut", "show", "--transfers", "--device", "nobody")
     assert table.exit_code == 0 and "No transfer fits yet" in table.stdout
+    both = invoke("--db", str(db_path), "lut", "show", "--transfers", "--blocks")
+    assert both.exit_code == 2 and "use one of them" in both.output
 
 
 def test_a_lut_search_on_a_device_without_a_lut_predicts_with_the_stored_fit(
@@ -232,6 +235,7 @@ def test_a_hybrid_search_measures_some_and_predicts_the_rest_with_the_fit(
         space="nb201", space_config=SPACE_CONFIG, targets=[Target.device(key, dict(TINY_REQUEST))],
         objectives=["accuracy"], accuracy=None, computed=["accuracy"], mode="hybrid", budget=16,
         strategy={"kind": "nsga2", "population_size": 4}, seed=3,
+        hybrid=HybridOptions(z=0.0),  # points, not intervals: a noisy host cannot widen
     )  # fmt: skip
     with CostDB(db_path) as db, Scheduler(fleet_of([setup.source, setup.target]), db) as sch:
         before = db.count_measurements(device=key)
