@@ -102,7 +102,10 @@ def _print_header(console: Console, record: SearchRecord, config: SearchConfig) 
     rows = [
         ("status", status),
         ("space", record.space),
-        ("mode", config.mode + (f" (LUTs: {dict(config.luts)})" if config.luts else "")),
+        ("mode", config.mode + (f" (LUTs: {dict(config.luts)})" if config.luts else "")
+         + (" (transfer fits: " + ", ".join(f"{k}: {v[:12]}" for k, v in
+                                          sorted(config.transfers.items())) + ")"
+            if config.transfers else "")),
         ("targets", "; ".join(t.describe() for t in config.targets)),
         ("objectives", ", ".join(config.objectives)),
         ("constraints", ", ".join(config.constraints) or "-"),

@@ -642,6 +642,8 @@ def check(
 @space_options(required=False)
 @click.option("--device", metavar="NAME", help="Only LUTs of this device.")
 @click.option("--blocks", is_flag=True, help="Also list the entries of the one LUT selected.")
+@click.option("--transfers", is_flag=True,
+              help="List the stored transfer fits (`fleetnas lut transfer`) instead of LUTs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def show(
@@ -649,6 +651,7 @@ def show(
     space_flags: SpaceFlags,
     device: str | None,
     blocks: bool,
+    transfers: bool,
     as_json: bool,
 ) -> None:
     """List the LUTs in the cost database: coverage, calibration, accuracy, staleness.
@@ -657,6 +660,7 @@ def show(
     Example:
         fleetnas lut show --device pi4-a
         fleetnas lut show --space nb201 --device local --blocks
+        fleetnas lut show --transfers --device new-pi
 
     With --blocks, each entry's noise is the CV of its measurement's runs (for a
     paired one, at least the reference's drift): what `lut build --remeasure
@@ -664,6 +668,12 @@ def show(
     """
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
+        if transfers and blocks:
+            raise click.UsageError("--blocks lists one LUT's entries and --transfers the "
+                                   "transfer fits: use one of them")
+        if transfers:
+            _lut_transfer.show_transfer_fits(db, space_flags.name, device, as_json)
+            return
         store = LutStore(db)
         luts = store.find(space_name=space_flags.name, space=identity, device=device)
         entries = {}

@@ -9,13 +9,18 @@ measurements in the cost DB plus arch features is fitted on them.
 What it produces: a *model*, not a LUT. Its inputs (the new device's
 reference measurements, the sources' measurements) are in the cost DB, and
 the fit is deterministic, so the same command again refits the same model
-without measuring anything; the model itself is not stored, and ``search``
-does not use it yet (see ``docs/lut.md``, "Transfer to a new device").
+without measuring anything. Every fit is stored whole (``TransferStore``, id
+= the hash of its parameters, so an unchanged rerun stores nothing new):
+``fleetnas search --mode lut`` or ``--mode hybrid`` predicts a target
+without a LUT with its newest stored fit and keeps the id, so a resumed
+search predicts with the same fit however the DB grew. ``fleetnas lut show
+--transfers`` lists them (:func:`show_transfer_fits`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -29,12 +34,15 @@ from fleetnas.controller.cli._options import settings_request
 from fleetnas.controller.cli._progress import phase_progress, quiet_option
 from fleetnas.controller.cli._space import SpaceFlags, space_options
 from fleetnas.controller.cli.lut import Where, _measuring, _space, device_options, lut
+from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.predict import (
     DEFAULT_MIN_SOURCE_ARCHS,
     Protocol,
+    StoredTransfer,
     TransferError,
     TransferEval,
     TransferResult,
+    TransferStore,
     evaluate_transfer,
     transfer,
 )
@@ -119,11 +127,15 @@ def transfer_command(
                                                scheduler=scheduler, request=request,
                                                protocol=protocol, seed=arch_seed,
                                                on_progress=on_progress)
+        stored = TransferStore(db).save(space, target, result)
     missing = sorted(set(sources) - {s.device for s in result.sources})
     if as_json:
-        click.echo(json.dumps(_document(target, space.identity(), result, evaluation), indent=2))
+        doc = {**_document(target, space.identity(), result, evaluation), "fit_id": stored.id}
+        click.echo(json.dumps(doc, indent=2))
     else:
         _print(target, space.identity(), result, evaluation)
+        click.echo(f"stored as transfer fit {stored.id[:12]}: `fleetnas search --mode lut` "
+                   f"(or hybrid) predicts {target} with it where it has no LUT")
     for device in missing:
         click.echo(f"warning: --from {device}: not a source (fewer than {min_source_archs} "
                    f"measured archs of {space.identity()} in the cost DB)", err=True)
@@ -174,3 +186,31 @@ def _print(device: str, space: str, result: TransferResult,
                    f"{100 * acc.within_10:.1f}%, RMSPE {acc.rmspe:.1f}% "
                    f"({evaluation.device_s:.1f} s of device time now"
                    + (f", {len(evaluation.failed)} failed)" if evaluation.failed else ")"))
+
+
+def show_transfer_fits(db: CostDB, space_name: str | None, device: str | None,
+                       as_json: bool) -> None:
+    """``fleetnas lut show --transfers``: the stored transfer fits, newest first."""
+    fits = TransferStore(db).find(space_name=space_name, device=device)
+    if as_json:
+        click.echo(json.dumps([_fit_dict(f) for f in fits], indent=2))
+        return
+    if not fits:
+        click.echo("No transfer fits yet: fit one with `fleetnas lut transfer --space SPACE "
+                   "--device NEW`")
+        return
+    table = Table(title="transfer fits")
+    for column in ("id", "space", "device", "settings", "n", "sources", "LOO RMSPE", "created"):
+        table.add_column(column, justify="right" if column in ("n", "LOO RMSPE") else "left")
+    for fit in fits:
+        table.add_row(fit.id[:12], escape(fit.space), escape(fit.device), fit.settings_hash,
+                      str(fit.n), escape(", ".join(fit.sources)), f"{fit.loo_rmspe:.1f}%",
+                      time.strftime("%Y-%m-%d %H:%M", time.gmtime(fit.created_at)))
+    output_console().print(table)
+
+
+def _fit_dict(fit: StoredTransfer) -> dict[str, Any]:
+    return {"id": fit.id, "space": fit.space, "device": fit.device,
+            "settings_hash": fit.settings_hash, "n": fit.n, "sources": fit.sources,
+            "loo_rmspe": fit.loo_rmspe, "created_at": fit.created_at,
+            "reference_archs": fit.params["measured"]}

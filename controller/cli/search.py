@@ -68,6 +68,7 @@ from fleetnas.controller.driver import (
     calibration_source,
     estimator_usages,
     find_luts,
+    find_transfers,
     latency_source_class,
     open_executor,
     strategy_spec,
@@ -354,9 +355,12 @@ def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: fl
     with (search_errors(), CostDB(db_path_of(ctx)) as db, _measurer(db, config, scheduling) as measurer,
           open_executor(config.executor, db.path) as executor):
         luts = find_luts(db, space, config, _fleet_of(measurer))
+        transfers = find_transfers(db, space, config, _fleet_of(measurer), skip=luts)
         with search_progress(quiet) as on_progress:  # a supernet may train first
             driver = SearchDriver.create(config, db=db, space=space, measurer=measurer,
-                                         luts=luts, on_progress=on_progress, executor=executor)
+                                         luts=luts, transfers=transfers,
+                                         export_cache=scheduling.cache_dir,
+                                         on_progress=on_progress, executor=executor)
         console.print(escape(f"search {driver.search_id}: {config.mode} search of "
                              f"{space.identity()} on "
                              + ", ".join(t.describe() for t in config.targets)), highlight=False)
@@ -376,8 +380,8 @@ def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags,
                 driver = SearchDriver.resume(search_id, db=db, measurer=measurer,
                                              budget=run.budget,
                                              max_measurements=run.max_measurements,
-                                             force=force, on_progress=on_progress,
-                                             executor=executor)
+                                             force=force, export_cache=scheduling.cache_dir,
+                                             on_progress=on_progress, executor=executor)
             console.print(f"resuming search {search_id} at {budget_text(driver)}", highlight=False)
             _print_notes(console, driver)
             result = run_search(console, driver, quiet=quiet, timeout_s=run.time_limit)
@@ -386,7 +390,11 @@ def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags,
 
 
 def _print_notes(console: Console, driver: SearchDriver) -> None:
-    """What the accuracy estimator checked or did before the search (coverage, a supernet)."""
+    """What the accuracy estimator checked or did before the search (coverage, a supernet),
+    and the stored transfer fits that predict targets without a LUT."""
+    for key, fit_id in driver.config.transfers.items():
+        console.print(escape(f"{key}: predicted by transfer fit {fit_id[:12]} "
+                             "(fleetnas lut transfer --list)"), highlight=False)
     for line in driver.estimator_notes:
         console.print(escape(line), highlight=False)
     if driver.remote is not None and driver.config.executor is not None:

@@ -253,6 +253,33 @@ def _energy_columns(db: sqlite_utils.Database) -> None:
     _run(db, tuple(add_columns_sql(Measurement.TABLE, Measurement.COLUMNS, ENERGY_SINCE)))
 
 
+# Version 9: stored transfer fits (controller/predict/_transfer_store.py), one row per fit,
+# its id the sha256 of its parameters: a search that predicts with one keeps the id and
+# reloads the very same model on resume, however much the cost DB grew since.
+_TRANSFER_TABLES = (
+    """
+    CREATE TABLE transfer_fits (
+        id             TEXT PRIMARY KEY,   -- sha256 of canonical_json(params)
+        space          TEXT NOT NULL,      -- SearchSpace.identity()
+        space_name     TEXT NOT NULL,
+        space_version  INTEGER NOT NULL,
+        device         TEXT NOT NULL,      -- the new device
+        settings_hash  TEXT NOT NULL,      -- of its reference measurements
+        settings       TEXT NOT NULL,      -- JSON: the resolved settings
+        n              INTEGER NOT NULL,   -- reference archs fitted on
+        loo_rmspe      REAL NOT NULL,
+        params         TEXT NOT NULL,      -- JSON: sources, their models, the fit
+        created_at     REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX transfer_fits_by_device ON transfer_fits (space_name, device, created_at)",
+)
+
+
+def _transfer_fits(db: sqlite_utils.Database) -> None:
+    _run(db, _TRANSFER_TABLES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
@@ -262,6 +289,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(USER_MODELS_SINCE, "user_models", _user_models),
     Migration(7, "lut_statistic", _lut_statistic),
     Migration(ENERGY_SINCE, "energy_per_inference", _energy_columns),
+    Migration(9, "transfer_fits", _transfer_fits),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -90,6 +90,7 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
+from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
 from fleetnas.controller.driver._remote import (
     EVALUATIONS_FILE,
     EXECUTOR_KINDS,
@@ -116,6 +117,11 @@ from fleetnas.controller.driver._store import (
     SearchStore,
 )
 from fleetnas.controller.driver._surrogate import RidgeSurrogate, arch_features
+from fleetnas.controller.driver._transfers import (
+    find_transfers,
+    stored_transfers,
+    transfer_predictors,
+)
 
 __all__ = [
     "ACCURACY_GROUP",
@@ -184,6 +190,10 @@ __all__ = [
     "estimator_usages",
     "find_lut_predictor",
     "find_luts",
+    "find_transfers",
+    "stored_transfers",
+    "transfer_predictors",
+    "TransferValuePredictor",
     "accuracy_label",
     "is_expensive",
     "is_percentile_bound",

@@ -342,6 +342,8 @@ class SearchConfig:
     where the first run did); ``local``
     says the targets are one throw-away loopback agent (``--local``);
     ``luts`` maps a target key to the id of the LUT its predictions use;
+    ``transfers`` maps a target key without a LUT to the id of the stored
+    transfer fit its predictions use (``fleetnas lut transfer``);
     ``precisions`` are the precisions a target's gene may take unless the
     target names its own (``("fp32",)``: no precision gene, the search of
     before genes existed); ``calibration`` is the ``.npz`` an ``int8``
@@ -367,6 +369,7 @@ class SearchConfig:
     hybrid: HybridOptions = field(default_factory=HybridOptions)
     local: bool = False
     luts: Mapping[str, int] = field(default_factory=dict)
+    transfers: Mapping[str, str] = field(default_factory=dict)
     max_measurements: int | None = None
     precisions: tuple[str, ...] = DEFAULT_PRECISIONS
     calibration: str | None = None
@@ -602,6 +605,7 @@ class SearchConfig:
             "hybrid": self.hybrid.to_dict(),
             "local": self.local,
             "luts": dict(self.luts),
+            **({"transfers": dict(self.transfers)} if self.transfers else {}),
             "max_measurements": self.max_measurements,
             **({} if self.precisions == DEFAULT_PRECISIONS else
                {"precisions": list(self.precisions)}),
@@ -629,6 +633,7 @@ class SearchConfig:
             hybrid=HybridOptions.from_dict(data["hybrid"]),
             local=bool(data.get("local", False)),
             luts={str(k): int(v) for k, v in (data.get("luts") or {}).items()},
+            transfers={str(k): str(v) for k, v in (data.get("transfers") or {}).items()},
             max_measurements=data.get("max_measurements"),
             precisions=tuple(data.get("precisions", DEFAULT_PRECISIONS)),
             calibration=data.get("calibration"),

@@ -46,10 +46,12 @@ from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTi
 from fleetnas.controller.driver._features import FeatureCache
 from fleetnas.controller.driver._measure import Measurer
 from fleetnas.controller.driver._remote import RemoteEstimates, inline_note, remote_estimates
-from fleetnas.controller.driver._resume import load_search
+from fleetnas.controller.driver._resume import StoredSearch, load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
+from fleetnas.controller.driver._transfers import stored_transfers, transfer_predictors
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
+from fleetnas.controller.predict import StoredTransfer, TransferPredictor
 from fleetnas.controller.search import Candidate, Objective, SearchEngine, Trial, TrialState
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
@@ -147,6 +149,7 @@ class SearchDriver:
         *,
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
+        transfers: Mapping[str, TransferPredictor] | None = None,
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         store: SearchStore | None = None,
@@ -179,7 +182,7 @@ class SearchDriver:
                         and is_expensive(config.accuracy, config.accuracy_cost))  # fmt: skip
         if source_class.measures and measurer is None:
             raise SearchConfigError(f"mode {config.mode} measures candidates: pass a measurer")
-        luts = _checked_luts(config, source_class, luts or {})
+        luts = _checked_luts(config, source_class, luts or {}, transfers or {})
         self.book = book or CandidateBook()
         counters = counters or Counters()
         self.tally = Tally(counters.measured, counters.device_runs)
@@ -192,7 +195,8 @@ class SearchDriver:
         self.evaluation.on_estimate = self._store_estimate
         self.remote = (_wire_accuracy(self.evaluation, estimator, measurer, executor,
                                       self._remote_value) if needs_accuracy else None)
-        setup = SourceSetup(config, luts, FeatureCache(self.space), deferred)
+        setup = SourceSetup(config, luts, FeatureCache(self.space), deferred,
+                            {k: v for k, v in (transfers or {}).items() if k not in luts})
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
@@ -212,6 +216,8 @@ class SearchDriver:
         space: SearchSpace | None = None,
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
+        transfers: Mapping[str, StoredTransfer] | None = None,
+        export_cache: str | Path | None = None,
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         on_progress: ProgressCallback | None = None,
@@ -222,12 +228,17 @@ class SearchDriver:
         ``space`` defaults to ``get_space(config.space, config.space_config)``.
         ``luts`` maps target keys to LUT predictors (mode ``lut``: every
         target; ``hybrid``: any). With a ``db``, each must come from a stored
-        LUT (its id is kept in the config for resuming). ``executor`` runs the
-        accuracy estimates (see :mod:`._remote`; ``config.executor`` says which
-        kind a resume should open, :func:`open_executor` opens it).
+        LUT (its id is kept in the config for resuming). ``transfers``: stored
+        fits for targets without a LUT (:func:`find_transfers`; ids kept in the
+        config), their archs exported into ``export_cache`` for descriptors.
+        ``executor`` runs the accuracy estimates (see :mod:`._remote`;
+        ``config.executor`` says which kind a resume should open, :func:`open_executor`
+        opens it).
         """
         space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
+        fits = {k: v for k, v in (transfers or {}).items() if k not in luts}
+        config = replace(config, transfers={k: v.id for k, v in fits.items()})
         if db is not None:
             config = replace(config, luts=_lut_ids(luts))
         engine = SearchEngine(
@@ -235,7 +246,8 @@ class SearchDriver:
             constraints=list(config.constraints), seed=config.seed,
         )  # fmt: skip
         store = None if db is None else SearchStore(db)
-        driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
+        driver = cls(config, engine, measurer=measurer, luts=luts,
+                     transfers=transfer_predictors(space, fits, export_cache), estimator=estimator,
                      callables=callables, store=store, on_progress=on_progress,
                      executor=executor)
         if measurer is not None:
@@ -261,41 +273,34 @@ class SearchDriver:
         budget: int | None = None,
         max_measurements: int | None = None,
         force: bool = False,
+        export_cache: str | Path | None = None,
         on_progress: ProgressCallback | None = None,
         executor: Executor | None = None,
     ) -> SearchDriver:
         """The stored search ``search_id``, ready to :meth:`run` on from its last commit.
 
         ``budget`` and ``max_measurements`` replace the stored ones (to extend a
-        finished search). Raises SearchNotFound, SearchBusy (another live
-        process runs it; ``force`` ignores a ``running`` mark from another
-        host), or SearchConfigError when it cannot be rebuilt (a LUT was
-        deleted...).
+        finished search); ``export_cache`` is as for :meth:`create`. Raises
+        SearchNotFound, SearchBusy (another live process runs it; ``force``
+        ignores a ``running`` mark from another host), or SearchConfigError
+        when it cannot be rebuilt (a LUT or transfer fit was deleted...).
         """
         store = SearchStore(db)
         record = store.get(search_id)
         stored_config = SearchConfig.from_dict(record.config)
-        config = stored_config
-        if budget is not None:
-            config = config.with_budget(budget)
-        if max_measurements is not None:
-            config = config.with_max_measurements(max_measurements)
+        config = _extended(stored_config, budget, max_measurements)
         space = search_space(space or get_space(config.space, config.space_config), config)
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
+        transfers = transfer_predictors(space, stored_transfers(db, config), export_cache)
         store.claim(search_id, owner_label(), force=force)
         if config != stored_config:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
-        book = CandidateBook()
-        book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()},
-                     stored.inflight)
-        if stored.legacy:  # a whole snapshot of an earlier version: store every trial as a row
-            for trial in engine.history():
-                book.changed(trial.id)
+        book = _restored_book(stored, engine)
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
-        driver = cls(config, engine, measurer=measurer, luts=luts, estimator=estimator,
-                     callables=callables, store=store, search_id=search_id,
+        driver = cls(config, engine, measurer=measurer, luts=luts, transfers=transfers,
+                     estimator=estimator, callables=callables, store=store, search_id=search_id,
                      counters=counters, on_progress=on_progress, book=book, executor=executor)
         if measurer is not None:
             check_measurer(measurer, config)
@@ -501,6 +506,27 @@ def _static_values(space: SearchSpace, names: Sequence[str],
     return values, sources
 
 
+def _extended(config: SearchConfig, budget: int | None,
+              max_measurements: int | None) -> SearchConfig:
+    """``config`` with the budgets a resume replaces (None: keep the stored one)."""
+    if budget is not None:
+        config = config.with_budget(budget)
+    if max_measurements is not None:
+        config = config.with_max_measurements(max_measurements)
+    return config
+
+
+def _restored_book(stored: StoredSearch, engine: SearchEngine) -> CandidateBook:
+    """The candidate records of a stored search, as its last commit left them."""
+    book = CandidateBook()
+    book.restore(stored.candidates, {t.id: t.candidate for t in engine.history()},
+                 stored.inflight)
+    if stored.legacy:  # a whole snapshot of an earlier version: store every trial as a row
+        for trial in engine.history():
+            book.changed(trial.id)
+    return book
+
+
 def _wire_accuracy(evaluation: Evaluation, estimator: AccuracyEstimator | None,
                    measurer: Measurer | None, executor: Executor | None,
                    on_value: Callable[[CandidateState], None]) -> RemoteEstimates | None:
@@ -594,17 +620,19 @@ def _lut_ids(luts: Mapping[str, LatencyPredictor]) -> dict[str, int]:
 
 
 def _checked_luts(
-    config: SearchConfig, source: type[LatencySource], luts: Mapping[str, LatencyPredictor]
+    config: SearchConfig, source: type[LatencySource], luts: Mapping[str, LatencyPredictor],
+    transfers: Mapping[str, TransferPredictor],
 ) -> dict[str, LatencyPredictor]:
-    unknown = sorted(set(luts) - {t.key for t in config.targets})
+    unknown = sorted((set(luts) | set(transfers)) - {t.key for t in config.targets})
     if unknown:
-        raise SearchConfigError(f"LUTs given for {unknown}, which are not targets")
+        raise SearchConfigError(f"LUTs or transfer fits given for {unknown}, which are not targets")
     if source.needs_luts:
-        missing = [t.key for t in config.targets if t.key not in luts]
+        missing = [t.key for t in config.targets if t.key not in luts and t.key not in transfers]
         if missing:
             raise SearchConfigError(
-                f"mode {config.mode}: no LUT for {missing}; build one with `fleetnas lut build`, "
-                "or use --mode hybrid (a surrogate stands in where no LUT exists)"
+                f"mode {config.mode}: no LUT for {missing}; build one with `fleetnas lut build` "
+                "(or fit a new device with `fleetnas lut transfer`), or use --mode hybrid "
+                "(a surrogate stands in where no LUT exists)"
             )
     return dict(luts)
 

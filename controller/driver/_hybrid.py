@@ -7,7 +7,7 @@ Per step:
    its **own** uncertainty (per arch: wide where the predictor has seen
    nothing alike or misses archs alike, narrow elsewhere);
 2. once the predictors are warm (``HybridOptions.warmup`` measured, or
-   ``lut_warmup`` with a LUT), measure only the candidates that could enter
+   ``lut_warmup`` with a LUT or a stored transfer fit), measure only the candidates that could enter
    the Pareto front (:func:`~._select.dominated_counts` on each prediction's
    optimistic end, ``z`` of its uncertainties in its favour); before that,
    measure every candidate;
@@ -41,6 +41,7 @@ import numpy as np
 from fleetnas.controller.driver._blas import single_blas_thread
 from fleetnas.controller.driver._candidates import MEASURED, CandidateState
 from fleetnas.controller.driver._predict import LutValuePredictor, Prediction
+from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
 from fleetnas.controller.driver._select import Point, dominated_counts
 from fleetnas.controller.driver._sources import PredictingSource
 from fleetnas.controller.search import Trial
@@ -118,7 +119,8 @@ class Hybrid(PredictingSource):
     def _warm(self) -> bool:
         h = self.setup.config.hybrid
         for predictor in self.predictors().values():
-            needed = h.lut_warmup if isinstance(predictor, LutValuePredictor) else h.warmup
+            prior = isinstance(predictor, (LutValuePredictor, TransferValuePredictor))
+            needed = h.lut_warmup if prior else h.warmup
             if predictor.n < needed:
                 return False
         return True

@@ -40,7 +40,7 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from fleetnas.controller.driver._errors import SearchConfigError
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from fleetnas.controller.driver._evaluation import Evaluation
     from fleetnas.controller.driver._predict import ValuePredictor
     from fleetnas.controller.lut import LatencyPredictor
+    from fleetnas.controller.predict import TransferPredictor
     from fleetnas.controller.spaces import Arch
 
 
@@ -62,13 +63,16 @@ class SourceSetup:
     ``luts`` maps target keys to LUT predictors (the caller's; copy before
     calibrating); ``features`` maps an arch to the surrogate's feature row
     (cached by the driver); ``expensive_accuracy`` says the accuracy estimate
-    is costly and the source asked to defer it (:attr:`LatencySource.defers_expensive`).
+    is costly and the source asked to defer it (:attr:`LatencySource.defers_expensive`);
+    ``transfers`` maps the keys of targets without a LUT to the predictor of the
+    stored transfer fit that serves them (a source that uses LUTs predicts with it).
     """
 
     config: SearchConfig
     luts: Mapping[str, LatencyPredictor]
     features: Callable[[Arch], list[float]]
     expensive_accuracy: bool
+    transfers: Mapping[str, TransferPredictor] = field(default_factory=dict)
 
 
 class LatencySource(abc.ABC):
@@ -85,7 +89,7 @@ class LatencySource(abc.ABC):
     measures_every_candidate: ClassVar[bool] = False
     #: predicts with a target's LUT where one serves it (the CLI looks them up)
     uses_luts: ClassVar[bool] = False
-    #: every target must have a LUT
+    #: every target must have a LUT (or a stored transfer fit)
     needs_luts: ClassVar[bool] = False
     #: needs at least one target
     needs_targets: ClassVar[bool] = True

@@ -23,6 +23,7 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
+from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
 from fleetnas.controller.driver._source import LatencySource, SourceSetup
 from fleetnas.controller.spaces import Arch
 
@@ -58,7 +59,8 @@ class PredictingSource(LatencySource):
         self.refit()
 
     def make_predictors(self) -> dict[str, ValuePredictor]:
-        """One predictor per latency objective: the target's LUT, else the surrogate.
+        """One predictor per latency objective: the target's LUT, else its stored transfer
+        fit, else the surrogate.
 
         With ``setup.expensive_accuracy``, a surrogate predicts accuracy too.
         """
@@ -70,6 +72,11 @@ class PredictingSource(LatencySource):
                 predictors[target.objective] = LutValuePredictor(
                     setup.luts[target.key], z=h.z, min_margin=h.min_margin,
                     features=features, surrogate_rows=h.warmup,
+                )  # fmt: skip
+            elif target.key in setup.transfers:
+                predictors[target.objective] = TransferValuePredictor(
+                    setup.transfers[target.key], z=h.z, min_margin=h.min_margin,
+                    label=f"transfer fit {setup.config.transfers.get(target.key, '')[:12]}",
                 )  # fmt: skip
             else:
                 predictors[target.objective] = SurrogateValuePredictor(
@@ -102,10 +109,11 @@ class PredictingSource(LatencySource):
 
 
 class LutPredicted(PredictingSource):
-    """Every latency predicted by its target's LUT; no device is contacted."""
+    """Every latency predicted by its target's LUT (or stored transfer fit); no device is
+    contacted."""
 
     name = "lut"
-    summary = "LUT predictions only"
+    summary = "LUT (or stored transfer fit) predictions only"
     measures = False
     uses_luts = True
     needs_luts = True

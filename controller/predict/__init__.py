@@ -86,6 +86,13 @@ from fleetnas.controller.predict._transfer_eval import (
     TransferEval,
     evaluate_transfer,
 )
+from fleetnas.controller.predict._transfer_store import (
+    StoredTransfer,
+    TransferFitNotFound,
+    TransferStore,
+    predictor_from_params,
+    transfer_params,
+)
 
 __all__ = [
     "DEFAULT_MIN_SOURCE_ARCHS",
@@ -119,6 +126,11 @@ __all__ = [
     "TransferFit",
     "TransferPredictor",
     "TransferResult",
+    "StoredTransfer",
+    "TransferFitNotFound",
+    "TransferStore",
+    "predictor_from_params",
+    "transfer_params",
     "arch_kernels",
     "build_kernel_lut",
     "check_kernel_model",

@@ -320,7 +320,8 @@ class TransferPredictor:
 class TransferResult:
     """A fitted transfer: the predictor, the new device's measurements (encoding -> ms,
     by the shared-host protocol), the sources used, the nearest source on those archs
-    (by relative distance), and the device time the measurements took."""
+    (by relative distance), the device time the measurements took, and the settings
+    hash the new device recorded them with (``None`` when it could not be known)."""
 
     predictor: TransferPredictor
     measured: dict[str, float]
@@ -328,6 +329,7 @@ class TransferResult:
     nearest: str
     device_s: float
     fit_s: float
+    settings_hash: str | None = None
 
     @property
     def fit(self) -> TransferFit:
@@ -418,7 +420,7 @@ def transfer(
     if on_progress is not None:
         on_progress("fit", 1, 1)
     return TransferResult(predictor, measured, tuple(known), _nearest(known, measured),
-                          report.device_s, time.monotonic() - started)
+                          report.device_s, time.monotonic() - started, report.settings_hash)
 
 
 def fit_predictor(space: SearchSpace, sources: Sequence[Source], measured: Mapping[str, float],
