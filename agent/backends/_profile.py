@@ -25,6 +25,7 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fleetnas.api.v1 import agent_pb2
 
@@ -85,15 +86,21 @@ def build_profile(
     return profile
 
 
-def ort_run_ms(text: str) -> list[float]:
-    """The wall time (ms) of each run (``model_run`` event) in onnxruntime's profile JSON,
-    in order; ValueError when the text is not such a profile."""
+def _ort_events(text: str) -> list[Any]:
+    """The event list of onnxruntime's profile JSON; ValueError when the text is not one."""
     try:
         events = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"the onnxruntime profile is not JSON: {exc}") from None
     if not isinstance(events, list):
         raise ValueError("the onnxruntime profile is not a list of events")
+    return events
+
+
+def ort_run_ms(text: str) -> list[float]:
+    """The wall time (ms) of each run (``model_run`` event) in onnxruntime's profile JSON,
+    in order; ValueError when the text is not such a profile."""
+    events = _ort_events(text)
     runs = sorted(
         (float(e["ts"]), float(e["dur"]) / 1000.0)
         for e in events
@@ -105,12 +112,7 @@ def ort_run_ms(text: str) -> list[float]:
 def parse_ort_profile(text: str, *, skip_runs: int = 0) -> list[list[NodeTime]]:
     """Node times per run from onnxruntime's profile JSON, the first ``skip_runs`` runs left
     out (warm-up). ValueError when the text is not such a profile."""
-    try:
-        events = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"the onnxruntime profile is not JSON: {exc}") from None
-    if not isinstance(events, list):
-        raise ValueError("the onnxruntime profile is not a list of events")
+    events = _ort_events(text)
     windows = sorted(
         (float(e["ts"]), float(e["ts"]) + float(e["dur"]))
         for e in events
