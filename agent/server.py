@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fleetnas.agent._health import AgentHealthServicer
 from fleetnas.agent.auth import TokenAuthInterceptor
 from fleetnas.agent.config import AgentConfig, ConfigError, auto_cache_budget_mb
 from fleetnas.agent.device_telemetry import DeviceTelemetry
@@ -63,7 +64,7 @@ class AgentServer:
     port: int
     config: AgentConfig
     service: AgentService
-    health: health.HealthServicer
+    health: AgentHealthServicer
     gate: JobGate
     shell: DeviceShell
     budgets: RpcBudgets
@@ -191,7 +192,7 @@ def create_server(
     budgets = agent_budgets(config.thread_budgets())
     server = _grpc_server(config, budgets)
     agent_pb2_grpc.add_AgentServicer_to_server(service, server)
-    health_servicer = health.HealthServicer()
+    health_servicer = AgentHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     creds = _credentials(config)
     try:

@@ -191,3 +191,31 @@ def test_health_watch_streams_are_bounded_and_released(agent):
     for watch in watches:
         watch.cancel()
     channel.close()
+
+
+def test_stopping_while_watch_streams_end_does_not_hang(start_agent):
+    """The agent's stop tells open Watch streams NOT_SERVING without holding the health lock
+    that an ending stream's close callback needs (grpc-health's own shutdown could deadlock
+    there: an agent whose stop never returned after its watches were cancelled)."""
+    import threading
+
+    from fleetnas.agent.rpc_budgets import WATCH_STREAMS
+
+    for _ in range(3):
+        server, _ = start_agent()
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        health = health_pb2_grpc.HealthStub(channel)
+        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+                   for _ in range(WATCH_STREAMS)]
+        for watch in watches:
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        for watch in watches[::2]:
+            watch.cancel()  # half of them end while the agent stops
+        stopper = threading.Thread(target=server.stop, kwargs={"drain_timeout_s": 5},
+                                   daemon=True)
+        stopper.start()
+        for watch in watches[1::2]:
+            watch.cancel()
+        channel.close()
+        stopper.join(20)
+        assert not stopper.is_alive(), "the agent's stop hung on its health watchers"
