@@ -25,6 +25,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,29 +240,42 @@ class StateSampler:
         self._last_pi_bits: int | None = None
         self._last_throttle_count: int | None = None
         self._cpu_lock = threading.Lock()
-        self._last_cpu = (time.monotonic(), psutil.cpu_times(), own_cpu_seconds())
+        # (monotonic time, host cpu_times, own CPU seconds), oldest first: the newest
+        # reading at least a window old, then every reading since (see below)
+        self._cpu_readings: deque[tuple[float, Any, float]] = deque(
+            [(time.monotonic(), psutil.cpu_times(), own_cpu_seconds())]
+        )
         self._freshest = Freshest(self.sample, self._cpu_window_s)
 
     def _cpu_percent_since_last(self) -> tuple[float, float]:
-        """(whole host, other programs) CPU utilisation in % since this sampler's
-        previous sample (or its creation).
+        """(whole host, other programs) CPU utilisation in % over the window ending now.
 
-        Blocks only for what is missing of ``cpu_window_s``: samples taken far
-        apart cost nothing, so a benchmark's "before" sample measures the
-        host during the idle gap before it and its "after" sample the run
-        itself. "Other programs" excludes this process and its children (the
-        agent and its workers: a warm spare importing onnxruntime between two
-        jobs is not a noisy host). Per sampler, unlike psutil's module-global
+        The window starts at the newest earlier reading of this sampler (a
+        previous sample, or its creation) that is at least ``cpu_window_s``
+        old, so it never covers less than ``cpu_window_s`` (cpu_times tick at
+        10 ms: a shorter window is noise) and never blocks once the sampler
+        is that old, however close together samples come. Samples taken far
+        apart measure exactly the gap since the previous one: a benchmark's
+        "before" sample measures the idle gap before it, its "after" sample
+        the run (and, for a run shorter than the window, the moments before
+        it). Only a sampler younger than the window waits for the rest of it.
+        "Other programs" excludes this process and its children (the agent
+        and its workers: a warm spare importing onnxruntime between two jobs
+        is not a noisy host). Per sampler, unlike psutil's module-global
         ``cpu_percent(None)``.
         """
         with self._cpu_lock:
-            then, start, own_start = self._last_cpu
-            missing = self._cpu_window_s - (time.monotonic() - then)
+            readings = self._cpu_readings
+            missing = self._cpu_window_s - (time.monotonic() - readings[0][0])
             if missing > 0:
                 time.sleep(missing)
+            now = time.monotonic()
+            while len(readings) > 1 and now - readings[1][0] >= self._cpu_window_s:
+                readings.popleft()  # a newer reading is old enough to start the window
+            _, start, own_start = readings[0]
             end = psutil.cpu_times()
             own_end = own_cpu_seconds()
-            self._last_cpu = (time.monotonic(), end, own_end)
+            readings.append((now, end, own_end))
         total = sum(end) - sum(start)
         busy = _busy_percent(start, end)
         if total <= 0:
@@ -284,8 +298,8 @@ class StateSampler:
         return snapshot
 
     def sample(self) -> agent_pb2.DeviceState:
-        """One snapshot; CPU utilisation covers the time since the previous sample,
-        blocking only when that was less than ``cpu_window_s`` ago."""
+        """One snapshot; CPU utilisation covers at least the last ``cpu_window_s``
+        (see ``_cpu_percent_since_last``); blocks only while the sampler is younger."""
         timestamp = time.time()
         freq = read_cpu_frequency(self._root)
         temperature = read_temperature_c(self._root)

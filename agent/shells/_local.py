@@ -26,7 +26,8 @@ from fleetnas.agent.runner import BenchmarkRunner
 from fleetnas.agent.shells._base import DeviceShell
 from fleetnas.api.v1 import agent_pb2
 
-# The CPU window blocks, so it is short: two samples per benchmark.
+# The shortest CPU utilisation window of a state sample. Back-to-back jobs do not wait
+# for it: a sample's window reaches back over earlier samples instead (StateSampler).
 STATE_CPU_WINDOW_S = 0.05
 
 

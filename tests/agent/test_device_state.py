@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -360,3 +361,20 @@ def test_oversubscribed_warning(threads, usable, physical, expected):
         assert warning is None
     else:
         assert warning is not None and warning.startswith(expected)
+
+
+def test_back_to_back_samples_do_not_wait_for_the_cpu_window(tmp_path):
+    """Once the sampler is a window old, samples close together never sleep, and each still
+    measures at least a window: a busy stretch shows in the samples right after it."""
+    window = 0.3
+    sampler = StateSampler(root=tmp_path, cpu_window_s=window)
+    time.sleep(window)
+    end = time.process_time() + 0.25
+    while time.process_time() < end:  # one core busy just before the samples
+        pass
+    start = time.monotonic()
+    states = [sampler.sample() for _ in range(10)]
+    assert time.monotonic() - start < window  # waiting would have taken 10 windows
+    one_core = 100.0 / (os.cpu_count() or 1)
+    # each window reaches back over the busy stretch (a 10 ms window would read ~0 or 100 %)
+    assert all(s.cpu_percent >= 0.3 * one_core for s in states), [s.cpu_percent for s in states]
