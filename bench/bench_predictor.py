@@ -10,7 +10,8 @@ bounded in time, and stops), in a fresh cost DB per condition:
    method (one benchmark with the agent's defaults, its median), and by the
    shared-host protocol (``fleetnas.controller.predict.measure_robust``: two
    independent runs), whose rounds are scored under every statistic of
-   ``STATISTICS``. Share of archs whose two figures agree within +-3 % /
+   ``STATISTICS``; and the same protocol with the paired method
+   (``--no-paired`` skips it), which cancels slow drift within a round. Share of archs whose two figures agree within +-3 % /
    +-10 %, Kendall tau between the two, device seconds per measurement.
    Targets (mbv3, 1 thread): within +-3 % for >= 90 % of archs under the
    background load, within +-2 % on a quiet host.
@@ -20,9 +21,11 @@ bounded in time, and stops), in a fresh cost DB per condition:
 
    * ``block LUT``: ``fleetnas.controller.lut.build_lut`` as today (agent
      defaults, block medians);
-   * ``robust LUT (p10 of stored samples)``: the same block measurements,
-     each entry the 10th percentile of its stored raw samples, computed in
-     this bench (the LUT library's robust entries are not there yet);
+   * ``block LUT, <statistic>``: the same block measurements, each entry
+     the LUT library's robust statistic of its stored raw samples
+     (``lut.entry_latency``; ``fleetnas lut build --statistic``), one row per
+     statistic of ``lut.STATISTICS``: the row that scores best is the
+     default's evidence;
    * ``kernel LUT``: ``build_kernel_lut`` over the calibration and eval
      archs' kernels, measured by the protocol;
    * ``transfer N=..``: ``transfer`` from the source devices (measured once,
@@ -40,7 +43,9 @@ provider that runs nodes, and the exporter only fp32: no provider or
 precision sources). A source with the DUT's own settings is never used.
 
 The load average is printed with every phase: on a shared host it is part of
-the result. No assertions.
+the result. ONNX exports never run alongside a measurement: the archs are all
+exported first (so the first condition's load figures are not the exporter's),
+blocks and kernels before their phase's measurements. No assertions.
 
     .venv/bin/python bench/bench_predictor.py [--quick] [--threads 1 2] [--load quiet busy]
 """
@@ -66,9 +71,11 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.export import export_arch
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import LocalAgent, start_local_agents, stop_local_agents
+from fleetnas.controller.lut import STATISTICS as LUT_STATISTICS
 from fleetnas.controller.lut import (
     accuracy,
     build_lut,
+    entry_latency,
     fit_calibration,
     kendall_tau_b,
     sample_archs,
@@ -203,6 +210,8 @@ def test_retest(cond: Condition, refs: dict[str, ModelRef]) -> tuple[list[dict[s
     say(f"[{cond.label}] protocol run B")
     run_b = measure_robust(refs, "dut", cond.request, db=cond.db, scheduler=cond.scheduler,
                            protocol=cond.args.protocol, reuse_since=time.time())
+    if cond.args.paired:
+        rows += paired_retest(cond, refs)
     rows.append({"protocol": "plain (agent defaults, median)",
                  "s_per_measurement": (plain_s + plain_s_b) / (len(plain_a) + len(plain_b)),
                  **agreement(plain_a, plain_b)})
@@ -217,6 +226,23 @@ def test_retest(cond: Condition, refs: dict[str, ModelRef]) -> tuple[list[dict[s
     for row in rows:
         row.update(threads=cond.threads, load=cond.load)
     return rows, run_a
+
+
+def paired_retest(cond: Condition, refs: dict[str, ModelRef]) -> list[dict[str, Any]]:
+    """The protocol run twice with the paired method: its default statistic's agreement."""
+    request = agent_pb2.BenchmarkSettings()
+    request.CopyFrom(cond.request)
+    request.method = agent_pb2.METHOD_PAIRED
+    runs = []
+    for which in "AB":
+        say(f"[{cond.label}] paired protocol run {which}")
+        runs.append(measure_robust(refs, "dut", request, db=cond.db, scheduler=cond.scheduler,
+                                   protocol=cond.args.protocol, reuse_since=time.time()))
+    a, b = ({tag: r.latency_ms for tag, r in run.results.items()} for run in runs)
+    per = sum(r.device_s for r in runs) / max(1, sum(len(r.results) for r in runs))
+    rounds = statistics.fmean(r.rounds for run in runs for r in run.results.values())
+    return [{"protocol": f"paired protocol, {cond.args.protocol.statistic}",
+             "s_per_measurement": per, "rounds": rounds, **agreement(a, b)}]
 
 
 # -- accuracy --------------------------------------------------------------------------------
@@ -244,17 +270,18 @@ def block_luts(cond: Condition, truth: dict[str, float]) -> list[dict[str, Any]]
     from fleetnas.controller.lut import LatencyPredictor, LutStore
 
     entries = LutStore(cond.db).entries(report.lut.id)
-    plain = LatencyPredictor(cond.space, {k: e.latency_ms for k, e in entries.items()})
-    p10 = {}
-    for key, entry in entries.items():
-        m = cond.db.get_measurement(entry.measurement_uid or "")
-        assert m is not None
-        p10[key] = STATISTICS["p10"]([list(m.samples_ms)], 1)
-    robust = LatencyPredictor(cond.space, p10)
-    return [score("block LUT", cond, plain.raw_sum, truth, report.measure_s,
-                  {"units": report.blocks}),
-            score("robust LUT (p10 of stored samples)", cond, robust.raw_sum, truth,
-                  report.measure_s, {"units": report.blocks})]
+    measurements = {key: cond.db.get_measurement(entry.measurement_uid or "")
+                    for key, entry in entries.items()}
+    rows = []
+    for statistic in LUT_STATISTICS:
+        values = {}
+        for key, m in measurements.items():
+            assert m is not None, key
+            values[key] = entry_latency(m, statistic)
+        predictor = LatencyPredictor(cond.space, values)
+        rows.append(score(f"block LUT, {statistic}", cond, predictor.raw_sum, truth,
+                          report.measure_s, {"units": report.blocks}))
+    return rows
 
 
 def kernel_lut(cond: Condition, truth: dict[str, float]) -> dict[str, Any]:
@@ -377,6 +404,8 @@ def parse_args() -> argparse.Namespace:
                         help="seconds after which the background spinner stops by itself")
     parser.add_argument("--cache-dir", type=Path, help="ONNX export cache [default: temp]")
     parser.add_argument("--out", type=Path, default=Path("bench_predictor_out"))
+    parser.add_argument("--no-paired", dest="paired", action="store_false",
+                        help="skip the paired-method test-retest rows")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: r160, 10+5 archs, 1 thread, short protocol")
     args = parser.parse_args()
@@ -404,6 +433,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as tmp:
         base = Path(tmp)
         args.cache_dir = args.cache_dir or base / "onnx"
+        say(f"exporting {len(calibration) + len(evaluation)} archs")
+        for arch in [*calibration, *evaluation]:
+            export_arch(space, arch, cache_dir=args.cache_dir)
         names = ["dut", *SOURCE_CONFIGS]
         agents: list[LocalAgent] = start_local_agents(len(names), base / "agents")
         for agent, name in zip(agents, names, strict=True):
