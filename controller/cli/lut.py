@@ -12,6 +12,7 @@ device ``local``). See ``docs/lut.md``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -48,6 +49,7 @@ from fleetnas.controller.lut import (
     DEFAULT_STALE_THRESHOLD,
     STATISTICS,
     BuildReport,
+    Calibration,
     LutError,
     LutInfo,
     LutStore,
@@ -189,6 +191,21 @@ def _selected(
 
 def _pct(share: float) -> str:
     return f"{100 * share:.1f}%"
+
+
+def _echo_calibration(what: str, calibration: Calibration) -> None:
+    """The fitted line, its leave-one-out uncertainty, and a warning (stderr) per problem of
+    the calibration set (``Calibration.warnings``)."""
+    loo = ""
+    if math.isfinite(calibration.loo_rmspe):
+        loo = f", leave-one-out RMSPE {calibration.loo_rmspe:.1f}%"
+        if calibration.a_interval is not None:
+            low, high = calibration.a_interval
+            loo += f", slope {low:.4f}–{high:.4f}"
+    click.echo(f"{what} on {calibration.n} archs: predicted = {calibration.a:.4f} × "
+               f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%{loo})")
+    for warning in calibration.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _calibration_text(lut: LutInfo) -> str:
@@ -420,8 +437,7 @@ def _calibrate_built(db: CostDB, scheduler: Scheduler, info: LutInfo,
                 cache_dir=where.scheduling.cache_dir, timeout_s=_timeout(request),
                 on_progress=on_progress,
             )  # fmt: skip
-        click.echo(f"calibrated on {calibration.n} archs: predicted = {calibration.a:.4f} × "
-                   f"sum {calibration.b:+.4f} ms (fit RMSPE {calibration.fit_rmspe:.1f}%)")
+        _echo_calibration("calibrated", calibration)
 
 
 def _refresh(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
@@ -496,9 +512,7 @@ def calibrate(
             calibration = calibrate_lut(info, db=db, scheduler=scheduler, k=calibration_n,
                                         seed=arch_seed, cache_dir=where.scheduling.cache_dir,
                                         timeout_s=_timeout(request), on_progress=on_progress)
-    click.echo(f"calibrated {info.label()} on {calibration.n} archs: predicted = "
-               f"{calibration.a:.4f} × sum {calibration.b:+.4f} ms "
-               f"(fit RMSPE {calibration.fit_rmspe:.1f}%)")
+    _echo_calibration(f"calibrated {info.label()}", calibration)
 
 
 @lut.command(name="eval")
