@@ -16,7 +16,12 @@ Importing this package imports torch. See ``docs/search.md``.
 
 from __future__ import annotations
 
-from fleetnas.controller.accuracy._base import AccuracyEstimator, EstimatorSetup, SetupProgress
+from fleetnas.controller.accuracy._base import (
+    AccuracyEstimator,
+    DeployableEstimator,
+    EstimatorSetup,
+    SetupProgress,
+)
 from fleetnas.controller.accuracy._compare import (
     Comparison,
     EstimatorRanking,
@@ -56,6 +61,7 @@ __all__ = [
     "Comparison",
     "Dataset",
     "DatasetError",
+    "DeployableEstimator",
     "EstimatorError",
     "EstimatorRanking",
     "EstimatorSetup",

@@ -12,6 +12,13 @@ estimate: the estimator checks it fits the space (a table: every row parses)
 and does its one-off work (a supernet: trained, or loaded from the store
 under :attr:`EstimatorSetup.workdir`), and says what it did in lines for
 people.
+
+A :class:`DeployableEstimator` can also hand over the network it scores,
+weights included, with the dataset it is scored on: a search with precision
+genes then evaluates each target's compressed model instead of trusting the
+fp32 score (``fleetnas.controller.driver.DeployedScorer``). An estimator that
+returns a number only (a proxy, a table, a ``plugin:MODULE:FUNCTION``) cannot
+see precision.
 """
 
 from __future__ import annotations
@@ -20,10 +27,15 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fleetnas.controller.search import CallableObjective
 from fleetnas.controller.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from fleetnas.controller.accuracy._data import Dataset
 
 #: ``progress(task, done, total, detail)`` during an estimator's one-off work
 SetupProgress = Callable[[str, int, "int | None", str], None]
@@ -70,3 +82,27 @@ class AccuracyEstimator(abc.ABC):
         ``label`` is what people read (e.g. ``"naswot score"``)."""
         return CallableObjective(name, lambda arch: self.estimate(space, arch), "maximize",
                                  label=label)
+
+
+class DeployableEstimator(AccuracyEstimator):
+    """An estimator whose score is a network's top-1 on a dataset's validation split, and
+    which can hand that network over (see the module docstring).
+
+    Contract: :meth:`deployable` returns the network :meth:`estimate` scores, with its
+    weights, in eval mode, for the arch of the wrapped space (no precision genes); its
+    input is ``dataset``'s images as
+    :class:`fleetnas.controller.compress.DatasetInputs` preprocesses them (fitted to the
+    input, standardised per channel with the training split's statistics) and its first
+    ``dataset.num_classes`` logits are the classes. ``max_val_samples`` and ``seed`` say
+    which validation samples the deployed models are evaluated on (as
+    ``compress.evaluate_onnx`` picks them). Deterministic as :meth:`estimate` is.
+    """
+
+    dataset: Dataset
+    max_val_samples: int | None
+    seed: int
+
+    @abc.abstractmethod
+    def deployable(self, space: SearchSpace, arch: Any) -> nn.Module:
+        """The network of ``arch`` that :meth:`estimate` scores (see the class docstring);
+        EstimatorError when it cannot be made."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fleetnas.controller.accuracy._base import AccuracyEstimator
+from fleetnas.controller.accuracy._base import DeployableEstimator
 from fleetnas.controller.accuracy._data import Dataset, adapt_images
 from fleetnas.controller.accuracy._torch_utils import build_seeded, fit_head, input_chw, logits_of
 from fleetnas.controller.spaces import SearchSpace
@@ -40,7 +40,7 @@ def _check_positive(name: str, value: object, kind: type) -> None:
         )
 
 
-class ShortTrainingEstimator(AccuracyEstimator):
+class ShortTrainingEstimator(DeployableEstimator):
     """Validation accuracy after a short training on ``dataset`` (see module doc).
 
     ``max_train_samples`` / ``max_val_samples`` cap the splits (first samples
@@ -132,6 +132,10 @@ class ShortTrainingEstimator(AccuracyEstimator):
         """
         module, _, _ = self._trained(space, arch)
         return module.eval()
+
+    def deployable(self, space: SearchSpace, arch: Any) -> nn.Module:
+        """:meth:`train`: the trained network is the one deployed."""
+        return self.train(space, arch)
 
     def _trained(self, space: SearchSpace, arch: Any
                  ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

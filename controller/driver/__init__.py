@@ -46,6 +46,7 @@ from fleetnas.controller.driver._config import (
 )
 from fleetnas.controller.driver._deploy import (
     DEPLOYED_NOTE,
+    UNKNOWN_NOTE,
     DeployedModels,
     accuracy_note,
     calibration_source,
@@ -122,6 +123,7 @@ from fleetnas.controller.driver._transfers import (
     stored_transfers,
     transfer_predictors,
 )
+from fleetnas.controller.driver._unknown import FP32_SCORE, UNKNOWN, blind_accuracy, unknown_of
 
 __all__ = [
     "ACCURACY_GROUP",
@@ -139,6 +141,9 @@ __all__ = [
     "CandidateRecord",
     "CandidateState",
     "DEPLOYED_NOTE",
+    "FP32_SCORE",
+    "UNKNOWN",
+    "UNKNOWN_NOTE",
     "DeployedModels",
     "DeployedScorer",
     "Counters",
@@ -181,7 +186,9 @@ __all__ = [
     "TargetResult",
     "ValuePredictor",
     "accuracy_note",
+    "blind_accuracy",
     "deployed_accuracy_for",
+    "unknown_of",
     "arch_features",
     "calibration_source",
     "check_accuracy_spec",

@@ -60,7 +60,12 @@ class EstimatorKind(abc.ABC):
     estimate costs enough that hybrid mode predicts it too (``accuracy_cost
     auto``); ``measures`` what its value is, as people read it on tables,
     plots and exports (``"naswot score"``; ``"accuracy"`` only for an
-    accuracy on held-out data; ``None``: ``"NAME score"``). :meth:`check`
+    accuracy on held-out data; ``None``: ``"NAME score"``). ``deployed``:
+    its estimator is a :class:`~fleetnas.controller.accuracy.DeployableEstimator`
+    whose dataset is the spec's first argument (``KIND:DATA,...``), so a search
+    with precision genes scores each target's deployed model and calibrates
+    int8 on DATA; otherwise the kind cannot see precision (a search gives a
+    candidate deployed below fp32 an unknown accuracy). :meth:`check`
     must not import torch.
     """
 
@@ -68,6 +73,7 @@ class EstimatorKind(abc.ABC):
     usage: ClassVar[str]
     expensive: ClassVar[bool] = False
     measures: ClassVar[str | None] = None
+    deployed: ClassVar[bool] = False
 
     def label(self) -> str:
         """What a value of this kind is: ``measures``, else ``"NAME score"``."""
@@ -127,6 +133,7 @@ class Train(EstimatorKind):
     usage = "train:DATA[,epochs=N]"
     expensive = True
     measures = "accuracy"
+    deployed = True
 
     def check(self, spec: str, argument: str) -> None:
         _options(spec, argument, self.usage, _TRAIN_OPTIONS)
@@ -161,6 +168,7 @@ class Supernet(EstimatorKind):
     name = "supernet"
     usage = "supernet:DATA[,epochs=N]"
     measures = "supernet accuracy"
+    deployed = True
 
     def check(self, spec: str, argument: str) -> None:
         _options(spec, argument, self.usage, SUPERNET_OPTIONS)
@@ -275,6 +283,23 @@ def accuracy_label(spec: str) -> str:
         return estimator_kind(spec)[0].label()
     except SearchConfigError:
         return "accuracy"
+
+
+def sees_precision(spec: str) -> bool:
+    """Whether a search with estimator ``spec`` scores each target's deployed model
+    (:attr:`EstimatorKind.deployed`); False for a kind no longer installed."""
+    try:
+        return estimator_kind(spec)[0].deployed
+    except SearchConfigError:
+        return False
+
+
+def deployed_data(spec: str) -> str | None:
+    """The DATA of a ``KIND:DATA,...`` spec whose kind sees precision (the data its
+    deployed models are scored on, and int8 calibrated on); None for other kinds."""
+    if not sees_precision(spec):
+        return None
+    return spec.partition(":")[2].split(",")[0] or None
 
 
 def is_expensive(spec: str, cost: str = "auto") -> bool:

@@ -24,7 +24,11 @@ from google.protobuf import json_format
 from fleetnas.agent.settings import flag_settings, setting_for_key
 from fleetnas.agent.settings_args import settings_from_pairs
 from fleetnas.api.v1 import agent_pb2
-from fleetnas.controller.driver._accuracy import accuracy_label, check_accuracy_spec
+from fleetnas.controller.driver._accuracy import (
+    accuracy_label,
+    check_accuracy_spec,
+    sees_precision,
+)
 from fleetnas.controller.driver._errors import SearchConfigError
 from fleetnas.controller.driver._remote import ExecutorOptions
 from fleetnas.controller.driver._source import BUILTIN_SOURCES, LatencySource, latency_source_class
@@ -476,10 +480,11 @@ class SearchConfig:
         for name in [*objective_names, *(parse_constraint(c).name for c in self.constraints)]:
             self._check_computable(name, keys, extra, source)
         strategy_from_spec(self.strategy)
-        self._check_precisions()
+        self._check_precisions(extra)
 
-    def _check_precisions(self) -> None:
-        """Precision genes are measured only: a LUT entry is an fp32 block."""
+    def _check_precisions(self, extra: set[str]) -> None:
+        """Precision genes are measured only: a LUT entry is an fp32 block; and a constraint
+        on an accuracy the estimator cannot see below fp32 could not be checked."""
         canonical_precisions(self.precisions, "precisions: ")
         genes = self.precision_genes()
         if genes and self.mode != "measured":
@@ -489,6 +494,16 @@ class SearchConfig:
                 "from LUT entries, which are fp32 blocks, so a quantized candidate would get an "
                 "fp32 figure; search precisions with --mode measured"
             )
+        below = any(set(v) - set(DEFAULT_PRECISIONS) for v in genes.values())
+        blind = self.accuracy is not None and not sees_precision(self.accuracy)
+        for text in self.constraints:
+            if below and blind and "accuracy" not in extra and parse_constraint(text).name == "accuracy":
+                raise SearchConfigError(
+                    f"constraint {text!r}: {self.accuracy} scores the fp32 network only, so a "
+                    "candidate deployed below fp32 has an unknown accuracy that no constraint "
+                    "can check; use --accuracy train:DATA or supernet:DATA to compare "
+                    "precisions, or drop the constraint"
+                )
 
     def allowed_precisions(self, target: Target) -> tuple[str, ...]:
         """The precisions ``target``'s gene may take: its own, else the search's."""

@@ -10,7 +10,7 @@ What a target is sent (:class:`DeployedModels`): the arch exported to ONNX
 (fp32, as without genes), then, for a target whose gene is not fp32, the
 variant made by :func:`fleetnas.controller.compress.make_variant` from those
 bytes, calibrated on the config's ``calibration``, else on the dataset of a
-``train:DATA`` accuracy estimator, else on random data (a
+``train:DATA`` or ``supernet:DATA`` accuracy estimator, else on random data (a
 RandomCalibrationWarning, issued once per search run). The variant is
 recorded in the cost DB like any model: by its sha256, with the space's
 network identity and the arch ``ENCODING@PRECISION`` as its origin. That
@@ -18,10 +18,11 @@ origin is no encoding of the space, so fp32-only readers of the DB (LUT
 evaluation, transfer predictors) leave it out; caching works by content hash
 as for every model.
 
-Accuracy: a ``train:DATA`` estimator's candidates are scored as each target
-deploys them (:mod:`._deployed_accuracy`, with this module's variants);
-other estimators score the fp32 network (:func:`accuracy_note` says which
-wherever the front is shown).
+Accuracy: a ``train:DATA`` or ``supernet:DATA`` estimator's candidates are
+scored as each target deploys them (:mod:`._deployed_accuracy`, with this
+module's variants); other estimators score the fp32 network, and a
+candidate deployed below fp32 has an unknown accuracy (:mod:`._unknown`;
+:func:`accuracy_note` says which wherever the front is shown).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.driver._accuracy import accuracy_label
+from fleetnas.controller.driver._accuracy import accuracy_label, deployed_data, sees_precision
 from fleetnas.controller.driver._config import DEFAULT_PRECISIONS, SearchConfig
 from fleetnas.controller.scheduler import ModelRef
 from fleetnas.controller.search import parse_constraint
@@ -50,32 +51,34 @@ def search_space(space: SearchSpace, config: SearchConfig) -> SearchSpace:
     return PrecisionSpace(space, genes)
 
 
-#: the note of a search whose trained candidates are scored as each target deploys them
+#: the note of a search whose candidates are scored as each target deploys them
 DEPLOYED_NOTE = "accuracy: held-out accuracy of each target's deployed model (worst target)"
+#: what the note of a precision-blind search says of a member deployed below fp32
+UNKNOWN_NOTE = ("unknown for a member with a precision other than fp32, ranked as the worst "
+                "(such a member is on the front only for its other objectives); use --accuracy "
+                "train:DATA or supernet:DATA to compare precisions")
 
 
 def accuracy_note(config: SearchConfig) -> str | None:
     """What the front's accuracy means when candidates carry precision genes (None without):
-    with ``train:DATA`` each target's deployed model is evaluated (:data:`DEPLOYED_NOTE`),
-    any other estimator scores the fp32 network."""
+    with an estimator that sees precision each target's deployed model is evaluated
+    (:data:`DEPLOYED_NOTE`); any other scores the fp32 network, and the accuracy of a
+    member deployed below fp32 is unknown (:data:`UNKNOWN_NOTE`)."""
     used = [o.name for o in config.objective_list()]
     used += [parse_constraint(c).name for c in config.constraints]
     if not config.precision_genes() or config.accuracy is None or "accuracy" not in used:
         return None
-    if config.accuracy.partition(":")[0] == "train":  # scored as deployed (_deployed_accuracy)
+    if sees_precision(config.accuracy):  # scored as deployed (_deployed_accuracy)
         return DEPLOYED_NOTE
-    return (f"accuracy: {accuracy_label(config.accuracy)} of the fp32 network; precision not evaluated "
-            "(members that differ only in precision share one score)")
+    return f"accuracy: {accuracy_label(config.accuracy)} of the fp32 network; {UNKNOWN_NOTE}"
 
 
 def calibration_source(config: SearchConfig) -> str | None:
-    """``--calibration``, else a ``train:DATA`` estimator's DATA, else None (random)."""
+    """``--calibration``, else the DATA of an estimator that sees precision (``train:DATA``,
+    ``supernet:DATA``), else None (random)."""
     if config.calibration is not None:
         return config.calibration
-    spec = config.accuracy or ""
-    if spec.startswith("train:"):
-        return spec.partition(":")[2].split(",")[0] or None
-    return None
+    return deployed_data(config.accuracy) if config.accuracy else None
 
 
 def variant_arch(encoding: str, precision: str) -> str:

@@ -1,20 +1,24 @@
-"""Accuracy of a candidate as each target deploys it: the trained network, compressed, evaluated.
+"""Accuracy of a candidate as each target deploys it: the scored network, compressed, evaluated.
 
 Applies to a search whose candidates carry precision genes and whose
-accuracy estimator trains (``train:DATA``, :class:`ShortTrainingEstimator`);
-:func:`deployed_accuracy_for` gives ``None`` otherwise (proxies, tables,
-supernets and plugins score the fp32 network, as :func:`~._deploy.accuracy_note`
-says).
+accuracy estimator can hand over the network it scores (a
+:class:`~fleetnas.controller.accuracy.DeployableEstimator`: ``train:DATA``
+trains it, ``supernet:DATA`` materialises the subnet with inherited weights
+and recalibrated batch norm); :func:`deployed_accuracy_for` gives ``None``
+otherwise (proxies, tables and ``plugin:MODULE:FUNCTION`` return a number:
+they score the fp32 network, and a candidate deployed below fp32 gets an
+unknown accuracy, :mod:`._unknown`).
 
-For one candidate (:meth:`DeployedScorer.values`): the network is trained
-as the estimator trains it, exported to ONNX with its trained weights (the
+For one candidate (:meth:`DeployedScorer.values`): the network is made
+as the estimator scores it (:meth:`DeployableEstimator.deployable`, for the
+wrapped space's arch), exported to ONNX with its weights (the
 fp32 model), and each distinct precision the candidate's genes ask for is
 made from those bytes by :class:`~._deploy.DeployedModels`, the measurement
 side's path and calibration (not recorded in the cost DB: these models are
 never measured). Each model is evaluated with
-:func:`fleetnas.controller.compress.evaluate_onnx` on the dataset's
-validation split (``max_val_samples`` of them, chosen by the estimator's
-seed). The values, per target ``KEY``:
+:func:`fleetnas.controller.compress.evaluate_onnx` on the estimator's
+dataset's validation split (``max_val_samples`` of them, chosen by the
+estimator's seed). The values, per target ``KEY``:
 
 - ``accuracy[KEY]``: top-1 of the model ``KEY`` is sent at its precision;
 - ``accuracy_drop[KEY]``: the fp32 ONNX model's top-1 minus that (positive
@@ -24,7 +28,7 @@ seed). The values, per target ``KEY``:
 
 Each per-target value's source is ``deployed:SHA256`` (the sha256 of the
 evaluated model, kept in the variant cache under ``variants/`` of the export
-cache, or for fp32 the trained export itself, which is not kept).
+cache, or for fp32 the weighted export itself, which is not kept).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from fleetnas.controller.scheduler import ModelRef
 from fleetnas.controller.spaces import PrecisionSpace, SearchSpace
 
 if TYPE_CHECKING:
-    from fleetnas.controller.accuracy import AccuracyEstimator, ShortTrainingEstimator
+    from fleetnas.controller.accuracy import AccuracyEstimator, DeployableEstimator
 
 ACCURACY = "accuracy"
 #: the source of a per-target value: this prefix and the evaluated model's sha256
@@ -59,8 +63,8 @@ def drop_key(key: str) -> str:
     return f"accuracy_drop[{key}]"
 
 
-#: trained exports kept by a scorer, most recent first out (members differing only in
-#: precision are trained once)
+#: weighted exports kept by a scorer, most recent first out (members differing only in
+#: precision are trained, or materialised, once)
 KEEP_TRAINED = 16
 
 
@@ -68,14 +72,14 @@ KEEP_TRAINED = 16
 class DeployedScorer:
     """Scores candidates of a :class:`PrecisionSpace` as deployed (module docstring).
 
-    Keeps the last :data:`KEEP_TRAINED` trained exports by the wrapped arch's
+    Keeps the last :data:`KEEP_TRAINED` weighted exports by the wrapped arch's
     encoding and every score by (model sha256, precision), so candidates that
-    differ only in precision are trained once and a model is evaluated once
-    (training is deterministic for a seed, so this changes no value). Not
-    thread-safe.
+    differ only in precision are trained (or materialised) once and a model is
+    evaluated once (the estimator is deterministic, so this changes no value).
+    Not thread-safe.
     """
 
-    estimator: ShortTrainingEstimator
+    estimator: DeployableEstimator
     deployed: DeployedModels
     _trained: OrderedDict[str, ModelRef] = field(default_factory=OrderedDict)
     _scores: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
@@ -83,7 +87,7 @@ class DeployedScorer:
     def values(self, space: SearchSpace, arch: Any) -> tuple[dict[str, float], dict[str, str]]:
         """``(values, sources)`` of ``arch``: ``accuracy`` and each target's two values.
 
-        Raises EstimatorError (training), ExportError, and what
+        Raises EstimatorError (training, a supernet), ExportError, and what
         :meth:`DeployedModels.ref` raises (CompressError).
         """
         from fleetnas.controller.compress import evaluate_onnx
@@ -114,14 +118,14 @@ class DeployedScorer:
         return values, sources
 
     def _export(self, space: PrecisionSpace, arch: Any) -> ModelRef:
-        """The trained network of ``arch`` as an fp32 ONNX model (kept, see the class)."""
+        """The estimator's network of ``arch`` as an fp32 ONNX model (kept, see the class)."""
         from fleetnas.controller.export import OPSET, module_to_onnx
 
         key = space.base.encode(arch.arch)
         if key in self._trained:
             self._trained.move_to_end(key)
             return self._trained[key]
-        module = self.estimator.train(space, arch)
+        module = self.estimator.deployable(space.base, arch.arch)
         data = module_to_onnx(module, tuple(space.input_shape(arch)), OPSET)
         ref = ModelRef(hashlib.sha256(data).hexdigest(), len(data), data=data,
                        model_format=agent_pb2.MODEL_FORMAT_ONNX)
@@ -133,13 +137,14 @@ class DeployedScorer:
 
 def deployed_accuracy_for(config: SearchConfig, estimator: AccuracyEstimator | None, *,
                           cache_dir: str | Path | None = None) -> DeployedScorer | None:
-    """The deployed-accuracy scorer of a search: with precision genes and a training
-    estimator, else ``None``. Variants are calibrated as the measurement side's."""
+    """The deployed-accuracy scorer of a search: with precision genes and a
+    :class:`DeployableEstimator`, else ``None``. Variants are calibrated as the
+    measurement side's."""
     if not config.precision_genes() or estimator is None:
         return None
-    from fleetnas.controller.accuracy import ShortTrainingEstimator
+    from fleetnas.controller.accuracy import DeployableEstimator
 
-    if not isinstance(estimator, ShortTrainingEstimator):
+    if not isinstance(estimator, DeployableEstimator):
         return None
     return DeployedScorer(estimator, DeployedModels(None, calibration_source(config),
                                                       cache_dir))

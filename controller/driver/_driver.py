@@ -50,6 +50,7 @@ from fleetnas.controller.driver._resume import StoredSearch, load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
 from fleetnas.controller.driver._transfers import stored_transfers, transfer_predictors
+from fleetnas.controller.driver._unknown import network_space
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
 from fleetnas.controller.predict import StoredTransfer, TransferPredictor
 from fleetnas.controller.search import Candidate, Objective, SearchEngine, Trial, TrialState
@@ -134,8 +135,9 @@ def best_so_far(objectives: Sequence[Objective], front: Sequence[Trial]) -> dict
     best: dict[str, float] = {}
     for o in objectives:
         if feasible:
-            values = [t.values[o.name] for t in feasible]
-            best[o.name] = min(values) if o.direction == "minimize" else max(values)
+            values = [t.values[o.name] for t in feasible if o.name in t.values]  # not unknown
+            if values:
+                best[o.name] = min(values) if o.direction == "minimize" else max(values)
     return best
 
 
@@ -547,7 +549,7 @@ def _estimator_notes(evaluation: Evaluation, estimator: AccuracyEstimator | None
                      remote: RemoteEstimates | None, report: Callable[[str, str], None]) -> list[str]:
     """What the estimator's ``prepare`` checked or did (a table's coverage, a supernet), and
     why estimates run inline when an executor was given."""
-    space = evaluation.engine.space
+    space = network_space(evaluation.engine.space)  # estimators see the networks, not genes
     notes = _prepare(estimator, space, store, report) if estimator is not None else []
     if executor is not None and remote is None:
         notes.append(inline_note(evaluation.config.accuracy, executor,

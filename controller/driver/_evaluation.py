@@ -42,6 +42,7 @@ from fleetnas.controller.driver._measure import (
     TargetResult,
 )
 from fleetnas.controller.driver._predict import Prediction
+from fleetnas.controller.driver._unknown import blind_accuracy, network_of, unknown_of
 from fleetnas.controller.search import Candidate, SearchEngine, Trial, TrialState, split_name
 from fleetnas.controller.spaces import Arch
 
@@ -287,7 +288,8 @@ class Evaluation:
         return None
 
     def estimate_accuracy(self, arch: Arch, source: str) -> tuple[dict[str, float], dict[str, str]]:
-        """``({"accuracy": v}, {"accuracy": source})`` from the estimator, or with
+        """``({"accuracy": v}, {"accuracy": source})`` from the estimator (of the fp32
+        network: unknown for a candidate with a gene below fp32, :mod:`._unknown`), or with
         :attr:`deployed` the deployed values (``accuracy`` the worst target's; see
         :mod:`._deployed_accuracy`). EstimatorError when the candidate cannot be scored;
         SearchConfigError when the calibration data cannot be used."""
@@ -297,9 +299,9 @@ class Evaluation:
 
         assert self.estimator is not None
         with self.times.timing("accuracy"):
-            if self.deployed is None:
-                value = float(self.estimator.estimate(self.engine.space, arch))
-                return {ACCURACY: value}, {ACCURACY: source}
+            if self.deployed is None:  # the fp32 network's score (unknown below fp32: ._unknown)
+                value = float(self.estimator.estimate(*network_of(self.engine.space, arch)))
+                return blind_accuracy(self.engine.space, arch, value, source)
             try:
                 values, sources = self.deployed.values(self.engine.space, arch)
             except CalibrationError as exc:
@@ -336,7 +338,7 @@ class Evaluation:
     def _tell(self, state: CandidateState, values: Mapping[str, float],
               sources: Mapping[str, str], **extra: Any) -> None:
         metadata = trial_metadata(sources, self.latency_names, **extra)
-        self.engine.tell(state.id, values, metadata=metadata)
+        self.engine.tell(state.id, values, metadata=metadata, unknown=unknown_of(values, sources))
         self.book.told(state.id)
 
     def revise_measured(self, trial: Trial, measurement: CandidateMeasurement) -> None:
@@ -366,7 +368,7 @@ class Evaluation:
         if (measurements is None and model_sha256 is None and measure_failed is None
                 and _same_sources(old, sources)):
             # new values only (a refreshed prediction): trial_metadata would rebuild ``old``
-            self.engine.revise(trial.id, values)
+            self.engine.revise(trial.id, values, unknown=unknown_of(values, sources))
             self.book.changed(trial.id)
             return
         metadata = trial_metadata(
@@ -375,7 +377,8 @@ class Evaluation:
             model_sha256=model_sha256 or old.get("model_sha256"),
             measure_failed=measure_failed or old.get("measure_failed"),
         )  # fmt: skip
-        self.engine.revise(trial.id, values, metadata=None if metadata == old else metadata)
+        self.engine.revise(trial.id, values, metadata=None if metadata == old else metadata,
+                           unknown=unknown_of(values, sources))
         self.book.changed(trial.id)
 
     def fail(self, candidate_id: int, reason: str) -> None:

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from fleetnas.controller.executor._tasks import DatasetRef
     from fleetnas.controller.spaces import SearchSpace
 
-ACCURACY = "accuracy"
 EXECUTOR_KINDS = ("local", "ray")
 #: the result store's file, beside the cost DB
 EVALUATIONS_FILE = "evaluations.db"
@@ -177,12 +176,14 @@ class RemoteEstimates:
 
     def submit(self, state: CandidateState, source: str) -> None:
         """Start the estimate of ``state``'s candidate; ``source`` labels its value when it comes."""
+        from fleetnas.controller.driver._unknown import network_of  # _config imports this module
         from fleetnas.controller.executor import EvalTask, Resources
 
         task_id = f"candidate-{state.id}"
         if task_id in self._waiting:
             return
-        task = EvalTask.of(task_id, self.space, state.candidate.arch, self.estimator,
+        space, arch = network_of(self.space, state.candidate.arch)  # the fp32 network
+        task = EvalTask.of(task_id, space, arch, self.estimator,
                            dataset=self.dataset, resources=Resources(cpus=1))
         self._waiting[task_id] = (state, source)
         self.executor.submit(task)
@@ -193,6 +194,8 @@ class RemoteEstimates:
 
     def settle(self) -> None:
         """Wait for every submitted estimate; each value goes into its state, then ``on_value``."""
+        from fleetnas.controller.driver._unknown import blind_accuracy
+
         if not self._waiting:
             return
         for result in self.executor.results():
@@ -202,8 +205,10 @@ class RemoteEstimates:
             state, source = entry
             if result.ok:
                 assert result.value is not None
-                state.values[ACCURACY] = float(result.value)
-                state.sources[ACCURACY] = source
+                values, sources = blind_accuracy(self.space, state.candidate.arch,
+                                                 float(result.value), source)
+                state.values.update(values)
+                state.sources.update(sources)
                 self.on_value(state)
             else:
                 tries = f"{result.attempts} attempt{'s' if result.attempts != 1 else ''}"

@@ -26,6 +26,7 @@ from fleetnas.controller.driver._config import SearchConfig
 from fleetnas.controller.driver._deploy import search_space
 from fleetnas.controller.driver._evaluation import latency_key
 from fleetnas.controller.driver._store import CandidateRecord, SearchRecord, SearchStore
+from fleetnas.controller.driver._unknown import unknown_of
 from fleetnas.controller.search import STEP_FORMAT, SearchEngine, parse_constraint
 from fleetnas.controller.spaces import SearchSpace, get_space
 
@@ -61,6 +62,7 @@ def trial_records(rows: Sequence[CandidateRecord], latency_names: Sequence[str])
                 model_sha256=row.model_sha256, measure_failed=row.failure,
             ) if complete else None,
             "failure": row.failure if row.state == "failed" else None,
+            "unknown": unknown_of(row.metrics, row.sources) if complete else {},
         })  # fmt: skip
     return out
 

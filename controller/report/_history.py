@@ -131,6 +131,8 @@ def hypervolume_history(
         x += max(len(r.measurements), 1) if measured else 1
         if r.feasible:
             for name, objs in curves.items():
+                if any(o.name not in r.values for o in objs):
+                    continue  # an unknown value: worse than any reference, it adds no volume
                 point = tuple(o.sign * float(r.values[o.name]) for o in objs)
                 front = fronts[name]
                 if any(dominates(p, point) or p == point for p in front):

@@ -149,6 +149,7 @@ def _panel(
     """Draw one panel; return the rank labels to place once the layout is final."""
     xs_scale, ys_scale = _scale(x_obj.name), _scale(y_obj.name)
     same = x_obj is y_obj
+    rows = [r for r in rows if x_obj.name in r.values and y_obj.name in r.values]  # not unknown
 
     def raw(r: ResultRow) -> tuple[float, float]:
         x = r.values[x_obj.name] * xs_scale

@@ -23,7 +23,10 @@ class ResultRow:
 
     ``rank`` is set for front members (1 = best by the first objective).
     ``source`` says whether its latencies are ``measured``, ``predicted`` or
-    ``mixed``; ``sources`` gives each value's origin.
+    ``mixed``; ``sources`` gives each value's origin. ``unknown`` names the
+    values the search could not know (absent from ``values``), with the
+    reason: shown as :data:`UNKNOWN_TEXT` in tables, ``null`` in JSON, empty
+    in CSV.
     """
 
     candidate_id: int
@@ -37,6 +40,7 @@ class ResultRow:
     measurements: Mapping[str, str] = field(default_factory=dict)
     rank: int | None = None
     generation: int = 0
+    unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def on_front(self) -> bool:
@@ -83,7 +87,7 @@ def _row(trial: Trial, rank: int | None) -> ResultRow:
         feasible=e.feasible, violation=e.total_violation, source=meta.get("source"),
         sources=dict(meta.get("sources", {})), model_sha256=meta.get("model_sha256"),
         measurements=dict(meta.get("measurements", {})), rank=rank,
-        generation=trial.candidate.generation,
+        generation=trial.candidate.generation, unknown=dict(e.unknown),
     )  # fmt: skip
 
 
@@ -117,12 +121,18 @@ def value_names(engine: SearchEngine) -> list[str]:
 
 #: per-target values a search adds to its objectives (``accuracy[pi4]``: deployed accuracy)
 PER_TARGET_VALUES = ("accuracy", "accuracy_drop")
+#: values a search adds without a target: a precision-blind estimator's fp32 score of a
+#: member whose accuracy is unknown (``fleetnas.controller.driver.FP32_SCORE``)
+EXTRA_VALUES = ("accuracy_fp32",)
+#: a table's cell for a value the search could not know
+UNKNOWN_TEXT = "unknown"
 
 
 def per_target_names(engine: SearchEngine) -> list[str]:
     """The ``accuracy[KEY]`` / ``accuracy_drop[KEY]`` values complete trials carry beyond the
     objectives (a trained search with precision genes scores each target's deployed model),
-    in the order the first trial holding them gives; ``[]`` without."""
+    in the order the first trial holding them gives, then ``accuracy_fp32`` when a trial
+    has it (:data:`EXTRA_VALUES`); ``[]`` without."""
     used = set(value_names(engine))
     out: dict[str, None] = {}
     for trial in sorted(engine.complete(), key=lambda t: t.id):
@@ -134,7 +144,9 @@ def per_target_names(engine: SearchEngine) -> list[str]:
                 continue
             if key is not None and base in PER_TARGET_VALUES and name not in used:
                 out.setdefault(name)
-    return list(out)
+    extras = [n for n in EXTRA_VALUES if n not in used and n not in out
+              and any(n in t.values for t in engine.complete())]
+    return list(out) + extras
 
 
 def value_labels(engine: SearchEngine) -> dict[str, str]:

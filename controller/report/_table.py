@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from rich.markup import escape
 from rich.table import Table
 
-from fleetnas.controller.report._rows import ResultRow, format_value, precision_text
+from fleetnas.controller.report._rows import (
+    UNKNOWN_TEXT,
+    ResultRow,
+    format_value,
+    precision_text,
+)
 from fleetnas.controller.search import Objective
 
 
@@ -22,7 +27,7 @@ def front_table(
     """Rank, candidate, each objective (with ↑/↓), constraint inputs, source, arch.
 
     Rows with precision genes add a ``precision`` column (per target). A predicted latency is marked ``~`` (it was never measured), an
-    infeasible row is red.
+    unknown value reads ``unknown``, an infeasible row is red.
     """
     table = Table(title=escape(title), caption=escape(caption) if caption else None)
     table.add_column("rank", justify="right")
@@ -40,7 +45,7 @@ def front_table(
     for r in rows:
         cells = []
         for name in [*(o.name for o in objectives), *extra_names]:
-            text = format_value(name, r.values.get(name))
+            text = UNKNOWN_TEXT if name in r.unknown else format_value(name, r.values.get(name))
             origin = r.sources.get(name)
             if origin in ("lut", "surrogate"):
                 text = "~" + text

@@ -16,6 +16,14 @@ Guarantees:
   state included) and :meth:`SearchEngine.from_state_dict` continues exactly
   where the original was: the same future asks for the same future tells.
   Pending candidates stay pending and can still be told after a restore.
+* Unknown values: a value the evaluator cannot know (an accuracy proxy that
+  sees only the fp32 network, for a candidate deployed in int8) is told as
+  ``unknown={name: reason}`` instead of a number. An unknown objective ranks
+  as its worst possible value (``+inf`` in the minimisation vector): such a
+  trial dominates no trial on that objective, is dominated by any trial no
+  worse on the others, and so is on the front only for its other objectives.
+  It adds nothing to the hypervolume. A constraint cannot be checked on an
+  unknown value, so telling one is a ValueError.
 * No repeats: an arch already proposed (by encoding) is not proposed again.
   The strategy is asked again up to ``max_retries`` times, then the space is
   sampled uniformly up to ``max_retries`` times; if every draw was seen (a
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +63,12 @@ from fleetnas.controller.search._validate import finite_float, positive_int
 from fleetnas.controller.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
+
+#: an unknown objective's coordinate in a minimisation vector: worse than any value
+UNKNOWN_POINT = math.inf
+#: stands for an unknown value while the matrix is built (then replaced by UNKNOWN_POINT)
+UNKNOWN_VALUE = math.nan
+
 
 class DuplicateCandidateWarning(UserWarning):
     """The engine proposed an arch that was already proposed (no unseen one was found)."""
@@ -194,17 +209,21 @@ class SearchEngine:
         values: Mapping[str, float],
         *,
         metadata: Mapping[str, Any] | None = None,
+        unknown: Mapping[str, str] | None = None,
     ) -> Trial:
         """Record a pending candidate's values; returns its complete trial.
 
         ``values`` must hold every objective's and every constraint's name
-        (finite numbers, canonical units); extra names are kept. ``metadata``
+        (finite numbers, canonical units), except the objectives named in
+        ``unknown`` (name -> why it cannot be known; ranked as the worst
+        value, see the module docstring); extra names are kept. ``metadata``
         is free-form JSON-safe data (e.g. ``{"source": "measured"}``).
         Raises UnknownCandidate, CandidateStateError (not pending) or
-        ValueError (missing or non-finite values, metadata not JSON-safe).
+        ValueError (missing or non-finite values, an unknown constraint input,
+        metadata not JSON-safe).
         """
         trial = self._pending(candidate_id, "tell")
-        evaluation = self._evaluate(values, metadata or {})
+        evaluation = self._evaluate(values, metadata or {}, unknown=unknown or {})
         self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
         self._complete_order.append(candidate_id)
         return self._trials[candidate_id]
@@ -221,10 +240,12 @@ class SearchEngine:
         values: Mapping[str, float],
         *,
         metadata: Mapping[str, Any] | None = None,
+        unknown: Mapping[str, str] | None = None,
     ) -> Trial:
         """Update a complete candidate's values (e.g. a measurement replacing a prediction).
 
-        ``values`` and ``metadata`` are merged over the told ones; the trial
+        ``values`` and ``metadata`` are merged over the told ones, ``unknown``
+        over the told unknowns (a name told as a value is known again); the trial
         keeps its place in the tell order. Raises CandidateStateError when the
         candidate is not complete. Without ``metadata`` (or with an empty one)
         the revised trial keeps the very metadata mapping it had (checked when
@@ -236,11 +257,16 @@ class SearchEngine:
                 f"candidate {candidate_id} is {trial.state.value}, cannot revise it"
             )
         merged_values = {**trial.evaluation.values, **values}
+        merged_unknown = {**{n: r for n, r in trial.evaluation.unknown.items() if n not in values},
+                          **(unknown or {})}
+        for name in unknown or {}:
+            merged_values.pop(name, None)
         if metadata:
-            evaluation = self._evaluate(merged_values, {**trial.evaluation.metadata, **metadata})
+            evaluation = self._evaluate(merged_values, {**trial.evaluation.metadata, **metadata},
+                                        unknown=merged_unknown)
         else:
             evaluation = self._evaluate(merged_values, trial.evaluation.metadata, checked=True,
-                                        clean=trial.evaluation.values)
+                                        clean=trial.evaluation.values, unknown=merged_unknown)
         self._trials[candidate_id] = Trial(trial.candidate, TrialState.COMPLETE, evaluation)
         return self._trials[candidate_id]
 
@@ -253,17 +279,24 @@ class SearchEngine:
         return trial
 
     def _evaluate(self, values: Mapping[str, float], metadata: Mapping[str, Any], *,
-                  checked: bool = False, clean: Mapping[str, float] | None = None) -> Evaluation:
+                  checked: bool = False, clean: Mapping[str, float] | None = None,
+                  unknown: Mapping[str, str] | None = None) -> Evaluation:
         """``metadata`` is copied through JSON (which checks it) unless ``checked``; a value
-        that is the very object ``clean`` (checked values) holds is taken as it is."""
+        that is the very object ``clean`` (checked values) holds is taken as it is;
+        ``unknown``: the names told as unknown, with their reasons."""
+        unknown = {str(n): str(r) for n, r in (unknown or {}).items()}
+        for c in self.constraints:
+            if c.name in unknown:
+                raise ValueError(f"constraint {c.text!r}: its value {c.name!r} is unknown "
+                                 f"({unknown[c.name]}), so it cannot be checked")
         checked_values: dict[str, float] = {}
         for name, value in values.items():
             if clean is not None and clean.get(name) is value:
                 checked_values[name] = value
             else:
                 checked_values[str(name)] = finite_float(f"value {name!r}", value)
-        if not checked_values.keys() >= self._required:
-            missing = sorted(self._required - checked_values.keys())
+        if not checked_values.keys() | unknown.keys() >= self._required:
+            missing = sorted(self._required - checked_values.keys() - unknown.keys())
             raise ValueError(f"values lack {missing} (told: {sorted(checked_values)})")
         if checked:
             metadata_copy = metadata
@@ -274,7 +307,7 @@ class SearchEngine:
                 raise ValueError(f"metadata {metadata!r} is not JSON-safe: {exc}") from exc
         violations = {c.text: c.violation(checked_values[c.name]) for c in self.constraints}
         total = sum(c.relative_violation(checked_values[c.name]) for c in self.constraints)
-        return Evaluation(checked_values, violations, total, metadata_copy)
+        return Evaluation(checked_values, violations, total, metadata_copy, unknown)
 
     # -- driving helpers ----------------------------------------------------------------------
 
@@ -346,7 +379,8 @@ class SearchEngine:
                 f"candidate {trial.id} is {trial.state.value}, it has no values"
             )
         values = trial.evaluation.values
-        return tuple(o.sign * values[o.name] for o in self.objectives)
+        return tuple(o.sign * values[o.name] if o.name in values else UNKNOWN_POINT
+                     for o in self.objectives)
 
     def pareto_front(self) -> list[Trial]:
         """The best trade-offs found: complete trials no other complete trial constraint-dominates.
@@ -375,8 +409,9 @@ class SearchEngine:
         missing = [o.name for o in self.objectives if o.name not in reference]
         if missing:
             raise ValueError(f"reference lacks {missing}")
-        front = [
+        front = [  # a trial with an unknown objective dominates no volume (module docstring)
             t for t in self.pareto_front() if t.evaluation is not None and t.evaluation.feasible
+            and not any(o.name in t.evaluation.unknown for o in self.objectives)
         ]
         return hypervolume(
             [[t.values[o.name] for o in self.objectives] for t in front],
@@ -450,6 +485,7 @@ def _minimisation_matrix(objectives: Sequence[Objective],
     evaluations = [t.evaluation for t in complete if t.evaluation is not None]
     names = [o.name for o in objectives]
     signs = np.asarray([o.sign for o in objectives], dtype=np.float64)
-    matrix = np.asarray([[e.values[n] for n in names] for e in evaluations],
+    matrix = np.asarray([[e.values.get(n, UNKNOWN_VALUE) for n in names] for e in evaluations],
                         dtype=np.float64).reshape(len(evaluations), len(names)) * signs
+    matrix[np.isnan(matrix)] = UNKNOWN_POINT  # an unknown value: the worst, whatever the sign
     return matrix, [e.total_violation for e in evaluations]

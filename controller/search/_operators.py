@@ -17,6 +17,7 @@ ValueError that names the bad value.
 from __future__ import annotations
 
 import abc
+import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -114,7 +115,8 @@ class ScalarFitness(Fitness):
 
     ``weights`` follow the engine's objective order (``None``: equal weights).
     Feasible members beat infeasible ones; infeasible ones compare by total
-    violation.
+    violation. An infinite coordinate (an unknown value) normalises to 1, the
+    population's worst, and the finite ones span the range alone.
     """
 
     def __init__(self, weights: Sequence[float] | None = None) -> None:
@@ -133,15 +135,16 @@ class ScalarFitness(Fitness):
         weights = self.weights if self.weights is not None else [1.0] * m
         if len(weights) != m:
             raise ValueError(f"ScalarFitness: {len(weights)} weights for {m} objectives")
-        lows = [min(p[k] for p in points) for k in range(m)]
-        spans = [max(p[k] for p in points) - lows[k] for k in range(m)]
+        finite = [[p[k] for p in points if math.isfinite(p[k])] for k in range(m)]
+        lows = [min(f, default=0.0) for f in finite]
+        spans = [max(f, default=0.0) - lo for f, lo in zip(finite, lows, strict=True)]
         keys: list[Key] = []
         for p, v in zip(points, violations, strict=True):
             if v > 0.0:
                 keys.append((1.0, v))
                 continue
             score = sum(
-                w * ((x - lo) / span if span > 0.0 else 0.0)
+                w * (1.0 if not math.isfinite(x) else (x - lo) / span if span > 0.0 else 0.0)
                 for w, x, lo, span in zip(weights, p, lows, spans, strict=True)
             )
             keys.append((0.0, score))

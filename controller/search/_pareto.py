@@ -175,7 +175,9 @@ def crowding_distance(points: Sequence[Point]) -> list[float]:
 
     Boundary points of every objective get ``inf``; an objective whose values
     are all equal contributes nothing. Fronts of one or two points are all
-    ``inf``.
+    ``inf``. An infinite coordinate (an unknown value, ranked worst) counts as
+    the largest finite one of its objective (all 0 when none is finite), so
+    it never turns a distance into NaN.
     """
     n = len(points)
     if n == 0:
@@ -183,6 +185,7 @@ def crowding_distance(points: Sequence[Point]) -> list[float]:
     distance = [0.0] * n
     if n <= 2:
         return [math.inf] * n
+    points = _finite_columns(points)
     for m in range(len(points[0])):
         order = sorted(range(n), key=lambda i: points[i][m])
         lo, hi = points[order[0]][m], points[order[-1]][m]
@@ -195,6 +198,14 @@ def crowding_distance(points: Sequence[Point]) -> list[float]:
             if distance[i] != math.inf:
                 distance[i] += (points[order[k + 1]][m] - points[order[k - 1]][m]) / span
     return distance
+
+
+def _finite_columns(points: Sequence[Point]) -> list[tuple[float, ...]]:
+    """``points`` with each infinite coordinate replaced by its column's largest finite one."""
+    columns = list(zip(*points, strict=True))
+    tops = [max((x for x in c if math.isfinite(x)), default=0.0) for c in columns]
+    return [tuple(x if math.isfinite(x) else top for x, top in zip(p, tops, strict=True))
+            for p in points]
 
 
 def hypervolume(

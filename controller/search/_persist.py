@@ -6,7 +6,8 @@ An engine's state has two parts of very different sizes:
   the seed, objectives, constraints, the strategy's kind, configuration and
   state, and the generator's state. Its size does not grow with the search;
 * the **trials**: one record per candidate (:func:`trial_record`: encoding,
-  lineage, state, values, metadata, failure), which a store keeps as rows
+  lineage, state, values, metadata, failure, and the unknown values with their
+  reasons when there are any), which a store keeps as rows
   and writes only when a trial changes.
 
 The step state also says in which order the complete trials were told: by
@@ -49,6 +50,7 @@ def trial_record(trial: Trial) -> dict[str, Any]:
         "parents": list(c.parents), "duplicate_of": c.duplicate_of, "state": trial.state.value,
         "values": dict(e.values) if e else None, "metadata": dict(e.metadata) if e else None,
         "failure": trial.failure,
+        **({"unknown": dict(e.unknown)} if e and e.unknown else {}),
     }  # fmt: skip
 
 
@@ -155,7 +157,8 @@ def _load_trials(engine: SearchEngine, records: Sequence[Mapping[str, Any]],
         trial_state = TrialState(record["state"])
         evaluation = None
         if trial_state is TrialState.COMPLETE:
-            evaluation = engine._evaluate(record["values"], record["metadata"] or {})
+            evaluation = engine._evaluate(record["values"], record["metadata"] or {},
+                                          unknown=record.get("unknown") or {})
         engine._trials[candidate.id] = Trial(candidate, trial_state, evaluation, record["failure"])
         engine._seen.setdefault(candidate.encoding, candidate.id)
 

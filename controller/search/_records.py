@@ -42,12 +42,17 @@ class Evaluation:
     its text (0 when satisfied); ``total_violation`` the sum of relative
     violations (Deb's overall violation); ``feasible`` whether it is 0.
     ``metadata`` is free-form JSON-safe data, e.g. ``{"source": "measured"}``.
+    ``unknown`` names the values the evaluator could not know, each with the
+    reason (``{"accuracy": "naswot sees the fp32 network only"}``); such a
+    name is not in ``values``, and an unknown objective ranks as its worst
+    possible value (see ``SearchEngine.tell``).
     """
 
     values: Mapping[str, float]
     violations: Mapping[str, float] = field(default_factory=dict)
     total_violation: float = 0.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -57,6 +62,9 @@ class Evaluation:
         for name, value in self.values.items():
             if not math.isfinite(value):
                 raise ValueError(f"value {name!r} = {value}: values must be finite numbers")
+        both = sorted(set(self.values) & set(self.unknown))
+        if both:
+            raise ValueError(f"values {both} are told and unknown at once")
 
 
 class TrialState(str, enum.Enum):

@@ -13,24 +13,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from fleetnas.controller.accuracy._base import AccuracyEstimator
+from fleetnas.controller.accuracy._base import DeployableEstimator
 from fleetnas.controller.accuracy._data import Dataset
 from fleetnas.controller.accuracy.supernet._config import EvalConfig, TrainConfig
 from fleetnas.controller.accuracy.supernet._errors import SupernetError
-from fleetnas.controller.accuracy.supernet._eval import subnet_accuracy
+from fleetnas.controller.accuracy.supernet._eval import materialised_subnet, subnet_accuracy
 from fleetnas.controller.accuracy.supernet._store import SupernetStore, TrainedSupernet
 from fleetnas.controller.accuracy.supernet._train import ProgressCallback, SupernetProgress
 from fleetnas.controller.spaces import SearchSpace
 
+if TYPE_CHECKING:
+    from torch import nn
 
-class SupernetEstimator(AccuracyEstimator):
+
+class SupernetEstimator(DeployableEstimator):
     """Validation accuracy of the subnet ``arch`` of a trained supernet (see module doc).
 
     ``dataset`` must be the one the supernet was trained on (checked by
     hash). ``estimate`` raises SupernetError for a space other than the
-    supernet's.
+    supernet's. :meth:`deployable` is the materialised subnet (inherited
+    weights, BN recalibrated on the same batches as ``estimate``'s).
     """
 
     name = "supernet"
@@ -42,16 +46,27 @@ class SupernetEstimator(AccuracyEstimator):
         self, trained: TrainedSupernet, dataset: Dataset, *, eval_config: EvalConfig | None = None
     ) -> None:
         self.trained = trained
+        self.dataset = dataset
         self.data = trained.prepare(dataset)
         self.eval_config = eval_config or EvalConfig()
+        self.max_val_samples = self.eval_config.max_val_samples
+        self.seed = self.eval_config.seed
 
-    def estimate(self, space: SearchSpace, arch: Any) -> float:
+    def _check_space(self, space: SearchSpace) -> None:
         mine = self.trained.net.space.identity()
         if space.identity() != mine:
             raise SupernetError(
                 f"supernet {self.trained.manifest.key} covers {mine!r}, not {space.identity()!r}"
             )
+
+    def estimate(self, space: SearchSpace, arch: Any) -> float:
+        self._check_space(space)
         return subnet_accuracy(self.trained.net, arch, self.data, self.eval_config)
+
+    def deployable(self, space: SearchSpace, arch: Any) -> nn.Module:
+        """The subnet :meth:`estimate` scores as a stand-alone ``space.build(arch)`` module."""
+        self._check_space(space)
+        return materialised_subnet(self.trained.net, arch, self.data, self.eval_config)
 
     @classmethod
     def from_store(

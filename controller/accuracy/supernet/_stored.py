@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from fleetnas.controller.accuracy._base import AccuracyEstimator, EstimatorSetup
+from fleetnas.controller.accuracy._base import DeployableEstimator, EstimatorSetup
 from fleetnas.controller.accuracy._data import Dataset, load_dataset
 from fleetnas.controller.accuracy.supernet._config import EvalConfig, TrainConfig
 from fleetnas.controller.accuracy.supernet._errors import SupernetNotFound
@@ -26,6 +26,9 @@ from fleetnas.controller.accuracy.supernet._registry import resolved
 from fleetnas.controller.accuracy.supernet._store import SupernetStore
 from fleetnas.controller.accuracy.supernet._train import SupernetProgress
 from fleetnas.controller.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: the store's folder under an estimator's workdir
 STORE_FOLDER = "supernets"
@@ -40,11 +43,11 @@ def store_root(workdir: Path | None) -> Path:
     return (workdir or Path(".")) / STORE_FOLDER
 
 
-class StoredSupernetEstimator(AccuracyEstimator):
+class StoredSupernetEstimator(DeployableEstimator):
     """A supernet's subnet accuracy, the supernet coming from the store (see module doc).
 
-    ``estimate`` before ``prepare`` prepares with the default setup
-    (``./supernets``, no progress).
+    ``estimate`` (or ``deployable``: the materialised subnet) before
+    ``prepare`` prepares with the default setup (``./supernets``, no progress).
     """
 
     name = "supernet"
@@ -55,6 +58,8 @@ class StoredSupernetEstimator(AccuracyEstimator):
         self.dataset = dataset
         self.train_config = train_config
         self.eval_config = eval_config or EvalConfig()
+        self.max_val_samples = self.eval_config.max_val_samples
+        self.seed = self.eval_config.seed
         self._ready: SupernetEstimator | None = None
 
     @classmethod
@@ -99,8 +104,14 @@ class StoredSupernetEstimator(AccuracyEstimator):
         return [f"supernet {key} ({how}: {manifest.epochs_done} epochs on {self.dataset.name}; "
                 f"validation accuracy {accuracy or '-'}) in {store.root}"]
 
-    def estimate(self, space: SearchSpace, arch: Any) -> float:
+    def _prepared(self, space: SearchSpace) -> SupernetEstimator:
         if self._ready is None:
             self.prepare(space, EstimatorSetup())
         assert self._ready is not None
-        return self._ready.estimate(space, arch)
+        return self._ready
+
+    def estimate(self, space: SearchSpace, arch: Any) -> float:
+        return self._prepared(space).estimate(space, arch)
+
+    def deployable(self, space: SearchSpace, arch: Any) -> nn.Module:
+        return self._prepared(space).deployable(space, arch)

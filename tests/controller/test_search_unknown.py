@@ -1,0 +1,89 @@
+"""Unknown objective values (issue 12, item 3): ranked as the worst, never as equal.
+
+A precision-blind accuracy of an int8 candidate is told as unknown. These
+tests pin what that means for the front, the strategies, the hypervolume
+and a save/restore, on the toy space with hand-made values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from fleetnas.controller.search import (
+    AgingEvolutionStrategy,
+    NSGA2Strategy,
+    Objective,
+    ScalarFitness,
+    SearchEngine,
+    crowding_distance,
+)
+from tests.controller.test_search_toyspace import ToySpace
+
+OBJECTIVES = [Objective("accuracy", "maximize"), Objective("latency[d]")]
+REASON = "the estimator scores the fp32 network only; deployed as d=int8"
+
+
+def _engine(n: int, strategy: object = None, constraints: tuple[str, ...] = ()) -> SearchEngine:
+    engine = SearchEngine(ToySpace(), strategy or NSGA2Strategy(population_size=4), OBJECTIVES,
+                          constraints=list(constraints), seed=0)
+    engine.ask(n)
+    return engine
+
+
+def test_an_unknown_accuracy_ranks_worst_so_it_is_on_the_front_only_for_its_latency() -> None:
+    engine = _engine(4)
+    engine.tell(0, {"accuracy": 0.5, "latency[d]": 10.0})  # fp32, known
+    engine.tell(1, {"latency[d]": 10.0}, unknown={"accuracy": REASON})  # as fast: dominated
+    engine.tell(2, {"latency[d]": 5.0}, unknown={"accuracy": REASON})  # fastest: on the front
+    engine.tell(3, {"latency[d]": 20.0}, unknown={"accuracy": REASON})  # slower: dominated
+    # were an unknown accuracy taken as equal to the fp32 score, 1 would tie 0 and stay on the front
+    assert [t.id for t in engine.pareto_front()] == [0, 2]
+    trial = engine.trial(2)
+    assert trial.evaluation is not None and trial.evaluation.unknown == {"accuracy": REASON}
+    assert "accuracy" not in trial.values
+    assert engine._view.point(trial) == (math.inf, 5.0)
+    # it adds no volume: the front's hypervolume is the known member's alone
+    assert engine.hypervolume({"accuracy": 0.0, "latency[d]": 30.0}) == pytest.approx(0.5 * 20.0)
+
+
+def test_unknown_values_survive_a_save_and_restore() -> None:
+    engine = _engine(2)
+    engine.tell(0, {"accuracy": 0.5, "latency[d]": 10.0})
+    engine.tell(1, {"latency[d]": 5.0}, unknown={"accuracy": REASON})
+    state = json.loads(json.dumps(engine.state_dict()))
+    again = SearchEngine.from_state_dict(state, ToySpace())
+    assert again.trial(1).evaluation.unknown == {"accuracy": REASON}  # type: ignore[union-attr]
+    assert [t.id for t in again.pareto_front()] == [t.id for t in engine.pareto_front()] == [0, 1]
+    # a revision that tells the value makes it known
+    again.revise(1, {"accuracy": 0.1})
+    assert again.trial(1).evaluation.unknown == {}  # type: ignore[union-attr]
+
+
+def test_strategies_rank_unknown_values_without_nan() -> None:
+    points = [(-0.5, 10.0), (math.inf, 5.0), (-0.7, 12.0), (-0.6, 11.0)]
+    distances = crowding_distance(points)
+    assert not any(math.isnan(d) for d in distances)
+    keys = ScalarFitness().keys(points, [0.0] * 4)
+    assert not any(math.isnan(k[1]) for k in keys)
+    # the unknown one is the worst on accuracy (1) though the fastest (0)
+    assert keys[1][1] == pytest.approx(1.0)
+    for strategy in (NSGA2Strategy(population_size=3),
+                     AgingEvolutionStrategy(population_size=3, sample_size=2)):
+        engine = _engine(3, strategy)
+        engine.tell(0, {"accuracy": 0.5, "latency[d]": 10.0})
+        engine.tell(1, {"latency[d]": 5.0}, unknown={"accuracy": REASON})
+        engine.tell(2, {"latency[d]": 7.0}, unknown={"accuracy": REASON})
+        assert len(engine.ask(2)) == 2  # breeds from a population holding unknowns
+
+
+def test_an_unknown_value_is_no_constraint_input_nor_a_missing_one() -> None:
+    engine = _engine(2, constraints=("accuracy >= 0.3",))
+    with pytest.raises(ValueError, match="cannot be checked"):
+        engine.tell(0, {"latency[d]": 5.0}, unknown={"accuracy": REASON})
+    with pytest.raises(ValueError, match="lack"):
+        engine.tell(1, {"latency[d]": 5.0})
+    with pytest.raises(ValueError, match="told and unknown"):
+        _engine(1).tell(0, {"accuracy": 0.5, "latency[d]": 5.0}, unknown={"accuracy": REASON})
