@@ -13,6 +13,7 @@ import random
 import pytest
 
 from fleetnas.controller.driver import (
+    UNKNOWN_NOTE,
     SearchConfig,
     SearchConfigError,
     Target,
@@ -100,7 +101,7 @@ def test_target_precision_key_and_config_round_trip() -> None:
     assert calibration_source(config) == "cal.npz"
     wrapped = search_space(BASE, config)
     assert isinstance(wrapped, PrecisionSpace) and search_space(wrapped, config) is wrapped
-    assert "precision not evaluated" in (accuracy_note(config) or "")
+    assert UNKNOWN_NOTE in (accuracy_note(config) or "")  # naswot, the default, is blind
     with pytest.raises(SearchConfigError, match="unknown precision 'int4'"):
         parse_target("pi4:precision=int4", "device")
     with pytest.raises(SearchConfigError, match="names fp32 twice"):
@@ -117,8 +118,14 @@ def test_fp32_only_is_the_search_of_before() -> None:
     assert arch.precisions == ("fp32",)
 
 
-def test_only_a_training_estimator_scores_the_deployed_models() -> None:
-    from fleetnas.controller.accuracy import NaswotEstimator, ShortTrainingEstimator, load_dataset
+def test_only_a_deployable_estimator_scores_the_deployed_models() -> None:
+    from fleetnas.controller.accuracy import (
+        DeployableEstimator,
+        NaswotEstimator,
+        ShortTrainingEstimator,
+        load_dataset,
+    )
+    from fleetnas.controller.accuracy.supernet import StoredSupernetEstimator
     from fleetnas.controller.driver import DEPLOYED_NOTE, DeployedScorer, deployed_accuracy_for
 
     pi4 = Target.device("pi4", precisions=["int8", "fp32"])
@@ -136,5 +143,21 @@ def test_only_a_training_estimator_scores_the_deployed_models() -> None:
     # no genes: the estimator's own score; a proxy: the fp32 network's, and the note says so
     assert deployed_accuracy_for(config("train:digits", [Target.device("pi4")]), estimator) is None
     assert deployed_accuracy_for(config("naswot", [pi4]), NaswotEstimator()) is None
-    for proxy in ("naswot", "synflow", "plugin:m:f", "supernet:digits"):
-        assert "precision not evaluated" in (accuracy_note(config(proxy, [pi4])) or "")
+    for proxy in ("naswot", "synflow", "plugin:m:f", "table:t.csv"):
+        note = accuracy_note(config(proxy, [pi4])) or ""
+        assert "of the fp32 network" in note and UNKNOWN_NOTE in note
+    # a supernet materialises its subnet: scored as deployed, calibrated on its data
+    supernet = config("supernet:digits,epochs=1", [pi4])
+    assert accuracy_note(supernet) == DEPLOYED_NOTE
+    assert calibration_source(supernet) == "digits"
+    stored = StoredSupernetEstimator.from_options("digits", {"epochs": 1})
+    assert isinstance(stored, DeployableEstimator)
+    assert isinstance(deployed_accuracy_for(supernet, stored), DeployedScorer)
+    # an accuracy constraint a blind estimator cannot check is refused, naming the fix
+    with pytest.raises(SearchConfigError, match="train:DATA or supernet:DATA"):
+        SearchConfig.build(space="nb201", targets=[pi4], mode="measured", accuracy="naswot",
+                           objectives=["latency[pi4]"], constraints=["accuracy >= 0.5"],
+                           budget=2).validate()
+    SearchConfig.build(space="nb201", targets=[pi4], mode="measured",
+                       accuracy="supernet:digits", objectives=["latency[pi4]"],
+                       constraints=["accuracy >= 0.5"], budget=2).validate()
