@@ -159,3 +159,54 @@ def test_members_that_differ_only_in_precision_are_trained_once(tmp_path: Path) 
     assert int8["accuracy"] == min(int8["accuracy[a]"], int8["accuracy[b]"])
     assert int8["accuracy_drop[a]"] == pytest.approx(int8["accuracy[b]"] - int8["accuracy[a]"])
     assert sources["accuracy[a]"] == sources["accuracy[b]"]  # the same trained fp32 model
+
+
+SUPERNET = ("supernet:digits,epochs=1,batch_size=32,max_train_samples=128,"
+            f"max_val_samples={VAL_SAMPLES},bn_batches=1")
+
+
+def test_a_supernet_search_scores_each_target_as_deployed(
+    fleet: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from fleetnas.controller.accuracy.supernet import EvalConfig, SupernetEstimator, SupernetStore
+    from fleetnas.controller.export import OPSET, module_to_onnx
+    from fleetnas.controller.spaces import split_precision_genes
+
+    fleet_path, _ = fleet
+    cache = tmp_path / "cache"
+    result = invoke(
+        "--db", str(tmp_path / "cost.db"), "search", "--space", "nb201", "--space-config",
+        json.dumps(SPACE_CONFIG), "--fleet", str(fleet_path), "--cache-dir", str(cache), *TINY,
+        "--quiet", "--no-plot", "--mode", "measured", "--accuracy", SUPERNET,
+        "--precision", "int8", "--device", "d0", "--device", "d1:precision=fp32",
+        "--budget", "3", "--population", "3", "--seed", "4", "--json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert DEPLOYED_NOTE in result.output and "unknown for a member" not in result.output
+    assert "calibrated on random" not in result.output  # int8 calibrated on digits
+
+    trials = json.loads((tmp_path / "s.json").read_text())["trials"]
+    assert len(trials) == 3
+    # the subnet as the supernet materialises it (inherited weights, BN recalibrated)
+    store = SupernetStore(tmp_path / "supernets")
+    (manifest,) = store.manifests()
+    digits = load_dataset("digits")
+    reference = SupernetEstimator(store.load(manifest.key), digits,
+                                  eval_config=EvalConfig(bn_batches=1, max_val_samples=VAL_SAMPLES))
+    space = get_space("nb201", SPACE_CONFIG)
+    variants = _variants(cache)
+    for t in trials:
+        assert t["precision"] == {"d0": "int8", "d1": "fp32"}
+        assert t["supernet accuracy"] == min(t["accuracy[d0]"], t["accuracy[d1]"])
+        assert t["accuracy_drop[d1]"] == 0.0
+        assert t["accuracy_drop[d0]"] == pytest.approx(t["accuracy[d1]"] - t["accuracy[d0]"])
+        assert abs(t["accuracy_drop[d0]"]) <= DROP_TOLERANCE
+        arch = space.decode(split_precision_genes(t["arch"])[0])
+        fp32 = module_to_onnx(reference.deployable(space, arch),
+                              tuple(space.input_shape(arch)), OPSET)
+        assert evaluate_onnx(fp32, digits, max_samples=VAL_SAMPLES).top1 == t["accuracy[d1]"]
+        source = t["sources"]["accuracy[d0]"]
+        assert source.startswith("deployed:")
+        model = variants[source.removeprefix("deployed:")]  # the int8 model onnxruntime ran
+        assert detect_precision(model).precision == Precision.INT8
+        assert evaluate_onnx(model, digits, max_samples=VAL_SAMPLES).top1 == t["accuracy[d0]"]
