@@ -24,6 +24,7 @@ from fleetnas.controller.report._html import Safe, join, key_values, page, png, 
 from fleetnas.controller.report._plot import front_png
 from fleetnas.controller.report._report_plots import history_png, versus_png
 from fleetnas.controller.report._rows import (
+    UNKNOWN_TEXT,
     ResultRow,
     format_value,
     objective_label,
@@ -58,6 +59,8 @@ def export_command(report: SearchReport, rank: int, db_path: str | None) -> str:
 
 
 def _value_cell(row: ResultRow, name: str) -> str:
+    if name in row.unknown:
+        return UNKNOWN_TEXT
     text = format_value(name, row.values.get(name))
     return "~" + text if row.sources.get(name) in PREDICTED else text
 

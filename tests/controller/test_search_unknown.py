@@ -87,3 +87,22 @@ def test_an_unknown_value_is_no_constraint_input_nor_a_missing_one() -> None:
         engine.tell(1, {"latency[d]": 5.0})
     with pytest.raises(ValueError, match="told and unknown"):
         _engine(1).tell(0, {"accuracy": 0.5, "latency[d]": 5.0}, unknown={"accuracy": REASON})
+
+
+def test_the_front_table_and_json_say_unknown() -> None:
+    from rich.console import Console
+
+    from fleetnas.controller.report import front_rows, front_table
+
+    engine = _engine(2)
+    engine.tell(0, {"accuracy": 0.5, "latency[d]": 10.0})
+    engine.tell(1, {"latency[d]": 5.0}, unknown={"accuracy": REASON})
+    rows = front_rows(engine)
+    console = Console(width=200, record=True)
+    console.print(front_table(rows, engine.objectives))
+    lines = [line for line in console.export_text().splitlines() if "│" in line]
+    cells = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in lines}
+    assert cells == {"0": "0.5", "1": "unknown"}  # id -> accuracy cell
+    unknown = next(r for r in rows if r.candidate_id == 1)
+    assert unknown.to_dict(["accuracy", "latency[d]"])["accuracy"] is None
+    assert unknown.unknown == {"accuracy": REASON}
