@@ -106,3 +106,49 @@ def test_the_front_table_and_json_say_unknown() -> None:
     unknown = next(r for r in rows if r.candidate_id == 1)
     assert unknown.to_dict(["accuracy", "latency[d]"])["accuracy"] is None
     assert unknown.unknown == {"accuracy": REASON}
+
+
+def test_a_stored_proxy_search_keeps_its_unknown_accuracies(tmp_path: object) -> None:
+    """Driver, store and resume: rows hold no value for an unknown accuracy, their source
+    says why, and the rebuilt engine ranks them as the one that ran."""
+    from pathlib import Path
+
+    from fleetnas.controller.costdb import CostDB
+    from fleetnas.controller.driver import (
+        FP32_SCORE,
+        UNKNOWN,
+        CallableMeasurer,
+        SearchConfig,
+        SearchDriver,
+        SearchStore,
+        Target,
+        load_search,
+    )
+    from fleetnas.controller.spaces import PrecisionArch, get_space
+
+    space = get_space("nb201", {"channels": 4, "cells_per_stage": 1})
+    config = SearchConfig.build(space="nb201", space_config={"channels": 4, "cells_per_stage": 1},
+                                targets=[Target.device("d", precisions=["int8", "fp32"])],
+                                mode="measured", accuracy="naswot", budget=6,
+                                strategy={"kind": "random"}, seed=5)
+
+    def latency(arch: object, target: object) -> float:
+        assert isinstance(arch, PrecisionArch)
+        return space.count_flops(arch.arch) / 1e6 * (0.5 if arch.precisions[0] == "int8" else 1)
+
+    with CostDB(Path(str(tmp_path)) / "cost.db") as db:
+        driver = SearchDriver.create(config, db=db, space=space, measurer=CallableMeasurer(latency))
+        result = driver.run()
+        ran = {t.id: t for t in result.engine.complete()}
+        assert {t.candidate.arch.precisions[0] for t in ran.values()} == {"int8", "fp32"}
+        rows = SearchStore(db).candidates(result.search_id)
+        stored = load_search(SearchStore(db), result.search_id)
+    for row in rows:
+        int8 = row.encoding.endswith("@d=int8")
+        assert ("accuracy" in row.metrics) != int8 and (FP32_SCORE in row.metrics) == int8
+        assert row.sources["accuracy"].startswith(UNKNOWN) == int8
+        assert (ran[row.candidate_id].evaluation.unknown != {}) == int8  # type: ignore[union-attr]
+    again = {t.id: t for t in stored.engine.complete()}
+    assert {i: t.evaluation.unknown for i, t in again.items()} == {  # type: ignore[union-attr]
+        i: t.evaluation.unknown for i, t in ran.items()}  # type: ignore[union-attr]
+    assert [t.id for t in stored.engine.pareto_front()] == [t.id for t in result.engine.pareto_front()]
