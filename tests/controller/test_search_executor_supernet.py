@@ -70,6 +70,8 @@ def _rows(db: Path) -> dict[str, tuple[str, float | None, str | None, str, float
     if not path.exists():
         return {}
     with sqlite3.connect(path) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'evaluations'").fetchone():
+            return {}  # the executor is still creating it
         rows = conn.execute("SELECT key, task, value, error, worker, finished_at FROM evaluations")
         return {key: (json.loads(task)["estimator"]["kind"], value, error, worker, finished)
                 for key, task, value, error, worker, finished in rows}
