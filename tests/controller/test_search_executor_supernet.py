@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ from fleetnas.controller.driver import (
     EVALUATIONS_FILE,
     CallableMeasurer,
     ExecutorOptions,
+    SearchAborted,
     SearchConfig,
     SearchDriver,
     SearchStore,
@@ -158,6 +160,27 @@ def test_a_supernet_search_on_ray_trains_and_scores_on_ray_workers(tmp_path: Pat
     for arch, value, error, _, _ in rows.values():
         assert error is None
         assert value == pytest.approx(reference.estimate(SPACE, SPACE.decode(arch)), abs=1e-9)
+
+
+def test_a_failed_supernet_training_stops_the_search_and_is_not_kept(tmp_path: Path) -> None:
+    """A learning rate that blows the loss up fails the training task on the worker: the
+    search stops (nothing can be scored) saying why, and nothing is saved as done."""
+    spec = SPEC.replace("epochs=1", "epochs=1,lr=1e12")
+    config = replace(_config(4, "local", workers=1), accuracy=spec)
+    measurer = CallableMeasurer(lambda arch, target: SPACE.count_flops(arch) / 1e6)
+    with CostDB(tmp_path / "cost.db") as db, open_executor(config.executor, db.path) as executor:
+        driver = SearchDriver.create(config, db=db, space=SPACE, measurer=measurer,
+                                     executor=executor)
+        with pytest.raises(SearchAborted, match="training failed on the local executor") as caught:
+            driver.run()
+        record = SearchStore(db).get(1)
+        told = [c for c in SearchStore(db).candidates(1) if "accuracy" in c.metrics]
+    assert "(permanent failure, 1 attempt): SupernetError: the training loss became" \
+        in str(caught.value)
+    assert record.status == "interrupted" and told == []
+    assert _rows(tmp_path / "cost.db") == {}
+    (manifest,) = SupernetStore(tmp_path / "supernets").manifests()
+    assert not manifest.complete  # a resumed search trains it again
 
 
 SCRIPT = '''
