@@ -7,8 +7,10 @@ executor side is under test, not the devices). What is checked: the
 training and every candidate's score ran in worker processes (their
 ``host:pid`` is not this process's) of a real local Ray instance
 (``ray.init(num_cpus=2)``) and of a real process pool; each score equals the
-inline score of the same arch on the same stored supernet; the training is
-not kept in ``evaluations.db`` (the supernet store is its record); and a
+inline score of the same arch on the same stored supernet; a worker scores
+later candidates on the supernet it loaded first; the training is not kept
+in ``evaluations.db`` (the supernet store is its record), and one that fails
+stops the search; and a
 search SIGKILLed mid-run resumes without scoring again any candidate whose
 score was saved, nor training the supernet again.
 """
@@ -117,6 +119,13 @@ def test_the_supernet_tasks_train_once_and_score_as_inline(tmp_path: Path) -> No
     scored = execute(scoring)
     assert scored.error is None
     assert scored.value == pytest.approx(reference.estimate(SPACE, arch), abs=1e-9)
+    # the next candidate's task is scored on the supernet this process already loaded
+    other = SPACE.sample(random.Random(6))
+    expected = reference.estimate(SPACE, other)
+    root.rename(tmp_path / "moved")
+    again = execute(replace(scoring, task_id="s2", arch=SPACE.encode(other)))
+    assert again.error is None and again.value == pytest.approx(expected, abs=1e-9)
+    (tmp_path / "moved").rename(root)
     store = EvaluationStore(tmp_path / "evals.db")
     try:
         store.save(TaskResult(training, trained.value, attempts=1))
