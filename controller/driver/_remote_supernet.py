@@ -12,7 +12,8 @@ and estimates with executor tasks (:mod:`fleetnas.controller.executor`):
    concurrent trainings of one supernet train it once. The task's value is
    the largest subnet's accuracy. It is submitted when the driver is built
    and runs while the first step's devices measure: candidates submitted
-   before it finishes wait here, and go to the executor as soon as it has.
+   before it finishes wait here, and go to the executor once it has (at the
+   next submission, or when the step collects its estimates).
    The training is not kept in ``evaluations.db`` (the supernet store is its
    record): a killed search's training resumes from its last finished epoch.
 2. **Scoring.** Each candidate is a ``supernet`` task (kind ``supernet``) on
@@ -20,6 +21,10 @@ and estimates with executor tasks (:mod:`fleetnas.controller.executor`):
    cache) and scores each subnet with BN recalibration, the value saved in
    ``evaluations.db`` as it finishes, retried like any task
    (:class:`~._remote.RemoteEstimates`).
+
+Resources: the training task asks for ``resources`` (default
+``Resources()``: one CPU, as each scoring task); torch trains on that many
+threads.
 
 A failed training stops the search (:class:`~._errors.SearchAborted`): no
 candidate can be scored, and resuming retries it. The workers must see the
