@@ -142,7 +142,6 @@ class SupernetTraining(AccuracyEstimator):
         self.dataset = dataset
         self.train_config = train_config
         self.eval_config = eval_config or EvalConfig()
-        self._ready: SupernetEstimator | None = None
 
     @classmethod
     def from_options(cls, dataset: Dataset, *, store: str, train_config: Mapping[str, Any],
@@ -152,10 +151,9 @@ class SupernetTraining(AccuracyEstimator):
                    EvalConfig.from_dict(dict(eval_config or {})))
 
     def estimate(self, space: SearchSpace, arch: Any) -> float:
-        if self._ready is None:
-            self._ready = SupernetEstimator(
-                self.store.get_or_train(space, self.dataset, self.train_config,
-                                        eval_config=self.eval_config),
-                self.dataset, eval_config=self.eval_config,
-            )  # fmt: skip
-        return self._ready.estimate(space, arch)
+        # the store is asked every time (not a cached net): a worker kept alive must train
+        # again a supernet someone deleted since, for the scoring tasks that load it
+        trained = self.store.get_or_train(space, self.dataset, self.train_config,
+                                          eval_config=self.eval_config)
+        return SupernetEstimator(trained, self.dataset, eval_config=self.eval_config).estimate(
+            space, arch)
