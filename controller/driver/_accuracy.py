@@ -182,6 +182,14 @@ class Supernet(EstimatorKind):
         except ValueError as exc:  # a TrainConfig / EvalConfig value out of range
             raise SearchConfigError(f"accuracy {spec!r}: {exc}") from None
 
+    # task() stays None: on an executor the supernet's tasks need the store folder and the
+    # supernet's key, which the spec alone does not give (see _remote_supernet.py)
+
+
+def supernet_data(spec: str, argument: str) -> str:
+    """The ``load_dataset`` spec of ``supernet:DATA[,...]`` (its argument ``argument``)."""
+    return _options(spec, argument, Supernet.usage, SUPERNET_OPTIONS)[0]
+
 
 class Plugin(EstimatorKind):
     name = "plugin"

@@ -46,6 +46,7 @@ from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTi
 from fleetnas.controller.driver._features import FeatureCache
 from fleetnas.controller.driver._measure import Measurer
 from fleetnas.controller.driver._remote import RemoteEstimates, inline_note, remote_estimates
+from fleetnas.controller.driver._remote_supernet import SupernetEstimates, supernet_estimates
 from fleetnas.controller.driver._resume import StoredSearch, load_search
 from fleetnas.controller.driver._source import LatencySource, SourceSetup, latency_source_class
 from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
@@ -196,7 +197,8 @@ class SearchDriver:
         )  # fmt: skip
         self.evaluation.on_estimate = self._store_estimate
         self.remote = (_wire_accuracy(self.evaluation, estimator, measurer, executor,
-                                      self._remote_value) if needs_accuracy else None)
+                                      self._remote_value, _workdir(store), self._report)
+                       if needs_accuracy else None)
         setup = SourceSetup(config, luts, FeatureCache(self.space), deferred,
                             {k: v for k, v in (transfers or {}).items() if k not in luts})
         self.source: LatencySource = source_class(setup, self.evaluation)
@@ -531,15 +533,21 @@ def _restored_book(stored: StoredSearch, engine: SearchEngine) -> CandidateBook:
 
 def _wire_accuracy(evaluation: Evaluation, estimator: AccuracyEstimator | None,
                    measurer: Measurer | None, executor: Executor | None,
-                   on_value: Callable[[CandidateState], None]) -> RemoteEstimates | None:
+                   on_value: Callable[[CandidateState], None], workdir: Path | None,
+                   report: Callable[[str, str], None]) -> RemoteEstimates | None:
     """Where a search's accuracy values come from: each target's deployed model scored in
     this process (precision genes with a training estimator), else the executor's side of
-    the estimates (returned; None: inline)."""
+    the estimates (returned; None: inline): tasks of the spec's kind, or a supernet's
+    training and scoring tasks (its store under ``workdir``)."""
     config = evaluation.config
+    space = evaluation.engine.space
     evaluation.deployed = deployed_accuracy_for(config, estimator,
                                                 cache_dir=getattr(measurer, "cache_dir", None))
-    remote = (None if evaluation.deployed is not None
-              else remote_estimates(executor, config.accuracy, evaluation.engine.space, on_value))
+    remote: RemoteEstimates | None = None
+    if evaluation.deployed is None:
+        remote = (remote_estimates(executor, config.accuracy, space, on_value)
+                  or supernet_estimates(executor, config.accuracy, estimator, space, workdir,
+                                        on_value, report))
     evaluation.remote = remote
     return remote
 
@@ -550,7 +558,10 @@ def _estimator_notes(evaluation: Evaluation, estimator: AccuracyEstimator | None
     """What the estimator's ``prepare`` checked or did (a table's coverage, a supernet), and
     why estimates run inline when an executor was given."""
     space = network_space(evaluation.engine.space)  # estimators see the networks, not genes
-    notes = _prepare(estimator, space, store, report) if estimator is not None else []
+    if isinstance(remote, SupernetEstimates):  # trained and scored by the executor's tasks
+        notes = list(remote.notes)
+    else:
+        notes = _prepare(estimator, space, store, report) if estimator is not None else []
     if executor is not None and remote is None:
         notes.append(inline_note(evaluation.config.accuracy, executor,
                                  deployed=evaluation.deployed is not None))
@@ -573,13 +584,18 @@ def _prepare(estimator: AccuracyEstimator, space: SearchSpace, store: SearchStor
     if not callable(getattr(estimator, "prepare", None)):
         return []
 
-    path = None if store is None else store.db.path
-    workdir = None if path is None else Path(path).resolve().parent
+    workdir = _workdir(store)
 
     def progress(task: str, done: int, total: int | None, detail: str) -> None:
         report("estimate", f"{task} {done}/{total or '?'}: {detail}")
 
     return estimator.prepare(space, EstimatorSetup(workdir=workdir, progress=progress))
+
+
+def _workdir(store: SearchStore | None) -> Path | None:
+    """Where an estimator keeps what outlives a search: the cost DB's folder (None: here)."""
+    path = None if store is None else store.db.path
+    return None if path is None else Path(path).resolve().parent
 
 
 class _Pace:

@@ -22,7 +22,8 @@ every one of ``1 + max_retries`` attempts) for the driver to fail it with.
 Which estimator kinds run remotely: those whose
 :class:`~._accuracy.EstimatorKind` names an executor kind
 (:meth:`~._accuracy.EstimatorKind.task`): ``train``, ``naswot``,
-``synflow``, ``plugin``. The others (``table``, ``supernet``) stay inline.
+``synflow``, ``plugin``; and ``supernet``, whose training and per-candidate
+scoring are tasks too (:mod:`._remote_supernet`). ``table`` stays inline.
 """
 
 from __future__ import annotations
@@ -156,8 +157,8 @@ def inline_note(spec: str | None, executor: Executor, *, deployed: bool = False)
     if deployed:
         return (f"accuracy {spec} runs inline: each target's deployed model is scored here, not "
                 f"on the {executor.kind} executor")
-    return (f"accuracy {spec} runs inline: the {executor.kind} executor runs train, naswot, "
-            "synflow and plugin estimates")
+    return (f"accuracy {spec} runs inline: the {executor.kind} executor runs train, supernet, "
+            "naswot, synflow and plugin estimates")
 
 
 class RemoteEstimates:

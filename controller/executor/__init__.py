@@ -44,6 +44,7 @@ from fleetnas.controller.executor._results import (
 )
 from fleetnas.controller.executor._tasks import (
     ESTIMATOR_KINDS,
+    STORED_ELSEWHERE,
     DatasetRef,
     EstimatorSpec,
     EvalTask,
@@ -71,6 +72,7 @@ __all__ = [
     "ESTIMATOR_KINDS",
     "EXECUTORS",
     "FAILURES",
+    "STORED_ELSEWHERE",
     "DatasetRef",
     "EstimatorSpec",
     "EvalTask",

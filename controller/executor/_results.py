@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from fleetnas.controller.executor._tasks import EvalTask
+from fleetnas.controller.executor._tasks import STORED_ELSEWHERE, EvalTask
 
 FAILURES = ("permanent", "transient", "cancelled")
 
@@ -106,6 +106,11 @@ class EvaluationStore:
     instance may be used from several threads (a lock serialises its
     connection). A result loaded for a task with another ``task_id`` but the
     same key (the same evaluation) comes back under the asking task.
+
+    Tasks of the kinds in :data:`~._tasks.STORED_ELSEWHERE` (a supernet
+    training) are neither loaded nor saved: the supernet store is their
+    record, so a training whose supernet was deleted runs again instead of
+    being answered from here.
     """
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
@@ -121,6 +126,8 @@ class EvaluationStore:
         self._lock = threading.Lock()
 
     def load(self, task: EvalTask) -> TaskResult | None:
+        if task.estimator.kind in STORED_ELSEWHERE:
+            return None
         with self._lock:
             row = self._conn.execute(
                 "SELECT value, error, failure, attempts, seconds, worker FROM evaluations "
@@ -134,6 +141,8 @@ class EvaluationStore:
     def save(self, result: TaskResult) -> None:
         if not result.storable:
             raise ValueError(f"result {result.task_id!r} ({result.failure}) is not storable")
+        if result.task.estimator.kind in STORED_ELSEWHERE:
+            return
         stored = replace(result, from_store=False)
         with self._lock:
             self._conn.execute(

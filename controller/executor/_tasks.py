@@ -11,11 +11,25 @@ network boundary as a few hundred bytes, and the worker rebuilds the same
 estimator, space and data it would have built locally.
 
 Estimator kinds: the names in :data:`ESTIMATOR_KINDS` (``naswot``,
-``synflow``, ``short_training``, ``plugin``), or ``"module:function"``, a
-factory importable on the worker, called as ``factory(dataset, **options)``
-(``dataset`` is ``None`` when the task has none) and returning an
-:class:`~fleetnas.controller.accuracy.AccuracyEstimator`. New built-in kinds
-(the supernet's) are one entry in :data:`ESTIMATOR_KINDS`.
+``synflow``, ``short_training``, ``supernet``, ``supernet_train``,
+``plugin``), or ``"module:function"``, a factory importable on the worker,
+called as ``factory(dataset, **options)`` (``dataset`` is ``None`` when the
+task has none) and returning an
+:class:`~fleetnas.controller.accuracy.AccuracyEstimator`. A new built-in
+kind is one entry in :data:`ESTIMATOR_KINDS`.
+
+The two supernet kinds share a supernet store folder (option ``store``, a
+path every worker reads and writes at the same place: shared storage on a
+multi-node cluster). ``supernet_train`` (options ``store``,
+``train_config``: a TrainConfig dict, ``eval_config``: an EvalConfig dict)
+trains the supernet of the task's space and dataset into the store,
+resuming its per-epoch checkpoint, or loads it when it is complete there,
+and returns the task arch's accuracy on it. ``supernet`` (options
+``store``, ``supernet``: the stored supernet's key, ``eval_config``) only
+loads, never trains: a supernet missing from the store is the task's error.
+Both keep the loaded supernet in the per-process estimator cache, so a
+worker loads it once, not per candidate. The store's path is an option, so
+it is part of a task's key (a moved project re-scores its candidates).
 
 Identity: :attr:`EvalTask.key` is a sha256 over everything that decides the
 value (estimator, space identity, arch, dataset) and nothing that does not
@@ -233,6 +247,22 @@ def _short_training(dataset: Dataset | None, **options: Any) -> AccuracyEstimato
     return ShortTrainingEstimator(dataset, **options)
 
 
+def _supernet(dataset: Dataset | None, **options: Any) -> AccuracyEstimator:
+    from fleetnas.controller.accuracy.supernet import stored_subnet_estimator
+
+    if dataset is None:
+        raise ValueError("estimator supernet needs a dataset: give the task a DatasetRef")
+    return stored_subnet_estimator(dataset, **options)
+
+
+def _supernet_train(dataset: Dataset | None, **options: Any) -> AccuracyEstimator:
+    from fleetnas.controller.accuracy.supernet import SupernetTraining
+
+    if dataset is None:
+        raise ValueError("estimator supernet_train needs a dataset: give the task a DatasetRef")
+    return SupernetTraining.from_options(dataset, **options)
+
+
 def _plugin(dataset: Dataset | None, **options: Any) -> AccuracyEstimator:
     from fleetnas.controller.accuracy import PluginEstimator
 
@@ -248,8 +278,14 @@ ESTIMATOR_KINDS: Mapping[str, Factory] = {
     "naswot": _naswot,
     "synflow": _synflow,
     "short_training": _short_training,
+    "supernet": _supernet,
+    "supernet_train": _supernet_train,
     "plugin": _plugin,
 }
+
+#: kinds whose result a :class:`~._results.EvaluationStore` does not keep: the supernet
+#: store (checkpoint per epoch, manifest) is a supernet training's own record
+STORED_ELSEWHERE = frozenset({"supernet_train"})
 
 
 def _is_factory_path(kind: str) -> bool:

@@ -177,17 +177,29 @@ def test_resources_threads_round_up() -> None:
     assert (Resources(cpus=0.5).threads, Resources(cpus=2).threads, Resources(cpus=2.5).threads) == (1, 2, 3)
 
 
-def test_every_builtin_kind_builds_an_estimator() -> None:
+def test_every_builtin_kind_builds_an_estimator(tmp_path: Path) -> None:
+    from fleetnas.controller.accuracy.supernet import SupernetNotFound
+
     data = DatasetRef("synthetic").load()
-    built = {kind: EstimatorSpec(kind, {"spec": PROBE.replace(":probe", ":arch_value_plugin")}
-                                 if kind == "plugin" else {}).build(data)
-             for kind in ESTIMATOR_KINDS}  # fmt: skip
+    options: dict[str, dict[str, Any]] = {
+        "plugin": {"spec": PROBE.replace(":probe", ":arch_value_plugin")},
+        "supernet_train": {"store": str(tmp_path), "train_config": {"epochs": 1}},
+        "supernet": {"store": str(tmp_path), "supernet": "nb201-0123456789abcdef"},
+    }
+    built = {kind: EstimatorSpec(kind, options.get(kind, {})).build(data)
+             for kind in ESTIMATOR_KINDS if kind != "supernet"}  # fmt: skip
     assert {kind: type(e).__name__ for kind, e in built.items()} == {
         "naswot": "NaswotEstimator", "synflow": "SynflowEstimator",
         "short_training": "ShortTrainingEstimator", "plugin": "PluginEstimator",
+        "supernet_train": "SupernetTraining",
     }  # fmt: skip
-    with pytest.raises(ValueError, match="needs a dataset"):
-        EstimatorSpec("short_training").build(None)
+    # scoring loads a stored supernet when built, and never trains one (test_search_executor_supernet)
+    with pytest.raises(SupernetNotFound, match="no supernet 'nb201-0123456789abcdef'"):
+        EstimatorSpec("supernet", options["supernet"]).build(data)
+    assert list(tmp_path.iterdir()) == []  # building trained nothing
+    for kind in ("short_training", "supernet", "supernet_train"):
+        with pytest.raises(ValueError, match="needs a dataset"):
+            EstimatorSpec(kind, options.get(kind, {})).build(None)
 
 
 def arch_value_plugin(space: SearchSpace, arch: Any) -> float:

@@ -35,7 +35,7 @@ def test_every_kind_that_maps_names_a_kind_the_executor_builds() -> None:
         if task is not None:
             assert task[0].kind in executor_package.ESTIMATOR_KINDS, name
             mapped[name] = task
-    assert set(mapped) == {"train", "naswot", "synflow", "plugin"}  # table, supernet: inline
+    assert set(mapped) == {"train", "naswot", "synflow", "plugin"}  # supernet: _remote_supernet
     estimator, dataset = mapped["train"]
     assert (estimator.kind, dict(estimator.options)) == ("short_training",
                                                          {"epochs": 1, "max_train_samples": 32})

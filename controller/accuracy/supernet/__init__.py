@@ -61,7 +61,12 @@ from fleetnas.controller.accuracy.supernet._sampling import (
     make_rule,
 )
 from fleetnas.controller.accuracy.supernet._store import SupernetStore, TrainedSupernet
-from fleetnas.controller.accuracy.supernet._stored import StoredSupernetEstimator, store_root
+from fleetnas.controller.accuracy.supernet._stored import (
+    StoredSupernetEstimator,
+    SupernetTraining,
+    store_root,
+    stored_subnet_estimator,
+)
 from fleetnas.controller.accuracy.supernet._train import (
     ProgressCallback,
     SupernetProgress,
@@ -93,6 +98,7 @@ __all__ = [
     "SupernetNotFound",
     "SupernetProgress",
     "SupernetStore",
+    "SupernetTraining",
     "TrainConfig",
     "TrainOutcome",
     "TrainedSupernet",
@@ -109,6 +115,7 @@ __all__ = [
     "subnet_accuracy",
     "supernet_class",
     "store_root",
+    "stored_subnet_estimator",
     "supernet_key",
     "train",
 ]

@@ -9,6 +9,12 @@ trained one of the same (space, dataset hash, training config) is there,
 resumed when a run was interrupted, trained otherwise, with progress. From
 then on each estimate is a :class:`SupernetEstimator` evaluation: inherited
 weights, BN recalibrated, validation top-1 in [0, 1].
+
+On an executor (``--executor local|ray``) the same two phases are tasks
+(:mod:`fleetnas.controller.executor`): :class:`SupernetTraining` (executor
+kind ``supernet_train``) trains the supernet into the store once, as one
+task, and :func:`stored_subnet_estimator` (kind ``supernet``) scores one
+candidate per task on the stored supernet, never training it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fleetnas.controller.accuracy._base import DeployableEstimator, EstimatorSetup
+from fleetnas.controller.accuracy._base import (
+    AccuracyEstimator,
+    DeployableEstimator,
+    EstimatorSetup,
+)
 from fleetnas.controller.accuracy._data import Dataset, load_dataset
 from fleetnas.controller.accuracy.supernet._config import EvalConfig, TrainConfig
 from fleetnas.controller.accuracy.supernet._errors import SupernetNotFound
@@ -115,3 +125,50 @@ class StoredSupernetEstimator(DeployableEstimator):
 
     def deployable(self, space: SearchSpace, arch: Any) -> nn.Module:
         return self._prepared(space).deployable(space, arch)
+
+
+def stored_subnet_estimator(dataset: Dataset, *, store: str, supernet: str,
+                            eval_config: Mapping[str, Any] | None = None) -> SupernetEstimator:
+    """The estimator of the completely trained supernet ``supernet`` (a store key) under
+    ``store``, scoring with EvalConfig ``eval_config``: what an executor's ``supernet`` task runs.
+
+    SupernetNotFound when the store lacks it (a multi-node cluster needs the store on
+    shared storage); SupernetError when ``dataset`` is not its training data.
+    """
+    trained = SupernetStore(store).load(supernet)
+    return SupernetEstimator(trained, dataset, eval_config=EvalConfig.from_dict(dict(eval_config or {})))
+
+
+class SupernetTraining(AccuracyEstimator):
+    """Trains the space's supernet into ``store`` on first use (or loads a complete one),
+    then scores archs on it: what an executor's ``supernet_train`` task runs.
+
+    ``estimate(space, arch)`` is :meth:`SupernetStore.get_or_train` (resuming the
+    per-epoch checkpoint of an interrupted run; the store's lock makes two processes
+    train once) followed by ``arch``'s :func:`~._eval.subnet_accuracy` with ``eval_config``.
+    """
+
+    name = "supernet_train"
+    cost: ClassVar[str] = "training the supernet once (when the store lacks it); then one subnet score"
+
+    def __init__(self, store: str | Path, dataset: Dataset, train_config: TrainConfig,
+                 eval_config: EvalConfig | None = None) -> None:
+        self.store = SupernetStore(store)
+        self.dataset = dataset
+        self.train_config = train_config
+        self.eval_config = eval_config or EvalConfig()
+
+    @classmethod
+    def from_options(cls, dataset: Dataset, *, store: str, train_config: Mapping[str, Any],
+                     eval_config: Mapping[str, Any] | None = None) -> SupernetTraining:
+        """From an executor task's options (TrainConfig and EvalConfig as dicts)."""
+        return cls(store, dataset, TrainConfig.from_dict(dict(train_config)),
+                   EvalConfig.from_dict(dict(eval_config or {})))
+
+    def estimate(self, space: SearchSpace, arch: Any) -> float:
+        # the store is asked every time (not a cached net): a worker kept alive must train
+        # again a supernet someone deleted since, for the scoring tasks that load it
+        trained = self.store.get_or_train(space, self.dataset, self.train_config,
+                                          eval_config=self.eval_config)
+        return SupernetEstimator(trained, self.dataset, eval_config=self.eval_config).estimate(
+            space, arch)
