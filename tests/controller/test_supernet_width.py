@@ -51,7 +51,8 @@ def digits_data() -> PreparedData:
 
 
 def _net(seed: int = 2, **options: object) -> MBv3Supernet:
-    net = build_supernet(SPACE, 10, resolved(TrainConfig(seed=seed, **options), SPACE))  # type: ignore[arg-type]
+    config = TrainConfig(seed=seed, **options)  # type: ignore[arg-type]
+    net = build_supernet(SPACE, 10, resolved(config, SPACE))
     assert isinstance(net, MBv3Supernet)
     return net
 
@@ -103,7 +104,8 @@ def test_sampling_draws_every_width_and_the_sandwich_ends_at_max_and_min() -> No
     rng = random.Random(0)
     width_phase = PHASES[-1]
     assert width_phase is not None and width_phase.elastic_width
-    for sample in (net.sample, lambda r: net.restricted_sample(r, dataclasses.replace(width_phase, kernels=(3,)))):
+    only_k3 = dataclasses.replace(width_phase, kernels=(3,))
+    for sample in (net.sample, lambda r: net.restricted_sample(r, only_k3)):
         archs = [sample(rng) for _ in range(60)]
         for s in range(5):
             assert {a.widths[s] for a in archs} == set(SPACE.width_choices)
@@ -151,8 +153,6 @@ def test_sorting_channels_keeps_the_largest_and_puts_important_channels_first(
     net.eval()
     arch = net.largest()
     x = digits_data.train_inputs(torch.arange(8), net.input_chw(arch))
-    with torch.no_grad():
-        before = net(x, arch)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     net(x, arch).sum().backward()
     optimizer.step()  # momentum buffers now equal the gradients
@@ -161,12 +161,13 @@ def test_sorting_channels_keeps_the_largest_and_puts_important_channels_first(
     project = net.slots(2)[1].project_conv.weight
     momentum = optimizer.state[project]["momentum_buffer"].clone()
     rows = {tuple(r.flatten().tolist()): m for r, m in zip(project.detach(), momentum, strict=True)}
+    unsorted = sum(s.project_conv.weight.abs().sum(dim=(1, 2, 3)) for s in net.slots(2))
+    assert not torch.all(unsorted[:-1] >= unsorted[1:])
     net.sort_channels(optimizer)
     with torch.no_grad():
         assert torch.allclose(net(x, arch), before, atol=1e-5, rtol=0)
     importance = sum(s.project_conv.weight.abs().sum(dim=(1, 2, 3)) for s in net.slots(2))
     assert torch.all(importance[:-1] >= importance[1:])
-    assert not torch.equal(importance, importance.sort()[0])  # it did move channels
     moved = optimizer.state[project]["momentum_buffer"]
     for row, m in zip(project.detach(), moved, strict=True):
         assert torch.equal(rows[tuple(row.flatten().tolist())], m)
@@ -196,7 +197,8 @@ def test_supernets_stored_before_elastic_width_are_found_only_for_one_width(
                              width_choices=(0.5, 1.0))  # fmt: skip
     store = SupernetStore(tmp_path)
     tiny = TrainConfig(epochs=1, batch_size=16, max_train_samples=32, sampling="uniform")
-    trained = store.get_or_train(space, data, tiny, eval_config=EvalConfig(bn_batches=1, max_val_samples=16))
+    quick = EvalConfig(bn_batches=1, max_val_samples=16)
+    trained = store.get_or_train(space, data, tiny, eval_config=quick)
     manifest = trained.path / "manifest.json"
     text = json.loads(manifest.read_text())
     assert text["supernet_version"] == 2

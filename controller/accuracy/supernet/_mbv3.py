@@ -144,7 +144,9 @@ class MBv3Supernet(Supernet):
         return self.restricted_smallest(FULL)
 
     def _widths(self, choices: Choices, pick: Any) -> tuple[float, ...]:
-        options = self.mbv3.width_choices if choices.elastic_width else (max(self.mbv3.width_choices),)
+        options = self.mbv3.width_choices
+        if not choices.elastic_width:
+            options = (max(options),)
         return (pick(options),) * len(STAGES)
 
     def restricted_largest(self, choices: Choices) -> MBv3Arch:

@@ -177,7 +177,7 @@ class ProgressiveRule(SandwichRule):
     ) -> None:
         """Sort the channels by importance at the start of the width phase."""
         choices = self.phase(epoch / epochs, net)
-        if choices is None or not choices.elastic_width or len(phases(net)) == len(FIXED_WIDTH_PHASES):
+        if choices is None or not choices.elastic_width or phases(net) == FIXED_WIDTH_PHASES:
             return
         if epoch > 0 and self.phase((epoch - 1) / epochs, net) == choices:
             return  # sorted when the phase began (the checkpoint holds the sorted weights)
