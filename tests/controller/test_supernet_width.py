@@ -22,12 +22,14 @@ from fleetnas.controller.accuracy.supernet import (
     SupernetError,
     SupernetStore,
     TrainConfig,
+    TrainOutcome,
     build_supernet,
     dataset_hash,
     materialised_subnet,
     recalibrate_bn,
     resolved,
     supernet_key,
+    train,
 )
 from fleetnas.controller.accuracy.supernet._sampling import PHASES, phases
 from fleetnas.controller.spaces import MBv3Arch, MobileNetV3Space
@@ -67,8 +69,6 @@ def _narrow_archs() -> list[MBv3Arch]:
 
 def test_supernet_holds_the_largest_width_and_narrow_subnets_build_like_the_space() -> None:
     net = _net()
-    assert net.stage_capacity == tuple(max(c.values()) for c in SPACE.stage_channels)
-    assert net.stage_capacity > SPACE.stage_widths  # wider than width 1.0
     for arch in _narrow_archs():
         built = SPACE.build(arch)
         module = net.materialise(arch)
@@ -78,6 +78,8 @@ def test_supernet_holds_the_largest_width_and_narrow_subnets_build_like_the_spac
         # the subnet's stage widths are the space's, e.g. stage 1's projection
         project = module.block_modules()[2].project[0].weight
         assert project.shape[0] == SPACE.stage_channels[0][arch.widths[0]]
+    assert net.stage_capacity == tuple(max(c.values()) for c in SPACE.stage_channels)
+    assert net.stage_capacity > SPACE.stage_widths  # wider than width 1.0
 
 
 def test_narrow_subnet_path_gives_the_materialised_nets_logits(digits_data: PreparedData) -> None:
@@ -102,6 +104,10 @@ def test_narrow_subnet_path_gives_the_materialised_nets_logits(digits_data: Prep
 def test_sampling_draws_every_width_and_the_sandwich_ends_at_max_and_min() -> None:
     net = _net()
     rng = random.Random(0)
+    largest, smallest, *_ = SandwichRule(n_random=2)._subnets(net, rng, 0.0)
+    assert largest == net.largest() and smallest == net.smallest()
+    assert largest.widths == (1.25,) * 5 and smallest.widths == (0.5,) * 5
+    assert net.channels(largest) == net.stage_capacity
     width_phase = PHASES[-1]
     assert width_phase is not None and width_phase.elastic_width
     only_k3 = dataclasses.replace(width_phase, kernels=(3,))
@@ -109,10 +115,6 @@ def test_sampling_draws_every_width_and_the_sandwich_ends_at_max_and_min() -> No
         archs = [sample(rng) for _ in range(60)]
         for s in range(5):
             assert {a.widths[s] for a in archs} == set(SPACE.width_choices)
-    largest, smallest, *_ = SandwichRule(n_random=2)._subnets(net, rng, 0.0)
-    assert largest == net.largest() and smallest == net.smallest()
-    assert largest.widths == (1.25,) * 5 and smallest.widths == (0.5,) * 5
-    assert net.channels(largest) == net.stage_capacity
 
 
 def test_progressive_shrinking_ends_with_a_width_phase_that_starts_sorted() -> None:
@@ -142,6 +144,8 @@ def test_progressive_shrinking_ends_with_a_width_phase_that_starts_sorted() -> N
         rule.begin_epoch(net, optimizer, epoch=epoch, epochs=10)
         if not torch.equal(before, weight):
             sorted_at.append(epoch)
+        with torch.no_grad():  # as training would, upset the order a sort would restore
+            weight.copy_(weight.flip(0))
     assert sorted_at == [8]
 
 
@@ -171,6 +175,37 @@ def test_sorting_channels_keeps_the_largest_and_puts_important_channels_first(
     moved = optimizer.state[project]["momentum_buffer"]
     for row, m in zip(project.detach(), moved, strict=True):
         assert torch.equal(rows[tuple(row.flatten().tolist())], m)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_progressive_training_resumed_in_the_width_phase_ends_with_the_same_weights(
+    tmp_path: Path,
+) -> None:
+    """A run killed before the width phase (epoch 4 of 5) sorts when it resumes, as an
+    uninterrupted run does when the phase begins."""
+    space = MobileNetV3Space(resolutions=(32,), width_mult=0.25, num_classes=10,
+                             width_choices=(0.5, 1.0))  # fmt: skip
+    data = PreparedData(load_digits(), max_train_samples=16, seed=0)  # one step per epoch
+    config = resolved(
+        TrainConfig(epochs=5, batch_size=16, sampling="progressive", sandwich_random=0), space
+    )
+
+    def killed_after_4(outcome: TrainOutcome) -> None:
+        if outcome.epochs_done == 4:
+            raise _Killed
+
+    whole = build_supernet(space, 10, config)
+    train(whole, data, config, tmp_path / "whole.pt")
+    resumed = build_supernet(space, 10, config)
+    with pytest.raises(_Killed):
+        train(resumed, data, config, tmp_path / "resumed.pt", on_epoch=killed_after_4)
+    resumed = build_supernet(space, 10, config)
+    assert train(resumed, data, config, tmp_path / "resumed.pt").resumed_from == 4
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def _old_key(space: MobileNetV3Space, data_hash: str, config: TrainConfig) -> str:
