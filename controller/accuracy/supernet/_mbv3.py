@@ -187,9 +187,9 @@ class MBv3Supernet(Supernet):
         same channels through the residuals). The stage's projections and
         their BN (parameters and running statistics), the expansions of its
         later slots and the next stage's first slot (or the head's first
-        conv) are permuted alike, so every largest-width subnet
-        computes exactly what it did; a narrower stage then keeps its most
-        important channels. ``optimizer`` state tensors shaped like a permuted
+        conv) are permuted alike, so a subnet whose stages are all at the
+        largest width computes exactly what it did; a narrower stage then
+        keeps its most important channels. ``optimizer`` state tensors shaped like a permuted
         parameter (SGD momentum) are permuted with it. Deterministic (a stable sort).
         """
         for s in range(len(STAGES)):
