@@ -46,6 +46,12 @@ class Supernet(nn.Module, abc.ABC):
     #: the sampling rule used when the training config names none
     default_sampling: ClassVar[str]
 
+    @classmethod
+    def key_version(cls, space: SearchSpace) -> int:
+        """The version that keys this supernet of ``space`` in the store: :attr:`version`,
+        unless an implementation knows that ``space``'s supernet did not change with it."""
+        return cls.version
+
     def __init__(self, space: SearchSpace, num_classes: int) -> None:
         super().__init__()
         self.space = space

@@ -1,7 +1,16 @@
 """Elastic MBConv layers for the mbv3 supernet (Cai et al. 2020, "Once-for-All").
 
 One :class:`ElasticMBConv` holds the largest block of its slot (kernel 7,
-the largest expand ratio) and runs any smaller one on a part of its weights:
+the largest expand ratio, the largest input and output widths) and runs any
+smaller one on a part of its weights:
+
+* **Elastic width**: a ``c_in``-channel input uses the first ``c_in`` input
+  channels of the expansion, and a ``c_out``-channel subnet the first
+  ``c_out`` output channels of the projection and its BN (the channel counts
+  are the space's, ``MobileNetV3Space.stage_channels``). The residual is
+  added when the stride is 1 and the subnet's ``c_in == c_out``, as
+  ``MBConv`` decides for the stand-alone block. Which channels come first is
+  set by :meth:`~fleetnas.controller.accuracy.supernet.MBv3Supernet.sort_channels`.
 
 * **Elastic expand ratio**: the first ``mid`` channels of the shared
   expansion (``mid = mid_width(c_in, expand)``, as the space builds it); the
@@ -83,6 +92,7 @@ class ElasticMBConv(nn.Module):
     ) -> None:
         super().__init__()
         self.c_in, self.c_out, self.stride, self.has_se = c_in, c_out, stride, se
+        # mid_width grows with c_in and expand: the largest input gives the largest expansion
         mid = mid_width(c_in, max(EXPANDS))
         self.expand_conv = nn.Conv2d(c_in, mid, 1, bias=False)
         self.expand_bn = ElasticBatchNorm2d(mid)
@@ -94,8 +104,7 @@ class ElasticMBConv(nn.Module):
             self.se_reduce = nn.Conv2d(mid, squeeze, 1)
             self.se_expand = nn.Conv2d(squeeze, mid, 1)
         self.project_conv = nn.Conv2d(mid, c_out, 1, bias=False)
-        self.project_bn = nn.BatchNorm2d(c_out)
-        self.residual = stride == 1 and c_in == c_out
+        self.project_bn = ElasticBatchNorm2d(c_out)
         self.transforms = nn.ParameterDict()
         if kernel_transform:
             for big, small in zip(KERNELS[::-1], KERNELS[::-1][1:], strict=False):
@@ -116,9 +125,20 @@ class ElasticMBConv(nn.Module):
             size = small
         return weight
 
-    def forward(self, x: torch.Tensor, kernel: int, expand: int) -> torch.Tensor:
-        mid = mid_width(self.c_in, expand)
-        h = self.act(self.expand_bn(F.conv2d(x, self.expand_conv.weight[:mid])))
+    def forward(
+        self, x: torch.Tensor, kernel: int, expand: int, c_out: int | None = None
+    ) -> torch.Tensor:
+        """Run block ``(kernel, expand)`` on ``x`` (its channels: the input width) with
+        ``c_out`` output channels (None: all of the slot's)."""
+        c_in = x.shape[1]
+        c_out = self.c_out if c_out is None else c_out
+        mid = mid_width(c_in, expand)
+        if c_in > self.c_in or c_out > self.c_out or mid > self.expand_conv.weight.shape[0]:
+            raise ValueError(
+                f"block {c_in}->{c_out} channels (mid {mid}) exceeds the slot's "
+                f"{self.c_in}->{self.c_out}"
+            )
+        h = self.act(self.expand_bn(F.conv2d(x, self.expand_conv.weight[:mid, :c_in])))
         h = F.conv2d(h, self.kernel(kernel, mid), None, self.stride, kernel // 2, 1, mid)
         h = self.act(self.depthwise_bn(h))
         if self.has_se:
@@ -132,14 +152,18 @@ class ElasticMBConv(nn.Module):
                 F.conv2d(gate, self.se_expand.weight[:mid, :squeeze], self.se_expand.bias[:mid])
             )
             h = h * gate
-        out = self.project_bn(F.conv2d(h, self.project_conv.weight[:, :mid]))
-        return x + out if self.residual else out
+        out = self.project_bn(F.conv2d(h, self.project_conv.weight[:c_out, :mid]))
+        return x + out if self.stride == 1 and c_in == c_out else out
 
     def copy_into(self, block: MBConv, kernel: int, expand: int) -> None:
-        """Copy the ``(kernel, expand)`` weights into a stand-alone ``MBConv`` of that shape."""
-        mid = mid_width(self.c_in, expand)
+        """Copy the ``(kernel, expand)`` weights into a stand-alone ``MBConv`` of that shape
+        (its input and output widths are read from ``block``)."""
         expand_conv, expand_bn = block.expand[0], block.expand[1]  # type: ignore[index]
-        expand_conv.weight.copy_(self.expand_conv.weight[:mid])
+        mid, c_in = expand_conv.weight.shape[:2]
+        c_out = block.project[0].weight.shape[0]  # type: ignore[index]
+        if mid != mid_width(c_in, expand):
+            raise ValueError(f"block of expand {mid / c_in:g}, not {expand}")
+        expand_conv.weight.copy_(self.expand_conv.weight[:mid, :c_in])
         self.expand_bn.copy_into(expand_bn)
         block.depthwise[0].weight.copy_(self.kernel(kernel, mid))
         self.depthwise_bn.copy_into(block.depthwise[1])  # type: ignore[arg-type]
@@ -151,5 +175,5 @@ class ElasticMBConv(nn.Module):
             reduce.bias.copy_(self.se_reduce.bias[:squeeze])
             grow.weight.copy_(self.se_expand.weight[:mid, :squeeze])
             grow.bias.copy_(self.se_expand.bias[:mid])
-        block.project[0].weight.copy_(self.project_conv.weight[:, :mid])
-        block.project[1].load_state_dict(self.project_bn.state_dict())
+        block.project[0].weight.copy_(self.project_conv.weight[:c_out, :mid])
+        self.project_bn.copy_into(block.project[1])  # type: ignore[arg-type]

@@ -66,16 +66,17 @@ def supernet_key(space: SearchSpace, data_hash: str, config: TrainConfig) -> str
     """The identity of a trained supernet: ``<space name>-<16 hex digits>``.
 
     Hashes the space's identity and version, the supernet class's kind and
-    version, the dataset hash (:func:`dataset_hash`) and the full training
-    config with its sampling rule resolved; anything else (evaluation
-    settings, timings) is not part of it.
+    version (its ``key_version(space)``), the dataset hash
+    (:func:`dataset_hash`) and the full training config with its sampling
+    rule resolved; anything else (evaluation settings, timings) is not part
+    of it.
     """
     cls = supernet_class(space)
     payload = {
         "space": space.identity(),
         "space_version": space.version,
         "supernet": cls.kind,
-        "supernet_version": cls.version,
+        "supernet_version": cls.key_version(space),
         "dataset": data_hash,
         "config": resolved(config, space).to_dict(),
     }

@@ -13,9 +13,18 @@ the trainer's per-epoch seed.
   largest learns the largest's softened predictions of the same images
   (in-place distillation) instead of the labels.
 * ``progressive`` (:class:`ProgressiveRule`, mbv3 only): OFA's progressive
-  shrinking as four equal phases of the epochs: the largest subnet alone;
-  then the sandwich over elastic kernels; then kernels and depths; then
-  kernels, depths and expand ratios. The resolution is elastic throughout.
+  shrinking as equal phases of the epochs: the largest subnet alone; then
+  the sandwich over elastic kernels; then kernels and depths; then kernels,
+  depths and expand ratios (every stage at its largest width); and, for a
+  space with several width choices, a fifth phase over everything, widths
+  included, which starts by sorting each stage's channels by importance
+  (:meth:`MBv3Supernet.sort_channels`, optimizer momentum permuted alike).
+  The resolution is elastic throughout. A space with one width choice keeps
+  the four phases.
+
+A rule may act between epochs (:meth:`SamplingRule.begin_epoch`, before the
+epoch's first step); what it does must depend only on the epoch number and
+the weights, so that a resumed run does the same.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from fleetnas.controller.accuracy.supernet._config import TrainConfig
 from fleetnas.controller.accuracy.supernet._errors import SupernetError
 from fleetnas.controller.accuracy.supernet._inputs import PreparedData, Shape
 from fleetnas.controller.accuracy.supernet._mbv3 import FULL, Choices, MBv3Supernet
-from fleetnas.controller.spaces._mbv3 import DEPTHS, EXPANDS, KERNELS
+from fleetnas.controller.spaces._mbv3 import DEPTHS, EXPANDS
 
 
 class StepBatch:
@@ -69,6 +78,12 @@ class SamplingRule(abc.ABC):
                 f"sampling {self.name!r} trains {', '.join(sorted(self.kinds))} only, not "
                 f"{net.kind}; use 'uniform' or 'sandwich'"
             )
+
+    def begin_epoch(
+        self, net: Supernet, optimizer: torch.optim.Optimizer, *, epoch: int, epochs: int
+    ) -> None:
+        """Called before the first step of ``epoch`` (0-based) of ``epochs``; nothing by default."""
+        return None
 
     @abc.abstractmethod
     def step(
@@ -130,10 +145,19 @@ class SandwichRule(SamplingRule):
 #: the phases of progressive shrinking; ``None`` trains the largest subnet alone
 PHASES: tuple[Choices | None, ...] = (
     None,
-    Choices(kernels=KERNELS, expands=(max(EXPANDS),), depths=(max(DEPTHS),)),
-    Choices(kernels=KERNELS, expands=(max(EXPANDS),), depths=DEPTHS),
+    Choices(expands=(max(EXPANDS),), depths=(max(DEPTHS),), elastic_width=False),
+    Choices(expands=(max(EXPANDS),), elastic_width=False),
+    Choices(elastic_width=False),
     FULL,
 )
+#: the phases for a space with a single width choice (the width phase would repeat the last)
+FIXED_WIDTH_PHASES: tuple[Choices | None, ...] = PHASES[:3] + (FULL,)
+
+
+def phases(net: Supernet) -> tuple[Choices | None, ...]:
+    """The progressive-shrinking phases of ``net`` (an mbv3 supernet)."""
+    assert isinstance(net, MBv3Supernet)
+    return PHASES if len(net.mbv3.width_choices) > 1 else FIXED_WIDTH_PHASES
 
 
 class ProgressiveRule(SandwichRule):
@@ -143,13 +167,26 @@ class ProgressiveRule(SandwichRule):
     kinds: ClassVar[frozenset[str] | None] = frozenset({MBv3Supernet.kind})
 
     @staticmethod
-    def phase(progress: float) -> Choices | None:
+    def phase(progress: float, net: Supernet) -> Choices | None:
         """The choices trained at ``progress`` (``None``: the largest subnet only)."""
-        return PHASES[min(len(PHASES) - 1, int(progress * len(PHASES)))]
+        table = phases(net)
+        return table[min(len(table) - 1, int(progress * len(table)))]
+
+    def begin_epoch(
+        self, net: Supernet, optimizer: torch.optim.Optimizer, *, epoch: int, epochs: int
+    ) -> None:
+        """Sort the channels by importance at the start of the width phase."""
+        choices = self.phase(epoch / epochs, net)
+        if choices is None or not choices.elastic_width or phases(net) == FIXED_WIDTH_PHASES:
+            return
+        if epoch > 0 and self.phase((epoch - 1) / epochs, net) == choices:
+            return  # sorted when the phase began (the checkpoint holds the sorted weights)
+        assert isinstance(net, MBv3Supernet)
+        net.sort_channels(optimizer)
 
     def _subnets(self, net: Supernet, rng: random.Random, progress: float) -> list[Any]:
         assert isinstance(net, MBv3Supernet)
-        choices = self.phase(progress)
+        choices = self.phase(progress, net)
         if choices is None:
             return [net.largest()]
         return [

@@ -119,6 +119,14 @@ class SupernetStore:
             raise SupernetError(
                 f"supernet {key}: space {manifest.space!r} now builds as {space.identity()!r}"
             )
+        version = supernet_class(space).key_version(space)
+        if manifest.supernet_version != version:
+            raise SupernetError(
+                f"supernet {key} was trained by {manifest.kind} supernet version "
+                f"{manifest.supernet_version}, which scores {space.identity()} differently from "
+                f"version {version}; train it again (the same command trains a new one under "
+                f"a new key) and delete {self.folder(key)}"
+            )
         config = TrainConfig.from_dict(manifest.config)
         net = build_supernet(space, int(manifest.dataset["num_classes"]), config)
         state = load_checkpoint(self.folder(key) / CHECKPOINT)
@@ -210,7 +218,7 @@ def _new_manifest(
     return Manifest(
         key=key,
         kind=cls.kind,
-        supernet_version=cls.version,
+        supernet_version=cls.key_version(space),
         space=space.identity(),
         space_name=space.name,
         space_config=space.config(),

@@ -166,6 +166,7 @@ def train(
         epoch_start = time.monotonic()
         generator, rng = _epoch_generators(config.seed, epoch)
         order = torch.randperm(data.train_size, generator=generator)
+        rule.begin_epoch(net, optimizer, epoch=epoch, epochs=config.epochs)
         for step in range(steps):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             optimizer.zero_grad(set_to_none=True)
