@@ -44,7 +44,10 @@ class StoredSupernetEstimator(AccuracyEstimator):
     """A supernet's subnet accuracy, the supernet coming from the store (see module doc).
 
     ``estimate`` before ``prepare`` prepares with the default setup
-    (``./supernets``, no progress).
+    (``./supernets``, no progress). Preparing again for the same space and
+    store does nothing more and returns the first call's lines (a command
+    that trains the supernet as a step of its own hands the estimator to the
+    search, which prepares it again).
     """
 
     name = "supernet"
@@ -56,6 +59,8 @@ class StoredSupernetEstimator(AccuracyEstimator):
         self.train_config = train_config
         self.eval_config = eval_config or EvalConfig()
         self._ready: SupernetEstimator | None = None
+        #: (store root, space identity) prepared for, and what prepare said
+        self._prepared: tuple[Path, str, list[str]] | None = None
 
     @classmethod
     def from_options(cls, data: str, options: Mapping[str, int | float]) -> StoredSupernetEstimator:
@@ -71,6 +76,9 @@ class StoredSupernetEstimator(AccuracyEstimator):
     def prepare(self, space: SearchSpace, setup: EstimatorSetup) -> list[str]:
         """Load, resume or train the supernet; one line saying which, with its key and folder."""
         store = SupernetStore(store_root(setup.workdir))
+        done = self._prepared
+        if done is not None and done[:2] == (store.root.resolve(), space.identity()):
+            return list(done[2])
         config = resolved(self.train_config, space)
         key = store.key(space, self.dataset, config)
         try:
@@ -96,8 +104,10 @@ class StoredSupernetEstimator(AccuracyEstimator):
         else:
             how = "trained"
         accuracy = ", ".join(f"{k} subnet {v:.3f}" for k, v in (manifest.accuracy or {}).items())
-        return [f"supernet {key} ({how}: {manifest.epochs_done} epochs on {self.dataset.name}; "
-                f"validation accuracy {accuracy or '-'}) in {store.root}"]
+        lines = [f"supernet {key} ({how}: {manifest.epochs_done} epochs on {self.dataset.name}; "
+                 f"validation accuracy {accuracy or '-'}) in {store.root}"]
+        self._prepared = (store.root.resolve(), space.identity(), lines)
+        return list(lines)
 
     def estimate(self, space: SearchSpace, arch: Any) -> float:
         if self._ready is None:
