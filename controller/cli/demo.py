@@ -90,12 +90,12 @@ class DemoSize:
 
 
 # The supernet's cost decides the full size (measured on the 2-core host, docs/demo.md):
-# 8 channels, 2 cells per stage; 5 epochs of batch 32 at lr 0.1; scored with 2 batches of
-# BN recalibration on all 360 held-out images.
-FULL = DemoSize({"channels": 8, "cells_per_stage": 2}, 5, 10, 200, 0.2, 1.0, 6, 12, 48,
-                "epochs=5,batch_size=32,lr=0.1,bn_batches=2")
+# 8 channels, 1 cell per stage; 4 epochs of batch 32 at lr 0.1; each candidate scored
+# after 2 batches of BN recalibration on all 360 held-out images.
+FULL = DemoSize({"channels": 8, "cells_per_stage": 1}, 5, 10, 200, 0.2, 1.0, 6, 12, 48,
+                "epochs=4,batch_size=32,lr=0.1,bn_batches=2")
 TINY = DemoSize({"channels": 4, "cells_per_stage": 1}, 2, 5, 20, 0.0, 0.2, 5, 6, 12,
-                "epochs=1,batch_size=32,lr=0.1,max_train_samples=256,bn_batches=1,"
+                "epochs=1,batch_size=16,lr=0.1,max_train_samples=384,bn_batches=1,"
                 "max_val_samples=120")
 
 #: torch threads of the demo's own torch work (supernet training and scoring, exports): on
