@@ -91,7 +91,7 @@ class DemoSize:
 
 # The supernet's cost decides the full size (measured on the 2-core host, docs/demo.md):
 # 8 channels, 1 cell per stage; 4 epochs of batch 32 at lr 0.1; each candidate scored
-# after 2 batches of BN recalibration on all 360 held-out images.
+# after 2 batches of BN recalibration on all 359 held-out images.
 FULL = DemoSize({"channels": 8, "cells_per_stage": 1}, 5, 10, 200, 0.2, 1.0, 6, 12, 48,
                 "epochs=4,batch_size=32,lr=0.1,bn_batches=2")
 TINY = DemoSize({"channels": 4, "cells_per_stage": 1}, 2, 5, 20, 0.0, 0.2, 5, 6, 12,
