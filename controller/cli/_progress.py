@@ -3,8 +3,9 @@
 Every long command (``search``, ``lut build|calibrate|eval|check``,
 ``measure``, ``demo``) turns its library's progress records (the driver's
 ``SearchProgress``, the LUT library's ``LutProgress``, the scheduler's job
-``Progress``) into one :class:`ProgressEvent` with the adapters below and
-hands it to a :func:`progress` sink:
+``Progress``, an accuracy estimator's setup progress) into one
+:class:`ProgressEvent` with the adapters below and hands it to a
+:func:`progress` sink:
 
 * on a terminal, a rich progress bar per task (``task`` is the bar's label),
   with the event's counts beside it and its ``note`` / ``detail`` as lines
@@ -210,6 +211,17 @@ def phase_progress(quiet: bool, label: str) -> Iterator[Callable[[str, int, int]
             yield None
             return
         yield lambda phase, done, total: sink(ProgressEvent(f"{phase} {label}", done, total))
+
+
+@contextmanager
+def setup_progress(quiet: bool) -> Iterator[Callable[[str, int, int | None, str], None] | None]:
+    """An accuracy estimator's ``prepare`` callback, ``(task, done, total, detail)``
+    (``controller.accuracy.SetupProgress``: a supernet's training), None when quiet."""
+    with progress(quiet) as sink:
+        if sink is None:
+            yield None
+            return
+        yield lambda task, done, total, detail: sink(ProgressEvent(task, done, total, detail=detail))
 
 
 @contextmanager

@@ -5,25 +5,34 @@
    benchmark setting, so the two classes really are two targets);
 2. builds a small latency LUT of NAS-Bench-201's blocks on each and
    calibrates it on a few whole networks;
-3. runs a short multi-device hybrid search (the NASWOT score, shown as such,
-   as the accuracy objective; latency on
+3. gets the accuracy estimator ready: by default a small weight-sharing
+   supernet of the space trained on scikit-learn's digits (once: it is kept
+   in the demo folder's supernet store and reused), which scores a candidate
+   by its held-out validation top-1 with inherited weights; ``--accuracy
+   naswot`` takes the NASWOT score instead (a training-free proxy, shown as
+   such, nothing to train);
+4. runs a short multi-device hybrid search (that accuracy against latency on
    both classes, a latency constraint on ``cpu-1t``): LUT predictions for
    everything, device measurements only for what could enter the front;
-4. prints the Pareto front and writes the plot, CSV, JSON and the best
+5. prints the Pareto front and writes the plot, CSV, JSON and the best
    network's ONNX into the demo folder.
 
 Everything goes into ``--dir`` (default ``./fleetnas-demo``), including its
-own cost database, so running the demo again answers every measurement from
-the cache. ``--tiny`` is a seconds-long version for tests.
+own cost database and supernet store, so running the demo again trains
+nothing and answers every measurement from the cache. ``--tiny`` is a
+seconds-long version for tests (a tinier space; its supernet trains one
+epoch on a subset of digits).
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -31,7 +40,7 @@ from rich.markup import escape
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.cli._console import output_console
-from fleetnas.controller.cli._progress import lut_progress, quiet_option
+from fleetnas.controller.cli._progress import lut_progress, quiet_option, setup_progress
 from fleetnas.controller.cli._results import Outputs, report_result, run_search, search_errors
 from fleetnas.controller.cli.export import write_export
 from fleetnas.controller.costdb import CostDB
@@ -43,6 +52,7 @@ from fleetnas.controller.driver import (
     SearchResult,
     Target,
     accuracy_label,
+    make_estimator,
 )
 from fleetnas.controller.fleet import Device, Fleet
 from fleetnas.controller.local_agents import local_agents
@@ -55,6 +65,9 @@ from fleetnas.controller.lut import (
 )
 from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.spaces import SearchSpace, get_space
+
+if TYPE_CHECKING:
+    from fleetnas.controller.accuracy import AccuracyEstimator
 
 CLASSES = (("cpu-1t", 1), ("cpu-2t", 2))
 
@@ -72,10 +85,37 @@ class DemoSize:
     calibration_n: int
     population: int
     budget: int
+    #: the options of the demo's ``supernet:digits,...`` estimator (training, then scoring)
+    supernet: str
 
 
-FULL = DemoSize({"cells_per_stage": 2}, 5, 10, 200, 0.2, 1.0, 6, 12, 48)
-TINY = DemoSize({"channels": 4, "cells_per_stage": 1}, 2, 5, 20, 0.0, 0.2, 5, 6, 12)
+# The supernet's cost decides the full size (measured on the 2-core host, docs/demo.md):
+# 8 channels, 1 cell per stage; 4 epochs of batch 32 at lr 0.1; each candidate scored
+# after 2 batches of BN recalibration on all 359 held-out images.
+FULL = DemoSize({"channels": 8, "cells_per_stage": 1}, 5, 10, 200, 0.2, 1.0, 6, 12, 48,
+                "epochs=4,batch_size=32,lr=0.1,bn_batches=2")
+TINY = DemoSize({"channels": 4, "cells_per_stage": 1}, 2, 5, 20, 0.0, 0.2, 5, 6, 12,
+                "epochs=1,batch_size=16,lr=0.1,max_train_samples=384,bn_batches=1,"
+                "max_val_samples=120")
+
+#: torch threads of the demo's own torch work (supernet training and scoring, exports): on
+#: a shared 2-core host two threads were up to ~10x slower than one (docs/supernet.md)
+TORCH_THREADS = 1
+
+
+@dataclass(frozen=True)
+class DemoAccuracy:
+    """What ``--accuracy`` picks: the estimator spec for a demo size, what its value is."""
+
+    spec: Callable[[DemoSize], str]
+    what: str
+
+
+ACCURACY: dict[str, DemoAccuracy] = {
+    "supernet": DemoAccuracy(lambda size: f"supernet:digits,{size.supernet}",
+                             "validation top-1 of each candidate on the supernet's weights"),
+    "naswot": DemoAccuracy(lambda size: "naswot", "a training-free proxy, not an accuracy"),
+}
 
 
 def _request(size: DemoSize, threads: int) -> agent_pb2.BenchmarkSettings:
@@ -107,30 +147,39 @@ def _bound(predictor: LatencyPredictor, space: SearchSpace, seed: int) -> float:
 @click.option("--tiny", is_flag=True, help="A seconds-long version (smallest networks and runs).")
 @click.option("--budget", type=click.IntRange(min=2), help="Candidates to evaluate [default: 48; tiny 12].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the search.")
+@click.option("--accuracy", "accuracy", type=click.Choice(sorted(ACCURACY)), default="supernet",
+              show_default=True,
+              help="supernet: held-out accuracy from a supernet trained on digits (once); "
+              "naswot: the NASWOT proxy score (nothing to train).")
 @quiet_option
-def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) -> None:
-    """Run the whole loop on this machine: two device classes, a LUT, a multi-device search.
+def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, accuracy: str,
+         quiet: bool) -> None:
+    """Run the whole loop on this machine: two device classes, a LUT, a supernet, a search.
 
     Starts two local agents (class cpu-1t measures with 1 thread, cpu-2t
     with 2), builds and calibrates a NAS-Bench-201 latency LUT on each,
-    runs a hybrid search for the NASWOT score (a training-free proxy for
-    accuracy, shown as "naswot score") against latency on both with
+    trains a small weight-sharing supernet of the space on scikit-learn's
+    digits (or reuses the one in --dir), runs a hybrid search for its
+    held-out accuracy (shown as "supernet accuracy (held-out digits)";
+    --accuracy naswot: the NASWOT proxy score) against latency on both with
     a latency constraint, prints the Pareto front and writes the plot, CSV,
     JSON and the best network's ONNX into --dir. Takes a few minutes; a
-    second run answers every measurement from the demo's cost database.
+    second run trains nothing and answers every measurement from the demo's
+    cost database.
 
     \b
     Example:
         fleetnas demo
         fleetnas demo --dir /tmp/demo --tiny
+        fleetnas demo --accuracy naswot
     """
     size = TINY if tiny else FULL
     workdir.mkdir(parents=True, exist_ok=True)
     run = _Run(output_console(), workdir, get_space("nb201", size.space_config), quiet)
     run.console.print(f"[bold]fleetnas demo[/] in {escape(str(workdir))}/ (cost database "
                       f"{escape(str(run.db_path))})", highlight=False)
-    with search_errors(), CostDB(run.db_path) as db:
-        run.console.print("[bold]1/4[/] starting two local agents on loopback: class cpu-1t (1 "
+    with search_errors(), CostDB(run.db_path) as db, _torch_threads(TORCH_THREADS):
+        run.console.print("[bold]1/5[/] starting two local agents on loopback: class cpu-1t (1 "
                           "thread) and cpu-2t (2 threads)")
         with local_agents(2, workdir / "agents", name_prefix="agent") as agents:
             devices = [Device(f"{name}-0", name, agent.address)
@@ -139,15 +188,31 @@ def demo(workdir: Path, tiny: bool, budget: int | None, seed: int, quiet: bool) 
             with Scheduler(Fleet.of(devices), db, device_wait_s=30.0) as scheduler:
                 luts = _build_luts(run, db, scheduler, devices, size)
                 run.lap("LUTs")
-                config = _search_config(run, luts, size, budget, seed)
+                chosen = ACCURACY[accuracy]
+                estimator = _prepare_accuracy(run, chosen.spec(size))
+                run.lap(accuracy)
+                config = _search_config(run, luts, size, budget, seed, chosen)
                 measurer = SchedulerMeasurer(scheduler, db, cache_dir=run.cache_dir)
                 driver = SearchDriver.create(config, db=db, space=run.space, measurer=measurer,
-                                             luts=luts)
+                                             luts=luts, estimator=estimator)
                 result = run_search(run.console, driver, quiet=quiet)
                 run.lap("search")
-        _results(run, db, driver, result)
+        _results(run, db, driver, result, estimator)
     run.lap("results")
     _next_steps(run, result.search_id)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -179,7 +244,7 @@ class _Run:
 def _build_luts(run: _Run, db: CostDB, scheduler: Scheduler, devices: list[Device],
                 size: DemoSize) -> dict[str, LatencyPredictor]:
     """Step 2: a calibrated LUT of the space's blocks on each device, by class."""
-    run.console.print(f"[bold]2/4[/] building the {escape(run.space.identity())} latency LUT on "
+    run.console.print(f"[bold]2/5[/] building the {escape(run.space.identity())} latency LUT on "
                       "each device (16 blocks + calibration)", highlight=False)
     luts: dict[str, LatencyPredictor] = {}
     for device, (class_name, threads) in zip(devices, CLASSES, strict=True):
@@ -207,33 +272,83 @@ def _build_luts(run: _Run, db: CostDB, scheduler: Scheduler, devices: list[Devic
     return luts
 
 
+def _prepare_accuracy(run: _Run, spec: str) -> AccuracyEstimator:
+    """Step 3: the estimator of ``spec``, ready to score: a supernet trained on digits (or
+    reused from the demo folder's store, ``supernets/``), or a proxy with nothing to do."""
+    from fleetnas.controller.accuracy import EstimatorSetup
+
+    estimator = make_estimator(spec)
+    data = _held_out(estimator)
+    if data is None:
+        run.console.print(f"[bold]3/5[/] accuracy: {escape(accuracy_label(spec))}, a "
+                          "training-free proxy (nothing to train)", highlight=False)
+    else:
+        run.console.print(
+            f"[bold]3/5[/] accuracy: a weight-sharing supernet of {escape(run.space.identity())} "
+            f"on {data} (trained once, kept in {escape(str(run.workdir / 'supernets'))}/)",
+            highlight=False)  # fmt: skip
+    with setup_progress(run.quiet) as on_progress:
+        notes = estimator.prepare(run.space, EstimatorSetup(workdir=run.workdir.resolve(),
+                                                            progress=on_progress))
+    for line in notes:
+        run.console.print(f"  {escape(line)}", highlight=False)
+    return estimator
+
+
+def _held_out(estimator: AccuracyEstimator) -> str | None:
+    """``scikit-learn's digits, 1437 training images, 360 held out (20 %)`` for a supernet
+    estimator (with the caps its settings put on either); None for a proxy."""
+    from fleetnas.controller.accuracy.supernet import StoredSupernetEstimator
+
+    if not isinstance(estimator, StoredSupernetEstimator):
+        return None
+    dataset = estimator.dataset
+    train, val = len(dataset.y_train), len(dataset.y_val)
+    used_train = min(train, estimator.train_config.max_train_samples or train)
+    used_val = min(val, estimator.eval_config.max_val_samples or val)
+    name = "scikit-learn's digits" if dataset.name == "digits" else dataset.name
+    trains = f"{train}" if used_train == train else f"{used_train} of {train}"
+    scores = "" if used_val == val else f", {used_val} of them scored"
+    return (f"{name}, {trains} training images, {val} held out "
+            f"({100 * val / (train + val):.0f} %){scores}")
+
+
 def _search_config(run: _Run, luts: dict[str, LatencyPredictor], size: DemoSize,
-                   budget: int | None, seed: int) -> SearchConfig:
-    """Step 3: a hybrid multi-device search under a latency bound the LUT suggests."""
+                   budget: int | None, seed: int, accuracy: DemoAccuracy) -> SearchConfig:
+    """Step 4: a hybrid multi-device search under a latency bound the LUT suggests."""
     bound = _bound(luts["cpu-1t"], run.space, seed)
     constraint = f"latency[cpu-1t] <= {bound:g} ms"
     targets = [Target.device_class(name, _settings_dict(_request(size, threads)))
                for name, threads in CLASSES]
     config = SearchConfig.build(
         space="nb201", space_config=size.space_config, targets=targets,
-        objectives=["accuracy"], constraints=[constraint], accuracy="naswot",
+        objectives=["accuracy"], constraints=[constraint], accuracy=accuracy.spec(size),
         strategy={"kind": "nsga2", "population_size": size.population},
         mode="hybrid", budget=budget or size.budget, seed=seed, hybrid=HybridOptions(),
     )  # fmt: skip
     run.console.print(
-        f"[bold]3/4[/] hybrid search: {config.budget} candidates, NSGA-II, "
-        f"maximise {accuracy_label(config.accuracy or '')} (a training-free proxy, not an "
-        "accuracy), minimise latency on cpu-1t and cpu-2t, "
+        f"[bold]4/5[/] hybrid search: {config.budget} candidates, NSGA-II, "
+        f"maximise {escape(accuracy_label(config.accuracy or ''))} ({accuracy.what}), "
+        "minimise latency on cpu-1t and cpu-2t, "
         f"subject to {escape(constraint)} (the space's 60th percentile here)", highlight=False)
     return config
 
 
-def _results(run: _Run, db: CostDB, driver: SearchDriver, result: SearchResult) -> None:
-    """Step 4: the front, the files, the best network as ONNX."""
-    run.console.print("[bold]4/4[/] results")
+def _results(run: _Run, db: CostDB, driver: SearchDriver, result: SearchResult,
+             estimator: AccuracyEstimator) -> None:
+    """Step 5: the front, what its accuracy is, the files, the best network as ONNX."""
+    run.console.print("[bold]5/5[/] results")
     outputs = Outputs(csv_path=run.workdir / "pareto.csv",
                       json_path=str(run.workdir / "pareto.json"))
     report_result(run.console, driver, result, outputs, plot_path=run.workdir / "pareto.png")
+    data = _held_out(estimator)
+    if data is not None:
+        label = accuracy_label(driver.config.accuracy or "")
+        run.console.print(
+            f"{escape(label)}: top-1 on the held-out images ({data}) of each candidate with "
+            "the weights it inherits from the supernet, batch norm recalibrated on training "
+            "images; it ranks archs roughly, it is not the accuracy an arch reaches trained "
+            "alone (docs/supernet.md)", highlight=False)  # fmt: skip
     assert result.search_id is not None
     best = run.workdir / "best.onnx"
     row, _ = write_export(db, result.search_id, 1, best, cache_dir=run.cache_dir)
@@ -251,4 +366,5 @@ def _next_steps(run: _Run, search_id: int | None) -> None:
         "next:\n"
         f"  fleetnas {db_arg} search show {search_id} --all\n"
         f"  fleetnas {db_arg} export {search_id} --rank 2 -o net.onnx\n"
-        f"  fleetnas {db_arg} lut show", highlight=False, markup=False)
+        f"  fleetnas {db_arg} lut show\n"
+        f"  fleetnas {db_arg} supernet show", highlight=False, markup=False)

@@ -60,7 +60,8 @@ class EstimatorKind(abc.ABC):
     estimate costs enough that hybrid mode predicts it too (``accuracy_cost
     auto``); ``measures`` what its value is, as people read it on tables,
     plots and exports (``"naswot score"``; ``"accuracy"`` only for an
-    accuracy on held-out data; ``None``: ``"NAME score"``). ``deployed``:
+    accuracy on held-out data; ``None``: ``"NAME score"``); :meth:`label`
+    may add what the spec's argument says (the data). ``deployed``:
     its estimator is a :class:`~fleetnas.controller.accuracy.DeployableEstimator`
     whose dataset is the spec's first argument (``KIND:DATA,...``), so a search
     with precision genes scores each target's deployed model and calibrates
@@ -75,8 +76,9 @@ class EstimatorKind(abc.ABC):
     measures: ClassVar[str | None] = None
     deployed: ClassVar[bool] = False
 
-    def label(self) -> str:
-        """What a value of this kind is: ``measures``, else ``"NAME score"``."""
+    def label(self, argument: str = "") -> str:
+        """What a value of this kind is: ``measures``, else ``"NAME score"`` (the argument
+        unused; a kind whose value depends on it may say so)."""
         return self.measures or f"{self.name} score"
 
     @abc.abstractmethod
@@ -169,6 +171,14 @@ class Supernet(EstimatorKind):
     usage = "supernet:DATA[,epochs=N]"
     measures = "supernet accuracy"
     deployed = True
+
+    def label(self, argument: str = "") -> str:
+        """``supernet accuracy (held-out DATA)``: top-1 on DATA's validation split, which
+        the supernet never trains on (a path is named by its last part)."""
+        data = argument.split(",")[0].rstrip("/")
+        if not data:
+            return "supernet accuracy"
+        return f"supernet accuracy (held-out {data.rsplit('/', 1)[-1]})"
 
     def check(self, spec: str, argument: str) -> None:
         _options(spec, argument, self.usage, SUPERNET_OPTIONS)
@@ -285,12 +295,14 @@ def check_accuracy_spec(spec: str) -> None:
 
 def accuracy_label(spec: str) -> str:
     """What the ``accuracy`` value of a search with estimator ``spec`` is, for people:
-    ``"naswot score"``, ``"accuracy"`` (held-out data)...; ``"accuracy"`` for a kind
+    ``"naswot score"``, ``"accuracy"`` (held-out data), ``"supernet accuracy
+    (held-out digits)"``...; ``"accuracy"`` for a kind
     no longer installed (a stored search still loads)."""
     try:
-        return estimator_kind(spec)[0].label()
+        kind, argument = estimator_kind(spec)
     except SearchConfigError:
         return "accuracy"
+    return kind.label(argument)
 
 
 def sees_precision(spec: str) -> bool:

@@ -81,7 +81,7 @@ def test_a_search_with_supernet_accuracy_trains_once_then_reuses(tmp_path: Path)
     config = SearchConfig.build(space="nb201", space_config=SPACE_CONFIG,
                                 targets=[Target.device("d")], mode="measured", accuracy=spec,
                                 budget=3, strategy={"kind": "random"})
-    assert config.objective_list()[0].display_name == "supernet accuracy"
+    assert config.objective_list()[0].display_name == "supernet accuracy (held-out digits)"
     measurer = CallableMeasurer(lambda arch, target: SPACE.count_flops(arch) / 1e6)
     with CostDB(tmp_path / "cost.db") as db:
         driver = SearchDriver.create(config, db=db, space=SPACE, measurer=measurer)

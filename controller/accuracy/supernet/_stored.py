@@ -58,6 +58,9 @@ class StoredSupernetEstimator(DeployableEstimator):
 
     ``estimate`` (or ``deployable``: the materialised subnet) before
     ``prepare`` prepares with the default setup (``./supernets``, no progress).
+    Preparing again for the same space and store does nothing more and returns
+    the first call's lines (a command that trains the supernet as a step of its
+    own hands the estimator to the search, which prepares it again).
     """
 
     name = "supernet"
@@ -71,6 +74,8 @@ class StoredSupernetEstimator(DeployableEstimator):
         self.max_val_samples = self.eval_config.max_val_samples
         self.seed = self.eval_config.seed
         self._ready: SupernetEstimator | None = None
+        #: (store root, space identity) prepared for, and what prepare said
+        self._prepared_for: tuple[Path, str, list[str]] | None = None
 
     @classmethod
     def from_options(cls, data: str, options: Mapping[str, int | float]) -> StoredSupernetEstimator:
@@ -86,6 +91,9 @@ class StoredSupernetEstimator(DeployableEstimator):
     def prepare(self, space: SearchSpace, setup: EstimatorSetup) -> list[str]:
         """Load, resume or train the supernet; one line saying which, with its key and folder."""
         store = SupernetStore(store_root(setup.workdir))
+        done = self._prepared_for
+        if done is not None and done[:2] == (store.root.resolve(), space.identity()):
+            return list(done[2])
         config = resolved(self.train_config, space)
         key = store.key(space, self.dataset, config)
         try:
@@ -111,8 +119,10 @@ class StoredSupernetEstimator(DeployableEstimator):
         else:
             how = "trained"
         accuracy = ", ".join(f"{k} subnet {v:.3f}" for k, v in (manifest.accuracy or {}).items())
-        return [f"supernet {key} ({how}: {manifest.epochs_done} epochs on {self.dataset.name}; "
-                f"validation accuracy {accuracy or '-'}) in {store.root}"]
+        lines = [f"supernet {key} ({how}: {manifest.epochs_done} epochs on {self.dataset.name}; "
+                 f"validation accuracy {accuracy or '-'}) in {store.root}"]
+        self._prepared_for = (store.root.resolve(), space.identity(), lines)
+        return list(lines)
 
     def _prepared(self, space: SearchSpace) -> SupernetEstimator:
         if self._ready is None:
