@@ -233,7 +233,7 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
               "(default), params, flops, peak_memory[TARGET], energy[TARGET] (mJ per "
               "inference, measured mode only); repeatable.")
 @click.option("--accuracy", "accuracy", default="naswot", show_default=True, metavar="SPEC",
-              help=f"{', '.join(estimator_usages())} (DATA: digits, synthetic, .npz, "
+              help=f"{', '.join(estimator_usages())} (DATA: digits, mnist5k, synthetic, .npz, "
               "image folder). Proxies (naswot, synflow) are shown as scores, not accuracy.")
 @click.option("--accuracy-cost", type=click.Choice(["auto", "cheap", "expensive"]), default="auto",
               show_default=True, help="Expensive accuracy is predicted too in hybrid mode "
