@@ -537,7 +537,9 @@ def _wire_accuracy(evaluation: Evaluation, estimator: AccuracyEstimator | None,
     evaluation.deployed = deployed_accuracy_for(config, estimator,
                                                 cache_dir=getattr(measurer, "cache_dir", None))
     remote = (None if evaluation.deployed is not None
-              else remote_estimates(executor, config.accuracy, evaluation.engine.space, on_value))
+              else remote_estimates(executor, config.accuracy, evaluation.engine.space, on_value,
+                                    resources=None if config.executor is None
+                                    else config.executor.resources))
     evaluation.remote = remote
     return remote
 
