@@ -41,7 +41,7 @@ speed-up is capped by it).
 
     .venv/bin/python bench/bench_accuracy.py [--quick] [--sections estimators executors] \
         [--data digits|mnist5k] [--n 30] [--channels 8] [--cells 1] [--short-epochs 2] \
-        [--supernet-epochs 20] [--tasks 8] [--executors ray local]
+        [--supernet-epochs 20] [--json scores.json] [--tasks 8] [--executors ray local]
 
 Sections are registered in ``SECTIONS`` (name -> function returning rows).
 """
@@ -49,15 +49,17 @@ Sections are registered in ``SECTIONS`` (name -> function returning rows).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from fleetnas.controller.driver import compare_accuracy_specs, train_spec
+from fleetnas.controller.driver import SpecComparison, compare_accuracy_specs, train_spec
 from fleetnas.controller.executor import (
     DatasetRef,
     EstimatorSpec,
@@ -135,6 +137,20 @@ def _tau(value: float | None) -> str:
     return "undefined" if value is None else f"{value:+.3f}"
 
 
+def _write_json(path: str, reference: str, compared: SpecComparison) -> None:
+    """Per arch every estimator's score, to read the table's figures back from."""
+    c = compared.comparison
+    document = {"archs": list(c.encodings),
+                "reference": {"spec": reference, "scores": list(c.reference),
+                              "seconds_per_arch": c.reference_seconds_per_arch},
+                "estimators": [{"spec": r.name, "tau": r.tau, "scores": list(r.scores),
+                                "seconds_per_arch": r.seconds_per_arch,
+                                "one_off_seconds": compared.prepare_seconds[r.name]}
+                               for r in c.rankings]}  # fmt: skip
+    Path(path).write_text(json.dumps(document, indent=2) + "\n")
+    print(f"  wrote {path}")
+
+
 def section_estimators(args: argparse.Namespace) -> list[Row]:
     import torch
 
@@ -154,6 +170,8 @@ def section_estimators(args: argparse.Namespace) -> list[Row]:
     comparison = compared.comparison
     for line in compared.notes:
         print(f"  {line}")
+    if args.json:
+        _write_json(args.json, reference, compared)
     low, high = min(comparison.reference), max(comparison.reference)
     ranking = {r.name: r for r in comparison.rankings}
     one_off = compared.prepare_seconds[supernet]
@@ -279,6 +297,8 @@ def main() -> None:
     estimators.add_argument("--threads", type=int, default=1, help="torch threads")
     estimators.add_argument("--store", default=None,
                             help="keep the supernet here (reused next time) [default: a temp folder]")
+    estimators.add_argument("--json", default=None, metavar="PATH",
+                            help="write every arch's score per estimator here")
     executors = parser.add_argument_group("section executors")
     executors.add_argument("--executors", nargs="+", default=["ray", "local"], choices=["ray", "local"])
     executors.add_argument("--tasks", type=int, default=8)
