@@ -41,7 +41,8 @@ speed-up is capped by it).
 
     .venv/bin/python bench/bench_accuracy.py [--quick] [--sections estimators executors] \
         [--data digits|mnist5k] [--n 30] [--channels 8] [--cells 1] [--short-epochs 2] \
-        [--supernet-epochs 20] [--json scores.json] [--tasks 8] [--executors ray local]
+        [--supernet-epochs 20] [--supernet-max-train-samples M] [--json scores.json] \\
+        [--tasks 8] [--executors ray local]
 
 Sections are registered in ``SECTIONS`` (name -> function returning rows).
 """
@@ -161,6 +162,8 @@ def section_estimators(args: argparse.Namespace) -> list[Row]:
     reference = train_spec(args.data, seed=0, **short)
     retest = train_spec(args.data, seed=1, **short)
     supernet = f"supernet:{args.data},epochs={args.supernet_epochs},seed=0"
+    if args.supernet_max_train_samples:
+        supernet += f",max_train_samples={args.supernet_max_train_samples}"
     specs = ["naswot", "synflow", retest, supernet]
     print(f"  {len(archs)} archs of {space.identity()}; reference {reference}; torch threads "
           f"{torch.get_num_threads()}", flush=True)  # fmt: skip
@@ -294,6 +297,8 @@ def main() -> None:
     estimators.add_argument("--short-max-train-samples", type=int, default=None,
                             help="cap the short training's training split [default: all]")
     estimators.add_argument("--supernet-epochs", type=int, default=20)
+    estimators.add_argument("--supernet-max-train-samples", type=int, default=None,
+                            help="cap the supernet's training split [default: all]")
     estimators.add_argument("--threads", type=int, default=1, help="torch threads")
     estimators.add_argument("--store", default=None,
                             help="keep the supernet here (reused next time) [default: a temp folder]")
@@ -305,14 +310,14 @@ def main() -> None:
     executors.add_argument("--epochs", type=int, default=1)
     executors.add_argument("--max-train-samples", type=int, default=512)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 6 archs, 4 channels, 1 short epoch on 256 samples, "
-                        "2 supernet epochs; 4 trainings of 128 samples")
+                        help="smoke run: 6 archs, 4 channels, 1 short epoch and 2 supernet epochs "
+                        "on 256 samples; 4 trainings of 128 samples")
     args = parser.parse_args()
     if args.n < 2:
         parser.error("--n: at least 2 archs to rank")
     if args.quick:
         args.n, args.channels, args.short_epochs, args.supernet_epochs = 6, 4, 1, 2
-        args.short_max_train_samples = 256
+        args.short_max_train_samples = args.supernet_max_train_samples = 256
         args.tasks, args.max_train_samples = 4, 128
     print(f"bench_accuracy: sections {', '.join(args.sections)}; nb201 C={args.channels} "
           f"N={args.cells}, {args.data}; start {_load()}", flush=True)  # fmt: skip
