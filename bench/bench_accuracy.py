@@ -39,8 +39,8 @@ The load average is printed at start and end: with a 1-minute load above
 the CPU count, timings include the other work on the host (and the executor
 speed-up is capped by it).
 
-    .venv/bin/python bench/bench_accuracy.py [--quick] [--sections estimators executors] \
-        [--data digits|mnist5k] [--n 30] [--channels 8] [--cells 1] [--short-epochs 2] \
+    .venv/bin/python bench/bench_accuracy.py [--quick] [--sections estimators executors] \\
+        [--data digits|mnist5k] [--n 30] [--channels 8] [--cells 1] [--short-epochs 2] \\
         [--supernet-epochs 20] [--supernet-max-train-samples M] [--json scores.json] \\
         [--tasks 8] [--executors ray local]
 
