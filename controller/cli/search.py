@@ -128,19 +128,32 @@ class RunFlags:
 
 @dataclass(frozen=True)
 class ExecutorFlags:
-    """``--executor``, ``--workers``, ``--ray-address``: where accuracy estimates run."""
+    """``--executor``, ``--workers``, ``--ray-address``, ``--trial-cpus``, ``--trial-gpus``:
+    where accuracy estimates run and what each declares."""
 
     executor: str | None
     workers: int | None
     ray_address: str | None
+    trial_cpus: float | None
+    trial_gpus: float | None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.executor, self.workers, self.trial_cpus,
+                                           self.trial_gpus))
 
     def options(self) -> ExecutorOptions | None:
         """The new search's executor (None: inline); SearchConfigError for a bad combination."""
         if self.executor is None:
             if self.workers is not None or self.ray_address is not None:
                 raise SearchConfigError("--workers and --ray-address need --executor local|ray")
+            if self.trial_cpus is not None or self.trial_gpus is not None:
+                raise SearchConfigError("--trial-cpus and --trial-gpus need --executor local|ray "
+                                        "(inline estimates run in the search's own process)")
             return None
-        return ExecutorOptions(self.executor, self.workers, self.ray_address)
+        return ExecutorOptions(self.executor, self.workers, self.ray_address,
+                               trial_cpus=1.0 if self.trial_cpus is None else self.trial_cpus,
+                               trial_gpus=0.0 if self.trial_gpus is None else self.trial_gpus)
 
 
 def _collect(into: str, make: Callable[..., Any], names: Sequence[str]) -> Callable[[F], F]:
@@ -227,13 +240,14 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
                              "max_measurements", "time_limit", "seed", "batch_size", "hybrid_z",
                              "hybrid_warmup"))
 @_collect("deploy", DeployFlags, ("precisions", "calibration"))
-@_collect("executing", ExecutorFlags, ("executor", "workers", "ray_address"))
+@_collect("executing", ExecutorFlags, ("executor", "workers", "ray_address", "trial_cpus",
+                                       "trial_gpus"))
 @click.option("--objective", "objectives", multiple=True, metavar="NAME[:min|max]",
               help="Objective besides latency[TARGET] (added for every target): accuracy "
               "(default), params, flops, peak_memory[TARGET], energy[TARGET] (mJ per "
               "inference, measured mode only); repeatable.")
 @click.option("--accuracy", "accuracy", default="naswot", show_default=True, metavar="SPEC",
-              help=f"{', '.join(estimator_usages())} (DATA: digits, synthetic, .npz, "
+              help=f"{', '.join(estimator_usages())} (DATA: digits, mnist5k, synthetic, .npz, "
               "image folder). Proxies (naswot, synflow) are shown as scores, not accuracy.")
 @click.option("--accuracy-cost", type=click.Choice(["auto", "cheap", "expensive"]), default="auto",
               show_default=True, help="Expensive accuracy is predicted too in hybrid mode "
@@ -287,6 +301,13 @@ def _fleet_of(measurer: SchedulerMeasurer | None) -> Any:
 @click.option("--ray-address", metavar="ADDR",
               help="With --executor ray: the cluster to join (e.g. ray://head:10001, auto); "
               "on --resume, overrides the stored one.")
+@click.option("--trial-cpus", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="With --executor: CPUs each estimate declares (its torch threads: N rounded "
+              "up); Ray places it where they are free, the local pool runs --workers at once "
+              "(default: as many as fit in this machine's CPUs) [default: 1].")
+@click.option("--trial-gpus", type=click.FloatRange(min=0), metavar="N",
+              help="With --executor: GPUs each estimate declares (Ray sets CUDA_VISIBLE_DEVICES; "
+              "the local pool needs that many GPUs visible to torch) [default: 0].")
 @click.option("--hybrid-warmup", default=10, show_default=True, type=click.IntRange(min=1),
               help="Hybrid without a LUT: measure everything until this many are measured.")
 @settings_request(omit=("seed", "shapes"), renamed={"timeout": "--benchmark-timeout"})
@@ -326,6 +347,8 @@ def search(
             --device pi4 --device x86:precision=fp32 --budget 40
         fleetnas search --space nb201 --local --mode measured --budget 20 \\
             --accuracy train:digits,epochs=2 --executor local --workers 2
+        fleetnas search --space nb201 --local --mode measured --budget 20 \\
+            --accuracy train:mnist5k --executor ray --ray-address auto --trial-cpus 2
         fleetnas search --resume 3
         fleetnas search list
     """
@@ -342,7 +365,7 @@ def search(
         _new(ctx, console, config, run.time_limit, scheduling, outputs, quiet)
         return
     if (space_flags.name or targets.named or goals.constraints or goals.objectives
-            or deploy.given or dry_run or executing.executor or executing.workers):
+            or deploy.given or dry_run or executing.given):
         raise click.UsageError("--resume continues a stored search as it was configured; only "
                                "--budget, --max-measurements, --timeout, --ray-address, --fleet, "
                                "--force and the output options apply")

@@ -65,7 +65,7 @@ def train_options(func: F) -> F:
                                                       "max_train_samples", "sampling"))
     for option in reversed([
         click.option("--data", required=True, metavar="DATA",
-                     help="digits, synthetic, a .npz file or an image folder."),
+                     help="digits, mnist5k, synthetic, a .npz file or an image folder."),
         click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1)),
         click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=2)),
         click.option("--lr", default=0.05, show_default=True, type=float,

@@ -34,6 +34,11 @@ from fleetnas.controller.driver._accuracy import (
     make_estimator,
 )
 from fleetnas.controller.driver._candidates import CandidateState
+from fleetnas.controller.driver._compare_specs import (
+    SpecComparison,
+    compare_accuracy_specs,
+    train_spec,
+)
 from fleetnas.controller.driver._config import (
     MODES,
     SETTING_KEYS,
@@ -178,6 +183,7 @@ __all__ = [
     "SearchResult",
     "SearchStore",
     "SourceSetup",
+    "SpecComparison",
     "StoredSearch",
     "SurrogateValuePredictor",
     "Target",
@@ -192,6 +198,8 @@ __all__ = [
     "arch_features",
     "calibration_source",
     "check_accuracy_spec",
+    "compare_accuracy_specs",
+    "train_spec",
     "constraint_dominates",
     "could_enter_front",
     "estimator_usages",

@@ -9,7 +9,7 @@ spec                           estimator
 ``naswot``                     :class:`NaswotEstimator` (cheap: one forward pass)
 ``synflow``                    :class:`SynflowEstimator` (cheap)
 ``train:DATA[,epochs=N]``      :class:`ShortTrainingEstimator` on ``load_dataset(DATA)``
-                               (``digits``, ``synthetic``, a ``.npz`` or a folder);
+                               (``digits``, ``mnist5k``, ``synthetic``, a ``.npz`` or a folder);
                                expensive
 ``table:FILE.csv[,dataset=D]`` :class:`TableEstimator`: the accuracy a CSV gives
                                the arch (checked against the space); cheap
@@ -49,7 +49,7 @@ _TRAIN_OPTIONS = {"epochs": int, "batch_size": int, "max_train_samples": int,
                   "max_val_samples": int, "seed": int, "lr": float}
 #: ``supernet:DATA,...`` options: TrainConfig fields, then EvalConfig's (``bn_batches``...)
 SUPERNET_OPTIONS = {**_TRAIN_OPTIONS, "bn_batches": int, "eval_batch_size": int}
-_DATA_HINT = "DATA: digits, synthetic, a .npz file or an image folder"
+_DATA_HINT = "DATA: digits, mnist5k, synthetic, a .npz file or an image folder"
 
 
 class EstimatorKind(abc.ABC):

@@ -545,9 +545,11 @@ def _wire_accuracy(evaluation: Evaluation, estimator: AccuracyEstimator | None,
                                                 cache_dir=getattr(measurer, "cache_dir", None))
     remote: RemoteEstimates | None = None
     if evaluation.deployed is None:
-        remote = (remote_estimates(executor, config.accuracy, space, on_value)
+        resources = None if config.executor is None else config.executor.resources
+        remote = (remote_estimates(executor, config.accuracy, space, on_value,
+                                   resources=resources)
                   or supernet_estimates(executor, config.accuracy, estimator, space, workdir,
-                                        on_value, report))
+                                        on_value, report, resources=resources))
     evaluation.remote = remote
     return remote
 

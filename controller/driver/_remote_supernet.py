@@ -22,9 +22,9 @@ and estimates with executor tasks (:mod:`fleetnas.controller.executor`):
    ``evaluations.db`` as it finishes, retried like any task
    (:class:`~._remote.RemoteEstimates`).
 
-Resources: the training task asks for ``resources`` (default
-``Resources()``: one CPU, as each scoring task); torch trains on that many
-threads.
+Resources: the training task and every scoring task declare ``resources``
+(``--trial-cpus`` / ``--trial-gpus``; default one CPU); torch trains on
+that many threads.
 
 A failed training stops the search (:class:`~._errors.SearchAborted`): no
 candidate can be scored, and resuming retries it. The workers must see the
@@ -62,15 +62,17 @@ POLL_S = 0.5
 def supernet_estimates(executor: Executor | None, spec: str | None,
                        estimator: AccuracyEstimator | None, space: SearchSpace,
                        workdir: Path | None, on_value: Callable[[CandidateState], None],
-                       report: Callable[[str, str], None]) -> SupernetEstimates | None:
-    """The executor's side of a ``supernet:`` search (None: no executor, or another kind)."""
+                       report: Callable[[str, str], None], *,
+                       resources: Resources | None = None) -> SupernetEstimates | None:
+    """The executor's side of a ``supernet:`` search (None: no executor, or another kind);
+    the training and every scoring task declare ``resources`` (default: one CPU)."""
     from fleetnas.controller.accuracy.supernet import StoredSupernetEstimator
 
     if executor is None or spec is None or not isinstance(estimator, StoredSupernetEstimator):
         return None
     _, argument = estimator_kind(spec)
     return SupernetEstimates(executor, space, estimator, supernet_data(spec, argument), workdir,
-                             on_value=on_value, report=report)
+                             on_value=on_value, report=report, resources=resources)
 
 
 class SupernetEstimates(RemoteEstimates):
@@ -95,7 +97,7 @@ class SupernetEstimates(RemoteEstimates):
         dataset = DatasetRef(data)
         scoring = EstimatorSpec("supernet", {"store": str(self.store.root), "supernet": self.key,
                                              "eval_config": estimator.eval_config.to_dict()})
-        super().__init__(executor, space, scoring, dataset, on_value)
+        super().__init__(executor, space, scoring, dataset, on_value, resources=resources)
         self.report = report
         self.training: TaskResult | None = None
         self._handle: TaskHandle | None = None

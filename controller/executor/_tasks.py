@@ -105,7 +105,7 @@ class Resources:
 class DatasetRef:
     """A dataset by reference: ``load_dataset(spec, val_fraction=..., seed=...)`` on the worker.
 
-    ``spec`` is ``digits``, ``synthetic``, a ``.npz`` path or an image-folder
+    ``spec`` is ``digits``, ``mnist5k``, ``synthetic``, a ``.npz`` path or an image-folder
     path; a path must name the same data on every worker (shared storage).
     """
 

@@ -121,7 +121,7 @@ def test_adapt_images() -> None:
 
 def test_dataset_specs() -> None:
     assert load_dataset("synthetic").name == "synthetic"
-    with pytest.raises(DatasetError, match="expected 'digits', 'synthetic'"):
+    with pytest.raises(DatasetError, match="expected 'digits', 'mnist5k', 'synthetic'"):
         load_dataset("imagenet")
     with pytest.raises(DatasetError, match="no such file"):
         load_dataset("/nonexistent/data.npz")

