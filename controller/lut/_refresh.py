@@ -136,7 +136,7 @@ def refresh_lut(
         build = build_lut(
             space, lut.device, settings_from_dict(lut.settings), db=db, scheduler=scheduler,
             cache_dir=cache_dir, on_progress=on_progress, use_cache=False, only=chosen,
-            statistic=statistic or lut.statistic,
+            statistic=statistic or lut.statistic, precision=lut.precision,
         )  # fmt: skip
     after = store.entries(lut.id)
     noise_after = _noise_of(db, after)
