@@ -464,7 +464,8 @@ def _statistic(refresh: Refresh) -> str | None:
 
 
 def _print_build(space: SearchSpace, target: str, report: BuildReport) -> None:
-    table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
+    precision = "" if report.lut is None else f" ({report.lut.precision})"
+    table = _accuracy_table(f"LUT of {space.identity()} on {target}{precision}", [
         ("distinct blocks", report.blocks),
         ("from the cost DB", report.cached),
         ("measured now", report.measured),
@@ -481,6 +482,10 @@ def _print_build(space: SearchSpace, target: str, report: BuildReport) -> None:
         click.echo(f"statistic {cli_name(report.statistic_before)} -> "
                    f"{cli_name(report.lut.statistic)}: {report.restated} entries recomputed "
                    "from their stored raw samples (nothing re-measured); calibration cleared")
+    if report.unconverted and report.lut is not None:
+        click.echo(f"{len(report.unconverted)} blocks have no op to convert to "
+                   f"{report.lut.precision} (skip, pooling): they run as they are inside a "
+                   f"{report.lut.precision} net, so their entries measure the fp32 block")
     for key, reason in report.failed[:10]:
         click.echo(f"error: block {key}: {reason}", err=True)
 

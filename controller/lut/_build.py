@@ -44,7 +44,9 @@
    ``make_variant``; int8 calibrated on ``calibration_data``, else on random data,
    with one RandomCalibrationWarning per build) between steps 2 and 3, and the
    converted models are what is measured and stored, as that precision's LUT
-   (beside the fp32 LUT of the same space, device and settings).
+   (beside the fp32 LUT of the same space, device and settings). A block with
+   nothing to convert (a skip, a pooling) keeps its fp32 model
+   (:attr:`BuildReport.unconverted`).
 
 Failed blocks are reported, not raised; the LUT then stays ``building``.
 """
@@ -123,6 +125,9 @@ class BuildReport:
     restated: int = 0
     #: the random-calibration warning of an int8 build (also issued as a warning), else None
     calibration_warning: str | None = None
+    #: blocks with nothing to convert to the LUT's precision: their entries are the fp32
+    #: model's (:mod:`._precision`)
+    unconverted: tuple[str, ...] = field(default=())
 
     @property
     def complete(self) -> bool:
@@ -306,6 +311,31 @@ def build_lut(
     store = LutStore(db)
     writer = _EntryWriter(store, space, device, len(all_blocks), statistic, precision)
     jobs = [Job.on_device(ref, device, settings, tag=block.key) for ref, block in zip(refs, blocks, strict=True)]
+    _measure(scheduler, jobs, writer, on_progress, use_cache=use_cache, max_cv=max_cv,
+             remeasure_attempts=remeasure_attempts)
+    lut = writer.lut
+    if lut is not None:
+        stored = store.entries(lut.id).keys()
+        if all(block.key in stored for block in all_blocks):
+            store.set_status(lut.id, "complete")
+        lut = store.get(lut.id)
+    return BuildReport(
+        lut=lut,
+        blocks=len(blocks),
+        cached=writer.cached,
+        measured=writer.measured,
+        failed=tuple(writer.failed),
+        export_s=exported - started, measure_s=time.monotonic() - exported,
+        remeasured=writer.remeasured(), statistic_before=writer.statistic_before,
+        restated=writer.restated, calibration_warning=converter.warning("blocks"),
+        unconverted=tuple(converter.unconverted),
+    )  # fmt: skip
+
+
+def _measure(scheduler: Scheduler, jobs: Sequence[Job], writer: _EntryWriter,
+             on_progress: ProgressCallback | None, *, use_cache: bool, max_cv: float | None,
+             remeasure_attempts: int) -> None:
+    """Steps 3-5: measure the jobs, store their entries, re-measure the noisy ones."""
 
     def progress_of(phase: str) -> Callable[[Progress], None]:
         def progress(p: Progress) -> None:
@@ -330,22 +360,6 @@ def build_lut(
                               use_cache=False)
     finally:
         writer.flush()
-    lut = writer.lut
-    if lut is not None:
-        stored = store.entries(lut.id).keys()
-        if all(block.key in stored for block in all_blocks):
-            store.set_status(lut.id, "complete")
-        lut = store.get(lut.id)
-    return BuildReport(
-        lut=lut,
-        blocks=len(blocks),
-        cached=writer.cached,
-        measured=writer.measured,
-        failed=tuple(writer.failed),
-        export_s=exported - started, measure_s=time.monotonic() - exported,
-        remeasured=writer.remeasured(), statistic_before=writer.statistic_before,
-        restated=writer.restated, calibration_warning=converter.warning("blocks"),
-    )  # fmt: skip
 
 
 def _converted(converter: PrecisionConverter, space: SearchSpace, blocks: Sequence[Block],

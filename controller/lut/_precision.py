@@ -19,6 +19,13 @@ graph, so the entries stand either way; the build (or the calibration run)
 says how many models were calibrated on random data, once, with the
 compress package's :class:`~fleetnas.controller.compress.RandomCalibrationWarning`.
 
+**Blocks with nothing to convert.** A block with no op the converter changes
+(a skip connection, a pooling block: onnxruntime's quantizer then refuses
+with NotCompressible) runs as it is inside the converted net, so its entry
+is the measurement of its fp32 model; the build lists those blocks
+(:attr:`~._build.BuildReport.unconverted`). A whole net always has ops to
+convert, so a net that cannot be converted is an error.
+
 Each variant is recorded in the cost DB by its sha256 with its origin: the
 space name and ``block:<key>@<precision>`` for a block
 (:func:`~._store.block_variant_arch`), the space's network identity and
@@ -79,7 +86,8 @@ class PrecisionConverter:
     ``calibration_data`` (int8 only) is the calibration set, ``None`` for random data;
     ``cache_dir`` (the export cache) keeps the variants under ``variants/``.
     ``models`` and ``random_models`` count what was converted and how many of
-    those were calibrated on random data. Raises what ``make_variant`` raises
+    those were calibrated on random data; ``unconverted`` lists the blocks that
+    had nothing to convert (module docstring). Raises what ``make_variant`` raises
     (CompressError), the calibration set's CalibrationError only when it cannot be
     read at all.
     """
@@ -91,6 +99,7 @@ class PrecisionConverter:
     seed: int = 0
     models: int = 0
     random_models: int = 0
+    unconverted: list[str] = field(default_factory=list)
     _source: Any = field(default=None, repr=False)
     _resolved: bool = field(default=False, repr=False)
 
@@ -101,10 +110,16 @@ class PrecisionConverter:
 
     def block(self, space: SearchSpace, block: Block, fp32: ModelRef) -> ModelRef:
         """The ``precision`` variant of a block's fp32 model, recorded with its origin."""
+        from fleetnas.controller.compress import NotCompressible
+
         if not self.converts:
             return fp32
-        return self._convert(fp32, space.name, block_variant_arch(block.key, self.precision),
-                             None)
+        try:
+            return self._convert(fp32, space.name,
+                                 block_variant_arch(block.key, self.precision), None)
+        except NotCompressible:
+            self.unconverted.append(block.key)
+            return fp32
 
     def arch(self, space: SearchSpace, arch: Arch, fp32: ModelRef) -> ModelRef:
         """The ``precision`` variant of a net's fp32 model, recorded with its origin."""
@@ -135,7 +150,9 @@ class PrecisionConverter:
             warnings.warn(text, RandomCalibrationWarning, stacklevel=3)
         return text
 
-    def _calibration_for(self, data: bytes) -> Calibration | None:
+    def _calibration_for(self, data: bytes) -> tuple[Calibration | None, bool]:
+        """The calibration of ``data`` (None where the precision takes none), and whether
+        it is random data."""
         from fleetnas.controller.compress import (
             CONVERTERS,
             CalibrationError,
@@ -144,16 +161,15 @@ class PrecisionConverter:
         )
 
         if not CONVERTERS[parse_precision(self.precision)].needs_calibration:
-            return None
+            return None, False
         if not self._resolved:
             self._source, self._resolved = _resolved_source(self.calibration_data), True
         if self._source is not None:
             try:
-                return calibration_for(data, self._source, seed=self.seed)
+                return calibration_for(data, self._source, seed=self.seed), False
             except CalibrationError:
                 pass  # it feeds another input (an image, not this inner activation)
-        self.random_models += 1
-        return calibration_for(data, None, seed=self.seed, warn=False)
+        return calibration_for(data, None, seed=self.seed, warn=False), True
 
     def _convert(self, fp32: ModelRef, origin_space: str, origin_arch: str,
                  counts: tuple[int, int] | None) -> ModelRef:
@@ -161,9 +177,11 @@ class PrecisionConverter:
 
         data = fp32.data if fp32.data is not None else Path(str(fp32.path)).read_bytes()
         cache = None if self.cache_dir is None else Path(self.cache_dir) / "variants"
-        variant = make_variant(data, self.precision, calibration=self._calibration_for(data),
-                               seed=self.seed, cache_dir=cache)
+        calibration, random = self._calibration_for(data)
+        variant = make_variant(data, self.precision, calibration=calibration, seed=self.seed,
+                               cache_dir=cache)
         self.models += 1
+        self.random_models += random
         params, flops = counts if counts is not None else (None, None)
         self.db.record_model(variant.sha256, len(variant.onnx_bytes), space=origin_space,
                              arch=origin_arch, params=params, flops=flops)
