@@ -427,7 +427,7 @@ def build(
             with _measuring(ctx, where) as (db, scheduler, target), _calibration_warnings():
                 if refresh.remeasure:
                     info = _refresh(db, scheduler, target, space, request, where, refresh, quiet,
-                                    precision)
+                                    precision, calibration_data)
                 else:
                     info = _build(db, scheduler, target, space, request, where, refresh, quiet,
                                   precision, calibration_data)
@@ -515,13 +515,14 @@ def _calibrate_built(db: CostDB, scheduler: Scheduler, info: LutInfo,
 
 def _refresh(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
              request: agent_pb2.BenchmarkSettings, where: Where, refresh: Refresh,
-             quiet: bool, precision: str) -> LutInfo:
+             quiet: bool, precision: str, calibration_data: str | None) -> LutInfo:
     """``--remeasure``: the existing LUT the flags select, its entries measured again."""
     info = _select(db, space.name, target, space.identity(), None, request, precision)
     with lut_progress(quiet, "blocks") as on_progress:
         result = refresh_lut(space, info, db=db, scheduler=scheduler, max_cv=refresh.max_cv,
                              max_blocks=refresh.max_remeasure, statistic=_statistic(refresh),
-                             cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+                             cache_dir=where.scheduling.cache_dir, on_progress=on_progress,
+                             calibration_data=calibration_data)
     if not result.selected:
         click.echo(f"nothing to re-measure: no entry of {info.label()} is over --max-cv "
                    f"{refresh.max_cv:g}")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.lut._calibration import Calibration, fit_calibration
 from fleetnas.controller.lut._errors import LutNotFound, MissingBlock
-from fleetnas.controller.lut._store import DEFAULT_LUT_PRECISION, LutInfo, LutStore
+from fleetnas.controller.lut._store import DEFAULT_LUT_PRECISION, LutInfo, LutStore, _lut_word
 from fleetnas.controller.spaces import Arch, SearchSpace
 
 
@@ -73,7 +73,7 @@ class LatencyPredictor:
                            calibration=info.calibration, lut=info)
         flag = "" if precision == DEFAULT_LUT_PRECISION else f" --precision {precision}"
         raise LutNotFound(
-            f"no {precision} LUT of {space.identity()} (version {space.version}) on {device} "
+            f"no {_lut_word(precision)} of {space.identity()} (version {space.version}) on {device} "
             f"with settings {settings_hash}; build one with `fleetnas lut build --space "
             f"{space.name} --device {device}{flag}` and the same settings"
         )

@@ -185,6 +185,11 @@ def block_variant_arch(block_key: str, precision: str = DEFAULT_LUT_PRECISION) -
     return arch if precision == DEFAULT_LUT_PRECISION else f"{arch}{GENE_SEPARATOR}{precision}"
 
 
+def _lut_word(precision: str) -> str:
+    """``"LUT"`` for fp32 (as every message said before precisions), else ``"int8 LUT"``."""
+    return "LUT" if precision == DEFAULT_LUT_PRECISION else f"{precision} LUT"
+
+
 def canonical_precision(precision: str) -> str:
     """The stored name of a gene precision (``"INT8"``, ``"int8-static"`` -> ``"int8"``);
     raises UnknownPrecision (a ValueError listing the names). Imports the compress
@@ -317,7 +322,7 @@ class LutStore:
             listing = "; ".join(info.label() for info in existing[:8])
             flag = "" if precision == DEFAULT_LUT_PRECISION else f" --precision {precision}"
             raise LutNotFound(
-                f"no {precision} LUT of {space or space_name} on {device}"
+                f"no {_lut_word(precision)} of {space or space_name} on {device}"
                 + (f" with settings {settings_hash}" if settings_hash else "")
                 + (" with the settings asked for" if request is not None else "")
                 + f" (existing: {listing or 'none'}); build one with "

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from fleetnas.controller.cli import main
 from fleetnas.controller.compress import Precision, detect_precision, make_variant
 from fleetnas.controller.costdb import CostDB
+from fleetnas.controller.driver import Target, find_lut_predictor
 from fleetnas.controller.export import export_arch, export_block
 from fleetnas.controller.fleet import Device, Fleet, save_fleet
 from fleetnas.controller.local_agents import LocalAgent, start_local_agents, stop_local_agents
@@ -120,6 +121,11 @@ def test_an_int8_lut_and_the_fp32_lut_of_one_space_and_device_coexist(built: Bui
         assert LatencyPredictor.from_db(db, SPACE, "a0", fp32.settings_hash).lut == fp32
         with pytest.raises(LutNotFound, match="--precision fp16"):
             LatencyPredictor.from_db(db, SPACE, "a0", fp32.settings_hash, precision="fp16")
+        # a search's LUT look-up (fp32 candidates) never takes the newer int8 LUT
+        found = find_lut_predictor(db, SPACE, Target.device("a0"), ["a0"])
+        assert found is not None and found.lut is not None and found.lut.id == fp32.id
+        found = find_lut_predictor(db, SPACE, Target.device("a0"), ["a0"], precision="int8")
+        assert found is not None and found.lut is not None and found.lut.id == int8.id
     # random calibration is said once per build (blocks) and once per calibration (nets)
     assert built.int8_stderr.count("calibrated on random normal data") == 2
     assert "of 10 blocks are calibrated on random normal data" in built.int8_stderr
