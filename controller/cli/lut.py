@@ -1,7 +1,7 @@
 """``fleetnas lut``: build, calibrate, evaluate, check, show, export and import latency LUTs.
 
-A LUT is one (space, device, settings): ``build`` measures every distinct
-block of the space on the device through the scheduler (cache first, so a
+A LUT is one (space, device, settings, precision): ``build`` measures every
+distinct block of the space (converted to ``--precision``) on the device through the scheduler (cache first, so a
 rerun after Ctrl-C or a crash measures only what is missing), ``eval`` scores
 it against fresh end-to-end measurements, ``check`` flags it stale when the
 device drifted. Measuring commands take ``--device NAME`` (a device of the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from fleetnas.controller.lut import (
     DEFAULT_CHECK_N,
     DEFAULT_EVAL_N,
     DEFAULT_EXPORT_DIR,
+    DEFAULT_LUT_PRECISION,
     DEFAULT_LUT_STATISTIC,
     DEFAULT_REMEASURE_ATTEMPTS,
     DEFAULT_STALE_THRESHOLD,
@@ -55,6 +57,7 @@ from fleetnas.controller.lut import (
     LutStore,
     build_lut,
     calibrate_lut,
+    canonical_precision,
     check_lut,
     cli_name,
     entry_noise,
@@ -106,13 +109,61 @@ def _arch_seed(help_text: str) -> Callable[[F], F]:
                         help=help_text)
 
 
+def _precision_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return canonical_precision(value)
+    except ValueError as exc:  # UnknownPrecision
+        raise click.BadParameter(str(exc)) from exc
+
+
+def precision_option(help_text: str, *, default: str | None = DEFAULT_LUT_PRECISION) -> Callable[[F], F]:
+    """``--precision NAME`` (fp32, fp16, int8, int8-dynamic), canonicalised."""
+    return click.option("--precision", default=default, show_default=default is not None,
+                        metavar="NAME", callback=_precision_name, help=help_text)
+
+
+def calibration_data_option(func: F) -> F:
+    """``--calibration DATA``: what an int8 LUT's models are calibrated on."""
+    return click.option(
+        "--calibration", "calibration_data", metavar="DATA",
+        help="int8 only: calibration data (an .npz, or a dataset spec such as digits) for the "
+        "models whose input it fits [default, and for the other blocks: random data, with a "
+        "warning; latency does not depend on it].",
+    )(func)  # fmt: skip
+
+
 def selection_options(func: F) -> F:
-    """``--settings-hash`` and the settings flags, which pick one LUT among several."""
+    """``--settings-hash``, ``--precision`` and the settings flags, which pick one LUT among
+    several."""
     func = settings_request()(func)
+    func = precision_option("Pick the LUT of this precision (fp32, fp16, int8, int8-dynamic).")(func)
     return click.option(
         "--settings-hash", metavar="HASH",
         help="Pick the LUT measured with these settings (see `fleetnas lut show`).",
     )(func)  # fmt: skip
+
+
+@contextmanager
+def _calibration_warnings() -> Iterator[None]:
+    """The compress package's random-calibration warnings as ``warning: ...`` lines on
+    stderr, each text once (a build warns once for all its blocks)."""
+    from fleetnas.controller.compress import RandomCalibrationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomCalibrationWarning)
+        try:
+            yield
+        finally:
+            shown: set[str] = set()
+            for w in caught:
+                if issubclass(w.category, RandomCalibrationWarning):
+                    if str(w.message) not in shown:
+                        shown.add(str(w.message))
+                        click.echo(f"warning: {w.message}", err=True)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _space(flags: SpaceFlags) -> SearchSpace:
@@ -177,13 +228,13 @@ def _measuring(ctx: click.Context, where: Where) -> Iterator[tuple[CostDB, Sched
 @contextmanager
 def _selected(
     ctx: click.Context, space_flags: SpaceFlags, where: Where, settings_hash: str | None,
-    request: agent_pb2.BenchmarkSettings,
+    request: agent_pb2.BenchmarkSettings, precision: str,
 ) -> Iterator[tuple[CostDB, Scheduler, LutInfo]]:
     """The cost DB, the scheduler and the one LUT the flags select (for calibrate/eval/check)."""
     identity = _space_filter(space_flags)
     with _measuring(ctx, where) as (db, scheduler, target):
         yield db, scheduler, _select(db, space_flags.required_name, target, identity,
-                                     settings_hash, request)
+                                     settings_hash, request, precision)
 
 
 # -- formatting --------------------------------------------------------------------------
@@ -217,8 +268,8 @@ def _calibration_text(lut: LutInfo) -> str:
 
 def _lut_table(store: LutStore, luts: list[LutInfo]) -> Table:
     table = Table(title="latency LUTs")
-    for column in ("space", "device", "settings", "statistic", "status", "entries", "coverage",
-                   "calibration", "last eval", "last check"):
+    for column in ("space", "device", "settings", "precision", "statistic", "status", "entries",
+                   "coverage", "calibration", "last eval", "last check"):
         table.add_column(column, justify="right" if column in ("entries", "coverage") else "left")
     for lut in luts:
         ev = store.last_report(lut.id, "eval")
@@ -234,8 +285,8 @@ def _lut_table(store: LutStore, luts: list[LutInfo]) -> Table:
         status = "[green]complete[/]" if lut.status == "complete" else "[yellow]building[/]"
         table.add_row(
             escape(lut.space), escape(lut.device),
-            f"{lut.settings_hash} ({lut.threads} thr, {lut.method})", cli_name(lut.statistic),
-            status,
+            f"{lut.settings_hash} ({lut.threads} thr, {lut.method})", lut.precision,
+            cli_name(lut.statistic), status,
             f"{lut.entries}/{lut.blocks_total}", _pct(lut.coverage), _calibration_text(lut),
             eval_text, check_text,
         )  # fmt: skip
@@ -263,10 +314,11 @@ def _select(
     space_identity: str | None,
     settings_hash: str | None,
     request: agent_pb2.BenchmarkSettings,
+    precision: str = DEFAULT_LUT_PRECISION,
 ) -> LutInfo:
     return LutStore(db).select(
         space_name=space_name, device=device, space=space_identity, settings_hash=settings_hash,
-        request=None if is_empty_request(request) else request,
+        request=None if is_empty_request(request) else request, precision=precision,
     )  # fmt: skip
 
 
@@ -280,6 +332,7 @@ def lut() -> None:
     \b
     Example:
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160
+        fleetnas lut build --space mbv3 --device pi4-a --resolution 160 --precision int8
         fleetnas lut eval --space mbv3 --device pi4-a --n 100
         fleetnas lut show
         fleetnas lut transfer --space mbv3 --device new-pi --n 20 --eval 30
@@ -329,6 +382,10 @@ def refresh_options(func: F) -> F:
               help="End-to-end archs to calibrate on once the LUT is complete (0: skip).")
 @_arch_seed("Seed of the calibration archs.")
 @refresh_options
+@precision_option("Convert every block (and calibration net) to this precision before "
+                  "measuring: fp32, fp16, int8 (static QDQ), int8-dynamic; each precision is "
+                  "its own LUT.")
+@calibration_data_option
 @quiet_option
 @click.pass_context
 def build(
@@ -338,6 +395,8 @@ def build(
     calibration_n: int,
     arch_seed: int,
     refresh: Refresh,
+    precision: str,
+    calibration_data: str | None,
     quiet: bool,
     request: agent_pb2.BenchmarkSettings,
 ) -> None:
@@ -348,30 +407,37 @@ def build(
     stopped: run the same command again. Then calibrates the LUT on
     --calibration-n whole networks. --statistic on an existing LUT
     recomputes its entries from the stored raw samples (no measuring);
-    --remeasure refreshes a stale one.
+    --remeasure refreshes a stale one. --precision int8 builds the int8 LUT
+    (its blocks quantized with onnxruntime, static QDQ) beside the fp32 one.
 
     \b
     Example:
         fleetnas lut build --space mbv3 --device pi4-a --resolution 160 --resolution 192
+        fleetnas lut build --space nb201 --device pi4-a --precision int8 --calibration data.npz
         fleetnas lut build --space nb201 --local --threads 1 --statistic p10
         fleetnas lut build --space nb201 --device pi4-a --remeasure --max-cv 0.05 --max-remeasure 20
     """
     space = _space(space_flags)
     if refresh.max_remeasure is not None and not refresh.remeasure:
         raise click.UsageError("--max-remeasure bounds --remeasure: add --remeasure")
+    if calibration_data is not None and precision != "int8":
+        raise click.UsageError("--calibration calibrates int8 models: add --precision int8")
     with sigterm_stops():
         try:
-            with _measuring(ctx, where) as (db, scheduler, target):
+            with _measuring(ctx, where) as (db, scheduler, target), _calibration_warnings():
                 if refresh.remeasure:
-                    info = _refresh(db, scheduler, target, space, request, where, refresh, quiet)
+                    info = _refresh(db, scheduler, target, space, request, where, refresh, quiet,
+                                    precision, calibration_data)
                 else:
-                    info = _build(db, scheduler, target, space, request, where, refresh, quiet)
+                    info = _build(db, scheduler, target, space, request, where, refresh, quiet,
+                                  precision, calibration_data)
                 _calibrate_built(db, scheduler, info, request, where, calibration_n, arch_seed,
-                                 quiet)
+                                 quiet, calibration_data)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
             device = LOCAL_DEVICE if where.local else where.device
             with CostDB(db_path_of(ctx)) as db:
-                luts = LutStore(db).find(space=space.identity(), device=device)
+                luts = LutStore(db).find(space=space.identity(), device=device,
+                                         precision=precision)
             stored = max((x.entries for x in luts), default=0)
             click.echo(f"interrupted ({exc or 'Ctrl-C'}): {stored} blocks are stored; run the "
                        "same command again to resume (nothing is measured twice)", err=True)
@@ -380,11 +446,12 @@ def build(
 
 def _build(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
            request: agent_pb2.BenchmarkSettings, where: Where, refresh: Refresh,
-           quiet: bool) -> LutInfo:
+           quiet: bool, precision: str, calibration_data: str | None) -> LutInfo:
     with lut_progress(quiet, "blocks") as on_progress:
         report = build_lut(space, target, request, db=db, scheduler=scheduler,
                            cache_dir=where.scheduling.cache_dir, on_progress=on_progress,
-                           max_cv=refresh.max_cv, statistic=_statistic(refresh))
+                           max_cv=refresh.max_cv, statistic=_statistic(refresh),
+                           precision=precision, calibration_data=calibration_data)
     _print_build(space, target, report)
     if report.remeasured:
         click.echo(f"{len(report.remeasured)} noisy blocks (CV over {refresh.max_cv:g}) were "
@@ -397,7 +464,8 @@ def _statistic(refresh: Refresh) -> str | None:
 
 
 def _print_build(space: SearchSpace, target: str, report: BuildReport) -> None:
-    table = _accuracy_table(f"LUT of {space.identity()} on {target}", [
+    precision = "" if report.lut is None else f" ({report.lut.precision})"
+    table = _accuracy_table(f"LUT of {space.identity()} on {target}{precision}", [
         ("distinct blocks", report.blocks),
         ("from the cost DB", report.cached),
         ("measured now", report.measured),
@@ -405,6 +473,7 @@ def _print_build(space: SearchSpace, target: str, report: BuildReport) -> None:
         ("export (s)", f"{report.export_s:.1f}"),
         ("measure (s)", f"{report.measure_s:.1f}"),
         ("settings", report.lut.settings_hash if report.lut else "-"),
+        ("precision", report.lut.precision if report.lut else "-"),
         ("statistic", cli_name(report.lut.statistic) if report.lut else "-"),
         ("status", report.lut.status if report.lut else "-"),
     ])  # fmt: skip
@@ -413,6 +482,10 @@ def _print_build(space: SearchSpace, target: str, report: BuildReport) -> None:
         click.echo(f"statistic {cli_name(report.statistic_before)} -> "
                    f"{cli_name(report.lut.statistic)}: {report.restated} entries recomputed "
                    "from their stored raw samples (nothing re-measured); calibration cleared")
+    if report.unconverted and report.lut is not None:
+        click.echo(f"{len(report.unconverted)} blocks have no op to convert to "
+                   f"{report.lut.precision} (skip, pooling): they run as they are inside a "
+                   f"{report.lut.precision} net, so their entries measure the fp32 block")
     for key, reason in report.failed[:10]:
         click.echo(f"error: block {key}: {reason}", err=True)
 
@@ -429,26 +502,27 @@ def _complete(report: BuildReport) -> LutInfo:
 
 def _calibrate_built(db: CostDB, scheduler: Scheduler, info: LutInfo,
                      request: agent_pb2.BenchmarkSettings, where: Where, calibration_n: int,
-                     arch_seed: int, quiet: bool) -> None:
+                     arch_seed: int, quiet: bool, calibration_data: str | None) -> None:
     if calibration_n:
         with lut_progress(quiet, "calibration archs") as on_progress:
             calibration = calibrate_lut(
                 info, db=db, scheduler=scheduler, k=calibration_n, seed=arch_seed,
                 cache_dir=where.scheduling.cache_dir, timeout_s=_timeout(request),
-                on_progress=on_progress,
+                on_progress=on_progress, calibration_data=calibration_data,
             )  # fmt: skip
         _echo_calibration("calibrated", calibration)
 
 
 def _refresh(db: CostDB, scheduler: Scheduler, target: str, space: SearchSpace,
              request: agent_pb2.BenchmarkSettings, where: Where, refresh: Refresh,
-             quiet: bool) -> LutInfo:
+             quiet: bool, precision: str, calibration_data: str | None) -> LutInfo:
     """``--remeasure``: the existing LUT the flags select, its entries measured again."""
-    info = _select(db, space.name, target, space.identity(), None, request)
+    info = _select(db, space.name, target, space.identity(), None, request, precision)
     with lut_progress(quiet, "blocks") as on_progress:
         result = refresh_lut(space, info, db=db, scheduler=scheduler, max_cv=refresh.max_cv,
                              max_blocks=refresh.max_remeasure, statistic=_statistic(refresh),
-                             cache_dir=where.scheduling.cache_dir, on_progress=on_progress)
+                             cache_dir=where.scheduling.cache_dir, on_progress=on_progress,
+                             calibration_data=calibration_data)
     if not result.selected:
         click.echo(f"nothing to re-measure: no entry of {info.label()} is over --max-cv "
                    f"{refresh.max_cv:g}")
@@ -489,6 +563,7 @@ def _share(value: float | None) -> str:
 @click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
               type=click.IntRange(min=5), help="End-to-end archs to fit the line on.")
 @_arch_seed("Seed of the calibration archs.")
+@calibration_data_option
 @quiet_option
 @click.pass_context
 def calibrate(
@@ -496,22 +571,30 @@ def calibrate(
     space_flags: SpaceFlags,
     where: Where,
     settings_hash: str | None,
+    precision: str,
     calibration_n: int,
     arch_seed: int,
+    calibration_data: str | None,
     quiet: bool,
     request: agent_pb2.BenchmarkSettings,
 ) -> None:
     """Fit a LUT's calibration line on end-to-end measurements of random archs.
 
+    The archs of a --precision LUT are measured converted to its precision.
+
     \b
     Example:
         fleetnas lut calibrate --space mbv3 --device pi4-a --calibration-n 20
+        fleetnas lut calibrate --space nb201 --device pi4-a --precision int8
     """
-    with _selected(ctx, space_flags, where, settings_hash, request) as (db, scheduler, info):
+    with _selected(ctx, space_flags, where, settings_hash, request, precision) as (
+        db, scheduler, info
+    ), _calibration_warnings():
         with lut_progress(quiet, "calibration archs") as on_progress:
             calibration = calibrate_lut(info, db=db, scheduler=scheduler, k=calibration_n,
                                         seed=arch_seed, cache_dir=where.scheduling.cache_dir,
-                                        timeout_s=_timeout(request), on_progress=on_progress)
+                                        timeout_s=_timeout(request), on_progress=on_progress,
+                                        calibration_data=calibration_data)
     _echo_calibration(f"calibrated {info.label()}", calibration)
 
 
@@ -536,6 +619,7 @@ def eval_(
     space_flags: SpaceFlags,
     where: Where,
     settings_hash: str | None,
+    precision: str,
     n: int,
     calibration_n: int,
     arch_seed: int,
@@ -556,8 +640,11 @@ def eval_(
     \b
     Example:
         fleetnas lut eval --space mbv3 --device pi4-a --n 100 --calibration-n 10
+        fleetnas lut eval --space nb201 --device pi4-a --precision int8 --n 30
     """
-    with _selected(ctx, space_flags, where, settings_hash, request) as (db, scheduler, info):
+    with _selected(ctx, space_flags, where, settings_hash, request, precision) as (
+        db, scheduler, info
+    ), _calibration_warnings():
         if no_plot:
             plot = None
         elif plot_path is not None:
@@ -573,7 +660,7 @@ def eval_(
     if as_json:
         click.echo(json.dumps({
             "lut": {"space": info.space, "device": info.device,
-                    "settings_hash": info.settings_hash},
+                    "settings_hash": info.settings_hash, "precision": info.precision},
             "accuracy": acc.to_dict(), "raw_accuracy": raw.to_dict(),
             "calibration": cal.to_dict(), "plot": None if result.plot is None else str(result.plot),
             "failed": [list(f) for f in result.failed], "measured_now": result.measured_now,
@@ -614,6 +701,7 @@ def check(
     space_flags: SpaceFlags,
     where: Where,
     settings_hash: str | None,
+    precision: str,
     n: int,
     threshold: float,
     arch_seed: int,
@@ -629,7 +717,9 @@ def check(
     Example:
         fleetnas lut check --space mbv3 --device pi4-a --n 5 --threshold 10
     """
-    with _selected(ctx, space_flags, where, settings_hash, request) as (db, scheduler, info):
+    with _selected(ctx, space_flags, where, settings_hash, request, precision) as (
+        db, scheduler, info
+    ), _calibration_warnings():
         with lut_progress(quiet, "archs") as on_progress:
             result = check_lut(info, db=db, scheduler=scheduler, n=n, seed=arch_seed,
                                threshold=threshold, cache_dir=where.scheduling.cache_dir,
@@ -655,6 +745,7 @@ def check(
 @lut.command()
 @space_options(required=False)
 @click.option("--device", metavar="NAME", help="Only LUTs of this device.")
+@precision_option("Only LUTs of this precision [default: every precision].", default=None)
 @click.option("--blocks", is_flag=True, help="Also list the entries of the one LUT selected.")
 @click.option("--transfers", is_flag=True,
               help="List the stored transfer fits (`fleetnas lut transfer`) instead of LUTs.")
@@ -664,6 +755,7 @@ def show(
     ctx: click.Context,
     space_flags: SpaceFlags,
     device: str | None,
+    precision: str | None,
     blocks: bool,
     transfers: bool,
     as_json: bool,
@@ -689,13 +781,14 @@ def show(
             _lut_transfer.show_transfer_fits(db, space_flags.name, device, as_json)
             return
         store = LutStore(db)
-        luts = store.find(space_name=space_flags.name, space=identity, device=device)
+        luts = store.find(space_name=space_flags.name, space=identity, device=device,
+                          precision=precision)
         entries = {}
         if blocks:
             if len(luts) != 1:
                 raise click.UsageError(
                     f"--blocks lists one LUT; {len(luts)} match: narrow with --space, "
-                    "--resolution, --device"
+                    "--resolution, --device, --precision"
                 )
             entries = store.entries(luts[0].id)
         if as_json:
@@ -728,7 +821,8 @@ def _lut_dict(store: LutStore, info: LutInfo) -> dict[str, Any]:
         "id": info.id, "space": info.space, "space_name": info.space_name,
         "space_config": info.space_config, "space_version": info.space_version,
         "device": info.device, "settings_hash": info.settings_hash, "threads": info.threads,
-        "method": info.method, "statistic": cli_name(info.statistic), "status": info.status,
+        "method": info.method, "precision": info.precision,
+        "statistic": cli_name(info.statistic), "status": info.status,
         "entries": info.entries,
         "blocks_total": info.blocks_total, "coverage": info.coverage,
         "calibration": None if info.calibration is None else info.calibration.to_dict(),
@@ -756,6 +850,7 @@ def export(
     space_flags: SpaceFlags,
     device: str,
     settings_hash: str | None,
+    precision: str,
     out_dir: Path,
     formats: tuple[str, ...],
     request: agent_pb2.BenchmarkSettings,
@@ -769,7 +864,8 @@ def export(
     """
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
-        info = _select(db, space_flags.required_name, device, identity, settings_hash, request)
+        info = _select(db, space_flags.required_name, device, identity, settings_hash, request,
+                       precision)
         written = export_lut(db, info, out_dir=out_dir, formats=formats or ("json", "csv"))
     for file in written:
         click.echo(f"wrote {file}")

@@ -280,6 +280,58 @@ def _transfer_fits(db: sqlite_utils.Database) -> None:
     _run(db, _TRANSFER_TABLES)
 
 
+# Version 10: a LUT's precision (controller/compress: fp32, fp16, int8, int8-dynamic), the
+# precision every entry's block model was converted to before it was measured; LUTs stored
+# before it are fp32. The precision is part of a LUT's identity (an int8 LUT and the fp32 LUT
+# of the same space, device and settings coexist), so the UNIQUE constraint changes: SQLite
+# cannot alter one, so ``luts`` is rebuilt. Its children (lut_entries, lut_reports) hold
+# ``ON DELETE CASCADE`` foreign keys and foreign keys are on (they cannot be turned off inside
+# the migration's transaction), so dropping ``luts`` under them would delete their rows: they
+# are copied aside, dropped, and created again (migration 2's statements) after the new
+# ``luts`` takes the name; every id is kept.
+_LUTS_V10 = """
+    CREATE TABLE luts_v10 (
+        id            INTEGER PRIMARY KEY,
+        space         TEXT NOT NULL,      -- SearchSpace.identity(): name + config
+        space_name    TEXT NOT NULL,
+        space_config  TEXT NOT NULL,      -- JSON object, {} for the defaults
+        space_version INTEGER NOT NULL,
+        device        TEXT NOT NULL,      -- devices.name (kept if removed)
+        settings_hash TEXT NOT NULL,
+        settings      TEXT NOT NULL,      -- resolved BenchmarkSettings, JSON
+        status        TEXT NOT NULL CHECK (status IN ('building', 'complete')),
+        blocks_total  INTEGER NOT NULL,   -- distinct blocks of the space
+        calibration   TEXT,               -- JSON: a, b, n, archs, fitted_at ...
+        source        TEXT NOT NULL,      -- 'local' or the import's label
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        statistic     TEXT NOT NULL DEFAULT 'median',
+        precision     TEXT NOT NULL DEFAULT 'fp32',  -- compress.Precision value
+        UNIQUE (space, device, settings_hash, precision)
+    )
+"""
+_LUT_COLUMNS_V9 = (
+    "id, space, space_name, space_config, space_version, device, settings_hash, settings, "
+    "status, blocks_total, calibration, source, created_at, updated_at, statistic"
+)
+_LUT_CHILDREN = ("lut_entries", "lut_reports")
+
+
+def _lut_precision(db: sqlite_utils.Database) -> None:
+    db.execute(_LUTS_V10)
+    db.execute(f"INSERT INTO luts_v10 ({_LUT_COLUMNS_V9}, precision) "
+               f"SELECT {_LUT_COLUMNS_V9}, 'fp32' FROM luts")
+    for child in _LUT_CHILDREN:
+        db.execute(f"CREATE TEMP TABLE {child}_v9 AS SELECT * FROM {child}")
+        db.execute(f"DROP TABLE {child}")
+    db.execute("DROP TABLE luts")  # no child references it now: nothing cascades
+    db.execute("ALTER TABLE luts_v10 RENAME TO luts")
+    _run(db, _LUT_TABLES[1:])  # luts_by_device, lut_entries, lut_reports and its index
+    for child in _LUT_CHILDREN:
+        db.execute(f"INSERT INTO {child} SELECT * FROM temp.{child}_v9")
+        db.execute(f"DROP TABLE temp.{child}_v9")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
@@ -290,6 +342,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "lut_statistic", _lut_statistic),
     Migration(ENERGY_SINCE, "energy_per_inference", _energy_columns),
     Migration(9, "transfer_fits", _transfer_fits),
+    Migration(10, "lut_precision", _lut_precision),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -483,16 +483,25 @@ class SearchConfig:
         self._check_precisions(extra)
 
     def _check_precisions(self, extra: set[str]) -> None:
-        """Precision genes are measured only: a LUT entry is an fp32 block; and a constraint
-        on an accuracy the estimator cannot see below fp32 could not be checked."""
+        """Precision genes are measured only: the search predicts with one LUT per target,
+        its fp32 one (per-precision LUTs exist, ``fleetnas lut build --precision``, but the
+        search's LUT predictors do not use them yet); and a constraint on an accuracy the
+        estimator cannot see below fp32 could not be checked."""
         canonical_precisions(self.precisions, "precisions: ")
         genes = self.precision_genes()
         if genes and self.mode != "measured":
             key, allowed = next((k, v) for k, v in genes.items() if v != DEFAULT_PRECISIONS)
+            target = next(t for t in self.targets if t.key == key)
+            other = next(p for p in allowed if p not in DEFAULT_PRECISIONS)
+            device = (f"DEVICE (one of class {target.name})" if target.is_class
+                      else target.name)
             raise SearchConfigError(
                 f"precision {'|'.join(allowed)} on {key}: --mode {self.mode} predicts latency "
-                "from LUT entries, which are fp32 blocks, so a quantized candidate would get an "
-                "fp32 figure; search precisions with --mode measured"
+                f"from one LUT per target, its fp32 LUT, so a quantized candidate would get an "
+                f"fp32 figure. Per-precision LUTs can be built (`fleetnas lut build --precision "
+                f"{other} --device {device}`) and checked (`fleetnas lut eval "
+                f"--precision {other}`), but the search does not predict with them yet; "
+                "search precisions with --mode measured"
             )
         below = any(set(v) - set(DEFAULT_PRECISIONS) for v in genes.values())
         blind = self.accuracy is not None and not sees_precision(self.accuracy)

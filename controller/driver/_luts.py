@@ -20,7 +20,13 @@ from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver._config import SearchConfig, Target
 from fleetnas.controller.driver._source import latency_source_class
 from fleetnas.controller.fleet import Fleet
-from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore, settings_mismatches
+from fleetnas.controller.lut import (
+    DEFAULT_LUT_PRECISION,
+    LatencyPredictor,
+    LutNotFound,
+    LutStore,
+    settings_mismatches,
+)
 from fleetnas.controller.spaces import SearchSpace
 
 #: the settings fields a LUT must share with a target to predict it
@@ -45,22 +51,26 @@ def identity_request(target: Target) -> agent_pb2.BenchmarkSettings:
 
 
 def find_lut_predictor(
-    db: CostDB, space: SearchSpace, target: Target, devices: Sequence[str]
+    db: CostDB, space: SearchSpace, target: Target, devices: Sequence[str], *,
+    precision: str = DEFAULT_LUT_PRECISION,
 ) -> LatencyPredictor | None:
-    """The newest complete LUT on one of ``devices`` that serves ``target``; ``None`` if none.
+    """The newest complete ``precision`` LUT on one of ``devices`` that serves ``target``;
+    ``None`` if none.
 
     ``devices`` are the target's device, or its class's devices.
     """
     store = LutStore(db)
     request = identity_request(target)
     for device in devices:
-        for info in store.find(space_name=space.name, device=device):  # newest first
+        for info in store.find(space_name=space.name, device=device,
+                               precision=precision):  # newest first
             if info.status != "complete" or info.space_version != space.version:
                 continue
             if settings_mismatches(request, info.settings):
                 continue
             try:
-                return LatencyPredictor.from_db(db, space, device, info.settings_hash)
+                return LatencyPredictor.from_db(db, space, device, info.settings_hash,
+                                                precision=precision)
             except LutNotFound:
                 continue
     return None

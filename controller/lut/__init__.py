@@ -8,6 +8,7 @@ straight line fitted on a few end-to-end measurements. See ``docs/lut.md``.
 Public API::
 
     report = build_lut(space, "pi4-a", settings, db=db, scheduler=scheduler)
+    int8 = build_lut(space, "pi4-a", settings, db=db, scheduler=scheduler, precision="int8")
     calibrate_lut(report.lut, db=db, scheduler=scheduler, k=10)
     predictor = LatencyPredictor.from_db(db, space, "pi4-a", report.lut.settings_hash)
     predictor.predict(arch)                       # ms
@@ -40,6 +41,7 @@ from fleetnas.controller.lut._errors import (
     LutNotFound,
     MeasurementFailed,
     MissingBlock,
+    PrecisionUnsupported,
 )
 from fleetnas.controller.lut._eval import (
     DEFAULT_CALIBRATION_N,
@@ -71,6 +73,7 @@ from fleetnas.controller.lut._io import (
     read_lut_file,
 )
 from fleetnas.controller.lut._metrics import Accuracy, accuracy, kendall_tau_b
+from fleetnas.controller.lut._precision import PrecisionConverter
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
 from fleetnas.controller.lut._refresh import (
@@ -103,13 +106,21 @@ from fleetnas.controller.lut._stats import (
 )
 from fleetnas.controller.lut._store import (
     BLOCK_ARCH_PREFIX,
+    DEFAULT_LUT_PRECISION,
     LutEntry,
     LutInfo,
     LutReport,
     LutStore,
+    block_variant_arch,
+    canonical_precision,
 )
 
 __all__ = [
+    "DEFAULT_LUT_PRECISION",
+    "PrecisionConverter",
+    "PrecisionUnsupported",
+    "block_variant_arch",
+    "canonical_precision",
     "RefreshReport",
     "RefreshedEntry",
     "entry_noise",

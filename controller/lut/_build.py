@@ -38,6 +38,16 @@
    calibration, in one transaction (:meth:`LutStore.restate`); the build's
    cache hits then rewrite each entry with the same statistic.
 
+7. **Precision.** ``precision`` (default fp32) names the LUT's precision, part
+   of its identity: for another one every block's exported ONNX model is
+   converted to it (:mod:`._precision`: the compress package's
+   ``make_variant``; int8 calibrated on ``calibration_data``, else on random data,
+   with one RandomCalibrationWarning per build) between steps 2 and 3, and the
+   converted models are what is measured and stored, as that precision's LUT
+   (beside the fp32 LUT of the same space, device and settings). A block with
+   nothing to convert (a skip, a pooling) keeps its fp32 model
+   (:attr:`BuildReport.unconverted`).
+
 Failed blocks are reported, not raised; the LUT then stays ``building``.
 """
 
@@ -47,11 +57,13 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB, settings_from_dict
 from fleetnas.controller.export import register_block
 from fleetnas.controller.lut._errors import LutMismatch
+from fleetnas.controller.lut._precision import PrecisionConverter, check_model_format
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
 from fleetnas.controller.lut._robust import (
     DEFAULT_LUT_STATISTIC,
@@ -59,7 +71,13 @@ from fleetnas.controller.lut._robust import (
     entry_latency,
     sample_cv,
 )
-from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
+from fleetnas.controller.lut._store import (
+    DEFAULT_LUT_PRECISION,
+    LutEntry,
+    LutInfo,
+    LutStore,
+    canonical_precision,
+)
 from fleetnas.controller.scheduler import (
     Job,
     JobOutcome,
@@ -70,6 +88,9 @@ from fleetnas.controller.scheduler import (
     Target,
 )
 from fleetnas.controller.spaces import Block, SearchSpace
+
+if TYPE_CHECKING:
+    from fleetnas.controller.compress import CalibrationSource
 
 _FLUSH_EVERY = 64
 #: how many times a noisy block is measured again at most (``max_cv``)
@@ -102,6 +123,11 @@ class BuildReport:
     statistic_before: str | None = None
     #: entries recomputed from stored raw samples because the statistic changed
     restated: int = 0
+    #: the random-calibration warning of an int8 build (also issued as a warning), else None
+    calibration_warning: str | None = None
+    #: blocks with nothing to convert to the LUT's precision: their entries are the fp32
+    #: model's (:mod:`._precision`)
+    unconverted: tuple[str, ...] = field(default=())
 
     @property
     def complete(self) -> bool:
@@ -138,8 +164,10 @@ class _EntryWriter:
     """Turns measure-phase outcomes into LUT entries, creating the LUT on the first."""
 
     def __init__(self, store: LutStore, space: SearchSpace, device: str, blocks_total: int,
-                 statistic: str | None = None) -> None:
+                 statistic: str | None = None,
+                 precision: str = DEFAULT_LUT_PRECISION) -> None:
         self.store = store
+        self.precision = precision
         self.statistic = statistic  # None: the LUT's own (read when it is created)
         self.statistic_before: str | None = None
         self.restated = 0
@@ -166,7 +194,7 @@ class _EntryWriter:
                 space_config=self.space.config(), space_version=self.space.version,
                 device=self.device, settings_hash=m.settings_hash, settings=m.settings,
                 blocks_total=self.blocks_total,
-                statistic=self.statistic or DEFAULT_LUT_STATISTIC,
+                statistic=self.statistic or DEFAULT_LUT_STATISTIC, precision=self.precision,
             )  # fmt: skip
             self._adopt_statistic()
         elif m.settings_hash != self.lut.settings_hash:
@@ -248,6 +276,8 @@ def build_lut(
     remeasure_attempts: int = DEFAULT_REMEASURE_ATTEMPTS,
     statistic: str | None = None,
     only: Collection[str] | None = None,
+    precision: str = DEFAULT_LUT_PRECISION,
+    calibration_data: CalibrationSource = None,
 ) -> BuildReport:
     """Measure every distinct block of ``space`` on ``device``; see the module docstring.
 
@@ -255,7 +285,9 @@ def build_lut(
     new measurements); ``max_cv`` and ``remeasure_attempts`` re-measure noisy
     blocks (step 5); ``statistic`` is step 6 (ValueError for an unknown one).
     ``only`` (block keys) measures those blocks alone: the other entries stay
-    as they are.
+    as they are. ``precision`` and ``calibration_data`` are step 7 (UnknownPrecision
+    for an unknown name, PrecisionUnsupported for a device whose runtime takes
+    no ONNX; a calibration set that cannot be read raises CalibrationError).
 
     ``device`` is a device of the scheduler's fleet (raises UnknownDevice
     before any work otherwise); ``settings`` is the benchmark request. On
@@ -263,17 +295,47 @@ def build_lut(
     propagates; run the build again to resume.
     """
     _check_statistic(statistic)
+    precision = canonical_precision(precision)
     model_format = scheduler.model_format_for(Target.device(device), settings)  # UnknownDevice
+    check_model_format(precision, model_format, device)
     all_blocks = distinct_blocks(space)
     blocks = _selected_blocks(all_blocks, only)
     started = time.monotonic()
     refs = export_blocks(space, blocks, db, cache_dir=cache_dir, on_progress=on_progress,
                          model_format=model_format)
+    converter = PrecisionConverter(db, precision, calibration_data, cache_dir)
+    if converter.converts:
+        refs = _converted(converter, space, blocks, refs, on_progress)
     exported = time.monotonic()
 
     store = LutStore(db)
-    writer = _EntryWriter(store, space, device, len(all_blocks), statistic)
+    writer = _EntryWriter(store, space, device, len(all_blocks), statistic, precision)
     jobs = [Job.on_device(ref, device, settings, tag=block.key) for ref, block in zip(refs, blocks, strict=True)]
+    _measure(scheduler, jobs, writer, on_progress, use_cache=use_cache, max_cv=max_cv,
+             remeasure_attempts=remeasure_attempts)
+    lut = writer.lut
+    if lut is not None:
+        stored = store.entries(lut.id).keys()
+        if all(block.key in stored for block in all_blocks):
+            store.set_status(lut.id, "complete")
+        lut = store.get(lut.id)
+    return BuildReport(
+        lut=lut,
+        blocks=len(blocks),
+        cached=writer.cached,
+        measured=writer.measured,
+        failed=tuple(writer.failed),
+        export_s=exported - started, measure_s=time.monotonic() - exported,
+        remeasured=writer.remeasured(), statistic_before=writer.statistic_before,
+        restated=writer.restated, calibration_warning=converter.warning("blocks"),
+        unconverted=tuple(converter.unconverted),
+    )  # fmt: skip
+
+
+def _measure(scheduler: Scheduler, jobs: Sequence[Job], writer: _EntryWriter,
+             on_progress: ProgressCallback | None, *, use_cache: bool, max_cv: float | None,
+             remeasure_attempts: int) -> None:
+    """Steps 3-5: measure the jobs, store their entries, re-measure the noisy ones."""
 
     def progress_of(phase: str) -> Callable[[Progress], None]:
         def progress(p: Progress) -> None:
@@ -298,22 +360,18 @@ def build_lut(
                               use_cache=False)
     finally:
         writer.flush()
-    lut = writer.lut
-    if lut is not None:
-        stored = store.entries(lut.id).keys()
-        if all(block.key in stored for block in all_blocks):
-            store.set_status(lut.id, "complete")
-        lut = store.get(lut.id)
-    return BuildReport(
-        lut=lut,
-        blocks=len(blocks),
-        cached=writer.cached,
-        measured=writer.measured,
-        failed=tuple(writer.failed),
-        export_s=exported - started, measure_s=time.monotonic() - exported,
-        remeasured=writer.remeasured(), statistic_before=writer.statistic_before,
-        restated=writer.restated,
-    )  # fmt: skip
+
+
+def _converted(converter: PrecisionConverter, space: SearchSpace, blocks: Sequence[Block],
+               refs: Sequence[ModelRef], on_progress: ProgressCallback | None) -> list[ModelRef]:
+    """Each block's model converted to the build's precision; warns once (module docstring)."""
+    out = []
+    for i, (block, ref) in enumerate(zip(blocks, refs, strict=True), start=1):
+        out.append(converter.block(space, block, ref))
+        if on_progress is not None:
+            on_progress(LutProgress("convert", i, len(blocks), block.key))
+    converter.warn("blocks")
+    return out
 
 
 def remeasure_lut(
@@ -340,5 +398,5 @@ def remeasure_lut(
     return build_lut(
         space, lut.device, settings_from_dict(lut.settings), db=db, scheduler=scheduler,
         cache_dir=cache_dir, on_progress=on_progress, use_cache=False, max_cv=max_cv,
-        remeasure_attempts=remeasure_attempts,
+        remeasure_attempts=remeasure_attempts, precision=lut.precision,
     )  # fmt: skip

@@ -46,3 +46,7 @@ class LutMismatch(LutError, ValueError):
 
 class MeasurementFailed(LutError):
     """End-to-end or block measurements failed; the message lists the first failures."""
+
+
+class PrecisionUnsupported(LutError):
+    """A LUT of this precision cannot be built for this device (its runtime takes no ONNX)."""

@@ -14,6 +14,11 @@ LUT's settings hash and the cost DB's cache:
   stores a ``check`` report that flags the LUT stale when the mean absolute
   percentage error exceeds a threshold.
 
+A LUT of another precision than fp32 measures its nets converted to that
+precision (:mod:`._precision`; int8 calibrated on ``calibration_data``, else on
+random data with one RandomCalibrationWarning per call), so the line maps
+int8 block sums onto int8 nets.
+
 Arch sets are deterministic: each purpose draws from its own seeded stream
 (``random.Random("fleetnas.lut.<purpose>/<seed>")``), so the same seed gives
 the same archs, and the calibration archs of a build, an eval and a
@@ -27,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import RUN_LIMIT_FIELDS, CostDB, settings_from_dict
@@ -35,11 +40,15 @@ from fleetnas.controller.export import register_arch
 from fleetnas.controller.lut._calibration import MIN_CALIBRATION_ARCHS, Calibration
 from fleetnas.controller.lut._errors import LutMismatch, MeasurementFailed
 from fleetnas.controller.lut._metrics import Accuracy, accuracy
+from fleetnas.controller.lut._precision import PrecisionConverter, check_model_format
 from fleetnas.controller.lut._predictor import LatencyPredictor
 from fleetnas.controller.lut._progress import LutProgress, ProgressCallback
 from fleetnas.controller.lut._store import LutInfo, LutReport, LutStore
 from fleetnas.controller.scheduler import Job, OutcomeStatus, Progress, Scheduler, Target
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
+
+if TYPE_CHECKING:
+    from fleetnas.controller.compress import CalibrationSource
 
 DEFAULT_CALIBRATION_N = 10
 DEFAULT_EVAL_N = 100
@@ -128,9 +137,11 @@ def measure_archs(
     fresh: bool = False,
     timeout_s: float | None = None,
     on_progress: ProgressCallback | None = None,
+    calibration_data: CalibrationSource = None,
 ) -> tuple[list[ArchMeasurement], list[tuple[str, str]]]:
     """Export and measure ``archs`` on the LUT's device with its settings, in the format
-    of the LUT's runtime (``.tflite`` for a LiteRT LUT).
+    of the LUT's runtime (``.tflite`` for a LiteRT LUT), converted to the LUT's
+    precision (module docstring; ``calibration_data`` for int8).
 
     Returns ``(measured, failed)``; ``failed`` holds ``(encoding, reason)``,
     in the order of ``archs``. ``fresh`` measures even what the cache holds.
@@ -140,13 +151,17 @@ def measure_archs(
     request = lut_request(lut, timeout_s=timeout_s)
     # The LUT's own runtime decides the format (UnknownDevice before any export).
     model_format = scheduler.model_format_for(Target.device(lut.device), request)
+    check_model_format(lut.precision, model_format, lut.device)
+    converter = PrecisionConverter(db, lut.precision, calibration_data, cache_dir)
     jobs = []
     for i, arch in enumerate(archs, start=1):
         ref = register_arch(db, space, arch, cache_dir=cache_dir, model_format=model_format)
+        ref = converter.arch(space, arch, ref)
         encoding = space.encode(arch)
         jobs.append(Job.on_device(ref, lut.device, request, tag=encoding))
         if on_progress is not None:
             on_progress(LutProgress("export", i, len(archs), encoding))
+    converter.warn("nets")
 
     counts = {"cached": 0, "measured": 0, "failed": 0}
 
@@ -202,12 +217,14 @@ def calibrate_lut(
     cache_dir: str | Path | None = None,
     timeout_s: float | None = None,
     on_progress: ProgressCallback | None = None,
+    calibration_data: CalibrationSource = None,
 ) -> Calibration:
     """Measure ``k`` calibration archs, fit the line and store it with the LUT.
 
     Raises MeasurementFailed when fewer than 5 archs could be measured,
     CalibrationError for an unusable fit, MissingBlock when the LUT lacks a
-    block of a calibration arch (build it first).
+    block of a calibration arch (build it first). A precision LUT's archs are
+    measured converted to its precision (``calibration_data``: module docstring).
     """
     space = space_of(lut)
     predictor = LatencyPredictor.from_lut(db, space, lut)
@@ -216,7 +233,7 @@ def calibrate_lut(
         predictor.raw_sum(arch)  # MissingBlock before any measuring
     measured, failed = measure_archs(
         space, archs, lut, db=db, scheduler=scheduler, cache_dir=cache_dir,
-        timeout_s=timeout_s, on_progress=on_progress,
+        timeout_s=timeout_s, on_progress=on_progress, calibration_data=calibration_data,
     )  # fmt: skip
     _require(measured, failed, MIN_CALIBRATION_ARCHS, "calibration")
     calibration = predictor.calibrate(
@@ -287,6 +304,7 @@ def evaluate_lut(
     plot_path: str | Path | None = None,
     timeout_s: float | None = None,
     on_progress: ProgressCallback | None = None,
+    calibration_data: CalibrationSource = None,
 ) -> EvalResult:
     """Calibrate on ``calibration_n`` archs, score ``n`` others, store both (module docstring).
 
@@ -309,6 +327,7 @@ def evaluate_lut(
     everything, failed = measure_archs(
         space, [*calibration_archs, *eval_archs], lut, db=db, scheduler=scheduler,
         cache_dir=cache_dir, timeout_s=timeout_s, on_progress=on_progress,
+        calibration_data=calibration_data,
     )  # fmt: skip
     calibration_set = {space.encode(a) for a in calibration_archs}
     calib = [m for m in everything if m.arch in calibration_set]

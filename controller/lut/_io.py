@@ -46,7 +46,13 @@ from fleetnas.controller.lut._calibration import Calibration
 from fleetnas.controller.lut._errors import CalibrationError, LutFormatError, LutMismatch
 from fleetnas.controller.lut._robust import DEFAULT_LUT_STATISTIC, STATISTICS
 from fleetnas.controller.lut._settings import resolved_from_dict, settings_mismatches
-from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
+from fleetnas.controller.lut._store import (
+    DEFAULT_LUT_PRECISION,
+    LutEntry,
+    LutInfo,
+    LutStore,
+    canonical_precision,
+)
 from fleetnas.controller.spaces import SearchSpace, get_space
 
 FORMAT = "fleetnas-lut"
@@ -60,7 +66,10 @@ _CSV_COLUMNS = (
     "space", "space_config", "space_version", "device", "device_class", "settings_hash",
     "settings", "block_key", "kind", "model_sha256", "latency_ms", "median_ms", "cv", "runs",
     "method", "measurement_uid", "started_at", "onnxruntime_version", "agent_version",
+    "precision",
 )  # fmt: skip
+#: columns a CSV written before them may lack (their value is then the default)
+_OPTIONAL_CSV_COLUMNS = frozenset({"precision"})
 
 
 def space_slug(space_name: str, space_config: Mapping[str, Any]) -> str:
@@ -74,6 +83,8 @@ def space_slug(space_name: str, space_config: Mapping[str, Any]) -> str:
 def export_paths(lut: LutInfo, out_dir: str | Path = DEFAULT_EXPORT_DIR) -> tuple[Path, Path]:
     """``(json_path, csv_path)`` of the LUT under ``out_dir``."""
     stem = f"{space_slug(lut.space_name, lut.space_config)}-{lut.settings_hash}"
+    if lut.precision != DEFAULT_LUT_PRECISION:  # beside the fp32 LUT's files, not over them
+        stem += f"-{lut.precision}"
     folder = Path(out_dir) / lut.device
     return folder / f"{stem}.json", folder / f"{stem}.csv"
 
@@ -171,6 +182,7 @@ def lut_document(db: CostDB, lut: LutInfo) -> dict[str, Any]:
             "source": lut.source,
         },
         "statistic": lut.statistic,
+        "precision": lut.precision,
         "calibration": None if lut.calibration is None else lut.calibration.to_dict(),
         "last_eval": None if last_eval is None else {
             "created_at": last_eval.created_at, **last_eval.accuracy.to_dict()},
@@ -193,7 +205,8 @@ def document_to_csv(doc: Mapping[str, Any]) -> str:
             "space": space["name"], "space_config": canonical_json(space["config"]),
             "space_version": space["version"], "device": device["name"],
             "device_class": device.get("class") or "", "settings_hash": doc["settings_hash"],
-            "settings": settings_json, "kind": e["block_key"].split("|", 1)[0], **e,
+            "settings": settings_json, "kind": e["block_key"].split("|", 1)[0],
+            "precision": doc.get("precision", DEFAULT_LUT_PRECISION), **e,
         }  # fmt: skip
         writer.writerow(["" if cells.get(c) is None else cells[c] for c in _CSV_COLUMNS])
     return buffer.getvalue()
@@ -241,6 +254,8 @@ class LutFile:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: the entries' statistic (files written before it: the median)
     statistic: str = DEFAULT_LUT_STATISTIC
+    #: the precision of the entries' blocks (files written before it: fp32)
+    precision: str = DEFAULT_LUT_PRECISION
 
 
 def _need(cond: bool, what: str) -> None:
@@ -311,25 +326,36 @@ def _from_document(doc: Any) -> LutFile:
     statistic = doc.get("statistic", DEFAULT_LUT_STATISTIC)
     _need(statistic in STATISTICS,
           f"statistic {statistic!r:.40} is not one of {', '.join(STATISTICS)}")
+    precision = _precision(doc.get("precision", DEFAULT_LUT_PRECISION))
     device_class = device.get("class")
     return LutFile(
         space_name=space["name"], space_config=space["config"], space_version=space["version"],
         device=device["name"], device_class=device_class if isinstance(device_class, str) else None,
         settings_hash=doc["settings_hash"], settings=doc["settings"], entries=entries,
         calibration=calibration, provenance=provenance, statistic=statistic,
+        precision=precision,
     )  # fmt: skip
+
+
+def _precision(value: Any) -> str:
+    _need(isinstance(value, str), f"precision {value!r:.40} is not a name")
+    try:
+        return canonical_precision(value)
+    except ValueError as exc:
+        raise LutFormatError(f"precision: {exc}") from exc
 
 
 def _from_csv(text: str) -> LutFile:
     rows = list(csv.DictReader(io.StringIO(text)))
     _need(bool(rows), "no rows")
-    missing = set(_CSV_COLUMNS) - set(rows[0])
+    missing = set(_CSV_COLUMNS) - set(rows[0]) - _OPTIONAL_CSV_COLUMNS
     _need(not missing, f"missing columns: {', '.join(sorted(missing))}")
     first = rows[0]
-    identity = ("space", "space_config", "space_version", "device", "settings_hash", "settings")
+    identity = ("space", "space_config", "space_version", "device", "settings_hash", "settings",
+                "precision")
     for i, row in enumerate(rows, start=2):
         for column in identity:
-            _need(row[column] == first[column],
+            _need(row.get(column) == first.get(column),
                   f"line {i}: {column} differs from the first row (one LUT per file)")
     try:
         config = json.loads(first["space_config"])
@@ -350,6 +376,7 @@ def _from_csv(text: str) -> LutFile:
         device=first["device"], device_class=first["device_class"] or None,
         settings_hash=first["settings_hash"], settings=settings, entries=entries,
         calibration=None, provenance={},
+        precision=_precision(first.get("precision") or DEFAULT_LUT_PRECISION),
     )  # fmt: skip
 
 
@@ -437,10 +464,10 @@ def import_lut(
         raise LutMismatch(f"{path}: " + "; ".join(problems) + "; pass --force to import anyway")
     store = LutStore(db)
     existing = store.find(space=space.identity(), device=target_device,
-                          settings_hash=parsed.settings_hash)
+                          settings_hash=parsed.settings_hash, precision=parsed.precision)
     if existing and not replace:
         raise LutMismatch(
-            f"a LUT of {space.identity()} on {target_device} with settings "
+            f"a {parsed.precision} LUT of {space.identity()} on {target_device} with settings "
             f"{parsed.settings_hash} exists already ({existing[0].entries} entries); pass "
             "--replace to overwrite it, or --device to import under another device name"
         )
@@ -454,9 +481,10 @@ def import_lut(
         space_version=space.version, device=target_device,
         settings_hash=parsed.settings_hash, settings=parsed.settings,
         blocks_total=len(all_keys), source=source or Path(path).name,
-        statistic=parsed.statistic,
+        statistic=parsed.statistic, precision=parsed.precision,
     )  # fmt: skip
-    store.put_entries(lut.id, parsed.entries, origin_space=space.name)
+    store.put_entries(lut.id, parsed.entries, origin_space=space.name,
+                      precision=parsed.precision)
     if parsed.calibration is not None:
         store.set_calibration(lut.id, parsed.calibration)
     if all_keys <= {e.block_key for e in parsed.entries}:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.lut._calibration import Calibration, fit_calibration
 from fleetnas.controller.lut._errors import LutNotFound, MissingBlock
-from fleetnas.controller.lut._store import LutInfo, LutStore
+from fleetnas.controller.lut._store import DEFAULT_LUT_PRECISION, LutInfo, LutStore, _lut_word
 from fleetnas.controller.spaces import Arch, SearchSpace
 
 
@@ -47,9 +47,10 @@ class LatencyPredictor:
 
     @classmethod
     def from_db(
-        cls, db: CostDB, space: SearchSpace, device: str, settings_hash: str
+        cls, db: CostDB, space: SearchSpace, device: str, settings_hash: str, *,
+        precision: str = DEFAULT_LUT_PRECISION,
     ) -> LatencyPredictor:
-        """The predictor of a stored LUT, with its calibration.
+        """The predictor of a stored LUT of ``precision``, with its calibration.
 
         The LUT of exactly ``space.identity()`` is used when it exists. Block
         keys do not depend on the space's configuration, so otherwise a LUT
@@ -58,7 +59,8 @@ class LatencyPredictor:
         such). Raises LutNotFound, with the command that builds the LUT.
         """
         store = LutStore(db)
-        candidates = store.find(space_name=space.name, device=device, settings_hash=settings_hash)
+        candidates = store.find(space_name=space.name, device=device, settings_hash=settings_hash,
+                                precision=precision)
         candidates = [c for c in candidates if c.space_version == space.version]
         exact = [c for c in candidates if c.space == space.identity()]
         if exact:
@@ -69,10 +71,11 @@ class LatencyPredictor:
             if needed <= entries.keys():
                 return cls(space, {k: e.latency_ms for k, e in entries.items()}, device=device,
                            calibration=info.calibration, lut=info)
+        flag = "" if precision == DEFAULT_LUT_PRECISION else f" --precision {precision}"
         raise LutNotFound(
-            f"no LUT of {space.identity()} (version {space.version}) on {device} with settings "
-            f"{settings_hash}; build one with `fleetnas lut build --space {space.name} "
-            f"--device {device}` and the same settings"
+            f"no {_lut_word(precision)} of {space.identity()} (version {space.version}) on {device} "
+            f"with settings {settings_hash}; build one with `fleetnas lut build --space "
+            f"{space.name} --device {device}{flag}` and the same settings"
         )
 
     @classmethod

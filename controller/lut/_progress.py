@@ -10,8 +10,9 @@ from dataclasses import dataclass
 class LutProgress:
     """Passed to a progress callback after each item (block or arch) of each phase.
 
-    ``phase`` is ``"export"``, ``"measure"`` or ``"remeasure"`` (noisy blocks measured
-    again, see ``build_lut``); ``item`` the block key or arch
+    ``phase`` is ``"export"``, ``"convert"`` (to a precision LUT's precision),
+    ``"measure"`` or ``"remeasure"`` (noisy blocks measured again, see
+    ``build_lut``); ``item`` the block key or arch
     encoding just done; ``cached``, ``measured`` and ``failed`` count the
     measure phase's outcomes so far.
     """

@@ -26,6 +26,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetnas.controller.costdb import CostDB, Measurement, settings_from_dict
 from fleetnas.controller.lut._build import BuildReport, build_lut, distinct_blocks
@@ -35,6 +36,9 @@ from fleetnas.controller.lut._robust import measurement_samples, sample_cv
 from fleetnas.controller.lut._store import LutEntry, LutInfo, LutStore
 from fleetnas.controller.scheduler import Scheduler
 from fleetnas.controller.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from fleetnas.controller.compress import CalibrationSource
 
 
 def entry_noise(m: Measurement) -> float:
@@ -101,8 +105,12 @@ def refresh_lut(
     statistic: str | None = None,
     cache_dir: str | Path | None = None,
     on_progress: ProgressCallback | None = None,
+    calibration_data: CalibrationSource = None,
 ) -> RefreshReport:
     """Measure a LUT's stale or noisy entries again (see the module docstring).
+
+    The blocks of a precision LUT are converted again (``calibration_data``: as
+    :func:`build_lut`).
 
     ``statistic`` other than the LUT's restates every entry with it first, as
     :func:`build_lut` does (noise, and so the selection, does not depend on it);
@@ -136,7 +144,8 @@ def refresh_lut(
         build = build_lut(
             space, lut.device, settings_from_dict(lut.settings), db=db, scheduler=scheduler,
             cache_dir=cache_dir, on_progress=on_progress, use_cache=False, only=chosen,
-            statistic=statistic or lut.statistic,
+            statistic=statistic or lut.statistic, precision=lut.precision,
+            calibration_data=calibration_data,
         )  # fmt: skip
     after = store.entries(lut.id)
     noise_after = _noise_of(db, after)

@@ -215,16 +215,17 @@ def _decodes(space: SearchSpace, encoding: str) -> bool:
 
 def device_predictor(db: CostDB, space: SearchSpace, devices: Sequence[str], *,
                      settings_hash: str | None = None) -> LatencyPredictor | None:
-    """The newest complete LUT of ``space`` on one of ``devices`` (in order), or ``None``.
+    """The newest complete fp32 LUT of ``space`` on one of ``devices`` (in order), or ``None``.
 
     ``settings_hash`` picks among LUTs measured with different settings.
     """
     from fleetnas.controller.lut._errors import LutNotFound
-    from fleetnas.controller.lut._store import LutStore
+    from fleetnas.controller.lut._store import DEFAULT_LUT_PRECISION, LutStore
 
     store = LutStore(db)
     for device in devices:
-        for info in store.find(space_name=space.name, device=device, settings_hash=settings_hash):
+        for info in store.find(space_name=space.name, device=device, settings_hash=settings_hash,
+                               precision=DEFAULT_LUT_PRECISION):
             if info.status != "complete" or info.space_version != space.version:
                 continue
             try:

@@ -1,8 +1,9 @@
 """LUTs in the cost database: the ``luts``, ``lut_entries`` and ``lut_reports`` tables.
 
-A LUT is identified by (space identity, device, settings hash): the same
-blocks measured with other settings, or for another configuration of the
-space, form another LUT (their measurements are still shared through the
+A LUT is identified by (space identity, device, settings hash, precision):
+the same blocks measured with other settings, for another configuration of
+the space, or converted to another precision (an int8 LUT's entries are int8
+QDQ blocks), form another LUT (measurements are still shared through the
 cache, so a second LUT only costs the blocks the first lacks). See
 ``docs/lut.md`` for the schema.
 
@@ -33,10 +34,23 @@ from fleetnas.controller.lut._errors import AmbiguousLut, LutNotFound
 from fleetnas.controller.lut._metrics import Accuracy
 from fleetnas.controller.lut._robust import DEFAULT_LUT_STATISTIC, STATISTICS
 from fleetnas.controller.lut._settings import settings_mismatches
+from fleetnas.controller.spaces import GENE_SEPARATOR
 
-__all__ = ["BLOCK_ARCH_PREFIX", "LutEntry", "LutInfo", "LutReport", "LutStore"]
+__all__ = [
+    "BLOCK_ARCH_PREFIX",
+    "DEFAULT_LUT_PRECISION",
+    "LutEntry",
+    "LutInfo",
+    "LutReport",
+    "LutStore",
+    "block_variant_arch",
+    "canonical_precision",
+]
 
 STATUSES = ("building", "complete")
+#: the precision of a LUT built from the blocks as exported (and of every LUT stored before
+#: LUTs had a precision: migration 10)
+DEFAULT_LUT_PRECISION = "fp32"
 REPORT_KINDS = ("eval", "check")
 
 _LUT_COLUMNS = (
@@ -80,6 +94,8 @@ class LutInfo:
     entries: int
     #: the robust statistic of the entries' raw samples (``_robust.STATISTICS``)
     statistic: str = DEFAULT_LUT_STATISTIC
+    #: the precision its blocks (and calibration nets) were converted to before measuring
+    precision: str = DEFAULT_LUT_PRECISION
 
     @property
     def coverage(self) -> float:
@@ -97,7 +113,8 @@ class LutInfo:
         return str(self.settings.get("method", "METHOD_PLAIN")).removeprefix("METHOD_").lower()
 
     def label(self) -> str:
-        return f"{self.space} on {self.device} (settings {self.settings_hash})"
+        shown = "" if self.precision == DEFAULT_LUT_PRECISION else f", {self.precision}"
+        return f"{self.space} on {self.device} (settings {self.settings_hash}{shown})"
 
     @classmethod
     def _from_row(cls, row: Mapping[str, Any]) -> LutInfo:
@@ -109,7 +126,7 @@ class LutInfo:
             settings=_json(row, "luts", "settings"), status=row["status"],
             blocks_total=row["blocks_total"], calibration=_calibration(row, "luts"),
             source=row["source"], created_at=row["created_at"], updated_at=row["updated_at"],
-            entries=row["entries"], statistic=row["statistic"],
+            entries=row["entries"], statistic=row["statistic"], precision=row["precision"],
         )  # fmt: skip
 
 
@@ -160,6 +177,30 @@ def _check_statistic(statistic: str) -> None:
         raise ValueError(f"statistic {statistic!r}: choose one of {', '.join(STATISTICS)}")
 
 
+def block_variant_arch(block_key: str, precision: str = DEFAULT_LUT_PRECISION) -> str:
+    """The ``models.arch`` origin of a block's model at ``precision``: ``block:<key>`` for
+    fp32 (the export itself), ``block:<key>@<precision>`` for a variant of it (the form
+    the search gives an arch's variants)."""
+    arch = BLOCK_ARCH_PREFIX + block_key
+    return arch if precision == DEFAULT_LUT_PRECISION else f"{arch}{GENE_SEPARATOR}{precision}"
+
+
+def _lut_word(precision: str) -> str:
+    """``"LUT"`` for fp32 (as every message said before precisions), else ``"int8 LUT"``."""
+    return "LUT" if precision == DEFAULT_LUT_PRECISION else f"{precision} LUT"
+
+
+def canonical_precision(precision: str) -> str:
+    """The stored name of a gene precision (``"INT8"``, ``"int8-static"`` -> ``"int8"``);
+    raises UnknownPrecision (a ValueError listing the names). Imports the compress
+    package's precision table lazily (onnx)."""
+    if precision == DEFAULT_LUT_PRECISION:
+        return precision
+    from fleetnas.controller.compress import parse_precision
+
+    return parse_precision(precision).value
+
+
 class LutStore:
     """The LUT tables of one cost database. Thread-safe as ``CostDB`` is."""
 
@@ -181,33 +222,35 @@ class LutStore:
         blocks_total: int,
         source: str = LOCAL_SOURCE,
         statistic: str = DEFAULT_LUT_STATISTIC,
+        precision: str = DEFAULT_LUT_PRECISION,
     ) -> LutInfo:
-        """The LUT with this identity, created (status ``building``, entries computed with
-        ``statistic``) if missing.
+        """The LUT with this identity (``precision`` is part of it), created (status
+        ``building``, entries computed with ``statistic``) if missing.
 
         An existing LUT keeps its entries, status, calibration and statistic
         (:meth:`restate` changes that); ``blocks_total`` and ``updated_at`` are refreshed.
         """
         _check_statistic(statistic)
+        precision = canonical_precision(precision)
         now = time.time()
         with self.db.write_transaction() as conn:
             conn.execute(
                 """
                 INSERT INTO luts (space, space_name, space_config, space_version, device,
                                   settings_hash, settings, status, blocks_total, calibration,
-                                  source, created_at, updated_at, statistic)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'building', ?, NULL, ?, ?, ?, ?)
-                ON CONFLICT (space, device, settings_hash) DO UPDATE SET
+                                  source, created_at, updated_at, statistic, precision)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'building', ?, NULL, ?, ?, ?, ?, ?)
+                ON CONFLICT (space, device, settings_hash, precision) DO UPDATE SET
                     blocks_total = excluded.blocks_total, updated_at = excluded.updated_at
                 """,
                 (space, space_name, canonical_json(dict(space_config)), space_version, device,
                  settings_hash, canonical_json(dict(settings)), blocks_total, source, now, now,
-                 statistic),
+                 statistic, precision),
             )  # fmt: skip
             row = named_row(conn.execute(
                 f"SELECT {_LUT_COLUMNS} FROM luts "
-                "WHERE space = ? AND device = ? AND settings_hash = ?",
-                (space, device, settings_hash),
+                "WHERE space = ? AND device = ? AND settings_hash = ? AND precision = ?",
+                (space, device, settings_hash, precision),
             ))  # fmt: skip
         assert row is not None
         return LutInfo._from_row(row)
@@ -226,13 +269,17 @@ class LutStore:
         space: str | None = None,
         device: str | None = None,
         settings_hash: str | None = None,
+        precision: str | None = None,
     ) -> list[LutInfo]:
-        """Every LUT matching all given filters, by space, device, then newest first."""
+        """Every LUT matching all given filters (``precision``: any when ``None``), by space,
+        device, then newest first."""
+        if precision is not None:
+            precision = canonical_precision(precision)
         terms = [
             (column, value)
             for column, value in (
                 ("space_name", space_name), ("space", space), ("device", device),
-                ("settings_hash", settings_hash),
+                ("settings_hash", settings_hash), ("precision", precision),
             )
             if value is not None
         ]  # fmt: skip
@@ -252,8 +299,9 @@ class LutStore:
         space: str | None = None,
         settings_hash: str | None = None,
         request: agent_pb2.BenchmarkSettings | None = None,
+        precision: str = DEFAULT_LUT_PRECISION,
     ) -> LutInfo:
-        """The one LUT of ``space_name`` on ``device`` that the filters leave.
+        """The one LUT of ``space_name`` on ``device`` at ``precision`` that the filters leave.
 
         ``space`` (an identity), ``settings_hash`` and ``request`` (a settings
         request: every field it sets must match the LUT's) narrow the choice. With
@@ -262,20 +310,23 @@ class LutStore:
         (listing what exists and the command to build one) or AmbiguousLut
         (listing the candidates and the flags that pick one).
         """
+        precision = canonical_precision(precision)
         candidates = self.find(
-            space_name=space_name, space=space, device=device, settings_hash=settings_hash
+            space_name=space_name, space=space, device=device, settings_hash=settings_hash,
+            precision=precision,
         )
         if request is not None:
             candidates = [c for c in candidates if not settings_mismatches(request, c.settings)]
         if not candidates:
             existing = self.find(device=device) or self.find(space_name=space_name)
-            listing = "; ".join(info.label() for info in existing[:8]) or "none"
+            listing = "; ".join(info.label() for info in existing[:8])
+            flag = "" if precision == DEFAULT_LUT_PRECISION else f" --precision {precision}"
             raise LutNotFound(
-                f"no LUT of {space or space_name} on {device}"
+                f"no {_lut_word(precision)} of {space or space_name} on {device}"
                 + (f" with settings {settings_hash}" if settings_hash else "")
                 + (" with the settings asked for" if request is not None else "")
-                + f" (existing: {listing}); build one with "
-                f"`fleetnas lut build --space {space_name} --device {device}`"
+                + f" (existing: {listing or 'none'}); build one with "
+                f"`fleetnas lut build --space {space_name} --device {device}{flag}`"
             )
         if len(candidates) > 1 and space is None:
             default = [c for c in candidates if c.space == space_name]
@@ -337,14 +388,16 @@ class LutStore:
     # -- entries ------------------------------------------------------------------------
 
     def put_entries(
-        self, lut_id: int, entries: Iterable[LutEntry], *, origin_space: str | None = None
+        self, lut_id: int, entries: Iterable[LutEntry], *, origin_space: str | None = None,
+        precision: str = DEFAULT_LUT_PRECISION,
     ) -> int:
         """Add or replace entries (one per block key), in one transaction; returns the count.
 
         Model rows missing from ``models`` are created, so entries of an
         imported LUT can name models this database has never seen; with
         ``origin_space`` they get that space and ``block:<key>`` as origin
-        where none is known.
+        where none is known (``block:<key>@<precision>`` for another
+        ``precision`` than fp32: :func:`block_variant_arch`).
         """
         rows = [
             (lut_id, e.block_key, e.model_sha256, float(e.latency_ms), e.measurement_uid)
@@ -362,7 +415,8 @@ class LutStore:
                     arch = COALESCE(models.arch, excluded.arch)
                 """,
                 (
-                    (r[2], origin_space, None if origin_space is None else BLOCK_ARCH_PREFIX + r[1], now)
+                    (r[2], origin_space,
+                     None if origin_space is None else block_variant_arch(r[1], precision), now)
                     for r in rows
                 ),
             )

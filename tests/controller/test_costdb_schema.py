@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import (
     LATEST_VERSION,
+    MIGRATIONS,
     RUN_LIMIT_FIELDS,
     CostDB,
     Device,
@@ -20,6 +22,7 @@ from fleetnas.controller.costdb import (
     settings_from_dict,
     settings_hash,
 )
+from fleetnas.controller.costdb._migrations import _MIGRATIONS_TABLE
 from fleetnas.controller.lut import LutStore
 from fleetnas.controller.scheduler import CacheLookup, resolve_for
 
@@ -54,6 +57,7 @@ def test_a_database_written_before_opens_and_reads_back_by_name(v3_file: Path) -
         assert model is not None and model.arch == "|a|" and model.size_bytes == 1234
         (lut,) = LutStore(db).find()
         assert lut.entries == 1 and LutStore(db).entries(lut.id)["conv|3"].latency_ms == 1.5
+        assert lut.precision == "fp32" and lut.statistic == "median"  # migrations 7 and 10
         history = [r[0] for r in db.db.execute("SELECT version FROM migrations ORDER BY version")]
     assert history == list(range(1, LATEST_VERSION + 1))
 
@@ -175,3 +179,67 @@ def test_an_old_database_still_serves_a_current_agent(v3_file: Path) -> None:
         # the same request for a TFLite model resolves to LiteRT: another measurement
         assert cache.find(old.model_sha256, ["pi-1"], request,
                           agent_pb2.MODEL_FORMAT_TFLITE) is None
+
+
+def _v9_file(path: Path) -> Path:
+    """A cost DB as fleetnas wrote it at schema version 9 (migrations 1-9, before LUTs had a
+    precision), holding a LUT with an entry, a calibration, a non-default statistic and a
+    report."""
+    db = sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
+    db.execute(_MIGRATIONS_TABLE)
+    db.execute("PRAGMA foreign_keys = ON")
+    for migration in MIGRATIONS[:9]:
+        migration.apply(db)
+        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (migration.version, migration.name))
+    assert MIGRATIONS[8].version == 9
+    sha = "ab" * 32
+    db.execute("INSERT INTO models (sha256, created_at) VALUES (?, 0)", (sha,))
+    db.execute(
+        "INSERT INTO luts (id, space, space_name, space_config, space_version, device, "
+        "settings_hash, settings, status, blocks_total, calibration, source, created_at, "
+        "updated_at, statistic) VALUES (7, 'nb201', 'nb201', '{}', 1, 'pi-1', ?, '{}', "
+        "'complete', 1, ?, 'local', 1, 2, 'p10')",
+        ("0123456789abcdef", json.dumps({"a": 1.1, "b": 0.2, "n": 5})),
+    )  # fmt: skip
+    db.execute("INSERT INTO lut_entries VALUES (7, 'conv|3', ?, 2.5, 'uid-1')", (sha,))
+    db.execute(
+        "INSERT INTO lut_reports (id, lut_id, kind, created_at, n, within_5, within_10, rmspe, "
+        "mape, max_ape, kendall_tau, threshold, stale, calibration, details) "
+        "VALUES (3, 7, 'eval', 5, 10, 0.5, 0.9, 4.0, 3.0, 9.0, 0.8, NULL, 0, NULL, '{}')"
+    )  # fmt: skip
+    db.conn.close()
+    return path
+
+
+def test_a_v9_database_keeps_its_luts_as_fp32_and_takes_an_int8_one(tmp_path: Path) -> None:
+    path = _v9_file(tmp_path / "v9.db")
+    with CostDB(path) as db, CostDB(tmp_path / "fresh.db") as fresh:
+        assert db.schema_version == LATEST_VERSION == 10
+        store = LutStore(db)
+        (old,) = store.find()
+        # every id, column, entry and report is kept; the precision is fp32
+        assert (old.id, old.precision, old.statistic, old.status) == (7, "fp32", "p10", "complete")
+        assert old.calibration is not None and old.calibration.a == 1.1
+        assert store.entries(7)["conv|3"].latency_ms == 2.5
+        assert [r.id for r in store.reports(7)] == [3]
+        # the same space, device and settings at int8 is another LUT beside it
+        int8 = store.ensure(space="nb201", space_name="nb201", space_config={}, space_version=1,
+                            device="pi-1", settings_hash="0123456789abcdef", settings={},
+                            blocks_total=1, precision="int8")  # fmt: skip
+        assert int8.id != 7 and int8.precision == "int8" and int8.entries == 0
+        assert store.select(space_name="nb201", device="pi-1").id == 7
+        assert store.select(space_name="nb201", device="pi-1", precision="int8").id == int8.id
+        # deleting the old LUT still cascades to its entries and reports (the rebuilt tables
+        # keep their foreign keys)
+        store.delete(7)
+        assert store.entries(7) == {} and store.reports(7) == []
+        # an upgraded file has the very schema of a fresh one
+        for table in ("luts", "lut_entries", "lut_reports"):
+            assert _columns(db.db.conn, table) == _columns(fresh.db.conn, table)
+        def indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            return sorted(conn.execute(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name LIKE 'lut%'"
+            ).fetchall())  # fmt: skip
+        assert indexes(db.db.conn) == indexes(fresh.db.conn)
+        assert not db.db.execute("PRAGMA foreign_key_check").fetchall()

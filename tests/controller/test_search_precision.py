@@ -203,7 +203,8 @@ def test_lut_and_hybrid_modes_refuse_a_precision_gene(setup: Setup, tmp_path: Pa
         result = invoke(*setup.args(tmp_path / "cost.db", "--mode", mode, "--device", "p0",
                                     "--precision", "fp32,int8", "--budget", "4"))
         assert result.exit_code == 2
-        assert "fp32 blocks" in result.output and "--mode measured" in result.output
+        assert "its fp32 LUT" in result.output and "--mode measured" in result.output
+        assert "fleetnas lut build --precision int8 --device p0" in result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "cost.db").exists() or not SearchStore(
         CostDB(tmp_path / "cost.db")).list()
