@@ -114,6 +114,7 @@ def _summary(name: str, run: dict[str, Any], hv: float, hv_norm: float) -> dict[
         "run": name, "candidates": len(rows), "db_measurements": run["db_measurements"],
         "front": len(front), "hv": hv, "hv_norm": hv_norm, "wall_s": run["wall_s"],
         "front_precisions": sorted(r.precisions.get(TARGET, "fp32") for r in rows if r.on_front),
+        "precisions": sorted(r.precisions.get(TARGET, "fp32") for r in rows),
         "best_accuracy": max(float(r.values["accuracy"]) for r in rows),
         "min_latency_ms": min(float(r.values[f"latency[{TARGET}]"]) for r in rows),
     }  # fmt: skip
@@ -161,7 +162,7 @@ def _seed_summary(rows: list[dict[str, Any]], gene: str) -> dict[str, Any]:
 
 def search_table(report: dict[str, Any], gene: str) -> str:
     lines = [f"{'seed':>4}  {'--precision':<14}{'cands':>6}{'dev meas':>9}{'front':>6}"
-             f"{'HV (norm)':>10}{'HV raw':>10}{'best acc':>9}{'min ms':>8}  front precisions"]  # fmt: skip
+             f"{'HV (norm)':>10}{'HV raw':>10}{'best acc':>9}{'min ms':>8}  front precisions (of all)"]  # fmt: skip
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
     for row in report["rows"]:
         by_seed.setdefault(row["seed"], {})[row["run"]] = row
@@ -171,6 +172,8 @@ def search_table(report: dict[str, Any], gene: str) -> str:
             f"{row['front']:>6}{row['hv_norm']:>10.4f}{row['hv']:>10.4f}{row['best_accuracy']:>9.3f}"
             f"{row['min_latency_ms']:>8.3f}  "
             + ", ".join(f"{p}x{n}" for p, n in counts.items())
+            + " (of " + ", ".join(f"{p}x{row['precisions'].count(p)}"
+                                  for p in sorted(set(row["precisions"]))) + ")"
         )
     for seed, runs in by_seed.items():
         a, b = runs["fp32"]["hv_norm"], runs[gene]["hv_norm"]
