@@ -127,7 +127,7 @@ def measure_search(args: Any, workdir: Path) -> dict[str, Any]:
     try:
         fleet = workdir / "search-fleet.toml"
         save_fleet(Fleet.of([Device(TARGET, "cpu", agents[0].address)]), fleet)
-        for seed in range(args.search_seeds):
+        for seed in range(args.search_first_seed, args.search_first_seed + args.search_seeds):
             runs = {}
             for name in ("fp32", args.search_precisions):
                 root = workdir / f"search-s{seed}-{name.replace(',', '_')}"

@@ -275,6 +275,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-search", action="store_true", help="skip part 3")
     search = parser.add_argument_group("part 3: search with and without the precision gene")
     search.add_argument("--search-seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    search.add_argument("--search-first-seed", type=int, default=0, help="first seed (default 0)")
     search.add_argument("--search-measurements", type=int, default=30,
                         help="device measurements per search (--max-measurements; default 30)")
     search.add_argument("--search-population", type=int, default=6)
