@@ -31,6 +31,15 @@ What is trained is therefore a 32 px, 10-class copy of each net, not the
 1000-class net timed in part 1 (whose weights are the export's seeded ones;
 latency does not depend on weight values).
 
+**Search** (part 3, ``bench/_precision_search.py``; ``--no-search`` skips
+it): per seed (``--search-seeds``), two measured NSGA-II searches of a small
+NAS-Bench-201 skeleton on one loopback agent, accuracy from
+``train:digits`` (as deployed: int8 variants evaluated with onnxruntime),
+one with ``--precision fp32`` and one with ``--search-precisions`` (default
+``fp32,int8``), both stopped at ``--search-measurements`` device
+measurements; the hypervolume of each front against one reference point per
+seed (the project's ``hypervolume``), normalised, their difference and ratio.
+
 No assertions. Prints the load average at the start and end: figures taken
 with a 1-minute load above the CPU count are suspect. Writes
 ``bench_precision.json`` to ``--out``.
@@ -56,6 +65,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from _agent_common import wait_quiet  # noqa: E402
+from _precision_search import measure_search, search_table  # noqa: E402
 
 from fleetnas.agent.client import AgentClient  # noqa: E402
 from fleetnas.api.v1 import agent_pb2  # noqa: E402
@@ -262,15 +272,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-samples", type=int, default=800)
     parser.add_argument("--no-accuracy", action="store_true", help="skip part 2")
     parser.add_argument("--no-latency", action="store_true", help="skip part 1")
+    parser.add_argument("--no-search", action="store_true", help="skip part 3")
+    search = parser.add_argument_group("part 3: search with and without the precision gene")
+    search.add_argument("--search-seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    search.add_argument("--search-first-seed", type=int, default=0, help="first seed (default 0)")
+    search.add_argument("--search-measurements", type=int, default=30,
+                        help="device measurements per search (--max-measurements; default 30)")
+    search.add_argument("--search-population", type=int, default=6)
+    search.add_argument("--search-precisions", default="fp32,int8",
+                        help="the gene's precisions (default fp32,int8)")
+    search.add_argument("--search-channels", type=int, default=8, help="NB201 skeleton channels")
+    search.add_argument("--search-epochs", type=int, default=2)
+    search.add_argument("--search-train-samples", type=int, default=400)
+    search.add_argument("--search-val-samples", type=int, default=200)
+    search.add_argument("--search-max-runs", type=int, default=50)
+    search.add_argument("--search-max-duration", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="folder for bench_precision.json")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 mbv3 net + MobileNetV2, 1 round, 1 thread, short loops")  # fmt: skip
+                        help="smoke run: 1 mbv3 net + MobileNetV2, 1 round, 1 thread, short loops; "
+                        "one seed of 6-measurement searches")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.mbv3, args.user_models, args.rounds, args.threads = 1, ["mobilenet_v2"], 1, [1]
         args.warmup, args.min_runs, args.min_duration = 3, 5, 0.1
         args.calibration_samples, args.epochs, args.train_samples = 8, 1, 200  # near chance
+        args.search_seeds, args.search_measurements, args.search_population = 1, 6, 3
+        args.search_epochs, args.search_train_samples, args.search_val_samples = 1, 128, 60
+        args.search_max_runs, args.search_max_duration = 10, 0.1
     args.precisions = [Precision(p) for p in args.precisions]
     if Precision.FP32 not in args.precisions:
         args.precisions.insert(0, Precision.FP32)  # the baseline
@@ -304,6 +333,13 @@ def main(argv: list[str] | None = None) -> None:
             _log(f"\nAccuracy on digits ({args.acc_resolution} px copies, {args.epochs} epochs on "
                  f"{args.train_samples} images; drop = fp32 - variant):")  # fmt: skip
             _log(accuracy_table(report["accuracy"]))
+        if not args.no_search:
+            report["search"] = measure_search(args, Path(tmp))
+            _log(f"\nSearch: nb201 c{args.search_channels}n1, measured, NSGA-II population "
+                 f"{args.search_population}, {args.search_measurements} device measurements per "
+                 f"run, train:digits {args.search_epochs} epochs on {args.search_train_samples} "
+                 f"images, {args.search_val_samples} validation ({_load()}):")  # fmt: skip
+            _log(search_table(report["search"], args.search_precisions))
     out = args.out or Path(".")
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_precision.json").write_text(json.dumps(report, indent=2))
