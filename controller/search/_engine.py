@@ -70,6 +70,46 @@ UNKNOWN_POINT = math.inf
 UNKNOWN_VALUE = math.nan
 
 
+def _told_values(values: Mapping[str, float], clean: Mapping[str, float] | None,
+                 unknown: Mapping[str, str], constraints: Sequence[Constraint],
+                 required: frozenset[str]) -> dict[str, float]:
+    """``values`` checked finite (a value that is the very object ``clean`` holds is taken
+    as it is). ValueError when a constraint's input is ``unknown`` or a ``required`` name
+    is neither told nor unknown."""
+    for c in constraints:
+        if c.name in unknown:
+            raise ValueError(f"constraint {c.text!r}: its value {c.name!r} is unknown "
+                             f"({unknown[c.name]}), so it cannot be checked")
+    checked: dict[str, float] = {}
+    for name, value in values.items():
+        if clean is not None and clean.get(name) is value:
+            checked[name] = value
+        else:
+            checked[str(name)] = finite_float(f"value {name!r}", value)
+    if not checked.keys() | unknown.keys() >= required:
+        missing = sorted(required - checked.keys() - unknown.keys())
+        raise ValueError(f"values lack {missing} (told: {sorted(checked)})")
+    return checked
+
+
+def _revised(told: Evaluation, values: Mapping[str, float],
+             unknown: Mapping[str, str]) -> tuple[dict[str, float], dict[str, str]]:
+    """``values`` and ``unknown`` merged over a told evaluation's: a name told as a value
+    is known again, a name told as unknown loses its value."""
+    merged_values = {**told.values, **values}
+    merged_unknown = {**{n: r for n, r in told.unknown.items() if n not in values}, **unknown}
+    for name in unknown:
+        merged_values.pop(name, None)
+    return merged_values, merged_unknown
+
+
+def _known_feasible(front: Sequence[Trial], objectives: Sequence[Objective]) -> list[Trial]:
+    """The feasible trials of ``front`` with every objective known: a trial with an
+    unknown objective dominates no volume (module docstring)."""
+    return [t for t in front if t.evaluation is not None and t.evaluation.feasible
+            and not any(o.name in t.evaluation.unknown for o in objectives)]
+
+
 class DuplicateCandidateWarning(UserWarning):
     """The engine proposed an arch that was already proposed (no unseen one was found)."""
 
@@ -256,11 +296,7 @@ class SearchEngine:
             raise CandidateStateError(
                 f"candidate {candidate_id} is {trial.state.value}, cannot revise it"
             )
-        merged_values = {**trial.evaluation.values, **values}
-        merged_unknown = {**{n: r for n, r in trial.evaluation.unknown.items() if n not in values},
-                          **(unknown or {})}
-        for name in unknown or {}:
-            merged_values.pop(name, None)
+        merged_values, merged_unknown = _revised(trial.evaluation, values, unknown or {})
         if metadata:
             evaluation = self._evaluate(merged_values, {**trial.evaluation.metadata, **metadata},
                                         unknown=merged_unknown)
@@ -285,19 +321,7 @@ class SearchEngine:
         that is the very object ``clean`` (checked values) holds is taken as it is;
         ``unknown``: the names told as unknown, with their reasons."""
         unknown = {str(n): str(r) for n, r in (unknown or {}).items()}
-        for c in self.constraints:
-            if c.name in unknown:
-                raise ValueError(f"constraint {c.text!r}: its value {c.name!r} is unknown "
-                                 f"({unknown[c.name]}), so it cannot be checked")
-        checked_values: dict[str, float] = {}
-        for name, value in values.items():
-            if clean is not None and clean.get(name) is value:
-                checked_values[name] = value
-            else:
-                checked_values[str(name)] = finite_float(f"value {name!r}", value)
-        if not checked_values.keys() | unknown.keys() >= self._required:
-            missing = sorted(self._required - checked_values.keys() - unknown.keys())
-            raise ValueError(f"values lack {missing} (told: {sorted(checked_values)})")
+        checked_values = _told_values(values, clean, unknown, self.constraints, self._required)
         if checked:
             metadata_copy = metadata
         else:
@@ -409,10 +433,7 @@ class SearchEngine:
         missing = [o.name for o in self.objectives if o.name not in reference]
         if missing:
             raise ValueError(f"reference lacks {missing}")
-        front = [  # a trial with an unknown objective dominates no volume (module docstring)
-            t for t in self.pareto_front() if t.evaluation is not None and t.evaluation.feasible
-            and not any(o.name in t.evaluation.unknown for o in self.objectives)
-        ]
+        front = _known_feasible(self.pareto_front(), self.objectives)
         return hypervolume(
             [[t.values[o.name] for o in self.objectives] for t in front],
             [reference[o.name] for o in self.objectives],
