@@ -62,7 +62,7 @@ def test_executor_options_are_checked_and_stored_with_the_config() -> None:
                                 executor=ExecutorOptions("ray", ray_address="auto"))
     stored = config.to_dict()
     assert stored["executor"] == {"kind": "ray", "workers": None, "ray_address": "auto",
-                                  "max_retries": 2}
+                                  "max_retries": 2, "trial_cpus": 1.0, "trial_gpus": 0.0}
     assert SearchConfig.from_dict(stored) == config
     plain = SearchConfig.build(space="nb201", targets=[Target.device_class("cpu")], budget=4)
     assert "executor" not in plain.to_dict() and SearchConfig.from_dict(plain.to_dict()).executor is None
