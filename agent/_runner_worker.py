@@ -31,6 +31,7 @@ from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
     MAX_MESSAGE_BYTES,
+    Accepted,
     Failure,
     FrameReader,
     Job,
@@ -56,6 +57,8 @@ POLL_S = 0.02
 # Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
 SCRATCH_PREFIX = "worker-"
 READY_TIMEOUT_S = 120.0
+# A worker reads its job the moment it arrives; this long without Accepted, it is stuck.
+ACCEPT_TIMEOUT_S = 60.0
 # Past the deadline, how long an answer being written may go without a byte before it is stuck.
 ANSWER_STALL_S = 5.0
 # Travels as the error's private detail, which the service logs (a faulthandler dump is a
@@ -282,6 +285,27 @@ class WorkerProcess:
             )
         self.child.stdin.write(frame)
         self.child.stdin.close()
+
+    def wait_accepted(self, timeout_s: float = ACCEPT_TIMEOUT_S) -> None:
+        """Block until the worker says it has read the job just sent.
+
+        WorkerCrashed if it exits first, or says nothing for ``timeout_s`` (then it
+        is killed): either way it never ran the job, which may go to another worker.
+        """
+        try:
+            message = self._read_message(time.monotonic() + timeout_s, watch=None)
+        except _Deadline:
+            self.kill()
+            raise self._with_stderr(WorkerCrashed, (
+                f"benchmark worker ({self.label}) did not take its job within {timeout_s:g} s"
+            )) from None
+        if message is None:
+            raise self.crash_error()
+        if not isinstance(message, Accepted):
+            self.kill()
+            raise InternalError(
+                f"benchmark worker sent {type(message).__name__} before accepting its job"
+            )
 
     def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
         """Wait for the answer to the job just sent, watching the worker.

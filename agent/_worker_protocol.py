@@ -20,8 +20,10 @@ result) ride as blobs, untouched.
 
 Worker → parent (the worker's original stdout; fd 1 itself is pointed at
 stderr so that native libraries printing to stdout cannot corrupt it):
-:class:`Ready` once its runtimes are imported, then exactly one of
-:class:`Result` or :class:`Failure`. Parent → worker (stdin): exactly one
+:class:`Ready` once its runtimes are imported, :class:`Accepted` the moment it has
+read its job (before any of the job's work: a worker that dies before saying it
+never ran the job, so the runner may give the job to another worker), then
+exactly one of :class:`Result` or :class:`Failure`. Parent → worker (stdin): exactly one
 :class:`Job`, then EOF; EOF before any job means "exit quietly" (a spare
 being discarded).
 
@@ -44,7 +46,8 @@ from fleetnas.agent._text import client_text as client_text
 from fleetnas.agent._text import echo
 from fleetnas.agent.reference import Calibration
 
-VERSION = 2  # 2: Ready names every runtime's version; Job carries the engine cache keys
+VERSION = 3  # 2: Ready names every runtime's version; Job carries the engine cache keys
+# 3: Accepted
 _MAGIC = b"FNW"
 _PREFIX = struct.Struct(">3sBBII")  # magic, version, kind, header_len, blob_len
 PREFIX_BYTES = _PREFIX.size
@@ -261,9 +264,26 @@ class Failure:
         return cls(reason, _str(header, "message"), _float(header, "elapsed_s"))
 
 
-Message = Ready | Job | Result | Failure
-_KINDS: dict[int, type[Ready] | type[Job] | type[Result] | type[Failure]] = {
-    cls.KIND: cls for cls in (Ready, Job, Result, Failure)
+@dataclass(frozen=True)
+class Accepted:
+    """Worker → parent: the job was read and is about to run (no model work yet)."""
+
+    KIND: ClassVar[int] = 5
+
+    def _header(self) -> dict[str, object]:
+        return {}
+
+    def _blob(self) -> bytes:
+        return b""
+
+    @classmethod
+    def _decode(cls, header: dict[str, object], blob: bytes) -> Accepted:
+        return cls()
+
+
+Message = Ready | Job | Accepted | Result | Failure
+_KINDS: dict[int, type[Ready] | type[Job] | type[Accepted] | type[Result] | type[Failure]] = {
+    cls.KIND: cls for cls in (Ready, Job, Accepted, Result, Failure)
 }
 
 

@@ -335,21 +335,22 @@ class BenchmarkRunner:
                 log.warning("could not start a spare benchmark worker: %s", exc)
 
     def _hand_over(self, worker: WorkerProcess, job: Job) -> WorkerProcess:
-        """Send ``job``; the worker that takes it (the one given, or a fresh one).
+        """Send ``job``; the worker that accepted it (the one given, or a fresh one).
 
-        A worker whose pipe is already broken died idle, before this job (a spare
-        killed while it waited, or whose zygote died): the job never reached it,
-        so it goes to one fresh worker instead. Whatever fails here closes the
-        worker it made.
+        A worker whose pipe is already broken, or that dies before it says
+        Accepted, died before this job ran (a spare killed while it waited or at
+        the hand-off, or whose zygote died): the job goes to one fresh worker
+        instead. Whatever fails here closes the worker it made.
         """
         for attempt in (1, 2):
             try:
                 worker.send(job)
+                worker.wait_accepted()
                 return worker
-            except OSError:
+            except (OSError, errors.WorkerCrashed) as exc:
                 if self._closed:
                     raise errors.ShuttingDown("the agent is shutting down") from None
-                error = worker.crash_error()
+                error = exc if isinstance(exc, errors.WorkerCrashed) else worker.crash_error()
             with self._lock:
                 self._current = None
             worker.close()

@@ -32,6 +32,7 @@ from typing import BinaryIO
 from fleetnas.agent._text import client_text
 from fleetnas.agent._worker_protocol import (
     MAX_JOB_BYTES,
+    Accepted,
     Failure,
     Job,
     Message,
@@ -161,7 +162,8 @@ def _answer(job: Job, started: float) -> Message:
 
 
 def serve(channel: int, jobs: BinaryIO, runtimes: dict[str, str]) -> int:
-    """Say Ready on ``channel``, read ONE job from ``jobs``, answer it; the exit code.
+    """Say Ready on ``channel``, read ONE job from ``jobs``, say Accepted, answer it; the
+    exit code.
 
     EOF instead of a job: exit quietly (a spare being discarded).
     """
@@ -169,11 +171,13 @@ def serve(channel: int, jobs: BinaryIO, runtimes: dict[str, str]) -> int:
     try:
         job = read_message(jobs, MAX_JOB_BYTES)
     except ProtocolError as exc:
+        write_message(channel, Accepted())  # taken (it is this worker's one job), then refused
         write_message(channel, Failure("InternalError", f"unreadable job: {exc}", 0.0))
         return 0
     if job is None:
         return 0
     started = time.monotonic()
+    write_message(channel, Accepted())
     if not isinstance(job, Job):
         answer: Message = Failure("InternalError", f"expected a Job, got {type(job).__name__}", 0.0)
     else:

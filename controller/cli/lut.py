@@ -923,5 +923,7 @@ def import_(
     )
 
 
-# ``lut transfer`` lives in its own module; importing it registers it on the group.
+# ``lut transfer`` and ``lut kernels`` live in their own modules; importing them registers
+# them on the group.
+from fleetnas.controller.cli import lut_kernels as _lut_kernels  # noqa: E402,F401
 from fleetnas.controller.cli import lut_transfer as _lut_transfer  # noqa: E402,F401

@@ -32,6 +32,7 @@ from fleetnas.controller.cli._console import output_console
 from fleetnas.controller.cli._errors import one_line_errors
 from fleetnas.controller.cli._options import settings_request
 from fleetnas.controller.cli._progress import phase_progress, quiet_option
+from fleetnas.controller.cli._protocol_options import protocol_options
 from fleetnas.controller.cli._space import SpaceFlags, space_options
 from fleetnas.controller.cli.lut import Where, _measuring, _space, device_options, lut
 from fleetnas.controller.costdb import CostDB
@@ -46,16 +47,6 @@ from fleetnas.controller.predict import (
     evaluate_transfer,
     transfer,
 )
-
-_DEFAULT_PROTOCOL = Protocol()
-
-
-def _protocol(rounds: int, max_rounds: int | None) -> Protocol:
-    top = max(rounds, _DEFAULT_PROTOCOL.max_rounds) if max_rounds is None else max_rounds
-    try:
-        return Protocol(rounds=rounds, max_rounds=top, keep=min(_DEFAULT_PROTOCOL.keep, rounds))
-    except ValueError as exc:
-        raise click.UsageError(f"{exc} (check --rounds / --max-rounds)") from exc
 
 
 @lut.command(name="transfer")
@@ -73,12 +64,7 @@ def _protocol(rounds: int, max_rounds: int | None) -> Protocol:
 @click.option("--min-source-archs", default=DEFAULT_MIN_SOURCE_ARCHS, show_default=True,
               type=click.IntRange(min=1),
               help="Archs a device must have measured in the cost DB to serve as a source.")
-@click.option("--rounds", default=_DEFAULT_PROTOCOL.rounds, show_default=True,
-              type=click.IntRange(min=1),
-              help="Interleaved protocol rounds per arch (at least).")
-@click.option("--max-rounds", type=click.IntRange(min=1),
-              help=f"Rounds per arch at most, re-measuring unsettled ones "
-              f"[default: max(--rounds, {_DEFAULT_PROTOCOL.max_rounds})].")
+@protocol_options
 @click.option("--arch-seed", default=0, show_default=True, type=int,
               help="Seed of the reference and eval arch sequences.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
@@ -92,12 +78,11 @@ def transfer_command(
     sources: tuple[str, ...],
     eval_n: int | None,
     min_source_archs: int,
-    rounds: int,
-    max_rounds: int | None,
     arch_seed: int,
     as_json: bool,
     quiet: bool,
     request: agent_pb2.BenchmarkSettings,
+    protocol: Protocol,
 ) -> None:
     """Predict a new device from N of its own measurements and the fleet's cost DB.
 
@@ -114,7 +99,6 @@ def transfer_command(
         fleetnas lut transfer --space mbv3 --device new-pi --n 10 --from pi4-a --from pi4-b
     """
     space = _space(space_flags)
-    protocol = _protocol(rounds, max_rounds)
     evaluation: TransferEval | None = None
     with one_line_errors(TransferError), _measuring(ctx, where) as (db, scheduler, target):
         with phase_progress(quiet or as_json, "archs") as on_progress:

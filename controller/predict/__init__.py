@@ -30,6 +30,12 @@ Three parts, each usable alone (see ``docs/predict.md``):
 """
 
 from fleetnas.controller.predict._descriptors import FEATURES, DescriptorError, descriptor
+from fleetnas.controller.predict._kernel_fit import (
+    KERNEL_CALIBRATION_PURPOSE,
+    KERNEL_EVAL_PURPOSE,
+    KernelLutFit,
+    fit_kernel_lut,
+)
 from fleetnas.controller.predict._kernel_lut import (
     KERNEL_ARCH_PREFIX,
     NULL_KEY,
@@ -102,6 +108,10 @@ __all__ = [
     "DEFAULT_STATISTIC",
     "FEATURES",
     "KERNEL_ARCH_PREFIX",
+    "KERNEL_CALIBRATION_PURPOSE",
+    "KERNEL_EVAL_PURPOSE",
+    "KernelLutFit",
+    "fit_kernel_lut",
     "LEVEL_NAMES",
     "NULL_KEY",
     "STATISTICS",

@@ -287,15 +287,30 @@ def reference_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
 # -- the predictor ------------------------------------------------------------------------
 
 
+#: no prediction is below this share of the fastest arch the new device was measured at
+FLOOR_FRACTION = 0.5
+
+
+def prediction_floor(measured: Mapping[str, float]) -> float:
+    """The least latency (ms) a transfer fitted on ``measured`` predicts (0 without data).
+
+    The fit is linear in arch features: far from its data it can reach zero or go
+    negative, and a search would take such an arch for the fastest of all.
+    """
+    return FLOOR_FRACTION * min(measured.values()) if measured else 0.0
+
+
 class TransferPredictor:
-    """Latency predictions (ms) for ``space`` on the new device (see the module docstring)."""
+    """Latency predictions (ms) for ``space`` on the new device (see the module docstring),
+    never below ``floor_ms`` (:func:`prediction_floor`)."""
 
     def __init__(self, space: SearchSpace, sources: Sequence[Source], fit: TransferFit,
-                 descriptors: Descriptors) -> None:
+                 descriptors: Descriptors, floor_ms: float = 0.0) -> None:
         self.space = space
         self.sources = tuple(sources)
         self.fit = fit
         self.descriptors = descriptors
+        self.floor_ms = floor_ms
 
     def source_ms(self, encodings: Sequence[str], features: np.ndarray) -> np.ndarray:
         """``(len(encodings), S)``: each source's measurement, or its model's prediction."""
@@ -310,7 +325,8 @@ class TransferPredictor:
     def predict_many(self, archs: Sequence[Arch]) -> list[float]:
         encodings = [self.space.encode(a) for a in archs]
         features = self.descriptors.matrix(encodings)
-        return [float(v) for v in self.fit.predict(self.source_ms(encodings, features), features)]
+        predicted = self.fit.predict(self.source_ms(encodings, features), features)
+        return [max(float(v), self.floor_ms) for v in predicted]
 
     def predict(self, arch: Arch) -> float:
         return self.predict_many([arch])[0]
@@ -432,7 +448,7 @@ def fit_predictor(space: SearchSpace, sources: Sequence[Source], measured: Mappi
                                  descriptors)
     source_ms = unfitted.source_ms(encodings, features)
     fit = fit_transfer(source_ms, features, np.array([measured[e] for e in encodings]))
-    return TransferPredictor(space, sources, fit, descriptors)
+    return TransferPredictor(space, sources, fit, descriptors, prediction_floor(measured))
 
 
 def _nearest(sources: Sequence[Source], measured: Mapping[str, float]) -> str:

@@ -38,6 +38,7 @@ from fleetnas.controller.predict._transfer import (
     TransferFit,
     TransferPredictor,
     TransferResult,
+    prediction_floor,
 )
 from fleetnas.controller.spaces import SearchSpace
 
@@ -107,7 +108,8 @@ def predictor_from_params(space: SearchSpace, params: Mapping[str, Any],
     f = params["fit"]
     fit = TransferFit(np.array(f["coef"], dtype=np.float64), int(f["sources"]),
                       float(f["lambda_w"]), float(f["lambda_delta"]), float(f["loo_rmspe"]))
-    return TransferPredictor(space, sources, fit, Descriptors(space, cache_dir))
+    return TransferPredictor(space, sources, fit, Descriptors(space, cache_dir),
+                             prediction_floor(params["measured"]))
 
 
 class TransferStore:

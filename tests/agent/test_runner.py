@@ -367,6 +367,40 @@ def test_dead_spare_is_replaced(runner: BenchmarkRunner, good: Path) -> None:
 def test_missing_model_file_is_internal_error(runner: BenchmarkRunner, good: Path) -> None:
     with pytest.raises(errors.InternalError):
         runner.run(good.with_name("no-such-model.onnx"), "x", settings())
+
+
+def _wait_idle(pid: int, quiet_s: float = 0.5, timeout_s: float = 60) -> None:
+    """Until ``pid`` sleeps without using CPU for ``quiet_s``: a spare that has said Ready."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        before = sum(process.cpu_times()[:2])
+        time.sleep(quiet_s)
+        if process.status() == psutil.STATUS_SLEEPING and sum(process.cpu_times()[:2]) == before:
+            return
+        assert time.monotonic() < deadline, "the spare never went idle"
+
+
+def test_spare_killed_at_the_hand_off_gives_the_job_to_a_fresh_worker(
+    runner: BenchmarkRunner, good: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spare is alive when the job is written to it and dies before it reads it (held
+    by SIGSTOP, then SIGKILLed): the job never ran, so a fresh worker must run it."""
+    assert_still_works(runner, good)  # a spare of this runner's own, started after a run
+    spare = runner.spare_worker_pid
+    assert spare is not None
+    _wait_idle(spare)
+    os.kill(spare, signal.SIGSTOP)
+    killer = threading.Timer(0.5, os.kill, (spare, signal.SIGKILL))
+    killer.start()
+    try:
+        with caplog.at_level("WARNING", logger="fleetnas.agent.runner"):
+            result = runner.run(good, "good", settings())
+    finally:
+        killer.join()
+    assert len(result.samples_ms) >= 5
+    assert any("died before its job" in r.getMessage() for r in caplog.records), caplog.text
+    assert gone(spare)
     assert_still_works(runner, good)
 
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 
 from fleetnas.controller.costdb import CostDB
-from fleetnas.controller.fleet import Device, Fleet, save_fleet
-from fleetnas.controller.local_agents import start_local_agents, stop_local_agents
 from fleetnas.controller.lut import (
     LutEntry,
     LutInfo,
@@ -26,32 +24,23 @@ from fleetnas.controller.lut import (
     import_lut,
     robust_latency,
 )
-from tests.controller.test_lut import SPACE, SPACE_ARGS, TINY, Built, invoke
+from tests.controller.lut_cli import SPACE, SPACE_ARGS, TINY, LutCli, invoke, lut_cli
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    root = tmp_path_factory.mktemp("lut-refresh")
-    (agent,) = start_local_agents(1, root / "agents", name_prefix="a")
-    try:
-        fleet_path = root / "fleet.toml"
-        save_fleet(Fleet.of([Device("a0", "cpu", agent.address)]), fleet_path)
-        b = Built(agent, root, root / "cost.db", fleet_path, root / "onnx", "")
-        result = invoke(*b.args("lut", "build", *SPACE_ARGS, *b.device_args(), *TINY,
-                                "--calibration-n", "0", "--quiet"))
-        assert result.exit_code == 0, result.output
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LutCli]:
+    with lut_cli(tmp_path_factory.mktemp("lut-refresh")) as b:
+        b.build("--calibration-n", "0")
         yield b
-    finally:
-        stop_local_agents([agent])
 
 
-def _state(built: Built) -> tuple[LutInfo, dict[str, LutEntry], int]:
+def _state(built: LutCli) -> tuple[LutInfo, dict[str, LutEntry], int]:
     with CostDB(built.db_path) as db:
         (info,) = LutStore(db).find(space=SPACE.identity(), device="a0")
         return info, LutStore(db).entries(info.id), db.count_measurements()
 
 
-def _build(built: Built, *more: str) -> str:
+def _build(built: LutCli, *more: str) -> str:
     result = invoke(*built.args("lut", "build", *SPACE_ARGS, *built.device_args(), *TINY,
                                 "--calibration-n", "0", "--quiet", *more))
     assert result.exit_code == 0, result.output
@@ -59,7 +48,7 @@ def _build(built: Built, *more: str) -> str:
 
 
 def test_a_new_lut_is_median_and_a_changed_statistic_recomputes_without_measuring(
-    built: Built,
+    built: LutCli,
 ) -> None:
     info, entries, count = _state(built)
     assert info.statistic == "median"
@@ -93,7 +82,7 @@ def test_a_new_lut_is_median_and_a_changed_statistic_recomputes_without_measurin
         k: e.latency_ms for k, e in entries.items()}
 
 
-def test_the_statistic_travels_with_an_exported_lut(built: Built, tmp_path: Path) -> None:
+def test_the_statistic_travels_with_an_exported_lut(built: LutCli, tmp_path: Path) -> None:
     _build(built, "--statistic", "min")
     with CostDB(built.db_path) as db:
         (info,) = LutStore(db).find(space=SPACE.identity(), device="a0")
@@ -110,7 +99,7 @@ def test_the_statistic_travels_with_an_exported_lut(built: Built, tmp_path: Path
     _build(built, "--statistic", "median")
 
 
-def test_remeasure_over_max_cv_is_bounded_and_takes_the_noisiest_first(built: Built) -> None:
+def test_remeasure_over_max_cv_is_bounded_and_takes_the_noisiest_first(built: LutCli) -> None:
     _, before, count = _state(built)
     with CostDB(built.db_path) as db:
         noise = {}
@@ -133,7 +122,7 @@ def test_remeasure_over_max_cv_is_bounded_and_takes_the_noisiest_first(built: Bu
         assert key in out  # the per-entry before/after table
 
 
-def test_remeasure_without_max_cv_refreshes_every_entry_with_the_statistic_asked_for(built: Built) -> None:
+def test_remeasure_without_max_cv_refreshes_every_entry_with_the_statistic_asked_for(built: LutCli) -> None:
     _, before, count = _state(built)
     out = _build(built, "--remeasure", "--statistic", "p10")
     info, after, count_after = _state(built)
@@ -152,7 +141,7 @@ def test_remeasure_without_max_cv_refreshes_every_entry_with_the_statistic_asked
     assert _state(built)[2] == count_after
 
 
-def test_bad_refresh_flags_are_one_line_errors(built: Built) -> None:
+def test_bad_refresh_flags_are_one_line_errors(built: LutCli) -> None:
     bound = invoke(*built.args("lut", "build", *SPACE_ARGS, *built.device_args(),
                                "--max-remeasure", "2"))
     assert bound.exit_code == 2 and "add --remeasure" in bound.output

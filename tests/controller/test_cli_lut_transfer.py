@@ -11,25 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from fleetnas.controller.cli import main
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.export import export_arch
 from fleetnas.controller.fleet import save_fleet
 from fleetnas.controller.predict import EVAL_PURPOSE, reference_archs
 from fleetnas.controller.scheduler import Job, Scheduler
-from fleetnas.controller.spaces import get_space
 from tests.controller.conftest import AgentPool, fleet_of, tiny_settings
+from tests.controller.lut_cli import SPACE, SPACE_ARGS, invoke
 
-SPACE_CONFIG = {"channels": 4, "cells_per_stage": 1}
-SPACE = get_space("nb201", SPACE_CONFIG)
-SPACE_ARGS = ["--space", "nb201", "--space-config", json.dumps(SPACE_CONFIG)]
 FAST = ["--rounds", "1", "--max-rounds", "1", "--opt-level", "disable", "--quiet"]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "200"}, catch_exceptions=False)
 
 
 def test_transfer_measures_n_reference_archs_and_scores_fresh_ones(

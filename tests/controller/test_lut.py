@@ -15,17 +15,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from fleetnas.controller.cli import main
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.export import export_block
 from fleetnas.controller.fleet import Device, Fleet, save_fleet
-from fleetnas.controller.local_agents import LocalAgent, start_local_agents, stop_local_agents
+from fleetnas.controller.local_agents import start_local_agents, stop_local_agents
 from fleetnas.controller.lut import (
     LatencyPredictor,
     LutStore,
@@ -34,53 +31,14 @@ from fleetnas.controller.lut import (
     import_lut,
     sample_archs,
 )
-from fleetnas.controller.spaces import get_space
-
-SPACE_CONFIG = {"channels": 4, "cells_per_stage": 1}
-SPACE = get_space("nb201", SPACE_CONFIG)
-SPACE_ARGS = ["--space", "nb201", "--space-config", json.dumps(SPACE_CONFIG)]
-TINY = ["--warmup", "2", "--min-runs", "5", "--max-runs", "20", "--min-duration", "0",
-        "--max-duration", "0.2"]
-
-
-@dataclass
-class Built:
-    """One agent, its fleet file, a cost DB holding a calibrated LUT, the ONNX cache."""
-
-    agent: LocalAgent
-    root: Path
-    db_path: Path
-    fleet_path: Path
-    cache_dir: Path
-    build_output: str
-
-    def args(self, *more: str) -> list[str]:
-        return ["--db", str(self.db_path), *more]
-
-    def device_args(self) -> list[str]:
-        return ["--device", "a0", "--fleet", str(self.fleet_path), "--cache-dir",
-                str(self.cache_dir)]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "240"}, catch_exceptions=False)
+from tests.controller.lut_cli import SPACE, SPACE_ARGS, TINY, LutCli, invoke, lut_cli
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    root = tmp_path_factory.mktemp("lut")
-    (agent,) = start_local_agents(1, root / "agents", name_prefix="a")
-    try:
-        fleet_path = root / "fleet.toml"
-        save_fleet(Fleet.of([Device("a0", "cpu", agent.address)]), fleet_path)
-        b = Built(agent, root, root / "cost.db", fleet_path, root / "onnx", "")
-        result = invoke(*b.args("lut", "build", *SPACE_ARGS, *b.device_args(), *TINY,
-                                "--calibration-n", "5", "--quiet"))
-        assert result.exit_code == 0, result.output
-        b.build_output = result.stdout
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LutCli]:
+    with lut_cli(tmp_path_factory.mktemp("lut")) as b:
+        b.build("--calibration-n", "5")
         yield b
-    finally:
-        stop_local_agents([agent])
 
 
 def _lut(db: CostDB):  # type: ignore[no-untyped-def]
@@ -88,7 +46,7 @@ def _lut(db: CostDB):  # type: ignore[no-untyped-def]
     return info
 
 
-def test_build_measures_exactly_the_space_blocks_once(built: Built) -> None:
+def test_build_measures_exactly_the_space_blocks_once(built: LutCli) -> None:
     keys = {b.key for b in SPACE.all_blocks()}
     # Every block of every arch of the space is a LUT key, and every key is used.
     used = {b.key for arch in SPACE.archs() for b in SPACE.blocks(arch)}
@@ -114,7 +72,7 @@ def test_build_measures_exactly_the_space_blocks_once(built: Built) -> None:
             assert db.count_measurements(model_sha256=entry.model_sha256) == 1
 
 
-def test_rebuild_is_all_cache_hits(built: Built) -> None:
+def test_rebuild_is_all_cache_hits(built: LutCli) -> None:
     with CostDB(built.db_path) as db:
         before = db.count_measurements()
     result = invoke(*built.args("lut", "build", *SPACE_ARGS, *built.device_args(), *TINY,
@@ -126,7 +84,7 @@ def test_rebuild_is_all_cache_hits(built: Built) -> None:
         assert db.count_measurements() == before
 
 
-def test_prediction_equals_the_calibrated_sum_of_stored_entries(built: Built) -> None:
+def test_prediction_equals_the_calibrated_sum_of_stored_entries(built: LutCli) -> None:
     with CostDB(built.db_path) as db:
         info = _lut(db)
         predictor = LatencyPredictor.from_db(db, SPACE, "a0", info.settings_hash)
@@ -144,7 +102,7 @@ def test_prediction_equals_the_calibrated_sum_of_stored_entries(built: Built) ->
         assert predictor.predict(arch) == calibration["a"] * total + calibration["b"]
 
 
-def test_eval_reports_the_figures_and_draws_the_scatter(built: Built) -> None:
+def test_eval_reports_the_figures_and_draws_the_scatter(built: LutCli) -> None:
     plot = built.root / "eval.png"
     result = invoke(*built.args("lut", "eval", *SPACE_ARGS, *built.device_args(),
                                 "--n", "6", "--calibration-n", "5", "--plot", str(plot),
@@ -166,7 +124,7 @@ def test_eval_reports_the_figures_and_draws_the_scatter(built: Built) -> None:
     assert shown[0]["last_eval"]["rmspe"] == pytest.approx(acc["rmspe"])
 
 
-def test_check_measures_afresh_and_flags_a_stale_lut(built: Built) -> None:
+def test_check_measures_afresh_and_flags_a_stale_lut(built: LutCli) -> None:
     with CostDB(built.db_path) as db:
         before = db.count_measurements()
     ok = invoke(*built.args("lut", "check", *SPACE_ARGS, *built.device_args(), "--n", "2",
@@ -184,7 +142,7 @@ def test_check_measures_afresh_and_flags_a_stale_lut(built: Built) -> None:
     assert "STALE" in shown.stdout
 
 
-def test_export_then_import_round_trips(built: Built, tmp_path: Path) -> None:
+def test_export_then_import_round_trips(built: LutCli, tmp_path: Path) -> None:
     result = invoke(*built.args("lut", "export", *SPACE_ARGS, "--device", "a0",
                                 "--out-dir", str(tmp_path / "profiles")))
     assert result.exit_code == 0, result.output
@@ -223,7 +181,7 @@ def test_export_then_import_round_trips(built: Built, tmp_path: Path) -> None:
         ]
 
 
-def test_unknown_space_and_device_are_clear_errors(built: Built, tmp_path: Path) -> None:
+def test_unknown_space_and_device_are_clear_errors(built: LutCli, tmp_path: Path) -> None:
     result = invoke("--db", str(tmp_path / "x.db"), "lut", "build", "--space", "nope",
                     "--local")
     assert result.exit_code == 1
@@ -241,7 +199,7 @@ def test_unknown_space_and_device_are_clear_errors(built: Built, tmp_path: Path)
     assert result.exit_code == 1 and "no LUT of mbv3 on a0" in result.output
 
 
-def _settings_hash(built: Built) -> str:
+def _settings_hash(built: LutCli) -> str:
     with CostDB(built.db_path) as db:
         return _lut(db).settings_hash
 

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
 
-from fleetnas.controller.cli import main
 from fleetnas.controller.compress import Precision, detect_precision, make_variant
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import Target, find_lut_predictor
 from fleetnas.controller.export import export_arch, export_block
-from fleetnas.controller.fleet import Device, Fleet, save_fleet
-from fleetnas.controller.local_agents import LocalAgent, start_local_agents, stop_local_agents
 from fleetnas.controller.lut import (
     LatencyPredictor,
     LutInfo,
@@ -34,7 +29,7 @@ from fleetnas.controller.lut import (
     export_lut,
     import_lut,
 )
-from fleetnas.controller.spaces import get_space
+from tests.controller.lut_cli import SPACE, SPACE_ARGS, LutCli, invoke, lut_cli
 
 pytestmark = [
     pytest.mark.timeout(900),  # two builds on a shared 2-core host
@@ -42,54 +37,18 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::fleetnas.controller.compress.RandomCalibrationWarning"),
 ]
 
-SPACE_CONFIG = {"channels": 4, "cells_per_stage": 1}
-SPACE = get_space("nb201", SPACE_CONFIG)
-SPACE_ARGS = ["--space", "nb201", "--space-config", json.dumps(SPACE_CONFIG)]
-TINY = ["--warmup", "2", "--min-runs", "5", "--max-runs", "20", "--min-duration", "0",
-        "--max-duration", "0.2"]
 #: blocks with no op onnxruntime's quantizer converts: their int8 entry is the fp32 block
 UNQUANTIZED = {b.key for b in distinct_blocks(SPACE) if "skip_connect" in b.key
                or "avg_pool" in b.key}
 
 
-@dataclass
-class Built:
-    agent: LocalAgent
-    db_path: Path
-    fleet_path: Path
-    cache_dir: Path
-    int8_output: str
-    int8_stderr: str
-
-    def args(self, *more: str) -> list[str]:
-        return ["--db", str(self.db_path), *more]
-
-    def device_args(self) -> list[str]:
-        return ["--device", "a0", "--fleet", str(self.fleet_path), "--cache-dir",
-                str(self.cache_dir)]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "240"}, catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    root = tmp_path_factory.mktemp("lut-precision")
-    (agent,) = start_local_agents(1, root / "agents", name_prefix="a")
-    try:
-        fleet_path = root / "fleet.toml"
-        save_fleet(Fleet.of([Device("a0", "cpu", agent.address)]), fleet_path)
-        b = Built(agent, root / "cost.db", fleet_path, root / "onnx", "", "")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LutCli]:
+    with lut_cli(tmp_path_factory.mktemp("lut-precision")) as b:
         for precision, calibration_n in (("fp32", "0"), ("int8", "5")):
-            result = invoke(*b.args("lut", "build", *SPACE_ARGS, *b.device_args(), *TINY,
-                                    "--precision", precision, "--calibration-n",
-                                    calibration_n, "--quiet"))
-            assert result.exit_code == 0, result.output
-        b.int8_output, b.int8_stderr = result.stdout, result.stderr
+            b.outputs[precision] = b.build("--precision", precision,
+                                           "--calibration-n", calibration_n)
         yield b
-    finally:
-        stop_local_agents([agent])
 
 
 def _luts(db: CostDB) -> dict[str, LutInfo]:
@@ -97,7 +56,7 @@ def _luts(db: CostDB) -> dict[str, LutInfo]:
                                                                device="a0")}
 
 
-def test_an_int8_lut_and_the_fp32_lut_of_one_space_and_device_coexist(built: Built) -> None:
+def test_an_int8_lut_and_the_fp32_lut_of_one_space_and_device_coexist(built: LutCli) -> None:
     with CostDB(built.db_path) as db:
         luts = _luts(db)
         assert set(luts) == {"fp32", "int8"}
@@ -127,13 +86,13 @@ def test_an_int8_lut_and_the_fp32_lut_of_one_space_and_device_coexist(built: Bui
         found = find_lut_predictor(db, SPACE, Target.device("a0"), ["a0"], precision="int8")
         assert found is not None and found.lut is not None and found.lut.id == int8.id
     # random calibration is said once per build (blocks) and once per calibration (nets)
-    assert built.int8_stderr.count("calibrated on random normal data") == 2
-    assert "of 10 blocks are calibrated on random normal data" in built.int8_stderr
-    assert "of 5 nets are calibrated on random normal data" in built.int8_stderr
-    assert f"{len(UNQUANTIZED)} blocks have no op to convert to int8" in built.int8_output
+    assert built.outputs["int8"].stderr.count("calibrated on random normal data") == 2
+    assert "of 10 blocks are calibrated on random normal data" in built.outputs["int8"].stderr
+    assert "of 5 nets are calibrated on random normal data" in built.outputs["int8"].stderr
+    assert f"{len(UNQUANTIZED)} blocks have no op to convert to int8" in built.outputs["int8"].stdout
 
 
-def test_int8_entries_are_measurements_of_qdq_models(built: Built) -> None:
+def test_int8_entries_are_measurements_of_qdq_models(built: LutCli) -> None:
     with CostDB(built.db_path) as db:
         int8 = _luts(db)["int8"]
         entries = LutStore(db).entries(int8.id)
@@ -155,7 +114,7 @@ def test_int8_entries_are_measurements_of_qdq_models(built: Built) -> None:
             assert (model.space, model.arch) == ("nb201", f"block:{block.key}@int8")
 
 
-def test_an_int8_lut_is_calibrated_on_int8_nets(built: Built) -> None:
+def test_an_int8_lut_is_calibrated_on_int8_nets(built: LutCli) -> None:
     with CostDB(built.db_path) as db:
         int8 = _luts(db)["int8"]
         assert int8.calibration is not None
@@ -171,7 +130,7 @@ def test_an_int8_lut_is_calibrated_on_int8_nets(built: Built) -> None:
             assert model is not None and model.arch == f"{encoding}@int8"
 
 
-def test_show_calibrate_and_eval_select_by_precision(built: Built) -> None:
+def test_show_calibrate_and_eval_select_by_precision(built: LutCli) -> None:
     shown = invoke(*built.args("lut", "show", "--device", "a0"))
     assert shown.exit_code == 0 and "precision" in shown.stdout and "int8" in shown.stdout
     listed = json.loads(invoke(*built.args("lut", "show", "--precision", "int8",
@@ -189,7 +148,7 @@ def test_show_calibrate_and_eval_select_by_precision(built: Built) -> None:
     assert bad.exit_code == 2 and "unknown precision 'int4'" in bad.output
 
 
-def test_an_int8_lut_exports_beside_the_fp32_one_and_imports_as_int8(built: Built,
+def test_an_int8_lut_exports_beside_the_fp32_one_and_imports_as_int8(built: LutCli,
                                                                      tmp_path: Path) -> None:
     with CostDB(built.db_path) as db:
         luts = _luts(db)

@@ -203,3 +203,22 @@ def test_measured_archs_keeps_the_spaces_archs_and_their_lowest_measurements(
     assert key[0] == "dev"
     # The mean of the three lowest: a slow outlier (interference) does not count.
     assert archs == {arch: pytest.approx(11.0)}
+
+
+def test_no_prediction_falls_below_half_the_fastest_measured_arch(tmp_path: Path) -> None:
+    """A fit that extrapolates below zero (here: a large negative constant) is floored: a
+    search must never see a latency of zero or less."""
+    from fleetnas.controller.predict import Descriptors, TransferFit, TransferPredictor
+    from fleetnas.controller.predict._transfer import prediction_floor
+
+    measured = {"a": 2.0, "b": 0.8, "c": 3.0}
+    assert prediction_floor(measured) == pytest.approx(0.4) and prediction_floor({}) == 0.0
+    coef = np.zeros(len(FEATURES) + 1)
+    coef[-1] = -5.0  # no sources, every feature weight 0, constant -5 ms
+    predictor = TransferPredictor(SPACE, [], TransferFit(coef, 0, 0.0, 0.0, math.nan),
+                                  Descriptors(SPACE, tmp_path), prediction_floor(measured))
+    archs = reference_archs(SPACE, 3, seed=1)
+    assert predictor.predict_many(archs) == [pytest.approx(0.4)] * 3
+    no_data = TransferPredictor(SPACE, [], TransferFit(coef, 0, 0.0, 0.0, math.nan),
+                                Descriptors(SPACE, tmp_path))
+    assert no_data.predict(archs[0]) == 0.0  # the fit's -5 ms: never below zero, even so
