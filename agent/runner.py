@@ -145,6 +145,8 @@ class BenchmarkRunner:
         self._lock = threading.Lock()
         self._spare: WorkerProcess | None = None
         self._current: WorkerProcess | None = None
+        # _current once it has said Accepted: the worker whose job is running
+        self._running: WorkerProcess | None = None
         self._starting: WorkerProcess | None = None
         self._closed = False
         if prestart:
@@ -163,8 +165,9 @@ class BenchmarkRunner:
 
     @property
     def current_worker_pid(self) -> int | None:
-        """Pid of the worker running a job right now; None between jobs."""
-        current = self._current
+        """Pid of the worker running a job right now (it has accepted the job); None between
+        jobs and while a job is being handed over."""
+        current = self._running
         try:
             return current.pid if current is not None else None
         except OSError:
@@ -227,17 +230,19 @@ class BenchmarkRunner:
         try:
             try:
                 worker = self._hand_over(worker, job)
+                with self._lock:
+                    self._running = worker
                 message = self._answer(worker, settings)
             except BaseException:
                 with self._lock:
-                    self._current = None
+                    self._current = self._running = None
                 worker.close()  # reaped before the error is reported
                 raise
             finally:
                 if self._spare_after_run:
                     self._replenish()
             with self._lock:
-                self._current = None
+                self._current = self._running = None
             # The worker has answered and is exiting: reap it off the reply's path.
             threading.Thread(target=worker.close, name="reap-worker", daemon=True).start()
             return self._interpret(message, model_sha256, key, reference, keep_calibration)
