@@ -53,6 +53,8 @@ from fleetnas.agent.lifeline import Tethered, owned_prefix, spawn
 
 log = logging.getLogger(__name__)
 _E = TypeVar("_E", bound=AgentError)
+# the messages a worker sends before its answer, each awaited on its own
+_Control = TypeVar("_Control", Ready, Accepted)
 POLL_S = 0.02
 # Each worker's folder and log in the scratch dir: ``worker-<owner>-<random>``.
 SCRATCH_PREFIX = "worker-"
@@ -252,22 +254,13 @@ class WorkerProcess:
         """Block until the worker has imported onnxruntime; WorkerCrashed if it died first."""
         if self.ready:
             return
-        try:
-            message = self._read_message(time.monotonic() + timeout_s, watch=None)
-        except _Deadline:
-            self.kill()
-            raise self._with_stderr(WorkerCrashed, (
-                f"benchmark worker ({self.label}) did not start within {timeout_s:g} s "
-                "(importing its runtimes)"
-            )) from None
+        message = self._expect(Ready, timeout_s, f"did not start within {timeout_s:g} s "
+                               "(importing its runtimes)", "Ready")
         if message is None:
             exit_text = self._exit_text()
             raise self._with_stderr(
                 WorkerCrashed, f"benchmark worker ({self.label}) failed to start: {exit_text}"
             )
-        if not isinstance(message, Ready):
-            self.kill()
-            raise InternalError(f"benchmark worker sent {type(message).__name__} before Ready")
         self.runtimes = dict(message.runtimes)
         self.ready = True
 
@@ -292,20 +285,30 @@ class WorkerProcess:
         WorkerCrashed if it exits first, or says nothing for ``timeout_s`` (then it
         is killed): either way it never ran the job, which may go to another worker.
         """
+        message = self._expect(Accepted, timeout_s, f"did not take its job within {timeout_s:g} s",
+                               "accepting its job")
+        if message is None:
+            raise self.crash_error()
+
+    def _expect(self, kind: type[_Control], timeout_s: float, stuck: str,
+                before: str) -> _Control | None:
+        """The next message, which must be a ``kind``; None on EOF (the worker exited).
+
+        A worker silent for ``timeout_s`` is killed: WorkerCrashed "benchmark worker
+        (pid N) <stuck>"; one that sends another message is killed: InternalError
+        "... sent X before <before>".
+        """
         try:
             message = self._read_message(time.monotonic() + timeout_s, watch=None)
         except _Deadline:
             self.kill()
-            raise self._with_stderr(WorkerCrashed, (
-                f"benchmark worker ({self.label}) did not take its job within {timeout_s:g} s"
-            )) from None
-        if message is None:
-            raise self.crash_error()
-        if not isinstance(message, Accepted):
+            raise self._with_stderr(
+                WorkerCrashed, f"benchmark worker ({self.label}) {stuck}"
+            ) from None
+        if message is not None and not isinstance(message, kind):
             self.kill()
-            raise InternalError(
-                f"benchmark worker sent {type(message).__name__} before accepting its job"
-            )
+            raise InternalError(f"benchmark worker sent {type(message).__name__} before {before}")
+        return message
 
     def wait_answer(self, *, timeout_s: float, memory_cap_bytes: int) -> Result | Failure:
         """Wait for the answer to the job just sent, watching the worker.

@@ -44,7 +44,12 @@ from fleetnas.controller.cli.lut import (
     device_options,
     lut,
 )
-from fleetnas.controller.lut import DEFAULT_CALIBRATION_N, CalibrationError, sample_archs
+from fleetnas.controller.lut import (
+    DEFAULT_CALIBRATION_N,
+    MIN_CALIBRATION_ARCHS,
+    CalibrationError,
+    sample_archs,
+)
 from fleetnas.controller.predict import (
     KERNEL_CALIBRATION_PURPOSE,
     KERNEL_EVAL_PURPOSE,
@@ -69,7 +74,7 @@ from fleetnas.controller.spaces import Arch, SearchSpace
 @click.option("--archs", "n_archs", type=click.IntRange(min=1), metavar="N",
               help="Take the kernels of N random archs instead of a cover of every block.")
 @click.option("--calibration-n", default=DEFAULT_CALIBRATION_N, show_default=True,
-              type=click.IntRange(min=5),
+              type=click.IntRange(min=MIN_CALIBRATION_ARCHS),
               help="Whole nets measured to fit predicted = a × kernel sum + b.")
 @click.option("--eval", "eval_n", type=click.IntRange(min=2), metavar="M",
               help="Also measure M fresh whole nets and score the LUT on them.")
@@ -149,15 +154,12 @@ def _eval_only_kernels(space: SearchSpace, build: KernelLutBuild, known: list[Ar
     """Distinct kernels the eval archs run that no other arch of the build has."""
     if not evaluation:
         return 0
-    from fleetnas.controller.predict._kernel_fit import level_of
 
-    level = level_of(build.lut)
-    keys = [set(net.counts()) for net in
-            arch_kernels(space, known, level, cache_dir=cache_dir).values()]
-    seen = set().union(*keys) if keys else set()
-    found = [set(net.counts()) for net in
-             arch_kernels(space, evaluation, level, cache_dir=cache_dir).values()]
-    return len(set().union(*found) - seen)
+    def kernels_of(archs: list[Arch]) -> set[str]:
+        nets = arch_kernels(space, archs, build.lut.level_value, cache_dir=cache_dir)
+        return {key for net in nets.values() for key in net.counts()}
+
+    return len(kernels_of(evaluation) - kernels_of(known))
 
 
 def _document(device: str, space: SearchSpace, build: KernelLutBuild, fit: KernelLutFit,

@@ -19,7 +19,6 @@ from fleetnas.api.v1 import agent_pb2
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.lut import Accuracy, accuracy
 from fleetnas.controller.predict._kernel_lut import KernelLut, arch_kernels
-from fleetnas.controller.predict._kernels import LEVEL_NAMES
 from fleetnas.controller.predict._protocol import Progress, Protocol
 from fleetnas.controller.predict._transfer import Descriptors, measure_archs
 from fleetnas.controller.scheduler import Scheduler
@@ -41,11 +40,6 @@ class KernelLutFit:
     accuracy: Accuracy | None
     failed: dict[str, str]
     device_s: float
-
-
-def level_of(lut: KernelLut) -> int:
-    """The ``GraphOptimization`` value the LUT's kernels were extracted at."""
-    return next(value for value, name in LEVEL_NAMES.items() if name == lut.level)
 
 
 def fit_kernel_lut(
@@ -73,7 +67,7 @@ def fit_kernel_lut(
         db, space, lut.device, archs, Descriptors(space, cache_dir), scheduler=scheduler,
         request=request, protocol=protocol, reuse_since=reuse_since, on_progress=on_progress,
     )  # fmt: skip
-    nets = arch_kernels(space, archs, level_of(lut), cache_dir=cache_dir)
+    nets = arch_kernels(space, archs, lut.level_value, cache_dir=cache_dir)
     fitted_on = [e for e in (space.encode(a) for a in calibration) if e in measured]
     fitted = lut.calibrated([nets[e] for e in fitted_on], [measured[e] for e in fitted_on],
                             fitted_on)

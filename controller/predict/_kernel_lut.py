@@ -118,6 +118,11 @@ class KernelLut:
     calibration: Calibration | None = None
 
     @property
+    def level_value(self) -> int:
+        """The ``GraphOptimization`` value of :attr:`level` (what the kernels were extracted at)."""
+        return next(value for value, name in LEVEL_NAMES.items() if name == self.level)
+
+    @property
     def null_ms(self) -> float:
         return self.entries[NULL_KEY].latency_ms
 
@@ -345,10 +350,9 @@ class KernelPredictor:
 
     def __init__(self, space: SearchSpace, lut: KernelLut, *,
                  cache_dir: str | Path | None = None) -> None:
-        level = next(v for v, name in LEVEL_NAMES.items() if name == lut.level)
         self.space = space
         self.lut = lut
-        self._level = level
+        self._level = lut.level_value
         self._cache_dir = cache_dir
 
     def kernels(self, arch: Arch) -> NetKernels:

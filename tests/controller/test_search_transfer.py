@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from fleetnas.controller.cli import main
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
     HybridOptions,
@@ -40,21 +38,12 @@ from fleetnas.controller.fleet import save_fleet
 from fleetnas.controller.local_agents import LocalAgent
 from fleetnas.controller.predict import TransferStore, reference_archs
 from fleetnas.controller.scheduler import Job, Scheduler
-from fleetnas.controller.spaces import get_space
 from tests.controller.conftest import AgentPool, fleet_of, tiny_settings
+from tests.controller.lut_cli import SPACE, SPACE_ARGS, SPACE_CONFIG, TINY, invoke
 
-SPACE_CONFIG = {"channels": 4, "cells_per_stage": 1}
-SPACE = get_space("nb201", SPACE_CONFIG)
-SPACE_ARGS = ["--space", "nb201", "--space-config", json.dumps(SPACE_CONFIG)]
 FAST = ["--rounds", "1", "--max-rounds", "1", "--quiet"]
 TINY_REQUEST = {"warmup_runs": 2, "min_runs": 5, "max_runs": 20, "min_duration_s": 0.0,
                 "max_duration_s": 0.2}
-TINY = ["--warmup", "2", "--min-runs", "5", "--max-runs", "20", "--min-duration", "0",
-        "--max-duration", "0.2"]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "200"}, catch_exceptions=False)
 
 
 @dataclass
