@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import click
 from rich.console import Console
@@ -103,9 +104,7 @@ def _print_header(console: Console, record: SearchRecord, config: SearchConfig) 
         ("status", status),
         ("space", record.space),
         ("mode", config.mode + (f" (LUTs: {dict(config.luts)})" if config.luts else "")
-         + (" (transfer fits: " + ", ".join(f"{k}: {v[:12]}" for k, v in
-                                          sorted(config.transfers.items())) + ")"
-            if config.transfers else "")),
+         + _ids("kernel LUTs", config.kernel_luts) + _ids("transfer fits", config.transfers)),
         ("targets", "; ".join(t.describe() for t in config.targets)),
         ("objectives", ", ".join(config.objectives)),
         ("constraints", ", ".join(config.constraints) or "-"),
@@ -120,3 +119,10 @@ def _print_header(console: Console, record: SearchRecord, config: SearchConfig) 
     for name, value in rows:
         table.add_row(name, escape(str(value)))
     console.print(table)
+
+
+def _ids(what: str, ids: Mapping[str, str]) -> str:
+    """`` (WHAT: key: id12, ...)`` for the stored predictors a search uses; "" for none."""
+    if not ids:
+        return ""
+    return f" ({what}: " + ", ".join(f"{k}: {v[:12]}" for k, v in sorted(ids.items())) + ")"

@@ -749,6 +749,8 @@ def check(
 @click.option("--blocks", is_flag=True, help="Also list the entries of the one LUT selected.")
 @click.option("--transfers", is_flag=True,
               help="List the stored transfer fits (`fleetnas lut transfer`) instead of LUTs.")
+@click.option("--kernels", is_flag=True,
+              help="List the stored kernel LUTs (`fleetnas lut kernels`) instead of LUTs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def show(
@@ -758,6 +760,7 @@ def show(
     precision: str | None,
     blocks: bool,
     transfers: bool,
+    kernels: bool,
     as_json: bool,
 ) -> None:
     """List the LUTs in the cost database: coverage, calibration, accuracy, staleness.
@@ -767,6 +770,7 @@ def show(
         fleetnas lut show --device pi4-a
         fleetnas lut show --space nb201 --device local --blocks
         fleetnas lut show --transfers --device new-pi
+        fleetnas lut show --kernels --space mbv3
 
     With --blocks, each entry's noise is the CV of its measurement's runs (for a
     paired one, at least the reference's drift): what `lut build --remeasure
@@ -774,9 +778,12 @@ def show(
     """
     identity = _space_filter(space_flags)
     with _errors(), CostDB(existing_db_path(db_path_of(ctx))) as db:
-        if transfers and blocks:
-            raise click.UsageError("--blocks lists one LUT's entries and --transfers the "
-                                   "transfer fits: use one of them")
+        if sum((transfers, kernels, blocks)) > 1:
+            raise click.UsageError("--blocks lists one LUT's entries, --kernels the kernel "
+                                   "LUTs and --transfers the transfer fits: use one of them")
+        if kernels:
+            _lut_kernels.show_kernel_luts(db, space_flags.name, device, as_json)
+            return
         if transfers:
             _lut_transfer.show_transfer_fits(db, space_flags.name, device, as_json)
             return

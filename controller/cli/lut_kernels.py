@@ -12,15 +12,20 @@ and eval archs' own: a kernel that appears only between two particular
 blocks is measured because a net that has it is. The output says how many
 kernels only the eval archs brought, which tells how complete a cover is.
 
-What it produces: the calibrated LUT as a JSON file (``KernelLut.to_dict``;
-load with ``KernelLut.from_dict``). Every measurement behind it is in the cost
-DB, so the same command again measures nothing and rewrites the same LUT.
-The search does not predict with kernel LUTs yet (docs/predict.md).
+What it produces: the calibrated LUT, stored in the cost DB
+(:class:`~fleetnas.controller.predict.KernelLutStore`, its id printed), where
+``fleetnas search --mode lut|hybrid`` finds it for a target without a block
+LUT; with ``--out``, also a JSON file (``KernelLut.to_dict``; load with
+``KernelLut.from_dict``). Every measurement behind it is in the cost DB, so
+the same command again measures nothing and stores the same LUT (same id).
+``fleetnas lut show --kernels`` lists the stored ones
+(:func:`show_kernel_luts`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,7 @@ from fleetnas.controller.cli.lut import (
     device_options,
     lut,
 )
+from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.lut import (
     DEFAULT_CALIBRATION_N,
     MIN_CALIBRATION_ARCHS,
@@ -56,8 +62,11 @@ from fleetnas.controller.predict import (
     KernelExtractionError,
     KernelLutBuild,
     KernelLutFit,
+    KernelLutStore,
+    KernelLutUnusable,
     MissingKernel,
     Protocol,
+    StoredKernelLut,
     TransferError,
     arch_kernels,
     build_kernel_lut,
@@ -82,7 +91,7 @@ from fleetnas.controller.spaces import Arch, SearchSpace
 @click.option("--arch-seed", default=0, show_default=True, type=int,
               help="Seed of the cover, calibration and eval archs.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the LUT [default: kernel-lut-DEVICE.json].")
+              help="Also write the LUT as JSON to FILE (it is stored in the cost DB anyway).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @quiet_option
 @click.pass_context
@@ -106,7 +115,9 @@ def kernels_command(
     optimisation level (--opt-level), measures each distinct one alone and
     the per-run cost of an empty model by the shared-host protocol, measures
     --calibration-n whole nets to fit the overhead, and writes the LUT as
-    JSON. A rerun reuses every stored round and measures nothing.
+    stores it in the cost DB, where `fleetnas search --mode lut|hybrid` predicts
+    with it any target of this device and settings that has no block LUT. A
+    rerun reuses every stored round, measures nothing and stores the same LUT.
 
     \b
     Example:
@@ -115,7 +126,7 @@ def kernels_command(
     """
     space = _space(space_flags)
     with (one_line_errors(TransferError, CalibrationError, MissingKernel,
-                          KernelExtractionError),
+                          KernelExtractionError, KernelLutUnusable),
           _measuring(ctx, where) as (db, scheduler, target)):  # fmt: skip
         base, calibration, evaluation = _archs(space, n_archs, calibration_n, eval_n, arch_seed)
         cache_dir = where.scheduling.cache_dir
@@ -129,9 +140,10 @@ def kernels_command(
                                  cache_dir=cache_dir, on_progress=on_progress)
         eval_only = _eval_only_kernels(space, build, [*base, *calibration], evaluation,
                                        cache_dir)
-    path = out_path or Path(f"kernel-lut-{target}.json")
-    write_bytes_atomic(path, json.dumps(fit.lut.to_dict(), indent=1).encode())
-    doc = _document(target, space, build, fit, eval_only, path)
+        stored = KernelLutStore(db).save(space, fit.lut)
+    if out_path is not None:
+        write_bytes_atomic(out_path, json.dumps(fit.lut.to_dict(), indent=1).encode())
+    doc = _document(target, space, build, fit, eval_only, out_path, stored.id)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -163,11 +175,12 @@ def _eval_only_kernels(space: SearchSpace, build: KernelLutBuild, known: list[Ar
 
 
 def _document(device: str, space: SearchSpace, build: KernelLutBuild, fit: KernelLutFit,
-              eval_only: int, path: Path) -> dict[str, Any]:
+              eval_only: int, path: Path | None, lut_id: str) -> dict[str, Any]:
     calibration = fit.lut.calibration
     assert calibration is not None
     return {
-        "device": device, "space": space.identity(), "path": str(path),
+        "device": device, "space": space.identity(), "id": lut_id,
+        "path": None if path is None else str(path),
         "level": build.lut.level, "archs": build.archs, "kernels": build.kernels,
         "eval_only_kernels": eval_only, "null_ms": build.lut.null_ms,
         "rewritten": build.rewritten, "failed": {**build.failed, **fit.failed},
@@ -207,4 +220,40 @@ def _print(doc: dict[str, Any], fit: KernelLutFit) -> None:
                    f"RMSPE {acc.rmspe:.1f}%, Kendall tau {tau}")
     for tag, reason in list(doc["failed"].items())[:5]:
         click.echo(f"warning: {escape(tag)} failed: {reason}", err=True)
-    click.echo(f"wrote {doc['path']} ({len(fit.lut.entries)} entries)")
+    click.echo(f"stored kernel LUT {doc['id'][:12]} ({len(fit.lut.entries)} entries): "
+               "`fleetnas search --mode lut` predicts with it")
+    if doc["path"] is not None:
+        click.echo(f"wrote {doc['path']}")
+
+
+def show_kernel_luts(db: CostDB, space_name: str | None, device: str | None,
+                     as_json: bool) -> None:
+    """``fleetnas lut show --kernels``: the stored kernel LUTs, newest first."""
+    rows = KernelLutStore(db).find(space_name=space_name, device=device)
+    if as_json:
+        click.echo(json.dumps([_stored_dict(r) for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No kernel LUTs yet: build one with `fleetnas lut kernels --space SPACE "
+                   "--device NAME` (or --local)")
+        return
+    table = Table(title="kernel LUTs")
+    for column in ("id", "space", "device", "settings", "level", "kernels", "LOO RMSPE",
+                   "onnxruntime", "created"):
+        table.add_column(column, justify="right" if column in ("kernels", "LOO RMSPE")
+                         else "left")
+    for row in rows:
+        table.add_row(row.id[:12], escape(row.space), escape(row.device), row.settings_hash,
+                      row.level, str(row.kernels), f"{row.loo_rmspe:.1f}%",
+                      escape(f"{row.lut.onnxruntime} {row.lut.machine}"),
+                      time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.created_at)))
+    output_console().print(table)
+
+
+def _stored_dict(row: StoredKernelLut) -> dict[str, Any]:
+    calibration = row.lut.calibration
+    return {"id": row.id, "space": row.space, "device": row.device,
+            "settings_hash": row.settings_hash, "level": row.level, "kernels": row.kernels,
+            "loo_rmspe": row.loo_rmspe, "onnxruntime": row.lut.onnxruntime,
+            "machine": row.lut.machine, "created_at": row.created_at,
+            "calibration": None if calibration is None else calibration.to_dict()}

@@ -67,6 +67,7 @@ from fleetnas.controller.driver import (
     SearchStore,
     calibration_source,
     estimator_usages,
+    find_kernel_luts,
     find_luts,
     find_transfers,
     latency_source_class,
@@ -378,10 +379,13 @@ def _new(ctx: click.Context, console: Console, config: SearchConfig, timeout: fl
     with (search_errors(), CostDB(db_path_of(ctx)) as db, _measurer(db, config, scheduling) as measurer,
           open_executor(config.executor, db.path) as executor):
         luts = find_luts(db, space, config, _fleet_of(measurer))
-        transfers = find_transfers(db, space, config, _fleet_of(measurer), skip=luts)
+        kernel_luts = find_kernel_luts(db, space, config, _fleet_of(measurer), skip=luts)
+        transfers = find_transfers(db, space, config, _fleet_of(measurer),
+                                   skip={**luts, **kernel_luts})
         with search_progress(quiet) as on_progress:  # a supernet may train first
             driver = SearchDriver.create(config, db=db, space=space, measurer=measurer,
-                                         luts=luts, transfers=transfers,
+                                         luts=luts, kernel_luts=kernel_luts,
+                                         transfers=transfers,
                                          export_cache=scheduling.cache_dir,
                                          on_progress=on_progress, executor=executor)
         console.print(escape(f"search {driver.search_id}: {config.mode} search of "
@@ -414,10 +418,13 @@ def _resume(ctx: click.Context, console: Console, search_id: int, run: RunFlags,
 
 def _print_notes(console: Console, driver: SearchDriver) -> None:
     """What the accuracy estimator checked or did before the search (coverage, a supernet),
-    and the stored transfer fits that predict targets without a LUT."""
+    and the stored kernel LUTs and transfer fits that predict targets without a block LUT."""
+    for key, lut_id in driver.config.kernel_luts.items():
+        console.print(escape(f"{key}: predicted by kernel LUT {lut_id[:12]} "
+                             "(fleetnas lut show --kernels)"), highlight=False)
     for key, fit_id in driver.config.transfers.items():
         console.print(escape(f"{key}: predicted by transfer fit {fit_id[:12]} "
-                             "(fleetnas lut transfer --list)"), highlight=False)
+                             "(fleetnas lut show --transfers)"), highlight=False)
     for line in driver.estimator_notes:
         console.print(escape(line), highlight=False)
     if driver.remote is not None and driver.config.executor is not None:

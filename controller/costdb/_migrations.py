@@ -332,6 +332,34 @@ def _lut_precision(db: sqlite_utils.Database) -> None:
         db.execute(f"DROP TABLE temp.{child}_v9")
 
 
+# Version 11: stored kernel LUTs (controller/predict/_kernel_store.py), one row per calibrated
+# LUT, its id the sha256 of the LUT's JSON: a search that predicts with one keeps the id and
+# reloads the very same entries and calibration on resume.
+_KERNEL_LUT_TABLES = (
+    """
+    CREATE TABLE kernel_luts (
+        id             TEXT PRIMARY KEY,   -- sha256 of canonical_json(lut)
+        space          TEXT NOT NULL,      -- SearchSpace.identity() it was calibrated on
+        space_name     TEXT NOT NULL,
+        space_version  INTEGER NOT NULL,
+        device         TEXT NOT NULL,
+        settings_hash  TEXT NOT NULL,      -- of its kernel measurements
+        settings       TEXT NOT NULL,      -- JSON: the resolved settings
+        level          TEXT NOT NULL,      -- optimisation level the kernels were extracted at
+        kernels        INTEGER NOT NULL,   -- entries, the null model included
+        loo_rmspe      REAL NOT NULL,      -- the calibration's leave-one-out RMSPE (NaN: none)
+        lut            TEXT NOT NULL,      -- JSON: KernelLut.to_dict()
+        created_at     REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX kernel_luts_by_device ON kernel_luts (space_name, device, created_at)",
+)
+
+
+def _kernel_luts(db: sqlite_utils.Database) -> None:
+    _run(db, _KERNEL_LUT_TABLES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema", _initial_schema),
     Migration(2, "lut_tables", _lut_tables),
@@ -343,6 +371,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(ENERGY_SINCE, "energy_per_inference", _energy_columns),
     Migration(9, "transfer_fits", _transfer_fits),
     Migration(10, "lut_precision", _lut_precision),
+    Migration(11, "kernel_luts", _kernel_luts),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

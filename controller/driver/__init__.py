@@ -74,6 +74,11 @@ from fleetnas.controller.driver._errors import (
 )
 from fleetnas.controller.driver._evaluation import Evaluation
 from fleetnas.controller.driver._hybrid import Hybrid
+from fleetnas.controller.driver._kernel_luts import (
+    find_kernel_luts,
+    kernel_lut_predictors,
+    stored_kernel_luts,
+)
 from fleetnas.controller.driver._luts import find_lut_predictor, find_luts, target_devices
 from fleetnas.controller.driver._measure import (
     PERMANENT_ERRORS,
@@ -96,7 +101,11 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
-from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
+from fleetnas.controller.driver._predict_fixed import (
+    FixedFitValuePredictor,
+    FixedPredictor,
+    StoredPredictor,
+)
 from fleetnas.controller.driver._remote import (
     EVALUATIONS_FILE,
     EXECUTOR_KINDS,
@@ -208,7 +217,12 @@ __all__ = [
     "find_transfers",
     "stored_transfers",
     "transfer_predictors",
-    "TransferValuePredictor",
+    "FixedFitValuePredictor",
+    "FixedPredictor",
+    "StoredPredictor",
+    "find_kernel_luts",
+    "kernel_lut_predictors",
+    "stored_kernel_luts",
     "accuracy_label",
     "is_expensive",
     "is_percentile_bound",

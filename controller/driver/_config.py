@@ -346,7 +346,9 @@ class SearchConfig:
     where the first run did); ``local``
     says the targets are one throw-away loopback agent (``--local``);
     ``luts`` maps a target key to the id of the LUT its predictions use;
-    ``transfers`` maps a target key without a LUT to the id of the stored
+    ``kernel_luts`` maps a target key without a block LUT to the id of the
+    stored kernel LUT its predictions use (``fleetnas lut kernels``);
+    ``transfers`` maps a target key without either to the id of the stored
     transfer fit its predictions use (``fleetnas lut transfer``);
     ``precisions`` are the precisions a target's gene may take unless the
     target names its own (``("fp32",)``: no precision gene, the search of
@@ -374,6 +376,7 @@ class SearchConfig:
     local: bool = False
     luts: Mapping[str, int] = field(default_factory=dict)
     transfers: Mapping[str, str] = field(default_factory=dict)
+    kernel_luts: Mapping[str, str] = field(default_factory=dict)
     max_measurements: int | None = None
     precisions: tuple[str, ...] = DEFAULT_PRECISIONS
     calibration: str | None = None
@@ -630,6 +633,7 @@ class SearchConfig:
             "local": self.local,
             "luts": dict(self.luts),
             **({"transfers": dict(self.transfers)} if self.transfers else {}),
+            **({"kernel_luts": dict(self.kernel_luts)} if self.kernel_luts else {}),
             "max_measurements": self.max_measurements,
             **({} if self.precisions == DEFAULT_PRECISIONS else
                {"precisions": list(self.precisions)}),
@@ -658,6 +662,7 @@ class SearchConfig:
             local=bool(data.get("local", False)),
             luts={str(k): int(v) for k, v in (data.get("luts") or {}).items()},
             transfers={str(k): str(v) for k, v in (data.get("transfers") or {}).items()},
+            kernel_luts={str(k): str(v) for k, v in (data.get("kernel_luts") or {}).items()},
             max_measurements=data.get("max_measurements"),
             precisions=tuple(data.get("precisions", DEFAULT_PRECISIONS)),
             calibration=data.get("calibration"),

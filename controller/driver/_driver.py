@@ -44,7 +44,9 @@ from fleetnas.controller.driver._deployed_accuracy import deployed_accuracy_for
 from fleetnas.controller.driver._errors import SearchAborted, SearchConfigError
 from fleetnas.controller.driver._evaluation import ACCURACY, Evaluation, PhaseTimes, Tally
 from fleetnas.controller.driver._features import FeatureCache
+from fleetnas.controller.driver._kernel_luts import kernel_lut_predictors, stored_kernel_luts
 from fleetnas.controller.driver._measure import Measurer
+from fleetnas.controller.driver._predict_fixed import StoredPredictor
 from fleetnas.controller.driver._remote import RemoteEstimates, inline_note, remote_estimates
 from fleetnas.controller.driver._remote_supernet import SupernetEstimates, supernet_estimates
 from fleetnas.controller.driver._resume import StoredSearch, load_search
@@ -53,7 +55,7 @@ from fleetnas.controller.driver._store import Counters, SearchStore, owner_label
 from fleetnas.controller.driver._transfers import stored_transfers, transfer_predictors
 from fleetnas.controller.driver._unknown import network_space
 from fleetnas.controller.lut import LatencyPredictor, LutNotFound, LutStore
-from fleetnas.controller.predict import StoredTransfer, TransferPredictor
+from fleetnas.controller.predict import StoredKernelLut, StoredTransfer
 from fleetnas.controller.search import Candidate, Objective, SearchEngine, Trial, TrialState
 from fleetnas.controller.spaces import Arch, SearchSpace, get_space
 
@@ -152,7 +154,7 @@ class SearchDriver:
         *,
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
-        transfers: Mapping[str, TransferPredictor] | None = None,
+        fixed: Mapping[str, StoredPredictor] | None = None,
         estimator: AccuracyEstimator | None = None,
         callables: Mapping[str, Callable[[Arch], float]] | None = None,
         store: SearchStore | None = None,
@@ -185,7 +187,7 @@ class SearchDriver:
                         and is_expensive(config.accuracy, config.accuracy_cost))  # fmt: skip
         if source_class.measures and measurer is None:
             raise SearchConfigError(f"mode {config.mode} measures candidates: pass a measurer")
-        luts = _checked_luts(config, source_class, luts or {}, transfers or {})
+        luts = _checked_luts(config, source_class, luts or {}, fixed or {})
         self.book = book or CandidateBook()
         counters = counters or Counters()
         self.tally = Tally(counters.measured, counters.device_runs)
@@ -200,7 +202,7 @@ class SearchDriver:
                                       self._remote_value, _workdir(store), self._report)
                        if needs_accuracy else None)
         setup = SourceSetup(config, luts, FeatureCache(self.space), deferred,
-                            {k: v for k, v in (transfers or {}).items() if k not in luts})
+                            {k: v for k, v in (fixed or {}).items() if k not in luts})
         self.source: LatencySource = source_class(setup, self.evaluation)
         self._steps = 0
         self._pace = _Pace(time.monotonic, time.monotonic(), None, 0, 0)
@@ -220,6 +222,7 @@ class SearchDriver:
         space: SearchSpace | None = None,
         measurer: Measurer | None = None,
         luts: Mapping[str, LatencyPredictor] | None = None,
+        kernel_luts: Mapping[str, StoredKernelLut] | None = None,
         transfers: Mapping[str, StoredTransfer] | None = None,
         export_cache: str | Path | None = None,
         estimator: AccuracyEstimator | None = None,
@@ -232,17 +235,17 @@ class SearchDriver:
         ``space`` defaults to ``get_space(config.space, config.space_config)``.
         ``luts`` maps target keys to LUT predictors (mode ``lut``: every
         target; ``hybrid``: any). With a ``db``, each must come from a stored
-        LUT (its id is kept in the config for resuming). ``transfers``: stored
-        fits for targets without a LUT (:func:`find_transfers`; ids kept in the
-        config), their archs exported into ``export_cache`` for descriptors.
+        LUT (its id is kept in the config for resuming). ``kernel_luts``, ``transfers``:
+        stored ones for targets without a block LUT (:func:`find_kernel_luts`,
+        :func:`find_transfers`; ids kept in the config), archs exported into ``export_cache``.
         ``executor`` runs the accuracy estimates (see :mod:`._remote`;
         ``config.executor`` says which kind a resume should open, :func:`open_executor`
         opens it).
         """
         space = search_space(space or get_space(config.space, config.space_config), config)
         luts = dict(luts or {})
-        fits = {k: v for k, v in (transfers or {}).items() if k not in luts}
-        config = replace(config, transfers={k: v.id for k, v in fits.items()})
+        config, fixed = _stored_predictors(config, space, luts, kernel_luts or {},
+                                           transfers or {}, export_cache)
         if db is not None:
             config = replace(config, luts=_lut_ids(luts))
         engine = SearchEngine(
@@ -250,10 +253,9 @@ class SearchDriver:
             constraints=list(config.constraints), seed=config.seed,
         )  # fmt: skip
         store = None if db is None else SearchStore(db)
-        driver = cls(config, engine, measurer=measurer, luts=luts,
-                     transfers=transfer_predictors(space, fits, export_cache), estimator=estimator,
-                     callables=callables, store=store, on_progress=on_progress,
-                     executor=executor)
+        driver = cls(config, engine, measurer=measurer, luts=luts, fixed=fixed,
+                     estimator=estimator, callables=callables, store=store,
+                     on_progress=on_progress, executor=executor)
         if measurer is not None:
             check_measurer(measurer, config)
         if store is not None:
@@ -287,23 +289,23 @@ class SearchDriver:
         finished search); ``export_cache`` is as for :meth:`create`. Raises
         SearchNotFound, SearchBusy (another live process runs it; ``force``
         ignores a ``running`` mark from another host), or SearchConfigError
-        when it cannot be rebuilt (a LUT or transfer fit was deleted...).
+        when it cannot be rebuilt (a LUT, kernel LUT or transfer fit was deleted...).
         """
         store = SearchStore(db)
-        record = store.get(search_id)
-        stored_config = SearchConfig.from_dict(record.config)
+        stored_config = SearchConfig.from_dict((record := store.get(search_id)).config)
         config = _extended(stored_config, budget, max_measurements)
         space = search_space(space or get_space(config.space, config.space_config), config)
         stored = load_search(store, search_id, space=space, config=config)
         engine = stored.engine
         luts = stored_luts(db, space, config)
-        transfers = transfer_predictors(space, stored_transfers(db, config), export_cache)
+        _, fixed = _stored_predictors(config, space, luts, stored_kernel_luts(db, config),
+                                      stored_transfers(db, config), export_cache)
         store.claim(search_id, owner_label(), force=force)
         if config != stored_config:  # only once it is ours: a refused resume changes nothing
             store.set_config(search_id, config.to_dict(), config.budget)
         book = _restored_book(stored, engine)
         counters = Counters(record.trials, record.measured, record.device_runs, record.predicted)
-        driver = cls(config, engine, measurer=measurer, luts=luts, transfers=transfers,
+        driver = cls(config, engine, measurer=measurer, luts=luts, fixed=fixed,
                      estimator=estimator, callables=callables, store=store, search_id=search_id,
                      counters=counters, on_progress=on_progress, book=book, executor=executor)
         if measurer is not None:
@@ -627,6 +629,21 @@ class _Pace:
 # -- building the parts a stored search needs ---------------------------------------------------
 
 
+def _stored_predictors(
+    config: SearchConfig, space: SearchSpace, luts: Mapping[str, LatencyPredictor],
+    kernel_luts: Mapping[str, StoredKernelLut], transfers: Mapping[str, StoredTransfer],
+    export_cache: str | Path | None,
+) -> tuple[SearchConfig, dict[str, StoredPredictor]]:
+    """The stored predictor of each target without a block LUT (its kernel LUT, else its
+    transfer fit), and ``config`` keeping their ids."""
+    kernels = {k: v for k, v in kernel_luts.items() if k not in luts}
+    fits = {k: v for k, v in transfers.items() if k not in luts and k not in kernels}
+    config = replace(config, kernel_luts={k: v.id for k, v in kernels.items()},
+                     transfers={k: v.id for k, v in fits.items()})
+    return config, {**transfer_predictors(space, fits, export_cache),
+                    **kernel_lut_predictors(space, kernels, export_cache)}
+
+
 def _lut_ids(luts: Mapping[str, LatencyPredictor]) -> dict[str, int]:
     ids = {}
     for key, predictor in luts.items():
@@ -641,17 +658,19 @@ def _lut_ids(luts: Mapping[str, LatencyPredictor]) -> dict[str, int]:
 
 def _checked_luts(
     config: SearchConfig, source: type[LatencySource], luts: Mapping[str, LatencyPredictor],
-    transfers: Mapping[str, TransferPredictor],
+    fixed: Mapping[str, StoredPredictor],
 ) -> dict[str, LatencyPredictor]:
-    unknown = sorted((set(luts) | set(transfers)) - {t.key for t in config.targets})
+    unknown = sorted((set(luts) | set(fixed)) - {t.key for t in config.targets})
     if unknown:
-        raise SearchConfigError(f"LUTs or transfer fits given for {unknown}, which are not targets")
+        raise SearchConfigError(
+            f"LUTs, kernel LUTs or transfer fits given for {unknown}, which are not targets")
     if source.needs_luts:
-        missing = [t.key for t in config.targets if t.key not in luts and t.key not in transfers]
+        missing = [t.key for t in config.targets if t.key not in luts and t.key not in fixed]
         if missing:
             raise SearchConfigError(
                 f"mode {config.mode}: no LUT for {missing}; build one with `fleetnas lut build` "
-                "(or fit a new device with `fleetnas lut transfer`), or use --mode hybrid "
+                "(or `fleetnas lut kernels`, or fit a new device with `fleetnas lut transfer`), "
+                "or use --mode hybrid "
                 "(a surrogate stands in where no LUT exists)"
             )
     return dict(luts)

@@ -41,7 +41,7 @@ import numpy as np
 from fleetnas.controller.driver._blas import single_blas_thread
 from fleetnas.controller.driver._candidates import MEASURED, CandidateState
 from fleetnas.controller.driver._predict import LutValuePredictor, Prediction
-from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
+from fleetnas.controller.driver._predict_fixed import FixedFitValuePredictor
 from fleetnas.controller.driver._select import Point, dominated_counts
 from fleetnas.controller.driver._sources import PredictingSource
 from fleetnas.controller.search import Trial
@@ -119,7 +119,7 @@ class Hybrid(PredictingSource):
     def _warm(self) -> bool:
         h = self.setup.config.hybrid
         for predictor in self.predictors().values():
-            prior = isinstance(predictor, (LutValuePredictor, TransferValuePredictor))
+            prior = isinstance(predictor, (LutValuePredictor, FixedFitValuePredictor))
             needed = h.lut_warmup if prior else h.warmup
             if predictor.n < needed:
                 return False

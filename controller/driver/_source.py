@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from fleetnas.controller.driver._config import SearchConfig
     from fleetnas.controller.driver._evaluation import Evaluation
     from fleetnas.controller.driver._predict import ValuePredictor
+    from fleetnas.controller.driver._predict_fixed import StoredPredictor
     from fleetnas.controller.lut import LatencyPredictor
-    from fleetnas.controller.predict import TransferPredictor
     from fleetnas.controller.spaces import Arch
 
 
@@ -64,15 +64,16 @@ class SourceSetup:
     calibrating); ``features`` maps an arch to the surrogate's feature row
     (cached by the driver); ``expensive_accuracy`` says the accuracy estimate
     is costly and the source asked to defer it (:attr:`LatencySource.defers_expensive`);
-    ``transfers`` maps the keys of targets without a LUT to the predictor of the
-    stored transfer fit that serves them (a source that uses LUTs predicts with it).
+    ``fixed`` maps the keys of targets without a block LUT to the stored
+    predictor that serves them (a kernel LUT or a transfer fit: a source that
+    uses LUTs predicts with it, :mod:`._predict_fixed`).
     """
 
     config: SearchConfig
     luts: Mapping[str, LatencyPredictor]
     features: Callable[[Arch], list[float]]
     expensive_accuracy: bool
-    transfers: Mapping[str, TransferPredictor] = field(default_factory=dict)
+    fixed: Mapping[str, StoredPredictor] = field(default_factory=dict)
 
 
 class LatencySource(abc.ABC):
@@ -89,7 +90,7 @@ class LatencySource(abc.ABC):
     measures_every_candidate: ClassVar[bool] = False
     #: predicts with a target's LUT where one serves it (the CLI looks them up)
     uses_luts: ClassVar[bool] = False
-    #: every target must have a LUT (or a stored transfer fit)
+    #: every target must have a LUT (or a stored kernel LUT or transfer fit)
     needs_luts: ClassVar[bool] = False
     #: needs at least one target
     needs_targets: ClassVar[bool] = True

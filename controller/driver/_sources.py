@@ -3,7 +3,7 @@
 * :class:`Measured` (``measured``): every candidate on every target through
   the measurer (the scheduler: cost DB first, then devices);
 * :class:`LutPredicted` (``lut``): every latency predicted by the target's
-  LUT, no device at all.
+  block LUT, else its stored kernel LUT or transfer fit; no device at all.
 
 :class:`PredictingSource` is the base of every source that predicts: it
 builds the predictors and refits them on the engine's measured trials. The
@@ -23,7 +23,7 @@ from fleetnas.controller.driver._predict import (
     SurrogateValuePredictor,
     ValuePredictor,
 )
-from fleetnas.controller.driver._predict_transfer import TransferValuePredictor
+from fleetnas.controller.driver._predict_fixed import FixedFitValuePredictor
 from fleetnas.controller.driver._source import LatencySource, SourceSetup
 from fleetnas.controller.spaces import Arch
 
@@ -59,8 +59,8 @@ class PredictingSource(LatencySource):
         self.refit()
 
     def make_predictors(self) -> dict[str, ValuePredictor]:
-        """One predictor per latency objective: the target's LUT, else its stored transfer
-        fit, else the surrogate.
+        """One predictor per latency objective: the target's block LUT, else its stored
+        kernel LUT or transfer fit, else the surrogate.
 
         With ``setup.expensive_accuracy``, a surrogate predicts accuracy too.
         """
@@ -73,10 +73,11 @@ class PredictingSource(LatencySource):
                     setup.luts[target.key], z=h.z, min_margin=h.min_margin,
                     features=features, surrogate_rows=h.warmup,
                 )  # fmt: skip
-            elif target.key in setup.transfers:
-                predictors[target.objective] = TransferValuePredictor(
-                    setup.transfers[target.key], z=h.z, min_margin=h.min_margin,
-                    label=f"transfer fit {setup.config.transfers.get(target.key, '')[:12]}",
+            elif target.key in setup.fixed:
+                stored = setup.fixed[target.key]
+                predictors[target.objective] = FixedFitValuePredictor(
+                    stored.predictor, z=h.z, min_margin=h.min_margin, source=stored.source,
+                    label=stored.label,
                 )  # fmt: skip
             else:
                 predictors[target.objective] = SurrogateValuePredictor(
@@ -109,11 +110,11 @@ class PredictingSource(LatencySource):
 
 
 class LutPredicted(PredictingSource):
-    """Every latency predicted by its target's LUT (or stored transfer fit); no device is
+    """Every latency predicted by its target's LUT (or stored kernel LUT or transfer fit); no device is
     contacted."""
 
     name = "lut"
-    summary = "LUT (or stored transfer fit) predictions only"
+    summary = "LUT (or stored kernel LUT or transfer fit) predictions only"
     measures = False
     uses_luts = True
     needs_luts = True

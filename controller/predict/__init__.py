@@ -18,6 +18,7 @@ Three parts, each usable alone (see ``docs/predict.md``):
       build = build_kernel_lut(space, "pi4-a", request, db=db, scheduler=scheduler)
       lut = build.lut.calibrated(nets, measured_ms)
       KernelPredictor(space, lut).predict(arch)
+      KernelLutStore(db).save(space, lut)  # what `fleetnas search` predicts with
 
 * :mod:`._transfer`, **a new device from few measurements**: a HELP-style
   reference set measured on the new device, and a model over arch features
@@ -49,6 +50,13 @@ from fleetnas.controller.predict._kernel_lut import (
     build_kernel_lut,
     cover_archs,
 )
+from fleetnas.controller.predict._kernel_store import (
+    KernelLutNotFound,
+    KernelLutStore,
+    KernelLutUnusable,
+    StoredKernelLut,
+    stored_kernel_predictor,
+)
 from fleetnas.controller.predict._kernels import (
     LEVEL_NAMES,
     Kernel,
@@ -60,6 +68,7 @@ from fleetnas.controller.predict._kernels import (
     kernel_model,
     null_model,
 )
+from fleetnas.controller.predict._kernels import environment as extraction_environment
 from fleetnas.controller.predict._protocol import (
     DEFAULT_STATISTIC,
     STATISTICS,
@@ -123,6 +132,12 @@ __all__ = [
     "KernelExtractionError",
     "KernelLut",
     "KernelLutBuild",
+    "KernelLutNotFound",
+    "KernelLutStore",
+    "KernelLutUnusable",
+    "StoredKernelLut",
+    "stored_kernel_predictor",
+    "extraction_environment",
     "KernelPredictor",
     "MissingKernel",
     "NetKernels",

@@ -36,10 +36,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,20 @@ KERNEL_ARCH_PREFIX = "kernel:"
 #: the LUT entry of the null model
 NULL_KEY = "fleetnas:null"
 _EXTRACT_FORMAT = 1
+
+
+def _output_elements(key: str) -> int:
+    """Elements of a kernel key's outputs (``out=1x64x8x8,1x8`` -> 4104; scalar -> 1)."""
+    text = key.rsplit("|out=", 1)[-1] if "|out=" in key else ""
+    total = 0
+    for spec in filter(None, text.split(",")):
+        dims = spec.split("=", 1)[0].rsplit(":", 1)[-1]
+        count = 1
+        for d in ("" if dims == "scalar" else dims).split("x"):
+            if d.isdigit():
+                count *= int(d)
+        total += count
+    return max(total, 1)
 
 
 class MissingKernel(KeyError):
@@ -132,14 +149,47 @@ class KernelLut:
 
     def raw_sum(self, net: NetKernels) -> float:
         """Sum over executed nodes of (entry - null), ms. Raises MissingKernel."""
+        missing = self.missing(net)
+        if missing:
+            raise MissingKernel(missing[0], self.device)
+        return self.estimated_sum(net)[0]
+
+    def estimated_sum(self, net: NetKernels) -> tuple[float, float]:
+        """``(raw sum, the part of it estimated)``, ms: as :meth:`raw_sum`, but a kernel
+        with no entry counts as :meth:`estimate_missing` instead of raising."""
         null = self.null_ms
-        total = 0.0
+        total = estimated = 0.0
         for key, count in net.counts().items():
             entry = self.entries.get(key)
             if entry is None:
-                raise MissingKernel(key, self.device)
-            total += count * max(entry.latency_ms - null, 0.0)
-        return total
+                value = count * self.estimate_missing(key)
+                estimated += value
+            else:
+                value = count * max(entry.latency_ms - null, 0.0)
+            total += value
+        return total, estimated
+
+    def estimate_missing(self, key: str) -> float:
+        """A stand-in (ms, null subtracted) for a kernel with no entry: its output's element
+        count times the median ms per output element of the measured kernels of the same
+        op and opset (of every kernel when none has them). A rough figure: a search that
+        uses it says how much of a prediction it made up (:class:`KernelPredictor`)."""
+        op = key.split("|", 1)[0]
+        per_element = self._per_element.get(op, self._per_element[""])
+        return per_element * _output_elements(key)
+
+    @cached_property
+    def _per_element(self) -> dict[str, float]:
+        """``op@opset`` (and ``""``: every kernel) -> median ms per output element."""
+        null = self.null_ms
+        by_op: dict[str, list[float]] = {"": []}
+        for key, entry in self.entries.items():
+            if key == NULL_KEY:
+                continue
+            ratio = max(entry.latency_ms - null, 0.0) / _output_elements(key)
+            by_op.setdefault(key.split("|", 1)[0], []).append(ratio)
+            by_op[""].append(ratio)
+        return {op: statistics.median(v) if v else 0.0 for op, v in by_op.items()}
 
     def predict(self, net: NetKernels) -> float:
         """The calibrated prediction (ms); the raw sum while uncalibrated."""
@@ -364,3 +414,29 @@ class KernelPredictor:
 
     def predict(self, arch: Arch) -> float:
         return self.lut.predict(self.kernels(arch))
+
+    @property
+    def prior_rmspe(self) -> float:
+        """The calibration's leave-one-out RMSPE (percent; NaN when uncalibrated or unknown)."""
+        calibration = self.lut.calibration
+        return math.nan if calibration is None else calibration.loo_rmspe
+
+    def predict_many(self, archs: Sequence[Arch]) -> list[float]:
+        """The calibrated prediction (ms) per arch; a kernel without an entry counts as
+        :meth:`KernelLut.estimate_missing` (:meth:`estimated_shares` says how much)."""
+        return [value for value, _ in self._estimated(archs)]
+
+    def estimated_shares(self, archs: Sequence[Arch]) -> list[float]:
+        """Per arch, the share of its raw kernel sum that stood in for missing kernels
+        (0: every kernel measured)."""
+        return [share for _, share in self._estimated(archs)]
+
+    def _estimated(self, archs: Sequence[Arch]) -> list[tuple[float, float]]:
+        nets = arch_kernels(self.space, archs, self._level, cache_dir=self._cache_dir)
+        out = []
+        calibration = self.lut.calibration
+        for arch in archs:
+            raw, estimated = self.lut.estimated_sum(nets[self.space.encode(arch)])
+            value = raw if calibration is None else calibration.apply(raw)
+            out.append((value, estimated / raw if raw > 0 else 0.0))
+        return out

@@ -331,6 +331,15 @@ class TransferPredictor:
     def predict(self, arch: Arch) -> float:
         return self.predict_many([arch])[0]
 
+    @property
+    def prior_rmspe(self) -> float:
+        """The fit's leave-one-out RMSPE (percent)."""
+        return self.fit.loo_rmspe
+
+    def estimated_shares(self, archs: Sequence[Arch]) -> list[float]:
+        """0 for every arch: a transfer prediction has no stand-in parts."""
+        return [0.0] * len(archs)
+
 
 @dataclass(frozen=True)
 class TransferResult:

@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from fleetnas.controller.costdb import CostDB, canonical_json, named_rows
+from fleetnas.controller.costdb import CostDB, canonical_json
 from fleetnas.controller.predict._descriptors import FEATURES
+from fleetnas.controller.predict._stored_rows import row_by_id, rows_where
 from fleetnas.controller.predict._transfer import (
     Descriptors,
     Source,
@@ -143,30 +144,19 @@ class TransferStore:
         return self.get(fit_id)
 
     def get(self, fit_id: str) -> StoredTransfer:
-        """The fit with this id (a unique prefix of at least 8 characters also serves)."""
-        with self.db.read_snapshot() as conn:
-            rows = named_rows(conn.execute(
-                f"SELECT {_COLUMNS} FROM transfer_fits WHERE id LIKE ? ORDER BY id LIMIT 2",
-                (fit_id + "%" if len(fit_id) >= 8 else fit_id,)))  # fmt: skip
+        """The one with this id (a unique prefix of at least 8 characters also serves)."""
+        rows = row_by_id(self.db, "transfer_fits", _COLUMNS, fit_id)
         if len(rows) != 1:
             what = "no" if not rows else "more than one"
-            raise TransferFitNotFound(f"{what} stored transfer fit has id {fit_id!r}; list them "
-                                      "with `fleetnas lut show --transfers`")
+            raise TransferFitNotFound(f"{what} stored transfer fit has id {fit_id!r}; list "
+                                      "them with `fleetnas lut show --transfers`")
         return StoredTransfer._from_row(rows[0])
 
     def find(self, *, space_name: str | None = None, device: str | None = None,
              ) -> list[StoredTransfer]:
-        """The stored fits matching every given filter, newest first."""
-        where, args = [], []
-        for column, value in (("space_name", space_name), ("device", device)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = f"SELECT {_COLUMNS} FROM transfer_fits"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self.db.read_snapshot() as conn:
-            rows = named_rows(conn.execute(sql + " ORDER BY created_at DESC, id", args))
+        """The stored rows matching every given filter, newest first."""
+        rows = rows_where(self.db, "transfer_fits", _COLUMNS,
+                          {"space_name": space_name, "device": device})
         return [StoredTransfer._from_row(r) for r in rows]
 
     def predictor(self, fit: StoredTransfer | str, space: SearchSpace,

@@ -214,7 +214,7 @@ def _v9_file(path: Path) -> Path:
 def test_a_v9_database_keeps_its_luts_as_fp32_and_takes_an_int8_one(tmp_path: Path) -> None:
     path = _v9_file(tmp_path / "v9.db")
     with CostDB(path) as db, CostDB(tmp_path / "fresh.db") as fresh:
-        assert db.schema_version == LATEST_VERSION == 10
+        assert db.schema_version == LATEST_VERSION == 11
         store = LutStore(db)
         (old,) = store.find()
         # every id, column, entry and report is kept; the precision is fp32

@@ -23,6 +23,7 @@ import pytest
 
 from fleetnas.controller.costdb import CostDB
 from fleetnas.controller.driver import (
+    FixedFitValuePredictor,
     HybridOptions,
     SchedulerMeasurer,
     SearchConfig,
@@ -30,7 +31,6 @@ from fleetnas.controller.driver import (
     SearchDriver,
     SearchStore,
     Target,
-    TransferValuePredictor,
     find_transfers,
 )
 from fleetnas.controller.export import export_arch
@@ -62,7 +62,7 @@ class Setup:
 
     def search_args(self, db_path: Path, *more: str) -> list[str]:
         return ["--db", str(db_path), "search", *SPACE_ARGS, "--fleet", str(self.fleet_path),
-                "--cache-dir", str(self.root / "onnx"), *TINY, "--quiet", *more]
+                "--cache-dir", str(self.root / "onnx"), *TINY, "--no-plot", "--quiet", *more]
 
     def copy_db(self, to: Path) -> Path:
         """A private copy of the shared cost DB (sqlite's backup: WAL content included)."""
@@ -233,10 +233,10 @@ def test_a_hybrid_search_measures_some_and_predicts_the_rest_with_the_fit(
             measurer=SchedulerMeasurer(sch, db, cache_dir=setup.root / "onnx"),
             callables={"accuracy": _smaller},
         )  # fmt: skip
-        assert isinstance(driver.source.predictors()[f"latency[{key}]"], TransferValuePredictor)
+        assert isinstance(driver.source.predictors()[f"latency[{key}]"], FixedFitValuePredictor)
         result = driver.run()
         predictor = driver.source.predictors()[f"latency[{key}]"]
-        assert isinstance(predictor, TransferValuePredictor)
+        assert isinstance(predictor, FixedFitValuePredictor)
         assert result.status == "complete"
         ran = db.count_measurements(device=key) - before
         assert driver.search_id is not None
